@@ -1,0 +1,147 @@
+//! Three users in one room on an embedded server: join, see each other, change a property, send
+//! group and one-to-one messages, kick, leave. Every event each user receives is printed as it
+//! arrives. Exits by itself.
+//!
+//! Run with `cargo run --example quickstart`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jrtc::{
+    Call, CallEvent, Credentials, EventStream, JoinOptions, Outcome, PropertyUpdate, Server,
+};
+
+/// Prints every event of one user until its stream ends.
+fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            println!("[{name:>5}] {}", describe(&event));
+        }
+    })
+}
+
+fn describe(event: &CallEvent) -> String {
+    use jrtc::{MessageEvent, ParticipantEvent, PropertyEvent};
+    match event {
+        CallEvent::Joined {
+            op,
+            result: Ok(room),
+        } => format!(
+            "{op} joined `{}` at seq {} with {:?}",
+            room.room,
+            room.seq,
+            room.participants
+                .iter()
+                .map(|p| p.user_id.as_str())
+                .collect::<Vec<_>>()
+        ),
+        CallEvent::Joined { op, result: Err(e) } => format!("{op} join failed: {e}"),
+        CallEvent::Left { room, reason, op } => format!("left `{room}` ({reason}) {op:?}"),
+        CallEvent::Participant(ParticipantEvent::Joined {
+            seq, participant, ..
+        }) => {
+            format!("#{seq} {} joined", participant.user_id)
+        }
+        CallEvent::Participant(ParticipantEvent::Left {
+            seq,
+            participant,
+            reason,
+            ..
+        }) => {
+            format!("#{seq} {} left ({reason})", participant.user_id)
+        }
+        CallEvent::Participant(ParticipantEvent::Updated {
+            seq,
+            participant,
+            changes,
+            ..
+        }) => {
+            format!("#{seq} {} updated {changes:?}", participant.user_id)
+        }
+        CallEvent::Property(PropertyEvent::Changed {
+            seq,
+            properties,
+            changes,
+            by,
+            ..
+        }) => {
+            format!(
+                "#{seq} {by} changed properties {changes:?} → {:?}",
+                properties.custom
+            )
+        }
+        CallEvent::Message(MessageEvent::Received(m)) => format!(
+            "{:?} message from {} ({}): {}",
+            m.scope, m.from, m.content_type, m.content
+        ),
+        CallEvent::Message(MessageEvent::Sent { op, result }) => {
+            format!("{op} message sent: {result:?}")
+        }
+        CallEvent::Completed { op, kind, result } => format!("{op} {kind:?} completed: {result:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::builder().bind("127.0.0.1:0").start().await?;
+    println!("server at {}", server.url());
+
+    let alice = Call::connect(&server.url(), Credentials::new("alice", "Alice")).await?;
+    let bob = Call::connect(&server.url(), Credentials::new("bob", "Bob")).await?;
+    let carol = Call::connect(&server.url(), Credentials::new("carol", "Carol")).await?;
+    let printers = [
+        print_events("alice", alice.events()),
+        print_events("bob", bob.events()),
+        print_events("carol", carol.events()),
+    ];
+
+    // Alice opens the room and is its host; the others join after her.
+    let op = alice
+        .join("standup", JoinOptions::default().audio(true))
+        .await?;
+    alice.outcome(op).await?;
+    for user in [&bob, &carol] {
+        let op = user
+            .join("standup", JoinOptions::default().video(true))
+            .await?;
+        let Outcome::Joined(room) = user.outcome(op).await? else {
+            unreachable!("a join's outcome is a snapshot")
+        };
+        assert!(room.participant("alice").is_some());
+    }
+
+    // The host sets a call property; everyone sees it.
+    let mut update = PropertyUpdate::default();
+    update
+        .custom
+        .insert("topic".into(), Some("quarterly numbers".into()));
+    let op = alice.set_properties(update).await?;
+    alice.outcome(op).await?;
+
+    // A group message and a one-to-one message.
+    let op = bob.send_message(None, "text/plain", "morning, all").await?;
+    bob.outcome(op).await?;
+    let op = carol
+        .send_message(Some("alice"), "text/plain", "can I share my screen?")
+        .await?;
+    carol.outcome(op).await?;
+
+    // The host removes Bob; then Carol leaves on her own.
+    let op = alice.kick("bob").await?;
+    alice.outcome(op).await?;
+    let op = carol.leave().await?;
+    carol.outcome(op).await?;
+
+    // Give the printers a moment to drain, then close everything.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for user in [&alice, &bob, &carol] {
+        user.close().await;
+    }
+    for printer in printers {
+        printer.await?;
+    }
+    server.shutdown().await;
+    println!("done");
+    Ok(())
+}

@@ -1,0 +1,463 @@
+//! The client: [`Call`], a logged-in user's handle, and the task that moves its frames.
+//!
+//! Data flows one way: socket → [`Session`](session::Session) (sans-IO) → events → subscribers.
+//! Requests go the other way through a bounded queue to the same task.
+
+mod options;
+pub(crate) mod session;
+mod stream;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub use options::{CallError, CallOptions, Credentials, JoinOptions};
+pub use stream::{EventStream, KindStream, Lagged};
+
+use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
+use crate::model::{
+    MAX_MESSAGE_LEN, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Role, RoomId, UserId,
+};
+use crate::protocol::{self, ClientFrame, PROTOCOL_VERSION, ServerFrame};
+use session::Session;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Outcomes nobody awaited yet, kept for a later [`Call::outcome`]; oldest forgotten first.
+const KEPT_OUTCOMES: usize = 256;
+
+/// A logged-in user's handle on the call system.
+///
+/// Cheap to clone (all clones are the same login), `Send + Sync`. Requests return an
+/// [`OperationId`] at once; the outcome arrives on [`Call::events`] carrying that id, or through
+/// [`Call::outcome`]. The connection closes when [`Call::close`] is called or the last clone is
+/// dropped; every event stream then ends with [`CallEvent::Closed`].
+#[derive(Clone)]
+pub struct Call {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("user_id", &self.inner.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    user_id: UserId,
+    shared: Arc<Mutex<Shared>>,
+    commands: mpsc::Sender<Command>,
+    finished: watch::Receiver<bool>,
+}
+
+enum Command {
+    Frame(String),
+    Close,
+}
+
+type Waiter = oneshot::Sender<Result<Outcome, CallError>>;
+
+/// State shared by the handles and the connection task. Events are published under the same lock
+/// that guards the session, so a new subscriber's snapshot and its first event never overlap or
+/// leave a gap.
+struct Shared {
+    session: Session,
+    events: Option<broadcast::Sender<CallEvent>>,
+    waiters: HashMap<OperationId, Vec<Waiter>>,
+    kept: VecDeque<(OperationId, Result<Outcome, OpError>)>,
+    closed: Option<Reason>,
+}
+
+impl Shared {
+    fn publish(&mut self, event: CallEvent) {
+        if let Some((op, outcome)) = event.outcome() {
+            match self.waiters.remove(&op) {
+                Some(waiters) => {
+                    for w in waiters {
+                        let _ = w.send(
+                            outcome
+                                .clone()
+                                .map_err(|error| CallError::Refused { op, error }),
+                        );
+                    }
+                }
+                None => {
+                    if self.kept.len() == KEPT_OUTCOMES {
+                        self.kept.pop_front();
+                    }
+                    self.kept.push_back((op, outcome));
+                }
+            }
+        }
+        if let Some(tx) = &self.events {
+            // No subscriber is not an error: events are not stored for later.
+            let _ = tx.send(event);
+        }
+    }
+
+    fn finish(&mut self, reason: Reason) {
+        if self.closed.is_some() {
+            return;
+        }
+        if let Some(left) = self.session.closed(reason) {
+            self.publish(left);
+        }
+        self.closed = Some(reason);
+        for (_, waiters) in self.waiters.drain() {
+            for w in waiters {
+                let _ = w.send(Err(CallError::Closed { reason }));
+            }
+        }
+        self.publish(CallEvent::Closed { reason });
+        // Dropping the sender ends every stream once it has read `Closed`.
+        self.events = None;
+    }
+}
+
+impl Call {
+    /// Connects to a jrtc server (`ws://host:port`) and logs in.
+    pub async fn connect(url: &str, credentials: Credentials) -> Result<Call, CallError> {
+        Self::connect_with(url, credentials, CallOptions::default()).await
+    }
+
+    /// [`Call::connect`] with options.
+    pub async fn connect_with(
+        url: &str,
+        credentials: Credentials,
+        options: CallOptions,
+    ) -> Result<Call, CallError> {
+        let ws = tokio::time::timeout(options.connect_timeout, login(url, &credentials))
+            .await
+            .map_err(|_| CallError::Timeout)??;
+        let (events, _) = broadcast::channel(options.event_capacity);
+        let shared = Arc::new(Mutex::new(Shared {
+            session: Session::new(credentials.user_id.clone()),
+            events: Some(events),
+            waiters: HashMap::new(),
+            kept: VecDeque::new(),
+            closed: None,
+        }));
+        let (commands, rx) = mpsc::channel(256);
+        let (done_tx, finished) = watch::channel(false);
+        tokio::spawn(run(ws, shared.clone(), rx, done_tx));
+        Ok(Call {
+            inner: Arc::new(Inner {
+                user_id: credentials.user_id,
+                shared,
+                commands,
+                finished,
+            }),
+        })
+    }
+
+    /// The logged-in user.
+    pub fn user_id(&self) -> &UserId {
+        &self.inner.user_id
+    }
+
+    /// A new subscriber to every event from now on.
+    pub fn events(&self) -> EventStream {
+        self.subscribe().1
+    }
+
+    /// The room as it is now, and a subscriber to every later event: the first room event the
+    /// stream yields is the one numbered `snapshot.seq + 1`, with no gap and no duplicate.
+    pub fn subscribe(&self) -> (Option<RoomSnapshot>, EventStream) {
+        let shared = self.shared();
+        let room = shared.session.room().cloned();
+        let rx = match (&shared.events, shared.closed) {
+            (Some(tx), _) => tx.subscribe(),
+            (None, reason) => {
+                // Closed already: a stream that says so and ends.
+                let (tx, rx) = broadcast::channel(1);
+                let _ = tx.send(CallEvent::Closed {
+                    reason: reason.unwrap_or(Reason::Quit),
+                });
+                rx
+            }
+        };
+        (room, EventStream::new(rx))
+    }
+
+    /// The room as this call sees it now, if it is in one.
+    pub fn room(&self) -> Option<RoomSnapshot> {
+        self.shared().session.room().cloned()
+    }
+
+    /// Why the call closed, once it has.
+    pub fn closed_reason(&self) -> Option<Reason> {
+        self.shared().closed
+    }
+
+    /// Joins room `room` (created if absent). Fails with `AlreadyJoined` when in a room already.
+    pub async fn join(&self, room: &str, options: JoinOptions) -> Result<OperationId, CallError> {
+        self.join_room(Some(RoomId::from(room)), options).await
+    }
+
+    /// Joins a new room whose id the server makes up; the id is in the join's snapshot.
+    pub async fn join_new(&self, options: JoinOptions) -> Result<OperationId, CallError> {
+        self.join_room(None, options).await
+    }
+
+    async fn join_room(
+        &self,
+        room: Option<RoomId>,
+        options: JoinOptions,
+    ) -> Result<OperationId, CallError> {
+        self.request(OperationKind::Join, |op| ClientFrame::Join {
+            op,
+            room,
+            display_name: options.display_name,
+            audio: options.audio,
+            video: options.video,
+            state: options.state,
+        })
+        .await
+    }
+
+    /// Leaves the room; the outcome is [`CallEvent::Left`] with reason `Quit` and this id.
+    pub async fn leave(&self) -> Result<OperationId, CallError> {
+        self.request(OperationKind::Leave, |op| ClientFrame::Leave { op })
+            .await
+    }
+
+    /// Ends the call for every member (host only): each gets [`CallEvent::Left`] with `Over`.
+    pub async fn end(&self) -> Result<OperationId, CallError> {
+        self.request(OperationKind::End, |op| ClientFrame::End { op })
+            .await
+    }
+
+    /// Removes a member (host only).
+    pub async fn kick(&self, user: &str) -> Result<OperationId, CallError> {
+        let user_id = UserId::from(user);
+        self.request(OperationKind::Kick, |op| ClientFrame::Kick { op, user_id })
+            .await
+    }
+
+    /// Gives a member another role (host only). A room keeps at least one host.
+    pub async fn set_role(&self, user: &str, role: Role) -> Result<OperationId, CallError> {
+        let user_id = UserId::from(user);
+        self.request(OperationKind::SetRole, |op| ClientFrame::SetRole {
+            op,
+            user_id,
+            role,
+        })
+        .await
+    }
+
+    /// Changes your own participant fields (audio, video, display name, state).
+    pub async fn update(&self, update: ParticipantUpdate) -> Result<OperationId, CallError> {
+        self.request(OperationKind::Update, |op| ClientFrame::Update {
+            op,
+            update,
+        })
+        .await
+    }
+
+    /// Changes call properties (screen sharer, recording, custom keys), all or nothing.
+    pub async fn set_properties(&self, update: PropertyUpdate) -> Result<OperationId, CallError> {
+        self.request(OperationKind::SetProperties, |op| {
+            ClientFrame::SetProperties { op, update }
+        })
+        .await
+    }
+
+    /// Sends a message to one member (`to`) or to every other member (`None`). Content is at
+    /// most 4 KiB; larger content is refused here with [`CallError::InvalidParam`].
+    pub async fn send_message(
+        &self,
+        to: Option<&str>,
+        content_type: &str,
+        content: impl Into<String>,
+    ) -> Result<OperationId, CallError> {
+        let content = content.into();
+        if content.len() > MAX_MESSAGE_LEN {
+            return Err(CallError::InvalidParam {
+                message: format!(
+                    "message content is {} bytes; the limit is {MAX_MESSAGE_LEN}",
+                    content.len()
+                ),
+            });
+        }
+        let to = to.map(UserId::from);
+        let content_type = content_type.to_owned();
+        self.request(OperationKind::SendMessage, |op| ClientFrame::SendMessage {
+            op,
+            to,
+            content_type,
+            content,
+        })
+        .await
+    }
+
+    /// Waits for the outcome of operation `op`: `Ok` with what it produced, or
+    /// [`CallError::Refused`] with the server's reason.
+    ///
+    /// Outcomes are kept for the last 256 operations nobody awaited; older ones are forgotten
+    /// ([`CallError::UnknownOperation`]).
+    pub async fn outcome(&self, op: OperationId) -> Result<Outcome, CallError> {
+        let rx = {
+            let mut shared = self.shared();
+            if let Some(i) = shared.kept.iter().position(|(id, _)| *id == op) {
+                let (_, outcome) = shared.kept.remove(i).expect("index is in range");
+                return outcome.map_err(|error| CallError::Refused { op, error });
+            }
+            if !shared.session.pending().any(|p| p == op) {
+                return Err(match shared.closed {
+                    Some(reason) => CallError::Closed { reason },
+                    None => CallError::UnknownOperation(op),
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            shared.waiters.entry(op).or_default().push(tx);
+            rx
+        };
+        rx.await.unwrap_or(Err(CallError::Closed {
+            reason: Reason::InternalError,
+        }))
+    }
+
+    /// Closes the connection (leaving any room) and waits until the call has shut down.
+    pub async fn close(&self) {
+        let _ = self.inner.commands.send(Command::Close).await;
+        let mut finished = self.inner.finished.clone();
+        let _ = finished.wait_for(|done| *done).await;
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.inner.shared)
+    }
+
+    async fn request(
+        &self,
+        kind: OperationKind,
+        frame: impl FnOnce(OperationId) -> ClientFrame,
+    ) -> Result<OperationId, CallError> {
+        let (op, text) = {
+            let mut shared = self.shared();
+            if let Some(reason) = shared.closed {
+                return Err(CallError::Closed { reason });
+            }
+            let (op, frame) = shared.session.request(kind, frame);
+            (op, protocol::encode(&frame))
+        };
+        if self
+            .inner
+            .commands
+            .send(Command::Frame(text))
+            .await
+            .is_err()
+        {
+            let mut shared = self.shared();
+            shared.session.forget(op);
+            return Err(CallError::Closed {
+                reason: shared.closed.unwrap_or(Reason::Network),
+            });
+        }
+        Ok(op)
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock cannot leave `Shared` half-updated in a way that matters
+    // more than losing the call, so keep going with what is there.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens the WebSocket and logs in: `hello` → `welcome`.
+async fn login(url: &str, credentials: &Credentials) -> Result<Ws, CallError> {
+    let connect_err = |e: &dyn std::fmt::Display| CallError::Connect {
+        url: url.to_owned(),
+        message: e.to_string(),
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| connect_err(&e))?;
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        user_id: credentials.user_id.clone(),
+        display_name: credentials.display_name.clone(),
+    };
+    ws.send(WsMessage::text(protocol::encode(&hello)))
+        .await
+        .map_err(|e| connect_err(&e))?;
+    loop {
+        let msg = ws
+            .next()
+            .await
+            .ok_or_else(|| connect_err(&"the server closed the connection"))?
+            .map_err(|e| connect_err(&e))?;
+        let WsMessage::Text(text) = msg else {
+            continue;
+        };
+        return match serde_json::from_str::<ServerFrame>(&text) {
+            Ok(ServerFrame::Welcome { .. }) => Ok(ws),
+            Ok(ServerFrame::Error { code, message, .. }) => {
+                Err(CallError::Rejected(OpError { code, message }))
+            }
+            Ok(other) => Err(CallError::Protocol {
+                message: format!("expected welcome, got {other:?}"),
+            }),
+            Err(e) => Err(CallError::Protocol {
+                message: e.to_string(),
+            }),
+        };
+    }
+}
+
+/// The connection task: the only owner of the socket.
+async fn run(
+    mut ws: Ws,
+    shared: Arc<Mutex<Shared>>,
+    mut commands: mpsc::Receiver<Command>,
+    finished: watch::Sender<bool>,
+) {
+    let reason = loop {
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::Frame(text)) => {
+                    if ws.send(WsMessage::text(text)).await.is_err() {
+                        break Reason::Network;
+                    }
+                }
+                Some(Command::Close) | None => {
+                    let _ = ws.close(None).await;
+                    break Reason::Quit;
+                }
+            },
+            msg = ws.next() => match msg {
+                Some(Ok(WsMessage::Text(text))) => {
+                    match serde_json::from_str::<ServerFrame>(&text) {
+                        Ok(frame) => {
+                            let goodbye = match &frame {
+                                ServerFrame::Goodbye { reason } => Some(*reason),
+                                _ => None,
+                            };
+                            {
+                                let mut shared = lock(&shared);
+                                for event in shared.session.handle(frame) {
+                                    shared.publish(event);
+                                }
+                            }
+                            if let Some(reason) = goodbye {
+                                let _ = ws.close(None).await;
+                                break reason;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "unreadable frame from the server"),
+                    }
+                }
+                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break Reason::Network,
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    lock(&shared).finish(reason);
+    let _ = finished.send(true);
+}

@@ -1,0 +1,156 @@
+//! How a [`Call`](crate::Call) logs in and is tuned, and the client layer's error.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::event::OpError;
+use crate::model::{OperationId, Reason, UserId};
+
+/// Who logs in.
+///
+/// For now a user id and a display name; the fields are private so that signed tokens can be added
+/// as another constructor without breaking callers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub(crate) user_id: UserId,
+    pub(crate) display_name: String,
+}
+
+impl Credentials {
+    /// Logs in as `user_id` (1 to 64 bytes of `[A-Za-z0-9+_.-]`) shown as `display_name`.
+    pub fn new(user_id: impl Into<UserId>, display_name: impl Into<String>) -> Self {
+        Credentials {
+            user_id: user_id.into(),
+            display_name: display_name.into(),
+        }
+    }
+
+    /// The user id these credentials log in as.
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+}
+
+/// Tuning of a [`Call`](crate::Call). `CallOptions::default()` suits most applications.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Events each subscriber may have queued before it starts missing some (and is told so).
+    pub event_capacity: usize,
+    /// How long connecting and logging in may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            event_capacity: 4096,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CallOptions {
+    /// Sets [`CallOptions::event_capacity`] (at least 1).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets [`CallOptions::connect_timeout`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// How to appear when joining a room. `JoinOptions::default()`: login display name, audio and
+/// video off, empty state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JoinOptions {
+    /// Display name in this room, instead of the login's.
+    pub display_name: Option<String>,
+    /// Start with the microphone flag on.
+    pub audio: bool,
+    /// Start with the camera flag on.
+    pub video: bool,
+    /// Initial custom state (at most 1 KiB).
+    pub state: String,
+}
+
+impl JoinOptions {
+    /// Sets [`JoinOptions::display_name`].
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+    /// Sets [`JoinOptions::audio`].
+    pub fn audio(mut self, on: bool) -> Self {
+        self.audio = on;
+        self
+    }
+    /// Sets [`JoinOptions::video`].
+    pub fn video(mut self, on: bool) -> Self {
+        self.video = on;
+        self
+    }
+    /// Sets [`JoinOptions::state`].
+    pub fn state(mut self, state: impl Into<String>) -> Self {
+        self.state = state.into();
+        self
+    }
+}
+
+/// What went wrong on the client side of a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallError {
+    /// The server could not be reached or the WebSocket handshake failed.
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The server refused the login.
+    #[error("login refused: {0}")]
+    Rejected(OpError),
+    /// Connecting and logging in took longer than [`CallOptions::connect_timeout`].
+    #[error("connecting timed out")]
+    Timeout,
+    /// The server answered with something this client does not understand.
+    #[error("protocol violation: {message}")]
+    Protocol {
+        /// What was wrong.
+        message: String,
+    },
+    /// The call is closed; nothing more can be sent.
+    #[error("the call is closed ({reason})")]
+    Closed {
+        /// Why it closed.
+        reason: Reason,
+    },
+    /// A parameter was refused before anything was sent.
+    #[error("invalid parameter: {message}")]
+    InvalidParam {
+        /// Which rule it broke.
+        message: String,
+    },
+    /// The server refused the operation (from [`Call::outcome`](crate::Call::outcome)).
+    #[error("{op} refused: {error}")]
+    Refused {
+        /// The operation.
+        op: OperationId,
+        /// Why.
+        error: OpError,
+    },
+    /// [`Call::outcome`](crate::Call::outcome) was asked about an operation this call does not
+    /// know: never sent, or finished long ago and already forgotten.
+    #[error("{0} is not known to this call")]
+    UnknownOperation(OperationId),
+}

@@ -1,0 +1,237 @@
+//! What a [`Call`](crate::Call) tells its subscribers: [`CallEvent`] and the per-kind enums that
+//! typed sub-streams yield. `docs/events.md` maps each callback of the seed SDK to a variant here.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{
+    CallProperties, MessageScope, OperationId, Participant, ParticipantChanges, PropertyChanges,
+    Reason, RoomId, UserId,
+};
+use crate::protocol::ErrorCode;
+
+/// Why the server refused a request: the outcome of a failed operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
+#[error("{code}: {message}")]
+pub struct OpError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Details for humans.
+    pub message: String,
+}
+
+/// The room as it was when you joined it, or as it is now (see [`Call::room`](crate::Call::room)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    /// The room's id.
+    pub room: RoomId,
+    /// The room sequence number this snapshot reflects; the next room event carries `seq + 1`.
+    pub seq: u64,
+    /// You.
+    pub me: UserId,
+    /// Every member, you included, in join order.
+    pub participants: Vec<Participant>,
+    /// The call properties.
+    pub properties: CallProperties,
+}
+
+impl RoomSnapshot {
+    /// The member with this user id.
+    pub fn participant(&self, user: &str) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.user_id == user)
+    }
+}
+
+/// Which request an operation was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OperationKind {
+    /// [`Call::join`](crate::Call::join).
+    Join,
+    /// [`Call::leave`](crate::Call::leave).
+    Leave,
+    /// [`Call::end`](crate::Call::end).
+    End,
+    /// [`Call::kick`](crate::Call::kick).
+    Kick,
+    /// [`Call::set_role`](crate::Call::set_role).
+    SetRole,
+    /// [`Call::update`](crate::Call::update).
+    Update,
+    /// [`Call::set_properties`](crate::Call::set_properties).
+    SetProperties,
+    /// [`Call::send_message`](crate::Call::send_message).
+    SendMessage,
+}
+
+/// Everything a [`Call`](crate::Call) reports, in the server's order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// Outcome of [`Call::join`](crate::Call::join): the room snapshot, or why not.
+    Joined {
+        /// The join's operation id.
+        op: OperationId,
+        /// The room as it is at the moment you joined, or the refusal.
+        result: Result<RoomSnapshot, OpError>,
+    },
+    /// You are out of the room: you left (`op` is your leave), were kicked, the call was ended,
+    /// or the connection went away.
+    Left {
+        /// The room you were in.
+        room: RoomId,
+        /// Why: `Quit`, `Kicked`, `Over`, `Network`, `ServerShutdown`, …
+        reason: Reason,
+        /// The leave operation, when this is the outcome of one.
+        op: Option<OperationId>,
+    },
+    /// Another member joined, left or changed.
+    Participant(ParticipantEvent),
+    /// Call properties changed.
+    Property(PropertyEvent),
+    /// A message arrived, or the outcome of one you sent.
+    Message(MessageEvent),
+    /// Outcome of any other operation (end, kick, set role, update, set properties, and a failed
+    /// leave).
+    Completed {
+        /// The operation's id.
+        op: OperationId,
+        /// Which operation it was.
+        kind: OperationKind,
+        /// Success, or why not.
+        result: Result<(), OpError>,
+    },
+    /// The server reported an error that answers no request of this call (a protocol fault).
+    ServerError(OpError),
+    /// This subscriber fell behind and `missed` events were dropped for it alone. Call
+    /// [`Call::room`](crate::Call::room) to resynchronise.
+    Lagged {
+        /// How many events this subscriber missed.
+        missed: u64,
+    },
+    /// The call is over: the last event of every stream.
+    Closed {
+        /// `Quit` when closed by the application, `Network` when the connection was lost,
+        /// `ServerShutdown` when the server went away in order.
+        reason: Reason,
+    },
+}
+
+/// A member joined, left, or changed. Yielded by [`EventStream::participants`](crate::EventStream::participants).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ParticipantEvent {
+    /// A member joined after you.
+    Joined {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The new member.
+        participant: Participant,
+    },
+    /// A member left.
+    Left {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The member as it was.
+        participant: Participant,
+        /// `Quit`, `Kicked`, `Network`, …
+        reason: Reason,
+    },
+    /// A member's fields changed (you included).
+    Updated {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The member as it is now.
+        participant: Participant,
+        /// Which fields changed.
+        changes: ParticipantChanges,
+    },
+}
+
+/// Call properties changed. Yielded by [`EventStream::properties`](crate::EventStream::properties).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PropertyEvent {
+    /// New property values.
+    Changed {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// All properties as they are now.
+        properties: CallProperties,
+        /// What changed.
+        changes: PropertyChanges,
+        /// Who changed them.
+        by: UserId,
+    },
+}
+
+/// An in-call message received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedMessage {
+    /// The room.
+    pub room: RoomId,
+    /// Room sequence number (group messages only).
+    pub seq: Option<u64>,
+    /// The sender.
+    pub from: UserId,
+    /// One-to-one or group.
+    pub scope: MessageScope,
+    /// The sender's content type string.
+    pub content_type: String,
+    /// The content.
+    pub content: String,
+}
+
+/// Messages in and send outcomes out. Yielded by [`EventStream::messages`](crate::EventStream::messages).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MessageEvent {
+    /// A message for you.
+    Received(ReceivedMessage),
+    /// Outcome of [`Call::send_message`](crate::Call::send_message).
+    Sent {
+        /// The send's operation id.
+        op: OperationId,
+        /// Delivered to the server's room, or why not.
+        result: Result<(), OpError>,
+    },
+}
+
+/// What a successful operation produced; see [`Call::outcome`](crate::Call::outcome).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A join: the room snapshot.
+    Joined(RoomSnapshot),
+    /// Any other operation.
+    Done,
+}
+
+impl CallEvent {
+    /// For an operation's outcome event: the operation id and its outcome.
+    pub fn outcome(&self) -> Option<(OperationId, Result<Outcome, OpError>)> {
+        match self {
+            CallEvent::Joined { op, result } => Some((*op, result.clone().map(Outcome::Joined))),
+            CallEvent::Left { op: Some(op), .. } => Some((*op, Ok(Outcome::Done))),
+            CallEvent::Completed { op, result, .. }
+            | CallEvent::Message(MessageEvent::Sent { op, result }) => {
+                Some((*op, result.clone().map(|()| Outcome::Done)))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! # jrtc — multi-party calls as an async stream of events
+//!
+//! A [`Call`] is one logged-in user. Everything the call system tells that user arrives on a
+//! [`Stream`](futures::Stream) of [`CallEvent`]s, in the server's order. Every request
+//! ([`Call::join`], [`Call::kick`], [`Call::send_message`], …) returns an [`OperationId`] as soon
+//! as it is on its way; its outcome arrives later as an event carrying the same id (or through
+//! [`Call::outcome`], if you would rather await it).
+//!
+//! The [`Server`] the calls talk to ships in this crate: embed it (as below, on a free loopback
+//! port) or run the `jrtc-server` binary.
+//!
+//! ## Tutorial
+//!
+//! ```
+//! use futures::StreamExt;
+//! use jrtc::{Call, CallEvent, Credentials, JoinOptions, MessageEvent, Outcome, Server};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A server on 127.0.0.1 and a free port.
+//! let server = Server::builder().bind("127.0.0.1:0").start().await?;
+//!
+//! // Two users log in. Each `Call` is one user's handle.
+//! let alice = Call::connect(&server.url(), Credentials::new("alice", "Alice")).await?;
+//! let bob = Call::connect(&server.url(), Credentials::new("bob", "Bob")).await?;
+//!
+//! // Alice joins first (so she is the host); `outcome` awaits one operation's result.
+//! let op = alice.join("standup", JoinOptions::default()).await?;
+//! let Outcome::Joined(snapshot) = alice.outcome(op).await? else { unreachable!() };
+//! assert_eq!(snapshot.participants.len(), 1);
+//!
+//! // Bob subscribes before joining, then reads his events as they come.
+//! let mut bob_events = bob.events();
+//! let join = bob.join("standup", JoinOptions::default().audio(true)).await?;
+//! while let Some(event) = bob_events.next().await {
+//!     if let CallEvent::Joined { op, result } = event {
+//!         assert_eq!(op, join);
+//!         // The snapshot holds everyone already there: no one is announced twice or missed.
+//!         let room = result?;
+//!         assert!(room.participant("alice").is_some());
+//!         break;
+//!     }
+//! }
+//!
+//! // A typed sub-stream yields only message events.
+//! let mut chat = bob.events().messages();
+//! alice.send_message(None, "text/plain", "hello, everyone").await?;
+//! while let Some(item) = chat.next().await {
+//!     if let MessageEvent::Received(message) = item? {
+//!         assert_eq!(message.content, "hello, everyone");
+//!         break;
+//!     }
+//! }
+//!
+//! bob.close().await;
+//! alice.close().await;
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Event-stream guarantees
+//! - **No silent loss.** Each subscriber has its own bounded queue
+//!   ([`CallOptions::event_capacity`]). One that falls behind gets [`CallEvent::Lagged`] with the
+//!   number it missed and can resynchronise from [`Call::room`].
+//! - **Snapshot, then deltas.** A join's result holds the whole roster and the call properties;
+//!   [`Call::subscribe`] gives the current snapshot and a stream that continues exactly after it.
+//! - **Order.** Events come in the server's order; room events carry the room's gap-free sequence
+//!   number `seq`.
+//! - **End of stream.** Every stream ends after [`CallEvent::Closed`], which says why.
+//! - **No leaks.** One task per `Call`; it ends when the call closes or the last handle is dropped.
+//!
+//! The wire protocol is described in `docs/protocol.md`; the mapping from the seed SDK's
+//! callbacks to events in `docs/events.md`.
+#![deny(missing_docs)]
+
+pub mod call;
+pub mod event;
+pub mod model;
+pub mod protocol;
+pub mod server;
+
+pub use call::{
+    Call, CallError, CallOptions, Credentials, EventStream, JoinOptions, KindStream, Lagged,
+};
+pub use event::{
+    CallEvent, MessageEvent, OpError, OperationKind, Outcome, ParticipantEvent, PropertyEvent,
+    ReceivedMessage, RoomSnapshot,
+};
+pub use model::{
+    CallProperties, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
+    PropertyChanges, PropertyUpdate, Reason, RecordingState, Role, RoomId, ScreenShare, UserId,
+};
+pub use protocol::ErrorCode;
+pub use server::{Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};

@@ -1,0 +1,360 @@
+//! The call's vocabulary: identifiers, participants, roles, call properties, reasons.
+//!
+//! These types travel on the wire (see `docs/protocol.md`) and inside [`CallEvent`](crate::CallEvent)s,
+//! so all of them derive serde's traits: an application can forward any of them to a UI as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest user or room id, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+/// Longest display name, in bytes.
+pub const MAX_DISPLAY_NAME_LEN: usize = 128;
+/// Largest in-call message content, in bytes of UTF-8.
+pub const MAX_MESSAGE_LEN: usize = 4096;
+/// Longest message content type string, in bytes.
+pub const MAX_CONTENT_TYPE_LEN: usize = 128;
+/// Largest participant custom state, in bytes.
+pub const MAX_STATE_LEN: usize = 1024;
+/// Longest custom call-property key, in bytes.
+pub const MAX_PROPERTY_KEY_LEN: usize = 64;
+/// Largest custom call-property value, in bytes.
+pub const MAX_PROPERTY_VALUE_LEN: usize = 1024;
+/// Most custom call-property keys a room holds.
+pub const MAX_PROPERTY_KEYS: usize = 64;
+
+/// Checks a user or room id: 1 to 64 bytes of `[A-Za-z0-9+_.-]`, not starting with `-`, `_` or `.`.
+pub fn valid_id(id: &str) -> bool {
+    let Some(first) = id.bytes().next() else {
+        return false;
+    };
+    id.len() <= MAX_ID_LEN
+        && !matches!(first, b'-' | b'_' | b'.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'.' | b'-'))
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A user's id: who is logged in. At most 64 bytes of `[A-Za-z0-9+_.-]`.
+    UserId
+);
+string_id!(
+    /// A room's id (the seed SDK's "serial id"). Same rules as [`UserId`].
+    RoomId
+);
+
+/// Identifies one request of a [`Call`](crate::Call); its outcome event carries the same id.
+///
+/// Ids are chosen by the client, start at 1 and grow by one per request on each `Call`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OperationId(pub u64);
+
+impl fmt::Display for OperationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "op#{}", self.0)
+    }
+}
+
+/// A participant's role in a room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Role {
+    /// The seed SDK's "main guest": may kick, end the call, set roles, recording and custom properties.
+    Host,
+    /// An ordinary member.
+    #[default]
+    Guest,
+}
+
+/// One member of a room, as every member sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Who it is.
+    pub user_id: UserId,
+    /// The name to show.
+    pub display_name: String,
+    /// Host or guest.
+    pub role: Role,
+    /// Whether the participant says its microphone is on.
+    pub audio: bool,
+    /// Whether the participant says its camera is on.
+    pub video: bool,
+    /// Free-form state the participant publishes (at most 1 KiB).
+    pub state: String,
+}
+
+/// Which fields of a [`Participant`] an update changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantChanges {
+    /// `audio` changed.
+    pub audio: bool,
+    /// `video` changed.
+    pub video: bool,
+    /// `display_name` changed.
+    pub display_name: bool,
+    /// `role` changed.
+    pub role: bool,
+    /// `state` changed.
+    pub state: bool,
+}
+
+impl ParticipantChanges {
+    /// True when no field changed.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Who shares their screen, if anyone (one sharer per room).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScreenShare {
+    /// The sharing participant.
+    pub user_id: UserId,
+    /// The media stream carrying the screen (chosen by the sharer).
+    pub stream_id: String,
+}
+
+/// The room's recording state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordingState {
+    /// Not recording.
+    #[default]
+    Idle,
+    /// Recording, started by `by`.
+    Recording {
+        /// Who started it.
+        by: UserId,
+    },
+}
+
+/// The call's shared properties, the same for every member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallProperties {
+    /// The current screen sharer.
+    pub screen_share: Option<ScreenShare>,
+    /// Recording state.
+    pub recording: RecordingState,
+    /// Application key/values (at most 64 keys, keys ≤ 64 bytes, values ≤ 1 KiB).
+    pub custom: BTreeMap<String, String>,
+}
+
+/// Which call properties a change touched.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyChanges {
+    /// The screen sharer changed.
+    pub screen_share: bool,
+    /// The recording state changed.
+    pub recording: bool,
+    /// Custom keys that were set or removed.
+    pub custom: Vec<String>,
+}
+
+impl PropertyChanges {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        !self.screen_share && !self.recording && self.custom.is_empty()
+    }
+}
+
+/// A change of call properties requested by a member. Fields left `None` stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyUpdate {
+    /// `Some(Some(s))` starts sharing (the sender must be `s.user_id`, or the host);
+    /// `Some(None)` stops it (the sharer or the host).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub screen_share: Option<Option<ScreenShare>>,
+    /// `Some(true)` starts recording, `Some(false)` stops it (host only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<bool>,
+    /// Keys to set (`Some`) or remove (`None`) (host only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, Option<String>>,
+}
+
+/// A change of the sender's own participant fields. Fields left `None` stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantUpdate {
+    /// New microphone flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<bool>,
+    /// New camera flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// New custom state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// Whom an in-call message was sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MessageScope {
+    /// To one member.
+    OneToOne,
+    /// To every other member of the room.
+    Group,
+}
+
+/// Why someone left a room, why a join failed, or why a call closed.
+///
+/// Covers the reasons of the seed SDK; new ones may be added, so match with a `_` arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// No particular reason.
+    None,
+    /// The request needed a logged-in session.
+    NotLoggedIn,
+    /// A peer stopped answering in time.
+    Timeout,
+    /// The connection was lost.
+    Network,
+    /// Already in a room.
+    AlreadyJoined,
+    /// Removed by a host.
+    Kicked,
+    /// The user is not connected.
+    Offline,
+    /// Left on purpose (the user's own leave or close).
+    Quit,
+    /// The call was ended for everyone.
+    Over,
+    /// The room is full.
+    Full,
+    /// A password or token was refused.
+    InvalidPassword,
+    /// Something failed inside this process.
+    InternalError,
+    /// The server failed.
+    ServerError,
+    /// A parameter was invalid.
+    InvalidParam,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// Anything else.
+    Other,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{self:?}"));
+        f.write_str(&s)
+    }
+}
+
+/// serde helper so `Option<Option<T>>` tells "absent" from `null`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rules() {
+        assert!(valid_id("alice"));
+        assert!(valid_id("a+b_c.d-e9"));
+        assert!(valid_id(&"x".repeat(64)));
+        assert!(!valid_id(&"x".repeat(65)));
+        assert!(!valid_id(""));
+        assert!(!valid_id("-a"));
+        assert!(!valid_id("_a"));
+        assert!(!valid_id(".a"));
+        assert!(!valid_id("a b"));
+        assert!(!valid_id("é"));
+    }
+
+    #[test]
+    fn screen_share_update_tells_absent_from_null() {
+        let absent: PropertyUpdate = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.screen_share, None);
+        let stop: PropertyUpdate = serde_json::from_str(r#"{"screen_share":null}"#).unwrap();
+        assert_eq!(stop.screen_share, Some(None));
+        assert_eq!(
+            serde_json::to_string(&stop).unwrap(),
+            r#"{"screen_share":null}"#
+        );
+    }
+
+    #[test]
+    fn reason_displays_its_wire_name() {
+        assert_eq!(Reason::AlreadyJoined.to_string(), "already_joined");
+    }
+}

@@ -1,0 +1,464 @@
+//! The wire protocol: JSON text frames over one WebSocket per logged-in user.
+//!
+//! `docs/protocol.md` is the public description of every frame here; change both together.
+//! Every frame is a JSON object with a `"type"` field naming it. Requests carry a client-chosen
+//! `op` id that the answer repeats. Room events carry the room's sequence number `seq`.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{
+    CallProperties, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
+    PropertyChanges, PropertyUpdate, Reason, Role, RoomId, UserId,
+};
+
+/// The protocol version this build speaks; sent in `hello` and `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the server interprets, in bytes; larger ones get a `frame_too_large` error.
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+
+/// A frame a client sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientFrame {
+    /// First frame of a connection: log in.
+    Hello {
+        /// Must equal [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Who logs in.
+        user_id: UserId,
+        /// Name shown to others (default: the user id).
+        #[serde(default)]
+        display_name: String,
+    },
+    /// Join a room (created if absent; a server-made id if `room` is absent).
+    Join {
+        /// Request id.
+        op: OperationId,
+        /// The room to join.
+        #[serde(default)]
+        room: Option<RoomId>,
+        /// Display name in this room (default: the one given at login).
+        #[serde(default)]
+        display_name: Option<String>,
+        /// Initial microphone flag.
+        #[serde(default)]
+        audio: bool,
+        /// Initial camera flag.
+        #[serde(default)]
+        video: bool,
+        /// Initial custom state.
+        #[serde(default)]
+        state: String,
+    },
+    /// Leave the current room.
+    Leave {
+        /// Request id.
+        op: OperationId,
+    },
+    /// End the call for every member (host only).
+    End {
+        /// Request id.
+        op: OperationId,
+    },
+    /// Remove a member (host only).
+    Kick {
+        /// Request id.
+        op: OperationId,
+        /// Who to remove.
+        user_id: UserId,
+    },
+    /// Change a member's role (host only).
+    SetRole {
+        /// Request id.
+        op: OperationId,
+        /// Whose role.
+        user_id: UserId,
+        /// The new role.
+        role: Role,
+    },
+    /// Change one's own participant fields.
+    Update {
+        /// Request id.
+        op: OperationId,
+        /// The fields to change.
+        #[serde(flatten)]
+        update: ParticipantUpdate,
+    },
+    /// Change call properties.
+    SetProperties {
+        /// Request id.
+        op: OperationId,
+        /// The properties to change.
+        #[serde(flatten)]
+        update: PropertyUpdate,
+    },
+    /// Send an in-call message.
+    SendMessage {
+        /// Request id.
+        op: OperationId,
+        /// One member, or everyone else when absent.
+        #[serde(default)]
+        to: Option<UserId>,
+        /// The sender's own content type string (e.g. `text/plain`).
+        content_type: String,
+        /// The content, at most 4 KiB of UTF-8.
+        content: String,
+    },
+}
+
+/// The `type` names of [`ClientFrame`], to tell an unknown type from a malformed known one.
+const CLIENT_TYPES: &[&str] = &[
+    "hello",
+    "join",
+    "leave",
+    "end",
+    "kick",
+    "set_role",
+    "update",
+    "set_properties",
+    "send_message",
+];
+
+impl ClientFrame {
+    /// The request id, for frames that carry one.
+    pub fn op(&self) -> Option<OperationId> {
+        match self {
+            ClientFrame::Hello { .. } => None,
+            ClientFrame::Join { op, .. }
+            | ClientFrame::Leave { op }
+            | ClientFrame::End { op }
+            | ClientFrame::Kick { op, .. }
+            | ClientFrame::SetRole { op, .. }
+            | ClientFrame::Update { op, .. }
+            | ClientFrame::SetProperties { op, .. }
+            | ClientFrame::SendMessage { op, .. } => Some(*op),
+        }
+    }
+}
+
+/// A frame the server sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerFrame {
+    /// Answer to a valid `hello`.
+    Welcome {
+        /// The server's protocol version.
+        version: u32,
+        /// The logged-in user.
+        user_id: UserId,
+        /// This connection's id on the server (for logs).
+        session: u64,
+    },
+    /// Success answer to `join`, with the room as it is at `seq`.
+    Joined {
+        /// The request id.
+        op: OperationId,
+        /// The joined room.
+        room: RoomId,
+        /// The room's sequence number this snapshot reflects; later events count on from it.
+        seq: u64,
+        /// Every member, the joiner included, in join order.
+        participants: Vec<Participant>,
+        /// The call properties.
+        properties: CallProperties,
+    },
+    /// Success answer to any other request.
+    Done {
+        /// The request id.
+        op: OperationId,
+        /// The room sequence number the request used, when it made a room event the sender does
+        /// not otherwise receive (a group message).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// A refused request, or a frame the server could not take.
+    Error {
+        /// The request id, when the frame had a readable one.
+        #[serde(default)]
+        op: Option<OperationId>,
+        /// What went wrong.
+        code: ErrorCode,
+        /// Details for humans.
+        message: String,
+    },
+    /// A member joined.
+    ParticipantJoined {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The new member.
+        participant: Participant,
+    },
+    /// A member left (if it is you, you are out of the room).
+    ParticipantLeft {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The member as it was.
+        participant: Participant,
+        /// Why.
+        reason: Reason,
+    },
+    /// A member's fields changed.
+    ParticipantUpdated {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The member as it is now.
+        participant: Participant,
+        /// Which fields changed.
+        changes: ParticipantChanges,
+    },
+    /// Call properties changed.
+    PropertiesChanged {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The properties as they are now.
+        properties: CallProperties,
+        /// What changed.
+        changes: PropertyChanges,
+        /// Who changed them.
+        by: UserId,
+    },
+    /// An in-call message.
+    Message {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number for group messages; absent for one-to-one messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        /// The sender.
+        from: UserId,
+        /// One-to-one or group.
+        scope: MessageScope,
+        /// The sender's content type string.
+        content_type: String,
+        /// The content.
+        content: String,
+    },
+    /// The call was ended for everyone; every member is out of the room.
+    CallEnded {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The host who ended it.
+        by: UserId,
+    },
+    /// The server is closing this connection.
+    Goodbye {
+        /// Why.
+        reason: Reason,
+    },
+}
+
+/// What went wrong with a request or frame; the `code` of an `error` frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    #[error("the frame is not valid JSON")]
+    BadJson,
+    /// The frame's `type` is not one this server knows.
+    #[error("unknown frame type")]
+    UnknownType,
+    /// A known frame with missing or mistyped fields.
+    #[error("the frame's fields are missing or of the wrong type")]
+    InvalidFrame,
+    /// A text frame over the size limit.
+    #[error("the frame is larger than the server accepts")]
+    FrameTooLarge,
+    /// A binary WebSocket frame (the protocol is text only).
+    #[error("binary frames are not part of the protocol")]
+    BinaryFrame,
+    /// `hello` named a protocol version this server does not speak.
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    /// A request before `hello`.
+    #[error("log in with hello first")]
+    NotLoggedIn,
+    /// A second `hello` on a logged-in connection.
+    #[error("already logged in")]
+    AlreadyLoggedIn,
+    /// A room request while not in a room.
+    #[error("not in a room")]
+    NotInRoom,
+    /// `join` while already in a room.
+    #[error("already in a room")]
+    AlreadyJoined,
+    /// The sender's role does not allow the request.
+    #[error("the sender's role does not allow this")]
+    PermissionDenied,
+    /// Message content over 4 KiB.
+    #[error("message content is larger than 4 KiB")]
+    MessageTooLarge,
+    /// The named user is not a member of the room.
+    #[error("no such participant in the room")]
+    NoSuchParticipant,
+    /// A parameter breaks a rule (id syntax, size limit, …); the message says which.
+    #[error("invalid parameter")]
+    InvalidParam,
+    /// Someone else already shares their screen.
+    #[error("someone else is sharing their screen")]
+    ScreenShareBusy,
+    /// The user is already a member of that room on another connection.
+    #[error("the user is already in this room on another connection")]
+    DuplicateUser,
+    /// The client sends faster than it reads; the server closes the connection.
+    #[error("the client does not keep up with its events")]
+    SlowConsumer,
+    /// A server fault.
+    #[error("internal server error")]
+    Internal,
+    /// A code this build does not know (sent by a newer peer).
+    #[serde(other)]
+    #[error("unknown error code")]
+    Unknown,
+}
+
+/// A frame the server could not take, ready to be answered with an `error` frame.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{code}: {message}")]
+pub struct FrameError {
+    /// The request id, if the frame had a readable one.
+    pub op: Option<OperationId>,
+    /// The error code.
+    pub code: ErrorCode,
+    /// Details.
+    pub message: String,
+}
+
+impl FrameError {
+    /// The `error` frame answering this.
+    pub fn into_frame(self) -> ServerFrame {
+        ServerFrame::Error {
+            op: self.op,
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
+/// Decodes a client text frame, telling bad JSON, unknown types and bad fields apart and keeping
+/// the request id when one can be read.
+pub fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
+    let err = |op, code, message: String| FrameError { op, code, message };
+    if text.len() > MAX_FRAME_LEN {
+        return Err(err(
+            None,
+            ErrorCode::FrameTooLarge,
+            format!("{} bytes; the limit is {MAX_FRAME_LEN}", text.len()),
+        ));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| err(None, ErrorCode::BadJson, e.to_string()))?;
+    let Some(obj) = value.as_object() else {
+        return Err(err(
+            None,
+            ErrorCode::InvalidFrame,
+            "a frame must be a JSON object".into(),
+        ));
+    };
+    let op = obj.get("op").and_then(|v| v.as_u64()).map(OperationId);
+    let ty = match obj.get("type") {
+        Some(serde_json::Value::String(t)) => t.as_str(),
+        Some(_) => {
+            return Err(err(
+                op,
+                ErrorCode::InvalidFrame,
+                "`type` must be a string".into(),
+            ));
+        }
+        None => return Err(err(op, ErrorCode::InvalidFrame, "missing `type`".into())),
+    };
+    if !CLIENT_TYPES.contains(&ty) {
+        let shown: String = ty.chars().take(64).collect();
+        return Err(err(
+            op,
+            ErrorCode::UnknownType,
+            format!("unknown frame type `{shown}`"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| err(op, ErrorCode::InvalidFrame, e.to_string()))
+}
+
+/// Encodes a frame as JSON text.
+pub fn encode<T: Serialize>(frame: &T) -> String {
+    // Our frames are plain data with string keys: serialization cannot fail.
+    serde_json::to_string(frame).expect("protocol frames always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_tells_errors_apart() {
+        assert_eq!(decode_client("{").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(
+            decode_client("[1]").unwrap_err().code,
+            ErrorCode::InvalidFrame
+        );
+        let e = decode_client(r#"{"type":"fly","op":7}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.op),
+            (ErrorCode::UnknownType, Some(OperationId(7)))
+        );
+        let e = decode_client(r#"{"type":"kick","op":8}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.op),
+            (ErrorCode::InvalidFrame, Some(OperationId(8)))
+        );
+        let big = format!(
+            r#"{{"type":"leave","op":1,"pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_LEN)
+        );
+        assert_eq!(
+            decode_client(&big).unwrap_err().code,
+            ErrorCode::FrameTooLarge
+        );
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let f =
+            decode_client(r#"{"type":"set_properties","op":3,"custom":{"topic":"q3","old":null}}"#)
+                .unwrap();
+        let ClientFrame::SetProperties { op, update } = &f else {
+            panic!("{f:?}")
+        };
+        assert_eq!(*op, OperationId(3));
+        assert_eq!(update.custom.get("old"), Some(&None));
+        assert_eq!(decode_client(&encode(&f)).unwrap(), f);
+        let e = ServerFrame::Error {
+            op: None,
+            code: ErrorCode::BadJson,
+            message: "x".into(),
+        };
+        assert_eq!(serde_json::from_str::<ServerFrame>(&encode(&e)).unwrap(), e);
+    }
+
+    #[test]
+    fn unknown_error_codes_decode() {
+        let f: ServerFrame =
+            serde_json::from_str(r#"{"type":"error","op":null,"code":"new_thing","message":""}"#)
+                .unwrap();
+        assert!(matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::Unknown,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,142 @@
+//! One client connection: reads frames into the hub, writes the hub's frames out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::hub::{ConnId, Input};
+use super::{ConnEntry, Outgoing, State, encode, stopped};
+use crate::model::Reason;
+use crate::protocol::{self, ErrorCode, MAX_FRAME_LEN, ServerFrame};
+
+/// Frames above this size are not even read: the connection is closed (1009, message too big).
+/// Between [`MAX_FRAME_LEN`] and this, a frame is read and answered with `frame_too_large`.
+const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+/// Frames written per flush, so a burst of events costs one write system call, not one each.
+const WRITE_BATCH: usize = 64;
+
+pub(crate) async fn serve(
+    conn: ConnId,
+    socket: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(HARD_FRAME_LIMIT))
+        .max_frame_size(Some(HARD_FRAME_LIMIT));
+    let deadline = tokio::time::sleep(state.options.handshake_timeout);
+    tokio::pin!(deadline);
+    let accepted = tokio::select! {
+        ws = tokio_tungstenite::accept_async_with_config(socket, Some(config)) => ws,
+        _ = &mut deadline => return,
+        _ = stopped(&mut stop) => return,
+    };
+    let mut ws = match accepted {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(state.options.outbound_queue);
+    let (kill_tx, mut kill) = oneshot::channel();
+    state.core().conns.insert(
+        conn,
+        ConnEntry {
+            tx: tx.clone(),
+            kill: Some(kill_tx),
+        },
+    );
+    tracing::debug!(conn, %peer, "connected");
+    let reply = |frame: ServerFrame| {
+        // Our own answers go through the same queue as room events, keeping one order.
+        let _ = tx.try_send(Outgoing::Frame(encode(&frame)));
+    };
+    let mut login_deadline_armed = true;
+    let farewell: Option<ServerFrame> = loop {
+        tokio::select! {
+            _ = &mut deadline, if login_deadline_armed => {
+                login_deadline_armed = false;
+                state.handle(Input::HandshakeTimeout { conn });
+            }
+            _ = stopped(&mut stop) => break Some(ServerFrame::Goodbye { reason: Reason::ServerShutdown }),
+            _ = &mut kill => break Some(ServerFrame::Error {
+                op: None,
+                code: ErrorCode::SlowConsumer,
+                message: "too many frames queued for this connection".into(),
+            }),
+            out = rx.recv() => match out {
+                Some(first) => match write_batch(&mut ws, first, &mut rx).await {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => break Some(ServerFrame::Goodbye { reason }),
+                    Err(_) => break None,
+                },
+                None => break None,
+            },
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(text))) => match protocol::decode_client(&text) {
+                    Ok(frame) => state.handle(Input::Frame { conn, frame }),
+                    Err(e) => reply(e.into_frame()),
+                },
+                Some(Ok(Message::Binary(_))) => reply(ServerFrame::Error {
+                    op: None,
+                    code: ErrorCode::BinaryFrame,
+                    message: "the protocol uses text frames only".into(),
+                }),
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(_)) => {}
+                Some(Err(WsError::Capacity(e))) => break Some(ServerFrame::Error {
+                    op: None,
+                    code: ErrorCode::FrameTooLarge,
+                    message: format!("{e}; frames over {HARD_FRAME_LIMIT} bytes close the connection (limit {MAX_FRAME_LEN})"),
+                }),
+                Some(Err(e)) => {
+                    tracing::debug!(conn, error = %e, "connection failed");
+                    break None;
+                }
+            },
+        }
+    };
+    state.core().conns.remove(&conn);
+    state.handle(Input::Disconnected { conn });
+    if let Some(frame) = farewell {
+        let _ = ws.send(Message::Text(encode(&frame))).await;
+        let _ = ws.close(None).await;
+    }
+    tracing::debug!(conn, "disconnected");
+}
+
+/// Writes `first` and whatever else is queued (up to a batch) with one flush. Returns the reason
+/// when the queue asked to close the connection.
+async fn write_batch(
+    ws: &mut WebSocketStream<TcpStream>,
+    first: Outgoing,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) -> Result<Option<Reason>, WsError> {
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(out) = next.take() {
+        match out {
+            Outgoing::Frame(text) => ws.feed(Message::Text(text)).await?,
+            Outgoing::Close(reason) => {
+                ws.flush().await?;
+                return Ok(Some(reason));
+            }
+        }
+        written += 1;
+        if written < WRITE_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    ws.flush().await?;
+    Ok(None)
+}

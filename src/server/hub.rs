@@ -1,0 +1,322 @@
+//! The server's core: logins, rooms, and the routing of requests to rooms. Sans-IO: the async
+//! shell feeds it [`Input`]s and delivers the [`Output`]s; nothing here touches a socket or a clock.
+
+use std::collections::HashMap;
+
+use crate::model::{OperationId, Participant, Reason, RoomId, UserId, valid_id};
+use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
+
+use super::room::{Refusal, Room, check_display_name, check_state};
+
+/// A connection's id, chosen by the shell.
+pub(crate) type ConnId = u64;
+
+/// Something that happened to the server.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A decoded frame from a connection.
+    Frame { conn: ConnId, frame: ClientFrame },
+    /// A connection is gone.
+    Disconnected { conn: ConnId },
+    /// A connection's time to log in ran out.
+    HandshakeTimeout { conn: ConnId },
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Output {
+    /// Send a frame to one connection.
+    Send { to: ConnId, frame: ServerFrame },
+    /// Send one frame to several connections (encode it once).
+    Broadcast { to: Vec<ConnId>, frame: ServerFrame },
+    /// Say goodbye with this reason and close the connection.
+    Close { conn: ConnId, reason: Reason },
+}
+
+struct Login {
+    user: UserId,
+    display_name: String,
+    room: Option<RoomId>,
+}
+
+/// Logins and rooms.
+pub(crate) struct Hub {
+    logins: HashMap<ConnId, Login>,
+    rooms: HashMap<RoomId, Room>,
+    room_prefix: String,
+    next_room: u64,
+}
+
+impl Hub {
+    /// A hub whose server-made room ids start with `room_prefix` (make it unguessable).
+    pub(crate) fn new(room_prefix: String) -> Self {
+        Hub {
+            logins: HashMap::new(),
+            rooms: HashMap::new(),
+            room_prefix,
+            next_room: 0,
+        }
+    }
+
+    /// Number of rooms alive.
+    pub(crate) fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn room(&self, id: &RoomId) -> Option<&Room> {
+        self.rooms.get(id)
+    }
+
+    /// Takes one input; returns what to send, in order.
+    pub(crate) fn handle(&mut self, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Frame { conn, frame } => {
+                let op = frame.op();
+                if let Err((code, message)) = self.frame(conn, frame, &mut out) {
+                    out.push(Output::Send {
+                        to: conn,
+                        frame: ServerFrame::Error { op, code, message },
+                    });
+                }
+            }
+            Input::Disconnected { conn } => {
+                if let Some(login) = self.logins.remove(&conn)
+                    && let Some(room) = login.room
+                {
+                    self.with_room(
+                        &room,
+                        |r, out| r.remove(conn, Reason::Network, out),
+                        &mut out,
+                    );
+                }
+            }
+            Input::HandshakeTimeout { conn } => {
+                if !self.logins.contains_key(&conn) {
+                    out.push(Output::Close {
+                        conn,
+                        reason: Reason::Timeout,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs `f` on a room and drops the room if it is left empty.
+    fn with_room<T>(
+        &mut self,
+        id: &RoomId,
+        f: impl FnOnce(&mut Room, &mut Vec<Output>) -> T,
+        out: &mut Vec<Output>,
+    ) -> T {
+        let room = self.rooms.get_mut(id).expect("a login's room exists");
+        let result = f(room, out);
+        if room.is_empty() {
+            self.rooms.remove(id);
+        }
+        result
+    }
+
+    fn frame(
+        &mut self,
+        conn: ConnId,
+        frame: ClientFrame,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if let ClientFrame::Hello {
+            version,
+            user_id,
+            display_name,
+        } = frame
+        {
+            return self.hello(conn, version, user_id, display_name, out);
+        }
+        let Some(login) = self.logins.get(&conn) else {
+            return Err((ErrorCode::NotLoggedIn, "send hello first".into()));
+        };
+        if let ClientFrame::Join {
+            op,
+            room,
+            display_name,
+            audio,
+            video,
+            state,
+        } = frame
+        {
+            if let Some(current) = &login.room {
+                return Err((
+                    ErrorCode::AlreadyJoined,
+                    format!("already in room `{current}`"),
+                ));
+            }
+            let participant = Participant {
+                user_id: login.user.clone(),
+                display_name: display_name.unwrap_or_else(|| login.display_name.clone()),
+                role: Default::default(),
+                audio,
+                video,
+                state,
+            };
+            return self.join(conn, op, room, participant, out);
+        }
+        let Some(room_id) = login.room.clone() else {
+            return Err((ErrorCode::NotInRoom, "join a room first".into()));
+        };
+        let done = |op: OperationId, seq: Option<u64>| Output::Send {
+            to: conn,
+            frame: ServerFrame::Done { op, seq },
+        };
+        match frame {
+            ClientFrame::Leave { op } => {
+                self.with_room(&room_id, |r, out| r.remove(conn, Reason::Quit, out), out);
+                self.set_room(conn, None);
+                out.push(done(op, None));
+            }
+            ClientFrame::End { op } => {
+                let members = self.with_room(&room_id, |r, out| r.end(conn, out), out)?;
+                for member in members {
+                    self.set_room(member, None);
+                }
+                out.push(done(op, None));
+            }
+            ClientFrame::Kick { op, user_id } => {
+                let kicked = self.with_room(&room_id, |r, out| r.kick(conn, &user_id, out), out)?;
+                self.set_room(kicked, None);
+                out.push(done(op, None));
+            }
+            ClientFrame::SetRole { op, user_id, role } => {
+                self.with_room(
+                    &room_id,
+                    |r, out| r.set_role(conn, &user_id, role, out),
+                    out,
+                )?;
+                out.push(done(op, None));
+            }
+            ClientFrame::Update { op, update } => {
+                self.with_room(&room_id, |r, out| r.update(conn, update, out), out)?;
+                out.push(done(op, None));
+            }
+            ClientFrame::SetProperties { op, update } => {
+                self.with_room(&room_id, |r, out| r.set_properties(conn, update, out), out)?;
+                out.push(done(op, None));
+            }
+            ClientFrame::SendMessage {
+                op,
+                to,
+                content_type,
+                content,
+            } => {
+                let seq = self.with_room(
+                    &room_id,
+                    |r, out| r.message(conn, to.as_ref(), content_type, content, out),
+                    out,
+                )?;
+                out.push(done(op, seq));
+            }
+            ClientFrame::Hello { .. } | ClientFrame::Join { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    fn set_room(&mut self, conn: ConnId, room: Option<RoomId>) {
+        if let Some(login) = self.logins.get_mut(&conn) {
+            login.room = room;
+        }
+    }
+
+    fn hello(
+        &mut self,
+        conn: ConnId,
+        version: u32,
+        user_id: UserId,
+        display_name: String,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if self.logins.contains_key(&conn) {
+            return Err((
+                ErrorCode::AlreadyLoggedIn,
+                "this connection is logged in".into(),
+            ));
+        }
+        if version != PROTOCOL_VERSION {
+            return Err((
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
+            ));
+        }
+        if !valid_id(user_id.as_str()) {
+            return Err((
+                ErrorCode::InvalidParam,
+                "user_id must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or ."
+                    .into(),
+            ));
+        }
+        check_display_name(&display_name)?;
+        let display_name = if display_name.is_empty() {
+            user_id.0.clone()
+        } else {
+            display_name
+        };
+        out.push(Output::Send {
+            to: conn,
+            frame: ServerFrame::Welcome {
+                version: PROTOCOL_VERSION,
+                user_id: user_id.clone(),
+                session: conn,
+            },
+        });
+        self.logins.insert(
+            conn,
+            Login {
+                user: user_id,
+                display_name,
+                room: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        op: OperationId,
+        room: Option<RoomId>,
+        participant: Participant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        check_display_name(&participant.display_name)?;
+        check_state(&participant.state)?;
+        let id = match room {
+            Some(id) if !valid_id(id.as_str()) => {
+                return Err((
+                    ErrorCode::InvalidParam,
+                    "room must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or ."
+                        .into(),
+                ));
+            }
+            Some(id) => id,
+            None => loop {
+                self.next_room += 1;
+                let id = RoomId(format!("{}{}", self.room_prefix, self.next_room));
+                if !self.rooms.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        let room = self
+            .rooms
+            .entry(id.clone())
+            .or_insert_with(|| Room::new(id.clone()));
+        if room.has_user(&participant.user_id) {
+            return Err((
+                ErrorCode::DuplicateUser,
+                format!("`{}` is already in room `{id}`", participant.user_id),
+            ));
+        }
+        room.join(conn, op, participant, out);
+        self.set_room(conn, Some(id));
+        Ok(())
+    }
+}

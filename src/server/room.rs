@@ -1,0 +1,519 @@
+//! One room: roster, roles, call properties and the room's event sequence. Sans-IO: every method
+//! takes a request and pushes the frames it causes onto an output list; nothing here touches a
+//! socket or reads a clock.
+
+use crate::model::{
+    CallProperties, MAX_DISPLAY_NAME_LEN, MAX_MESSAGE_LEN, MAX_PROPERTY_KEY_LEN, MAX_PROPERTY_KEYS,
+    MAX_PROPERTY_VALUE_LEN, MAX_STATE_LEN, MessageScope, OperationId, Participant,
+    ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Reason, RecordingState,
+    Role, RoomId, UserId,
+};
+use crate::protocol::{ErrorCode, ServerFrame};
+
+use super::hub::{ConnId, Output};
+
+/// Longest screen-share stream id, in bytes.
+const MAX_STREAM_ID_LEN: usize = 64;
+
+/// A refused request: the code and a human-readable detail.
+pub(crate) type Refusal = (ErrorCode, String);
+
+fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
+    Err((code, message.into()))
+}
+
+struct Member {
+    conn: ConnId,
+    participant: Participant,
+}
+
+/// A room's state.
+pub(crate) struct Room {
+    id: RoomId,
+    seq: u64,
+    members: Vec<Member>,
+    properties: CallProperties,
+}
+
+impl Room {
+    pub(crate) fn new(id: RoomId) -> Self {
+        Room {
+            id,
+            seq: 0,
+            members: Vec::new(),
+            properties: CallProperties::default(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    #[cfg(test)]
+    pub(crate) fn participants(&self) -> Vec<Participant> {
+        self.members.iter().map(|m| m.participant.clone()).collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn properties(&self) -> &CallProperties {
+        &self.properties
+    }
+
+    pub(crate) fn has_user(&self, user: &UserId) -> bool {
+        self.members.iter().any(|m| &m.participant.user_id == user)
+    }
+
+    fn index_of_conn(&self, conn: ConnId) -> Option<usize> {
+        self.members.iter().position(|m| m.conn == conn)
+    }
+
+    fn index_of_user(&self, user: &UserId) -> Result<usize, Refusal> {
+        self.members
+            .iter()
+            .position(|m| &m.participant.user_id == user)
+            .ok_or_else(|| {
+                (
+                    ErrorCode::NoSuchParticipant,
+                    format!("`{user}` is not in room `{}`", self.id),
+                )
+            })
+    }
+
+    fn member(&self, conn: ConnId) -> &Member {
+        // The hub only routes a connection to the room it is a member of.
+        &self.members[self.index_of_conn(conn).expect("connection is a member")]
+    }
+
+    fn require_host(&self, conn: ConnId, what: &str) -> Result<(), Refusal> {
+        if self.member(conn).participant.role == Role::Host {
+            Ok(())
+        } else {
+            refuse(
+                ErrorCode::PermissionDenied,
+                format!("only a host may {what}"),
+            )
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn conns(&self) -> Vec<ConnId> {
+        self.members.iter().map(|m| m.conn).collect()
+    }
+
+    fn conns_except(&self, conn: ConnId) -> Vec<ConnId> {
+        self.members
+            .iter()
+            .map(|m| m.conn)
+            .filter(|c| *c != conn)
+            .collect()
+    }
+
+    fn broadcast(&self, to: Vec<ConnId>, frame: ServerFrame, out: &mut Vec<Output>) {
+        if !to.is_empty() {
+            out.push(Output::Broadcast { to, frame });
+        }
+    }
+
+    /// Adds a member. The first member of a room is its host.
+    pub(crate) fn join(
+        &mut self,
+        conn: ConnId,
+        op: OperationId,
+        mut participant: Participant,
+        out: &mut Vec<Output>,
+    ) {
+        participant.role = if self.members.is_empty() {
+            Role::Host
+        } else {
+            Role::Guest
+        };
+        let seq = self.next_seq();
+        let frame = ServerFrame::ParticipantJoined {
+            room: self.id.clone(),
+            seq,
+            participant: participant.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        self.members.push(Member { conn, participant });
+        out.push(Output::Send {
+            to: conn,
+            frame: ServerFrame::Joined {
+                op,
+                room: self.id.clone(),
+                seq,
+                participants: self.members.iter().map(|m| m.participant.clone()).collect(),
+                properties: self.properties.clone(),
+            },
+        });
+    }
+
+    /// Removes a member who left on its own (`Quit`) or lost its connection (`Network`).
+    pub(crate) fn remove(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+        let Some(i) = self.index_of_conn(conn) else {
+            return;
+        };
+        let member = self.members.remove(i);
+        let seq = self.next_seq();
+        let frame = ServerFrame::ParticipantLeft {
+            room: self.id.clone(),
+            seq,
+            participant: member.participant.clone(),
+            reason,
+        };
+        self.broadcast(self.conns(), frame, out);
+        self.after_departure(&member.participant.user_id, out);
+    }
+
+    /// Keeps the room's invariants after someone left: a screen share of theirs stops, and a room
+    /// with members keeps a host (the longest-present member is promoted).
+    fn after_departure(&mut self, user: &UserId, out: &mut Vec<Output>) {
+        if self.members.is_empty() {
+            return;
+        }
+        if self
+            .properties
+            .screen_share
+            .as_ref()
+            .is_some_and(|s| &s.user_id == user)
+        {
+            self.properties.screen_share = None;
+            let changes = PropertyChanges {
+                screen_share: true,
+                ..Default::default()
+            };
+            self.emit_properties(changes, user.clone(), out);
+        }
+        if !self
+            .members
+            .iter()
+            .any(|m| m.participant.role == Role::Host)
+        {
+            self.members[0].participant.role = Role::Host;
+            let changes = ParticipantChanges {
+                role: true,
+                ..Default::default()
+            };
+            self.emit_updated(0, changes, out);
+        }
+    }
+
+    fn emit_updated(&mut self, i: usize, changes: ParticipantChanges, out: &mut Vec<Output>) {
+        let seq = self.next_seq();
+        let frame = ServerFrame::ParticipantUpdated {
+            room: self.id.clone(),
+            seq,
+            participant: self.members[i].participant.clone(),
+            changes,
+        };
+        self.broadcast(self.conns(), frame, out);
+    }
+
+    fn emit_properties(&mut self, changes: PropertyChanges, by: UserId, out: &mut Vec<Output>) {
+        let seq = self.next_seq();
+        let frame = ServerFrame::PropertiesChanged {
+            room: self.id.clone(),
+            seq,
+            properties: self.properties.clone(),
+            changes,
+            by,
+        };
+        self.broadcast(self.conns(), frame, out);
+    }
+
+    /// Ends the call: every member is out, the room is done. Returns the members' connections.
+    pub(crate) fn end(
+        &mut self,
+        conn: ConnId,
+        out: &mut Vec<Output>,
+    ) -> Result<Vec<ConnId>, Refusal> {
+        self.require_host(conn, "end the call")?;
+        let seq = self.next_seq();
+        let by = self.member(conn).participant.user_id.clone();
+        let frame = ServerFrame::CallEnded {
+            room: self.id.clone(),
+            seq,
+            by,
+        };
+        let conns = self.conns();
+        self.broadcast(conns.clone(), frame, out);
+        self.members.clear();
+        Ok(conns)
+    }
+
+    /// Removes `target` on a host's request. Returns the kicked member's connection.
+    pub(crate) fn kick(
+        &mut self,
+        conn: ConnId,
+        target: &UserId,
+        out: &mut Vec<Output>,
+    ) -> Result<ConnId, Refusal> {
+        self.require_host(conn, "kick")?;
+        let i = self.index_of_user(target)?;
+        if self.members[i].conn == conn {
+            return refuse(
+                ErrorCode::InvalidParam,
+                "use leave to leave; a host cannot kick itself",
+            );
+        }
+        let seq = self.next_seq();
+        let frame = ServerFrame::ParticipantLeft {
+            room: self.id.clone(),
+            seq,
+            participant: self.members[i].participant.clone(),
+            reason: Reason::Kicked,
+        };
+        self.broadcast(self.conns(), frame, out);
+        let member = self.members.remove(i);
+        self.after_departure(&member.participant.user_id, out);
+        Ok(member.conn)
+    }
+
+    /// Changes a member's role on a host's request.
+    pub(crate) fn set_role(
+        &mut self,
+        conn: ConnId,
+        target: &UserId,
+        role: Role,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        self.require_host(conn, "change roles")?;
+        let i = self.index_of_user(target)?;
+        if self.members[i].participant.role == role {
+            return Ok(());
+        }
+        let hosts = self
+            .members
+            .iter()
+            .filter(|m| m.participant.role == Role::Host)
+            .count();
+        if role != Role::Host && hosts == 1 {
+            return refuse(ErrorCode::InvalidParam, "a room keeps at least one host");
+        }
+        self.members[i].participant.role = role;
+        self.emit_updated(
+            i,
+            ParticipantChanges {
+                role: true,
+                ..Default::default()
+            },
+            out,
+        );
+        Ok(())
+    }
+
+    /// Changes the sender's own participant fields.
+    pub(crate) fn update(
+        &mut self,
+        conn: ConnId,
+        update: ParticipantUpdate,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if let Some(name) = &update.display_name {
+            check_display_name(name)?;
+        }
+        if let Some(state) = &update.state {
+            check_state(state)?;
+        }
+        let i = self.index_of_conn(conn).expect("connection is a member");
+        let p = &mut self.members[i].participant;
+        let mut changes = ParticipantChanges::default();
+        if let Some(audio) = update.audio {
+            changes.audio = std::mem::replace(&mut p.audio, audio) != audio;
+        }
+        if let Some(video) = update.video {
+            changes.video = std::mem::replace(&mut p.video, video) != video;
+        }
+        if let Some(name) = update.display_name {
+            changes.display_name = p.display_name != name;
+            p.display_name = name;
+        }
+        if let Some(state) = update.state {
+            changes.state = p.state != state;
+            p.state = state;
+        }
+        if !changes.is_empty() {
+            self.emit_updated(i, changes, out);
+        }
+        Ok(())
+    }
+
+    /// Changes call properties, all or nothing.
+    pub(crate) fn set_properties(
+        &mut self,
+        conn: ConnId,
+        update: PropertyUpdate,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let sender = &self.member(conn).participant;
+        let is_host = sender.role == Role::Host;
+        let by = sender.user_id.clone();
+        let mut next = self.properties.clone();
+        match update.screen_share {
+            None => {}
+            Some(Some(share)) => {
+                if share.user_id != by && !is_host {
+                    return refuse(
+                        ErrorCode::PermissionDenied,
+                        "only a host may name another member as screen sharer",
+                    );
+                }
+                self.index_of_user(&share.user_id)?;
+                if share.stream_id.len() > MAX_STREAM_ID_LEN {
+                    return refuse(ErrorCode::InvalidParam, "stream_id is longer than 64 bytes");
+                }
+                if let Some(current) = &next.screen_share
+                    && current.user_id != share.user_id
+                {
+                    return refuse(
+                        ErrorCode::ScreenShareBusy,
+                        format!("`{}` is sharing their screen", current.user_id),
+                    );
+                }
+                next.screen_share = Some(share);
+            }
+            Some(None) => {
+                if let Some(current) = &next.screen_share
+                    && current.user_id != by
+                    && !is_host
+                {
+                    return refuse(
+                        ErrorCode::PermissionDenied,
+                        "only the sharer or a host may stop a screen share",
+                    );
+                }
+                next.screen_share = None;
+            }
+        }
+        if let Some(on) = update.recording {
+            if !is_host {
+                return refuse(ErrorCode::PermissionDenied, "only a host may record");
+            }
+            next.recording = match (&next.recording, on) {
+                (RecordingState::Idle, true) => RecordingState::Recording { by: by.clone() },
+                (_, false) => RecordingState::Idle,
+                (current, true) => current.clone(),
+            };
+        }
+        if !update.custom.is_empty() && !is_host {
+            return refuse(
+                ErrorCode::PermissionDenied,
+                "only a host may set custom properties",
+            );
+        }
+        let mut custom_changed = Vec::new();
+        for (key, value) in update.custom {
+            if key.is_empty() || key.len() > MAX_PROPERTY_KEY_LEN {
+                return refuse(ErrorCode::InvalidParam, "property keys are 1 to 64 bytes");
+            }
+            let changed = match value {
+                Some(v) if v.len() > MAX_PROPERTY_VALUE_LEN => {
+                    return refuse(ErrorCode::InvalidParam, "property values are at most 1 KiB");
+                }
+                Some(v) => next.custom.insert(key.clone(), v.clone()).as_ref() != Some(&v),
+                None => next.custom.remove(&key).is_some(),
+            };
+            if changed {
+                custom_changed.push(key);
+            }
+        }
+        if next.custom.len() > MAX_PROPERTY_KEYS {
+            return refuse(
+                ErrorCode::InvalidParam,
+                "a room holds at most 64 custom properties",
+            );
+        }
+        let changes = PropertyChanges {
+            screen_share: next.screen_share != self.properties.screen_share,
+            recording: next.recording != self.properties.recording,
+            custom: custom_changed,
+        };
+        if !changes.is_empty() {
+            self.properties = next;
+            self.emit_properties(changes, by, out);
+        }
+        Ok(())
+    }
+
+    /// Sends a message; returns the room sequence number a group message used.
+    pub(crate) fn message(
+        &mut self,
+        conn: ConnId,
+        to: Option<&UserId>,
+        content_type: String,
+        content: String,
+        out: &mut Vec<Output>,
+    ) -> Result<Option<u64>, Refusal> {
+        if content.len() > MAX_MESSAGE_LEN {
+            return refuse(
+                ErrorCode::MessageTooLarge,
+                format!("{} bytes; the limit is {MAX_MESSAGE_LEN}", content.len()),
+            );
+        }
+        if content_type.len() > crate::model::MAX_CONTENT_TYPE_LEN {
+            return refuse(
+                ErrorCode::InvalidParam,
+                "content_type is longer than 128 bytes",
+            );
+        }
+        let from = self.member(conn).participant.user_id.clone();
+        match to {
+            Some(user) => {
+                let i = self.index_of_user(user)?;
+                if self.members[i].conn == conn {
+                    return refuse(ErrorCode::InvalidParam, "a message to oneself");
+                }
+                out.push(Output::Send {
+                    to: self.members[i].conn,
+                    frame: ServerFrame::Message {
+                        room: self.id.clone(),
+                        seq: None,
+                        from,
+                        scope: MessageScope::OneToOne,
+                        content_type,
+                        content,
+                    },
+                });
+                Ok(None)
+            }
+            None => {
+                let seq = self.next_seq();
+                let frame = ServerFrame::Message {
+                    room: self.id.clone(),
+                    seq: Some(seq),
+                    from,
+                    scope: MessageScope::Group,
+                    content_type,
+                    content,
+                };
+                self.broadcast(self.conns_except(conn), frame, out);
+                Ok(Some(seq))
+            }
+        }
+    }
+}
+
+pub(crate) fn check_display_name(name: &str) -> Result<(), Refusal> {
+    if name.len() > MAX_DISPLAY_NAME_LEN {
+        return refuse(
+            ErrorCode::InvalidParam,
+            "display_name is longer than 128 bytes",
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn check_state(state: &str) -> Result<(), Refusal> {
+    if state.len() > MAX_STATE_LEN {
+        return refuse(ErrorCode::InvalidParam, "state is larger than 1 KiB");
+    }
+    Ok(())
+}
