@@ -62,6 +62,9 @@ pub(crate) async fn serve(
         let _ = tx.try_send(Outgoing::Frame(encode(&frame)));
     };
     let mut login_deadline_armed = true;
+    // Why the connection ends: a close frame from the client is an orderly quit, anything else a
+    // lost connection.
+    let mut reason = Reason::Network;
     let farewell: Option<ServerFrame> = loop {
         tokio::select! {
             _ = &mut deadline, if login_deadline_armed => {
@@ -92,7 +95,11 @@ pub(crate) async fn serve(
                     code: ErrorCode::BinaryFrame,
                     message: "the protocol uses text frames only".into(),
                 }),
-                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(Message::Close(_))) => {
+                    reason = Reason::Quit;
+                    break None;
+                }
+                None => break None,
                 Some(Ok(_)) => {}
                 Some(Err(WsError::Capacity(e))) => break Some(ServerFrame::Error {
                     op: None,
@@ -107,7 +114,7 @@ pub(crate) async fn serve(
         }
     };
     state.core().conns.remove(&conn);
-    state.handle(Input::Disconnected { conn });
+    state.handle(Input::Disconnected { conn, reason });
     if let Some(frame) = farewell {
         let _ = ws.send(Message::Text(encode(&frame))).await;
         let _ = ws.close(None).await;

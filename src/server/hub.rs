@@ -16,8 +16,8 @@ pub(crate) type ConnId = u64;
 pub(crate) enum Input {
     /// A decoded frame from a connection.
     Frame { conn: ConnId, frame: ClientFrame },
-    /// A connection is gone.
-    Disconnected { conn: ConnId },
+    /// A connection is gone: closed in order (`Quit`) or lost (`Network`).
+    Disconnected { conn: ConnId, reason: Reason },
     /// A connection's time to log in ran out.
     HandshakeTimeout { conn: ConnId },
 }
@@ -81,15 +81,11 @@ impl Hub {
                     });
                 }
             }
-            Input::Disconnected { conn } => {
+            Input::Disconnected { conn, reason } => {
                 if let Some(login) = self.logins.remove(&conn)
                     && let Some(room) = login.room
                 {
-                    self.with_room(
-                        &room,
-                        |r, out| r.remove(conn, Reason::Network, out),
-                        &mut out,
-                    );
+                    self.with_room(&room, |r, out| r.remove(conn, reason, out), &mut out);
                 }
             }
             Input::HandshakeTimeout { conn } => {

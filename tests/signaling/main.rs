@@ -1,1 +1,10 @@
-//! placeholder
+//! Signaling over real WebSocket connections on 127.0.0.1: several clients, one real server.
+
+mod support;
+
+mod join_leave;
+mod kick_roles;
+mod messages;
+mod properties;
+mod raw;
+mod streams;

@@ -1,0 +1,285 @@
+//! Bad input over a raw WebSocket: every case gets a typed error frame, the server keeps serving
+//! everyone else, and the connection stays usable where the protocol allows.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use jrtc::{CallEvent, MessageEvent, Server};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{User, WAIT, done, room_of, server};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Raw {
+    ws: Ws,
+}
+
+impl Raw {
+    async fn connect(url: &str) -> Raw {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Raw { ws }
+    }
+
+    async fn login(url: &str, user: &str) -> Raw {
+        let mut raw = Raw::connect(url).await;
+        let welcome = raw
+            .ask(json!({"type": "hello", "version": 1, "user_id": user}))
+            .await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        raw
+    }
+
+    async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(Message::Close(_))) | None => return Value::Null,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("{e}"),
+            }
+        }
+    }
+
+    async fn ask(&mut self, frame: Value) -> Value {
+        self.send_text(frame.to_string()).await;
+        self.recv().await
+    }
+
+    /// Sends `text` and expects an error frame with `code` (and `op`, when given).
+    async fn expect_error(&mut self, text: String, code: &str, op: Option<u64>) {
+        self.send_text(text).await;
+        let reply = self.recv().await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], code, "{reply}");
+        assert_eq!(reply["op"], op.map_or(Value::Null, Value::from), "{reply}");
+        assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_harms_no_one() {
+    let server = server().await;
+    // Two well-behaved members whose call must go on undisturbed.
+    let mut users = room_of(&server, "r", &["alice", "bob"]).await;
+
+    let mut raw = Raw::connect(&server.url()).await;
+    // Before hello.
+    raw.expect_error(
+        json!({"type": "join", "op": 1, "room": "r"}).to_string(),
+        "not_logged_in",
+        Some(1),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "hello", "version": 99, "user_id": "mallory"}).to_string(),
+        "unsupported_version",
+        None,
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "hello", "version": 1, "user_id": "-bad id"}).to_string(),
+        "invalid_param",
+        None,
+    )
+    .await;
+    // The connection is still usable: log in properly.
+    let welcome = raw
+        .ask(json!({"type": "hello", "version": 1, "user_id": "mallory"}))
+        .await;
+    assert_eq!(welcome["type"], "welcome");
+    raw.expect_error(
+        json!({"type": "hello", "version": 1, "user_id": "mallory"}).to_string(),
+        "already_logged_in",
+        None,
+    )
+    .await;
+
+    // Frames the server cannot read.
+    raw.expect_error("{not json".into(), "bad_json", None).await;
+    raw.expect_error("[1, 2]".into(), "invalid_frame", None)
+        .await;
+    raw.expect_error(json!({"op": 2}).to_string(), "invalid_frame", Some(2))
+        .await;
+    raw.expect_error(
+        json!({"type": "teleport", "op": 3}).to_string(),
+        "unknown_type",
+        Some(3),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "kick", "op": 4}).to_string(),
+        "invalid_frame",
+        Some(4),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "join", "op": "five"}).to_string(),
+        "invalid_frame",
+        None,
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "send_message", "op": 6, "content": 7, "content_type": "t"}).to_string(),
+        "invalid_frame",
+        Some(6),
+    )
+    .await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    raw.expect_error(deep, "bad_json", None).await;
+    let big = json!({"type": "leave", "op": 8, "pad": "x".repeat(100 * 1024)}).to_string();
+    raw.expect_error(big, "frame_too_large", None).await;
+    raw.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    let reply = raw.recv().await;
+    assert_eq!(reply["code"], "binary_frame");
+
+    // Requests that need a room, before joining one.
+    raw.expect_error(
+        json!({"type": "send_message", "op": 9, "content_type": "t", "content": "x"}).to_string(),
+        "not_in_room",
+        Some(9),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "leave", "op": 10}).to_string(),
+        "not_in_room",
+        Some(10),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "join", "op": 11, "room": "../etc"}).to_string(),
+        "invalid_param",
+        Some(11),
+    )
+    .await;
+
+    // Join, then misbehave inside the room.
+    let joined = raw
+        .ask(json!({"type": "join", "op": 12, "room": "r"}))
+        .await;
+    assert_eq!(
+        (joined["type"].as_str(), joined["op"].as_u64()),
+        (Some("joined"), Some(12)),
+        "{joined}"
+    );
+    assert_eq!(joined["participants"].as_array().unwrap().len(), 3);
+    raw.expect_error(
+        json!({"type": "join", "op": 13, "room": "s"}).to_string(),
+        "already_joined",
+        Some(13),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "kick", "op": 14, "user_id": "alice"}).to_string(),
+        "permission_denied",
+        Some(14),
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "end", "op": 15}).to_string(),
+        "permission_denied",
+        Some(15),
+    )
+    .await;
+    let long = "y".repeat(4097);
+    raw.expect_error(
+        json!({"type": "send_message", "op": 16, "content_type": "t", "content": long}).to_string(),
+        "message_too_large",
+        Some(16),
+    )
+    .await;
+    raw.expect_error(json!({"type": "send_message", "op": 17, "to": "nobody", "content_type": "t", "content": "x"}).to_string(), "no_such_participant", Some(17)).await;
+    raw.expect_error(
+        json!({"type": "set_properties", "op": 18, "recording": true}).to_string(),
+        "permission_denied",
+        Some(18),
+    )
+    .await;
+
+    // Still usable: a valid group message goes through, and the others hear it.
+    let done_frame = raw.ask(json!({"type": "send_message", "op": 19, "content_type": "text/plain", "content": "ok"})).await;
+    assert_eq!(
+        (done_frame["type"].as_str(), done_frame["op"].as_u64()),
+        (Some("done"), Some(19)),
+        "{done_frame}"
+    );
+
+    for u in &mut users {
+        assert!(
+            matches!(u.next().await, CallEvent::Participant(_)),
+            "mallory joined"
+        );
+        match u.next().await {
+            CallEvent::Message(MessageEvent::Received(m)) => {
+                assert_eq!((m.from.as_str(), m.content.as_str()), ("mallory", "ok"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // And the well-behaved members were served all along.
+    done(
+        &users[0].call,
+        users[0]
+            .call
+            .send_message(Some("bob"), "text/plain", "still here")
+            .await
+            .unwrap(),
+    )
+    .await;
+    match users[1].next().await {
+        CallEvent::Message(MessageEvent::Received(m)) => assert_eq!(m.content, "still here"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_frame_over_the_hard_limit_closes_only_that_connection() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice", "bob"]).await;
+    let mut raw = Raw::login(&server.url(), "mallory").await;
+    raw.send_text("z".repeat(2 * 1024 * 1024)).await;
+    let reply = raw.recv().await;
+    assert_eq!(reply["code"], "frame_too_large", "{reply}");
+    assert_eq!(raw.recv().await, Value::Null, "then the connection closes");
+    done(
+        &users[0].call,
+        users[0]
+            .call
+            .send_message(None, "text/plain", "fine")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(matches!(users[1].next().await, CallEvent::Message(_)));
+}
+
+#[tokio::test]
+async fn a_connection_that_never_logs_in_is_closed_with_reason_timeout() {
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .handshake_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let mut raw = Raw::connect(&server.url()).await;
+    let bye = raw.recv().await;
+    assert_eq!(
+        (bye["type"].as_str(), bye["reason"].as_str()),
+        (Some("goodbye"), Some("timeout")),
+        "{bye}"
+    );
+    assert_eq!(raw.recv().await, Value::Null);
+    // A client that logs in in time is not affected by the deadline.
+    let mut user = User::connect(&server, "alice").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    user.join("r").await;
+}

@@ -1,0 +1,152 @@
+//! Helpers shared by the signaling tests.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jrtc::{
+    Call, CallEvent, Credentials, EventStream, JoinOptions, OperationId, Outcome, RoomSnapshot,
+    Server, ServerHandle,
+};
+
+/// How long a test waits for an event that must come.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub async fn server() -> ServerHandle {
+    Server::builder()
+        .bind("127.0.0.1:0")
+        .start()
+        .await
+        .expect("server starts")
+}
+
+/// A logged-in user with a stream subscribed from the start.
+pub struct User {
+    pub call: Call,
+    pub events: EventStream,
+}
+
+impl User {
+    pub async fn connect(server: &ServerHandle, id: &str) -> User {
+        Self::connect_url(&server.url(), id).await
+    }
+
+    pub async fn connect_url(url: &str, id: &str) -> User {
+        let call = Call::connect(url, Credentials::new(id, id.to_uppercase()))
+            .await
+            .expect("login");
+        let events = call.events();
+        User { call, events }
+    }
+
+    /// The next event; fails the test if none comes in time.
+    pub async fn next(&mut self) -> CallEvent {
+        next(&mut self.events).await
+    }
+
+    /// Joins `room` and returns the snapshot, checking the outcome event carries the op id.
+    pub async fn join(&mut self, room: &str) -> RoomSnapshot {
+        let op = self
+            .call
+            .join(room, JoinOptions::default())
+            .await
+            .expect("send join");
+        match self.next().await {
+            CallEvent::Joined {
+                op: got,
+                result: Ok(snapshot),
+            } if got == op => snapshot,
+            other => panic!(
+                "{}: expected Joined for {op}, got {other:?}",
+                self.call.user_id()
+            ),
+        }
+    }
+
+    /// Asserts that nothing arrives for a short while.
+    pub async fn assert_quiet(&mut self) {
+        if let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(150), self.events.next()).await
+        {
+            panic!("{}: unexpected event {ev:?}", self.call.user_id());
+        }
+    }
+}
+
+pub async fn next(events: &mut EventStream) -> CallEvent {
+    tokio::time::timeout(WAIT, events.next())
+        .await
+        .expect("an event in time")
+        .expect("the stream is open")
+}
+
+/// Connects `ids` and makes them join `room` in order; returns them with their streams drained
+/// of the joins that happened after each one's own.
+pub async fn room_of(server: &ServerHandle, room: &str, ids: &[&str]) -> Vec<User> {
+    let mut users: Vec<User> = Vec::new();
+    for id in ids {
+        let mut user = User::connect(server, id).await;
+        user.join(room).await;
+        for earlier in users.iter_mut() {
+            match earlier.next().await {
+                CallEvent::Participant(jrtc::ParticipantEvent::Joined { participant, .. })
+                    if participant.user_id == *id => {}
+                other => panic!("expected {id} to join, got {other:?}"),
+            }
+        }
+        users.push(user);
+    }
+    users
+}
+
+/// The awaited outcome of `op`, which must succeed.
+pub async fn done(call: &Call, op: OperationId) -> Outcome {
+    tokio::time::timeout(WAIT, call.outcome(op))
+        .await
+        .expect("an outcome in time")
+        .expect("the operation succeeds")
+}
+
+/// A loopback TCP relay in front of the server whose connections can be cut, to lose a
+/// connection the way a network does (no close frame).
+pub struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(server: &ServerHandle) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = server.local_addr();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut stop = cut_rx.clone();
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|c| *c) => return,
+                    Ok((mut client, _)) = listener.accept() => {
+                        let mut stop = cut_rx.clone();
+                        tokio::spawn(async move {
+                            let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = stop.wait_for(|c| *c) => {}
+                            }
+                            // Dropping both sockets resets them: no WebSocket close frame is sent.
+                        });
+                    }
+                }
+            }
+        });
+        Proxy { addr, cut }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Drops every relayed connection at once.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+}
