@@ -68,6 +68,11 @@ impl Hub {
         self.rooms.get(id)
     }
 
+    #[cfg(test)]
+    pub(crate) fn room_of(&self, conn: ConnId) -> Option<RoomId> {
+        self.logins.get(&conn).and_then(|l| l.room.clone())
+    }
+
     /// Takes one input; returns what to send, in order.
     pub(crate) fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();

@@ -5,6 +5,8 @@
 
 mod conn;
 pub(crate) mod hub;
+#[cfg(test)]
+mod proptests;
 pub(crate) mod room;
 
 use std::collections::HashMap;
