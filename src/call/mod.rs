@@ -461,3 +461,19 @@ async fn run(
     lock(&shared).finish(reason);
     let _ = finished.send(true);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_and_streams_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Call>();
+        send::<EventStream>();
+        send::<KindStream<crate::MessageEvent>>();
+        send_sync::<CallEvent>();
+        send_sync::<CallError>();
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -18,6 +19,9 @@ use crate::protocol::{self, ErrorCode, MAX_FRAME_LEN, ServerFrame};
 /// Frames above this size are not even read: the connection is closed (1009, message too big).
 /// Between [`MAX_FRAME_LEN`] and this, a frame is read and answered with `frame_too_large`.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+/// How long a closing connection may take to take its last frame.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Frames written per flush, so a burst of events costs one write system call, not one each.
 const WRITE_BATCH: usize = 64;
@@ -72,16 +76,18 @@ pub(crate) async fn serve(
                 state.handle(Input::HandshakeTimeout { conn });
             }
             _ = stopped(&mut stop) => break Some(ServerFrame::Goodbye { reason: Reason::ServerShutdown }),
-            _ = &mut kill => break Some(ServerFrame::Error {
-                op: None,
-                code: ErrorCode::SlowConsumer,
-                message: "too many frames queued for this connection".into(),
-            }),
+            _ = &mut kill => break Some(slow_consumer()),
             out = rx.recv() => match out {
-                Some(first) => match write_batch(&mut ws, first, &mut rx).await {
-                    Ok(None) => {}
-                    Ok(Some(reason)) => break Some(ServerFrame::Goodbye { reason }),
-                    Err(_) => break None,
+                // A client that stops reading blocks this write; the kill signal (its queue
+                // overflowed) and shutdown must still get through.
+                Some(first) => tokio::select! {
+                    written = write_batch(&mut ws, first, &mut rx) => match written {
+                        Ok(None) => {}
+                        Ok(Some(reason)) => break Some(ServerFrame::Goodbye { reason }),
+                        Err(_) => break None,
+                    },
+                    _ = &mut kill => break Some(slow_consumer()),
+                    _ = stopped(&mut stop) => break None,
                 },
                 None => break None,
             },
@@ -116,8 +122,12 @@ pub(crate) async fn serve(
     state.core().conns.remove(&conn);
     state.handle(Input::Disconnected { conn, reason });
     if let Some(frame) = farewell {
-        let _ = ws.send(Message::Text(encode(&frame))).await;
-        let _ = ws.close(None).await;
+        // A peer that does not read gets a bounded chance to hear why it is being closed.
+        let _ = tokio::time::timeout(FAREWELL_TIMEOUT, async {
+            ws.send(Message::Text(encode(&frame))).await?;
+            ws.close(None).await
+        })
+        .await;
     }
     tracing::debug!(conn, "disconnected");
 }
@@ -146,4 +156,12 @@ async fn write_batch(
     }
     ws.flush().await?;
     Ok(None)
+}
+
+fn slow_consumer() -> ServerFrame {
+    ServerFrame::Error {
+        op: None,
+        code: ErrorCode::SlowConsumer,
+        message: "too many frames queued for this connection".into(),
+    }
 }

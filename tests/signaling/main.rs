@@ -2,6 +2,7 @@
 
 mod support;
 
+mod binary;
 mod join_leave;
 mod kick_roles;
 mod messages;

@@ -283,3 +283,49 @@ async fn a_connection_that_never_logs_in_is_closed_with_reason_timeout() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     user.join("r").await;
 }
+
+#[tokio::test]
+async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .outbound_queue(16)
+        .start()
+        .await
+        .unwrap();
+    let mut users = room_of(&server, "r", &["alice", "bob"]).await;
+    let mut sloth = Raw::login(&server.url(), "sloth").await;
+    let joined = sloth.ask(json!({"type": "join", "op": 1, "room": "r"})).await;
+    assert_eq!(joined["type"], "joined");
+    for u in &mut users {
+        assert!(matches!(u.next().await, CallEvent::Participant(_)));
+    }
+    // From here on the sloth reads nothing. 4 KiB messages fill its socket buffers, then its
+    // queue of 16 frames; the server then closes it. Bob keeps reading all along.
+    let mut bob_chat = users[1].call.events().messages();
+    let content = "m".repeat(4096);
+    let mut sent = 0;
+    let left = loop {
+        let op = users[0].call.send_message(None, "text/plain", content.clone()).await.unwrap();
+        done(&users[0].call, op).await;
+        sent += 1;
+        let got = tokio::time::timeout(WAIT, bob_chat.next()).await.unwrap().unwrap().unwrap();
+        assert!(matches!(got, MessageEvent::Received(_)));
+        if server.connection_count() == 2 {
+            break sent;
+        }
+        assert!(sent < 20_000, "the sloth was never dropped");
+    };
+    // Alice hears that the sloth is gone (its connection counts as lost).
+    loop {
+        match users[0].next().await {
+            CallEvent::Participant(jrtc::ParticipantEvent::Left { participant, reason, .. }) => {
+                assert_eq!((participant.user_id.as_str(), reason), ("sloth", jrtc::Reason::Network));
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(left > 16);
+    eprintln!("the sloth was dropped after {left} messages");
+    drop(sloth);
+}

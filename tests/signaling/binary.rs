@@ -1,0 +1,38 @@
+//! The standalone `jrtc-server` binary: starts, serves real clients, stops on SIGINT.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::support::User;
+
+#[tokio::test]
+async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
+        .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+
+    let mut alice = User::connect_url(&url, "alice").await;
+    let snap = alice.join("r").await;
+    assert_eq!(snap.participants.len(), 1);
+
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // The server says goodbye: the call's stream ends with the shutdown reason.
+    loop {
+        match alice.next().await {
+            jrtc::CallEvent::Closed { reason } => {
+                assert_eq!(reason, jrtc::Reason::ServerShutdown);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
