@@ -93,9 +93,9 @@ impl Session {
             }
             ServerFrame::Done { op, seq } => {
                 if let Some(seq) = seq
-                    && let Some(room) = self.room.clone()
+                    && let Some(room) = self.room.as_ref().map(|r| r.room.clone())
                 {
-                    self.advance(&room.room, seq);
+                    self.advance(&room, seq);
                 }
                 match self.pending.remove(&op) {
                     Some(kind) => events.push(self.outcome(op, kind, Ok(()))),
@@ -118,8 +118,7 @@ impl Session {
                 seq,
                 participant,
             } => {
-                if self.advance(&room, seq) {
-                    let snap = self.room.as_mut().expect("advance checked the room");
+                if let Some(snap) = self.advance(&room, seq) {
                     snap.participants.push(participant.clone());
                     events.push(CallEvent::Participant(ParticipantEvent::Joined {
                         room,
@@ -134,8 +133,9 @@ impl Session {
                 participant,
                 reason,
             } => {
-                if self.advance(&room, seq) {
-                    if participant.user_id == self.me {
+                let me = participant.user_id == self.me;
+                if let Some(snap) = self.advance(&room, seq) {
+                    if me {
                         self.room = None;
                         events.push(CallEvent::Left {
                             room,
@@ -143,7 +143,6 @@ impl Session {
                             op: None,
                         });
                     } else {
-                        let snap = self.room.as_mut().expect("advance checked the room");
                         snap.participants
                             .retain(|p| p.user_id != participant.user_id);
                         events.push(CallEvent::Participant(ParticipantEvent::Left {
@@ -161,8 +160,7 @@ impl Session {
                 participant,
                 changes,
             } => {
-                if self.advance(&room, seq) {
-                    let snap = self.room.as_mut().expect("advance checked the room");
+                if let Some(snap) = self.advance(&room, seq) {
                     if let Some(p) = snap
                         .participants
                         .iter_mut()
@@ -185,8 +183,7 @@ impl Session {
                 changes,
                 by,
             } => {
-                if self.advance(&room, seq) {
-                    let snap = self.room.as_mut().expect("advance checked the room");
+                if let Some(snap) = self.advance(&room, seq) {
                     snap.properties = properties.clone();
                     events.push(CallEvent::Property(PropertyEvent::Changed {
                         room,
@@ -206,7 +203,7 @@ impl Session {
                 content,
             } => {
                 let in_order = match seq {
-                    Some(seq) => self.advance(&room, seq),
+                    Some(seq) => self.advance(&room, seq).is_some(),
                     None => self.room.as_ref().is_some_and(|r| r.room == room),
                 };
                 if in_order {
@@ -223,7 +220,7 @@ impl Session {
                 }
             }
             ServerFrame::CallEnded { room, seq, .. } => {
-                if self.advance(&room, seq) {
+                if self.advance(&room, seq).is_some() {
                     self.room = None;
                     events.push(CallEvent::Left {
                         room,
@@ -246,19 +243,16 @@ impl Session {
         })
     }
 
-    /// Accepts a room event with sequence number `seq` if it is the next one of the current room.
-    fn advance(&mut self, room: &RoomId, seq: u64) -> bool {
-        match &mut self.room {
-            Some(snap) if &snap.room == room => {
-                if seq != snap.seq + 1 {
-                    self.seq_faults += 1;
-                    tracing::warn!(room = %room, expected = snap.seq + 1, got = seq, "room event out of sequence");
-                }
-                snap.seq = seq;
-                true
-            }
-            _ => false,
+    /// Accepts room event number `seq` of `room`: the current room's view, moved on to `seq`, or
+    /// `None` for an event of a room this session is not in.
+    fn advance(&mut self, room: &RoomId, seq: u64) -> Option<&mut RoomSnapshot> {
+        let snap = self.room.as_mut().filter(|snap| &snap.room == room)?;
+        if seq != snap.seq + 1 {
+            self.seq_faults += 1;
+            tracing::warn!(room = %room, expected = snap.seq + 1, got = seq, "room event out of sequence");
         }
+        snap.seq = seq;
+        Some(snap)
     }
 
     fn outcome(

@@ -13,7 +13,9 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
         .spawn()
         .expect("the binary starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
 
@@ -21,7 +23,10 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
     let snap = alice.join("r").await;
     assert_eq!(snap.participants.len(), 1);
 
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     // The server says goodbye: the call's stream ends with the shutdown reason.
     loop {
@@ -33,6 +38,9 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
             _ => continue,
         }
     }
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "{exit:?}");
 }

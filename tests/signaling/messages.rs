@@ -2,7 +2,7 @@
 
 use jrtc::{CallError, CallEvent, ErrorCode, MessageEvent, MessageScope};
 
-use crate::support::{done, room_of, server};
+use crate::support::{done, refused, room_of, server};
 
 #[tokio::test]
 async fn a_group_message_reaches_everyone_else() {
@@ -108,8 +108,5 @@ async fn message_limits_and_targets() {
         .send_message(None, "text/plain", "anyone?")
         .await
         .unwrap();
-    match users[2].call.outcome(op).await {
-        Err(CallError::Refused { error, .. }) => assert_eq!(error.code, ErrorCode::NotInRoom),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(refused(&users[2].call, op).await, ErrorCode::NotInRoom);
 }

@@ -1,10 +1,8 @@
 //! Call properties: custom keys, recording, screen share.
 
-use jrtc::{
-    CallError, CallEvent, ErrorCode, PropertyEvent, PropertyUpdate, RecordingState, ScreenShare,
-};
+use jrtc::{CallEvent, ErrorCode, PropertyEvent, PropertyUpdate, RecordingState, ScreenShare};
 
-use crate::support::{User, done, room_of, server};
+use crate::support::{User, done, refused, room_of, server};
 
 fn custom(key: &str, value: Option<&str>) -> PropertyUpdate {
     let mut update = PropertyUpdate::default();
@@ -38,13 +36,6 @@ async fn expect_change(u: &mut User) -> (jrtc::CallProperties, jrtc::PropertyCha
             CallEvent::Completed { .. } => {}
             other => panic!("{other:?}"),
         }
-    }
-}
-
-async fn refused(u: &User, op: jrtc::OperationId) -> ErrorCode {
-    match u.call.outcome(op).await {
-        Err(CallError::Refused { error, .. }) => error.code,
-        other => panic!("{other:?}"),
     }
 }
 
@@ -112,13 +103,19 @@ async fn guests_may_not_set_custom_properties_or_record() {
         .set_properties(custom("topic", Some("x")))
         .await
         .unwrap();
-    assert_eq!(refused(&users[1], op).await, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused(&users[1].call, op).await,
+        ErrorCode::PermissionDenied
+    );
     let rec = PropertyUpdate {
         recording: Some(true),
         ..Default::default()
     };
     let op = users[1].call.set_properties(rec.clone()).await.unwrap();
-    assert_eq!(refused(&users[1], op).await, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused(&users[1].call, op).await,
+        ErrorCode::PermissionDenied
+    );
     users[2].assert_quiet().await;
 
     done(
@@ -140,7 +137,7 @@ async fn guests_may_not_set_custom_properties_or_record() {
         .set_properties(custom("big", Some(&"x".repeat(2000))))
         .await
         .unwrap();
-    assert_eq!(refused(&users[0], op).await, ErrorCode::InvalidParam);
+    assert_eq!(refused(&users[0].call, op).await, ErrorCode::InvalidParam);
     users[1].assert_quiet().await;
 }
 
@@ -161,16 +158,25 @@ async fn one_screen_sharer_at_a_time() {
     }
     // Carol may not take over, nor name someone else as sharer.
     let op = users[2].call.set_properties(share("carol")).await.unwrap();
-    assert_eq!(refused(&users[2], op).await, ErrorCode::ScreenShareBusy);
+    assert_eq!(
+        refused(&users[2].call, op).await,
+        ErrorCode::ScreenShareBusy
+    );
     let op = users[2].call.set_properties(share("alice")).await.unwrap();
-    assert_eq!(refused(&users[2], op).await, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused(&users[2].call, op).await,
+        ErrorCode::PermissionDenied
+    );
     // Nor stop Bob's share.
     let stop = PropertyUpdate {
         screen_share: Some(None),
         ..Default::default()
     };
     let op = users[2].call.set_properties(stop.clone()).await.unwrap();
-    assert_eq!(refused(&users[2], op).await, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused(&users[2].call, op).await,
+        ErrorCode::PermissionDenied
+    );
     users[0].assert_quiet().await;
 
     // Bob stops; carol starts; carol leaving ends her share for everyone.

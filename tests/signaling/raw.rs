@@ -294,7 +294,9 @@ async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
         .unwrap();
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
     let mut sloth = Raw::login(&server.url(), "sloth").await;
-    let joined = sloth.ask(json!({"type": "join", "op": 1, "room": "r"})).await;
+    let joined = sloth
+        .ask(json!({"type": "join", "op": 1, "room": "r"}))
+        .await;
     assert_eq!(joined["type"], "joined");
     for u in &mut users {
         assert!(matches!(u.next().await, CallEvent::Participant(_)));
@@ -305,10 +307,18 @@ async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
     let content = "m".repeat(4096);
     let mut sent = 0;
     let left = loop {
-        let op = users[0].call.send_message(None, "text/plain", content.clone()).await.unwrap();
+        let op = users[0]
+            .call
+            .send_message(None, "text/plain", content.clone())
+            .await
+            .unwrap();
         done(&users[0].call, op).await;
         sent += 1;
-        let got = tokio::time::timeout(WAIT, bob_chat.next()).await.unwrap().unwrap().unwrap();
+        let got = tokio::time::timeout(WAIT, bob_chat.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert!(matches!(got, MessageEvent::Received(_)));
         if server.connection_count() == 2 {
             break sent;
@@ -318,8 +328,15 @@ async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
     // Alice hears that the sloth is gone (its connection counts as lost).
     loop {
         match users[0].next().await {
-            CallEvent::Participant(jrtc::ParticipantEvent::Left { participant, reason, .. }) => {
-                assert_eq!((participant.user_id.as_str(), reason), ("sloth", jrtc::Reason::Network));
+            CallEvent::Participant(jrtc::ParticipantEvent::Left {
+                participant,
+                reason,
+                ..
+            }) => {
+                assert_eq!(
+                    (participant.user_id.as_str(), reason),
+                    ("sloth", jrtc::Reason::Network)
+                );
                 break;
             }
             _ => continue,

@@ -150,3 +150,31 @@ impl Proxy {
         let _ = self.cut.send(true);
     }
 }
+
+impl User {
+    /// The next event, which must be another member leaving: who and why.
+    pub async fn participant_left(&mut self) -> (String, jrtc::Reason) {
+        match self.next().await {
+            CallEvent::Participant(jrtc::ParticipantEvent::Left {
+                participant,
+                reason,
+                ..
+            }) => (participant.user_id.0, reason),
+            other => panic!(
+                "{}: expected a departure, got {other:?}",
+                self.call.user_id()
+            ),
+        }
+    }
+}
+
+/// The error code of `op`, which must be refused.
+pub async fn refused(call: &Call, op: OperationId) -> jrtc::ErrorCode {
+    match tokio::time::timeout(WAIT, call.outcome(op))
+        .await
+        .expect("an outcome in time")
+    {
+        Err(jrtc::CallError::Refused { error, .. }) => error.code,
+        other => panic!("expected {op} to be refused, got {other:?}"),
+    }
+}
