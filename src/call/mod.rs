@@ -1,6 +1,6 @@
 //! The client: [`Call`], a logged-in user's handle, and the task that moves its frames.
 //!
-//! Data flows one way: socket → [`Session`](session::Session) (sans-IO) → events → subscribers.
+//! Data flows one way: socket → the sans-IO session core (`session.rs`) → events → subscribers.
 //! Requests go the other way through a bounded queue to the same task.
 
 mod options;

@@ -1,7 +1,7 @@
 //! The signaling server: embeddable ([`Server::builder`]) and run by the `jrtc-server` binary.
 //!
 //! The async shell here accepts WebSocket connections and moves frames; all decisions are taken
-//! by the sans-IO [`Hub`](hub::Hub) and its rooms.
+//! by the sans-IO hub (`hub.rs`) and its rooms (`room.rs`).
 
 mod conn;
 pub(crate) mod hub;
