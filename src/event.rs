@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{
-    CallProperties, MessageScope, OperationId, Participant, ParticipantChanges, PropertyChanges,
-    Reason, RoomId, UserId,
+    CallProperties, Invitation, InviteFailure, MessageScope, OperationId, Participant,
+    ParticipantChanges, PropertyChanges, Reason, RoomId, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -63,6 +63,14 @@ pub enum OperationKind {
     SetProperties,
     /// [`Call::send_message`](crate::Call::send_message).
     SendMessage,
+    /// [`Call::invite`](crate::Call::invite).
+    Invite,
+    /// [`Call::cancel_invite`](crate::Call::cancel_invite).
+    CancelInvite,
+    /// [`Call::accept_invite`](crate::Call::accept_invite).
+    AcceptInvite,
+    /// [`Call::reject_invite`](crate::Call::reject_invite).
+    RejectInvite,
 }
 
 /// Everything a [`Call`](crate::Call) reports, in the server's order.
@@ -70,9 +78,11 @@ pub enum OperationKind {
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CallEvent {
-    /// Outcome of [`Call::join`](crate::Call::join): the room snapshot, or why not.
+    /// You are in a room: the outcome of [`Call::join`](crate::Call::join) (or why not), or the
+    /// room an accepted invitation or an invite sent from outside a room put you in (then `op`
+    /// is that operation's id, and its own outcome event follows).
     Joined {
-        /// The join's operation id.
+        /// The operation's id.
         op: OperationId,
         /// The room as it is at the moment you joined, or the refusal.
         result: Result<RoomSnapshot, OpError>,
@@ -93,6 +103,8 @@ pub enum CallEvent {
     Property(PropertyEvent),
     /// A message arrived, or the outcome of one you sent.
     Message(MessageEvent),
+    /// Invitations: received, answered, canceled, and the outcomes of your invitation requests.
+    Invite(InviteEvent),
     /// Outcome of any other operation (end, kick, set role, update, set properties, and a failed
     /// leave).
     Completed {
@@ -210,28 +222,88 @@ pub enum MessageEvent {
     },
 }
 
+/// What an invite request did: the invitations made and the callees it could not reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteReport {
+    /// The room the invitations are for. `None` only when an invite sent from outside a room
+    /// reached no one (then no room was made).
+    pub room: Option<RoomId>,
+    /// One invitation per reachable callee.
+    pub invitations: Vec<Invitation>,
+    /// Callees not invited, with why (`Offline`, `Busy`).
+    pub failed: Vec<InviteFailure>,
+}
+
+/// Invitation events. Yielded by [`EventStream::invites`](crate::EventStream::invites).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InviteEvent {
+    /// Outcome of [`Call::invite`](crate::Call::invite).
+    Sent {
+        /// The invite's operation id.
+        op: OperationId,
+        /// Who was invited and who could not be, or why the request was refused.
+        result: Result<InviteReport, OpError>,
+    },
+    /// Outcome of [`Call::cancel_invite`](crate::Call::cancel_invite).
+    CancelResult {
+        /// The operation id.
+        op: OperationId,
+        /// Success, or why not.
+        result: Result<(), OpError>,
+    },
+    /// Outcome of [`Call::accept_invite`](crate::Call::accept_invite) (after the
+    /// [`CallEvent::Joined`] for the invitation's room).
+    AcceptResult {
+        /// The operation id.
+        op: OperationId,
+        /// Success, or why not.
+        result: Result<(), OpError>,
+    },
+    /// Outcome of [`Call::reject_invite`](crate::Call::reject_invite).
+    RejectResult {
+        /// The operation id.
+        op: OperationId,
+        /// Success, or why not.
+        result: Result<(), OpError>,
+    },
+    /// Someone invites you (every connected device of yours receives it).
+    Received(Invitation),
+    /// An invitation ended without your answer: the caller canceled it (`Canceled`), it went
+    /// unanswered (`NoResponse`), the caller left the call (`Quit`, `Network`, `Kicked`, `Over`),
+    /// or another device of yours answered it (`AcceptedElsewhere`, `RejectedElsewhere`). Also
+    /// sent to a caller whose invitations ended because it left the call.
+    Canceled {
+        /// The invitation.
+        invitation: Invitation,
+        /// Why it ended.
+        reason: Reason,
+    },
+    /// The callee accepted your invitation (it is joining the room).
+    Accepted {
+        /// The invitation.
+        invitation: Invitation,
+    },
+    /// The callee turned your invitation down (`Rejected`, `Busy`), or did not answer in time
+    /// (`NoResponse`).
+    Rejected {
+        /// The invitation.
+        invitation: Invitation,
+        /// Why.
+        reason: Reason,
+    },
+}
+
 /// What a successful operation produced; see [`Call::outcome`](crate::Call::outcome).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Outcome {
-    /// A join: the room snapshot.
+    /// A join, or an accepted invitation: the room snapshot.
     Joined(RoomSnapshot),
+    /// An invite: who was invited and who could not be.
+    Invited(InviteReport),
     /// Any other operation.
     Done,
-}
-
-impl CallEvent {
-    /// For an operation's outcome event: the operation id and its outcome.
-    pub fn outcome(&self) -> Option<(OperationId, Result<Outcome, OpError>)> {
-        match self {
-            CallEvent::Joined { op, result } => Some((*op, result.clone().map(Outcome::Joined))),
-            CallEvent::Left { op: Some(op), .. } => Some((*op, Ok(Outcome::Done))),
-            CallEvent::Completed { op, result, .. }
-            | CallEvent::Message(MessageEvent::Sent { op, result }) => {
-                Some((*op, result.clone().map(|()| Outcome::Done)))
-            }
-            _ => None,
-        }
-    }
 }

@@ -81,15 +81,17 @@ pub mod protocol;
 pub mod server;
 
 pub use call::{
-    Call, CallError, CallOptions, Credentials, EventStream, JoinOptions, KindStream, Lagged,
+    Call, CallError, CallOptions, Credentials, EventStream, InviteOptions, JoinOptions, KindStream,
+    Lagged,
 };
 pub use event::{
-    CallEvent, MessageEvent, OpError, OperationKind, Outcome, ParticipantEvent, PropertyEvent,
-    ReceivedMessage, RoomSnapshot,
+    CallEvent, InviteEvent, InviteReport, MessageEvent, OpError, OperationKind, Outcome,
+    ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
 };
 pub use model::{
-    CallProperties, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
-    PropertyChanges, PropertyUpdate, Reason, RecordingState, Role, RoomId, ScreenShare, UserId,
+    CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
+    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Reason,
+    RecordingState, Rejection, Role, RoomId, ScreenShare, UserId,
 };
 pub use protocol::ErrorCode;
 pub use server::{Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};

@@ -16,6 +16,12 @@ pub const MAX_DISPLAY_NAME_LEN: usize = 128;
 pub const MAX_MESSAGE_LEN: usize = 4096;
 /// Longest message content type string, in bytes.
 pub const MAX_CONTENT_TYPE_LEN: usize = 128;
+/// Largest invitation extra info, in bytes.
+pub const MAX_INVITE_EXTRA_LEN: usize = 1024;
+/// Most callees one invite request may name.
+pub const MAX_INVITE_CALLEES: usize = 16;
+/// Longest invitation timeout a client may ask for, in milliseconds (10 minutes).
+pub const MAX_INVITE_TIMEOUT_MS: u64 = 600_000;
 /// Largest participant custom state, in bytes.
 pub const MAX_STATE_LEN: usize = 1024;
 /// Longest custom call-property key, in bytes.
@@ -97,6 +103,70 @@ pub struct OperationId(pub u64);
 impl fmt::Display for OperationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "op#{}", self.0)
+    }
+}
+
+/// Identifies one invitation; chosen by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InvitationId(pub u64);
+
+impl fmt::Display for InvitationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invitation#{}", self.0)
+    }
+}
+
+/// An invitation to a call, as both its caller and its callee see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// The invitation's id.
+    pub id: InvitationId,
+    /// The room the callee is invited to.
+    pub room: RoomId,
+    /// Who invites.
+    pub caller: UserId,
+    /// The caller's display name.
+    pub caller_name: String,
+    /// Who is invited.
+    pub callee: UserId,
+    /// The callee's display name (its user id while it is not connected).
+    pub callee_name: String,
+    /// Whether the caller asks for video.
+    pub video: bool,
+    /// Free-form information from the caller (at most 1 KiB).
+    pub extra: String,
+    /// How long the invitation stays open, in milliseconds from when it was made.
+    pub timeout_ms: u64,
+}
+
+/// A callee an invite request could not reach, and why (`Offline`, `Busy`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteFailure {
+    /// The callee.
+    pub user_id: UserId,
+    /// Why no invitation was made.
+    pub reason: Reason,
+}
+
+/// Why a callee turns an invitation down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No, thanks (the caller sees reason `Rejected`).
+    Declined,
+    /// In another call (the caller sees reason `Busy`).
+    Busy,
+}
+
+impl Rejection {
+    /// The reason the caller is given.
+    pub fn reason(self) -> Reason {
+        match self {
+            Rejection::Declined => Reason::Rejected,
+            Rejection::Busy => Reason::Busy,
+        }
     }
 }
 
@@ -290,6 +360,18 @@ pub enum Reason {
     ServerShutdown,
     /// Anything else.
     Other,
+    /// The callee is in another call.
+    Busy,
+    /// An invitation was not answered in time.
+    NoResponse,
+    /// The caller withdrew the invitation.
+    Canceled,
+    /// The callee declined the invitation.
+    Rejected,
+    /// Another device of the same user accepted the invitation.
+    AcceptedElsewhere,
+    /// Another device of the same user rejected the invitation.
+    RejectedElsewhere,
 }
 
 impl fmt::Display for Reason {

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{
-    CallProperties, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
-    PropertyChanges, PropertyUpdate, Reason, Role, RoomId, UserId,
+    CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
+    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Reason,
+    Rejection, Role, RoomId, UserId,
 };
 
 /// The protocol version this build speaks; sent in `hello` and `welcome`.
@@ -107,6 +108,48 @@ pub enum ClientFrame {
         /// The content, at most 4 KiB of UTF-8.
         content: String,
     },
+    /// Invite users to the current room, or, outside a room, to a new room the sender joins.
+    Invite {
+        /// Request id.
+        op: OperationId,
+        /// Who to invite (1 to 16 distinct users).
+        callees: Vec<UserId>,
+        /// Whether the call is a video call.
+        #[serde(default)]
+        video: bool,
+        /// Free-form information for the callees (at most 1 KiB).
+        #[serde(default)]
+        extra: String,
+        /// How long the invitations stay open (default: the server's, 30 s unless configured).
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// Withdraw an invitation the sender made.
+    CancelInvite {
+        /// Request id.
+        op: OperationId,
+        /// The invitation.
+        invitation: InvitationId,
+    },
+    /// Accept an invitation: join its room (leaving the current one, if any).
+    AcceptInvite {
+        /// Request id.
+        op: OperationId,
+        /// The invitation.
+        invitation: InvitationId,
+        /// Join with the camera flag on.
+        #[serde(default)]
+        video: bool,
+    },
+    /// Turn an invitation down.
+    RejectInvite {
+        /// Request id.
+        op: OperationId,
+        /// The invitation.
+        invitation: InvitationId,
+        /// `declined` or `busy`.
+        reason: Rejection,
+    },
 }
 
 /// The `type` names of [`ClientFrame`], to tell an unknown type from a malformed known one.
@@ -120,6 +163,10 @@ const CLIENT_TYPES: &[&str] = &[
     "update",
     "set_properties",
     "send_message",
+    "invite",
+    "cancel_invite",
+    "accept_invite",
+    "reject_invite",
 ];
 
 impl ClientFrame {
@@ -134,7 +181,11 @@ impl ClientFrame {
             | ClientFrame::SetRole { op, .. }
             | ClientFrame::Update { op, .. }
             | ClientFrame::SetProperties { op, .. }
-            | ClientFrame::SendMessage { op, .. } => Some(*op),
+            | ClientFrame::SendMessage { op, .. }
+            | ClientFrame::Invite { op, .. }
+            | ClientFrame::CancelInvite { op, .. }
+            | ClientFrame::AcceptInvite { op, .. }
+            | ClientFrame::RejectInvite { op, .. } => Some(*op),
         }
     }
 }
@@ -254,6 +305,46 @@ pub enum ServerFrame {
         /// The host who ended it.
         by: UserId,
     },
+    /// Answer to `invite`: who was invited, and who could not be. An invite sent from outside a
+    /// room that reached someone is preceded by a `joined` frame with the same `op`.
+    Invited {
+        /// The request id.
+        op: OperationId,
+        /// The room the invitations are for (absent when no one could be invited from outside a
+        /// room, so no room was made).
+        #[serde(default)]
+        room: Option<RoomId>,
+        /// The invitations made, one per reachable callee.
+        invitations: Vec<Invitation>,
+        /// The callees not invited, with the reason (`offline`, `busy`).
+        failed: Vec<InviteFailure>,
+    },
+    /// Someone invites you (sent to every connection of the callee).
+    InviteReceived {
+        /// The invitation.
+        invitation: Invitation,
+    },
+    /// An invitation ended before you answered it (or was answered on another device), or an
+    /// invitation you made ended because you left the call.
+    InviteCanceled {
+        /// The invitation.
+        invitation: Invitation,
+        /// `canceled`, `no_response`, `accepted_elsewhere`, `rejected_elsewhere`, `quit`,
+        /// `network`, `kicked`, `over`.
+        reason: Reason,
+    },
+    /// The callee accepted your invitation.
+    InviteAccepted {
+        /// The invitation.
+        invitation: Invitation,
+    },
+    /// The callee turned your invitation down, or did not answer in time.
+    InviteRejected {
+        /// The invitation.
+        invitation: Invitation,
+        /// `rejected`, `busy` or `no_response`.
+        reason: Reason,
+    },
     /// The server is closing this connection.
     Goodbye {
         /// Why.
@@ -314,6 +405,18 @@ pub enum ErrorCode {
     /// The user is already a member of that room on another connection.
     #[error("the user is already in this room on another connection")]
     DuplicateUser,
+    /// The invitation does not exist (any more): answered, canceled or expired.
+    #[error("no such invitation (answered, canceled or expired)")]
+    NoSuchInvitation,
+    /// The invitation is someone else's to answer or cancel.
+    #[error("the invitation is not yours to answer or cancel")]
+    NotInvited,
+    /// The invited user is already a member of the room.
+    #[error("the user is already in the room")]
+    AlreadyInRoom,
+    /// The user already has an open invitation to this room.
+    #[error("the user already has an open invitation to this room")]
+    AlreadyInvited,
     /// The client sends faster than it reads; the server closes the connection.
     #[error("the client does not keep up with its events")]
     SlowConsumer,

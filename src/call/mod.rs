@@ -14,12 +14,13 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-pub use options::{CallError, CallOptions, Credentials, JoinOptions};
+pub use options::{CallError, CallOptions, Credentials, InviteOptions, JoinOptions};
 pub use stream::{EventStream, KindStream, Lagged};
 
 use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
 use crate::model::{
-    MAX_MESSAGE_LEN, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Role, RoomId, UserId,
+    Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
+    ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, UserId,
 };
 use crate::protocol::{self, ClientFrame, PROTOCOL_VERSION, ServerFrame};
 use session::Session;
@@ -76,28 +77,40 @@ struct Shared {
 
 impl Shared {
     fn publish(&mut self, event: CallEvent) {
-        if let Some((op, outcome)) = event.outcome() {
-            match self.waiters.remove(&op) {
-                Some(waiters) => {
-                    for w in waiters {
-                        let _ = w.send(
-                            outcome
-                                .clone()
-                                .map_err(|error| CallError::Refused { op, error }),
-                        );
-                    }
-                }
-                None => {
-                    if self.kept.len() == KEPT_OUTCOMES {
-                        self.kept.pop_front();
-                    }
-                    self.kept.push_back((op, outcome));
-                }
-            }
-        }
         if let Some(tx) = &self.events {
             // No subscriber is not an error: events are not stored for later.
             let _ = tx.send(event);
+        }
+    }
+
+    /// Hands an operation's outcome to whoever awaits it, or keeps it for a later `outcome()`.
+    fn settle(&mut self, op: OperationId, outcome: Result<Outcome, OpError>) {
+        match self.waiters.remove(&op) {
+            Some(waiters) => {
+                for w in waiters {
+                    let _ = w.send(
+                        outcome
+                            .clone()
+                            .map_err(|error| CallError::Refused { op, error }),
+                    );
+                }
+            }
+            None => {
+                if self.kept.len() == KEPT_OUTCOMES {
+                    self.kept.pop_front();
+                }
+                self.kept.push_back((op, outcome));
+            }
+        }
+    }
+
+    fn handle(&mut self, frame: ServerFrame) {
+        let handled = self.session.handle(frame);
+        for event in handled.events {
+            self.publish(event);
+        }
+        for (op, outcome) in handled.outcomes {
+            self.settle(op, outcome);
         }
     }
 
@@ -296,6 +309,95 @@ impl Call {
         .await
     }
 
+    /// Invites `callees` (1 to 16 users). In a room, to that room; outside a room, the call starts:
+    /// you join a new room (a [`CallEvent::Joined`] carrying this id comes first) and the callees
+    /// are invited to it. The outcome is [`InviteEvent::Sent`](crate::InviteEvent::Sent) listing
+    /// the invitations made and the callees not reached (`Offline`, `Busy`).
+    pub async fn invite(
+        &self,
+        callees: &[&str],
+        options: InviteOptions,
+    ) -> Result<OperationId, CallError> {
+        if options.extra.len() > MAX_INVITE_EXTRA_LEN {
+            return Err(CallError::InvalidParam {
+                message: format!(
+                    "extra is {} bytes; the limit is {MAX_INVITE_EXTRA_LEN}",
+                    options.extra.len()
+                ),
+            });
+        }
+        let callees = callees.iter().map(|c| UserId::from(*c)).collect();
+        let timeout_ms = options
+            .timeout
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        self.request(OperationKind::Invite, |op| ClientFrame::Invite {
+            op,
+            callees,
+            video: options.video,
+            extra: options.extra,
+            timeout_ms,
+        })
+        .await
+    }
+
+    /// Withdraws an invitation you made; the callee gets
+    /// [`InviteEvent::Canceled`](crate::InviteEvent::Canceled) with reason `Canceled`.
+    pub async fn cancel_invite(&self, invitation: InvitationId) -> Result<OperationId, CallError> {
+        self.request_about(OperationKind::CancelInvite, Some(invitation), |op| {
+            ClientFrame::CancelInvite { op, invitation }
+        })
+        .await
+    }
+
+    /// Accepts an invitation: you join its room, leaving the room you are in, if any. A
+    /// [`CallEvent::Joined`] with the room's snapshot and this id comes first, then
+    /// [`InviteEvent::AcceptResult`](crate::InviteEvent::AcceptResult).
+    pub async fn accept_invite(
+        &self,
+        invitation: InvitationId,
+        video: bool,
+    ) -> Result<OperationId, CallError> {
+        self.request_about(OperationKind::AcceptInvite, Some(invitation), |op| {
+            ClientFrame::AcceptInvite {
+                op,
+                invitation,
+                video,
+            }
+        })
+        .await
+    }
+
+    /// Turns an invitation down; the caller gets
+    /// [`InviteEvent::Rejected`](crate::InviteEvent::Rejected) with `Rejected` or `Busy`.
+    pub async fn reject_invite(
+        &self,
+        invitation: InvitationId,
+        rejection: Rejection,
+    ) -> Result<OperationId, CallError> {
+        self.request_about(OperationKind::RejectInvite, Some(invitation), |op| {
+            ClientFrame::RejectInvite {
+                op,
+                invitation,
+                reason: rejection,
+            }
+        })
+        .await
+    }
+
+    /// Invitations to you that are still open, oldest first.
+    pub fn invitations(&self) -> Vec<Invitation> {
+        self.shared()
+            .session
+            .received_invitations()
+            .cloned()
+            .collect()
+    }
+
+    /// Invitations you made that are still open, oldest first.
+    pub fn sent_invitations(&self) -> Vec<Invitation> {
+        self.shared().session.sent_invitations().cloned().collect()
+    }
+
     /// Waits for the outcome of operation `op`: `Ok` with what it produced, or
     /// [`CallError::Refused`] with the server's reason.
     ///
@@ -339,12 +441,21 @@ impl Call {
         kind: OperationKind,
         frame: impl FnOnce(OperationId) -> ClientFrame,
     ) -> Result<OperationId, CallError> {
+        self.request_about(kind, None, frame).await
+    }
+
+    async fn request_about(
+        &self,
+        kind: OperationKind,
+        invitation: Option<InvitationId>,
+        frame: impl FnOnce(OperationId) -> ClientFrame,
+    ) -> Result<OperationId, CallError> {
         let (op, text) = {
             let mut shared = self.shared();
             if let Some(reason) = shared.closed {
                 return Err(CallError::Closed { reason });
             }
-            let (op, frame) = shared.session.request(kind, frame);
+            let (op, frame) = shared.session.request(kind, invitation, frame);
             (op, protocol::encode(&frame))
         };
         if self
@@ -439,12 +550,7 @@ async fn run(
                                 ServerFrame::Goodbye { reason } => Some(*reason),
                                 _ => None,
                             };
-                            {
-                                let mut shared = lock(&shared);
-                                for event in shared.session.handle(frame) {
-                                    shared.publish(event);
-                                }
-                            }
+                            lock(&shared).handle(frame);
                             if let Some(reason) = goodbye {
                                 let _ = ws.close(None).await;
                                 break reason;

@@ -104,6 +104,36 @@ impl JoinOptions {
     }
 }
 
+/// How to invite. `InviteOptions::default()`: audio call, no extra info, the server's timeout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InviteOptions {
+    /// Ask for a video call.
+    pub video: bool,
+    /// Free-form information for the callees (at most 1 KiB).
+    pub extra: String,
+    /// How long the invitations stay open (at most 10 minutes); `None`: the server's default.
+    pub timeout: Option<Duration>,
+}
+
+impl InviteOptions {
+    /// Sets [`InviteOptions::video`].
+    pub fn video(mut self, on: bool) -> Self {
+        self.video = on;
+        self
+    }
+    /// Sets [`InviteOptions::extra`].
+    pub fn extra(mut self, extra: impl Into<String>) -> Self {
+        self.extra = extra.into();
+        self
+    }
+    /// Sets [`InviteOptions::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
 /// What went wrong on the client side of a call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -1,23 +1,44 @@
-//! The client's core: turns server frames into [`CallEvent`]s and keeps the room view. Sans-IO:
-//! the async shell in `call/mod.rs` feeds it frames and hands its events to subscribers.
+//! The client's core: turns server frames into [`CallEvent`]s and operation outcomes, and keeps
+//! the room view and the open invitations. Sans-IO: the async shell in `call/mod.rs` feeds it
+//! frames and hands its events to subscribers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::event::{
-    CallEvent, MessageEvent, OpError, OperationKind, ParticipantEvent, PropertyEvent,
-    ReceivedMessage, RoomSnapshot,
+    CallEvent, InviteEvent, InviteReport, MessageEvent, OpError, OperationKind, Outcome,
+    ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
 };
-use crate::model::{OperationId, Reason, RoomId, UserId};
+use crate::model::{Invitation, InvitationId, OperationId, Reason, RoomId, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
+
+/// What one server frame produced.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    /// Events for subscribers, in order.
+    pub(crate) events: Vec<CallEvent>,
+    /// Operations that finished, with their outcome.
+    pub(crate) outcomes: Vec<(OperationId, Result<Outcome, OpError>)>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    kind: OperationKind,
+    /// The invitation a cancel, accept or reject is about.
+    invitation: Option<InvitationId>,
+}
 
 /// One logged-in user's view of its call.
 #[derive(Debug)]
 pub(crate) struct Session {
     me: UserId,
     next_op: u64,
-    pending: HashMap<OperationId, OperationKind>,
+    pending: HashMap<OperationId, Pending>,
     room: Option<RoomSnapshot>,
-    /// Room sequence numbers that arrived out of order (a server fault; counted, never hidden).
+    /// Open invitations to us.
+    received: BTreeMap<InvitationId, Invitation>,
+    /// Open invitations we made.
+    sent: BTreeMap<InvitationId, Invitation>,
+    /// Room events that broke the sequence so far (always 0 with a correct server).
     seq_faults: u64,
 }
 
@@ -28,6 +49,8 @@ impl Session {
             next_op: 0,
             pending: HashMap::new(),
             room: None,
+            received: BTreeMap::new(),
+            sent: BTreeMap::new(),
             seq_faults: 0,
         }
     }
@@ -37,21 +60,32 @@ impl Session {
         self.room.as_ref()
     }
 
-    /// Room events that broke the sequence so far (always 0 with a correct server).
+    /// Open invitations to this user.
+    pub(crate) fn received_invitations(&self) -> impl Iterator<Item = &Invitation> {
+        self.received.values()
+    }
+
+    /// Open invitations this call made.
+    pub(crate) fn sent_invitations(&self) -> impl Iterator<Item = &Invitation> {
+        self.sent.values()
+    }
+
+    /// Room events that broke the sequence so far.
     #[cfg(test)]
     pub(crate) fn seq_faults(&self) -> u64 {
         self.seq_faults
     }
 
-    /// Allocates an operation id, remembers its kind, and builds its frame.
+    /// Allocates an operation id, remembers what it is, and builds its frame.
     pub(crate) fn request(
         &mut self,
         kind: OperationKind,
+        invitation: Option<InvitationId>,
         frame: impl FnOnce(OperationId) -> ClientFrame,
     ) -> (OperationId, ClientFrame) {
         self.next_op += 1;
         let op = OperationId(self.next_op);
-        self.pending.insert(op, kind);
+        self.pending.insert(op, Pending { kind, invitation });
         (op, frame(op))
     }
 
@@ -65,9 +99,9 @@ impl Session {
         self.pending.keys().copied()
     }
 
-    /// Takes one server frame; returns the events it makes, in order.
-    pub(crate) fn handle(&mut self, frame: ServerFrame) -> Vec<CallEvent> {
-        let mut events = Vec::new();
+    /// Takes one server frame; returns the events and outcomes it makes, in order.
+    pub(crate) fn handle(&mut self, frame: ServerFrame) -> Handled {
+        let mut out = Handled::default();
         match frame {
             ServerFrame::Welcome { .. } => {}
             ServerFrame::Joined {
@@ -76,21 +110,7 @@ impl Session {
                 seq,
                 participants,
                 properties,
-            } => {
-                self.pending.remove(&op);
-                let snapshot = RoomSnapshot {
-                    room,
-                    seq,
-                    me: self.me.clone(),
-                    participants,
-                    properties,
-                };
-                self.room = Some(snapshot.clone());
-                events.push(CallEvent::Joined {
-                    op,
-                    result: Ok(snapshot),
-                });
-            }
+            } => self.joined(op, room, seq, participants, properties, &mut out),
             ServerFrame::Done { op, seq } => {
                 if let Some(seq) = seq
                     && let Some(room) = self.room.as_ref().map(|r| r.room.clone())
@@ -98,20 +118,62 @@ impl Session {
                     self.advance(&room, seq);
                 }
                 match self.pending.remove(&op) {
-                    Some(kind) => events.push(self.outcome(op, kind, Ok(()))),
+                    Some(pending) => self.finish(op, pending, Ok(()), &mut out),
                     None => tracing::warn!(%op, "answer to an operation this call did not send"),
                 }
             }
             ServerFrame::Error { op, code, message } => {
                 let error = OpError { code, message };
-                match op.and_then(|op| self.pending.remove(&op).map(|k| (op, k))) {
-                    Some((op, OperationKind::Join)) => events.push(CallEvent::Joined {
-                        op,
-                        result: Err(error),
-                    }),
-                    Some((op, kind)) => events.push(self.outcome(op, kind, Err(error))),
-                    None => events.push(CallEvent::ServerError(error)),
+                match op.and_then(|op| self.pending.remove(&op).map(|p| (op, p))) {
+                    Some((op, pending)) => self.finish(op, pending, Err(error), &mut out),
+                    None => out.events.push(CallEvent::ServerError(error)),
                 }
+            }
+            ServerFrame::Invited {
+                op,
+                room,
+                invitations,
+                failed,
+            } => {
+                self.pending.remove(&op);
+                for invitation in &invitations {
+                    self.sent.insert(invitation.id, invitation.clone());
+                }
+                let report = InviteReport {
+                    room,
+                    invitations,
+                    failed,
+                };
+                out.events.push(CallEvent::Invite(InviteEvent::Sent {
+                    op,
+                    result: Ok(report.clone()),
+                }));
+                out.outcomes.push((op, Ok(Outcome::Invited(report))));
+            }
+            ServerFrame::InviteReceived { invitation } => {
+                self.received.insert(invitation.id, invitation.clone());
+                out.events
+                    .push(CallEvent::Invite(InviteEvent::Received(invitation)));
+            }
+            ServerFrame::InviteCanceled { invitation, reason } => {
+                self.received.remove(&invitation.id);
+                self.sent.remove(&invitation.id);
+                out.events.push(CallEvent::Invite(InviteEvent::Canceled {
+                    invitation,
+                    reason,
+                }));
+            }
+            ServerFrame::InviteAccepted { invitation } => {
+                self.sent.remove(&invitation.id);
+                out.events
+                    .push(CallEvent::Invite(InviteEvent::Accepted { invitation }));
+            }
+            ServerFrame::InviteRejected { invitation, reason } => {
+                self.sent.remove(&invitation.id);
+                out.events.push(CallEvent::Invite(InviteEvent::Rejected {
+                    invitation,
+                    reason,
+                }));
             }
             ServerFrame::ParticipantJoined {
                 room,
@@ -120,11 +182,12 @@ impl Session {
             } => {
                 if let Some(snap) = self.advance(&room, seq) {
                     snap.participants.push(participant.clone());
-                    events.push(CallEvent::Participant(ParticipantEvent::Joined {
-                        room,
-                        seq,
-                        participant,
-                    }));
+                    out.events
+                        .push(CallEvent::Participant(ParticipantEvent::Joined {
+                            room,
+                            seq,
+                            participant,
+                        }));
                 }
             }
             ServerFrame::ParticipantLeft {
@@ -137,7 +200,7 @@ impl Session {
                 if let Some(snap) = self.advance(&room, seq) {
                     if me {
                         self.room = None;
-                        events.push(CallEvent::Left {
+                        out.events.push(CallEvent::Left {
                             room,
                             reason,
                             op: None,
@@ -145,12 +208,13 @@ impl Session {
                     } else {
                         snap.participants
                             .retain(|p| p.user_id != participant.user_id);
-                        events.push(CallEvent::Participant(ParticipantEvent::Left {
-                            room,
-                            seq,
-                            participant,
-                            reason,
-                        }));
+                        out.events
+                            .push(CallEvent::Participant(ParticipantEvent::Left {
+                                room,
+                                seq,
+                                participant,
+                                reason,
+                            }));
                     }
                 }
             }
@@ -168,12 +232,13 @@ impl Session {
                     {
                         *p = participant.clone();
                     }
-                    events.push(CallEvent::Participant(ParticipantEvent::Updated {
-                        room,
-                        seq,
-                        participant,
-                        changes,
-                    }));
+                    out.events
+                        .push(CallEvent::Participant(ParticipantEvent::Updated {
+                            room,
+                            seq,
+                            participant,
+                            changes,
+                        }));
                 }
             }
             ServerFrame::PropertiesChanged {
@@ -185,7 +250,7 @@ impl Session {
             } => {
                 if let Some(snap) = self.advance(&room, seq) {
                     snap.properties = properties.clone();
-                    events.push(CallEvent::Property(PropertyEvent::Changed {
+                    out.events.push(CallEvent::Property(PropertyEvent::Changed {
                         room,
                         seq,
                         properties,
@@ -207,7 +272,7 @@ impl Session {
                     None => self.room.as_ref().is_some_and(|r| r.room == room),
                 };
                 if in_order {
-                    events.push(CallEvent::Message(MessageEvent::Received(
+                    out.events.push(CallEvent::Message(MessageEvent::Received(
                         ReceivedMessage {
                             room,
                             seq,
@@ -222,20 +287,148 @@ impl Session {
             ServerFrame::CallEnded { room, seq, .. } => {
                 if self.advance(&room, seq).is_some() {
                     self.room = None;
-                    events.push(CallEvent::Left {
+                    out.events.push(CallEvent::Left {
                         room,
                         reason: Reason::Over,
                         op: None,
                     });
                 }
             }
-            ServerFrame::Goodbye { reason } => events.extend(self.closed(reason)),
+            ServerFrame::Goodbye { reason } => out.events.extend(self.closed(reason)),
         }
-        events
+        out
+    }
+
+    /// We are in a room: a join's answer, an accepted invitation, or an invite from outside a
+    /// room that started a call.
+    fn joined(
+        &mut self,
+        op: OperationId,
+        room: RoomId,
+        seq: u64,
+        participants: Vec<crate::model::Participant>,
+        properties: crate::model::CallProperties,
+        out: &mut Handled,
+    ) {
+        if let Some(old) = self.room.take() {
+            // Accepting an invitation during a call leaves that call.
+            out.events.push(CallEvent::Left {
+                room: old.room,
+                reason: Reason::Quit,
+                op: None,
+            });
+        }
+        let snapshot = RoomSnapshot {
+            room,
+            seq,
+            me: self.me.clone(),
+            participants,
+            properties,
+        };
+        self.room = Some(snapshot.clone());
+        out.events.push(CallEvent::Joined {
+            op,
+            result: Ok(snapshot.clone()),
+        });
+        match self.pending.get(&op).map(|p| p.kind) {
+            // The invite's own answer (`invited`) follows.
+            Some(OperationKind::Invite) => {}
+            Some(OperationKind::AcceptInvite) => {
+                let pending = self.pending.remove(&op);
+                if let Some(id) = pending.and_then(|p| p.invitation) {
+                    self.received.remove(&id);
+                }
+                out.events
+                    .push(CallEvent::Invite(InviteEvent::AcceptResult {
+                        op,
+                        result: Ok(()),
+                    }));
+                out.outcomes.push((op, Ok(Outcome::Joined(snapshot))));
+            }
+            _ => {
+                self.pending.remove(&op);
+                out.outcomes.push((op, Ok(Outcome::Joined(snapshot))));
+            }
+        }
+    }
+
+    /// The outcome event of a request answered with `done` or `error`.
+    fn finish(
+        &mut self,
+        op: OperationId,
+        pending: Pending,
+        result: Result<(), OpError>,
+        out: &mut Handled,
+    ) {
+        // Joins, invites and accepts are answered with `joined` / `invited`; a `done` for them
+        // is a server fault, reported as a failed operation rather than trusted.
+        let result = match pending.kind {
+            OperationKind::Join | OperationKind::Invite | OperationKind::AcceptInvite => {
+                result.and_then(|()| Err(answered_with_done()))
+            }
+            _ => result,
+        };
+        let invite = |event: fn(OperationId, Result<(), OpError>) -> InviteEvent| {
+            CallEvent::Invite(event(op, result.clone()))
+        };
+        let event = match pending.kind {
+            OperationKind::Join => CallEvent::Joined {
+                op,
+                result: result.clone().and_then(|()| Err(answered_with_done())),
+            },
+            OperationKind::Leave if result.is_ok() => {
+                let room = self
+                    .room
+                    .take()
+                    .map(|r| r.room)
+                    .unwrap_or_else(|| RoomId(String::new()));
+                CallEvent::Left {
+                    room,
+                    reason: Reason::Quit,
+                    op: Some(op),
+                }
+            }
+            OperationKind::SendMessage => CallEvent::Message(MessageEvent::Sent {
+                op,
+                result: result.clone(),
+            }),
+            OperationKind::Invite => CallEvent::Invite(InviteEvent::Sent {
+                op,
+                result: result.clone().and_then(|()| Err(answered_with_done())),
+            }),
+            OperationKind::CancelInvite => {
+                if result.is_ok()
+                    && let Some(id) = pending.invitation
+                {
+                    self.sent.remove(&id);
+                }
+                invite(|op, result| InviteEvent::CancelResult { op, result })
+            }
+            OperationKind::AcceptInvite => {
+                invite(|op, result| InviteEvent::AcceptResult { op, result })
+            }
+            OperationKind::RejectInvite => {
+                if result.is_ok()
+                    && let Some(id) = pending.invitation
+                {
+                    self.received.remove(&id);
+                }
+                invite(|op, result| InviteEvent::RejectResult { op, result })
+            }
+            kind => CallEvent::Completed {
+                op,
+                kind,
+                result: result.clone(),
+            },
+        };
+        out.events.push(event);
+        out.outcomes.push((op, result.map(|()| Outcome::Done)));
     }
 
     /// The connection is gone: the final events of the call.
     pub(crate) fn closed(&mut self, reason: Reason) -> Option<CallEvent> {
+        self.received.clear();
+        self.sent.clear();
         self.room.take().map(|room| CallEvent::Left {
             room: room.room,
             reason,
@@ -254,30 +447,12 @@ impl Session {
         snap.seq = seq;
         Some(snap)
     }
+}
 
-    fn outcome(
-        &mut self,
-        op: OperationId,
-        kind: OperationKind,
-        result: Result<(), OpError>,
-    ) -> CallEvent {
-        match (kind, result) {
-            (OperationKind::Leave, Ok(())) => {
-                let room = self
-                    .room
-                    .take()
-                    .map(|r| r.room)
-                    .unwrap_or_else(|| RoomId(String::new()));
-                CallEvent::Left {
-                    room,
-                    reason: Reason::Quit,
-                    op: Some(op),
-                }
-            }
-            (OperationKind::SendMessage, result) => {
-                CallEvent::Message(MessageEvent::Sent { op, result })
-            }
-            (kind, result) => CallEvent::Completed { op, kind, result },
-        }
+/// The error for a join, invite or accept that the server answered with `done`.
+fn answered_with_done() -> OpError {
+    OpError {
+        code: crate::protocol::ErrorCode::Unknown,
+        message: "the server answered with `done` where a room or report was due".into(),
     }
 }

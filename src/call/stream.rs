@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::event::{CallEvent, MessageEvent, ParticipantEvent, PropertyEvent};
+use crate::event::{CallEvent, InviteEvent, MessageEvent, ParticipantEvent, PropertyEvent};
 
 /// A subscriber's view of a [`Call`](crate::Call)'s events: `Stream<Item = CallEvent>`.
 ///
@@ -54,6 +54,14 @@ impl EventStream {
     pub fn messages(self) -> KindStream<MessageEvent> {
         self.kind(|ev| match ev {
             CallEvent::Message(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    /// Only invitation events (received, answered, canceled, and request outcomes).
+    pub fn invites(self) -> KindStream<InviteEvent> {
+        self.kind(|ev| match ev {
+            CallEvent::Invite(i) => Some(i),
             _ => None,
         })
     }

@@ -1,15 +1,20 @@
-//! The server's core: logins, rooms, and the routing of requests to rooms. Sans-IO: the async
-//! shell feeds it [`Input`]s and delivers the [`Output`]s; nothing here touches a socket or a clock.
+//! The server's core: logins, rooms, invitations, and the routing of requests to them. Sans-IO:
+//! the async shell feeds it [`Input`]s with the current time and delivers the [`Output`]s;
+//! nothing here touches a socket or reads a clock.
 
 use std::collections::HashMap;
 
 use crate::model::{OperationId, Participant, Reason, RoomId, UserId, valid_id};
 use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
+use super::invites::InvitationBook;
 use super::room::{Refusal, Room, check_display_name, check_state};
 
 /// A connection's id, chosen by the shell.
 pub(crate) type ConnId = u64;
+
+/// Time as the shell tells it: milliseconds since the server started.
+pub(crate) type Millis = u64;
 
 /// Something that happened to the server.
 #[derive(Debug)]
@@ -20,6 +25,8 @@ pub(crate) enum Input {
     Disconnected { conn: ConnId, reason: Reason },
     /// A connection's time to log in ran out.
     HandshakeTimeout { conn: ConnId },
+    /// Time passed: a deadline ([`Hub::next_deadline`]) may be due.
+    Tick,
 }
 
 /// What the shell must do.
@@ -33,27 +40,46 @@ pub(crate) enum Output {
     Close { conn: ConnId, reason: Reason },
 }
 
-struct Login {
-    user: UserId,
-    display_name: String,
-    room: Option<RoomId>,
+/// Policies of the core, set by the server's options.
+#[derive(Clone, Debug)]
+pub(crate) struct HubConfig {
+    /// Server-made room ids start with this (make it unguessable).
+    pub room_prefix: String,
+    /// How long an invitation stays open unless the caller says otherwise.
+    pub invite_timeout_ms: Millis,
+    /// Refuse invitations to users in another call at once, as busy.
+    pub auto_reject_busy: bool,
+    /// Keep invitations to users who are not connected, delivering them when they log in.
+    pub hold_offline_invitations: bool,
 }
 
-/// Logins and rooms.
+pub(super) struct Login {
+    pub(super) user: UserId,
+    pub(super) display_name: String,
+    pub(super) room: Option<RoomId>,
+}
+
+/// Logins, rooms and invitations.
 pub(crate) struct Hub {
-    logins: HashMap<ConnId, Login>,
-    rooms: HashMap<RoomId, Room>,
-    room_prefix: String,
+    pub(super) config: HubConfig,
+    pub(super) now: Millis,
+    pub(super) logins: HashMap<ConnId, Login>,
+    /// Each logged-in user's connections, in login order.
+    pub(super) users: HashMap<UserId, Vec<ConnId>>,
+    pub(super) rooms: HashMap<RoomId, Room>,
+    pub(super) invitations: InvitationBook,
     next_room: u64,
 }
 
 impl Hub {
-    /// A hub whose server-made room ids start with `room_prefix` (make it unguessable).
-    pub(crate) fn new(room_prefix: String) -> Self {
+    pub(crate) fn new(config: HubConfig) -> Self {
         Hub {
+            config,
+            now: 0,
             logins: HashMap::new(),
+            users: HashMap::new(),
             rooms: HashMap::new(),
-            room_prefix,
+            invitations: InvitationBook::default(),
             next_room: 0,
         }
     }
@@ -63,9 +89,19 @@ impl Hub {
         self.rooms.len()
     }
 
+    /// When the core next needs a [`Input::Tick`], if ever.
+    pub(crate) fn next_deadline(&self) -> Option<Millis> {
+        self.invitations.next_deadline()
+    }
+
     #[cfg(test)]
     pub(crate) fn room(&self, id: &RoomId) -> Option<&Room> {
         self.rooms.get(id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open_invitations(&self) -> Vec<(crate::model::Invitation, ConnId)> {
+        self.invitations.list()
     }
 
     #[cfg(test)]
@@ -73,8 +109,9 @@ impl Hub {
         self.logins.get(&conn).and_then(|l| l.room.clone())
     }
 
-    /// Takes one input; returns what to send, in order.
-    pub(crate) fn handle(&mut self, input: Input) -> Vec<Output> {
+    /// Takes one input at time `now`; returns what to send, in order.
+    pub(crate) fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        self.now = self.now.max(now);
         let mut out = Vec::new();
         match input {
             Input::Frame { conn, frame } => {
@@ -86,13 +123,7 @@ impl Hub {
                     });
                 }
             }
-            Input::Disconnected { conn, reason } => {
-                if let Some(login) = self.logins.remove(&conn)
-                    && let Some(room) = login.room
-                {
-                    self.with_room(&room, |r, out| r.remove(conn, reason, out), &mut out);
-                }
-            }
+            Input::Disconnected { conn, reason } => self.disconnected(conn, reason, &mut out),
             Input::HandshakeTimeout { conn } => {
                 if !self.logins.contains_key(&conn) {
                     out.push(Output::Close {
@@ -101,12 +132,29 @@ impl Hub {
                     });
                 }
             }
+            Input::Tick => self.expire_invitations(&mut out),
         }
         out
     }
 
+    fn disconnected(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+        let Some(login) = self.logins.remove(&conn) else {
+            return;
+        };
+        if let Some(conns) = self.users.get_mut(&login.user) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.users.remove(&login.user);
+            }
+        }
+        if let Some(room) = login.room {
+            self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
+        }
+        self.caller_left(conn, reason, false, out);
+    }
+
     /// Runs `f` on a room and drops the room if it is left empty.
-    fn with_room<T>(
+    pub(super) fn with_room<T>(
         &mut self,
         id: &RoomId,
         f: impl FnOnce(&mut Room, &mut Vec<Output>) -> T,
@@ -137,54 +185,84 @@ impl Hub {
         let Some(login) = self.logins.get(&conn) else {
             return Err((ErrorCode::NotLoggedIn, "send hello first".into()));
         };
-        if let ClientFrame::Join {
-            op,
-            room,
-            display_name,
-            audio,
-            video,
-            state,
-        } = frame
-        {
-            if let Some(current) = &login.room {
-                return Err((
-                    ErrorCode::AlreadyJoined,
-                    format!("already in room `{current}`"),
-                ));
-            }
-            let participant = Participant {
-                user_id: login.user.clone(),
-                display_name: display_name.unwrap_or_else(|| login.display_name.clone()),
-                role: Default::default(),
-                audio,
-                video,
-                state,
-            };
-            return self.join(conn, op, room, participant, out);
-        }
-        let Some(room_id) = login.room.clone() else {
-            return Err((ErrorCode::NotInRoom, "join a room first".into()));
-        };
         let done = |op: OperationId, seq: Option<u64>| Output::Send {
             to: conn,
             frame: ServerFrame::Done { op, seq },
         };
+        // Requests that do not need a room.
+        match frame {
+            ClientFrame::Join {
+                op,
+                room,
+                display_name,
+                audio,
+                video,
+                state,
+            } => {
+                if let Some(current) = &login.room {
+                    return Err((
+                        ErrorCode::AlreadyJoined,
+                        format!("already in room `{current}`"),
+                    ));
+                }
+                let participant = Participant {
+                    user_id: login.user.clone(),
+                    display_name: display_name.unwrap_or_else(|| login.display_name.clone()),
+                    role: Default::default(),
+                    audio,
+                    video,
+                    state,
+                };
+                return self.join(conn, op, room, participant, out);
+            }
+            ClientFrame::Invite {
+                op,
+                callees,
+                video,
+                extra,
+                timeout_ms,
+            } => return self.invite(conn, op, callees, video, extra, timeout_ms, out),
+            ClientFrame::CancelInvite { op, invitation } => {
+                self.cancel_invite(conn, invitation, out)?;
+                out.push(done(op, None));
+                return Ok(());
+            }
+            ClientFrame::AcceptInvite {
+                op,
+                invitation,
+                video,
+            } => return self.accept_invite(conn, op, invitation, video, out),
+            ClientFrame::RejectInvite {
+                op,
+                invitation,
+                reason,
+            } => {
+                self.reject_invite(conn, invitation, reason, out)?;
+                out.push(done(op, None));
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(room_id) = login.room.clone() else {
+            return Err((ErrorCode::NotInRoom, "join a room first".into()));
+        };
         match frame {
             ClientFrame::Leave { op } => {
-                self.with_room(&room_id, |r, out| r.remove(conn, Reason::Quit, out), out);
-                self.set_room(conn, None);
+                self.leave_room(conn, Reason::Quit, out);
                 out.push(done(op, None));
             }
             ClientFrame::End { op } => {
                 let members = self.with_room(&room_id, |r, out| r.end(conn, out), out)?;
                 for member in members {
                     self.set_room(member, None);
+                    self.caller_left(member, Reason::Over, true, out);
                 }
                 out.push(done(op, None));
             }
             ClientFrame::Kick { op, user_id } => {
                 let kicked = self.with_room(&room_id, |r, out| r.kick(conn, &user_id, out), out)?;
                 self.set_room(kicked, None);
+                self.caller_left(kicked, Reason::Kicked, true, out);
                 out.push(done(op, None));
             }
             ClientFrame::SetRole { op, user_id, role } => {
@@ -216,12 +294,27 @@ impl Hub {
                 )?;
                 out.push(done(op, seq));
             }
-            ClientFrame::Hello { .. } | ClientFrame::Join { .. } => unreachable!("handled above"),
+            ClientFrame::Hello { .. }
+            | ClientFrame::Join { .. }
+            | ClientFrame::Invite { .. }
+            | ClientFrame::CancelInvite { .. }
+            | ClientFrame::AcceptInvite { .. }
+            | ClientFrame::RejectInvite { .. } => unreachable!("handled above"),
         }
         Ok(())
     }
 
-    fn set_room(&mut self, conn: ConnId, room: Option<RoomId>) {
+    /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).
+    pub(super) fn leave_room(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+        let Some(room) = self.logins.get(&conn).and_then(|l| l.room.clone()) else {
+            return;
+        };
+        self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
+        self.set_room(conn, None);
+        self.caller_left(conn, reason, true, out);
+    }
+
+    pub(super) fn set_room(&mut self, conn: ConnId, room: Option<RoomId>) {
         if let Some(login) = self.logins.get_mut(&conn) {
             login.room = room;
         }
@@ -268,6 +361,14 @@ impl Hub {
                 session: conn,
             },
         });
+        self.users.entry(user_id.clone()).or_default().push(conn);
+        // Invitations still open for this user reach this device too.
+        for invitation in self.invitations.for_callee(&user_id) {
+            out.push(Output::Send {
+                to: conn,
+                frame: ServerFrame::InviteReceived { invitation },
+            });
+        }
         self.logins.insert(
             conn,
             Login {
@@ -279,7 +380,18 @@ impl Hub {
         Ok(())
     }
 
-    fn join(
+    /// A fresh server-made room id.
+    pub(super) fn new_room_id(&mut self) -> RoomId {
+        loop {
+            self.next_room += 1;
+            let id = RoomId(format!("{}{}", self.config.room_prefix, self.next_room));
+            if !self.rooms.contains_key(&id) {
+                break id;
+            }
+        }
+    }
+
+    pub(super) fn join(
         &mut self,
         conn: ConnId,
         op: OperationId,
@@ -298,13 +410,7 @@ impl Hub {
                 ));
             }
             Some(id) => id,
-            None => loop {
-                self.next_room += 1;
-                let id = RoomId(format!("{}{}", self.room_prefix, self.next_room));
-                if !self.rooms.contains_key(&id) {
-                    break id;
-                }
-            },
+            None => self.new_room_id(),
         };
         let room = self
             .rooms
@@ -319,5 +425,17 @@ impl Hub {
         room.join(conn, op, participant, out);
         self.set_room(conn, Some(id));
         Ok(())
+    }
+
+    /// Sends `frame` to every connection of `user`.
+    pub(super) fn to_user(&self, user: &UserId, frame: ServerFrame, out: &mut Vec<Output>) {
+        if let Some(conns) = self.users.get(user)
+            && !conns.is_empty()
+        {
+            out.push(Output::Broadcast {
+                to: conns.clone(),
+                frame,
+            });
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod conn;
 pub(crate) mod hub;
+mod invites;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod room;
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -21,9 +22,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::model::MAX_INVITE_TIMEOUT_MS;
 use crate::model::Reason;
 use crate::protocol::{self, ServerFrame};
-use hub::{ConnId, Hub, Input, Output};
+use hub::{ConnId, Hub, HubConfig, Input, Millis, Output};
 
 /// The server layer's error.
 #[derive(Debug, Error)]
@@ -47,6 +49,15 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     /// Frames queued for one connection before it counts as a slow consumer and is closed.
     pub outbound_queue: usize,
+    /// How long an invitation stays open when the caller does not say (30 s, as in comparable
+    /// SDKs).
+    pub invite_timeout: Duration,
+    /// Reject invitations to users who are in another call at once, with reason `busy`, instead
+    /// of letting them choose.
+    pub auto_reject_busy: bool,
+    /// Keep invitations to users who are not connected until they time out, delivering them if
+    /// the user logs in meanwhile, instead of failing them with reason `offline`.
+    pub hold_offline_invitations: bool,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +65,9 @@ impl Default for ServerOptions {
         ServerOptions {
             handshake_timeout: Duration::from_secs(10),
             outbound_queue: 1024,
+            invite_timeout: Duration::from_secs(30),
+            auto_reject_busy: false,
+            hold_offline_invitations: false,
         }
     }
 }
@@ -98,6 +112,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::invite_timeout`] (at most 10 minutes).
+    pub fn invite_timeout(mut self, timeout: Duration) -> Self {
+        self.options.invite_timeout = timeout.min(Duration::from_millis(MAX_INVITE_TIMEOUT_MS));
+        self
+    }
+
+    /// Sets [`ServerOptions::auto_reject_busy`].
+    pub fn auto_reject_busy(mut self, on: bool) -> Self {
+        self.options.auto_reject_busy = on;
+        self
+    }
+
+    /// Sets [`ServerOptions::hold_offline_invitations`].
+    pub fn hold_offline_invitations(mut self, on: bool) -> Self {
+        self.options.hold_offline_invitations = on;
+        self
+    }
+
     /// Starts listening and serving. Returns once the socket is bound.
     pub async fn start(self) -> Result<ServerHandle, ServerError> {
         let listener = TcpListener::bind(&self.bind)
@@ -116,15 +148,25 @@ impl ServerBuilder {
                 .build_hasher()
                 .finish() as u32
         );
+        let config = HubConfig {
+            room_prefix: prefix,
+            invite_timeout_ms: (self.options.invite_timeout.as_millis() as u64).max(1),
+            auto_reject_busy: self.options.auto_reject_busy,
+            hold_offline_invitations: self.options.hold_offline_invitations,
+        };
+        let (deadline_tx, deadline_rx) = watch::channel(None);
         let state = Arc::new(State {
             core: Mutex::new(Core {
-                hub: Hub::new(prefix),
+                hub: Hub::new(config),
                 conns: HashMap::new(),
             }),
             options: self.options,
+            started: Instant::now(),
+            deadline: deadline_tx,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, state.clone(), stop_rx));
+        let timer = tokio::spawn(timer(state.clone(), deadline_rx));
+        let task = tokio::spawn(accept_loop(listener, state.clone(), stop_rx, timer));
         tracing::info!(%addr, "jrtc server listening");
         Ok(ServerHandle {
             addr,
@@ -202,6 +244,10 @@ struct ConnEntry {
 pub(crate) struct State {
     core: Mutex<Core>,
     options: ServerOptions,
+    /// The core's clock starts here.
+    started: Instant,
+    /// The core's next deadline, watched by the timer task.
+    deadline: watch::Sender<Option<Millis>>,
 }
 
 struct Core {
@@ -226,7 +272,11 @@ impl State {
     /// connection receives room events in the room's order.
     pub(crate) fn handle(&self, input: Input) {
         let mut core = self.core();
-        let outputs = core.hub.handle(input);
+        let now = self.started.elapsed().as_millis() as Millis;
+        let outputs = core.hub.handle(now, input);
+        let next = core.hub.next_deadline();
+        self.deadline
+            .send_if_modified(|d| std::mem::replace(d, next) != next);
         for output in outputs {
             match output {
                 Output::Send { to, frame } => core.deliver(to, encode(&frame)),
@@ -264,7 +314,32 @@ fn encode(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(protocol::encode(frame))
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+/// Wakes the core when its next deadline (an invitation's expiry) is due.
+async fn timer(state: Arc<State>, mut deadline: watch::Receiver<Option<Millis>>) {
+    loop {
+        let next = *deadline.borrow_and_update();
+        let wait = async {
+            match next {
+                Some(at) => {
+                    tokio::time::sleep_until((state.started + Duration::from_millis(at)).into())
+                        .await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait => state.handle(Input::Tick),
+            changed = deadline.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    timer: tokio::task::JoinHandle<()>,
+) {
     let mut tasks = JoinSet::new();
     let mut next_conn: ConnId = 0;
     loop {
@@ -286,6 +361,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
+    timer.abort();
+    let _ = timer.await;
     tracing::info!("jrtc server stopped");
 }
 

@@ -1,85 +1,135 @@
-//! Property-based tests of the sans-IO core: random sequences of joins, leaves, kicks, roles,
-//! updates, property changes, messages and lost connections, with a client [`Session`] per
-//! connection fed the hub's output. Every member's view must equal the server's room, sequence
-//! numbers must be gap-free, and every request must get exactly one outcome.
+//! Property-based tests of the sans-IO core. Random sequences of joins, leaves, kicks, roles,
+//! updates, property changes, messages, invitations (invite, cancel, accept, reject, expiry),
+//! devices going offline and coming back, with a client [`Session`] per connected device fed the
+//! hub's output. After every step:
+//! - every member's view equals the server's room; sequence numbers are gap-free;
+//! - every request got exactly one outcome;
+//! - every device's open invitations are exactly the server's;
+//! - every invitation ends at most once per device, and all sides agree on how it ended.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use proptest::prelude::*;
 
-use super::hub::{ConnId, Hub, Input, Output};
+use super::hub::{ConnId, Hub, HubConfig, Input, Millis, Output};
 use crate::call::session::Session;
-use crate::event::OperationKind;
-use crate::model::{ParticipantUpdate, PropertyUpdate, Reason, Role, RoomId, ScreenShare, UserId};
+use crate::event::{CallEvent, InviteEvent, OperationKind};
+use crate::model::{
+    InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId,
+    ScreenShare, UserId,
+};
 use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame};
 
+/// The user of each device: users 0 and 1 have two devices each.
+const DEVICES: [usize; 7] = [0, 0, 1, 1, 2, 3, 4];
 const USERS: usize = 5;
 const ROOMS: [&str; 2] = ["a", "b"];
 
 #[derive(Clone, Debug)]
 enum Action {
     Join {
-        user: usize,
+        dev: usize,
         room: usize,
     },
     Leave {
-        user: usize,
+        dev: usize,
     },
     End {
-        user: usize,
+        dev: usize,
     },
     Kick {
-        user: usize,
+        dev: usize,
         target: usize,
     },
     SetRole {
-        user: usize,
+        dev: usize,
         target: usize,
         host: bool,
     },
     Update {
-        user: usize,
+        dev: usize,
         audio: bool,
         state: u8,
     },
     SetCustom {
-        user: usize,
+        dev: usize,
         key: u8,
         value: Option<u8>,
     },
     Share {
-        user: usize,
+        dev: usize,
         target: usize,
         start: bool,
     },
     Record {
-        user: usize,
+        dev: usize,
         on: bool,
     },
     Message {
-        user: usize,
+        dev: usize,
         to: Option<usize>,
     },
-    /// The connection drops; the user logs in again on a new connection.
-    Reconnect {
-        user: usize,
+    Invite {
+        dev: usize,
+        callees: Vec<usize>,
+        timeout_s: Option<u8>,
+    },
+    /// Answer (or cancel) the `pick`-th open invitation this device knows of.
+    Accept {
+        dev: usize,
+        pick: usize,
+    },
+    Reject {
+        dev: usize,
+        pick: usize,
+        busy: bool,
+    },
+    Cancel {
+        dev: usize,
+        pick: usize,
+    },
+    /// Answer an invitation by id, whoever it is for (wrong moves included).
+    AcceptAny {
+        dev: usize,
+        id: u64,
+    },
+    /// Time passes.
+    Wait {
+        seconds: u8,
+    },
+    /// The device's connection drops.
+    Disconnect {
+        dev: usize,
+    },
+    /// The device logs in (again).
+    Connect {
+        dev: usize,
     },
 }
 
 fn action() -> impl Strategy<Value = Action> {
+    let d = 0..DEVICES.len();
     let u = 0..USERS;
     prop_oneof![
-        4 => (u.clone(), 0..ROOMS.len()).prop_map(|(user, room)| Action::Join { user, room }),
-        1 => u.clone().prop_map(|user| Action::Leave { user }),
-        1 => u.clone().prop_map(|user| Action::End { user }),
-        1 => (u.clone(), u.clone()).prop_map(|(user, target)| Action::Kick { user, target }),
-        1 => (u.clone(), u.clone(), any::<bool>()).prop_map(|(user, target, host)| Action::SetRole { user, target, host }),
-        2 => (u.clone(), any::<bool>(), 0..3u8).prop_map(|(user, audio, state)| Action::Update { user, audio, state }),
-        1 => (u.clone(), 0..3u8, proptest::option::of(0..3u8)).prop_map(|(user, key, value)| Action::SetCustom { user, key, value }),
-        1 => (u.clone(), u.clone(), any::<bool>()).prop_map(|(user, target, start)| Action::Share { user, target, start }),
-        1 => (u.clone(), any::<bool>()).prop_map(|(user, on)| Action::Record { user, on }),
-        2 => (u.clone(), proptest::option::of(u.clone())).prop_map(|(user, to)| Action::Message { user, to }),
-        1 => u.prop_map(|user| Action::Reconnect { user }),
+        4 => (d.clone(), 0..ROOMS.len()).prop_map(|(dev, room)| Action::Join { dev, room }),
+        1 => d.clone().prop_map(|dev| Action::Leave { dev }),
+        1 => d.clone().prop_map(|dev| Action::End { dev }),
+        1 => (d.clone(), u.clone()).prop_map(|(dev, target)| Action::Kick { dev, target }),
+        1 => (d.clone(), u.clone(), any::<bool>()).prop_map(|(dev, target, host)| Action::SetRole { dev, target, host }),
+        1 => (d.clone(), any::<bool>(), 0..3u8).prop_map(|(dev, audio, state)| Action::Update { dev, audio, state }),
+        1 => (d.clone(), 0..3u8, proptest::option::of(0..3u8)).prop_map(|(dev, key, value)| Action::SetCustom { dev, key, value }),
+        1 => (d.clone(), u.clone(), any::<bool>()).prop_map(|(dev, target, start)| Action::Share { dev, target, start }),
+        1 => (d.clone(), any::<bool>()).prop_map(|(dev, on)| Action::Record { dev, on }),
+        1 => (d.clone(), proptest::option::of(u.clone())).prop_map(|(dev, to)| Action::Message { dev, to }),
+        4 => (d.clone(), proptest::collection::vec(u.clone(), 1..3), proptest::option::of(1..60u8))
+            .prop_map(|(dev, callees, timeout_s)| Action::Invite { dev, callees, timeout_s }),
+        3 => (d.clone(), 0..3usize).prop_map(|(dev, pick)| Action::Accept { dev, pick }),
+        2 => (d.clone(), 0..3usize, any::<bool>()).prop_map(|(dev, pick, busy)| Action::Reject { dev, pick, busy }),
+        2 => (d.clone(), 0..3usize).prop_map(|(dev, pick)| Action::Cancel { dev, pick }),
+        1 => (d.clone(), 1..12u64).prop_map(|(dev, id)| Action::AcceptAny { dev, id }),
+        2 => (0..45u8).prop_map(|seconds| Action::Wait { seconds }),
+        1 => d.clone().prop_map(|dev| Action::Disconnect { dev }),
+        2 => d.prop_map(|dev| Action::Connect { dev }),
     ]
 }
 
@@ -87,51 +137,109 @@ fn uid(i: usize) -> UserId {
     UserId(format!("u{i}"))
 }
 
+/// How an invitation ended, as one side saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Accepted,
+    /// Declined or busy (`None`: another device of the callee declined; which way is not said).
+    Declined(Option<Reason>),
+    Expired,
+    /// Ended from the caller's side: canceled, or the caller left the call.
+    Withdrawn(Reason),
+}
+
+impl End {
+    fn agrees(self, other: End) -> bool {
+        match (self, other) {
+            (End::Declined(a), End::Declined(b)) => a.is_none() || b.is_none() || a == b,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// One logged-in device: its connection and client session, and what it saw of invitations.
+struct Device {
+    conn: ConnId,
+    session: Session,
+    received: HashMap<InvitationId, usize>,
+    ends: HashMap<InvitationId, Vec<End>>,
+    /// The invitation each of its cancel / accept / reject requests was about.
+    answering: HashMap<OperationId, InvitationId>,
+    /// The reason each of its reject requests gave.
+    rejecting: HashMap<OperationId, Reason>,
+}
+
 struct World {
     hub: Hub,
-    /// Each user's current connection and client session.
-    clients: Vec<(ConnId, Session)>,
+    now: Millis,
+    devices: Vec<Option<Device>>,
     next_conn: ConnId,
-    /// Outcome events seen per (connection, op).
+    /// Outcomes seen per (connection, op), and every request sent.
     outcomes: HashMap<(ConnId, u64), usize>,
     sent: Vec<(ConnId, u64)>,
+    /// Every invitation made: its caller's connection.
+    made: HashMap<InvitationId, ConnId>,
+    /// How each ended invitation ended, as first seen.
+    ended: HashMap<InvitationId, End>,
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(auto_reject_busy: bool, hold_offline_invitations: bool) -> Self {
+        let config = HubConfig {
+            room_prefix: "gen-".into(),
+            invite_timeout_ms: 30_000,
+            auto_reject_busy,
+            hold_offline_invitations,
+        };
         let mut w = World {
-            hub: Hub::new("gen-".into()),
-            clients: Vec::new(),
+            hub: Hub::new(config),
+            now: 0,
+            devices: (0..DEVICES.len()).map(|_| None).collect(),
             next_conn: 0,
             outcomes: HashMap::new(),
             sent: Vec::new(),
+            made: HashMap::new(),
+            ended: HashMap::new(),
         };
-        for i in 0..USERS {
-            let conn = w.login(i);
-            w.clients.push((conn, Session::new(uid(i))));
+        for dev in 0..DEVICES.len() {
+            w.connect(dev);
         }
         w
     }
 
-    fn login(&mut self, i: usize) -> ConnId {
+    fn connect(&mut self, dev: usize) {
+        if self.devices[dev].is_some() {
+            return;
+        }
         self.next_conn += 1;
         let conn = self.next_conn;
-        let out = self.hub.handle(Input::Frame {
+        self.devices[dev] = Some(Device {
             conn,
-            frame: ClientFrame::Hello {
-                version: PROTOCOL_VERSION,
-                user_id: uid(i),
-                display_name: String::new(),
-            },
+            session: Session::new(uid(DEVICES[dev])),
+            received: HashMap::new(),
+            ends: HashMap::new(),
+            answering: HashMap::new(),
+            rejecting: HashMap::new(),
         });
+        let out = self.hub.handle(
+            self.now,
+            Input::Frame {
+                conn,
+                frame: ClientFrame::Hello {
+                    version: PROTOCOL_VERSION,
+                    user_id: uid(DEVICES[dev]),
+                    display_name: String::new(),
+                },
+            },
+        );
         assert!(matches!(
-            &out[..],
-            [Output::Send {
+            &out[0],
+            Output::Send {
                 frame: ServerFrame::Welcome { .. },
                 ..
-            }]
+            }
         ));
-        conn
+        self.deliver(out);
     }
 
     fn deliver(&mut self, outputs: Vec<Output>) {
@@ -142,12 +250,72 @@ impl World {
                 Output::Close { .. } => continue,
             };
             for to in targets {
-                let Some((conn, session)) = self.clients.iter_mut().find(|(c, _)| *c == to) else {
+                let Some(dev) = self.devices.iter_mut().flatten().find(|d| d.conn == to) else {
                     continue;
                 };
-                for event in session.handle(frame.clone()) {
-                    if let Some((op, _)) = event.outcome() {
-                        *self.outcomes.entry((*conn, op.0)).or_default() += 1;
+                let handled = dev.session.handle(frame.clone());
+                for (op, _) in &handled.outcomes {
+                    *self.outcomes.entry((dev.conn, op.0)).or_default() += 1;
+                }
+                for event in handled.events {
+                    let CallEvent::Invite(event) = event else {
+                        continue;
+                    };
+                    let end = match event {
+                        InviteEvent::Sent {
+                            result: Ok(report), ..
+                        } => {
+                            for inv in report.invitations {
+                                assert!(
+                                    self.made.insert(inv.id, dev.conn).is_none(),
+                                    "ids are unique"
+                                );
+                            }
+                            continue;
+                        }
+                        InviteEvent::Received(inv) => {
+                            *dev.received.entry(inv.id).or_default() += 1;
+                            continue;
+                        }
+                        InviteEvent::Accepted { invitation } => {
+                            Some((invitation.id, End::Accepted))
+                        }
+                        InviteEvent::Rejected { invitation, reason } => Some((
+                            invitation.id,
+                            if reason == Reason::NoResponse {
+                                End::Expired
+                            } else {
+                                End::Declined(Some(reason))
+                            },
+                        )),
+                        InviteEvent::Canceled { invitation, reason } => Some((
+                            invitation.id,
+                            match reason {
+                                Reason::AcceptedElsewhere => End::Accepted,
+                                Reason::RejectedElsewhere => End::Declined(None),
+                                Reason::NoResponse => End::Expired,
+                                other => End::Withdrawn(other),
+                            },
+                        )),
+                        InviteEvent::CancelResult { op, result: Ok(()) } => {
+                            Some((dev.answering[&op], End::Withdrawn(Reason::Canceled)))
+                        }
+                        InviteEvent::AcceptResult { op, result: Ok(()) } => {
+                            Some((dev.answering[&op], End::Accepted))
+                        }
+                        InviteEvent::RejectResult { op, result: Ok(()) } => Some((
+                            dev.answering[&op],
+                            End::Declined(dev.rejecting.get(&op).copied()),
+                        )),
+                        _ => None,
+                    };
+                    if let Some((id, end)) = end {
+                        dev.ends.entry(id).or_default().push(end);
+                        let first = *self.ended.entry(id).or_insert(end);
+                        assert!(
+                            first.agrees(end),
+                            "{id}: one side saw {first:?}, another {end:?}"
+                        );
                     }
                 }
             }
@@ -156,22 +324,42 @@ impl World {
 
     fn request(
         &mut self,
-        user: usize,
+        dev: usize,
         kind: OperationKind,
-        frame: impl FnOnce(crate::model::OperationId) -> ClientFrame,
+        invitation: Option<InvitationId>,
+        frame: impl FnOnce(OperationId) -> ClientFrame,
     ) {
-        let (conn, session) = &mut self.clients[user];
-        let conn = *conn;
-        let (op, frame) = session.request(kind, frame);
+        let Some(device) = self.devices[dev].as_mut() else {
+            return;
+        };
+        let conn = device.conn;
+        let (op, frame) = device.session.request(kind, invitation, frame);
+        if let Some(id) = invitation {
+            device.answering.insert(op, id);
+        }
+        if let ClientFrame::RejectInvite { reason, .. } = &frame {
+            device.rejecting.insert(op, reason.reason());
+        }
         self.sent.push((conn, op.0));
-        let out = self.hub.handle(Input::Frame { conn, frame });
+        let out = self.hub.handle(self.now, Input::Frame { conn, frame });
         self.deliver(out);
+    }
+
+    /// The `pick`-th open invitation the device knows of: received ones, or sent ones.
+    fn pick(&self, dev: usize, pick: usize, sent: bool) -> Option<InvitationId> {
+        let session = &self.devices[dev].as_ref()?.session;
+        let list: Vec<_> = if sent {
+            session.sent_invitations().map(|i| i.id).collect()
+        } else {
+            session.received_invitations().map(|i| i.id).collect()
+        };
+        list.get(pick % list.len().max(1)).copied()
     }
 
     fn apply(&mut self, action: Action) {
         match action {
-            Action::Join { user, room } => {
-                self.request(user, OperationKind::Join, |op| ClientFrame::Join {
+            Action::Join { dev, room } => {
+                self.request(dev, OperationKind::Join, None, |op| ClientFrame::Join {
                     op,
                     room: Some(RoomId::from(ROOMS[room])),
                     display_name: None,
@@ -180,27 +368,29 @@ impl World {
                     state: String::new(),
                 })
             }
-            Action::Leave { user } => {
-                self.request(user, OperationKind::Leave, |op| ClientFrame::Leave { op })
+            Action::Leave { dev } => self.request(dev, OperationKind::Leave, None, |op| {
+                ClientFrame::Leave { op }
+            }),
+            Action::End { dev } => {
+                self.request(dev, OperationKind::End, None, |op| ClientFrame::End { op })
             }
-            Action::End { user } => {
-                self.request(user, OperationKind::End, |op| ClientFrame::End { op })
-            }
-            Action::Kick { user, target } => {
-                self.request(user, OperationKind::Kick, |op| ClientFrame::Kick {
+            Action::Kick { dev, target } => {
+                self.request(dev, OperationKind::Kick, None, |op| ClientFrame::Kick {
                     op,
                     user_id: uid(target),
                 })
             }
-            Action::SetRole { user, target, host } => {
-                self.request(user, OperationKind::SetRole, |op| ClientFrame::SetRole {
-                    op,
-                    user_id: uid(target),
-                    role: if host { Role::Host } else { Role::Guest },
+            Action::SetRole { dev, target, host } => {
+                self.request(dev, OperationKind::SetRole, None, |op| {
+                    ClientFrame::SetRole {
+                        op,
+                        user_id: uid(target),
+                        role: if host { Role::Host } else { Role::Guest },
+                    }
                 })
             }
-            Action::Update { user, audio, state } => {
-                self.request(user, OperationKind::Update, |op| ClientFrame::Update {
+            Action::Update { dev, audio, state } => {
+                self.request(dev, OperationKind::Update, None, |op| ClientFrame::Update {
                     op,
                     update: ParticipantUpdate {
                         audio: Some(audio),
@@ -209,8 +399,8 @@ impl World {
                     },
                 })
             }
-            Action::SetCustom { user, key, value } => {
-                self.request(user, OperationKind::SetProperties, |op| {
+            Action::SetCustom { dev, key, value } => {
+                self.request(dev, OperationKind::SetProperties, None, |op| {
                     let mut update = PropertyUpdate::default();
                     update
                         .custom
@@ -218,82 +408,213 @@ impl World {
                     ClientFrame::SetProperties { op, update }
                 })
             }
-            Action::Share {
-                user,
-                target,
-                start,
-            } => self.request(user, OperationKind::SetProperties, |op| {
-                ClientFrame::SetProperties {
-                    op,
-                    update: PropertyUpdate {
-                        screen_share: Some(start.then(|| ScreenShare {
-                            user_id: uid(target),
-                            stream_id: "s".into(),
-                        })),
-                        ..Default::default()
-                    },
-                }
-            }),
-            Action::Record { user, on } => self.request(user, OperationKind::SetProperties, |op| {
-                ClientFrame::SetProperties {
-                    op,
-                    update: PropertyUpdate {
-                        recording: Some(on),
-                        ..Default::default()
-                    },
-                }
-            }),
-            Action::Message { user, to } => self.request(user, OperationKind::SendMessage, |op| {
-                ClientFrame::SendMessage {
-                    op,
-                    to: to.map(uid),
-                    content_type: "text/plain".into(),
-                    content: "hi".into(),
-                }
-            }),
-            Action::Reconnect { user } => {
-                let old = self.clients[user].0;
-                let was_in_room = self.hub.room_of(old).is_some();
-                let out = self.hub.handle(Input::Disconnected {
-                    conn: old,
-                    reason: Reason::Network,
-                });
-                // The old session is gone with its connection: it receives nothing more, and
-                // tells its application it left the room it was in.
-                let left = self.clients[user].1.closed(Reason::Network);
-                assert_eq!(left.is_some(), was_in_room);
-                self.deliver(out);
-                let conn = self.login(user);
-                self.clients[user] = (conn, Session::new(uid(user)));
+            Action::Share { dev, target, start } => {
+                self.request(dev, OperationKind::SetProperties, None, |op| {
+                    ClientFrame::SetProperties {
+                        op,
+                        update: PropertyUpdate {
+                            screen_share: Some(start.then(|| ScreenShare {
+                                user_id: uid(target),
+                                stream_id: "s".into(),
+                            })),
+                            ..Default::default()
+                        },
+                    }
+                })
             }
+            Action::Record { dev, on } => {
+                self.request(dev, OperationKind::SetProperties, None, |op| {
+                    ClientFrame::SetProperties {
+                        op,
+                        update: PropertyUpdate {
+                            recording: Some(on),
+                            ..Default::default()
+                        },
+                    }
+                })
+            }
+            Action::Message { dev, to } => {
+                self.request(dev, OperationKind::SendMessage, None, |op| {
+                    ClientFrame::SendMessage {
+                        op,
+                        to: to.map(uid),
+                        content_type: "text/plain".into(),
+                        content: "hi".into(),
+                    }
+                })
+            }
+            Action::Invite {
+                dev,
+                callees,
+                timeout_s,
+            } => self.request(dev, OperationKind::Invite, None, |op| ClientFrame::Invite {
+                op,
+                callees: callees.into_iter().map(uid).collect(),
+                video: false,
+                extra: String::new(),
+                timeout_ms: timeout_s.map(|s| u64::from(s) * 1000),
+            }),
+            Action::Accept { dev, pick } => {
+                if let Some(id) = self.pick(dev, pick, false) {
+                    self.request(dev, OperationKind::AcceptInvite, Some(id), |op| {
+                        ClientFrame::AcceptInvite {
+                            op,
+                            invitation: id,
+                            video: false,
+                        }
+                    });
+                }
+            }
+            Action::Reject { dev, pick, busy } => {
+                if let Some(id) = self.pick(dev, pick, false) {
+                    let reason = if busy {
+                        Rejection::Busy
+                    } else {
+                        Rejection::Declined
+                    };
+                    self.request(dev, OperationKind::RejectInvite, Some(id), |op| {
+                        ClientFrame::RejectInvite {
+                            op,
+                            invitation: id,
+                            reason,
+                        }
+                    });
+                }
+            }
+            Action::Cancel { dev, pick } => {
+                if let Some(id) = self.pick(dev, pick, true) {
+                    self.request(dev, OperationKind::CancelInvite, Some(id), |op| {
+                        ClientFrame::CancelInvite { op, invitation: id }
+                    });
+                }
+            }
+            Action::AcceptAny { dev, id } => {
+                let id = InvitationId(id);
+                self.request(dev, OperationKind::AcceptInvite, Some(id), |op| {
+                    ClientFrame::AcceptInvite {
+                        op,
+                        invitation: id,
+                        video: true,
+                    }
+                });
+            }
+            Action::Wait { seconds } => {
+                self.now += u64::from(seconds) * 1000;
+                let out = self.hub.handle(self.now, Input::Tick);
+                self.deliver(out);
+            }
+            Action::Disconnect { dev } => {
+                if let Some(device) = self.devices[dev].take() {
+                    let out = self.hub.handle(
+                        self.now,
+                        Input::Disconnected {
+                            conn: device.conn,
+                            reason: Reason::Network,
+                        },
+                    );
+                    self.deliver(out);
+                }
+            }
+            Action::Connect { dev } => self.connect(dev),
         }
     }
 
     fn check(&self) {
-        for (i, (conn, session)) in self.clients.iter().enumerate() {
-            assert_eq!(session.seq_faults(), 0, "u{i} saw a sequence gap");
+        let open = self.hub.open_invitations();
+        for (dev, device) in self.devices.iter().enumerate() {
+            let Some(Device {
+                conn,
+                session,
+                received,
+                ends,
+                ..
+            }) = device
+            else {
+                continue;
+            };
+            assert_eq!(session.seq_faults(), 0, "device {dev} saw a sequence gap");
             assert_eq!(
                 session.pending().count(),
                 0,
-                "u{i} has a request without an answer"
+                "device {dev} has a request without an answer"
             );
             match (self.hub.room_of(*conn), session.room()) {
                 (None, None) => {}
                 (Some(id), Some(view)) => {
                     let room = self.hub.room(&id).expect("a member's room exists");
                     assert_eq!(view.room, id);
-                    assert_eq!(view.seq, room.seq(), "u{i}'s sequence number");
-                    assert_eq!(view.participants, room.participants(), "u{i}'s roster");
-                    assert_eq!(&view.properties, room.properties(), "u{i}'s properties");
+                    assert_eq!(view.seq, room.seq(), "device {dev}'s sequence number");
+                    assert_eq!(
+                        view.participants,
+                        room.participants(),
+                        "device {dev}'s roster"
+                    );
+                    assert_eq!(
+                        &view.properties,
+                        room.properties(),
+                        "device {dev}'s properties"
+                    );
                     assert!(
                         room.participants().iter().any(|p| p.role == Role::Host),
                         "a room keeps a host"
                     );
                 }
                 (server, client) => panic!(
-                    "u{i}: server says {server:?}, client says {:?}",
+                    "device {dev}: server says {server:?}, client says {:?}",
                     client.map(|c| &c.room)
                 ),
+            }
+            // Open invitations: the device's lists are exactly the server's.
+            let user = uid(DEVICES[dev]);
+            let to_me: BTreeSet<_> = open
+                .iter()
+                .filter(|(i, _)| i.callee == user)
+                .map(|(i, _)| i.id)
+                .collect();
+            let by_me: BTreeSet<_> = open
+                .iter()
+                .filter(|(_, c)| c == conn)
+                .map(|(i, _)| i.id)
+                .collect();
+            assert_eq!(
+                session
+                    .received_invitations()
+                    .map(|i| i.id)
+                    .collect::<BTreeSet<_>>(),
+                to_me,
+                "device {dev}: invitations to it"
+            );
+            assert_eq!(
+                session
+                    .sent_invitations()
+                    .map(|i| i.id)
+                    .collect::<BTreeSet<_>>(),
+                by_me,
+                "device {dev}: invitations by it"
+            );
+            // Each invitation reaches a device once and ends for it at most once.
+            for (id, n) in received {
+                assert_eq!(*n, 1, "device {dev} received {id} {n} times");
+                let n_ends = ends.get(id).map_or(0, Vec::len);
+                if to_me.contains(id) {
+                    assert_eq!(n_ends, 0, "device {dev}: {id} is open but ended");
+                } else {
+                    assert_eq!(n_ends, 1, "device {dev}: {id} ended {n_ends} times");
+                }
+            }
+        }
+        // A caller still connected heard exactly once how each of its invitations ended.
+        for (id, caller) in &self.made {
+            if open.iter().any(|(i, _)| i.id == *id) {
+                assert!(
+                    !self.ended.contains_key(id),
+                    "{id} is open but was seen to end"
+                );
+                continue;
+            }
+            if let Some(device) = self.devices.iter().flatten().find(|d| d.conn == *caller) {
+                let n = device.ends.get(id).map_or(0, Vec::len);
+                assert_eq!(n, 1, "the caller heard {n} ends of {id}");
             }
         }
         for key in &self.sent {
@@ -310,8 +631,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_view_matches_the_server(actions in proptest::collection::vec(action(), 1..120)) {
-        let mut world = World::new();
+    fn every_view_matches_the_server(
+        auto_reject_busy in any::<bool>(),
+        hold_offline in any::<bool>(),
+        actions in proptest::collection::vec(action(), 1..150),
+    ) {
+        let mut world = World::new(auto_reject_busy, hold_offline);
         for action in actions {
             world.apply(action);
             world.check();
