@@ -3,6 +3,7 @@
 mod support;
 
 mod binary;
+mod invites;
 mod join_leave;
 mod kick_roles;
 mod messages;

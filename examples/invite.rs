@@ -1,0 +1,160 @@
+//! A caller invites two users to a call; one accepts, one declines. Every event each user
+//! receives is printed as it arrives. Exits by itself.
+//!
+//! Run with `cargo run --example invite`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jrtc::{
+    Call, CallEvent, Credentials, EventStream, InviteEvent, InviteOptions, Outcome,
+    ParticipantEvent, Rejection, Server,
+};
+
+fn describe(event: &CallEvent) -> String {
+    match event {
+        CallEvent::Joined {
+            op,
+            result: Ok(room),
+        } => format!(
+            "{op}: in room `{}` with {:?}",
+            room.room,
+            room.participants
+                .iter()
+                .map(|p| p.user_id.as_str())
+                .collect::<Vec<_>>()
+        ),
+        CallEvent::Invite(InviteEvent::Sent {
+            op,
+            result: Ok(report),
+        }) => format!(
+            "{op}: invited {:?}, not reached {:?}",
+            report
+                .invitations
+                .iter()
+                .map(|i| i.callee.as_str())
+                .collect::<Vec<_>>(),
+            report.failed
+        ),
+        CallEvent::Invite(InviteEvent::Received(inv)) => format!(
+            "{} invites me to `{}` (video: {}, extra: {:?})",
+            inv.caller_name, inv.room, inv.video, inv.extra
+        ),
+        CallEvent::Invite(InviteEvent::Accepted { invitation }) => {
+            format!("{} accepted", invitation.callee)
+        }
+        CallEvent::Invite(InviteEvent::Rejected { invitation, reason }) => {
+            format!("{} turned it down ({reason})", invitation.callee)
+        }
+        CallEvent::Invite(InviteEvent::Canceled { invitation, reason }) => {
+            format!("{} ended ({reason})", invitation.id)
+        }
+        CallEvent::Invite(InviteEvent::AcceptResult { op, result }) => {
+            format!("{op}: accept {result:?}")
+        }
+        CallEvent::Invite(InviteEvent::RejectResult { op, result }) => {
+            format!("{op}: reject {result:?}")
+        }
+        CallEvent::Participant(ParticipantEvent::Joined {
+            seq, participant, ..
+        }) => {
+            format!("#{seq} {} joined", participant.user_id)
+        }
+        CallEvent::Participant(ParticipantEvent::Left {
+            seq,
+            participant,
+            reason,
+            ..
+        }) => {
+            format!("#{seq} {} left ({reason})", participant.user_id)
+        }
+        CallEvent::Participant(ParticipantEvent::Updated {
+            seq,
+            participant,
+            changes,
+            ..
+        }) => {
+            format!("#{seq} {} updated {changes:?}", participant.user_id)
+        }
+        CallEvent::Left { room, reason, .. } => format!("left `{room}` ({reason})"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Prints every event of one user until its stream ends.
+fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            println!("[{name:>5}] {}", describe(&event));
+        }
+    })
+}
+
+/// Waits for the first invitation this user receives.
+async fn first_invitation(call: &Call) -> jrtc::Invitation {
+    let mut invites = call.events().invites();
+    if let Some(invitation) = call.invitations().into_iter().next() {
+        return invitation;
+    }
+    while let Some(Ok(event)) = invites.next().await {
+        if let InviteEvent::Received(invitation) = event {
+            return invitation;
+        }
+    }
+    panic!("no invitation came")
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::builder().bind("127.0.0.1:0").start().await?;
+    let alice = Call::connect(&server.url(), Credentials::new("alice", "Alice")).await?;
+    let bob = Call::connect(&server.url(), Credentials::new("bob", "Bob")).await?;
+    let carol = Call::connect(&server.url(), Credentials::new("carol", "Carol")).await?;
+    let printers = [
+        print_events("alice", alice.events()),
+        print_events("bob", bob.events()),
+        print_events("carol", carol.events()),
+    ];
+    let (bob_invite, carol_invite) = (
+        tokio::spawn({
+            let bob = bob.clone();
+            async move { first_invitation(&bob).await }
+        }),
+        tokio::spawn({
+            let carol = carol.clone();
+            async move { first_invitation(&carol).await }
+        }),
+    );
+
+    // Alice is in no room: inviting starts a call, with her in a new room.
+    let options = InviteOptions::default().video(true).extra("design review");
+    let op = alice.invite(&["bob", "carol"], options).await?;
+    let Outcome::Invited(report) = alice.outcome(op).await? else {
+        unreachable!("an invite's outcome is its report")
+    };
+    println!(
+        "alice's call is room `{}`",
+        report.room.expect("someone was invited")
+    );
+
+    // Bob accepts (and joins); Carol declines.
+    let invitation = bob_invite.await?;
+    let op = bob.accept_invite(invitation.id, true).await?;
+    bob.outcome(op).await?;
+    let invitation = carol_invite.await?;
+    let op = carol
+        .reject_invite(invitation.id, Rejection::Declined)
+        .await?;
+    carol.outcome(op).await?;
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for user in [&alice, &bob, &carol] {
+        user.close().await;
+    }
+    for printer in printers {
+        printer.await?;
+    }
+    server.shutdown().await;
+    println!("done");
+    Ok(())
+}
