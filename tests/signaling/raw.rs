@@ -142,6 +142,52 @@ async fn bad_input_gets_typed_errors_and_harms_no_one() {
     let reply = raw.recv().await;
     assert_eq!(reply["code"], "binary_frame");
 
+    // Invitation frames with bad fields, and answers to invitations that do not exist.
+    for (frame, code, op) in [
+        (
+            json!({"type": "invite", "op": 30, "callees": "bob"}),
+            "invalid_frame",
+            Some(30),
+        ),
+        (
+            json!({"type": "invite", "op": 31, "callees": []}),
+            "invalid_param",
+            Some(31),
+        ),
+        (
+            json!({"type": "invite", "op": 32, "callees": ["mallory"]}),
+            "invalid_param",
+            Some(32),
+        ),
+        (
+            json!({"type": "invite", "op": 33, "callees": ["bob"], "timeout_ms": -1}),
+            "invalid_frame",
+            Some(33),
+        ),
+        (
+            json!({"type": "reject_invite", "op": 34, "invitation": 1, "reason": "maybe"}),
+            "invalid_frame",
+            Some(34),
+        ),
+        (
+            json!({"type": "accept_invite", "op": 35, "invitation": "one"}),
+            "invalid_frame",
+            Some(35),
+        ),
+        (
+            json!({"type": "accept_invite", "op": 36, "invitation": 999}),
+            "no_such_invitation",
+            Some(36),
+        ),
+        (
+            json!({"type": "cancel_invite", "op": 37, "invitation": 999}),
+            "no_such_invitation",
+            Some(37),
+        ),
+    ] {
+        raw.expect_error(frame.to_string(), code, op).await;
+    }
+
     // Requests that need a room, before joining one.
     raw.expect_error(
         json!({"type": "send_message", "op": 9, "content_type": "t", "content": "x"}).to_string(),
