@@ -327,7 +327,9 @@ impl Hub {
         let open = self.invitations.get(id)?;
         let room = open.invitation.room.clone();
         let user = self.logins[&conn].user.clone();
-        if open.invitation.callee == user && self.rooms[&room].has_user(&user) {
+        if open.invitation.callee == user
+            && self.rooms.get(&room).is_some_and(|r| r.has_user(&user))
+        {
             return refuse(
                 ErrorCode::AlreadyInRoom,
                 format!("you are in room `{room}` already"),
@@ -386,6 +388,7 @@ impl Hub {
     ) {
         for id in self.invitations.of_caller(conn) {
             let open = self.invitations.remove(id).expect("listed just now");
+            let callee = open.invitation.callee.clone();
             let frame = ServerFrame::InviteCanceled {
                 invitation: open.invitation,
                 reason,
@@ -396,10 +399,7 @@ impl Hub {
                     frame: frame.clone(),
                 });
             }
-            if let ServerFrame::InviteCanceled { invitation, .. } = &frame {
-                let callee = invitation.callee.clone();
-                self.to_user(&callee, frame, out);
-            }
+            self.to_user(&callee, frame, out);
         }
     }
 
