@@ -7,85 +7,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jrtc::{
-    Call, CallEvent, Credentials, EventStream, InviteEvent, InviteOptions, Outcome,
-    ParticipantEvent, Rejection, Server,
+    Call, Credentials, EventStream, InviteEvent, InviteOptions, Outcome, Rejection, Server,
 };
-
-fn describe(event: &CallEvent) -> String {
-    match event {
-        CallEvent::Joined {
-            op,
-            result: Ok(room),
-        } => format!(
-            "{op}: in room `{}` with {:?}",
-            room.room,
-            room.participants
-                .iter()
-                .map(|p| p.user_id.as_str())
-                .collect::<Vec<_>>()
-        ),
-        CallEvent::Invite(InviteEvent::Sent {
-            op,
-            result: Ok(report),
-        }) => format!(
-            "{op}: invited {:?}, not reached {:?}",
-            report
-                .invitations
-                .iter()
-                .map(|i| i.callee.as_str())
-                .collect::<Vec<_>>(),
-            report.failed
-        ),
-        CallEvent::Invite(InviteEvent::Received(inv)) => format!(
-            "{} invites me to `{}` (video: {}, extra: {:?})",
-            inv.caller_name, inv.room, inv.video, inv.extra
-        ),
-        CallEvent::Invite(InviteEvent::Accepted { invitation }) => {
-            format!("{} accepted", invitation.callee)
-        }
-        CallEvent::Invite(InviteEvent::Rejected { invitation, reason }) => {
-            format!("{} turned it down ({reason})", invitation.callee)
-        }
-        CallEvent::Invite(InviteEvent::Canceled { invitation, reason }) => {
-            format!("{} ended ({reason})", invitation.id)
-        }
-        CallEvent::Invite(InviteEvent::AcceptResult { op, result }) => {
-            format!("{op}: accept {result:?}")
-        }
-        CallEvent::Invite(InviteEvent::RejectResult { op, result }) => {
-            format!("{op}: reject {result:?}")
-        }
-        CallEvent::Participant(ParticipantEvent::Joined {
-            seq, participant, ..
-        }) => {
-            format!("#{seq} {} joined", participant.user_id)
-        }
-        CallEvent::Participant(ParticipantEvent::Left {
-            seq,
-            participant,
-            reason,
-            ..
-        }) => {
-            format!("#{seq} {} left ({reason})", participant.user_id)
-        }
-        CallEvent::Participant(ParticipantEvent::Updated {
-            seq,
-            participant,
-            changes,
-            ..
-        }) => {
-            format!("#{seq} {} updated {changes:?}", participant.user_id)
-        }
-        CallEvent::Left { room, reason, .. } => format!("left `{room}` ({reason})"),
-        other => format!("{other:?}"),
-    }
-}
 
 /// Prints every event of one user until its stream ends.
 fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(event) = events.next().await {
-            println!("[{name:>5}] {}", describe(&event));
+            println!("[{name:>5}] {event}");
         }
     })
 }

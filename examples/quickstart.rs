@@ -7,79 +7,15 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use jrtc::{
-    Call, CallEvent, Credentials, EventStream, JoinOptions, Outcome, PropertyUpdate, Server,
-};
+use jrtc::{Call, Credentials, EventStream, JoinOptions, Outcome, PropertyUpdate, Server};
 
 /// Prints every event of one user until its stream ends.
 fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(event) = events.next().await {
-            println!("[{name:>5}] {}", describe(&event));
+            println!("[{name:>5}] {event}");
         }
     })
-}
-
-fn describe(event: &CallEvent) -> String {
-    use jrtc::{MessageEvent, ParticipantEvent, PropertyEvent};
-    match event {
-        CallEvent::Joined {
-            op,
-            result: Ok(room),
-        } => format!(
-            "{op} joined `{}` at seq {} with {:?}",
-            room.room,
-            room.seq,
-            room.participants
-                .iter()
-                .map(|p| p.user_id.as_str())
-                .collect::<Vec<_>>()
-        ),
-        CallEvent::Joined { op, result: Err(e) } => format!("{op} join failed: {e}"),
-        CallEvent::Left { room, reason, op } => format!("left `{room}` ({reason}) {op:?}"),
-        CallEvent::Participant(ParticipantEvent::Joined {
-            seq, participant, ..
-        }) => {
-            format!("#{seq} {} joined", participant.user_id)
-        }
-        CallEvent::Participant(ParticipantEvent::Left {
-            seq,
-            participant,
-            reason,
-            ..
-        }) => {
-            format!("#{seq} {} left ({reason})", participant.user_id)
-        }
-        CallEvent::Participant(ParticipantEvent::Updated {
-            seq,
-            participant,
-            changes,
-            ..
-        }) => {
-            format!("#{seq} {} updated {changes:?}", participant.user_id)
-        }
-        CallEvent::Property(PropertyEvent::Changed {
-            seq,
-            properties,
-            changes,
-            by,
-            ..
-        }) => {
-            format!(
-                "#{seq} {by} changed properties {changes:?} → {:?}",
-                properties.custom
-            )
-        }
-        CallEvent::Message(MessageEvent::Received(m)) => format!(
-            "{:?} message from {} ({}): {}",
-            m.scope, m.from, m.content_type, m.content
-        ),
-        CallEvent::Message(MessageEvent::Sent { op, result }) => {
-            format!("{op} message sent: {result:?}")
-        }
-        CallEvent::Completed { op, kind, result } => format!("{op} {kind:?} completed: {result:?}"),
-        other => format!("{other:?}"),
-    }
 }
 
 #[tokio::main]
