@@ -451,6 +451,9 @@ mod tests {
             sent.to_string(),
             "op#4: message sent: refused: message content is larger than 4 KiB: 5000 bytes"
         );
-        assert_eq!(CallEvent::Lagged { missed: 3 }.to_string(), "missed 3 events");
+        assert_eq!(
+            CallEvent::Lagged { missed: 3 }.to_string(),
+            "missed 3 events"
+        );
     }
 }

@@ -425,3 +425,119 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::hub::{HubConfig, Input};
+    use super::*;
+    use crate::protocol::{ClientFrame, PROTOCOL_VERSION};
+
+    fn hub() -> Hub {
+        Hub::new(HubConfig {
+            room_prefix: "t-".into(),
+            invite_timeout_ms: 30_000,
+            auto_reject_busy: false,
+            hold_offline_invitations: false,
+        })
+    }
+
+    fn send(hub: &mut Hub, now: Millis, conn: ConnId, frame: ClientFrame) -> Vec<Output> {
+        hub.handle(now, Input::Frame { conn, frame })
+    }
+
+    fn hello(hub: &mut Hub, conn: ConnId, user: &str) {
+        send(
+            hub,
+            0,
+            conn,
+            ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+                user_id: user.into(),
+                display_name: String::new(),
+            },
+        );
+    }
+
+    /// The (connection, frame type, reason) of every frame sent.
+    fn sent(out: &[Output]) -> Vec<(ConnId, String, Option<Reason>)> {
+        let mut all = Vec::new();
+        for o in out {
+            let (to, frame) = match o {
+                Output::Send { to, frame } => (vec![*to], frame),
+                Output::Broadcast { to, frame } => (to.clone(), frame),
+                Output::Close { .. } => continue,
+            };
+            let value = serde_json::to_value(frame).unwrap();
+            let reason = value
+                .get("reason")
+                .and_then(|r| serde_json::from_value(r.clone()).ok());
+            for conn in to {
+                all.push((conn, value["type"].as_str().unwrap().to_owned(), reason));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn an_invitation_expires_exactly_at_its_deadline_on_the_core_clock() {
+        let mut hub = hub();
+        hello(&mut hub, 1, "alice");
+        hello(&mut hub, 2, "bob");
+        hello(&mut hub, 3, "bob");
+        let out = send(
+            &mut hub,
+            1_000,
+            1,
+            ClientFrame::Invite {
+                op: OperationId(1),
+                callees: vec!["bob".into()],
+                video: false,
+                extra: String::new(),
+                timeout_ms: Some(5_000),
+            },
+        );
+        let types: Vec<_> = sent(&out).into_iter().map(|(c, t, _)| (c, t)).collect();
+        assert_eq!(
+            types,
+            [
+                (1, "joined".to_owned()),
+                (2, "invite_received".to_owned()),
+                (3, "invite_received".to_owned()),
+                (1, "invited".to_owned())
+            ]
+        );
+        assert_eq!(hub.next_deadline(), Some(6_000));
+        assert!(hub.handle(5_999, Input::Tick).is_empty(), "not yet");
+        let out = hub.handle(6_000, Input::Tick);
+        assert_eq!(
+            sent(&out),
+            [
+                (1, "invite_rejected".to_owned(), Some(Reason::NoResponse)),
+                (2, "invite_canceled".to_owned(), Some(Reason::NoResponse)),
+                (3, "invite_canceled".to_owned(), Some(Reason::NoResponse)),
+            ]
+        );
+        assert_eq!(hub.next_deadline(), None);
+        assert!(hub.handle(60_000, Input::Tick).is_empty(), "it ends once");
+    }
+
+    #[test]
+    fn the_server_default_timeout_applies_when_the_caller_names_none() {
+        let mut hub = hub();
+        hello(&mut hub, 1, "alice");
+        hello(&mut hub, 2, "bob");
+        send(
+            &mut hub,
+            500,
+            1,
+            ClientFrame::Invite {
+                op: OperationId(1),
+                callees: vec!["bob".into()],
+                video: false,
+                extra: String::new(),
+                timeout_ms: None,
+            },
+        );
+        assert_eq!(hub.next_deadline(), Some(30_500));
+    }
+}
