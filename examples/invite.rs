@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jrtc::{
-    Call, Credentials, EventStream, InviteEvent, InviteOptions, Outcome, Rejection, Server,
+    AccessToken, Call, EventStream, Grants, InviteEvent, InviteOptions, Outcome, Rejection, Server,
+    ServerHandle,
 };
 
 /// Prints every event of one user until its stream ends.
@@ -33,12 +34,17 @@ async fn first_invitation(call: &Call) -> jrtc::Invitation {
     panic!("no invitation came")
 }
 
+/// A token for a demo user with every grant, signed by the development server.
+fn token(server: &ServerHandle, user: &str, name: &str) -> Result<String, jrtc::TokenError> {
+    server.mint(&AccessToken::new(user).name(name).grants(Grants::all()))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::builder().bind("127.0.0.1:0").start().await?;
-    let alice = Call::connect(&server.url(), Credentials::new("alice", "Alice")).await?;
-    let bob = Call::connect(&server.url(), Credentials::new("bob", "Bob")).await?;
-    let carol = Call::connect(&server.url(), Credentials::new("carol", "Carol")).await?;
+    let server = Server::builder().development().start().await?;
+    let alice = Call::connect(&server.url(), token(&server, "alice", "Alice")?).await?;
+    let bob = Call::connect(&server.url(), token(&server, "bob", "Bob")?).await?;
+    let carol = Call::connect(&server.url(), token(&server, "carol", "Carol")?).await?;
     let printers = [
         print_events("alice", alice.events()),
         print_events("bob", bob.events()),

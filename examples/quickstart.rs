@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use jrtc::{Call, Credentials, EventStream, JoinOptions, Outcome, PropertyUpdate, Server};
+use jrtc::{
+    AccessToken, Call, EventStream, Grants, JoinOptions, Outcome, PropertyUpdate, Server,
+    ServerHandle,
+};
 
 /// Prints every event of one user until its stream ends.
 fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::JoinHandle<()> {
@@ -18,14 +21,19 @@ fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::Joi
     })
 }
 
+/// A token for a demo user with every grant, signed by the development server.
+fn token(server: &ServerHandle, user: &str, name: &str) -> Result<String, jrtc::TokenError> {
+    server.mint(&AccessToken::new(user).name(name).grants(Grants::all()))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::builder().bind("127.0.0.1:0").start().await?;
+    let server = Server::builder().development().start().await?;
     println!("server at {}", server.url());
 
-    let alice = Call::connect(&server.url(), Credentials::new("alice", "Alice")).await?;
-    let bob = Call::connect(&server.url(), Credentials::new("bob", "Bob")).await?;
-    let carol = Call::connect(&server.url(), Credentials::new("carol", "Carol")).await?;
+    let alice = Call::connect(&server.url(), token(&server, "alice", "Alice")?).await?;
+    let bob = Call::connect(&server.url(), token(&server, "bob", "Bob")?).await?;
+    let carol = Call::connect(&server.url(), token(&server, "carol", "Carol")?).await?;
     let printers = [
         print_events("alice", alice.events()),
         print_events("bob", bob.events()),

@@ -13,16 +13,21 @@
 //!
 //! ```
 //! use futures::StreamExt;
-//! use jrtc::{Call, CallEvent, Credentials, JoinOptions, MessageEvent, Outcome, Server};
+//! use jrtc::{AccessToken, Call, CallEvent, Grants, JoinOptions, MessageEvent, Outcome, Server};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A server on 127.0.0.1 and a free port.
-//! let server = Server::builder().bind("127.0.0.1:0").start().await?;
+//! // A development server on 127.0.0.1 and a free port, with a random token secret. (A real
+//! // deployment gives the server its secret: `Server::builder().secret(...)`.)
+//! let server = Server::builder().development().start().await?;
 //!
-//! // Two users log in. Each `Call` is one user's handle.
-//! let alice = Call::connect(&server.url(), Credentials::new("alice", "Alice")).await?;
-//! let bob = Call::connect(&server.url(), Credentials::new("bob", "Bob")).await?;
+//! // Users log in with signed access tokens; your backend would mint these with the secret.
+//! let alice_token = server.mint(&AccessToken::new("alice").name("Alice").grants(Grants::all()))?;
+//! let bob_token = server.mint(&AccessToken::new("bob").name("Bob").room("standup"))?;
+//!
+//! // Each `Call` is one logged-in user's handle.
+//! let alice = Call::connect(&server.url(), alice_token).await?;
+//! let bob = Call::connect(&server.url(), bob_token).await?;
 //!
 //! // Alice joins first (so she is the host); `outcome` awaits one operation's result.
 //! let op = alice.join("standup", JoinOptions::default()).await?;
@@ -74,12 +79,14 @@
 //! callbacks to events in `docs/events.md`.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod call;
 pub mod event;
 pub mod model;
 pub mod protocol;
 pub mod server;
 
+pub use auth::{AccessToken, Grants, TokenError};
 pub use call::{
     Call, CallError, CallOptions, Credentials, EventStream, InviteOptions, JoinOptions, KindStream,
     Lagged,
@@ -94,4 +101,4 @@ pub use model::{
     RecordingState, Rejection, Role, RoomId, ScreenShare, UserId,
 };
 pub use protocol::ErrorCode;
-pub use server::{Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};
+pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};

@@ -24,15 +24,12 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientFrame {
-    /// First frame of a connection: log in.
+    /// First frame of a connection: log in with an access token.
     Hello {
         /// Must equal [`PROTOCOL_VERSION`].
         version: u32,
-        /// Who logs in.
-        user_id: UserId,
-        /// Name shown to others (default: the user id).
-        #[serde(default)]
-        display_name: String,
+        /// A signed access token (see `docs/security.md`).
+        token: String,
     },
     /// Join a room (created if absent; a server-made id if `room` is absent).
     Join {
@@ -423,6 +420,39 @@ pub enum ErrorCode {
     /// A server fault.
     #[error("internal server error")]
     Internal,
+    /// The access token is not a well-formed HS256 JWT with valid claims.
+    #[error("malformed access token")]
+    InvalidToken,
+    /// The access token's signature does not match (wrong secret, or tampered claims).
+    #[error("the access token's signature does not match")]
+    BadSignature,
+    /// The access token has expired.
+    #[error("the access token has expired")]
+    TokenExpired,
+    /// The access token is not valid yet.
+    #[error("the access token is not valid yet")]
+    TokenNotYetValid,
+    /// The access token's user id breaks the id rules.
+    #[error("the access token's user id breaks the id rules")]
+    InvalidUserId,
+    /// The access token does not allow this room.
+    #[error("the access token does not allow this room")]
+    WrongRoom,
+    /// The access token lacks the grant this request needs.
+    #[error("the access token lacks the grant for this")]
+    MissingGrant,
+    /// Too many requests on this connection; slow down and retry.
+    #[error("too many requests; slow down")]
+    RateLimited,
+    /// The room has as many members as the server allows.
+    #[error("the room is full")]
+    RoomFull,
+    /// The server has as many rooms as it allows.
+    #[error("the server has as many rooms as it allows")]
+    TooManyRooms,
+    /// The user has as many connections as the server allows.
+    #[error("too many connections for this user")]
+    TooManyConnections,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]

@@ -134,23 +134,27 @@ impl Shared {
 }
 
 impl Call {
-    /// Connects to a jrtc server (`ws://host:port`) and logs in.
-    pub async fn connect(url: &str, credentials: Credentials) -> Result<Call, CallError> {
+    /// Connects to a jrtc server (`ws://host:port`) and logs in with an access token.
+    pub async fn connect(
+        url: &str,
+        credentials: impl Into<Credentials>,
+    ) -> Result<Call, CallError> {
         Self::connect_with(url, credentials, CallOptions::default()).await
     }
 
     /// [`Call::connect`] with options.
     pub async fn connect_with(
         url: &str,
-        credentials: Credentials,
+        credentials: impl Into<Credentials>,
         options: CallOptions,
     ) -> Result<Call, CallError> {
-        let ws = tokio::time::timeout(options.connect_timeout, login(url, &credentials))
+        let credentials = credentials.into();
+        let (ws, user_id) = tokio::time::timeout(options.connect_timeout, login(url, &credentials))
             .await
             .map_err(|_| CallError::Timeout)??;
         let (events, _) = broadcast::channel(options.event_capacity);
         let shared = Arc::new(Mutex::new(Shared {
-            session: Session::new(credentials.user_id.clone()),
+            session: Session::new(user_id.clone()),
             events: Some(events),
             waiters: HashMap::new(),
             kept: VecDeque::new(),
@@ -161,7 +165,7 @@ impl Call {
         tokio::spawn(run(ws, shared.clone(), rx, done_tx));
         Ok(Call {
             inner: Arc::new(Inner {
-                user_id: credentials.user_id,
+                user_id,
                 shared,
                 commands,
                 finished,
@@ -481,8 +485,8 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens the WebSocket and logs in: `hello` → `welcome`.
-async fn login(url: &str, credentials: &Credentials) -> Result<Ws, CallError> {
+/// Opens the WebSocket and logs in: `hello` → `welcome`, which names the user.
+async fn login(url: &str, credentials: &Credentials) -> Result<(Ws, UserId), CallError> {
     let connect_err = |e: &dyn std::fmt::Display| CallError::Connect {
         url: url.to_owned(),
         message: e.to_string(),
@@ -492,8 +496,7 @@ async fn login(url: &str, credentials: &Credentials) -> Result<Ws, CallError> {
         .map_err(|e| connect_err(&e))?;
     let hello = ClientFrame::Hello {
         version: PROTOCOL_VERSION,
-        user_id: credentials.user_id.clone(),
-        display_name: credentials.display_name.clone(),
+        token: credentials.token.clone(),
     };
     ws.send(WsMessage::text(protocol::encode(&hello)))
         .await
@@ -508,7 +511,7 @@ async fn login(url: &str, credentials: &Credentials) -> Result<Ws, CallError> {
             continue;
         };
         return match serde_json::from_str::<ServerFrame>(&text) {
-            Ok(ServerFrame::Welcome { .. }) => Ok(ws),
+            Ok(ServerFrame::Welcome { user_id, .. }) => Ok((ws, user_id)),
             Ok(ServerFrame::Error { code, message, .. }) => {
                 Err(CallError::Rejected(OpError { code, message }))
             }

@@ -6,30 +6,47 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::event::OpError;
-use crate::model::{OperationId, Reason, UserId};
+use crate::model::{OperationId, Reason};
 
-/// Who logs in.
-///
-/// For now a user id and a display name; the fields are private so that signed tokens can be added
-/// as another constructor without breaking callers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a [`Call`](crate::Call) logs in: a signed access token (see
+/// [`AccessToken`](crate::AccessToken)). Made from the token string:
+/// `Call::connect(url, token)` takes a `String` or `&str` as well.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
-    pub(crate) user_id: UserId,
-    pub(crate) display_name: String,
+    pub(crate) token: String,
 }
 
 impl Credentials {
-    /// Logs in as `user_id` (1 to 64 bytes of `[A-Za-z0-9+_.-]`) shown as `display_name`.
-    pub fn new(user_id: impl Into<UserId>, display_name: impl Into<String>) -> Self {
+    /// Logs in with this access token.
+    pub fn token(token: impl Into<String>) -> Self {
         Credentials {
-            user_id: user_id.into(),
-            display_name: display_name.into(),
+            token: token.into(),
         }
     }
+}
 
-    /// The user id these credentials log in as.
-    pub fn user_id(&self) -> &UserId {
-        &self.user_id
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A token is a password: keep it out of logs.
+        f.write_str("Credentials { token: <hidden> }")
+    }
+}
+
+impl From<String> for Credentials {
+    fn from(token: String) -> Self {
+        Credentials::token(token)
+    }
+}
+
+impl From<&str> for Credentials {
+    fn from(token: &str) -> Self {
+        Credentials::token(token)
+    }
+}
+
+impl From<&String> for Credentials {
+    fn from(token: &String) -> Self {
+        Credentials::token(token.clone())
     }
 }
 

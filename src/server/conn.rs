@@ -37,7 +37,7 @@ pub(crate) async fn serve(
         .read_buffer_size(4096)
         .max_message_size(Some(HARD_FRAME_LIMIT))
         .max_frame_size(Some(HARD_FRAME_LIMIT));
-    let deadline = tokio::time::sleep(state.options.handshake_timeout);
+    let deadline = tokio::time::sleep(state.options.limits.handshake_timeout);
     tokio::pin!(deadline);
     let accepted = tokio::select! {
         ws = tokio_tungstenite::accept_async_with_config(socket, Some(config)) => ws,
@@ -75,7 +75,10 @@ pub(crate) async fn serve(
                 login_deadline_armed = false;
                 state.handle(Input::HandshakeTimeout { conn });
             }
-            _ = stopped(&mut stop) => break Some(ServerFrame::Goodbye { reason: Reason::ServerShutdown }),
+            _ = stopped(&mut stop) => {
+                reason = Reason::ServerShutdown;
+                break Some(ServerFrame::Goodbye { reason });
+            }
             _ = &mut kill => break Some(slow_consumer()),
             out = rx.recv() => match out {
                 // A client that stops reading blocks this write; the kill signal (its queue
@@ -87,7 +90,10 @@ pub(crate) async fn serve(
                         Err(_) => break None,
                     },
                     _ = &mut kill => break Some(slow_consumer()),
-                    _ = stopped(&mut stop) => break None,
+                    _ = stopped(&mut stop) => {
+                        reason = Reason::ServerShutdown;
+                        break Some(ServerFrame::Goodbye { reason });
+                    }
                 },
                 None => break None,
             },

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use crate::model::{OperationId, Participant, Reason, RoomId, UserId, valid_id};
+use crate::auth::{Identity, verify};
+use crate::model::{
+    OperationId, Participant, PropertyUpdate, Reason, Role, RoomId, UserId, valid_id,
+};
 use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
 use super::invites::InvitationBook;
@@ -13,7 +16,7 @@ use super::room::{Refusal, Room, check_display_name, check_state};
 /// A connection's id, chosen by the shell.
 pub(crate) type ConnId = u64;
 
-/// Time as the shell tells it: milliseconds since the server started.
+/// Time as the shell tells it: milliseconds since the Unix epoch.
 pub(crate) type Millis = u64;
 
 /// Something that happened to the server.
@@ -51,12 +54,72 @@ pub(crate) struct HubConfig {
     pub auto_reject_busy: bool,
     /// Keep invitations to users who are not connected, delivering them when they log in.
     pub hold_offline_invitations: bool,
+    /// The secret access tokens are signed with.
+    pub secret: Vec<u8>,
+    /// Most rooms at once.
+    pub max_rooms: usize,
+    /// Most members in one room.
+    pub max_participants: usize,
+    /// Most connections one user may have at once.
+    pub max_connections_per_user: usize,
 }
 
 pub(super) struct Login {
-    pub(super) user: UserId,
-    pub(super) display_name: String,
+    pub(super) identity: Identity,
     pub(super) room: Option<RoomId>,
+}
+
+impl Login {
+    pub(super) fn user(&self) -> &UserId {
+        &self.identity.user
+    }
+
+    /// Refuses a request whose grant the token lacks.
+    fn require(&self, granted: bool, what: &str) -> Result<(), Refusal> {
+        if granted {
+            Ok(())
+        } else {
+            Err((
+                ErrorCode::MissingGrant,
+                format!("the access token does not allow {what}"),
+            ))
+        }
+    }
+
+    /// Refuses a room the token does not allow.
+    pub(super) fn may_enter(&self, room: Option<&RoomId>) -> Result<(), Refusal> {
+        let allowed = match room {
+            Some(room) => self.identity.may_enter(room),
+            None => self.identity.rooms.is_none(),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err((
+                ErrorCode::WrongRoom,
+                match room {
+                    Some(room) => format!("the access token does not allow room `{room}`"),
+                    None => "the access token allows named rooms only".to_owned(),
+                },
+            ))
+        }
+    }
+
+    /// The participant this login joins a room as.
+    pub(super) fn participant(&self, display_name: Option<String>) -> Participant {
+        Participant {
+            user_id: self.identity.user.clone(),
+            display_name: display_name.unwrap_or_else(|| self.identity.name.clone()),
+            role: if self.identity.role == Some(Role::Host) {
+                Role::Host
+            } else {
+                Role::Guest
+            },
+            audio: false,
+            video: false,
+            state: String::new(),
+        }
+    }
 }
 
 /// Logins, rooms and invitations.
@@ -141,10 +204,10 @@ impl Hub {
         let Some(login) = self.logins.remove(&conn) else {
             return;
         };
-        if let Some(conns) = self.users.get_mut(&login.user) {
+        if let Some(conns) = self.users.get_mut(login.user()) {
             conns.retain(|c| *c != conn);
             if conns.is_empty() {
-                self.users.remove(&login.user);
+                self.users.remove(login.user());
             }
         }
         if let Some(room) = login.room {
@@ -174,13 +237,8 @@ impl Hub {
         frame: ClientFrame,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        if let ClientFrame::Hello {
-            version,
-            user_id,
-            display_name,
-        } = frame
-        {
-            return self.hello(conn, version, user_id, display_name, out);
+        if let ClientFrame::Hello { version, token } = frame {
+            return self.hello(conn, version, &token, out);
         }
         let Some(login) = self.logins.get(&conn) else {
             return Err((ErrorCode::NotLoggedIn, "send hello first".into()));
@@ -205,13 +263,12 @@ impl Hub {
                         format!("already in room `{current}`"),
                     ));
                 }
+                login.may_enter(room.as_ref())?;
                 let participant = Participant {
-                    user_id: login.user.clone(),
-                    display_name: display_name.unwrap_or_else(|| login.display_name.clone()),
-                    role: Default::default(),
                     audio,
                     video,
                     state,
+                    ..login.participant(display_name)
                 };
                 return self.join(conn, op, room, participant, out);
             }
@@ -246,6 +303,27 @@ impl Hub {
         let Some(room_id) = login.room.clone() else {
             return Err((ErrorCode::NotInRoom, "join a room first".into()));
         };
+        let grants = login.identity.grants;
+        match &frame {
+            ClientFrame::End { .. } | ClientFrame::Kick { .. } | ClientFrame::SetRole { .. } => {
+                login.require(grants.moderate, "moderating (kick, end, roles)")?
+            }
+            ClientFrame::SendMessage { .. } => login.require(grants.message, "messages")?,
+            ClientFrame::SetProperties { update, .. } => {
+                let PropertyUpdate {
+                    screen_share,
+                    recording,
+                    custom,
+                } = update;
+                login.require(grants.publish || screen_share.is_none(), "screen sharing")?;
+                login.require(grants.record || recording.is_none(), "recording")?;
+                login.require(
+                    grants.set_properties || custom.is_empty(),
+                    "custom properties",
+                )?;
+            }
+            _ => {}
+        }
         match frame {
             ClientFrame::Leave { op } => {
                 self.leave_room(conn, Reason::Quit, out);
@@ -324,8 +402,7 @@ impl Hub {
         &mut self,
         conn: ConnId,
         version: u32,
-        user_id: UserId,
-        display_name: String,
+        token: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         if self.logins.contains_key(&conn) {
@@ -340,30 +417,29 @@ impl Hub {
                 format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
             ));
         }
-        if !valid_id(user_id.as_str()) {
+        let identity = verify(token, &self.config.secret, self.now / 1000)?;
+        let conns = self.users.get(&identity.user).map_or(0, Vec::len);
+        if conns >= self.config.max_connections_per_user {
             return Err((
-                ErrorCode::InvalidParam,
-                "user_id must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or ."
-                    .into(),
+                ErrorCode::TooManyConnections,
+                format!(
+                    "a user may have {} connections",
+                    self.config.max_connections_per_user
+                ),
             ));
         }
-        check_display_name(&display_name)?;
-        let display_name = if display_name.is_empty() {
-            user_id.0.clone()
-        } else {
-            display_name
-        };
+        let user = identity.user.clone();
         out.push(Output::Send {
             to: conn,
             frame: ServerFrame::Welcome {
                 version: PROTOCOL_VERSION,
-                user_id: user_id.clone(),
+                user_id: user.clone(),
                 session: conn,
             },
         });
-        self.users.entry(user_id.clone()).or_default().push(conn);
+        self.users.entry(user.clone()).or_default().push(conn);
         // Invitations still open for this user reach this device too.
-        for invitation in self.invitations.for_callee(&user_id) {
+        for invitation in self.invitations.for_callee(&user) {
             out.push(Output::Send {
                 to: conn,
                 frame: ServerFrame::InviteReceived { invitation },
@@ -372,8 +448,7 @@ impl Hub {
         self.logins.insert(
             conn,
             Login {
-                user: user_id,
-                display_name,
+                identity,
                 room: None,
             },
         );
@@ -412,6 +487,13 @@ impl Hub {
             Some(id) => id,
             None => self.new_room_id(),
         };
+        if !self.rooms.contains_key(&id) && self.rooms.len() >= self.config.max_rooms {
+            return Err((
+                ErrorCode::TooManyRooms,
+                format!("the server holds at most {} rooms", self.config.max_rooms),
+            ));
+        }
+        let max = self.config.max_participants;
         let room = self
             .rooms
             .entry(id.clone())
@@ -420,6 +502,12 @@ impl Hub {
             return Err((
                 ErrorCode::DuplicateUser,
                 format!("`{}` is already in room `{id}`", participant.user_id),
+            ));
+        }
+        if room.len() >= max {
+            return Err((
+                ErrorCode::RoomFull,
+                format!("room `{id}` holds at most {max} members"),
             ));
         }
         room.join(conn, op, participant, out);
@@ -436,6 +524,42 @@ impl Hub {
                 to: conns.clone(),
                 frame,
             });
+        }
+    }
+}
+
+/// Helpers for the core's unit and property tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::HubConfig;
+    use crate::auth::{AccessToken, Grants};
+    use crate::protocol::{ClientFrame, PROTOCOL_VERSION};
+
+    /// The secret the tests' tokens are signed with.
+    pub(crate) const SECRET: &[u8] = b"the secret of the core's unit tests (32+ bytes)";
+
+    /// A core configuration with the default limits.
+    pub(crate) fn config() -> HubConfig {
+        HubConfig {
+            room_prefix: "t-".into(),
+            invite_timeout_ms: 30_000,
+            auto_reject_busy: false,
+            hold_offline_invitations: false,
+            secret: SECRET.to_vec(),
+            max_rooms: 10_000,
+            max_participants: 256,
+            max_connections_per_user: 8,
+        }
+    }
+
+    /// A `hello` for `user`, with a token holding every grant.
+    pub(crate) fn hello(user: &str) -> ClientFrame {
+        ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+            token: AccessToken::new(user)
+                .grants(Grants::all())
+                .sign(SECRET)
+                .expect("a valid test token"),
         }
     }
 }

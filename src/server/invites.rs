@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::model::{
     Invitation, InvitationId, InviteFailure, MAX_INVITE_CALLEES, MAX_INVITE_EXTRA_LEN,
-    MAX_INVITE_TIMEOUT_MS, OperationId, Participant, Reason, Rejection, Role, UserId, valid_id,
+    MAX_INVITE_TIMEOUT_MS, OperationId, Participant, Reason, Rejection, UserId, valid_id,
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -133,6 +133,10 @@ impl Hub {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         let login = &self.logins[&conn];
+        if login.room.is_none() {
+            // Starting a call makes a server-named room.
+            login.may_enter(None)?;
+        }
         if callees.is_empty() || callees.len() > MAX_INVITE_CALLEES {
             return refuse(ErrorCode::InvalidParam, "invite 1 to 16 callees");
         }
@@ -150,7 +154,7 @@ impl Hub {
                     format!("`{callee}` is named twice"),
                 );
             }
-            if callee == &login.user {
+            if callee == login.user() {
                 return refuse(ErrorCode::InvalidParam, "you cannot invite yourself");
             }
         }
@@ -198,7 +202,7 @@ impl Hub {
             } else {
                 let name = conns
                     .first()
-                    .map(|c| self.logins[c].display_name.clone())
+                    .map(|c| self.logins[c].identity.name.clone())
                     .unwrap_or_else(|| callee.0.clone());
                 reachable.push((callee, name));
             }
@@ -209,14 +213,9 @@ impl Hub {
             Some(room) => Some(room),
             None if reachable.is_empty() => None,
             None => {
-                let login = &self.logins[&conn];
                 let caller = Participant {
-                    user_id: login.user.clone(),
-                    display_name: login.display_name.clone(),
-                    role: Role::Host,
-                    audio: false,
                     video,
-                    state: String::new(),
+                    ..self.logins[&conn].participant(None)
                 };
                 self.join(conn, op, None, caller, out)?;
                 self.logins[&conn].room.clone()
@@ -226,7 +225,7 @@ impl Hub {
         let mut invitations = Vec::new();
         if let Some(room) = &room {
             let login = &self.logins[&conn];
-            let (caller, caller_name) = (login.user.clone(), login.display_name.clone());
+            let (caller, caller_name) = (login.user().clone(), login.identity.name.clone());
             for (callee, callee_name) in reachable {
                 let invitation = self.invitations.add(
                     Invitation {
@@ -292,7 +291,7 @@ impl Hub {
     /// Checks that `conn` may answer invitation `id`, and takes it out of the book.
     fn answer(&mut self, conn: ConnId, id: InvitationId) -> Result<Open, Refusal> {
         let open = self.invitations.get(id)?;
-        if open.invitation.callee != self.logins[&conn].user {
+        if &open.invitation.callee != self.logins[&conn].user() {
             return refuse(ErrorCode::NotInvited, format!("{id} is for someone else"));
         }
         Ok(self.invitations.remove(id).expect("checked above"))
@@ -326,26 +325,28 @@ impl Hub {
     ) -> Result<(), Refusal> {
         let open = self.invitations.get(id)?;
         let room = open.invitation.room.clone();
-        let user = self.logins[&conn].user.clone();
-        if open.invitation.callee == user
-            && self.rooms.get(&room).is_some_and(|r| r.has_user(&user))
-        {
-            return refuse(
-                ErrorCode::AlreadyInRoom,
-                format!("you are in room `{room}` already"),
-            );
+        let login = &self.logins[&conn];
+        let user = login.user().clone();
+        if open.invitation.callee == user {
+            login.may_enter(Some(&room))?;
+            if let Some(r) = self.rooms.get(&room) {
+                if r.has_user(&user) {
+                    return refuse(
+                        ErrorCode::AlreadyInRoom,
+                        format!("you are in room `{room}` already"),
+                    );
+                }
+                if r.len() >= self.config.max_participants {
+                    return refuse(ErrorCode::RoomFull, format!("room `{room}` is full"));
+                }
+            }
         }
         let open = self.answer(conn, id)?;
         // Accepting while in another call leaves that call.
         self.leave_room(conn, Reason::Quit, out);
-        let login = &self.logins[&conn];
         let participant = Participant {
-            user_id: login.user.clone(),
-            display_name: login.display_name.clone(),
-            role: Role::Guest,
-            audio: false,
             video,
-            state: String::new(),
+            ..self.logins[&conn].participant(None)
         };
         self.join(conn, op, Some(room), participant, out)?;
         out.push(Output::Send {
@@ -428,17 +429,12 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hub::{HubConfig, Input};
+    use super::super::hub::{Input, testing};
     use super::*;
-    use crate::protocol::{ClientFrame, PROTOCOL_VERSION};
+    use crate::protocol::ClientFrame;
 
     fn hub() -> Hub {
-        Hub::new(HubConfig {
-            room_prefix: "t-".into(),
-            invite_timeout_ms: 30_000,
-            auto_reject_busy: false,
-            hold_offline_invitations: false,
-        })
+        Hub::new(testing::config())
     }
 
     fn send(hub: &mut Hub, now: Millis, conn: ConnId, frame: ClientFrame) -> Vec<Output> {
@@ -446,16 +442,7 @@ mod tests {
     }
 
     fn hello(hub: &mut Hub, conn: ConnId, user: &str) {
-        send(
-            hub,
-            0,
-            conn,
-            ClientFrame::Hello {
-                version: PROTOCOL_VERSION,
-                user_id: user.into(),
-                display_name: String::new(),
-            },
-        );
+        send(hub, 0, conn, testing::hello(user));
     }
 
     /// The (connection, frame type, reason) of every frame sent.

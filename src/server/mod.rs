@@ -6,71 +6,27 @@
 mod conn;
 pub(crate) mod hub;
 mod invites;
+mod options;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod room;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::auth::{AccessToken, MIN_SECRET_LEN, TokenError, random_secret};
 use crate::model::MAX_INVITE_TIMEOUT_MS;
 use crate::model::Reason;
 use crate::protocol::{self, ServerFrame};
 use hub::{ConnId, Hub, HubConfig, Input, Millis, Output};
-
-/// The server layer's error.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: String,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// Server settings. `ServerOptions::default()` suits tests and small deployments.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ServerOptions {
-    /// How long a new connection may take to send a valid `hello`.
-    pub handshake_timeout: Duration,
-    /// Frames queued for one connection before it counts as a slow consumer and is closed.
-    pub outbound_queue: usize,
-    /// How long an invitation stays open when the caller does not say (30 s, as in comparable
-    /// SDKs).
-    pub invite_timeout: Duration,
-    /// Reject invitations to users who are in another call at once, with reason `busy`, instead
-    /// of letting them choose.
-    pub auto_reject_busy: bool,
-    /// Keep invitations to users who are not connected until they time out, delivering them if
-    /// the user logs in meanwhile, instead of failing them with reason `offline`.
-    pub hold_offline_invitations: bool,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            handshake_timeout: Duration::from_secs(10),
-            outbound_queue: 1024,
-            invite_timeout: Duration::from_secs(30),
-            auto_reject_busy: false,
-            hold_offline_invitations: false,
-        }
-    }
-}
+pub use options::{Limits, ServerError, ServerOptions};
 
 /// The embeddable server: `Server::builder().bind("127.0.0.1:0").start().await`.
 #[derive(Debug)]
@@ -100,9 +56,28 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets [`ServerOptions::handshake_timeout`].
+    /// The secret access tokens are signed with (at least 32 bytes).
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.options.secret = Some(secret.into());
+        self
+    }
+
+    /// A development server: without a secret, a random one is made; mint tokens with
+    /// [`ServerHandle::mint`].
+    pub fn development(mut self) -> Self {
+        self.options.development = true;
+        self
+    }
+
+    /// Sets every per-client limit.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.options.limits = limits;
+        self
+    }
+
+    /// Sets [`Limits::handshake_timeout`].
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.options.handshake_timeout = timeout;
+        self.options.limits.handshake_timeout = timeout;
         self
     }
 
@@ -132,6 +107,14 @@ impl ServerBuilder {
 
     /// Starts listening and serving. Returns once the socket is bound.
     pub async fn start(self) -> Result<ServerHandle, ServerError> {
+        let secret = match (&self.options.secret, self.options.development) {
+            (Some(secret), _) if secret.len() < MIN_SECRET_LEN => {
+                return Err(ServerError::WeakSecret);
+            }
+            (Some(secret), _) => secret.clone(),
+            (None, true) => random_secret(),
+            (None, false) => return Err(ServerError::NoSecret),
+        };
         let listener = TcpListener::bind(&self.bind)
             .await
             .map_err(|source| ServerError::Bind {
@@ -142,17 +125,16 @@ impl ServerBuilder {
             addr: self.bind.clone(),
             source,
         })?;
-        let prefix = format!(
-            "r{:08x}-",
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish() as u32
-        );
+        let limits = &self.options.limits;
         let config = HubConfig {
-            room_prefix: prefix,
+            room_prefix: room_prefix(),
             invite_timeout_ms: (self.options.invite_timeout.as_millis() as u64).max(1),
             auto_reject_busy: self.options.auto_reject_busy,
             hold_offline_invitations: self.options.hold_offline_invitations,
+            secret: secret.clone(),
+            max_rooms: limits.max_rooms,
+            max_participants: limits.max_participants,
+            max_connections_per_user: limits.max_connections_per_user,
         };
         let (deadline_tx, deadline_rx) = watch::channel(None);
         let state = Arc::new(State {
@@ -161,7 +143,6 @@ impl ServerBuilder {
                 conns: HashMap::new(),
             }),
             options: self.options,
-            started: Instant::now(),
             deadline: deadline_tx,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -170,6 +151,7 @@ impl ServerBuilder {
         tracing::info!(%addr, "jrtc server listening");
         Ok(ServerHandle {
             addr,
+            secret,
             stop: stop_tx,
             task: Some(task),
             state,
@@ -179,9 +161,9 @@ impl ServerBuilder {
 
 /// A running server. Dropping it stops the server without waiting; [`ServerHandle::shutdown`]
 /// stops it in order and waits.
-#[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    secret: Vec<u8>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     state: Arc<State>,
@@ -191,6 +173,11 @@ impl ServerHandle {
     /// The `ws://` URL clients connect to.
     pub fn url(&self) -> String {
         format!("ws://{}", self.addr)
+    }
+
+    /// Signs `token` with this server's secret, for a client to log in with.
+    pub fn mint(&self, token: &AccessToken) -> Result<String, TokenError> {
+        token.sign(&self.secret)
     }
 
     /// The bound socket address.
@@ -215,6 +202,15 @@ impl ServerHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -244,8 +240,6 @@ struct ConnEntry {
 pub(crate) struct State {
     core: Mutex<Core>,
     options: ServerOptions,
-    /// The core's clock starts here.
-    started: Instant,
     /// The core's next deadline, watched by the timer task.
     deadline: watch::Sender<Option<Millis>>,
 }
@@ -272,8 +266,7 @@ impl State {
     /// connection receives room events in the room's order.
     pub(crate) fn handle(&self, input: Input) {
         let mut core = self.core();
-        let now = self.started.elapsed().as_millis() as Millis;
-        let outputs = core.hub.handle(now, input);
+        let outputs = core.hub.handle(unix_millis(), input);
         let next = core.hub.next_deadline();
         self.deadline
             .send_if_modified(|d| std::mem::replace(d, next) != next);
@@ -321,8 +314,8 @@ async fn timer(state: Arc<State>, mut deadline: watch::Receiver<Option<Millis>>)
         let wait = async {
             match next {
                 Some(at) => {
-                    tokio::time::sleep_until((state.started + Duration::from_millis(at)).into())
-                        .await
+                    let wait = at.saturating_sub(unix_millis());
+                    tokio::time::sleep(Duration::from_millis(wait)).await
                 }
                 None => std::future::pending().await,
             }
@@ -369,4 +362,19 @@ async fn accept_loop(
 /// Resolves once the server is told to stop.
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The core's clock: milliseconds since the Unix epoch.
+fn unix_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// An unguessable prefix for server-made room ids.
+fn room_prefix() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("r{hex}-")
 }

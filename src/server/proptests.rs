@@ -11,14 +11,14 @@ use std::collections::{BTreeSet, HashMap};
 
 use proptest::prelude::*;
 
-use super::hub::{ConnId, Hub, HubConfig, Input, Millis, Output};
+use super::hub::{ConnId, Hub, HubConfig, Input, Millis, Output, testing};
 use crate::call::session::Session;
 use crate::event::{CallEvent, InviteEvent, OperationKind};
 use crate::model::{
     InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId,
     ScreenShare, UserId,
 };
-use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame};
+use crate::protocol::{ClientFrame, ServerFrame};
 
 /// The user of each device: users 0 and 1 have two devices each.
 const DEVICES: [usize; 7] = [0, 0, 1, 1, 2, 3, 4];
@@ -186,10 +186,9 @@ struct World {
 impl World {
     fn new(auto_reject_busy: bool, hold_offline_invitations: bool) -> Self {
         let config = HubConfig {
-            room_prefix: "gen-".into(),
-            invite_timeout_ms: 30_000,
             auto_reject_busy,
             hold_offline_invitations,
+            ..testing::config()
         };
         let mut w = World {
             hub: Hub::new(config),
@@ -225,11 +224,7 @@ impl World {
             self.now,
             Input::Frame {
                 conn,
-                frame: ClientFrame::Hello {
-                    version: PROTOCOL_VERSION,
-                    user_id: uid(DEVICES[dev]),
-                    display_name: String::new(),
-                },
+                frame: testing::hello(uid(DEVICES[dev]).as_str()),
             },
         );
         assert!(matches!(

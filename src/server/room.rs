@@ -49,6 +49,10 @@ impl Room {
         self.members.is_empty()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
     #[cfg(test)]
     pub(crate) fn seq(&self) -> u64 {
         self.seq
@@ -123,7 +127,8 @@ impl Room {
         }
     }
 
-    /// Adds a member. The first member of a room is its host.
+    /// Adds a member. The first member of a room is its host, and so is a member that comes
+    /// with the host role (from its access token).
     pub(crate) fn join(
         &mut self,
         conn: ConnId,
@@ -131,11 +136,9 @@ impl Room {
         mut participant: Participant,
         out: &mut Vec<Output>,
     ) {
-        participant.role = if self.members.is_empty() {
-            Role::Host
-        } else {
-            Role::Guest
-        };
+        if self.members.is_empty() {
+            participant.role = Role::Host;
+        }
         let seq = self.next_seq();
         let frame = ServerFrame::ParticipantJoined {
             room: self.id.clone(),

@@ -7,8 +7,10 @@ use crate::support::User;
 
 #[tokio::test]
 async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
+    let secret = "a test secret that is long enough to be accepted";
     let mut child = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
-        .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .env("JRTC_SECRET", secret)
         .stdout(Stdio::piped())
         .spawn()
         .expect("the binary starts");
@@ -19,7 +21,17 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
     let url = line.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
 
-    let mut alice = User::connect_url(&url, "alice").await;
+    // A token minted by the binary's own `token` command logs in.
+    let minted = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
+        .args([
+            "token", "--user", "alice", "--name", "Alice", "--room", "r", "--grants", "all",
+        ])
+        .env("JRTC_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let mut alice = User::connect_url(&url, token).await;
     let snap = alice.join("r").await;
     assert_eq!(snap.participants.len(), 1);
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use jrtc::{
     CallEvent, ErrorCode, Invitation, InviteEvent, InviteOptions, InviteReport, Outcome,
-    ParticipantEvent, Reason, Rejection, Server,
+    ParticipantEvent, Reason, Rejection,
 };
 
 use crate::support::{User, done, refused, room_of, server};
@@ -222,8 +222,7 @@ async fn a_canceled_invitation_tells_the_callee_and_can_no_longer_be_answered() 
 #[tokio::test]
 async fn unanswered_invitations_expire_for_both_sides() {
     // A short server default, and a shorter timeout on one invitation.
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
+    let server = crate::support::builder()
         .invite_timeout(Duration::from_millis(400))
         .start()
         .await
@@ -316,8 +315,7 @@ async fn a_busy_callee_may_switch_calls_or_say_busy() {
 
 #[tokio::test]
 async fn with_auto_reject_busy_the_caller_learns_busy_at_once() {
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
+    let server = crate::support::builder()
         .auto_reject_busy(true)
         .start()
         .await
@@ -351,8 +349,7 @@ async fn inviting_an_offline_user_fails_or_waits_for_them() {
     assert_eq!(server.room_count(), 0);
 
     // A server that holds invitations delivers them when the callee logs in.
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
+    let server = crate::support::builder()
         .hold_offline_invitations(true)
         .start()
         .await

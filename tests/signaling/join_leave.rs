@@ -3,7 +3,7 @@
 use jrtc::model::valid_id;
 use jrtc::{CallEvent, ErrorCode, JoinOptions, OperationKind, ParticipantEvent, Reason, Role};
 
-use crate::support::{Proxy, User, done, room_of, server};
+use crate::support::{Proxy, User, done, room_of, server, token};
 
 #[tokio::test]
 async fn three_users_join_and_each_sees_the_right_things() {
@@ -250,7 +250,7 @@ async fn closing_is_quit_and_a_lost_connection_is_network() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
     let proxy = Proxy::start(&server).await;
-    let mut carol = User::connect_url(&proxy.url(), "carol").await;
+    let mut carol = User::connect_url(&proxy.url(), token(&server, "carol")).await;
     carol.join("r").await;
     for u in &mut users {
         assert!(matches!(

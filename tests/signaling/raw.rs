@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use jrtc::{CallEvent, MessageEvent, Server};
+use jrtc::{CallEvent, MessageEvent};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{User, WAIT, done, room_of, server};
+use crate::support::{User, WAIT, done, room_of, server, token};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -23,10 +23,10 @@ impl Raw {
         Raw { ws }
     }
 
-    async fn login(url: &str, user: &str) -> Raw {
+    async fn login(url: &str, token: &str) -> Raw {
         let mut raw = Raw::connect(url).await;
         let welcome = raw
-            .ask(json!({"type": "hello", "version": 1, "user_id": user}))
+            .ask(json!({"type": "hello", "version": 1, "token": token}))
             .await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         raw
@@ -80,25 +80,32 @@ async fn bad_input_gets_typed_errors_and_harms_no_one() {
         Some(1),
     )
     .await;
+    let mallory = token(&server, "mallory");
     raw.expect_error(
-        json!({"type": "hello", "version": 99, "user_id": "mallory"}).to_string(),
+        json!({"type": "hello", "version": 99, "token": mallory}).to_string(),
         "unsupported_version",
         None,
     )
     .await;
     raw.expect_error(
-        json!({"type": "hello", "version": 1, "user_id": "-bad id"}).to_string(),
-        "invalid_param",
+        json!({"type": "hello", "version": 1, "token": "not.a.token"}).to_string(),
+        "invalid_token",
+        None,
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "hello", "version": 1, "user_id": "mallory"}).to_string(),
+        "invalid_frame",
         None,
     )
     .await;
     // The connection is still usable: log in properly.
     let welcome = raw
-        .ask(json!({"type": "hello", "version": 1, "user_id": "mallory"}))
+        .ask(json!({"type": "hello", "version": 1, "token": mallory}))
         .await;
     assert_eq!(welcome["type"], "welcome");
     raw.expect_error(
-        json!({"type": "hello", "version": 1, "user_id": "mallory"}).to_string(),
+        json!({"type": "hello", "version": 1, "token": mallory}).to_string(),
         "already_logged_in",
         None,
     )
@@ -291,7 +298,7 @@ async fn bad_input_gets_typed_errors_and_harms_no_one() {
 async fn a_frame_over_the_hard_limit_closes_only_that_connection() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let mut raw = Raw::login(&server.url(), "mallory").await;
+    let mut raw = Raw::login(&server.url(), &token(&server, "mallory")).await;
     raw.send_text("z".repeat(2 * 1024 * 1024)).await;
     let reply = raw.recv().await;
     assert_eq!(reply["code"], "frame_too_large", "{reply}");
@@ -310,8 +317,7 @@ async fn a_frame_over_the_hard_limit_closes_only_that_connection() {
 
 #[tokio::test]
 async fn a_connection_that_never_logs_in_is_closed_with_reason_timeout() {
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
+    let server = crate::support::builder()
         .handshake_timeout(Duration::from_millis(200))
         .start()
         .await
@@ -332,14 +338,13 @@ async fn a_connection_that_never_logs_in_is_closed_with_reason_timeout() {
 
 #[tokio::test]
 async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
+    let server = crate::support::builder()
         .outbound_queue(16)
         .start()
         .await
         .unwrap();
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let mut sloth = Raw::login(&server.url(), "sloth").await;
+    let mut sloth = Raw::login(&server.url(), &token(&server, "sloth")).await;
     let joined = sloth
         .ask(json!({"type": "join", "op": 1, "room": "r"}))
         .await;

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jrtc::{
-    Call, CallEvent, CallOptions, Credentials, MessageEvent, ParticipantEvent, ParticipantUpdate,
-    Reason, RoomSnapshot,
+    Call, CallEvent, CallOptions, MessageEvent, ParticipantEvent, ParticipantUpdate, Reason,
+    RoomSnapshot,
 };
 
-use crate::support::{Proxy, User, WAIT, done, next, room_of, server};
+use crate::support::{Proxy, User, WAIT, done, next, room_of, server, token};
 
 /// The room sequence number an event carries, if any.
 fn seq_of(ev: &CallEvent) -> Option<u64> {
@@ -30,7 +30,7 @@ async fn rule1_a_slow_subscriber_is_told_how_many_it_missed() {
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
     let bob = Call::connect_with(
         &server.url(),
-        Credentials::new("carol", "Carol"),
+        token(&server, "carol"),
         CallOptions::default().event_capacity(4),
     )
     .await
@@ -112,10 +112,12 @@ async fn rule2_subscribe_gives_a_snapshot_and_then_exactly_the_later_events() {
     let users = room_of(&server, "r", &["alice"]).await;
     // Churn: others join, update and leave the room while alice subscribes at several moments.
     let url = server.url();
+    let tokens: Vec<_> = (0..15)
+        .map(|i| token(&server, &format!("guest{i}")))
+        .collect();
     let churn = tokio::spawn(async move {
-        for round in 0..15 {
-            let id = format!("guest{round}");
-            let mut u = User::connect_url(&url, &id).await;
+        for token in tokens {
+            let mut u = User::connect_url(&url, token).await;
             u.join("r").await;
             let op = u
                 .call
@@ -240,7 +242,7 @@ async fn rule4_streams_end_with_a_final_reason() {
     expect_end(&mut late, Reason::Quit, false).await;
 
     // Every handle dropped: the stream still ends.
-    let erin = Call::connect(&server.url(), Credentials::new("erin", "Erin"))
+    let erin = Call::connect(&server.url(), token(&server, "erin"))
         .await
         .unwrap();
     let mut erin_events = erin.events();
@@ -255,7 +257,7 @@ async fn rule4_streams_end_with_a_final_reason() {
 
     // The connection lost.
     let proxy = Proxy::start(&server).await;
-    let mut dave = User::connect_url(&proxy.url(), "dave").await;
+    let mut dave = User::connect_url(&proxy.url(), token(&server, "dave")).await;
     dave.join("r").await;
     proxy.cut();
     expect_end(&mut dave.events, Reason::Network, true).await;

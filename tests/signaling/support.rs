@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jrtc::{
-    Call, CallEvent, Credentials, EventStream, JoinOptions, OperationId, Outcome, RoomSnapshot,
-    Server, ServerHandle,
+    AccessToken, Call, CallEvent, EventStream, Grants, JoinOptions, OperationId, Outcome,
+    RoomSnapshot, Server, ServerHandle,
 };
 
 /// How long a test waits for an event that must come.
@@ -13,10 +13,26 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub async fn server() -> ServerHandle {
     Server::builder()
-        .bind("127.0.0.1:0")
+        .development()
         .start()
         .await
         .expect("server starts")
+}
+
+/// A development server with some options changed.
+pub fn builder() -> jrtc::ServerBuilder {
+    Server::builder().development()
+}
+
+/// A token for `id` (display name: `id` in capitals) with every grant.
+pub fn token(server: &ServerHandle, id: &str) -> String {
+    server
+        .mint(
+            &AccessToken::new(id)
+                .name(id.to_uppercase())
+                .grants(Grants::all()),
+        )
+        .expect("a valid token")
 }
 
 /// A logged-in user with a stream subscribed from the start.
@@ -27,13 +43,11 @@ pub struct User {
 
 impl User {
     pub async fn connect(server: &ServerHandle, id: &str) -> User {
-        Self::connect_url(&server.url(), id).await
+        Self::connect_url(&server.url(), token(server, id)).await
     }
 
-    pub async fn connect_url(url: &str, id: &str) -> User {
-        let call = Call::connect(url, Credentials::new(id, id.to_uppercase()))
-            .await
-            .expect("login");
+    pub async fn connect_url(url: &str, token: String) -> User {
+        let call = Call::connect(url, token).await.expect("login");
         let events = call.events();
         User { call, events }
     }

@@ -1,0 +1,348 @@
+//! Access tokens: signed statements (JWT, HMAC-SHA256) of who may log in, to which rooms, in
+//! which role, and with which grants. An application's backend mints them with the server's
+//! secret ([`AccessToken::sign`], or `jrtc-server token`); clients log in with them; the server
+//! trusts nothing else about a client's identity.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{MAX_DISPLAY_NAME_LEN, Role, RoomId, UserId, valid_id};
+use crate::protocol::ErrorCode;
+
+/// Shortest secret the server accepts, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// How long a token is valid when the minter does not say.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// What a token's holder may do. A request needs its grant as well as the room role it needs
+/// (kicking needs the host role *and* `moderate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Grants {
+    /// Publish media and share the screen.
+    pub publish: bool,
+    /// Send in-call messages.
+    pub message: bool,
+    /// Kick members, end the call, change roles (as a host).
+    pub moderate: bool,
+    /// Start and stop recording (as a host).
+    pub record: bool,
+    /// Set custom call properties (as a host).
+    pub set_properties: bool,
+}
+
+impl Default for Grants {
+    /// What an ordinary participant does: publish and send messages.
+    fn default() -> Self {
+        Grants {
+            publish: true,
+            message: true,
+            moderate: false,
+            record: false,
+            set_properties: false,
+        }
+    }
+}
+
+impl Grants {
+    /// Every grant.
+    pub fn all() -> Self {
+        Grants {
+            publish: true,
+            message: true,
+            moderate: true,
+            record: true,
+            set_properties: true,
+        }
+    }
+
+    /// No grant at all (a listener).
+    pub fn none() -> Self {
+        Grants {
+            publish: false,
+            message: false,
+            moderate: false,
+            record: false,
+            set_properties: false,
+        }
+    }
+
+    /// Sets [`Grants::publish`].
+    pub fn publish(mut self, on: bool) -> Self {
+        self.publish = on;
+        self
+    }
+    /// Sets [`Grants::message`].
+    pub fn message(mut self, on: bool) -> Self {
+        self.message = on;
+        self
+    }
+    /// Sets [`Grants::moderate`].
+    pub fn moderate(mut self, on: bool) -> Self {
+        self.moderate = on;
+        self
+    }
+    /// Sets [`Grants::record`].
+    pub fn record(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+    /// Sets [`Grants::set_properties`].
+    pub fn set_properties(mut self, on: bool) -> Self {
+        self.set_properties = on;
+        self
+    }
+}
+
+/// The claims a token carries (the JWT payload).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Claims {
+    /// The user id.
+    sub: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    name: String,
+    /// Expiry, seconds since the Unix epoch.
+    exp: u64,
+    /// Not valid before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    /// The rooms the holder may be in; absent: any room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rooms: Option<Vec<RoomId>>,
+    /// `host`: joins every room as a host. Absent or `guest`: the room decides (its first
+    /// member hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    /// What the holder may do.
+    #[serde(default)]
+    grants: Grants,
+}
+
+/// Why a token could not be minted.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The user id breaks the id rules.
+    #[error(
+        "`{0}` is not a valid user id (1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or .)"
+    )]
+    InvalidUserId(String),
+    /// A room id breaks the id rules.
+    #[error("`{0}` is not a valid room id")]
+    InvalidRoomId(String),
+    /// The secret is shorter than [`MIN_SECRET_LEN`].
+    #[error("the secret must be at least {MIN_SECRET_LEN} bytes")]
+    WeakSecret,
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// A token being minted: `AccessToken::new("alice").name("Alice").room("standup").sign(secret)`.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    claims: Claims,
+    ttl: Duration,
+    expires_at: Option<SystemTime>,
+    not_before: Option<SystemTime>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl AccessToken {
+    /// A token for `user_id`, valid for [`DEFAULT_TOKEN_TTL`], any room, [`Grants::default`].
+    pub fn new(user_id: impl Into<String>) -> Self {
+        AccessToken {
+            claims: Claims {
+                sub: user_id.into(),
+                name: String::new(),
+                exp: 0,
+                nbf: None,
+                iat: None,
+                rooms: None,
+                role: None,
+                grants: Grants::default(),
+            },
+            ttl: DEFAULT_TOKEN_TTL,
+            expires_at: None,
+            not_before: None,
+        }
+    }
+
+    /// The display name (default: the user id).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.claims.name = name.into();
+        self
+    }
+
+    /// Valid for this long from signing.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.expires_at = None;
+        self
+    }
+
+    /// Valid until this moment.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Not valid before this moment.
+    pub fn not_before(mut self, at: SystemTime) -> Self {
+        self.not_before = Some(at);
+        self
+    }
+
+    /// Allows this room (call it again for more); without any, every room is allowed.
+    pub fn room(mut self, room: impl Into<RoomId>) -> Self {
+        self.claims
+            .rooms
+            .get_or_insert_with(Vec::new)
+            .push(room.into());
+        self
+    }
+
+    /// Joins every room as `role` (`Host`), or lets the room decide (`Guest`).
+    pub fn role(mut self, role: Role) -> Self {
+        self.claims.role = Some(role);
+        self
+    }
+
+    /// What the holder may do.
+    pub fn grants(mut self, grants: Grants) -> Self {
+        self.claims.grants = grants;
+        self
+    }
+
+    /// Signs the token with the server's secret (HMAC-SHA256).
+    pub fn sign(&self, secret: &[u8]) -> Result<String, TokenError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(TokenError::WeakSecret);
+        }
+        if !valid_id(&self.claims.sub) {
+            return Err(TokenError::InvalidUserId(self.claims.sub.clone()));
+        }
+        for room in self.claims.rooms.iter().flatten() {
+            if !valid_id(room.as_str()) {
+                return Err(TokenError::InvalidRoomId(room.0.clone()));
+            }
+        }
+        let now = SystemTime::now();
+        let mut claims = self.claims.clone();
+        claims.iat = Some(unix(now));
+        claims.exp = unix(self.expires_at.unwrap_or(now + self.ttl));
+        claims.nbf = self.not_before.map(unix);
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+}
+
+/// Who a verified token says its holder is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) user: UserId,
+    pub(crate) name: String,
+    pub(crate) rooms: Option<Vec<RoomId>>,
+    pub(crate) role: Option<Role>,
+    pub(crate) grants: Grants,
+}
+
+impl Identity {
+    /// Whether the token lets its holder into `room`.
+    pub(crate) fn may_enter(&self, room: &RoomId) -> bool {
+        self.rooms.as_ref().is_none_or(|rooms| rooms.contains(room))
+    }
+}
+
+/// Checks a token at `now` (seconds since the Unix epoch): signature, algorithm, time window,
+/// claims. Returns the refusal's code and a detail otherwise.
+pub(crate) fn verify(
+    token: &str,
+    secret: &[u8],
+    now: u64,
+) -> Result<Identity, (ErrorCode, String)> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Time is checked below against the caller's clock, so the core stays deterministic.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.required_spec_claims.clear();
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => (
+                    ErrorCode::BadSignature,
+                    "the token's signature does not match its contents".to_owned(),
+                ),
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => (
+                    ErrorCode::InvalidToken,
+                    "tokens must be signed with HS256".to_owned(),
+                ),
+                _ => (ErrorCode::InvalidToken, format!("malformed token: {e}")),
+            })?;
+    let claims = data.claims;
+    if claims.exp <= now {
+        return Err((
+            ErrorCode::TokenExpired,
+            format!("expired at {}", claims.exp),
+        ));
+    }
+    if let Some(nbf) = claims.nbf
+        && nbf > now
+    {
+        return Err((ErrorCode::TokenNotYetValid, format!("valid from {nbf}")));
+    }
+    if !valid_id(&claims.sub) {
+        return Err((
+            ErrorCode::InvalidUserId,
+            "the token's user id breaks the id rules".to_owned(),
+        ));
+    }
+    if claims.name.len() > MAX_DISPLAY_NAME_LEN {
+        return Err((
+            ErrorCode::InvalidToken,
+            "the display name is longer than 128 bytes".into(),
+        ));
+    }
+    if claims.rooms.iter().flatten().any(|r| !valid_id(r.as_str())) {
+        return Err((
+            ErrorCode::InvalidToken,
+            "a room id breaks the id rules".into(),
+        ));
+    }
+    let name = if claims.name.is_empty() {
+        claims.sub.clone()
+    } else {
+        claims.name
+    };
+    Ok(Identity {
+        user: UserId(claims.sub),
+        name,
+        rooms: claims.rooms,
+        role: claims.role,
+        grants: claims.grants,
+    })
+}
+
+/// A random secret of [`MIN_SECRET_LEN`] bytes, for development servers.
+pub(crate) fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0; MIN_SECRET_LEN];
+    getrandom::fill(&mut secret).expect("the operating system's random source works");
+    secret
+}

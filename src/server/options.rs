@@ -1,0 +1,110 @@
+//! Server settings and limits, and the server layer's error.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::auth::MIN_SECRET_LEN;
+use crate::protocol::MAX_FRAME_LEN;
+
+/// The server layer's error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No secret to verify access tokens with, and not told this is a development server.
+    #[error(
+        "no token secret: give the server a secret (at least {MIN_SECRET_LEN} bytes), or call \
+         it a development server to have a random one made"
+    )]
+    NoSecret,
+    /// The secret is too short to be safe.
+    #[error("the token secret must be at least {MIN_SECRET_LEN} bytes")]
+    WeakSecret,
+}
+
+/// What one client may do and hold. The defaults are meant for a public server.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// How long a new connection may take to send a valid `hello` (10 s).
+    pub handshake_timeout: Duration,
+    /// How often the server pings a connection (20 s).
+    pub ping_interval: Duration,
+    /// A connection from which nothing (not even a pong) arrives for this long is closed (60 s).
+    pub idle_timeout: Duration,
+    /// Largest text frame the server reads, in bytes (64 KiB, at most 1 MiB).
+    pub max_frame_len: usize,
+    /// Most rooms at once (10,000).
+    pub max_rooms: usize,
+    /// Most members in one room (256).
+    pub max_participants: usize,
+    /// Most connections one user may have at once (8).
+    pub max_connections_per_user: usize,
+    /// Requests one connection may make per second, sustained (20).
+    pub requests_per_second: u32,
+    /// Requests one connection may make in a burst (40).
+    pub request_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_frame_len: MAX_FRAME_LEN,
+            max_rooms: 10_000,
+            max_participants: 256,
+            max_connections_per_user: 8,
+            requests_per_second: 20,
+            request_burst: 40,
+        }
+    }
+}
+
+/// Server settings. Every server needs a token secret ([`ServerOptions::secret`]) unless it is a
+/// development server ([`ServerOptions::development`]), which makes a random one.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// The secret access tokens are signed with (at least 32 bytes).
+    pub secret: Option<Vec<u8>>,
+    /// A development server: without a secret, a random one is made (tokens are then minted
+    /// with [`ServerHandle::mint`](crate::ServerHandle::mint)).
+    pub development: bool,
+    /// Per-client limits.
+    pub limits: Limits,
+    /// Frames queued for one connection before it counts as a slow consumer and is closed.
+    pub outbound_queue: usize,
+    /// How long an invitation stays open when the caller does not say (30 s, as in comparable
+    /// SDKs).
+    pub invite_timeout: Duration,
+    /// Reject invitations to users who are in another call at once, with reason `busy`, instead
+    /// of letting them choose.
+    pub auto_reject_busy: bool,
+    /// Keep invitations to users who are not connected until they time out, delivering them if
+    /// the user logs in meanwhile, instead of failing them with reason `offline`.
+    pub hold_offline_invitations: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            secret: None,
+            development: false,
+            limits: Limits::default(),
+            outbound_queue: 1024,
+            invite_timeout: Duration::from_secs(30),
+            auto_reject_busy: false,
+            hold_offline_invitations: false,
+        }
+    }
+}
