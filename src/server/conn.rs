@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -12,9 +12,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::hub::{ConnId, Input};
+use super::limits::TokenBucket;
 use super::{ConnEntry, Outgoing, State, encode, stopped};
 use crate::model::Reason;
-use crate::protocol::{self, ErrorCode, MAX_FRAME_LEN, ServerFrame};
+use crate::protocol::{self, ErrorCode, FrameError, MAX_FRAME_LEN, ServerFrame};
 
 /// Frames above this size are not even read: the connection is closed (1009, message too big).
 /// Between [`MAX_FRAME_LEN`] and this, a frame is read and answered with `frame_too_large`.
@@ -65,6 +66,16 @@ pub(crate) async fn serve(
         // Our own answers go through the same queue as room events, keeping one order.
         let _ = tx.try_send(Outgoing::Frame(encode(&frame)));
     };
+    let limits = &state.options.limits;
+    let mut bucket = TokenBucket::new(
+        limits.requests_per_second,
+        limits.request_burst,
+        Instant::now(),
+    );
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(limits.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.reset();
     let mut login_deadline_armed = true;
     // Why the connection ends: a close frame from the client is an orderly quit, anything else a
     // lost connection.
@@ -97,11 +108,38 @@ pub(crate) async fn serve(
                 },
                 None => break None,
             },
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => match protocol::decode_client(&text) {
-                    Ok(frame) => state.handle(Input::Frame { conn, frame }),
-                    Err(e) => reply(e.into_frame()),
-                },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= limits.idle_timeout {
+                    reason = Reason::Timeout;
+                    break Some(ServerFrame::Goodbye { reason });
+                }
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            msg = ws.next() => {
+                last_heard = Instant::now();
+                match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let decoded = if text.len() > limits.max_frame_len {
+                        Err(FrameError {
+                            op: None,
+                            code: ErrorCode::FrameTooLarge,
+                            message: format!("{} bytes; the limit is {}", text.len(), limits.max_frame_len),
+                        })
+                    } else {
+                        protocol::decode_client(&text)
+                    };
+                    match decoded {
+                        Ok(frame) if !bucket.take(Instant::now()) => reply(ServerFrame::Error {
+                            op: frame.op(),
+                            code: ErrorCode::RateLimited,
+                            message: format!("over {} requests per second; retry in {} ms", limits.requests_per_second, bucket.retry_after().as_millis()),
+                        }),
+                        Ok(frame) => state.handle(Input::Frame { conn, frame }),
+                        Err(e) => reply(e.into_frame()),
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => reply(ServerFrame::Error {
                     op: None,
                     code: ErrorCode::BinaryFrame,
@@ -122,7 +160,7 @@ pub(crate) async fn serve(
                     tracing::debug!(conn, error = %e, "connection failed");
                     break None;
                 }
-            },
+            }},
         }
     };
     state.core().conns.remove(&conn);

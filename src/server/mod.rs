@@ -6,6 +6,7 @@
 mod conn;
 pub(crate) mod hub;
 mod invites;
+mod limits;
 mod options;
 #[cfg(test)]
 mod proptests;

@@ -48,9 +48,9 @@ pub struct Limits {
     pub max_participants: usize,
     /// Most connections one user may have at once (8).
     pub max_connections_per_user: usize,
-    /// Requests one connection may make per second, sustained (20).
+    /// Requests one connection may make per second, sustained (50).
     pub requests_per_second: u32,
-    /// Requests one connection may make in a burst (40).
+    /// Requests one connection may make in a burst (100).
     pub request_burst: u32,
 }
 
@@ -64,10 +64,45 @@ impl Default for Limits {
             max_rooms: 10_000,
             max_participants: 256,
             max_connections_per_user: 8,
-            requests_per_second: 20,
-            request_burst: 40,
+            requests_per_second: 50,
+            request_burst: 100,
         }
     }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        impl Limits {
+            $(
+                $(#[$doc])*
+                pub fn $field(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`Limits::handshake_timeout`].
+    handshake_timeout: Duration;
+    /// Sets [`Limits::ping_interval`].
+    ping_interval: Duration;
+    /// Sets [`Limits::idle_timeout`].
+    idle_timeout: Duration;
+    /// Sets [`Limits::max_frame_len`] (capped at 1 MiB by the transport).
+    max_frame_len: usize;
+    /// Sets [`Limits::max_rooms`].
+    max_rooms: usize;
+    /// Sets [`Limits::max_participants`].
+    max_participants: usize;
+    /// Sets [`Limits::max_connections_per_user`].
+    max_connections_per_user: usize;
+    /// Sets [`Limits::requests_per_second`].
+    requests_per_second: u32;
+    /// Sets [`Limits::request_burst`].
+    request_burst: u32;
 }
 
 /// Server settings. Every server needs a token secret ([`ServerOptions::secret`]) unless it is a

@@ -12,16 +12,20 @@ use jrtc::{
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub async fn server() -> ServerHandle {
-    Server::builder()
-        .development()
-        .start()
-        .await
-        .expect("server starts")
+    builder().start().await.expect("server starts")
 }
 
-/// A development server with some options changed.
+/// A development server whose request rate limit is out of the tests' way (the rate limit has
+/// tests of its own).
 pub fn builder() -> jrtc::ServerBuilder {
-    Server::builder().development()
+    Server::builder().development().limits(unlimited())
+}
+
+/// Default limits but the request rate.
+pub fn unlimited() -> jrtc::Limits {
+    jrtc::Limits::default()
+        .requests_per_second(1_000_000)
+        .request_burst(1_000_000)
 }
 
 /// A token for `id` (display name: `id` in capitals) with every grant.
