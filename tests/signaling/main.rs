@@ -9,4 +9,5 @@ mod kick_roles;
 mod messages;
 mod properties;
 mod raw;
+mod security;
 mod streams;

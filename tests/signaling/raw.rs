@@ -397,3 +397,89 @@ async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
     eprintln!("the sloth was dropped after {left} messages");
     drop(sloth);
 }
+
+#[tokio::test]
+async fn a_flood_is_slowed_with_typed_errors_not_a_disconnect() {
+    let limits = jrtc::Limits::default()
+        .requests_per_second(5)
+        .request_burst(5);
+    let server = crate::support::builder()
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    let mut bob = room_of(&server, "r", &["bob"]).await.remove(0);
+    let mut raw = Raw::login(&server.url(), &token(&server, "mallory")).await;
+    let joined = raw.ask(json!({"type": "join", "op": 1, "room": "r"})).await;
+    assert_eq!(joined["type"], "joined");
+    for op in 2..22 {
+        let frame = json!({"type": "send_message", "op": op, "content_type": "t", "content": format!("{op}")});
+        raw.send_text(frame.to_string()).await;
+    }
+    let (mut accepted, mut limited) = (Vec::new(), 0);
+    for _ in 2..22 {
+        let reply = raw.recv().await;
+        match reply["type"].as_str() {
+            Some("done") => accepted.push(reply["op"].as_u64().unwrap()),
+            Some("error") => {
+                assert_eq!(reply["code"], "rate_limited", "{reply}");
+                assert!(
+                    reply["op"].as_u64().is_some(),
+                    "the refusal names its request"
+                );
+                limited += 1;
+            }
+            _ => panic!("{reply}"),
+        }
+    }
+    assert!(limited >= 10, "{limited} of 20 refused");
+    assert!(!accepted.is_empty() && accepted.len() <= 5, "{accepted:?}");
+    // Bob got exactly the accepted messages.
+    assert!(matches!(bob.next().await, CallEvent::Participant(_)));
+    for op in &accepted {
+        match bob.next().await {
+            CallEvent::Message(MessageEvent::Received(m)) => assert_eq!(m.content, op.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+    bob.assert_quiet().await;
+    // Still connected: after a pause, requests go through again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reply = raw
+        .ask(json!({"type": "send_message", "op": 99, "content_type": "t", "content": "later"}))
+        .await;
+    assert_eq!(reply["type"], "done", "{reply}");
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_and_a_live_call_is_not() {
+    let limits = crate::support::unlimited()
+        .ping_interval(Duration::from_millis(50))
+        .idle_timeout(Duration::from_millis(200));
+    let server = crate::support::builder()
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    let mut live = room_of(&server, "r", &["alice"]).await.remove(0);
+    let mut raw = Raw::login(&server.url(), &token(&server, "mallory")).await;
+    let joined = raw.ask(json!({"type": "join", "op": 1, "room": "r"})).await;
+    assert_eq!(joined["type"], "joined");
+    assert!(matches!(live.next().await, CallEvent::Participant(_)));
+    // The raw client reads nothing from now on, so it answers no ping: the server drops it,
+    // and the room hears why.
+    assert_eq!(
+        live.participant_left().await,
+        ("mallory".into(), jrtc::Reason::Timeout)
+    );
+    assert_eq!(server.connection_count(), 1);
+    // The call's task answers pings by itself: it is still connected and served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let op = live
+        .call
+        .send_message(None, "t", "still here")
+        .await
+        .unwrap();
+    done(&live.call, op).await;
+    drop(raw);
+}
