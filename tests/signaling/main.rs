@@ -3,6 +3,7 @@
 mod support;
 
 mod binary;
+mod hostile;
 mod invites;
 mod join_leave;
 mod kick_roles;
