@@ -82,6 +82,9 @@
 pub mod auth;
 pub mod call;
 pub mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod protocol;
 pub mod server;

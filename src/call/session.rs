@@ -71,7 +71,7 @@ impl Session {
     }
 
     /// Room events that broke the sequence so far.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn seq_faults(&self) -> u64 {
         self.seq_faults
     }

@@ -157,17 +157,17 @@ impl Hub {
         self.invitations.next_deadline()
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn room(&self, id: &RoomId) -> Option<&Room> {
         self.rooms.get(id)
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn open_invitations(&self) -> Vec<(crate::model::Invitation, ConnId)> {
         self.invitations.list()
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn room_of(&self, conn: ConnId) -> Option<RoomId> {
         self.logins.get(&conn).and_then(|l| l.room.clone())
     }
@@ -529,7 +529,7 @@ impl Hub {
 }
 
 /// Helpers for the core's unit and property tests.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod testing {
     use super::HubConfig;
     use crate::auth::{AccessToken, Grants};

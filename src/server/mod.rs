@@ -10,6 +10,8 @@ mod limits;
 mod options;
 #[cfg(test)]
 mod proptests;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod sim;
 pub(crate) mod room;
 
 use std::collections::HashMap;

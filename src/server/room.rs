@@ -53,17 +53,17 @@ impl Room {
         self.members.len()
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn seq(&self) -> u64 {
         self.seq
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn participants(&self) -> Vec<Participant> {
         self.members.iter().map(|m| m.participant.clone()).collect()
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn properties(&self) -> &CallProperties {
         &self.properties
     }

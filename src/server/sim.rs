@@ -1,0 +1,638 @@
+//! A simulated world for testing the sans-IO core: devices with a client [`Session`] each,
+//! sending requests to a [`Hub`] and fed its output, with no sockets and a hand-moved clock.
+//! Sequences of actions come from the property test (`proptests.rs`) or from fuzzer bytes
+//! ([`Action::decode`]). After every step, [`World::check`] asserts:
+//! - every member's view equals the server's room; sequence numbers are gap-free;
+//! - every request got exactly one outcome;
+//! - every device's open invitations are exactly the server's;
+//! - every invitation ends at most once per device, and all sides agree on how it ended.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::hub::{ConnId, Hub, HubConfig, Input, Millis, Output, testing};
+use crate::call::session::Session;
+use crate::event::{CallEvent, InviteEvent, OperationKind};
+use crate::model::{
+    InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId,
+    ScreenShare, UserId,
+};
+use crate::protocol::{ClientFrame, ServerFrame};
+
+/// The user of each device: users 0 and 1 have two devices each.
+pub(crate) const DEVICES: [usize; 7] = [0, 0, 1, 1, 2, 3, 4];
+pub(crate) const USERS: usize = 5;
+pub(crate) const ROOMS: [&str; 2] = ["a", "b"];
+
+/// One step of a simulation.
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    Join {
+        dev: usize,
+        room: usize,
+    },
+    Leave {
+        dev: usize,
+    },
+    End {
+        dev: usize,
+    },
+    Kick {
+        dev: usize,
+        target: usize,
+    },
+    SetRole {
+        dev: usize,
+        target: usize,
+        host: bool,
+    },
+    Update {
+        dev: usize,
+        audio: bool,
+        state: u8,
+    },
+    SetCustom {
+        dev: usize,
+        key: u8,
+        value: Option<u8>,
+    },
+    Share {
+        dev: usize,
+        target: usize,
+        start: bool,
+    },
+    Record {
+        dev: usize,
+        on: bool,
+    },
+    Message {
+        dev: usize,
+        to: Option<usize>,
+    },
+    Invite {
+        dev: usize,
+        callees: Vec<usize>,
+        timeout_s: Option<u8>,
+    },
+    /// Answer (or cancel) the `pick`-th open invitation this device knows of.
+    Accept {
+        dev: usize,
+        pick: usize,
+    },
+    Reject {
+        dev: usize,
+        pick: usize,
+        busy: bool,
+    },
+    Cancel {
+        dev: usize,
+        pick: usize,
+    },
+    /// Answer an invitation by id, whoever it is for (wrong moves included).
+    AcceptAny {
+        dev: usize,
+        id: u64,
+    },
+    /// Time passes.
+    Wait {
+        seconds: u8,
+    },
+    /// The device's connection drops.
+    Disconnect {
+        dev: usize,
+    },
+    /// The device logs in (again).
+    Connect {
+        dev: usize,
+    },
+}
+
+fn uid(i: usize) -> UserId {
+    UserId(format!("u{i}"))
+}
+
+/// How an invitation ended, as one side saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Accepted,
+    /// Declined or busy (`None`: another device of the callee declined; which way is not said).
+    Declined(Option<Reason>),
+    Expired,
+    /// Ended from the caller's side: canceled, or the caller left the call.
+    Withdrawn(Reason),
+}
+
+impl End {
+    fn agrees(self, other: End) -> bool {
+        match (self, other) {
+            (End::Declined(a), End::Declined(b)) => a.is_none() || b.is_none() || a == b,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// One logged-in device: its connection and client session, and what it saw of invitations.
+struct Device {
+    conn: ConnId,
+    session: Session,
+    received: HashMap<InvitationId, usize>,
+    ends: HashMap<InvitationId, Vec<End>>,
+    /// The invitation each of its cancel / accept / reject requests was about.
+    answering: HashMap<OperationId, InvitationId>,
+    /// The reason each of its reject requests gave.
+    rejecting: HashMap<OperationId, Reason>,
+}
+
+/// The hub, the devices and what they saw.
+pub(crate) struct World {
+    hub: Hub,
+    now: Millis,
+    devices: Vec<Option<Device>>,
+    next_conn: ConnId,
+    /// Outcomes seen per (connection, op), and every request sent.
+    outcomes: HashMap<(ConnId, u64), usize>,
+    sent: Vec<(ConnId, u64)>,
+    /// Every invitation made: its caller's connection.
+    made: HashMap<InvitationId, ConnId>,
+    /// How each ended invitation ended, as first seen.
+    ended: HashMap<InvitationId, End>,
+}
+
+impl World {
+    pub(crate) fn new(auto_reject_busy: bool, hold_offline_invitations: bool) -> Self {
+        let config = HubConfig {
+            auto_reject_busy,
+            hold_offline_invitations,
+            ..testing::config()
+        };
+        let mut w = World {
+            hub: Hub::new(config),
+            now: 0,
+            devices: (0..DEVICES.len()).map(|_| None).collect(),
+            next_conn: 0,
+            outcomes: HashMap::new(),
+            sent: Vec::new(),
+            made: HashMap::new(),
+            ended: HashMap::new(),
+        };
+        for dev in 0..DEVICES.len() {
+            w.connect(dev);
+        }
+        w
+    }
+
+    fn connect(&mut self, dev: usize) {
+        if self.devices[dev].is_some() {
+            return;
+        }
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        self.devices[dev] = Some(Device {
+            conn,
+            session: Session::new(uid(DEVICES[dev])),
+            received: HashMap::new(),
+            ends: HashMap::new(),
+            answering: HashMap::new(),
+            rejecting: HashMap::new(),
+        });
+        let out = self.hub.handle(
+            self.now,
+            Input::Frame {
+                conn,
+                frame: testing::hello(uid(DEVICES[dev]).as_str()),
+            },
+        );
+        assert!(matches!(
+            &out[0],
+            Output::Send {
+                frame: ServerFrame::Welcome { .. },
+                ..
+            }
+        ));
+        self.deliver(out);
+    }
+
+    fn deliver(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            let (targets, frame) = match output {
+                Output::Send { to, frame } => (vec![to], frame),
+                Output::Broadcast { to, frame } => (to, frame),
+                Output::Close { .. } => continue,
+            };
+            for to in targets {
+                let Some(dev) = self.devices.iter_mut().flatten().find(|d| d.conn == to) else {
+                    continue;
+                };
+                let handled = dev.session.handle(frame.clone());
+                for (op, _) in &handled.outcomes {
+                    *self.outcomes.entry((dev.conn, op.0)).or_default() += 1;
+                }
+                for event in handled.events {
+                    let CallEvent::Invite(event) = event else {
+                        continue;
+                    };
+                    let end = match event {
+                        InviteEvent::Sent {
+                            result: Ok(report), ..
+                        } => {
+                            for inv in report.invitations {
+                                assert!(
+                                    self.made.insert(inv.id, dev.conn).is_none(),
+                                    "ids are unique"
+                                );
+                            }
+                            continue;
+                        }
+                        InviteEvent::Received(inv) => {
+                            *dev.received.entry(inv.id).or_default() += 1;
+                            continue;
+                        }
+                        InviteEvent::Accepted { invitation } => {
+                            Some((invitation.id, End::Accepted))
+                        }
+                        InviteEvent::Rejected { invitation, reason } => Some((
+                            invitation.id,
+                            if reason == Reason::NoResponse {
+                                End::Expired
+                            } else {
+                                End::Declined(Some(reason))
+                            },
+                        )),
+                        InviteEvent::Canceled { invitation, reason } => Some((
+                            invitation.id,
+                            match reason {
+                                Reason::AcceptedElsewhere => End::Accepted,
+                                Reason::RejectedElsewhere => End::Declined(None),
+                                Reason::NoResponse => End::Expired,
+                                other => End::Withdrawn(other),
+                            },
+                        )),
+                        InviteEvent::CancelResult { op, result: Ok(()) } => {
+                            Some((dev.answering[&op], End::Withdrawn(Reason::Canceled)))
+                        }
+                        InviteEvent::AcceptResult { op, result: Ok(()) } => {
+                            Some((dev.answering[&op], End::Accepted))
+                        }
+                        InviteEvent::RejectResult { op, result: Ok(()) } => Some((
+                            dev.answering[&op],
+                            End::Declined(dev.rejecting.get(&op).copied()),
+                        )),
+                        _ => None,
+                    };
+                    if let Some((id, end)) = end {
+                        dev.ends.entry(id).or_default().push(end);
+                        let first = *self.ended.entry(id).or_insert(end);
+                        assert!(
+                            first.agrees(end),
+                            "{id}: one side saw {first:?}, another {end:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        dev: usize,
+        kind: OperationKind,
+        invitation: Option<InvitationId>,
+        frame: impl FnOnce(OperationId) -> ClientFrame,
+    ) {
+        let Some(device) = self.devices[dev].as_mut() else {
+            return;
+        };
+        let conn = device.conn;
+        let (op, frame) = device.session.request(kind, invitation, frame);
+        if let Some(id) = invitation {
+            device.answering.insert(op, id);
+        }
+        if let ClientFrame::RejectInvite { reason, .. } = &frame {
+            device.rejecting.insert(op, reason.reason());
+        }
+        self.sent.push((conn, op.0));
+        let out = self.hub.handle(self.now, Input::Frame { conn, frame });
+        self.deliver(out);
+    }
+
+    /// The `pick`-th open invitation the device knows of: received ones, or sent ones.
+    fn pick(&self, dev: usize, pick: usize, sent: bool) -> Option<InvitationId> {
+        let session = &self.devices[dev].as_ref()?.session;
+        let list: Vec<_> = if sent {
+            session.sent_invitations().map(|i| i.id).collect()
+        } else {
+            session.received_invitations().map(|i| i.id).collect()
+        };
+        list.get(pick % list.len().max(1)).copied()
+    }
+
+    pub(crate) fn apply(&mut self, action: Action) {
+        match action {
+            Action::Join { dev, room } => {
+                self.request(dev, OperationKind::Join, None, |op| ClientFrame::Join {
+                    op,
+                    room: Some(RoomId::from(ROOMS[room])),
+                    display_name: None,
+                    audio: false,
+                    video: false,
+                    state: String::new(),
+                })
+            }
+            Action::Leave { dev } => self.request(dev, OperationKind::Leave, None, |op| {
+                ClientFrame::Leave { op }
+            }),
+            Action::End { dev } => {
+                self.request(dev, OperationKind::End, None, |op| ClientFrame::End { op })
+            }
+            Action::Kick { dev, target } => {
+                self.request(dev, OperationKind::Kick, None, |op| ClientFrame::Kick {
+                    op,
+                    user_id: uid(target),
+                })
+            }
+            Action::SetRole { dev, target, host } => {
+                self.request(dev, OperationKind::SetRole, None, |op| {
+                    ClientFrame::SetRole {
+                        op,
+                        user_id: uid(target),
+                        role: if host { Role::Host } else { Role::Guest },
+                    }
+                })
+            }
+            Action::Update { dev, audio, state } => {
+                self.request(dev, OperationKind::Update, None, |op| ClientFrame::Update {
+                    op,
+                    update: ParticipantUpdate {
+                        audio: Some(audio),
+                        state: Some(format!("s{state}")),
+                        ..Default::default()
+                    },
+                })
+            }
+            Action::SetCustom { dev, key, value } => {
+                self.request(dev, OperationKind::SetProperties, None, |op| {
+                    let mut update = PropertyUpdate::default();
+                    update
+                        .custom
+                        .insert(format!("k{key}"), value.map(|v| format!("v{v}")));
+                    ClientFrame::SetProperties { op, update }
+                })
+            }
+            Action::Share { dev, target, start } => {
+                self.request(dev, OperationKind::SetProperties, None, |op| {
+                    ClientFrame::SetProperties {
+                        op,
+                        update: PropertyUpdate {
+                            screen_share: Some(start.then(|| ScreenShare {
+                                user_id: uid(target),
+                                stream_id: "s".into(),
+                            })),
+                            ..Default::default()
+                        },
+                    }
+                })
+            }
+            Action::Record { dev, on } => {
+                self.request(dev, OperationKind::SetProperties, None, |op| {
+                    ClientFrame::SetProperties {
+                        op,
+                        update: PropertyUpdate {
+                            recording: Some(on),
+                            ..Default::default()
+                        },
+                    }
+                })
+            }
+            Action::Message { dev, to } => {
+                self.request(dev, OperationKind::SendMessage, None, |op| {
+                    ClientFrame::SendMessage {
+                        op,
+                        to: to.map(uid),
+                        content_type: "text/plain".into(),
+                        content: "hi".into(),
+                    }
+                })
+            }
+            Action::Invite {
+                dev,
+                callees,
+                timeout_s,
+            } => self.request(dev, OperationKind::Invite, None, |op| ClientFrame::Invite {
+                op,
+                callees: callees.into_iter().map(uid).collect(),
+                video: false,
+                extra: String::new(),
+                timeout_ms: timeout_s.map(|s| u64::from(s) * 1000),
+            }),
+            Action::Accept { dev, pick } => {
+                if let Some(id) = self.pick(dev, pick, false) {
+                    self.request(dev, OperationKind::AcceptInvite, Some(id), |op| {
+                        ClientFrame::AcceptInvite {
+                            op,
+                            invitation: id,
+                            video: false,
+                        }
+                    });
+                }
+            }
+            Action::Reject { dev, pick, busy } => {
+                if let Some(id) = self.pick(dev, pick, false) {
+                    let reason = if busy {
+                        Rejection::Busy
+                    } else {
+                        Rejection::Declined
+                    };
+                    self.request(dev, OperationKind::RejectInvite, Some(id), |op| {
+                        ClientFrame::RejectInvite {
+                            op,
+                            invitation: id,
+                            reason,
+                        }
+                    });
+                }
+            }
+            Action::Cancel { dev, pick } => {
+                if let Some(id) = self.pick(dev, pick, true) {
+                    self.request(dev, OperationKind::CancelInvite, Some(id), |op| {
+                        ClientFrame::CancelInvite { op, invitation: id }
+                    });
+                }
+            }
+            Action::AcceptAny { dev, id } => {
+                let id = InvitationId(id);
+                self.request(dev, OperationKind::AcceptInvite, Some(id), |op| {
+                    ClientFrame::AcceptInvite {
+                        op,
+                        invitation: id,
+                        video: true,
+                    }
+                });
+            }
+            Action::Wait { seconds } => {
+                self.now += u64::from(seconds) * 1000;
+                let out = self.hub.handle(self.now, Input::Tick);
+                self.deliver(out);
+            }
+            Action::Disconnect { dev } => {
+                if let Some(device) = self.devices[dev].take() {
+                    let out = self.hub.handle(
+                        self.now,
+                        Input::Disconnected {
+                            conn: device.conn,
+                            reason: Reason::Network,
+                        },
+                    );
+                    self.deliver(out);
+                }
+            }
+            Action::Connect { dev } => self.connect(dev),
+        }
+    }
+
+    pub(crate) fn check(&self) {
+        let open = self.hub.open_invitations();
+        for (dev, device) in self.devices.iter().enumerate() {
+            let Some(Device {
+                conn,
+                session,
+                received,
+                ends,
+                ..
+            }) = device
+            else {
+                continue;
+            };
+            assert_eq!(session.seq_faults(), 0, "device {dev} saw a sequence gap");
+            assert_eq!(
+                session.pending().count(),
+                0,
+                "device {dev} has a request without an answer"
+            );
+            match (self.hub.room_of(*conn), session.room()) {
+                (None, None) => {}
+                (Some(id), Some(view)) => {
+                    let room = self.hub.room(&id).expect("a member's room exists");
+                    assert_eq!(view.room, id);
+                    assert_eq!(view.seq, room.seq(), "device {dev}'s sequence number");
+                    assert_eq!(
+                        view.participants,
+                        room.participants(),
+                        "device {dev}'s roster"
+                    );
+                    assert_eq!(
+                        &view.properties,
+                        room.properties(),
+                        "device {dev}'s properties"
+                    );
+                    assert!(
+                        room.participants().iter().any(|p| p.role == Role::Host),
+                        "a room keeps a host"
+                    );
+                }
+                (server, client) => panic!(
+                    "device {dev}: server says {server:?}, client says {:?}",
+                    client.map(|c| &c.room)
+                ),
+            }
+            // Open invitations: the device's lists are exactly the server's.
+            let user = uid(DEVICES[dev]);
+            let to_me: BTreeSet<_> = open
+                .iter()
+                .filter(|(i, _)| i.callee == user)
+                .map(|(i, _)| i.id)
+                .collect();
+            let by_me: BTreeSet<_> = open
+                .iter()
+                .filter(|(_, c)| c == conn)
+                .map(|(i, _)| i.id)
+                .collect();
+            assert_eq!(
+                session
+                    .received_invitations()
+                    .map(|i| i.id)
+                    .collect::<BTreeSet<_>>(),
+                to_me,
+                "device {dev}: invitations to it"
+            );
+            assert_eq!(
+                session
+                    .sent_invitations()
+                    .map(|i| i.id)
+                    .collect::<BTreeSet<_>>(),
+                by_me,
+                "device {dev}: invitations by it"
+            );
+            // Each invitation reaches a device once and ends for it at most once.
+            for (id, n) in received {
+                assert_eq!(*n, 1, "device {dev} received {id} {n} times");
+                let n_ends = ends.get(id).map_or(0, Vec::len);
+                if to_me.contains(id) {
+                    assert_eq!(n_ends, 0, "device {dev}: {id} is open but ended");
+                } else {
+                    assert_eq!(n_ends, 1, "device {dev}: {id} ended {n_ends} times");
+                }
+            }
+        }
+        // A caller still connected heard exactly once how each of its invitations ended.
+        for (id, caller) in &self.made {
+            if open.iter().any(|(i, _)| i.id == *id) {
+                assert!(
+                    !self.ended.contains_key(id),
+                    "{id} is open but was seen to end"
+                );
+                continue;
+            }
+            if let Some(device) = self.devices.iter().flatten().find(|d| d.conn == *caller) {
+                let n = device.ends.get(id).map_or(0, Vec::len);
+                assert_eq!(n, 1, "the caller heard {n} ends of {id}");
+            }
+        }
+        for key in &self.sent {
+            assert_eq!(
+                self.outcomes.get(key),
+                Some(&1),
+                "exactly one outcome for {key:?}"
+            );
+        }
+    }
+}
+
+
+impl Action {
+    /// Reads one action from fuzzer bytes; `None` when the bytes run out.
+    pub(crate) fn decode(bytes: &mut &[u8]) -> Option<Action> {
+        let mut next = || -> Option<usize> {
+            let (first, rest) = bytes.split_first()?;
+            *bytes = rest;
+            Some(usize::from(*first))
+        };
+        let kind = next()?;
+        let dev = next()? % DEVICES.len();
+        let a = next()?;
+        let b = next()?;
+        let user = a % USERS;
+        Some(match kind % 18 {
+            0 => Action::Join { dev, room: a % ROOMS.len() },
+            1 => Action::Leave { dev },
+            2 => Action::End { dev },
+            3 => Action::Kick { dev, target: user },
+            4 => Action::SetRole { dev, target: user, host: b % 2 == 0 },
+            5 => Action::Update { dev, audio: a % 2 == 0, state: (b % 3) as u8 },
+            6 => Action::SetCustom { dev, key: (a % 3) as u8, value: (b % 4 < 3).then_some((b % 3) as u8) },
+            7 => Action::Share { dev, target: user, start: b % 2 == 0 },
+            8 => Action::Record { dev, on: a % 2 == 0 },
+            9 => Action::Message { dev, to: (b % 2 == 0).then_some(user) },
+            10 => Action::Invite {
+                dev,
+                callees: if b % 3 == 0 { vec![user, (user + 1) % USERS] } else { vec![user] },
+                timeout_s: (b % 2 == 0).then_some((b % 60) as u8 + 1),
+            },
+            11 => Action::Accept { dev, pick: a },
+            12 => Action::Reject { dev, pick: a, busy: b % 2 == 0 },
+            13 => Action::Cancel { dev, pick: a },
+            14 => Action::AcceptAny { dev, id: (a % 12) as u64 },
+            15 => Action::Wait { seconds: (a % 45) as u8 },
+            16 => Action::Disconnect { dev },
+            _ => Action::Connect { dev },
+        })
+    }
+}
