@@ -35,7 +35,9 @@ mod tests {
 
     /// Every input in `fuzz/corpus/<target>`, replayed.
     fn replay(target: &str, run: fn(&[u8])) -> usize {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
         let mut count = 0;
         for entry in std::fs::read_dir(&dir).expect("the corpus is in the repository") {
             let path = entry.unwrap().path();

@@ -162,7 +162,7 @@ impl Call {
         }));
         let (commands, rx) = mpsc::channel(256);
         let (done_tx, finished) = watch::channel(false);
-        tokio::spawn(run(ws, shared.clone(), rx, done_tx));
+        tokio::spawn(run(ws, shared.clone(), rx, done_tx, options));
         Ok(Call {
             inner: Arc::new(Inner {
                 user_id,
@@ -531,9 +531,24 @@ async fn run(
     shared: Arc<Mutex<Shared>>,
     mut commands: mpsc::Receiver<Command>,
     finished: watch::Sender<bool>,
+    options: CallOptions,
 ) {
+    // A server that goes silent (a dead host, a cut link) is noticed: the call pings it, and
+    // gives up when nothing at all has come back for the idle timeout.
+    let mut keepalive = tokio::time::interval(options.keepalive);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keepalive.reset();
+    let mut last_heard = tokio::time::Instant::now();
     let reason = loop {
         tokio::select! {
+            _ = keepalive.tick() => {
+                if last_heard.elapsed() >= options.idle_timeout {
+                    break Reason::Network;
+                }
+                if ws.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    break Reason::Network;
+                }
+            }
             cmd = commands.recv() => match cmd {
                 Some(Command::Frame(text)) => {
                     if ws.send(WsMessage::text(text)).await.is_err() {
@@ -547,6 +562,7 @@ async fn run(
             },
             msg = ws.next() => match msg {
                 Some(Ok(WsMessage::Text(text))) => {
+                    last_heard = tokio::time::Instant::now();
                     match serde_json::from_str::<ServerFrame>(&text) {
                         Ok(frame) => {
                             let goodbye = match &frame {
@@ -563,7 +579,7 @@ async fn run(
                     }
                 }
                 Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break Reason::Network,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
             },
         }
     };

@@ -58,6 +58,11 @@ pub struct CallOptions {
     pub event_capacity: usize,
     /// How long connecting and logging in may take.
     pub connect_timeout: Duration,
+    /// How often the call pings the server (20 s).
+    pub keepalive: Duration,
+    /// The call counts the connection as lost (`Network`) when nothing at all has come from the
+    /// server for this long (60 s).
+    pub idle_timeout: Duration,
 }
 
 impl Default for CallOptions {
@@ -65,6 +70,8 @@ impl Default for CallOptions {
         CallOptions {
             event_capacity: 4096,
             connect_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -79,6 +86,18 @@ impl CallOptions {
     /// Sets [`CallOptions::connect_timeout`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`CallOptions::keepalive`] (at least 1 ms).
+    pub fn keepalive(mut self, interval: Duration) -> Self {
+        self.keepalive = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`CallOptions::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 }

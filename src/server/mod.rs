@@ -10,9 +10,9 @@ mod limits;
 mod options;
 #[cfg(test)]
 mod proptests;
+pub(crate) mod room;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod sim;
-pub(crate) mod room;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -596,7 +596,6 @@ impl World {
     }
 }
 
-
 impl Action {
     /// Reads one action from fuzzer bytes; `None` when the bytes run out.
     pub(crate) fn decode(bytes: &mut &[u8]) -> Option<Action> {
@@ -611,26 +610,64 @@ impl Action {
         let b = next()?;
         let user = a % USERS;
         Some(match kind % 18 {
-            0 => Action::Join { dev, room: a % ROOMS.len() },
+            0 => Action::Join {
+                dev,
+                room: a % ROOMS.len(),
+            },
             1 => Action::Leave { dev },
             2 => Action::End { dev },
             3 => Action::Kick { dev, target: user },
-            4 => Action::SetRole { dev, target: user, host: b % 2 == 0 },
-            5 => Action::Update { dev, audio: a % 2 == 0, state: (b % 3) as u8 },
-            6 => Action::SetCustom { dev, key: (a % 3) as u8, value: (b % 4 < 3).then_some((b % 3) as u8) },
-            7 => Action::Share { dev, target: user, start: b % 2 == 0 },
-            8 => Action::Record { dev, on: a % 2 == 0 },
-            9 => Action::Message { dev, to: (b % 2 == 0).then_some(user) },
+            4 => Action::SetRole {
+                dev,
+                target: user,
+                host: b % 2 == 0,
+            },
+            5 => Action::Update {
+                dev,
+                audio: a % 2 == 0,
+                state: (b % 3) as u8,
+            },
+            6 => Action::SetCustom {
+                dev,
+                key: (a % 3) as u8,
+                value: (b % 4 < 3).then_some((b % 3) as u8),
+            },
+            7 => Action::Share {
+                dev,
+                target: user,
+                start: b % 2 == 0,
+            },
+            8 => Action::Record {
+                dev,
+                on: a % 2 == 0,
+            },
+            9 => Action::Message {
+                dev,
+                to: (b % 2 == 0).then_some(user),
+            },
             10 => Action::Invite {
                 dev,
-                callees: if b % 3 == 0 { vec![user, (user + 1) % USERS] } else { vec![user] },
+                callees: if b % 3 == 0 {
+                    vec![user, (user + 1) % USERS]
+                } else {
+                    vec![user]
+                },
                 timeout_s: (b % 2 == 0).then_some((b % 60) as u8 + 1),
             },
             11 => Action::Accept { dev, pick: a },
-            12 => Action::Reject { dev, pick: a, busy: b % 2 == 0 },
+            12 => Action::Reject {
+                dev,
+                pick: a,
+                busy: b % 2 == 0,
+            },
             13 => Action::Cancel { dev, pick: a },
-            14 => Action::AcceptAny { dev, id: (a % 12) as u64 },
-            15 => Action::Wait { seconds: (a % 45) as u8 },
+            14 => Action::AcceptAny {
+                dev,
+                id: (a % 12) as u64,
+            },
+            15 => Action::Wait {
+                seconds: (a % 45) as u8,
+            },
             16 => Action::Disconnect { dev },
             _ => Action::Connect { dev },
         })

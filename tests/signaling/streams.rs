@@ -315,3 +315,44 @@ async fn rule5_nothing_is_left_running_after_leave_and_drop() {
     }
     assert_eq!(server.room_count(), 0);
 }
+
+#[tokio::test]
+async fn rule4_a_server_gone_silent_ends_the_stream_too() {
+    // A "server" that logs the client in, then neither reads nor writes again: the socket stays
+    // open, no close ever comes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        use futures::SinkExt;
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+        let _hello = ws.next().await;
+        let welcome = r#"{"type":"welcome","version":1,"user_id":"alice","session":1}"#;
+        ws.send(tokio_tungstenite::tungstenite::Message::text(welcome))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(ws);
+    });
+    let options = CallOptions::default()
+        .keepalive(Duration::from_millis(50))
+        .idle_timeout(Duration::from_millis(300));
+    let call = Call::connect_with(&format!("ws://{addr}"), "any-token", options)
+        .await
+        .unwrap();
+    let mut events = call.events();
+    let closed = tokio::time::timeout(WAIT, events.next())
+        .await
+        .expect("the call gives up in time");
+    assert_eq!(
+        closed,
+        Some(CallEvent::Closed {
+            reason: Reason::Network
+        })
+    );
+    assert_eq!(
+        tokio::time::timeout(WAIT, events.next()).await.unwrap(),
+        None
+    );
+    silent.abort();
+}
