@@ -13,9 +13,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::hub::{ConnId, Input};
 use super::limits::TokenBucket;
+use super::options::Limits;
 use super::{ConnEntry, Outgoing, State, encode, stopped};
+use crate::model::OperationId;
 use crate::model::Reason;
-use crate::protocol::{self, ErrorCode, FrameError, MAX_FRAME_LEN, ServerFrame};
+use crate::protocol::{self, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, ServerFrame};
 
 /// Frames above this size are not even read: the connection is closed (1009, message too big).
 /// Between [`MAX_FRAME_LEN`] and this, a frame is read and answered with `frame_too_large`.
@@ -113,7 +115,9 @@ pub(crate) async fn serve(
                     reason = Reason::Timeout;
                     break Some(ServerFrame::Goodbye { reason });
                 }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                // A peer that reads nothing cannot hold this task here.
+                let ping = ws.send(Message::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(FAREWELL_TIMEOUT, ping).await, Ok(Ok(()))) {
                     break None;
                 }
             }
@@ -121,29 +125,19 @@ pub(crate) async fn serve(
                 last_heard = Instant::now();
                 match msg {
                 Some(Ok(Message::Text(text))) => {
-                    let decoded = if text.len() > limits.max_frame_len {
-                        Err(FrameError {
-                            op: None,
-                            code: ErrorCode::FrameTooLarge,
-                            message: format!("{} bytes; the limit is {}", text.len(), limits.max_frame_len),
-                        })
-                    } else {
-                        protocol::decode_client(&text)
-                    };
-                    match decoded {
-                        Ok(frame) if !bucket.take(Instant::now()) => reply(ServerFrame::Error {
-                            op: frame.op(),
-                            code: ErrorCode::RateLimited,
-                            message: format!("over {} requests per second; retry in {} ms", limits.requests_per_second, bucket.retry_after().as_millis()),
-                        }),
+                    match read_frame(&text, limits, &mut bucket) {
                         Ok(frame) => state.handle(Input::Frame { conn, frame }),
-                        Err(e) => reply(e.into_frame()),
+                        Err(refusal) => reply(refusal),
                     }
                 }
-                Some(Ok(Message::Binary(_))) => reply(ServerFrame::Error {
-                    op: None,
-                    code: ErrorCode::BinaryFrame,
-                    message: "the protocol uses text frames only".into(),
+                Some(Ok(Message::Binary(_))) => reply(if bucket.take(Instant::now()) {
+                    ServerFrame::Error {
+                        op: None,
+                        code: ErrorCode::BinaryFrame,
+                        message: "the protocol uses text frames only".into(),
+                    }
+                } else {
+                    rate_limited(None, &bucket, limits)
                 }),
                 Some(Ok(Message::Close(_))) => {
                     reason = Reason::Quit;
@@ -207,5 +201,44 @@ fn slow_consumer() -> ServerFrame {
         op: None,
         code: ErrorCode::SlowConsumer,
         message: "too many frames queued for this connection".into(),
+    }
+}
+
+/// Decodes one text frame within the connection's limits: size first, then the request rate
+/// (every frame counts, readable or not), then the JSON. Returns the refusal to send otherwise.
+fn read_frame(
+    text: &str,
+    limits: &Limits,
+    bucket: &mut TokenBucket,
+) -> Result<ClientFrame, ServerFrame> {
+    let max_len = limits.max_frame_len;
+    if text.len() > max_len {
+        return Err(FrameError {
+            op: None,
+            code: ErrorCode::FrameTooLarge,
+            message: format!("{} bytes; the limit is {max_len}", text.len()),
+        }
+        .into_frame());
+    }
+    let decoded = protocol::decode_client(text);
+    if !bucket.take(Instant::now()) {
+        let op = match &decoded {
+            Ok(frame) => frame.op(),
+            Err(e) => e.op,
+        };
+        return Err(rate_limited(op, bucket, limits));
+    }
+    decoded.map_err(FrameError::into_frame)
+}
+
+fn rate_limited(op: Option<OperationId>, bucket: &TokenBucket, limits: &Limits) -> ServerFrame {
+    ServerFrame::Error {
+        op,
+        code: ErrorCode::RateLimited,
+        message: format!(
+            "over {} requests per second; retry in {} ms",
+            limits.requests_per_second,
+            bucket.retry_after().as_millis().max(1)
+        ),
     }
 }
