@@ -127,7 +127,7 @@ pub(crate) async fn serve(
                 Some(Ok(Message::Text(text))) => {
                     match read_frame(&text, limits, &mut bucket) {
                         Ok(frame) => state.handle(Input::Frame { conn, frame }),
-                        Err(refusal) => reply(refusal),
+                        Err(refusal) => reply(refusal.into_frame()),
                     }
                 }
                 Some(Ok(Message::Binary(_))) => reply(if bucket.take(Instant::now()) {
@@ -137,7 +137,7 @@ pub(crate) async fn serve(
                         message: "the protocol uses text frames only".into(),
                     }
                 } else {
-                    rate_limited(None, &bucket, limits)
+                    rate_limited(None, &bucket, limits).into_frame()
                 }),
                 Some(Ok(Message::Close(_))) => {
                     reason = Reason::Quit;
@@ -210,15 +210,14 @@ fn read_frame(
     text: &str,
     limits: &Limits,
     bucket: &mut TokenBucket,
-) -> Result<ClientFrame, ServerFrame> {
+) -> Result<ClientFrame, FrameError> {
     let max_len = limits.max_frame_len;
     if text.len() > max_len {
         return Err(FrameError {
             op: None,
             code: ErrorCode::FrameTooLarge,
             message: format!("{} bytes; the limit is {max_len}", text.len()),
-        }
-        .into_frame());
+        });
     }
     let decoded = protocol::decode_client(text);
     if !bucket.take(Instant::now()) {
@@ -228,11 +227,11 @@ fn read_frame(
         };
         return Err(rate_limited(op, bucket, limits));
     }
-    decoded.map_err(FrameError::into_frame)
+    decoded
 }
 
-fn rate_limited(op: Option<OperationId>, bucket: &TokenBucket, limits: &Limits) -> ServerFrame {
-    ServerFrame::Error {
+fn rate_limited(op: Option<OperationId>, bucket: &TokenBucket, limits: &Limits) -> FrameError {
+    FrameError {
         op,
         code: ErrorCode::RateLimited,
         message: format!(
