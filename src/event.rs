@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::model::{
     CallProperties, Invitation, InviteFailure, MessageScope, OperationId, Participant,
-    ParticipantChanges, PropertyChanges, Reason, RoomId, UserId,
+    ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -33,6 +33,9 @@ pub struct RoomSnapshot {
     pub participants: Vec<Participant>,
     /// The call properties.
     pub properties: CallProperties,
+    /// The tracks members publish, in publishing order.
+    #[serde(default)]
+    pub publications: Vec<Publication>,
 }
 
 impl RoomSnapshot {
@@ -71,6 +74,12 @@ pub enum OperationKind {
     AcceptInvite,
     /// [`Call::reject_invite`](crate::Call::reject_invite).
     RejectInvite,
+    /// [`Call::publish`](crate::Call::publish) (its media negotiation).
+    Publish,
+    /// [`Call::unpublish`](crate::Call::unpublish).
+    Unpublish,
+    /// An answer to the server's subscription offer, sent by the call itself.
+    Negotiate,
 }
 
 /// Everything a [`Call`](crate::Call) reports, in the server's order.
@@ -105,6 +114,8 @@ pub enum CallEvent {
     Message(MessageEvent),
     /// Invitations: received, answered, canceled, and the outcomes of your invitation requests.
     Invite(InviteEvent),
+    /// Tracks published and unpublished in the room, and remote tracks arriving at this call.
+    Media(MediaEvent),
     /// Outcome of any other operation (end, kick, set role, update, set properties, and a failed
     /// leave).
     Completed {
@@ -295,6 +306,42 @@ pub enum InviteEvent {
     },
 }
 
+/// Media in the room. Yielded by [`EventStream::media`](crate::EventStream::media).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// A member (you included) started publishing a track.
+    Published {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track.
+        publication: Publication,
+    },
+    /// A member stopped publishing a track, or left.
+    Unpublished {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track.
+        publication: Publication,
+    },
+    /// Another member's track now reaches this call: read its packets from
+    /// [`Call::remote_track`](crate::Call::remote_track).
+    Subscribed {
+        /// The track.
+        publication: Publication,
+    },
+    /// A remote track stopped reaching this call (unpublished, or its publisher left).
+    Unsubscribed {
+        /// The track.
+        publication: Publication,
+    },
+}
+
 /// What a successful operation produced; see [`Call::outcome`](crate::Call::outcome).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -413,6 +460,22 @@ impl std::fmt::Display for CallEvent {
                     "{} turned {} down ({reason})",
                     invitation.callee, invitation.id
                 )
+            }
+            CallEvent::Media(MediaEvent::Published {
+                seq, publication, ..
+            }) => {
+                write!(f, "#{seq} {} published", publication.id)
+            }
+            CallEvent::Media(MediaEvent::Unpublished {
+                seq, publication, ..
+            }) => {
+                write!(f, "#{seq} {} unpublished", publication.id)
+            }
+            CallEvent::Media(MediaEvent::Subscribed { publication }) => {
+                write!(f, "receiving {}", publication.id)
+            }
+            CallEvent::Media(MediaEvent::Unsubscribed { publication }) => {
+                write!(f, "no longer receiving {}", publication.id)
             }
             CallEvent::ServerError(e) => write!(f, "server error: {e}"),
             CallEvent::Lagged { missed } => write!(f, "missed {missed} events"),

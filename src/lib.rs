@@ -85,6 +85,7 @@ pub mod event;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod media;
 pub mod model;
 pub mod protocol;
 pub mod server;
@@ -95,13 +96,14 @@ pub use call::{
     Lagged,
 };
 pub use event::{
-    CallEvent, InviteEvent, InviteReport, MessageEvent, OpError, OperationKind, Outcome,
-    ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
+    CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
+    Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
 };
+pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
-    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Reason,
-    RecordingState, Rejection, Role, RoomId, ScreenShare, UserId,
+    CallProperties, Invitation, InvitationId, InviteFailure, MediaKind, MessageScope, OperationId,
+    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
+    Publication, Reason, RecordingState, Rejection, Role, RoomId, ScreenShare, TrackSource, UserId,
 };
 pub use protocol::ErrorCode;
 pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};

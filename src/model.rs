@@ -170,6 +170,84 @@ impl Rejection {
     }
 }
 
+/// What a published track carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TrackSource {
+    /// Audio from a microphone.
+    Microphone,
+    /// Video from a camera.
+    Camera,
+    /// Video of a shared screen (one sharer per room).
+    Screen,
+}
+
+impl TrackSource {
+    /// Audio or video.
+    pub fn kind(self) -> MediaKind {
+        match self {
+            TrackSource::Microphone => MediaKind::Audio,
+            TrackSource::Camera | TrackSource::Screen => MediaKind::Video,
+        }
+    }
+
+    /// The source's name on the wire, also the track id a client publishes it under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::Camera => "camera",
+            TrackSource::Screen => "screen",
+        }
+    }
+
+    /// The source a track id names.
+    pub fn from_track_id(id: &str) -> Option<TrackSource> {
+        match id {
+            "microphone" => Some(TrackSource::Microphone),
+            "camera" => Some(TrackSource::Camera),
+            "screen" => Some(TrackSource::Screen),
+            _ => None,
+        }
+    }
+}
+
+/// Audio or video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MediaKind {
+    /// Audio (Opus).
+    Audio,
+    /// Video (VP8).
+    Video,
+}
+
+/// A track a member publishes to its room.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Publication {
+    /// `"{user_id}/{source}"`: unique in the room, and the track id subscribers receive it under.
+    pub id: String,
+    /// Who publishes it.
+    pub participant: UserId,
+    /// Microphone, camera or screen.
+    pub source: TrackSource,
+    /// Audio or video.
+    pub kind: MediaKind,
+}
+
+impl Publication {
+    /// The publication of `source` by `participant`.
+    pub fn new(participant: UserId, source: TrackSource) -> Self {
+        Publication {
+            id: format!("{participant}/{}", source.as_str()),
+            participant,
+            source,
+            kind: source.kind(),
+        }
+    }
+}
+
 /// A participant's role in a room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

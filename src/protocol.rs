@@ -9,8 +9,8 @@ use thiserror::Error;
 
 use crate::model::{
     CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
-    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Reason,
-    Rejection, Role, RoomId, UserId,
+    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
+    Publication, Reason, Rejection, Role, RoomId, TrackSource, UserId,
 };
 
 /// The protocol version this build speaks; sent in `hello` and `welcome`.
@@ -138,6 +138,29 @@ pub enum ClientFrame {
         #[serde(default)]
         video: bool,
     },
+    /// An SDP offer for the sender's publishing peer connection (see docs/protocol.md, Media).
+    PublishOffer {
+        /// Request id.
+        op: OperationId,
+        /// The offer, with its ICE candidates.
+        sdp: String,
+    },
+    /// Stop publishing a source.
+    Unpublish {
+        /// Request id.
+        op: OperationId,
+        /// The source.
+        source: TrackSource,
+    },
+    /// The answer to the server's `subscribe_offer`.
+    SubscribeAnswer {
+        /// Request id.
+        op: OperationId,
+        /// The offer being answered.
+        negotiation: u64,
+        /// The answer, with its ICE candidates.
+        sdp: String,
+    },
     /// Turn an invitation down.
     RejectInvite {
         /// Request id.
@@ -164,6 +187,9 @@ const CLIENT_TYPES: &[&str] = &[
     "cancel_invite",
     "accept_invite",
     "reject_invite",
+    "publish_offer",
+    "unpublish",
+    "subscribe_answer",
 ];
 
 impl ClientFrame {
@@ -182,7 +208,10 @@ impl ClientFrame {
             | ClientFrame::Invite { op, .. }
             | ClientFrame::CancelInvite { op, .. }
             | ClientFrame::AcceptInvite { op, .. }
-            | ClientFrame::RejectInvite { op, .. } => Some(*op),
+            | ClientFrame::RejectInvite { op, .. }
+            | ClientFrame::PublishOffer { op, .. }
+            | ClientFrame::Unpublish { op, .. }
+            | ClientFrame::SubscribeAnswer { op, .. } => Some(*op),
         }
     }
 }
@@ -213,6 +242,9 @@ pub enum ServerFrame {
         participants: Vec<Participant>,
         /// The call properties.
         properties: CallProperties,
+        /// The tracks members publish.
+        #[serde(default)]
+        publications: Vec<Publication>,
     },
     /// Success answer to any other request.
     Done {
@@ -342,6 +374,39 @@ pub enum ServerFrame {
         /// `rejected`, `busy` or `no_response`.
         reason: Reason,
     },
+    /// The server's answer to `publish_offer`.
+    PublishAnswer {
+        /// The request id.
+        op: OperationId,
+        /// The answer, with the server's ICE candidates.
+        sdp: String,
+    },
+    /// The server offers the tracks this connection subscribes to (a new offer whenever they
+    /// change); answer with `subscribe_answer`.
+    SubscribeOffer {
+        /// Numbers the offers of this connection, from 1.
+        negotiation: u64,
+        /// The offer, with the server's ICE candidates.
+        sdp: String,
+    },
+    /// A member started publishing a track.
+    TrackPublished {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track.
+        publication: Publication,
+    },
+    /// A member stopped publishing a track (or left).
+    TrackUnpublished {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track.
+        publication: Publication,
+    },
     /// The server is closing this connection.
     Goodbye {
         /// Why.
@@ -453,6 +518,12 @@ pub enum ErrorCode {
     /// The user has as many connections as the server allows.
     #[error("too many connections for this user")]
     TooManyConnections,
+    /// The media request failed (bad SDP, negotiation error); the message says why.
+    #[error("the media negotiation failed")]
+    MediaFailed,
+    /// The track is not published.
+    #[error("no such track")]
+    NoSuchTrack,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]

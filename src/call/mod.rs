@@ -3,6 +3,7 @@
 //! Data flows one way: socket → the sans-IO session core (`session.rs`) → events → subscribers.
 //! Requests go the other way through a bounded queue to the same task.
 
+mod media;
 mod options;
 pub(crate) mod session;
 mod stream;
@@ -17,10 +18,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 pub use options::{CallError, CallOptions, Credentials, InviteOptions, JoinOptions};
 pub use stream::{EventStream, KindStream, Lagged};
 
-use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
+use crate::event::{CallEvent, MediaEvent, OpError, OperationKind, Outcome, RoomSnapshot};
+use crate::media::{LocalTrack, RemoteTrack};
 use crate::model::{
     Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
-    ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, UserId,
+    ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, TrackSource, UserId,
 };
 use crate::protocol::{self, ClientFrame, PROTOCOL_VERSION, ServerFrame};
 use session::Session;
@@ -55,9 +57,10 @@ struct Inner {
     shared: Arc<Mutex<Shared>>,
     commands: mpsc::Sender<Command>,
     finished: watch::Receiver<bool>,
+    media: Arc<media::ClientMedia>,
 }
 
-enum Command {
+pub(crate) enum Command {
     Frame(String),
     Close,
 }
@@ -73,6 +76,12 @@ struct Shared {
     waiters: HashMap<OperationId, Vec<Waiter>>,
     kept: VecDeque<(OperationId, Result<Outcome, OpError>)>,
     closed: Option<Reason>,
+    /// Remote tracks reaching this call, by publication id.
+    remote_tracks: HashMap<String, RemoteTrack>,
+    /// The media task's queue.
+    media_work: Option<mpsc::UnboundedSender<media::MediaWork>>,
+    /// Publishing offers waiting for the server's answer.
+    answers: HashMap<OperationId, oneshot::Sender<Result<String, OpError>>>,
 }
 
 impl Shared {
@@ -107,10 +116,47 @@ impl Shared {
     fn handle(&mut self, frame: ServerFrame) {
         let handled = self.session.handle(frame);
         for event in handled.events {
+            let unsubscribed = match &event {
+                CallEvent::Left { .. } => {
+                    // Out of the room: the server closed this call's peer connections.
+                    self.remote_tracks.clear();
+                    self.media(media::MediaWork::Reset);
+                    None
+                }
+                CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => self
+                    .remote_tracks
+                    .remove(&publication.id)
+                    .map(|_| publication.clone()),
+                _ => None,
+            };
             self.publish(event);
+            if let Some(publication) = unsubscribed {
+                self.publish(CallEvent::Media(MediaEvent::Unsubscribed { publication }));
+            }
         }
         for (op, outcome) in handled.outcomes {
+            if let Err(error) = &outcome
+                && let Some(answer) = self.answers.remove(&op)
+            {
+                let _ = answer.send(Err(error.clone()));
+            }
             self.settle(op, outcome);
+        }
+        for signal in handled.media {
+            match signal {
+                session::MediaSignal::PublishAnswer { op, sdp } => {
+                    if let Some(answer) = self.answers.remove(&op) {
+                        let _ = answer.send(Ok(sdp));
+                    }
+                }
+                signal => self.media(media::MediaWork::Signal(signal)),
+            }
+        }
+    }
+
+    fn media(&self, work: media::MediaWork) {
+        if let Some(tx) = &self.media_work {
+            let _ = tx.send(work);
         }
     }
 
@@ -128,8 +174,12 @@ impl Shared {
             }
         }
         self.publish(CallEvent::Closed { reason });
-        // Dropping the sender ends every stream once it has read `Closed`.
+        // Dropping the sender ends every stream once it has read `Closed`; dropping the media
+        // queue ends the media task, which closes the peer connections.
         self.events = None;
+        self.media_work = None;
+        self.answers.clear();
+        self.remote_tracks.clear();
     }
 }
 
@@ -153,15 +203,32 @@ impl Call {
             .await
             .map_err(|_| CallError::Timeout)??;
         let (events, _) = broadcast::channel(options.event_capacity);
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Mutex::new(Shared {
             session: Session::new(user_id.clone()),
             events: Some(events),
             waiters: HashMap::new(),
             kept: VecDeque::new(),
             closed: None,
+            remote_tracks: HashMap::new(),
+            media_work: Some(media_tx),
+            answers: HashMap::new(),
         }));
         let (commands, rx) = mpsc::channel(256);
         let (done_tx, finished) = watch::channel(false);
+        let media_settings = crate::media::PeerSettings {
+            bind: options
+                .media_bind
+                .unwrap_or_else(|| default_media_bind(url)),
+            public_ips: Vec::new(),
+        };
+        let media = Arc::new(media::ClientMedia::new(media_settings, user_id.clone()));
+        tokio::spawn(media::run(
+            media.clone(),
+            Arc::downgrade(&shared),
+            commands.downgrade(),
+            media_rx,
+        ));
         tokio::spawn(run(ws, shared.clone(), rx, done_tx, options));
         Ok(Call {
             inner: Arc::new(Inner {
@@ -169,6 +236,7 @@ impl Call {
                 shared,
                 commands,
                 finished,
+                media,
             }),
         })
     }
@@ -402,6 +470,59 @@ impl Call {
         self.shared().session.sent_invitations().cloned().collect()
     }
 
+    /// Publishes a track of `source` in the room (microphone: Opus; camera and screen: VP8),
+    /// negotiating it with the server; returns the track to write RTP payloads to. Everyone in
+    /// the room gets [`MediaEvent::Published`] and then receives the track. Publishing the screen
+    /// makes you the room's screen sharer (`ScreenShareBusy` when someone else is). Needs the
+    /// `publish` grant.
+    pub async fn publish(&self, source: TrackSource) -> Result<LocalTrack, CallError> {
+        let negotiate = |sdp: String| async move {
+            let (tx, rx) = oneshot::channel();
+            let op = self
+                .request_with(
+                    OperationKind::Publish,
+                    None,
+                    |op| ClientFrame::PublishOffer { op, sdp },
+                    |shared, op| {
+                        shared.answers.insert(op, tx);
+                    },
+                )
+                .await?;
+            match tokio::time::timeout(media::ANSWER_TIMEOUT, rx).await {
+                Ok(Ok(Ok(answer))) => Ok(answer),
+                Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
+                Ok(Err(_)) => Err(CallError::Closed {
+                    reason: self.closed_reason().unwrap_or(Reason::Network),
+                }),
+                Err(_) => Err(CallError::Media {
+                    message: "the server did not answer the media offer in time".into(),
+                }),
+            }
+        };
+        self.inner.media.publish(source, negotiate).await
+    }
+
+    /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`].
+    pub async fn unpublish(&self, source: TrackSource) -> Result<OperationId, CallError> {
+        self.inner.media.unpublish(source).await;
+        self.request(OperationKind::Unpublish, |op| ClientFrame::Unpublish {
+            op,
+            source,
+        })
+        .await
+    }
+
+    /// Another member's track reaching this call, by publication id (`"{user}/{source}"`); it
+    /// is there from [`MediaEvent::Subscribed`] on.
+    pub fn remote_track(&self, publication: &str) -> Option<RemoteTrack> {
+        self.shared().remote_tracks.get(publication).cloned()
+    }
+
+    /// Every remote track reaching this call now.
+    pub fn remote_tracks(&self) -> Vec<RemoteTrack> {
+        self.shared().remote_tracks.values().cloned().collect()
+    }
+
     /// Waits for the outcome of operation `op`: `Ok` with what it produced, or
     /// [`CallError::Refused`] with the server's reason.
     ///
@@ -454,12 +575,24 @@ impl Call {
         invitation: Option<InvitationId>,
         frame: impl FnOnce(OperationId) -> ClientFrame,
     ) -> Result<OperationId, CallError> {
+        self.request_with(kind, invitation, frame, |_, _| {}).await
+    }
+
+    /// Sends a request; `register` runs under the same lock, before any answer can arrive.
+    async fn request_with(
+        &self,
+        kind: OperationKind,
+        invitation: Option<InvitationId>,
+        frame: impl FnOnce(OperationId) -> ClientFrame,
+        register: impl FnOnce(&mut Shared, OperationId),
+    ) -> Result<OperationId, CallError> {
         let (op, text) = {
             let mut shared = self.shared();
             if let Some(reason) = shared.closed {
                 return Err(CallError::Closed { reason });
             }
             let (op, frame) = shared.session.request(kind, invitation, frame);
+            register(&mut shared, op);
             (op, protocol::encode(&frame))
         };
         if self
@@ -476,6 +609,27 @@ impl Call {
             });
         }
         Ok(op)
+    }
+}
+
+/// Where the call's peer connections bind: loopback for a server on this machine, any address
+/// otherwise.
+fn default_media_bind(url: &str) -> std::net::SocketAddr {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|authority| authority.rsplit_once(':').map_or(authority, |(h, _)| h))
+        .unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+    } else {
+        std::net::SocketAddr::from(([0, 0, 0, 0], 0))
     }
 }
 

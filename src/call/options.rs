@@ -63,6 +63,9 @@ pub struct CallOptions {
     /// The call counts the connection as lost (`Network`) when nothing at all has come from the
     /// server for this long (60 s).
     pub idle_timeout: Duration,
+    /// Where the call's peer connections bind their UDP sockets; `None`: loopback for a server
+    /// on this machine, any address otherwise.
+    pub media_bind: Option<std::net::SocketAddr>,
 }
 
 impl Default for CallOptions {
@@ -72,6 +75,7 @@ impl Default for CallOptions {
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            media_bind: None,
         }
     }
 }
@@ -214,6 +218,12 @@ pub enum CallError {
         op: OperationId,
         /// Why.
         error: OpError,
+    },
+    /// Media could not be set up (a peer connection failed, or its negotiation).
+    #[error("media: {message}")]
+    Media {
+        /// What failed.
+        message: String,
     },
     /// [`Call::outcome`](crate::Call::outcome) was asked about an operation this call does not
     /// know: never sent, or finished long ago and already forgotten.

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::event::{
-    CallEvent, InviteEvent, InviteReport, MessageEvent, OpError, OperationKind, Outcome,
-    ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
+    CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
+    Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
 };
 use crate::model::{Invitation, InvitationId, OperationId, Reason, RoomId, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
@@ -18,6 +18,17 @@ pub(crate) struct Handled {
     pub(crate) events: Vec<CallEvent>,
     /// Operations that finished, with their outcome.
     pub(crate) outcomes: Vec<(OperationId, Result<Outcome, OpError>)>,
+    /// Media negotiation for the call's peer connections.
+    pub(crate) media: Vec<MediaSignal>,
+}
+
+/// SDP from the server for the call's media.
+#[derive(Debug)]
+pub(crate) enum MediaSignal {
+    /// The answer to this call's publishing offer `op`.
+    PublishAnswer { op: OperationId, sdp: String },
+    /// The server's offer for the subscribing peer connection.
+    SubscribeOffer { negotiation: u64, sdp: String },
 }
 
 #[derive(Debug)]
@@ -110,7 +121,57 @@ impl Session {
                 seq,
                 participants,
                 properties,
-            } => self.joined(op, room, seq, participants, properties, &mut out),
+                publications,
+            } => {
+                let snapshot = RoomSnapshot {
+                    room,
+                    seq,
+                    me: self.me.clone(),
+                    participants,
+                    properties,
+                    publications,
+                };
+                self.joined(op, snapshot, &mut out)
+            }
+            ServerFrame::PublishAnswer { op, sdp } => {
+                if let Some(pending) = self.pending.remove(&op) {
+                    out.outcomes.push((op, Ok(Outcome::Done)));
+                    debug_assert_eq!(pending.kind, OperationKind::Publish);
+                }
+                out.media.push(MediaSignal::PublishAnswer { op, sdp });
+            }
+            ServerFrame::SubscribeOffer { negotiation, sdp } => {
+                out.media
+                    .push(MediaSignal::SubscribeOffer { negotiation, sdp });
+            }
+            ServerFrame::TrackPublished {
+                room,
+                seq,
+                publication,
+            } => {
+                if let Some(snap) = self.advance(&room, seq) {
+                    snap.publications.push(publication.clone());
+                    out.events.push(CallEvent::Media(MediaEvent::Published {
+                        room,
+                        seq,
+                        publication,
+                    }));
+                }
+            }
+            ServerFrame::TrackUnpublished {
+                room,
+                seq,
+                publication,
+            } => {
+                if let Some(snap) = self.advance(&room, seq) {
+                    snap.publications.retain(|p| p.id != publication.id);
+                    out.events.push(CallEvent::Media(MediaEvent::Unpublished {
+                        room,
+                        seq,
+                        publication,
+                    }));
+                }
+            }
             ServerFrame::Done { op, seq } => {
                 if let Some(seq) = seq
                     && let Some(room) = self.room.as_ref().map(|r| r.room.clone())
@@ -301,15 +362,7 @@ impl Session {
 
     /// We are in a room: a join's answer, an accepted invitation, or an invite from outside a
     /// room that started a call.
-    fn joined(
-        &mut self,
-        op: OperationId,
-        room: RoomId,
-        seq: u64,
-        participants: Vec<crate::model::Participant>,
-        properties: crate::model::CallProperties,
-        out: &mut Handled,
-    ) {
+    fn joined(&mut self, op: OperationId, snapshot: RoomSnapshot, out: &mut Handled) {
         if let Some(old) = self.room.take() {
             // Accepting an invitation during a call leaves that call.
             out.events.push(CallEvent::Left {
@@ -318,13 +371,6 @@ impl Session {
                 op: None,
             });
         }
-        let snapshot = RoomSnapshot {
-            room,
-            seq,
-            me: self.me.clone(),
-            participants,
-            properties,
-        };
         self.room = Some(snapshot.clone());
         out.events.push(CallEvent::Joined {
             op,
@@ -414,6 +460,14 @@ impl Session {
                     self.received.remove(&id);
                 }
                 invite(|op, result| InviteEvent::RejectResult { op, result })
+            }
+            OperationKind::Negotiate => {
+                // Internal: only a failure is worth telling the application.
+                if let Err(error) = &result {
+                    out.events.push(CallEvent::ServerError(error.clone()));
+                }
+                out.outcomes.push((op, result.map(|()| Outcome::Done)));
+                return;
             }
             kind => CallEvent::Completed {
                 op,

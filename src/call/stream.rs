@@ -10,7 +10,9 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::event::{CallEvent, InviteEvent, MessageEvent, ParticipantEvent, PropertyEvent};
+use crate::event::{
+    CallEvent, InviteEvent, MediaEvent, MessageEvent, ParticipantEvent, PropertyEvent,
+};
 
 /// A subscriber's view of a [`Call`](crate::Call)'s events: `Stream<Item = CallEvent>`.
 ///
@@ -62,6 +64,14 @@ impl EventStream {
     pub fn invites(self) -> KindStream<InviteEvent> {
         self.kind(|ev| match ev {
             CallEvent::Invite(i) => Some(i),
+            _ => None,
+        })
+    }
+
+    /// Only media events (tracks published and unpublished, remote tracks arriving and leaving).
+    pub fn media(self) -> KindStream<MediaEvent> {
+        self.kind(|ev| match ev {
+            CallEvent::Media(m) => Some(m),
             _ => None,
         })
     }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use crate::auth::{Identity, verify};
 use crate::model::{
-    OperationId, Participant, PropertyUpdate, Reason, Role, RoomId, UserId, valid_id,
+    OperationId, Participant, PropertyUpdate, Publication, Reason, Role, RoomId, TrackSource,
+    UserId, valid_id,
 };
 use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
@@ -30,6 +31,8 @@ pub(crate) enum Input {
     HandshakeTimeout { conn: ConnId },
     /// Time passed: a deadline ([`Hub::next_deadline`]) may be due.
     Tick,
+    /// The media shell received a connection's track of this source.
+    TrackPublished { conn: ConnId, source: TrackSource },
 }
 
 /// What the shell must do.
@@ -41,6 +44,39 @@ pub(crate) enum Output {
     Broadcast { to: Vec<ConnId>, frame: ServerFrame },
     /// Say goodbye with this reason and close the connection.
     Close { conn: ConnId, reason: Reason },
+    /// Work for the media shell.
+    Media(MediaCommand),
+}
+
+/// What the media shell must do with peer connections and forwarding.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum MediaCommand {
+    /// Answer a connection's publishing offer (it may publish in its room).
+    PublishOffer {
+        conn: ConnId,
+        user: UserId,
+        op: OperationId,
+        sdp: String,
+    },
+    /// Apply a connection's answer to the server's subscribing offer.
+    SubscribeAnswer {
+        conn: ConnId,
+        op: OperationId,
+        negotiation: u64,
+        sdp: String,
+    },
+    /// Start forwarding `publication` to `conn`.
+    Subscribe {
+        conn: ConnId,
+        publication: Publication,
+    },
+    /// Stop forwarding `publication` to `conn`.
+    Unsubscribe {
+        conn: ConnId,
+        publication: Publication,
+    },
+    /// `conn` left its room: close its peer connections, end its publications' forwarding.
+    Teardown { conn: ConnId },
 }
 
 /// Policies of the core, set by the server's options.
@@ -196,6 +232,24 @@ impl Hub {
                 }
             }
             Input::Tick => self.expire_invitations(&mut out),
+            Input::TrackPublished { conn, source } => {
+                if let Some(room) = self.logins.get(&conn).and_then(|l| l.room.clone()) {
+                    let published =
+                        self.with_room(&room, |r, out| r.publish(conn, source, out), &mut out);
+                    if let Err((code, message)) = published {
+                        // The track arrived but may not be published (another screen share):
+                        // its forwarding ends, and the publisher hears why.
+                        out.push(Output::Send {
+                            to: conn,
+                            frame: ServerFrame::Error {
+                                op: None,
+                                code,
+                                message,
+                            },
+                        });
+                    }
+                }
+            }
         }
         out
     }
@@ -212,6 +266,7 @@ impl Hub {
         }
         if let Some(room) = login.room {
             self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
+            out.push(Output::Media(MediaCommand::Teardown { conn }));
         }
         self.caller_left(conn, reason, false, out);
     }
@@ -309,6 +364,9 @@ impl Hub {
                 login.require(grants.moderate, "moderating (kick, end, roles)")?
             }
             ClientFrame::SendMessage { .. } => login.require(grants.message, "messages")?,
+            ClientFrame::PublishOffer { .. } => {
+                login.require(grants.publish, "publishing media")?
+            }
             ClientFrame::SetProperties { update, .. } => {
                 let PropertyUpdate {
                     screen_share,
@@ -333,6 +391,7 @@ impl Hub {
                 let members = self.with_room(&room_id, |r, out| r.end(conn, out), out)?;
                 for member in members {
                     self.set_room(member, None);
+                    out.push(Output::Media(MediaCommand::Teardown { conn: member }));
                     self.caller_left(member, Reason::Over, true, out);
                 }
                 out.push(done(op, None));
@@ -340,6 +399,7 @@ impl Hub {
             ClientFrame::Kick { op, user_id } => {
                 let kicked = self.with_room(&room_id, |r, out| r.kick(conn, &user_id, out), out)?;
                 self.set_room(kicked, None);
+                out.push(Output::Media(MediaCommand::Teardown { conn: kicked }));
                 self.caller_left(kicked, Reason::Kicked, true, out);
                 out.push(done(op, None));
             }
@@ -372,6 +432,29 @@ impl Hub {
                 )?;
                 out.push(done(op, seq));
             }
+            ClientFrame::PublishOffer { op, sdp } => {
+                let user = self.logins[&conn].user().clone();
+                out.push(Output::Media(MediaCommand::PublishOffer {
+                    conn,
+                    user,
+                    op,
+                    sdp,
+                }));
+            }
+            ClientFrame::SubscribeAnswer {
+                op,
+                negotiation,
+                sdp,
+            } => out.push(Output::Media(MediaCommand::SubscribeAnswer {
+                conn,
+                op,
+                negotiation,
+                sdp,
+            })),
+            ClientFrame::Unpublish { op, source } => {
+                self.with_room(&room_id, |r, out| r.unpublish(conn, source, out), out)?;
+                out.push(done(op, None));
+            }
             ClientFrame::Hello { .. }
             | ClientFrame::Join { .. }
             | ClientFrame::Invite { .. }
@@ -389,6 +472,7 @@ impl Hub {
         };
         self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
         self.set_room(conn, None);
+        out.push(Output::Media(MediaCommand::Teardown { conn }));
         self.caller_left(conn, reason, true, out);
     }
 

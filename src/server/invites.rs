@@ -452,7 +452,7 @@ mod tests {
             let (to, frame) = match o {
                 Output::Send { to, frame } => (vec![*to], frame),
                 Output::Broadcast { to, frame } => (to.clone(), frame),
-                Output::Close { .. } => continue,
+                Output::Close { .. } | Output::Media(_) => continue,
             };
             let value = serde_json::to_value(frame).unwrap();
             let reason = value

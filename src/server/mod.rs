@@ -7,10 +7,12 @@ mod conn;
 pub(crate) mod hub;
 mod invites;
 mod limits;
+mod media;
 mod options;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod room;
+mod room_media;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod sim;
 
@@ -140,13 +142,18 @@ impl ServerBuilder {
             max_connections_per_user: limits.max_connections_per_user,
         };
         let (deadline_tx, deadline_rx) = watch::channel(None);
-        let state = Arc::new(State {
+        let peer_settings = crate::media::PeerSettings {
+            bind: self.options.media_bind,
+            public_ips: self.options.media_public_ips.clone(),
+        };
+        let state = Arc::new_cyclic(|weak| State {
             core: Mutex::new(Core {
                 hub: Hub::new(config),
                 conns: HashMap::new(),
             }),
             options: self.options,
             deadline: deadline_tx,
+            sfu: Arc::new(media::Sfu::new(peer_settings, weak.clone())),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let timer = tokio::spawn(timer(state.clone(), deadline_rx));
@@ -191,6 +198,11 @@ impl ServerHandle {
     /// Connections open now (logged in or not).
     pub fn connection_count(&self) -> usize {
         self.state.core().conns.len()
+    }
+
+    /// Members whose media the SFU handles now.
+    pub fn media_peer_count(&self) -> usize {
+        self.state.sfu.actor_count()
     }
 
     /// Rooms alive now.
@@ -245,6 +257,8 @@ pub(crate) struct State {
     options: ServerOptions,
     /// The core's next deadline, watched by the timer task.
     deadline: watch::Sender<Option<Millis>>,
+    /// The media shell.
+    sfu: Arc<media::Sfu>,
 }
 
 struct Core {
@@ -263,6 +277,11 @@ impl std::fmt::Debug for Core {
 impl State {
     fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends one frame to one connection (from outside the core: the media shell).
+    pub(crate) fn send_to(&self, conn: ConnId, frame: ServerFrame) {
+        self.core().deliver(conn, encode(&frame));
     }
 
     /// Feeds one input to the hub and delivers what it says, under one lock so that every
@@ -287,6 +306,7 @@ impl State {
                         let _ = entry.tx.try_send(Outgoing::Close(reason));
                     }
                 }
+                Output::Media(command) => self.sfu.dispatch(command),
             }
         }
     }

@@ -128,6 +128,11 @@ pub struct ServerOptions {
     /// Keep invitations to users who are not connected until they time out, delivering them if
     /// the user logs in meanwhile, instead of failing them with reason `offline`.
     pub hold_offline_invitations: bool,
+    /// Where peer connections bind their UDP sockets (`127.0.0.1:0` by default; each peer
+    /// connection gets its own port).
+    pub media_bind: std::net::SocketAddr,
+    /// Addresses to announce in ICE candidates instead of the bound one (behind NAT).
+    pub media_public_ips: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -140,6 +145,8 @@ impl Default for ServerOptions {
             invite_timeout: Duration::from_secs(30),
             auto_reject_busy: false,
             hold_offline_invitations: false,
+            media_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_public_ips: Vec::new(),
         }
     }
 }

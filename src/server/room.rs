@@ -5,12 +5,12 @@
 use crate::model::{
     CallProperties, MAX_DISPLAY_NAME_LEN, MAX_MESSAGE_LEN, MAX_PROPERTY_KEY_LEN, MAX_PROPERTY_KEYS,
     MAX_PROPERTY_VALUE_LEN, MAX_STATE_LEN, MessageScope, OperationId, Participant,
-    ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Reason, RecordingState,
-    Role, RoomId, UserId,
+    ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
+    RecordingState, Role, RoomId, UserId,
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::hub::{ConnId, Output};
+use super::hub::{ConnId, MediaCommand, Output};
 
 /// Longest screen-share stream id, in bytes.
 const MAX_STREAM_ID_LEN: usize = 64;
@@ -22,17 +22,19 @@ fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> 
     Err((code, message.into()))
 }
 
-struct Member {
-    conn: ConnId,
-    participant: Participant,
+pub(super) struct Member {
+    pub(super) conn: ConnId,
+    pub(super) participant: Participant,
 }
 
 /// A room's state.
 pub(crate) struct Room {
-    id: RoomId,
-    seq: u64,
-    members: Vec<Member>,
-    properties: CallProperties,
+    pub(super) id: RoomId,
+    pub(super) seq: u64,
+    pub(super) members: Vec<Member>,
+    pub(super) properties: CallProperties,
+    /// Published tracks, with the publisher's connection, in publishing order.
+    pub(super) publications: Vec<(ConnId, Publication)>,
 }
 
 impl Room {
@@ -42,6 +44,7 @@ impl Room {
             seq: 0,
             members: Vec::new(),
             properties: CallProperties::default(),
+            publications: Vec::new(),
         }
     }
 
@@ -72,7 +75,7 @@ impl Room {
         self.members.iter().any(|m| &m.participant.user_id == user)
     }
 
-    fn index_of_conn(&self, conn: ConnId) -> Option<usize> {
+    pub(super) fn index_of_conn(&self, conn: ConnId) -> Option<usize> {
         self.members.iter().position(|m| m.conn == conn)
     }
 
@@ -88,7 +91,7 @@ impl Room {
             })
     }
 
-    fn member(&self, conn: ConnId) -> &Member {
+    pub(super) fn member(&self, conn: ConnId) -> &Member {
         // The hub only routes a connection to the room it is a member of.
         &self.members[self.index_of_conn(conn).expect("connection is a member")]
     }
@@ -104,16 +107,16 @@ impl Room {
         }
     }
 
-    fn next_seq(&mut self) -> u64 {
+    pub(super) fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
-    fn conns(&self) -> Vec<ConnId> {
+    pub(super) fn conns(&self) -> Vec<ConnId> {
         self.members.iter().map(|m| m.conn).collect()
     }
 
-    fn conns_except(&self, conn: ConnId) -> Vec<ConnId> {
+    pub(super) fn conns_except(&self, conn: ConnId) -> Vec<ConnId> {
         self.members
             .iter()
             .map(|m| m.conn)
@@ -121,7 +124,7 @@ impl Room {
             .collect()
     }
 
-    fn broadcast(&self, to: Vec<ConnId>, frame: ServerFrame, out: &mut Vec<Output>) {
+    pub(super) fn broadcast(&self, to: Vec<ConnId>, frame: ServerFrame, out: &mut Vec<Output>) {
         if !to.is_empty() {
             out.push(Output::Broadcast { to, frame });
         }
@@ -155,8 +158,16 @@ impl Room {
                 seq,
                 participants: self.members.iter().map(|m| m.participant.clone()).collect(),
                 properties: self.properties.clone(),
+                publications: self.publications.iter().map(|(_, p)| p.clone()).collect(),
             },
         });
+        // The newcomer receives every track already published.
+        for (_, publication) in &self.publications {
+            out.push(Output::Media(MediaCommand::Subscribe {
+                conn,
+                publication: publication.clone(),
+            }));
+        }
     }
 
     /// Removes a member who left on its own (`Quit`) or lost its connection (`Network`).
@@ -173,6 +184,7 @@ impl Room {
             reason,
         };
         self.broadcast(self.conns(), frame, out);
+        self.drop_publications(conn, out);
         self.after_departure(&member.participant.user_id, out);
     }
 
@@ -209,7 +221,12 @@ impl Room {
         }
     }
 
-    fn emit_updated(&mut self, i: usize, changes: ParticipantChanges, out: &mut Vec<Output>) {
+    pub(super) fn emit_updated(
+        &mut self,
+        i: usize,
+        changes: ParticipantChanges,
+        out: &mut Vec<Output>,
+    ) {
         let seq = self.next_seq();
         let frame = ServerFrame::ParticipantUpdated {
             room: self.id.clone(),
@@ -220,7 +237,12 @@ impl Room {
         self.broadcast(self.conns(), frame, out);
     }
 
-    fn emit_properties(&mut self, changes: PropertyChanges, by: UserId, out: &mut Vec<Output>) {
+    pub(super) fn emit_properties(
+        &mut self,
+        changes: PropertyChanges,
+        by: UserId,
+        out: &mut Vec<Output>,
+    ) {
         let seq = self.next_seq();
         let frame = ServerFrame::PropertiesChanged {
             room: self.id.clone(),
@@ -249,6 +271,7 @@ impl Room {
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
         self.members.clear();
+        self.publications.clear();
         Ok(conns)
     }
 
@@ -276,6 +299,7 @@ impl Room {
         };
         self.broadcast(self.conns(), frame, out);
         let member = self.members.remove(i);
+        self.drop_publications(member.conn, out);
         self.after_departure(&member.participant.user_id, out);
         Ok(member.conn)
     }

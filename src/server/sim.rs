@@ -216,7 +216,7 @@ impl World {
             let (targets, frame) = match output {
                 Output::Send { to, frame } => (vec![to], frame),
                 Output::Broadcast { to, frame } => (to, frame),
-                Output::Close { .. } => continue,
+                Output::Close { .. } | Output::Media(_) => continue,
             };
             for to in targets {
                 let Some(dev) = self.devices.iter_mut().flatten().find(|d| d.conn == to) else {

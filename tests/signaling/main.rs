@@ -7,6 +7,7 @@ mod hostile;
 mod invites;
 mod join_leave;
 mod kick_roles;
+mod media;
 mod messages;
 mod properties;
 mod raw;

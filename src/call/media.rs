@@ -1,0 +1,233 @@
+//! The client side of media: the call's two peer connections to the server. It publishes on one
+//! (this side offers, [`ClientMedia::publish`]) and receives on the other (the server offers;
+//! answered by [`run`], the call's media task).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::session::MediaSignal;
+use super::{CallError, Shared, lock};
+use crate::event::{CallEvent, MediaEvent, OperationKind};
+use crate::media::{LocalTrack, MediaError, Peer, PeerEvent, PeerSettings, RemoteTrack, codec_for};
+use crate::model::{MediaKind, Publication, TrackSource, UserId};
+use crate::protocol::ClientFrame;
+
+/// How long the server may take to answer a publishing offer.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the call's media task is told.
+pub(crate) enum MediaWork {
+    /// SDP from the server.
+    Signal(MediaSignal),
+    /// The call left its room: its peer connections are over.
+    Reset,
+}
+
+/// The call's peer connections.
+pub(crate) struct ClientMedia {
+    settings: PeerSettings,
+    me: UserId,
+    /// The publishing connection; the async lock keeps one negotiation at a time.
+    publisher: tokio::sync::Mutex<Option<Peer>>,
+    local: Mutex<HashMap<TrackSource, Arc<dyn RtpSender>>>,
+}
+
+impl ClientMedia {
+    pub(crate) fn new(settings: PeerSettings, me: UserId) -> Self {
+        ClientMedia {
+            settings,
+            me,
+            publisher: tokio::sync::Mutex::new(None),
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds a track of `source` to the publishing connection and negotiates it with the server.
+    /// `negotiate` sends the offer and waits for the server's answer.
+    pub(crate) async fn publish<F, Fut>(
+        &self,
+        source: TrackSource,
+        negotiate: F,
+    ) -> Result<LocalTrack, CallError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, CallError>>,
+    {
+        let media_err = |e: MediaError| CallError::Media {
+            message: e.to_string(),
+        };
+        let mut publisher = self.publisher.lock().await;
+        if lock_plain(&self.local).contains_key(&source) {
+            return Err(CallError::InvalidParam {
+                message: format!("a {} track is published already", source.as_str()),
+            });
+        }
+        if publisher.is_none() {
+            let (peer, _events) = Peer::new(&self.settings).await.map_err(media_err)?;
+            *publisher = Some(peer);
+        }
+        let peer = publisher.as_mut().expect("made above");
+        let kind = source.kind();
+        let ssrc = crate::media::rand_u32();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            self.me.0.clone(),
+            source.as_str().to_owned(),
+            source.as_str().to_owned(),
+            rtp_kind(kind),
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec_for(kind),
+                ..Default::default()
+            }],
+        )));
+        let sender = peer
+            .pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(|e| media_err(e.into()))?;
+        let result = async {
+            let offer = peer.offer().await.map_err(media_err)?;
+            let answer = negotiate(offer).await?;
+            peer.accept(answer).await.map_err(media_err)
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = peer.pc.remove_track(&sender).await;
+            return Err(e);
+        }
+        let payload_type = sender
+            .get_parameters()
+            .await
+            .ok()
+            .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
+            .ok_or_else(|| CallError::Media {
+                message: "the server accepted no codec for this track".into(),
+            })?;
+        lock_plain(&self.local).insert(source, sender);
+        Ok(LocalTrack::new(source, track, ssrc, payload_type))
+    }
+
+    /// Stops sending `source` (the server is told separately).
+    pub(crate) async fn unpublish(&self, source: TrackSource) {
+        let sender = lock_plain(&self.local).remove(&source);
+        if let (Some(sender), Some(peer)) = (sender, self.publisher.lock().await.as_ref()) {
+            let _ = peer.pc.remove_track(&sender).await;
+        }
+    }
+
+    async fn reset(&self) {
+        lock_plain(&self.local).clear();
+        if let Some(peer) = self.publisher.lock().await.take() {
+            peer.close().await;
+        }
+    }
+}
+
+fn lock_plain<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+/// The publication a received track id names (`"{user}/{source}"`).
+fn publication_of(track_id: &str) -> Option<Publication> {
+    let (user, source) = track_id.rsplit_once('/')?;
+    Some(Publication::new(
+        UserId::from(user),
+        TrackSource::from_track_id(source)?,
+    ))
+}
+
+/// The call's media task: answers the server's offers on the receiving connection and turns
+/// arriving tracks into events. Ends when the call closes.
+pub(crate) async fn run(
+    media: Arc<ClientMedia>,
+    shared: Weak<Mutex<Shared>>,
+    commands: mpsc::WeakSender<super::Command>,
+    mut work: mpsc::UnboundedReceiver<MediaWork>,
+) {
+    let mut subscriber: Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)> = None;
+    loop {
+        let track_event = async {
+            match subscriber.as_mut() {
+                Some((_, events)) => events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            item = work.recv() => match item {
+                None => break,
+                Some(MediaWork::Reset) => {
+                    if let Some((peer, _)) = subscriber.take() {
+                        peer.close().await;
+                    }
+                    media.reset().await;
+                }
+                Some(MediaWork::Signal(MediaSignal::SubscribeOffer { negotiation, sdp })) => {
+                    if subscriber.is_none() {
+                        match Peer::new(&media.settings).await {
+                            Ok(made) => subscriber = Some(made),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot make the receiving peer connection");
+                                continue;
+                            }
+                        }
+                    }
+                    let (peer, _) = subscriber.as_mut().expect("made above");
+                    match peer.answer(sdp).await {
+                        Ok(answer) => {
+                            let (Some(shared), Some(commands)) = (shared.upgrade(), commands.upgrade()) else {
+                                break;
+                            };
+                            let text = {
+                                let mut shared = lock(&shared);
+                                let (_, frame) = shared.session.request(OperationKind::Negotiate, None, |op| {
+                                    ClientFrame::SubscribeAnswer { op, negotiation, sdp: answer }
+                                });
+                                crate::protocol::encode(&frame)
+                            };
+                            let _ = commands.send(super::Command::Frame(text)).await;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot answer the server's media offer"),
+                    }
+                }
+                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. })) => {}
+            },
+            event = track_event => match event {
+                Some(PeerEvent::Track(track)) => {
+                    let Some(publication) = publication_of(&track.track_id().await) else {
+                        continue;
+                    };
+                    let Some(shared) = shared.upgrade() else { break };
+                    let mut shared = lock(&shared);
+                    shared.remote_tracks.insert(publication.id.clone(), RemoteTrack::new(publication.clone(), track));
+                    shared.publish(CallEvent::Media(MediaEvent::Subscribed { publication }));
+                }
+                Some(PeerEvent::Down) => {}
+                None => subscriber = None,
+            },
+        }
+    }
+    if let Some((peer, _)) = subscriber.take() {
+        peer.close().await;
+    }
+    media.reset().await;
+}

@@ -1,0 +1,34 @@
+//! Media on the `webrtc` crate: what the client and the server share — building a peer
+//! connection with our settings, and the track handles applications read and write.
+//!
+//! Each member has two peer connections to the server: one it publishes on (the client offers)
+//! and one it receives on (the server offers). One offerer per connection means no glare when
+//! tracks come and go on both sides at once. See `docs/architecture.md` (media path).
+
+mod peer;
+mod track;
+
+pub(crate) use peer::{Peer, PeerEvent, PeerSettings, codec_for};
+pub(crate) use track::rand_u32;
+pub use track::{LocalTrack, RemoteTrack, RtpPacket};
+
+/// What went wrong with media.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The `webrtc` crate reported an error.
+    #[error("webrtc: {0}")]
+    WebRtc(String),
+    /// The negotiation did not finish in time.
+    #[error("media negotiation timed out")]
+    Timeout,
+    /// The peer connection is closed.
+    #[error("the peer connection is closed")]
+    Closed,
+}
+
+impl From<webrtc::error::Error> for MediaError {
+    fn from(e: webrtc::error::Error) -> Self {
+        MediaError::WebRtc(e.to_string())
+    }
+}

@@ -1,0 +1,156 @@
+//! Track handles for applications: a [`LocalTrack`] to send media on, a [`RemoteTrack`] to read
+//! another member's media from.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use bytes::Bytes;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::MediaError;
+use crate::model::{Publication, TrackSource};
+
+/// An RTP packet (header and payload), as sent and received on tracks.
+pub type RtpPacket = rtc::rtp::Packet;
+
+/// A track this call publishes. Write RTP payloads to it (already encoded: Opus for the
+/// microphone, VP8 for camera and screen); the server forwards them to the room. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalTrack {
+    inner: Arc<LocalInner>,
+}
+
+struct LocalInner {
+    source: TrackSource,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    sequence: AtomicU16,
+}
+
+impl std::fmt::Debug for LocalTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalTrack")
+            .field("source", &self.inner.source)
+            .field("ssrc", &self.inner.ssrc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalTrack {
+    pub(crate) fn new(
+        source: TrackSource,
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: u8,
+    ) -> Self {
+        LocalTrack {
+            inner: Arc::new(LocalInner {
+                source,
+                track,
+                ssrc,
+                payload_type,
+                sequence: AtomicU16::new(rand_u16()),
+            }),
+        }
+    }
+
+    /// What this track carries.
+    pub fn source(&self) -> TrackSource {
+        self.inner.source
+    }
+
+    /// Sends one RTP packet carrying `payload`, stamped with `timestamp` (in the codec's clock:
+    /// 48 kHz for Opus, 90 kHz for VP8); `marker` ends a video frame. Sequence numbers, SSRC and
+    /// payload type are filled in.
+    pub async fn write(
+        &self,
+        payload: impl Into<Bytes>,
+        timestamp: u32,
+        marker: bool,
+    ) -> Result<(), MediaError> {
+        let mut packet = RtpPacket::default();
+        packet.header.version = 2;
+        packet.header.marker = marker;
+        packet.header.timestamp = timestamp;
+        packet.header.sequence_number = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+        packet.payload = payload.into();
+        self.write_rtp(packet).await
+    }
+
+    /// Sends an RTP packet as given, but for its SSRC and payload type, which are this track's.
+    pub async fn write_rtp(&self, mut packet: RtpPacket) -> Result<(), MediaError> {
+        packet.header.ssrc = self.inner.ssrc;
+        packet.header.payload_type = self.inner.payload_type;
+        self.inner.track.write_rtp(packet).await?;
+        Ok(())
+    }
+}
+
+/// Another member's track, arriving at this call. Read its packets with
+/// [`RemoteTrack::next_packet`] (one reader at a time).
+#[derive(Clone)]
+pub struct RemoteTrack {
+    publication: Publication,
+    track: Arc<dyn TrackRemote>,
+}
+
+impl std::fmt::Debug for RemoteTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTrack")
+            .field("publication", &self.publication)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteTrack {
+    pub(crate) fn new(publication: Publication, track: Arc<dyn TrackRemote>) -> Self {
+        RemoteTrack { publication, track }
+    }
+
+    /// Whose track, and what it carries.
+    pub fn publication(&self) -> &Publication {
+        &self.publication
+    }
+
+    /// The next RTP packet, or `None` once the track has ended.
+    pub async fn next_packet(&self) -> Option<RtpPacket> {
+        loop {
+            match self.track.poll().await? {
+                TrackRemoteEvent::OnRtpPacket(packet) => return Some(packet),
+                TrackRemoteEvent::OnEnded => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Asks the publisher for a key frame (a picture loss indication, forwarded by the server).
+    pub async fn request_keyframe(&self) -> Result<(), MediaError> {
+        let Some(media_ssrc) = self.track.ssrcs().await.first().copied() else {
+            return Ok(());
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        self.track.write_rtcp(vec![Box::new(pli)]).await?;
+        Ok(())
+    }
+}
+
+/// A random starting point (RFC 3550 wants sequence numbers and SSRCs unpredictable).
+fn rand_u16() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_le_bytes(b)
+}
+
+/// A random SSRC.
+pub(crate) fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
+}

@@ -1,0 +1,433 @@
+//! The SFU: the media shell that carries out the core's [`MediaCommand`]s. One actor task per
+//! member owns that member's two peer connections (it publishes on one, receives on the other)
+//! and does their negotiations one at a time. RTP is forwarded without decoding: a reader task
+//! per published track fans packets out on a broadcast channel; a writer task per subscription
+//! rewrites SSRC and payload type for its leg and writes them out. A new video subscriber makes
+//! the SFU ask the publisher for a key frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::State;
+use super::hub::{ConnId, Input, MediaCommand};
+use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, RtpPacket};
+use crate::model::{MediaKind, OperationId, Publication, TrackSource, UserId};
+use crate::protocol::{ErrorCode, ServerFrame};
+
+/// Packets buffered per published track for subscribers that fall behind (then they skip).
+const FORWARD_BUFFER: usize = 1024;
+
+/// A published track, as subscribers find it.
+#[derive(Clone)]
+struct Forward {
+    codec: RTCRtpCodec,
+    packets: broadcast::Sender<RtpPacket>,
+    remote: Arc<dyn TrackRemote>,
+}
+
+/// The SFU's shared state: one actor per member, and the published tracks.
+pub(crate) struct Sfu {
+    settings: PeerSettings,
+    state: Weak<State>,
+    actors: Mutex<HashMap<ConnId, mpsc::UnboundedSender<Work>>>,
+    forwards: Mutex<HashMap<String, Forward>>,
+}
+
+enum Work {
+    Command(MediaCommand),
+    Track(Arc<dyn TrackRemote>),
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu")
+            .field("actors", &lock(&self.actors).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sfu {
+    pub(crate) fn new(settings: PeerSettings, state: Weak<State>) -> Self {
+        Sfu {
+            settings,
+            state,
+            actors: Mutex::new(HashMap::new()),
+            forwards: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Hands a command to its member's actor (started on first use). Never blocks.
+    pub(crate) fn dispatch(self: &Arc<Self>, command: MediaCommand) {
+        let conn = match &command {
+            MediaCommand::PublishOffer { conn, .. }
+            | MediaCommand::SubscribeAnswer { conn, .. }
+            | MediaCommand::Subscribe { conn, .. }
+            | MediaCommand::Unsubscribe { conn, .. }
+            | MediaCommand::Teardown { conn } => *conn,
+        };
+        let mut actors = lock(&self.actors);
+        let teardown = matches!(command, MediaCommand::Teardown { .. });
+        if teardown && !actors.contains_key(&conn) {
+            return;
+        }
+        let tx = actors.entry(conn).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(Actor::new(conn, self.clone(), tx.clone()).run(rx));
+            tx
+        });
+        let _ = tx.send(Work::Command(command));
+        if teardown {
+            actors.remove(&conn);
+        }
+    }
+
+    /// Number of member actors alive (for tests and the load tool).
+    pub(crate) fn actor_count(&self) -> usize {
+        lock(&self.actors).len()
+    }
+
+    fn forward(&self, id: &str) -> Option<Forward> {
+        lock(&self.forwards).get(id).cloned()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Subscription {
+    sender: Arc<dyn RtpSender>,
+    writer: JoinHandle<()>,
+}
+
+/// One member's media: its peer connections and the tasks moving its packets.
+struct Actor {
+    conn: ConnId,
+    sfu: Arc<Sfu>,
+    me: mpsc::UnboundedSender<Work>,
+    publisher: Option<Peer>,
+    user: Option<UserId>,
+    published: Vec<(String, JoinHandle<()>)>,
+    subscriber: Option<Peer>,
+    subscriptions: HashMap<String, Subscription>,
+    negotiation: u64,
+    awaiting_answer: bool,
+    renegotiate: bool,
+}
+
+impl Actor {
+    fn new(conn: ConnId, sfu: Arc<Sfu>, me: mpsc::UnboundedSender<Work>) -> Self {
+        Actor {
+            conn,
+            sfu,
+            me,
+            publisher: None,
+            user: None,
+            published: Vec::new(),
+            subscriber: None,
+            subscriptions: HashMap::new(),
+            negotiation: 0,
+            awaiting_answer: false,
+            renegotiate: false,
+        }
+    }
+
+    fn send(&self, frame: ServerFrame) {
+        if let Some(state) = self.sfu.state.upgrade() {
+            state.send_to(self.conn, frame);
+        }
+    }
+
+    fn fail(&self, op: Option<OperationId>, error: MediaError) {
+        tracing::debug!(conn = self.conn, %error, "media request failed");
+        self.send(ServerFrame::Error {
+            op,
+            code: ErrorCode::MediaFailed,
+            message: error.to_string(),
+        });
+    }
+
+    async fn run(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
+        while let Some(item) = work.recv().await {
+            match item {
+                Work::Command(MediaCommand::Teardown { .. }) => break,
+                Work::Command(command) => self.command(command).await,
+                Work::Track(track) => self.track_arrived(track).await,
+            }
+        }
+        self.teardown().await;
+    }
+
+    async fn command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::PublishOffer { op, sdp, user, .. } => {
+                self.user = Some(user);
+                match self.answer_publisher(sdp).await {
+                    Ok(sdp) => self.send(ServerFrame::PublishAnswer { op, sdp }),
+                    Err(e) => self.fail(Some(op), e),
+                }
+            }
+            MediaCommand::SubscribeAnswer {
+                op,
+                negotiation,
+                sdp,
+                ..
+            } => {
+                if negotiation != self.negotiation || !self.awaiting_answer {
+                    self.send(ServerFrame::Error {
+                        op: Some(op),
+                        code: ErrorCode::InvalidParam,
+                        message: format!("no open offer numbered {negotiation}"),
+                    });
+                    return;
+                }
+                let peer = self.subscriber.as_mut().expect("an offer was made");
+                match peer.accept(sdp).await {
+                    Ok(()) => self.send(ServerFrame::Done { op, seq: None }),
+                    Err(e) => self.fail(Some(op), e),
+                }
+                self.awaiting_answer = false;
+                if std::mem::take(&mut self.renegotiate) {
+                    self.offer().await;
+                }
+            }
+            MediaCommand::Subscribe { publication, .. } => {
+                if let Err(e) = self.subscribe(publication).await {
+                    self.fail(None, e);
+                }
+                self.offer().await;
+            }
+            MediaCommand::Unsubscribe { publication, .. } => {
+                if let Some(sub) = self.subscriptions.remove(&publication.id) {
+                    sub.writer.abort();
+                    if let Some(peer) = &self.subscriber {
+                        let _ = peer.pc.remove_track(&sub.sender).await;
+                    }
+                    self.offer().await;
+                }
+            }
+            MediaCommand::Teardown { .. } => {}
+        }
+    }
+
+    async fn answer_publisher(&mut self, offer: String) -> Result<String, MediaError> {
+        if self.publisher.is_none() {
+            let (peer, mut events) = Peer::new(&self.sfu.settings).await?;
+            let me = self.me.clone();
+            // Tracks arrive on the peer's event channel; they become work for this actor.
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if let PeerEvent::Track(track) = event
+                        && me.send(Work::Track(track)).is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            self.publisher = Some(peer);
+        }
+        self.publisher
+            .as_mut()
+            .expect("made above")
+            .answer(offer)
+            .await
+    }
+
+    /// A track arrived on the publishing connection: forward it and tell the core.
+    async fn track_arrived(&mut self, track: Arc<dyn TrackRemote>) {
+        let Some(user) = self.user.clone() else {
+            return;
+        };
+        let Some(source) = TrackSource::from_track_id(&track.track_id().await) else {
+            tracing::debug!(conn = self.conn, "a track with an unknown source; ignored");
+            return;
+        };
+        let Some(ssrc) = track.ssrcs().await.first().copied() else {
+            return;
+        };
+        let Some(codec) = track.codec(ssrc).await else {
+            return;
+        };
+        let publication = Publication::new(user, source);
+        let (packets, _) = broadcast::channel(FORWARD_BUFFER);
+        let reader = {
+            let packets = packets.clone();
+            let track = track.clone();
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    match event {
+                        TrackRemoteEvent::OnRtpPacket(packet) => {
+                            let _ = packets.send(packet);
+                        }
+                        TrackRemoteEvent::OnEnded => break,
+                        _ => {}
+                    }
+                }
+            })
+        };
+        lock(&self.sfu.forwards).insert(
+            publication.id.clone(),
+            Forward {
+                codec,
+                packets,
+                remote: track,
+            },
+        );
+        self.published.push((publication.id.clone(), reader));
+        if let Some(state) = self.sfu.state.upgrade() {
+            state.handle(Input::TrackPublished {
+                conn: self.conn,
+                source,
+            });
+        }
+    }
+
+    async fn subscribe(&mut self, publication: Publication) -> Result<(), MediaError> {
+        let Some(forward) = self.sfu.forward(&publication.id) else {
+            return Ok(());
+        };
+        if self.subscriptions.contains_key(&publication.id) {
+            return Ok(());
+        }
+        if self.subscriber.is_none() {
+            let (peer, _events) = Peer::new(&self.sfu.settings).await?;
+            self.subscriber = Some(peer);
+        }
+        let peer = self.subscriber.as_ref().expect("made above");
+        let ssrc = crate::media::rand_u32();
+        let kind = match publication.kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            publication.participant.0.clone(),
+            publication.id.clone(),
+            publication.id.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: forward.codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let sender = peer
+            .pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await?;
+        let writer = tokio::spawn(write_forward(
+            forward.packets.subscribe(),
+            track.clone(),
+            sender.clone(),
+            ssrc,
+        ));
+        self.subscriptions
+            .insert(publication.id, Subscription { sender, writer });
+        if kind == RtpCodecKind::Video {
+            // A new receiver needs a key frame to start decoding: ask the publisher for one.
+            request_keyframe(&forward.remote).await;
+        }
+        Ok(())
+    }
+
+    /// Offers the subscribing connection's current tracks, unless an offer is still unanswered
+    /// (then once more after the answer).
+    async fn offer(&mut self) {
+        if self.awaiting_answer {
+            self.renegotiate = true;
+            return;
+        }
+        let Some(peer) = self.subscriber.as_mut() else {
+            return;
+        };
+        match peer.offer().await {
+            Ok(sdp) => {
+                self.negotiation += 1;
+                self.awaiting_answer = true;
+                self.send(ServerFrame::SubscribeOffer {
+                    negotiation: self.negotiation,
+                    sdp,
+                });
+            }
+            Err(e) => self.fail(None, e),
+        }
+    }
+
+    async fn teardown(&mut self) {
+        for (_, sub) in self.subscriptions.drain() {
+            sub.writer.abort();
+        }
+        {
+            let mut forwards = lock(&self.sfu.forwards);
+            for (id, reader) in self.published.drain(..) {
+                reader.abort();
+                forwards.remove(&id);
+            }
+        }
+        for peer in [self.publisher.take(), self.subscriber.take()]
+            .into_iter()
+            .flatten()
+        {
+            peer.close().await;
+        }
+    }
+}
+
+/// Writes a published track's packets to one subscriber's leg: its SSRC, and the payload type
+/// negotiated on that leg (the crate drops packets that carry anything else, silently).
+async fn write_forward(
+    mut packets: broadcast::Receiver<RtpPacket>,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+) {
+    let mut payload_type = None;
+    loop {
+        let mut packet = match packets.recv().await {
+            Ok(packet) => packet,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if payload_type.is_none() {
+            payload_type = sender
+                .get_parameters()
+                .await
+                .ok()
+                .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+        }
+        let Some(pt) = payload_type else {
+            // Not negotiated yet: this packet cannot go out on this leg.
+            continue;
+        };
+        packet.header.ssrc = ssrc;
+        packet.header.payload_type = pt;
+        if track.write_rtp(packet).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks a publisher for a key frame (a picture loss indication on its track).
+async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
+    if let Some(media_ssrc) = publisher.ssrcs().await.first().copied() {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        let _ = publisher.write_rtcp(vec![Box::new(pli)]).await;
+    }
+}

@@ -1,0 +1,155 @@
+//! A room's published tracks: who publishes what, who must receive it. Sans-IO like the rest of
+//! the room: the peer connections live in the media shell (`server/media.rs`), which carries out
+//! the [`MediaCommand`]s emitted here.
+
+use crate::model::{ParticipantChanges, PropertyChanges, Publication, ScreenShare, TrackSource};
+use crate::protocol::{ErrorCode, ServerFrame};
+
+use super::hub::{ConnId, MediaCommand, Output};
+use super::room::{Refusal, Room};
+
+impl Room {
+    /// `conn`'s track of `source` has arrived at the server: announce it, update the publisher's
+    /// flags (and the screen sharer), and have every other member receive it.
+    pub(crate) fn publish(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        out: &mut Vec<Output>,
+    ) -> Result<Publication, Refusal> {
+        let i = self
+            .index_of_conn(conn)
+            .ok_or((ErrorCode::NotInRoom, "not a member".to_owned()))?;
+        let user = self.members[i].participant.user_id.clone();
+        let publication = Publication::new(user.clone(), source);
+        if self
+            .publications
+            .iter()
+            .any(|(_, p)| p.id == publication.id)
+        {
+            return Ok(publication);
+        }
+        if source == TrackSource::Screen
+            && let Some(sharer) = &self.properties.screen_share
+            && sharer.user_id != user
+        {
+            return Err((
+                ErrorCode::ScreenShareBusy,
+                format!("`{}` is sharing their screen", sharer.user_id),
+            ));
+        }
+        self.publications.push((conn, publication.clone()));
+        let seq = self.next_seq();
+        let frame = ServerFrame::TrackPublished {
+            room: self.id.clone(),
+            seq,
+            publication: publication.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        self.set_flag(i, source, true, out);
+        if source == TrackSource::Screen && self.properties.screen_share.is_none() {
+            self.properties.screen_share = Some(ScreenShare {
+                user_id: user.clone(),
+                stream_id: publication.id.clone(),
+            });
+            let changes = PropertyChanges {
+                screen_share: true,
+                ..Default::default()
+            };
+            self.emit_properties(changes, user, out);
+        }
+        for other in self.conns_except(conn) {
+            out.push(Output::Media(MediaCommand::Subscribe {
+                conn: other,
+                publication: publication.clone(),
+            }));
+        }
+        Ok(publication)
+    }
+
+    /// `conn` stops publishing `source`.
+    pub(crate) fn unpublish(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let Some(at) = self
+            .publications
+            .iter()
+            .position(|(c, p)| *c == conn && p.source == source)
+        else {
+            return Err((
+                ErrorCode::NoSuchTrack,
+                format!("no {} track is published", source.as_str()),
+            ));
+        };
+        let (_, publication) = self.publications.remove(at);
+        self.announce_unpublished(&publication, out);
+        if let Some(i) = self.index_of_conn(conn) {
+            self.set_flag(i, source, false, out);
+        }
+        if source == TrackSource::Screen
+            && self
+                .properties
+                .screen_share
+                .as_ref()
+                .is_some_and(|s| s.stream_id == publication.id)
+        {
+            self.properties.screen_share = None;
+            let changes = PropertyChanges {
+                screen_share: true,
+                ..Default::default()
+            };
+            self.emit_properties(changes, publication.participant.clone(), out);
+        }
+        Ok(())
+    }
+
+    /// Ends every publication of a member who left (its flags leave with it).
+    pub(super) fn drop_publications(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publications)
+            .into_iter()
+            .partition(|(c, _)| *c == conn);
+        self.publications = kept;
+        for (_, publication) in gone {
+            self.announce_unpublished(&publication, out);
+        }
+    }
+
+    fn announce_unpublished(&mut self, publication: &Publication, out: &mut Vec<Output>) {
+        let seq = self.next_seq();
+        let frame = ServerFrame::TrackUnpublished {
+            room: self.id.clone(),
+            seq,
+            publication: publication.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        for member in &self.members {
+            if member.participant.user_id != publication.participant {
+                out.push(Output::Media(MediaCommand::Unsubscribe {
+                    conn: member.conn,
+                    publication: publication.clone(),
+                }));
+            }
+        }
+    }
+
+    /// Microphone → audio flag, camera → video flag, announced when it changes.
+    fn set_flag(&mut self, i: usize, source: TrackSource, on: bool, out: &mut Vec<Output>) {
+        let p = &mut self.members[i].participant;
+        let mut changes = ParticipantChanges::default();
+        match source {
+            TrackSource::Microphone => {
+                changes.audio = std::mem::replace(&mut p.audio, on) != on;
+            }
+            TrackSource::Camera => {
+                changes.video = std::mem::replace(&mut p.video, on) != on;
+            }
+            TrackSource::Screen => {}
+        }
+        if !changes.is_empty() {
+            self.emit_updated(i, changes, out);
+        }
+    }
+}
