@@ -85,10 +85,11 @@ impl Room {
             ));
         };
         let (_, publication) = self.publications.remove(at);
-        self.announce_unpublished(&publication, out);
+        // The flag first: whoever hears the track is gone sees the flag already down.
         if let Some(i) = self.index_of_conn(conn) {
             self.set_flag(i, source, false, out);
         }
+        self.announce_unpublished(&publication, out);
         if source == TrackSource::Screen
             && self
                 .properties

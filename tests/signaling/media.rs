@@ -59,26 +59,205 @@ async fn expect_stream(track: &jrtc::RemoteTrack, tag: &str, n: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_published_track_reaches_another_member() {
+async fn three_members_each_receive_the_others_audio_and_video() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice", "bob", "carol"]).await;
+    let mut pumps = Vec::new();
+    for u in &users {
+        for source in [TrackSource::Microphone, TrackSource::Camera] {
+            let track = u.call.publish(source).await.expect("publish");
+            assert_eq!(track.source(), source);
+            let tag = format!("{}/{}", u.call.user_id(), source.as_str());
+            pumps.push(pump(track, tag));
+        }
+    }
+    let ids: Vec<String> = users.iter().map(|u| u.call.user_id().to_string()).collect();
+    for (i, u) in users.iter_mut().enumerate() {
+        for (j, other) in ids.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            for source in ["microphone", "camera"] {
+                let id = format!("{other}/{source}");
+                let track = remote(u, &id).await;
+                expect_stream(&track, &id, 20).await;
+            }
+        }
+        assert_eq!(
+            u.call.remote_tracks().len(),
+            4,
+            "two tracks from each of the two others"
+        );
+        // Publishing set the flags everyone sees.
+        let room = u.call.room().unwrap();
+        assert_eq!(room.publications.len(), 6);
+        assert!(
+            room.participants.iter().all(|p| p.audio && p.video),
+            "{:?}",
+            room.participants
+        );
+    }
+    for p in pumps {
+        p.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_receives_the_tracks_already_published() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice"]).await;
+    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let sender = pump(camera, "alice/camera".into());
+    // The room hears of a track once its media reaches the server.
+    wait_for(&mut users[0], |ev| {
+        matches!(ev, CallEvent::Media(MediaEvent::Published { .. }))
+    })
+    .await;
+    let mut bob = User::connect(&server, "bob").await;
+    let snapshot = bob.join("r").await;
+    assert_eq!(
+        snapshot.publications,
+        vec![Publication::new("alice".into(), TrackSource::Camera)]
+    );
+    let track = remote(&mut bob, "alice/camera").await;
+    expect_stream(&track, "alice/camera", 20).await;
+    sender.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublishing_and_leaving_end_the_tracks_for_everyone() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice", "bob", "carol"]).await;
+    let mic = users[0]
+        .call
+        .publish(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let pumps = [
+        pump(mic, "alice/microphone".into()),
+        pump(camera, "alice/camera".into()),
+    ];
+    for u in &mut users[1..] {
+        expect_stream(&remote(u, "alice/microphone").await, "alice/microphone", 5).await;
+        expect_stream(&remote(u, "alice/camera").await, "alice/camera", 5).await;
+    }
+    // Unpublishing the microphone: everyone hears of it, the audio flag drops.
+    let op = users[0]
+        .call
+        .unpublish(TrackSource::Microphone)
+        .await
+        .unwrap();
+    crate::support::done(&users[0].call, op).await;
+    for u in &mut users[1..] {
+        wait_for(u, |ev| matches!(ev, CallEvent::Media(MediaEvent::Unsubscribed { publication }) if publication.id == "alice/microphone")).await;
+        assert!(u.call.remote_track("alice/microphone").is_none());
+        assert!(!u.call.room().unwrap().participant("alice").unwrap().audio);
+    }
+    // The publisher leaves mid-stream: its tracks end for everyone, its media is torn down.
+    crate::support::done(&users[0].call, users[0].call.leave().await.unwrap()).await;
+    for u in &mut users[1..] {
+        wait_for(u, |ev| matches!(ev, CallEvent::Media(MediaEvent::Unsubscribed { publication }) if publication.id == "alice/camera")).await;
+        assert!(u.call.remote_tracks().is_empty());
+        assert!(u.call.room().unwrap().publications.is_empty());
+    }
+    for p in pumps {
+        p.abort();
+    }
+    // Only bob's and carol's media remain on the server; after they leave, none.
+    for u in &users[1..] {
+        crate::support::done(&u.call, u.call.leave().await.unwrap()).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.media_peer_count() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} media peers left",
+            server.media_peer_count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_screen_share_at_a_time_and_the_property_follows_it() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let camera = users[0]
+    let screen = users[0].call.publish(TrackSource::Screen).await.unwrap();
+    let sender = pump(screen, "alice/screen".into());
+    wait_for(&mut users[1], |ev| matches!(ev, CallEvent::Property(_))).await;
+    let share = users[1]
         .call
-        .publish(TrackSource::Camera)
-        .await
-        .expect("publish");
-    let sender = pump(camera, "alice/camera".into());
-    let track = remote(&mut users[1], "alice/camera").await;
+        .room()
+        .unwrap()
+        .properties
+        .screen_share
+        .unwrap();
     assert_eq!(
-        track.publication(),
-        &Publication::new("alice".into(), TrackSource::Camera)
+        (share.user_id.as_str(), share.stream_id.as_str()),
+        ("alice", "alice/screen")
     );
-    expect_stream(&track, "alice/camera", 30).await;
+    expect_stream(
+        &remote(&mut users[1], "alice/screen").await,
+        "alice/screen",
+        10,
+    )
+    .await;
+    // Bob's screen track arrives but may not be shared: he is told why, and nobody receives it.
+    let bob_screen = users[1].call.publish(TrackSource::Screen).await.unwrap();
+    let bob_sender = pump(bob_screen, "bob/screen".into());
+    let refusal = wait_for(&mut users[1], |ev| matches!(ev, CallEvent::ServerError(_))).await;
+    assert!(
+        matches!(refusal, CallEvent::ServerError(e) if e.code == jrtc::ErrorCode::ScreenShareBusy)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(users[0].call.remote_track("bob/screen").is_none());
+    // Alice stops sharing: the property clears.
+    crate::support::done(
+        &users[0].call,
+        users[0].call.unpublish(TrackSource::Screen).await.unwrap(),
+    )
+    .await;
+    wait_for(&mut users[1], |ev| matches!(ev, CallEvent::Property(_))).await;
+    assert!(
+        users[1]
+            .call
+            .room()
+            .unwrap()
+            .properties
+            .screen_share
+            .is_none()
+    );
     sender.abort();
-    let _ = CallEvent::Closed {
-        reason: jrtc::Reason::Quit,
-    };
-    let _ = MediaEvent::Subscribed {
-        publication: track.publication().clone(),
-    };
+    bob_sender.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_needs_the_publish_grant() {
+    let server = server().await;
+    let token = server
+        .mint(&jrtc::AccessToken::new("lee").grants(jrtc::Grants::none()))
+        .unwrap();
+    let mut lee = User::connect_url(&server.url(), token).await;
+    lee.join("r").await;
+    match lee.call.publish(TrackSource::Camera).await {
+        Err(jrtc::CallError::Refused { error, .. }) => {
+            assert_eq!(error.code, jrtc::ErrorCode::MissingGrant)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The first event matching `want`, skipping others.
+async fn wait_for(user: &mut User, want: impl Fn(&CallEvent) -> bool) -> CallEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ev = tokio::time::timeout(left, user.next())
+            .await
+            .expect("the event in time");
+        if want(&ev) {
+            return ev;
+        }
+    }
 }
