@@ -78,6 +78,8 @@ pub enum OperationKind {
     Publish,
     /// [`Call::unpublish`](crate::Call::unpublish).
     Unpublish,
+    /// [`Call::set_muted`](crate::Call::set_muted).
+    Mute,
     /// An answer to the server's subscription offer, sent by the call itself.
     Negotiate,
 }
@@ -320,6 +322,24 @@ pub enum MediaEvent {
         /// The track.
         publication: Publication,
     },
+    /// A member muted a track (it sends nothing until unmuted).
+    Muted {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track.
+        publication: Publication,
+    },
+    /// A member unmuted a track.
+    Unmuted {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track.
+        publication: Publication,
+    },
     /// A member stopped publishing a track, or left.
     Unpublished {
         /// The room.
@@ -466,6 +486,12 @@ impl std::fmt::Display for CallEvent {
             }) => {
                 write!(f, "#{seq} {} published", publication.id)
             }
+            CallEvent::Media(MediaEvent::Muted {
+                seq, publication, ..
+            }) => write!(f, "#{seq} {} muted", publication.id),
+            CallEvent::Media(MediaEvent::Unmuted {
+                seq, publication, ..
+            }) => write!(f, "#{seq} {} unmuted", publication.id),
             CallEvent::Media(MediaEvent::Unpublished {
                 seq, publication, ..
             }) => {

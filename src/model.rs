@@ -234,6 +234,9 @@ pub struct Publication {
     pub source: TrackSource,
     /// Audio or video.
     pub kind: MediaKind,
+    /// Whether the publisher has muted it (it sends nothing meanwhile).
+    #[serde(default)]
+    pub muted: bool,
 }
 
 impl Publication {
@@ -244,6 +247,7 @@ impl Publication {
             participant,
             source,
             kind: source.kind(),
+            muted: false,
         }
     }
 }

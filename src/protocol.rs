@@ -152,6 +152,15 @@ pub enum ClientFrame {
         /// The source.
         source: TrackSource,
     },
+    /// Mute or unmute a published source.
+    Mute {
+        /// Request id.
+        op: OperationId,
+        /// The source.
+        source: TrackSource,
+        /// Muted or not.
+        muted: bool,
+    },
     /// The answer to the server's `subscribe_offer`.
     SubscribeAnswer {
         /// Request id.
@@ -189,6 +198,7 @@ const CLIENT_TYPES: &[&str] = &[
     "reject_invite",
     "publish_offer",
     "unpublish",
+    "mute",
     "subscribe_answer",
 ];
 
@@ -211,6 +221,7 @@ impl ClientFrame {
             | ClientFrame::RejectInvite { op, .. }
             | ClientFrame::PublishOffer { op, .. }
             | ClientFrame::Unpublish { op, .. }
+            | ClientFrame::Mute { op, .. }
             | ClientFrame::SubscribeAnswer { op, .. } => Some(*op),
         }
     }
@@ -396,6 +407,15 @@ pub enum ServerFrame {
         /// Room sequence number.
         seq: u64,
         /// The track.
+        publication: Publication,
+    },
+    /// A member muted or unmuted a track (`publication.muted` says which).
+    TrackMuted {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The track as it is now.
         publication: Publication,
     },
     /// A member stopped publishing a track (or left).

@@ -512,6 +512,23 @@ impl Call {
         .await
     }
 
+    /// Mutes or unmutes a published track: a muted track sends nothing, and everyone gets
+    /// [`MediaEvent::Muted`] / [`MediaEvent::Unmuted`] (the audio or video flag follows).
+    pub async fn set_muted(
+        &self,
+        track: &LocalTrack,
+        muted: bool,
+    ) -> Result<OperationId, CallError> {
+        track.set_muted(muted);
+        let source = track.source();
+        self.request(OperationKind::Mute, |op| ClientFrame::Mute {
+            op,
+            source,
+            muted,
+        })
+        .await
+    }
+
     /// Another member's track reaching this call, by publication id (`"{user}/{source}"`); it
     /// is there from [`MediaEvent::Subscribed`] on.
     pub fn remote_track(&self, publication: &str) -> Option<RemoteTrack> {

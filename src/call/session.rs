@@ -158,6 +158,33 @@ impl Session {
                     }));
                 }
             }
+            ServerFrame::TrackMuted {
+                room,
+                seq,
+                publication,
+            } => {
+                if let Some(snap) = self.advance(&room, seq) {
+                    for p in &mut snap.publications {
+                        if p.id == publication.id {
+                            *p = publication.clone();
+                        }
+                    }
+                    let event = if publication.muted {
+                        MediaEvent::Muted {
+                            room,
+                            seq,
+                            publication,
+                        }
+                    } else {
+                        MediaEvent::Unmuted {
+                            room,
+                            seq,
+                            publication,
+                        }
+                    };
+                    out.events.push(CallEvent::Media(event));
+                }
+            }
             ServerFrame::TrackUnpublished {
                 room,
                 seq,

@@ -2,7 +2,7 @@
 //! another member's media from.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -29,6 +29,7 @@ struct LocalInner {
     ssrc: u32,
     payload_type: u8,
     sequence: AtomicU16,
+    muted: AtomicBool,
 }
 
 impl std::fmt::Debug for LocalTrack {
@@ -54,6 +55,7 @@ impl LocalTrack {
                 ssrc,
                 payload_type,
                 sequence: AtomicU16::new(rand_u16()),
+                muted: AtomicBool::new(false),
             }),
         }
     }
@@ -81,8 +83,22 @@ impl LocalTrack {
         self.write_rtp(packet).await
     }
 
+    /// Whether the track is muted ([`Call::set_muted`](crate::Call::set_muted)); a muted track
+    /// drops what is written to it.
+    pub fn is_muted(&self) -> bool {
+        self.inner.muted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_muted(&self, muted: bool) {
+        self.inner.muted.store(muted, Ordering::Relaxed);
+    }
+
     /// Sends an RTP packet as given, but for its SSRC and payload type, which are this track's.
+    /// Nothing is sent while the track is muted.
     pub async fn write_rtp(&self, mut packet: RtpPacket) -> Result<(), MediaError> {
+        if self.is_muted() {
+            return Ok(());
+        }
         packet.header.ssrc = self.inner.ssrc;
         packet.header.payload_type = self.inner.payload_type;
         self.inner.track.write_rtp(packet).await?;

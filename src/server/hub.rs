@@ -451,6 +451,10 @@ impl Hub {
                 negotiation,
                 sdp,
             })),
+            ClientFrame::Mute { op, source, muted } => {
+                self.with_room(&room_id, |r, out| r.mute(conn, source, muted, out), out)?;
+                out.push(done(op, None));
+            }
             ClientFrame::Unpublish { op, source } => {
                 self.with_room(&room_id, |r, out| r.unpublish(conn, source, out), out)?;
                 out.push(done(op, None));

@@ -107,6 +107,41 @@ impl Room {
         Ok(())
     }
 
+    /// `conn` mutes or unmutes its `source`; the audio or video flag follows.
+    pub(crate) fn mute(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        muted: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let Some(at) = self
+            .publications
+            .iter()
+            .position(|(c, p)| *c == conn && p.source == source)
+        else {
+            return Err((
+                ErrorCode::NoSuchTrack,
+                format!("no {} track is published", source.as_str()),
+            ));
+        };
+        if self.publications[at].1.muted == muted {
+            return Ok(());
+        }
+        self.publications[at].1.muted = muted;
+        if let Some(i) = self.index_of_conn(conn) {
+            self.set_flag(i, source, !muted, out);
+        }
+        let seq = self.next_seq();
+        let frame = ServerFrame::TrackMuted {
+            room: self.id.clone(),
+            seq,
+            publication: self.publications[at].1.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        Ok(())
+    }
+
     /// Ends every publication of a member who left (its flags leave with it).
     pub(super) fn drop_publications(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publications)

@@ -248,6 +248,77 @@ async fn publishing_needs_the_publish_grant() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muting_stops_the_media_and_everyone_sees_the_flag() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice", "bob"]).await;
+    let mic = users[0]
+        .call
+        .publish(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let sender = pump(mic.clone(), "alice/microphone".into());
+    let track = remote(&mut users[1], "alice/microphone").await;
+    expect_stream(&track, "alice/microphone", 5).await;
+
+    crate::support::done(
+        &users[0].call,
+        users[0].call.set_muted(&mic, true).await.unwrap(),
+    )
+    .await;
+    assert!(mic.is_muted());
+    match wait_for(&mut users[1], |ev| {
+        matches!(ev, CallEvent::Media(MediaEvent::Muted { .. }))
+    })
+    .await
+    {
+        CallEvent::Media(MediaEvent::Muted { publication, .. }) => {
+            assert!(publication.muted);
+            assert_eq!(publication.id, "alice/microphone");
+        }
+        other => panic!("{other:?}"),
+    }
+    let room = users[1].call.room().unwrap();
+    assert!(
+        !room.participant("alice").unwrap().audio,
+        "the audio flag follows"
+    );
+    assert!(room.publications[0].muted);
+    // Nothing arrives while muted (packets already on their way may still land).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while tokio::time::timeout(Duration::from_millis(50), track.next_packet())
+        .await
+        .is_ok()
+    {}
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), track.next_packet())
+            .await
+            .is_err(),
+        "silence while muted"
+    );
+
+    crate::support::done(
+        &users[0].call,
+        users[0].call.set_muted(&mic, false).await.unwrap(),
+    )
+    .await;
+    wait_for(&mut users[1], |ev| {
+        matches!(ev, CallEvent::Media(MediaEvent::Unmuted { .. }))
+    })
+    .await;
+    assert!(
+        users[1]
+            .call
+            .room()
+            .unwrap()
+            .participant("alice")
+            .unwrap()
+            .audio
+    );
+    expect_stream(&track, "alice/microphone", 5).await;
+    sender.abort();
+}
+
 /// The first event matching `want`, skipping others.
 async fn wait_for(user: &mut User, want: impl Fn(&CallEvent) -> bool) -> CallEvent {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
