@@ -8,6 +8,11 @@
 mod peer;
 mod track;
 
+/// The `rtc` crate the media stack is built on, for its codec packetizers (`rtp::codec::vp8`,
+/// `rtp::codec::opus`) and media file readers and writers (`media::io::ivf_reader`,
+/// `ivf_writer`, `ogg_reader`), at the version jrtc uses.
+pub use rtc;
+
 pub(crate) use peer::{Peer, PeerEvent, PeerSettings, codec_for};
 pub(crate) use track::rand_u32;
 pub use track::{LocalTrack, RemoteTrack, RtpPacket};
