@@ -60,6 +60,12 @@ struct Serve {
     /// can log in then). Never for production.
     #[arg(long)]
     dev: bool,
+    /// Address the SFU's peer connections bind (port 0: a free port per connection).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    media_bind: std::net::SocketAddr,
+    /// An address to announce in ICE candidates instead of the bound one (repeat for more).
+    #[arg(long)]
+    media_public_ip: Vec<String>,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -138,7 +144,9 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log_level))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let mut builder = jrtc::Server::builder().bind(args.bind);
+    let mut builder = jrtc::Server::builder()
+        .bind(args.bind)
+        .media_addresses(args.media_bind, args.media_public_ip);
     if let Some(secret) = args.secret.load()? {
         builder = builder.secret(secret);
     }

@@ -74,6 +74,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Where the SFU's peer connections bind (default `127.0.0.1:0`), and the addresses to
+    /// announce in ICE candidates instead of the bound one (for a server behind NAT).
+    pub fn media_addresses(mut self, bind: std::net::SocketAddr, public_ips: Vec<String>) -> Self {
+        self.options.media_bind = bind;
+        self.options.media_public_ips = public_ips;
+        self
+    }
+
     /// Sets every per-client limit.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.options.limits = limits;
