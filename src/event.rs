@@ -80,6 +80,10 @@ pub enum OperationKind {
     Unpublish,
     /// [`Call::set_muted`](crate::Call::set_muted).
     Mute,
+    /// [`Call::subscribe_track`](crate::Call::subscribe_track).
+    SubscribeTrack,
+    /// [`Call::unsubscribe_track`](crate::Call::unsubscribe_track).
+    UnsubscribeTrack,
     /// An answer to the server's subscription offer, sent by the call itself.
     Negotiate,
 }

@@ -50,6 +50,10 @@ pub enum ClientFrame {
         /// Initial custom state.
         #[serde(default)]
         state: String,
+        /// Receive every track published in the room (default); `false`: only the tracks asked
+        /// for with `subscribe`.
+        #[serde(default = "yes")]
+        auto_subscribe: bool,
     },
     /// Leave the current room.
     Leave {
@@ -161,6 +165,20 @@ pub enum ClientFrame {
         /// Muted or not.
         muted: bool,
     },
+    /// Receive a track (for members who joined without `auto_subscribe`, or after `unsubscribe`).
+    Subscribe {
+        /// Request id.
+        op: OperationId,
+        /// The publication id, `"{user_id}/{source}"`.
+        publication: String,
+    },
+    /// Stop receiving a track.
+    Unsubscribe {
+        /// Request id.
+        op: OperationId,
+        /// The publication id.
+        publication: String,
+    },
     /// The answer to the server's `subscribe_offer`.
     SubscribeAnswer {
         /// Request id.
@@ -181,6 +199,10 @@ pub enum ClientFrame {
     },
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// The `type` names of [`ClientFrame`], to tell an unknown type from a malformed known one.
 const CLIENT_TYPES: &[&str] = &[
     "hello",
@@ -199,6 +221,8 @@ const CLIENT_TYPES: &[&str] = &[
     "publish_offer",
     "unpublish",
     "mute",
+    "subscribe",
+    "unsubscribe",
     "subscribe_answer",
 ];
 
@@ -222,6 +246,8 @@ impl ClientFrame {
             | ClientFrame::PublishOffer { op, .. }
             | ClientFrame::Unpublish { op, .. }
             | ClientFrame::Mute { op, .. }
+            | ClientFrame::Subscribe { op, .. }
+            | ClientFrame::Unsubscribe { op, .. }
             | ClientFrame::SubscribeAnswer { op, .. } => Some(*op),
         }
     }

@@ -82,6 +82,11 @@ struct Shared {
     media_work: Option<mpsc::UnboundedSender<media::MediaWork>>,
     /// Publishing offers waiting for the server's answer.
     answers: HashMap<OperationId, oneshot::Sender<Result<String, OpError>>>,
+    /// The publication each open subscribe (`true`) or unsubscribe (`false`) request is about.
+    track_requests: HashMap<OperationId, (String, bool)>,
+    /// Remote tracks this call unsubscribed from; the server keeps them negotiated, so a later
+    /// subscribe resumes them.
+    paused_tracks: HashMap<String, RemoteTrack>,
 }
 
 impl Shared {
@@ -120,13 +125,16 @@ impl Shared {
                 CallEvent::Left { .. } => {
                     // Out of the room: the server closed this call's peer connections.
                     self.remote_tracks.clear();
+                    self.paused_tracks.clear();
                     self.media(media::MediaWork::Reset);
                     None
                 }
-                CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => self
-                    .remote_tracks
-                    .remove(&publication.id)
-                    .map(|_| publication.clone()),
+                CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => {
+                    self.paused_tracks.remove(&publication.id);
+                    self.remote_tracks
+                        .remove(&publication.id)
+                        .map(|_| publication.clone())
+                }
                 _ => None,
             };
             self.publish(event);
@@ -135,6 +143,11 @@ impl Shared {
             }
         }
         for (op, outcome) in handled.outcomes {
+            if let Some((id, subscribe)) = self.track_requests.remove(&op)
+                && outcome.is_ok()
+            {
+                self.track_request_done(id, subscribe);
+            }
             if let Err(error) = &outcome
                 && let Some(answer) = self.answers.remove(&op)
             {
@@ -151,6 +164,24 @@ impl Shared {
                 }
                 signal => self.media(media::MediaWork::Signal(signal)),
             }
+        }
+    }
+
+    /// A subscribe or unsubscribe request succeeded: pause or resume the remote track.
+    fn track_request_done(&mut self, id: String, subscribe: bool) {
+        let (from, to) = if subscribe {
+            (&mut self.paused_tracks, &mut self.remote_tracks)
+        } else {
+            (&mut self.remote_tracks, &mut self.paused_tracks)
+        };
+        if let Some(track) = from.remove(&id) {
+            let publication = track.publication().clone();
+            to.insert(id, track);
+            self.publish(CallEvent::Media(if subscribe {
+                MediaEvent::Subscribed { publication }
+            } else {
+                MediaEvent::Unsubscribed { publication }
+            }));
         }
     }
 
@@ -180,6 +211,7 @@ impl Shared {
         self.media_work = None;
         self.answers.clear();
         self.remote_tracks.clear();
+        self.paused_tracks.clear();
     }
 }
 
@@ -213,6 +245,8 @@ impl Call {
             remote_tracks: HashMap::new(),
             media_work: Some(media_tx),
             answers: HashMap::new(),
+            track_requests: HashMap::new(),
+            paused_tracks: HashMap::new(),
         }));
         let (commands, rx) = mpsc::channel(256);
         let (done_tx, finished) = watch::channel(false);
@@ -302,6 +336,7 @@ impl Call {
             audio: options.audio,
             video: options.video,
             state: options.state,
+            auto_subscribe: options.auto_subscribe,
         })
         .await
     }
@@ -526,6 +561,43 @@ impl Call {
             source,
             muted,
         })
+        .await
+    }
+
+    /// Starts receiving publication `id` (`"{user}/{source}"`), for a call that joined with
+    /// [`JoinOptions::auto_subscribe`] off or unsubscribed earlier; [`MediaEvent::Subscribed`]
+    /// follows when the track arrives.
+    pub async fn subscribe_track(&self, id: &str) -> Result<OperationId, CallError> {
+        self.track_request(id, true).await
+    }
+
+    /// Stops receiving publication `id`; [`MediaEvent::Unsubscribed`] follows. The track stays
+    /// negotiated, so subscribing again resumes it at once.
+    pub async fn unsubscribe_track(&self, id: &str) -> Result<OperationId, CallError> {
+        self.track_request(id, false).await
+    }
+
+    async fn track_request(&self, id: &str, subscribe: bool) -> Result<OperationId, CallError> {
+        let publication = id.to_owned();
+        let kind = if subscribe {
+            OperationKind::SubscribeTrack
+        } else {
+            OperationKind::UnsubscribeTrack
+        };
+        self.request_with(
+            kind,
+            None,
+            |op| {
+                if subscribe {
+                    ClientFrame::Subscribe { op, publication }
+                } else {
+                    ClientFrame::Unsubscribe { op, publication }
+                }
+            },
+            |shared, op| {
+                shared.track_requests.insert(op, (id.to_owned(), subscribe));
+            },
+        )
         .await
     }
 

@@ -107,8 +107,8 @@ impl CallOptions {
 }
 
 /// How to appear when joining a room. `JoinOptions::default()`: login display name, audio and
-/// video off, empty state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// video off, empty state, receive every track.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JoinOptions {
     /// Display name in this room, instead of the login's.
@@ -119,6 +119,21 @@ pub struct JoinOptions {
     pub video: bool,
     /// Initial custom state (at most 1 KiB).
     pub state: String,
+    /// Receive every track published in the room (the default); `false`: only the tracks asked
+    /// for with [`Call::subscribe_track`](crate::Call::subscribe_track).
+    pub auto_subscribe: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            display_name: None,
+            audio: false,
+            video: false,
+            state: String::new(),
+            auto_subscribe: true,
+        }
+    }
 }
 
 impl JoinOptions {
@@ -140,6 +155,11 @@ impl JoinOptions {
     /// Sets [`JoinOptions::state`].
     pub fn state(mut self, state: impl Into<String>) -> Self {
         self.state = state.into();
+        self
+    }
+    /// Sets [`JoinOptions::auto_subscribe`].
+    pub fn auto_subscribe(mut self, on: bool) -> Self {
+        self.auto_subscribe = on;
         self
     }
 }

@@ -70,10 +70,12 @@ pub(crate) enum MediaCommand {
         conn: ConnId,
         publication: Publication,
     },
-    /// Stop forwarding `publication` to `conn`.
+    /// Stop forwarding `publication` to `conn`: for good (the track leaves `conn`'s connection),
+    /// or paused at `conn`'s request (kept negotiated for a later `Subscribe`).
     Unsubscribe {
         conn: ConnId,
         publication: Publication,
+        pause: bool,
     },
     /// `conn` left its room: close its peer connections, end its publications' forwarding.
     Teardown { conn: ConnId },
@@ -311,6 +313,7 @@ impl Hub {
                 audio,
                 video,
                 state,
+                auto_subscribe,
             } => {
                 if let Some(current) = &login.room {
                     return Err((
@@ -325,7 +328,7 @@ impl Hub {
                     state,
                     ..login.participant(display_name)
                 };
-                return self.join(conn, op, room, participant, out);
+                return self.join(conn, op, room, participant, auto_subscribe, out);
             }
             ClientFrame::Invite {
                 op,
@@ -451,6 +454,18 @@ impl Hub {
                 negotiation,
                 sdp,
             })),
+            ClientFrame::Subscribe { op, publication } => {
+                self.with_room(&room_id, |r, out| r.subscribe(conn, &publication, out), out)?;
+                out.push(done(op, None));
+            }
+            ClientFrame::Unsubscribe { op, publication } => {
+                self.with_room(
+                    &room_id,
+                    |r, out| r.unsubscribe(conn, &publication, out),
+                    out,
+                )?;
+                out.push(done(op, None));
+            }
             ClientFrame::Mute { op, source, muted } => {
                 self.with_room(&room_id, |r, out| r.mute(conn, source, muted, out), out)?;
                 out.push(done(op, None));
@@ -560,6 +575,7 @@ impl Hub {
         op: OperationId,
         room: Option<RoomId>,
         participant: Participant,
+        auto_subscribe: bool,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         check_display_name(&participant.display_name)?;
@@ -598,7 +614,7 @@ impl Hub {
                 format!("room `{id}` holds at most {max} members"),
             ));
         }
-        room.join(conn, op, participant, out);
+        room.join(conn, op, participant, auto_subscribe, out);
         self.set_room(conn, Some(id));
         Ok(())
     }

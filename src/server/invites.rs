@@ -217,7 +217,7 @@ impl Hub {
                     video,
                     ..self.logins[&conn].participant(None)
                 };
-                self.join(conn, op, None, caller, out)?;
+                self.join(conn, op, None, caller, true, out)?;
                 self.logins[&conn].room.clone()
             }
         };
@@ -348,7 +348,7 @@ impl Hub {
             video,
             ..self.logins[&conn].participant(None)
         };
-        self.join(conn, op, Some(room), participant, out)?;
+        self.join(conn, op, Some(room), participant, true, out)?;
         out.push(Output::Send {
             to: open.caller_conn,
             frame: ServerFrame::InviteAccepted {

@@ -109,7 +109,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Subscription {
     sender: Arc<dyn RtpSender>,
-    writer: JoinHandle<()>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    /// Forwarding; `None` while paused at the member's request.
+    writer: Option<JoinHandle<()>>,
 }
 
 /// One member's media: its peer connections and the tasks moving its packets.
@@ -204,14 +207,30 @@ impl Actor {
                 }
             }
             MediaCommand::Subscribe { publication, .. } => {
+                if self.resume(&publication) {
+                    return;
+                }
                 if let Err(e) = self.subscribe(publication).await {
                     self.fail(None, e);
                 }
                 self.offer().await;
             }
-            MediaCommand::Unsubscribe { publication, .. } => {
-                if let Some(sub) = self.subscriptions.remove(&publication.id) {
-                    sub.writer.abort();
+            MediaCommand::Unsubscribe {
+                publication, pause, ..
+            } => {
+                if pause {
+                    // Kept negotiated: forwarding stops now and resumes on `Subscribe`.
+                    if let Some(writer) = self
+                        .subscriptions
+                        .get_mut(&publication.id)
+                        .and_then(|sub| sub.writer.take())
+                    {
+                        writer.abort();
+                    }
+                } else if let Some(sub) = self.subscriptions.remove(&publication.id) {
+                    if let Some(writer) = sub.writer {
+                        writer.abort();
+                    }
                     if let Some(peer) = &self.subscriber {
                         let _ = peer.pc.remove_track(&sub.sender).await;
                     }
@@ -335,13 +354,43 @@ impl Actor {
             sender.clone(),
             ssrc,
         ));
-        self.subscriptions
-            .insert(publication.id, Subscription { sender, writer });
+        self.subscriptions.insert(
+            publication.id,
+            Subscription {
+                sender,
+                track,
+                ssrc,
+                writer: Some(writer),
+            },
+        );
         if kind == RtpCodecKind::Video {
             // A new receiver needs a key frame to start decoding: ask the publisher for one.
             request_keyframe(&forward.remote).await;
         }
         Ok(())
+    }
+
+    /// Resumes a subscription paused at the member's request; false when there is none.
+    fn resume(&mut self, publication: &Publication) -> bool {
+        let Some(forward) = self.sfu.forward(&publication.id) else {
+            return false;
+        };
+        let Some(sub) = self.subscriptions.get_mut(&publication.id) else {
+            return false;
+        };
+        if sub.writer.is_none() {
+            sub.writer = Some(tokio::spawn(write_forward(
+                forward.packets.subscribe(),
+                sub.track.clone(),
+                sub.sender.clone(),
+                sub.ssrc,
+            )));
+            if publication.kind == MediaKind::Video {
+                let remote = forward.remote.clone();
+                tokio::spawn(async move { request_keyframe(&remote).await });
+            }
+        }
+        true
     }
 
     /// Offers the subscribing connection's current tracks, unless an offer is still unanswered
@@ -369,7 +418,9 @@ impl Actor {
 
     async fn teardown(&mut self) {
         for (_, sub) in self.subscriptions.drain() {
-            sub.writer.abort();
+            if let Some(writer) = sub.writer {
+                writer.abort();
+            }
         }
         {
             let mut forwards = lock(&self.sfu.forwards);

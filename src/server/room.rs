@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::hub::{ConnId, MediaCommand, Output};
+use super::hub::{ConnId, Output};
 
 /// Longest screen-share stream id, in bytes.
 const MAX_STREAM_ID_LEN: usize = 64;
@@ -35,6 +35,12 @@ pub(crate) struct Room {
     pub(super) properties: CallProperties,
     /// Published tracks, with the publisher's connection, in publishing order.
     pub(super) publications: Vec<(ConnId, Publication)>,
+    /// Who receives which publication (connection, publication id).
+    pub(super) subscriptions: std::collections::BTreeSet<(ConnId, String)>,
+    /// Subscriptions their member paused (still negotiated on its connection).
+    pub(super) paused: std::collections::BTreeSet<(ConnId, String)>,
+    /// Members who receive only the tracks they ask for.
+    pub(super) manual: std::collections::BTreeSet<ConnId>,
 }
 
 impl Room {
@@ -45,6 +51,9 @@ impl Room {
             members: Vec::new(),
             properties: CallProperties::default(),
             publications: Vec::new(),
+            subscriptions: Default::default(),
+            paused: Default::default(),
+            manual: Default::default(),
         }
     }
 
@@ -137,8 +146,12 @@ impl Room {
         conn: ConnId,
         op: OperationId,
         mut participant: Participant,
+        auto_subscribe: bool,
         out: &mut Vec<Output>,
     ) {
+        if !auto_subscribe {
+            self.manual.insert(conn);
+        }
         if self.members.is_empty() {
             participant.role = Role::Host;
         }
@@ -161,12 +174,13 @@ impl Room {
                 publications: self.publications.iter().map(|(_, p)| p.clone()).collect(),
             },
         });
-        // The newcomer receives every track already published.
-        for (_, publication) in &self.publications {
-            out.push(Output::Media(MediaCommand::Subscribe {
-                conn,
-                publication: publication.clone(),
-            }));
+        // The newcomer receives every track already published (unless it chooses).
+        if auto_subscribe {
+            let existing: Vec<Publication> =
+                self.publications.iter().map(|(_, p)| p.clone()).collect();
+            for publication in existing {
+                self.start_subscription(conn, publication, out);
+            }
         }
     }
 
@@ -272,6 +286,9 @@ impl Room {
         self.broadcast(conns.clone(), frame, out);
         self.members.clear();
         self.publications.clear();
+        self.subscriptions.clear();
+        self.paused.clear();
+        self.manual.clear();
         Ok(conns)
     }
 

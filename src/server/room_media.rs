@@ -59,12 +59,88 @@ impl Room {
             self.emit_properties(changes, user, out);
         }
         for other in self.conns_except(conn) {
-            out.push(Output::Media(MediaCommand::Subscribe {
-                conn: other,
-                publication: publication.clone(),
-            }));
+            if !self.manual.contains(&other) {
+                self.start_subscription(other, publication.clone(), out);
+            }
         }
         Ok(publication)
+    }
+
+    pub(super) fn start_subscription(
+        &mut self,
+        conn: ConnId,
+        publication: Publication,
+        out: &mut Vec<Output>,
+    ) {
+        self.paused.remove(&(conn, publication.id.clone()));
+        if self.subscriptions.insert((conn, publication.id.clone())) {
+            out.push(Output::Media(MediaCommand::Subscribe { conn, publication }));
+        }
+    }
+
+    fn end_subscription(
+        &mut self,
+        conn: ConnId,
+        publication: &Publication,
+        pause: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let key = (conn, publication.id.clone());
+        let was_paused = !pause && self.paused.remove(&key);
+        if self.subscriptions.remove(&key) || was_paused {
+            if pause {
+                self.paused.insert(key);
+            }
+            out.push(Output::Media(MediaCommand::Unsubscribe {
+                conn,
+                publication: publication.clone(),
+                pause,
+            }));
+        }
+    }
+
+    /// `conn` asks to receive publication `id`.
+    pub(crate) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let Some((publisher, publication)) =
+            self.publications.iter().find(|(_, p)| p.id == id).cloned()
+        else {
+            return Err((
+                ErrorCode::NoSuchTrack,
+                format!("`{id}` is not published here"),
+            ));
+        };
+        if publisher == conn {
+            return Err((ErrorCode::InvalidParam, "that is your own track".to_owned()));
+        }
+        self.start_subscription(conn, publication, out);
+        Ok(())
+    }
+
+    /// `conn` stops receiving publication `id`.
+    pub(crate) fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let Some(publication) = self
+            .publications
+            .iter()
+            .find(|(_, p)| p.id == id)
+            .map(|(_, p)| p.clone())
+        else {
+            return Err((
+                ErrorCode::NoSuchTrack,
+                format!("`{id}` is not published here"),
+            ));
+        };
+        self.end_subscription(conn, &publication, true, out);
+        Ok(())
     }
 
     /// `conn` stops publishing `source`.
@@ -142,8 +218,12 @@ impl Room {
         Ok(())
     }
 
-    /// Ends every publication of a member who left (its flags leave with it).
+    /// Ends every publication of a member who left (its flags leave with it), and what it
+    /// received.
     pub(super) fn drop_publications(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        self.subscriptions.retain(|(c, _)| *c != conn);
+        self.paused.retain(|(c, _)| *c != conn);
+        self.manual.remove(&conn);
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publications)
             .into_iter()
             .partition(|(c, _)| *c == conn);
@@ -161,13 +241,8 @@ impl Room {
             publication: publication.clone(),
         };
         self.broadcast(self.conns(), frame, out);
-        for member in &self.members {
-            if member.participant.user_id != publication.participant {
-                out.push(Output::Media(MediaCommand::Unsubscribe {
-                    conn: member.conn,
-                    publication: publication.clone(),
-                }));
-            }
+        for conn in self.conns() {
+            self.end_subscription(conn, publication, false, out);
         }
     }
 

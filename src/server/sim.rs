@@ -335,6 +335,7 @@ impl World {
                     audio: false,
                     video: false,
                     state: String::new(),
+                    auto_subscribe: true,
                 })
             }
             Action::Leave { dev } => self.request(dev, OperationKind::Leave, None, |op| {

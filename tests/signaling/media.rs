@@ -319,6 +319,77 @@ async fn muting_stops_the_media_and_everyone_sees_the_flag() {
     sender.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_may_choose_what_it_receives() {
+    let server = server().await;
+    let mut alice = room_of(&server, "r", &["alice"]).await.remove(0);
+    let mut bob = User::connect(&server, "bob").await;
+    let op = bob
+        .call
+        .join("r", jrtc::JoinOptions::default().auto_subscribe(false))
+        .await
+        .unwrap();
+    crate::support::done(&bob.call, op).await;
+    let mic = alice.call.publish(TrackSource::Microphone).await.unwrap();
+    let camera = alice.call.publish(TrackSource::Camera).await.unwrap();
+    let pumps = [
+        pump(mic, "alice/microphone".into()),
+        pump(camera, "alice/camera".into()),
+    ];
+    for _ in 0..2 {
+        wait_for(&mut bob, |ev| {
+            matches!(ev, CallEvent::Media(MediaEvent::Published { .. }))
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        bob.call.remote_tracks().is_empty(),
+        "nothing until asked for"
+    );
+
+    crate::support::done(
+        &bob.call,
+        bob.call.subscribe_track("alice/camera").await.unwrap(),
+    )
+    .await;
+    expect_stream(&remote(&mut bob, "alice/camera").await, "alice/camera", 10).await;
+    assert!(bob.call.remote_track("alice/microphone").is_none());
+
+    crate::support::done(
+        &bob.call,
+        bob.call.unsubscribe_track("alice/camera").await.unwrap(),
+    )
+    .await;
+    wait_for(&mut bob, |ev| {
+        matches!(ev, CallEvent::Media(MediaEvent::Unsubscribed { .. }))
+    })
+    .await;
+    assert!(bob.call.remote_tracks().is_empty());
+    // And back again.
+    crate::support::done(
+        &bob.call,
+        bob.call.subscribe_track("alice/camera").await.unwrap(),
+    )
+    .await;
+    expect_stream(&remote(&mut bob, "alice/camera").await, "alice/camera", 10).await;
+
+    let op = bob.call.subscribe_track("alice/screen").await.unwrap();
+    assert_eq!(
+        crate::support::refused(&bob.call, op).await,
+        jrtc::ErrorCode::NoSuchTrack
+    );
+    let op = alice.call.subscribe_track("alice/camera").await.unwrap();
+    assert_eq!(
+        crate::support::refused(&alice.call, op).await,
+        jrtc::ErrorCode::InvalidParam
+    );
+    let _ = alice.next();
+    for p in pumps {
+        p.abort();
+    }
+}
+
 /// The first event matching `want`, skipping others.
 async fn wait_for(user: &mut User, want: impl Fn(&CallEvent) -> bool) -> CallEvent {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
