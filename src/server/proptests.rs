@@ -6,6 +6,15 @@
 use proptest::prelude::*;
 
 use super::sim::{Action, DEVICES, ROOMS, USERS, World};
+use crate::model::TrackSource;
+
+fn source() -> impl Strategy<Value = TrackSource> {
+    prop_oneof![
+        Just(TrackSource::Microphone),
+        Just(TrackSource::Camera),
+        Just(TrackSource::Screen),
+    ]
+}
 
 fn action() -> impl Strategy<Value = Action> {
     let d = 0..DEVICES.len();
@@ -29,7 +38,11 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (d.clone(), 1..12u64).prop_map(|(dev, id)| Action::AcceptAny { dev, id }),
         2 => (0..45u8).prop_map(|seconds| Action::Wait { seconds }),
         1 => d.clone().prop_map(|dev| Action::Disconnect { dev }),
-        2 => d.prop_map(|dev| Action::Connect { dev }),
+        2 => d.clone().prop_map(|dev| Action::Connect { dev }),
+        3 => (d.clone(), source()).prop_map(|(dev, source)| Action::Publish { dev, source }),
+        1 => (d.clone(), source()).prop_map(|(dev, source)| Action::Unpublish { dev, source }),
+        1 => (d.clone(), source(), any::<bool>()).prop_map(|(dev, source, muted)| Action::Mute { dev, source, muted }),
+        2 => (d, u, source(), any::<bool>()).prop_map(|(dev, user, source, on)| Action::Receive { dev, user, source, on }),
     ]
 }
 

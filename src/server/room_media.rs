@@ -264,3 +264,29 @@ impl Room {
         }
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Room {
+    /// The publications, in order.
+    pub(crate) fn publication_list(&self) -> Vec<Publication> {
+        self.publications.iter().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Every subscription, running or paused, is a member receiving someone else's published
+    /// track, and no track is both running and paused for one member.
+    pub(crate) fn check_subscriptions(&self) {
+        for (conn, id) in self.subscriptions.iter().chain(self.paused.iter()) {
+            assert!(
+                self.index_of_conn(*conn).is_some(),
+                "a subscriber is a member"
+            );
+            let (publisher, _) = self
+                .publications
+                .iter()
+                .find(|(_, p)| &p.id == id)
+                .expect("a subscription is to a published track");
+            assert_ne!(publisher, conn, "nobody receives its own track");
+        }
+        assert!(self.subscriptions.is_disjoint(&self.paused));
+    }
+}

@@ -13,8 +13,8 @@ use super::hub::{ConnId, Hub, HubConfig, Input, Millis, Output, testing};
 use crate::call::session::Session;
 use crate::event::{CallEvent, InviteEvent, OperationKind};
 use crate::model::{
-    InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId,
-    ScreenShare, UserId,
+    InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Publication, Reason, Rejection,
+    Role, RoomId, ScreenShare, TrackSource, UserId,
 };
 use crate::protocol::{ClientFrame, ServerFrame};
 
@@ -104,7 +104,36 @@ pub(crate) enum Action {
     Connect {
         dev: usize,
     },
+    /// The device's track of this source reaches the server (the SFU tells the core).
+    Publish {
+        dev: usize,
+        source: TrackSource,
+    },
+    /// The device stops publishing.
+    Unpublish {
+        dev: usize,
+        source: TrackSource,
+    },
+    /// The device mutes or unmutes.
+    Mute {
+        dev: usize,
+        source: TrackSource,
+        muted: bool,
+    },
+    /// The device subscribes to (or unsubscribes from) another user's track.
+    Receive {
+        dev: usize,
+        user: usize,
+        source: TrackSource,
+        on: bool,
+    },
 }
+
+const SOURCES: [TrackSource; 3] = [
+    TrackSource::Microphone,
+    TrackSource::Camera,
+    TrackSource::Screen,
+];
 
 fn uid(i: usize) -> UserId {
     UserId(format!("u{i}"))
@@ -486,6 +515,44 @@ impl World {
                 }
             }
             Action::Connect { dev } => self.connect(dev),
+            Action::Publish { dev, source } => {
+                if let Some(device) = &self.devices[dev] {
+                    let conn = device.conn;
+                    let out = self
+                        .hub
+                        .handle(self.now, Input::TrackPublished { conn, source });
+                    self.deliver(out);
+                }
+            }
+            Action::Unpublish { dev, source } => {
+                self.request(dev, OperationKind::Unpublish, None, |op| {
+                    ClientFrame::Unpublish { op, source }
+                })
+            }
+            Action::Mute { dev, source, muted } => {
+                self.request(dev, OperationKind::Mute, None, |op| ClientFrame::Mute {
+                    op,
+                    source,
+                    muted,
+                })
+            }
+            Action::Receive {
+                dev,
+                user,
+                source,
+                on,
+            } => {
+                let publication = Publication::new(uid(user), source).id;
+                if on {
+                    self.request(dev, OperationKind::SubscribeTrack, None, |op| {
+                        ClientFrame::Subscribe { op, publication }
+                    })
+                } else {
+                    self.request(dev, OperationKind::UnsubscribeTrack, None, |op| {
+                        ClientFrame::Unsubscribe { op, publication }
+                    })
+                }
+            }
         }
     }
 
@@ -524,6 +591,12 @@ impl World {
                         room.properties(),
                         "device {dev}'s properties"
                     );
+                    assert_eq!(
+                        view.publications,
+                        room.publication_list(),
+                        "device {dev}'s publications"
+                    );
+                    room.check_subscriptions();
                     assert!(
                         room.participants().iter().any(|p| p.role == Role::Host),
                         "a room keeps a host"
@@ -610,7 +683,7 @@ impl Action {
         let a = next()?;
         let b = next()?;
         let user = a % USERS;
-        Some(match kind % 18 {
+        Some(match kind % 22 {
             0 => Action::Join {
                 dev,
                 room: a % ROOMS.len(),
@@ -670,7 +743,26 @@ impl Action {
                 seconds: (a % 45) as u8,
             },
             16 => Action::Disconnect { dev },
-            _ => Action::Connect { dev },
+            17 => Action::Connect { dev },
+            18 => Action::Publish {
+                dev,
+                source: SOURCES[a % 3],
+            },
+            19 => Action::Unpublish {
+                dev,
+                source: SOURCES[a % 3],
+            },
+            20 => Action::Mute {
+                dev,
+                source: SOURCES[a % 3],
+                muted: b % 2 == 0,
+            },
+            _ => Action::Receive {
+                dev,
+                user,
+                source: SOURCES[b % 3],
+                on: b % 2 == 0,
+            },
         })
     }
 }
