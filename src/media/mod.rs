@@ -5,6 +5,7 @@
 //! and one it receives on (the server offers). One offerer per connection means no glare when
 //! tracks come and go on both sides at once. See `docs/architecture.md` (media path).
 
+mod keyframes;
 mod peer;
 mod track;
 
@@ -13,6 +14,7 @@ mod track;
 /// `ivf_writer`, `ogg_reader`), at the version jrtc uses.
 pub use rtc;
 
+pub(crate) use keyframes::asks_for_keyframe;
 pub(crate) use peer::{Peer, PeerEvent, PeerSettings, codec_for};
 pub(crate) use track::rand_u32;
 pub use track::{LocalTrack, RemoteTrack, RtpPacket};

@@ -89,7 +89,11 @@ impl Peer {
     ) -> Result<(Peer, mpsc::UnboundedReceiver<PeerEvent>), MediaError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        // Key-frame requests reach the tracks (the SFU relays them; a publisher answers them).
+        let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
+            rtc::interceptor::Slot::from(super::keyframes::SLOT),
+            super::keyframes::KeyframeRequests::default(),
+        );
         let mut setting = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             // The crate's default ICE tick (200 ms) delays DTLS and SCTP packets queued between

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::MediaError;
@@ -81,6 +81,19 @@ impl LocalTrack {
         packet.header.sequence_number = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
         packet.payload = payload.into();
         self.write_rtp(packet).await
+    }
+
+    /// Waits until a receiver asks for a key frame (a PLI or FIR relayed by the server); send
+    /// one soon after. `None` once the track is no longer sending.
+    pub async fn keyframe_requested(&self) -> Option<()> {
+        loop {
+            let TrackLocalEvent::OnRtcpPacket(packets) = self.inner.track.poll().await? else {
+                continue;
+            };
+            if packets.iter().any(|p| super::asks_for_keyframe(p.as_ref())) {
+                return Some(());
+            }
+        }
     }
 
     /// Whether the track is muted ([`Call::set_muted`](crate::Call::set_muted)); a muted track

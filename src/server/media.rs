@@ -2,8 +2,9 @@
 //! member owns that member's two peer connections (it publishes on one, receives on the other)
 //! and does their negotiations one at a time. RTP is forwarded without decoding: a reader task
 //! per published track fans packets out on a broadcast channel; a writer task per subscription
-//! rewrites SSRC and payload type for its leg and writes them out. A new video subscriber makes
-//! the SFU ask the publisher for a key frame.
+//! rewrites SSRC and payload type for its leg and writes them out. A subscriber's key-frame
+//! requests (PLI, FIR) are relayed to the publisher, and a new video subscriber makes the SFU ask
+//! for one itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -15,14 +16,14 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::State;
 use super::hub::{ConnId, Input, MediaCommand};
-use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, RtpPacket};
+use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, RtpPacket, asks_for_keyframe};
 use crate::model::{MediaKind, OperationId, Publication, TrackSource, UserId};
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -113,6 +114,17 @@ struct Subscription {
     ssrc: u32,
     /// Forwarding; `None` while paused at the member's request.
     writer: Option<JoinHandle<()>>,
+    /// Relays the subscriber's key-frame requests to the publisher.
+    relay: JoinHandle<()>,
+}
+
+impl Subscription {
+    fn stop(self) {
+        if let Some(writer) = self.writer {
+            writer.abort();
+        }
+        self.relay.abort();
+    }
 }
 
 /// One member's media: its peer connections and the tasks moving its packets.
@@ -228,12 +240,10 @@ impl Actor {
                         writer.abort();
                     }
                 } else if let Some(sub) = self.subscriptions.remove(&publication.id) {
-                    if let Some(writer) = sub.writer {
-                        writer.abort();
-                    }
                     if let Some(peer) = &self.subscriber {
                         let _ = peer.pc.remove_track(&sub.sender).await;
                     }
+                    sub.stop();
                     self.offer().await;
                 }
             }
@@ -354,6 +364,10 @@ impl Actor {
             sender.clone(),
             ssrc,
         ));
+        let relay = tokio::spawn(relay_keyframe_requests(
+            track.clone(),
+            forward.remote.clone(),
+        ));
         self.subscriptions.insert(
             publication.id,
             Subscription {
@@ -361,6 +375,7 @@ impl Actor {
                 track,
                 ssrc,
                 writer: Some(writer),
+                relay,
             },
         );
         if kind == RtpCodecKind::Video {
@@ -418,9 +433,7 @@ impl Actor {
 
     async fn teardown(&mut self) {
         for (_, sub) in self.subscriptions.drain() {
-            if let Some(writer) = sub.writer {
-                writer.abort();
-            }
+            sub.stop();
         }
         {
             let mut forwards = lock(&self.sfu.forwards);
@@ -480,5 +493,17 @@ async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
             media_ssrc,
         };
         let _ = publisher.write_rtcp(vec![Box::new(pli)]).await;
+    }
+}
+
+/// Passes a subscriber's key-frame requests (PLI, FIR) on to the publisher.
+async fn relay_keyframe_requests(track: Arc<TrackLocalStaticRTP>, publisher: Arc<dyn TrackRemote>) {
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        if packets.iter().any(|p| asks_for_keyframe(p.as_ref())) {
+            request_keyframe(&publisher).await;
+        }
     }
 }

@@ -389,6 +389,28 @@ async fn a_member_may_choose_what_it_receives() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receivers_keyframe_request_reaches_the_publisher() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice", "bob"]).await;
+    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let sender = pump(camera.clone(), "alice/camera".into());
+    let track = remote(&mut users[1], "alice/camera").await;
+    expect_stream(&track, "alice/camera", 5).await;
+    // The SFU asked for a key frame when bob subscribed.
+    tokio::time::timeout(Duration::from_secs(5), camera.keyframe_requested())
+        .await
+        .expect("a key-frame request for the new subscriber")
+        .expect("the track is live");
+    // Now bob asks, and the request travels bob → SFU → alice.
+    track.request_keyframe().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), camera.keyframe_requested())
+        .await
+        .expect("bob's key-frame request relayed")
+        .expect("the track is live");
+    sender.abort();
+}
+
 /// The first event matching `want`, skipping others.
 async fn wait_for(user: &mut User, want: impl Fn(&CallEvent) -> bool) -> CallEvent {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
