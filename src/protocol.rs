@@ -19,6 +19,33 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame the server interprets, in bytes; larger ones get a `frame_too_large` error.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
 
+/// Which of a member's two peer connections a media frame is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaConnection {
+    /// The one the member publishes on (the client offers).
+    Publish,
+    /// The one the member receives on (the server offers).
+    Subscribe,
+}
+
+/// An ICE candidate sent as soon as it is found (trickle ICE); the fields of the browser API's
+/// `RTCIceCandidateInit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    /// The `candidate:` attribute (RFC 8839).
+    pub candidate: String,
+    /// The media section's `mid`.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// The media section's index.
+    #[serde(default)]
+    pub sdp_mline_index: Option<u16>,
+    /// The ICE username fragment.
+    #[serde(default)]
+    pub username_fragment: Option<String>,
+}
+
 /// A frame a client sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -179,6 +206,13 @@ pub enum ClientFrame {
         /// The publication id.
         publication: String,
     },
+    /// An ICE candidate of one of the client's peer connections (no answer is sent).
+    IceCandidate {
+        /// Which connection.
+        connection: MediaConnection,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
     /// The answer to the server's `subscribe_offer`.
     SubscribeAnswer {
         /// Request id.
@@ -224,13 +258,14 @@ const CLIENT_TYPES: &[&str] = &[
     "subscribe",
     "unsubscribe",
     "subscribe_answer",
+    "ice_candidate",
 ];
 
 impl ClientFrame {
     /// The request id, for frames that carry one.
     pub fn op(&self) -> Option<OperationId> {
         match self {
-            ClientFrame::Hello { .. } => None,
+            ClientFrame::Hello { .. } | ClientFrame::IceCandidate { .. } => None,
             ClientFrame::Join { op, .. }
             | ClientFrame::Leave { op }
             | ClientFrame::End { op }
@@ -425,6 +460,13 @@ pub enum ServerFrame {
         negotiation: u64,
         /// The offer, with the server's ICE candidates.
         sdp: String,
+    },
+    /// An ICE candidate of the server's side of one of this member's peer connections.
+    IceCandidate {
+        /// Which connection.
+        connection: MediaConnection,
+        /// The candidate.
+        candidate: IceCandidate,
     },
     /// A member started publishing a track.
     TrackPublished {

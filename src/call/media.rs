@@ -20,15 +20,17 @@ use super::{CallError, Shared, lock};
 use crate::event::{CallEvent, MediaEvent, OperationKind};
 use crate::media::{LocalTrack, MediaError, Peer, PeerEvent, PeerSettings, RemoteTrack, codec_for};
 use crate::model::{MediaKind, Publication, TrackSource, UserId};
-use crate::protocol::ClientFrame;
+use crate::protocol::{ClientFrame, IceCandidate, MediaConnection};
 
 /// How long the server may take to answer a publishing offer.
 pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the call's media task is told.
 pub(crate) enum MediaWork {
-    /// SDP from the server.
+    /// SDP or a candidate from the server.
     Signal(MediaSignal),
+    /// A candidate of the call's publishing connection, to send.
+    LocalCandidate(IceCandidate),
     /// The call left its room: its peer connections are over.
     Reset,
 }
@@ -37,16 +39,23 @@ pub(crate) enum MediaWork {
 pub(crate) struct ClientMedia {
     settings: PeerSettings,
     me: UserId,
+    /// The media task's queue (weak: the task ends when the call closes).
+    work: mpsc::WeakUnboundedSender<MediaWork>,
     /// The publishing connection; the async lock keeps one negotiation at a time.
     publisher: tokio::sync::Mutex<Option<Peer>>,
     local: Mutex<HashMap<TrackSource, Arc<dyn RtpSender>>>,
 }
 
 impl ClientMedia {
-    pub(crate) fn new(settings: PeerSettings, me: UserId) -> Self {
+    pub(crate) fn new(
+        settings: PeerSettings,
+        me: UserId,
+        work: mpsc::WeakUnboundedSender<MediaWork>,
+    ) -> Self {
         ClientMedia {
             settings,
             me,
+            work,
             publisher: tokio::sync::Mutex::new(None),
             local: Mutex::new(HashMap::new()),
         }
@@ -73,7 +82,17 @@ impl ClientMedia {
             });
         }
         if publisher.is_none() {
-            let (peer, _events) = Peer::new(&self.settings).await.map_err(media_err)?;
+            let (peer, mut events) = Peer::new(&self.settings).await.map_err(media_err)?;
+            // The connection's candidates go to the server as they are found.
+            let work = self.work.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if let PeerEvent::Candidate(candidate) = event {
+                        let Some(work) = work.upgrade() else { break };
+                        let _ = work.send(MediaWork::LocalCandidate(candidate));
+                    }
+                }
+            });
             *publisher = Some(peer);
         }
         let peer = publisher.as_mut().expect("made above");
@@ -210,6 +229,26 @@ pub(crate) async fn run(
                     }
                 }
                 Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. })) => {}
+                Some(MediaWork::Signal(MediaSignal::Candidate { connection, candidate })) => {
+                    let added = match connection {
+                        MediaConnection::Subscribe => match subscriber.as_mut() {
+                            Some((peer, _)) => peer.add_candidate(candidate).await,
+                            None => Ok(()),
+                        },
+                        MediaConnection::Publish => match media.publisher.lock().await.as_mut() {
+                            Some(peer) => peer.add_candidate(candidate).await,
+                            None => Ok(()),
+                        },
+                    };
+                    if let Err(e) = added {
+                        tracing::debug!(error = %e, "a bad ICE candidate from the server");
+                    }
+                }
+                Some(MediaWork::LocalCandidate(candidate)) => {
+                    if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Publish, candidate }).await {
+                        break;
+                    }
+                }
             },
             event = track_event => match event {
                 Some(PeerEvent::Track(track)) => {
@@ -221,6 +260,11 @@ pub(crate) async fn run(
                     shared.remote_tracks.insert(publication.id.clone(), RemoteTrack::new(publication.clone(), track));
                     shared.publish(CallEvent::Media(MediaEvent::Subscribed { publication }));
                 }
+                Some(PeerEvent::Candidate(candidate)) => {
+                    if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Subscribe, candidate }).await {
+                        break;
+                    }
+                }
                 Some(PeerEvent::Down) => {}
                 None => subscriber = None,
             },
@@ -230,4 +274,15 @@ pub(crate) async fn run(
         peer.close().await;
     }
     media.reset().await;
+}
+
+/// Sends a frame that expects no answer; false once the call is gone.
+async fn send(commands: &mpsc::WeakSender<super::Command>, frame: ClientFrame) -> bool {
+    match commands.upgrade() {
+        Some(commands) => commands
+            .send(super::Command::Frame(crate::protocol::encode(&frame)))
+            .await
+            .is_ok(),
+        None => false,
+    }
 }

@@ -236,6 +236,7 @@ impl Call {
             .map_err(|_| CallError::Timeout)??;
         let (events, _) = broadcast::channel(options.event_capacity);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let media_tx_weak = media_tx.downgrade();
         let shared = Arc::new(Mutex::new(Shared {
             session: Session::new(user_id.clone()),
             events: Some(events),
@@ -256,7 +257,11 @@ impl Call {
                 .unwrap_or_else(|| default_media_bind(url)),
             public_ips: Vec::new(),
         };
-        let media = Arc::new(media::ClientMedia::new(media_settings, user_id.clone()));
+        let media = Arc::new(media::ClientMedia::new(
+            media_settings,
+            user_id.clone(),
+            media_tx_weak,
+        ));
         tokio::spawn(media::run(
             media.clone(),
             Arc::downgrade(&shared),

@@ -29,6 +29,11 @@ pub(crate) enum MediaSignal {
     PublishAnswer { op: OperationId, sdp: String },
     /// The server's offer for the subscribing peer connection.
     SubscribeOffer { negotiation: u64, sdp: String },
+    /// A candidate of the server's side of one of the call's connections.
+    Candidate {
+        connection: crate::protocol::MediaConnection,
+        candidate: crate::protocol::IceCandidate,
+    },
 }
 
 #[derive(Debug)]
@@ -144,6 +149,13 @@ impl Session {
                 out.media
                     .push(MediaSignal::SubscribeOffer { negotiation, sdp });
             }
+            ServerFrame::IceCandidate {
+                connection,
+                candidate,
+            } => out.media.push(MediaSignal::Candidate {
+                connection,
+                candidate,
+            }),
             ServerFrame::TrackPublished {
                 room,
                 seq,

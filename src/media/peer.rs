@@ -1,5 +1,8 @@
-//! One peer connection with the settings jrtc uses, its events as a channel, and the complete
-//! (non-trickle) offer/answer steps both sides need.
+//! One peer connection with the settings jrtc uses, its events as a channel, and the
+//! offer/answer steps both sides need. Descriptions carry the candidates gathered by then (the
+//! first one waits for host candidates, which takes milliseconds); every candidate is also sent
+//! on its own as it is found ([`PeerEvent::Candidate`]), and the other side's are taken the same
+//! way ([`Peer::add_candidate`]), so a peer that trickles ICE (a browser) works too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,15 +15,14 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
 };
 
 use super::MediaError;
 use crate::model::MediaKind;
-
-/// How long gathering ICE candidates may take.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::protocol::IceCandidate;
 
 /// Where a peer connection binds its UDP socket, and what it announces.
 #[derive(Clone, Debug)]
@@ -44,9 +46,14 @@ impl Default for PeerSettings {
 pub(crate) enum PeerEvent {
     /// A remote track arrived.
     Track(Arc<dyn TrackRemote>),
+    /// A local ICE candidate to send to the other side.
+    Candidate(IceCandidate),
     /// The connection failed or closed.
     Down,
 }
+
+/// How long the first description waits for candidates.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
@@ -58,6 +65,17 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             let _ = self.gathered.send(());
+        }
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.events.send(PeerEvent::Candidate(IceCandidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+                username_fragment: init.username_fragment,
+            }));
         }
     }
 
@@ -78,6 +96,10 @@ impl PeerConnectionEventHandler for Handler {
 /// A peer connection and the channel its events arrive on.
 pub(crate) struct Peer {
     pub(crate) pc: Arc<dyn PeerConnection>,
+    /// Whether a remote description is set (candidates can only be added after).
+    remote_set: bool,
+    /// Remote candidates that came before the remote description.
+    early: Vec<IceCandidate>,
     gathered: mpsc::UnboundedReceiver<()>,
     gathered_once: bool,
 }
@@ -97,8 +119,10 @@ impl Peer {
         let mut setting = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             // The crate's default ICE tick (200 ms) delays DTLS and SCTP packets queued between
-            // ticks; a short tick gets media flowing in tens of milliseconds on a LAN.
-            .with_ice_connection_attempts(Some(Duration::from_millis(10)), None)
+            // ticks; a short tick gets media flowing in tens of milliseconds on a LAN. With the
+            // tick that short, a candidate pair gets 300 checks (3 s) rather than the default 7,
+            // so a pair whose other side learns its candidates late (trickle ICE) is not given up.
+            .with_ice_connection_attempts(Some(Duration::from_millis(10)), Some(300))
             .with_include_loopback_candidate(settings.bind.ip().is_loopback());
         if !settings.public_ips.is_empty() {
             setting = setting.with_nat_1to1_ips(settings.public_ips.clone(), Default::default());
@@ -120,6 +144,8 @@ impl Peer {
         Ok((
             Peer {
                 pc: Arc::new(pc),
+                remote_set: false,
+                early: Vec::new(),
                 gathered,
                 gathered_once: false,
             },
@@ -127,8 +153,8 @@ impl Peer {
         ))
     }
 
-    /// Sets `desc` as the local description and returns it once it holds the ICE candidates
-    /// (the first time, after gathering completes; candidates are kept for later offers).
+    /// Sets `desc` as the local description and returns its SDP, with the candidates gathered
+    /// (the first time, once gathering completes; later candidates also go out as events).
     async fn set_local(&mut self, desc: RTCSessionDescription) -> Result<String, MediaError> {
         self.pc.set_local_description(desc).await?;
         if !self.gathered_once {
@@ -146,17 +172,26 @@ impl Peer {
         Ok(local.sdp)
     }
 
-    /// A complete offer.
+    async fn set_remote(&mut self, desc: RTCSessionDescription) -> Result<(), MediaError> {
+        self.pc.set_remote_description(desc).await?;
+        self.remote_set = true;
+        for candidate in std::mem::take(&mut self.early) {
+            self.add_candidate(candidate).await?;
+        }
+        Ok(())
+    }
+
+    /// An offer.
     pub(crate) async fn offer(&mut self) -> Result<String, MediaError> {
         let offer = self.pc.create_offer(None).await?;
         self.set_local(offer).await
     }
 
-    /// Applies `offer` and returns a complete answer.
+    /// Applies `offer` and returns an answer.
     pub(crate) async fn answer(&mut self, offer: String) -> Result<String, MediaError> {
         let desc =
             RTCSessionDescription::offer(offer).map_err(|e| MediaError::WebRtc(e.to_string()))?;
-        self.pc.set_remote_description(desc).await?;
+        self.set_remote(desc).await?;
         let answer = self.pc.create_answer(None).await?;
         self.set_local(answer).await
     }
@@ -165,7 +200,26 @@ impl Peer {
     pub(crate) async fn accept(&mut self, answer: String) -> Result<(), MediaError> {
         let desc =
             RTCSessionDescription::answer(answer).map_err(|e| MediaError::WebRtc(e.to_string()))?;
-        self.pc.set_remote_description(desc).await?;
+        self.set_remote(desc).await
+    }
+
+    /// Adds the other side's ICE candidate (kept until the remote description is set).
+    pub(crate) async fn add_candidate(
+        &mut self,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError> {
+        if !self.remote_set {
+            self.early.push(candidate);
+            return Ok(());
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment,
+            ..Default::default()
+        };
+        self.pc.add_ice_candidate(init).await?;
         Ok(())
     }
 

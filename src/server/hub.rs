@@ -9,7 +9,9 @@ use crate::model::{
     OperationId, Participant, PropertyUpdate, Publication, Reason, Role, RoomId, TrackSource,
     UserId, valid_id,
 };
-use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
+use crate::protocol::{
+    ClientFrame, ErrorCode, IceCandidate, MediaConnection, PROTOCOL_VERSION, ServerFrame,
+};
 
 use super::invites::InvitationBook;
 use super::room::{Refusal, Room, check_display_name, check_state};
@@ -76,6 +78,12 @@ pub(crate) enum MediaCommand {
         conn: ConnId,
         publication: Publication,
         pause: bool,
+    },
+    /// An ICE candidate from `conn`'s side of one of its connections.
+    RemoteCandidate {
+        conn: ConnId,
+        connection: MediaConnection,
+        candidate: IceCandidate,
     },
     /// `conn` left its room: close its peer connections, end its publications' forwarding.
     Teardown { conn: ConnId },
@@ -453,6 +461,14 @@ impl Hub {
                 op,
                 negotiation,
                 sdp,
+            })),
+            ClientFrame::IceCandidate {
+                connection,
+                candidate,
+            } => out.push(Output::Media(MediaCommand::RemoteCandidate {
+                conn,
+                connection,
+                candidate,
             })),
             ClientFrame::Subscribe { op, publication } => {
                 self.with_room(&room_id, |r, out| r.subscribe(conn, &publication, out), out)?;

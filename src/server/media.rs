@@ -25,7 +25,7 @@ use super::State;
 use super::hub::{ConnId, Input, MediaCommand};
 use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, RtpPacket, asks_for_keyframe};
 use crate::model::{MediaKind, OperationId, Publication, TrackSource, UserId};
-use crate::protocol::{ErrorCode, ServerFrame};
+use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 /// Packets buffered per published track for subscribers that fall behind (then they skip).
 const FORWARD_BUFFER: usize = 1024;
@@ -49,6 +49,8 @@ pub(crate) struct Sfu {
 enum Work {
     Command(MediaCommand),
     Track(Arc<dyn TrackRemote>),
+    /// A candidate of the server's side of one of the member's connections, to send.
+    LocalCandidate(MediaConnection, IceCandidate),
 }
 
 impl std::fmt::Debug for Sfu {
@@ -74,6 +76,7 @@ impl Sfu {
         let conn = match &command {
             MediaCommand::PublishOffer { conn, .. }
             | MediaCommand::SubscribeAnswer { conn, .. }
+            | MediaCommand::RemoteCandidate { conn, .. }
             | MediaCommand::Subscribe { conn, .. }
             | MediaCommand::Unsubscribe { conn, .. }
             | MediaCommand::Teardown { conn } => *conn,
@@ -136,6 +139,8 @@ struct Actor {
     user: Option<UserId>,
     published: Vec<(String, JoinHandle<()>)>,
     subscriber: Option<Peer>,
+    /// Candidates from the member for a connection not made yet.
+    early_candidates: Vec<(MediaConnection, IceCandidate)>,
     subscriptions: HashMap<String, Subscription>,
     negotiation: u64,
     awaiting_answer: bool,
@@ -152,6 +157,7 @@ impl Actor {
             user: None,
             published: Vec::new(),
             subscriber: None,
+            early_candidates: Vec::new(),
             subscriptions: HashMap::new(),
             negotiation: 0,
             awaiting_answer: false,
@@ -180,6 +186,12 @@ impl Actor {
                 Work::Command(MediaCommand::Teardown { .. }) => break,
                 Work::Command(command) => self.command(command).await,
                 Work::Track(track) => self.track_arrived(track).await,
+                Work::LocalCandidate(connection, candidate) => {
+                    self.send(ServerFrame::IceCandidate {
+                        connection,
+                        candidate,
+                    })
+                }
             }
         }
         self.teardown().await;
@@ -247,25 +259,57 @@ impl Actor {
                     self.offer().await;
                 }
             }
+            MediaCommand::RemoteCandidate {
+                connection,
+                candidate,
+                ..
+            } => {
+                let peer = match connection {
+                    MediaConnection::Publish => self.publisher.as_mut(),
+                    MediaConnection::Subscribe => self.subscriber.as_mut(),
+                };
+                match peer {
+                    Some(peer) => {
+                        if let Err(e) = peer.add_candidate(candidate).await {
+                            tracing::debug!(conn = self.conn, error = %e, "a bad ICE candidate");
+                        }
+                    }
+                    None => self.early_candidates.push((connection, candidate)),
+                }
+            }
             MediaCommand::Teardown { .. } => {}
         }
     }
 
+    /// Makes one of the member's peer connections; its events become this actor's work.
+    async fn make_peer(&mut self, connection: MediaConnection) -> Result<Peer, MediaError> {
+        let (mut peer, mut events) = Peer::new(&self.sfu.settings).await?;
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let work = match event {
+                    PeerEvent::Track(track) => Work::Track(track),
+                    PeerEvent::Candidate(c) => Work::LocalCandidate(connection, c),
+                    PeerEvent::Down => continue,
+                };
+                if me.send(work).is_err() {
+                    break;
+                }
+            }
+        });
+        let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early_candidates)
+            .into_iter()
+            .partition(|(c, _)| *c == connection);
+        self.early_candidates = rest;
+        for (_, candidate) in early {
+            peer.add_candidate(candidate).await?;
+        }
+        Ok(peer)
+    }
+
     async fn answer_publisher(&mut self, offer: String) -> Result<String, MediaError> {
         if self.publisher.is_none() {
-            let (peer, mut events) = Peer::new(&self.sfu.settings).await?;
-            let me = self.me.clone();
-            // Tracks arrive on the peer's event channel; they become work for this actor.
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if let PeerEvent::Track(track) = event
-                        && me.send(Work::Track(track)).is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            self.publisher = Some(peer);
+            self.publisher = Some(self.make_peer(MediaConnection::Publish).await?);
         }
         self.publisher
             .as_mut()
@@ -331,8 +375,7 @@ impl Actor {
             return Ok(());
         }
         if self.subscriber.is_none() {
-            let (peer, _events) = Peer::new(&self.sfu.settings).await?;
-            self.subscriber = Some(peer);
+            self.subscriber = Some(self.make_peer(MediaConnection::Subscribe).await?);
         }
         let peer = self.subscriber.as_ref().expect("made above");
         let ssrc = crate::media::rand_u32();

@@ -195,6 +195,21 @@ async fn bad_input_gets_typed_errors_and_harms_no_one() {
         raw.expect_error(frame.to_string(), code, op).await;
     }
 
+    // A media frame outside a room.
+    raw.expect_error(
+        json!({"type": "ice_candidate", "connection": "publish", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}}).to_string(),
+        "not_in_room",
+        None,
+    )
+    .await;
+    raw.expect_error(
+        json!({"type": "ice_candidate", "connection": "sideways", "candidate": {"candidate": "x"}})
+            .to_string(),
+        "invalid_frame",
+        None,
+    )
+    .await;
+
     // Requests that need a room, before joining one.
     raw.expect_error(
         json!({"type": "send_message", "op": 9, "content_type": "t", "content": "x"}).to_string(),
