@@ -127,6 +127,8 @@ async fn a_late_joiner_receives_the_tracks_already_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unpublishing_and_leaving_end_the_tracks_for_everyone() {
     let server = server().await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
     let mut users = room_of(&server, "r", &["alice", "bob", "carol"]).await;
     let mic = users[0]
         .call
