@@ -179,6 +179,21 @@ async fn unpublishing_and_leaving_end_the_tracks_for_everyone() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Every call closed: no task of theirs or of the SFU's (peer connection drivers, readers,
+    // writers, actors) is left.
+    for u in &users {
+        u.call.close().await;
+    }
+    drop(users);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metrics.num_alive_tasks() > baseline {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} tasks alive, {baseline} before the calls",
+            metrics.num_alive_tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
