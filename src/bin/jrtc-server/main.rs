@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod load;
+
 use clap::{Args, Parser, Subcommand};
 use jrtc::{AccessToken, Grants, Role};
 use tracing_subscriber::EnvFilter;
@@ -22,6 +24,9 @@ enum Command {
     Serve(Serve),
     /// Mint an access token and print it.
     Token(Token),
+    /// Load-test a server (an embedded one by default): N rooms × M users connect, join, send a
+    /// message storm and leave; prints latencies, throughput, memory and CPU.
+    LoadTest(load::LoadTest),
 }
 
 /// Where the token secret comes from: the `JRTC_SECRET` environment variable or a file.
@@ -115,6 +120,7 @@ fn grants(names: &[String]) -> Result<Grants, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::LoadTest(args) => load::run(args).await,
         Command::Token(args) => {
             let secret = args
                 .secret

@@ -1,0 +1,442 @@
+//! `jrtc-server load-test`: N rooms × M users over real WebSocket connections, against an embedded
+//! server (default) or a running one. Phases: connect, join (all at once), a group-message storm,
+//! leave. Beside it, the same storm through a minimal raw WebSocket broadcast server, so the report
+//! can say how jrtc compares with the plain transport on this machine, in this run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use jrtc::{AccessToken, Call, CallEvent, Grants, JoinOptions, MessageEvent};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+/// Options of the load test.
+#[derive(Debug, Args)]
+pub struct LoadTest {
+    /// Rooms.
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Users per room.
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    /// Group messages each user sends in the storm.
+    #[arg(long, default_value_t = 20)]
+    messages: usize,
+    /// A running server's URL (its secret in JRTC_SECRET); default: an embedded server.
+    #[arg(long)]
+    url: Option<String>,
+    /// The running server's pid, to read its memory and CPU from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Token secret for `--url` (or JRTC_SECRET).
+    #[arg(long, env = "JRTC_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    rooms: usize,
+    users_per_room: usize,
+    users: usize,
+    connect: Latency,
+    join: Latency,
+    join_phase_s: f64,
+    storm_messages: usize,
+    storm_deliveries: u64,
+    storm_s: f64,
+    deliveries_per_s: f64,
+    raw_deliveries_per_s: f64,
+    jrtc_over_raw: f64,
+    memory_scope: &'static str,
+    rss_per_user_kib: Option<f64>,
+    cpu_s: Option<f64>,
+    leave_s: f64,
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Raises the open-file limit to the hard limit (10,000 users need more than the usual 1,024).
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls only read or write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
+    raise_fd_limit();
+    let embedded;
+    let (url, secret) = match &args.url {
+        Some(url) => (
+            url.clone(),
+            args.secret
+                .clone()
+                .ok_or("--url needs the server's secret (JRTC_SECRET)")?
+                .into_bytes(),
+        ),
+        None => {
+            let secret = b"the load test's own secret, at least 32 bytes".to_vec();
+            let limits = jrtc::Limits::default()
+                .requests_per_second(1_000_000)
+                .request_burst(1_000_000)
+                .max_participants(args.users.max(1))
+                .max_connections_per_user(1);
+            embedded = Some(
+                jrtc::Server::builder()
+                    .secret(secret.clone())
+                    .limits(limits)
+                    .start()
+                    .await?,
+            );
+            (embedded.as_ref().expect("just made").url(), secret)
+        }
+    };
+    let users = args.rooms * args.users;
+    let pid = args.server_pid;
+    let memory_scope = match (pid, args.url.is_some()) {
+        (Some(_), _) => "server process",
+        (None, false) => "this process (embedded server and all clients)",
+        (None, true) => "this process (clients only)",
+    };
+    let rss_before = rss_kib(pid);
+    let cpu_before = cpu_seconds(pid);
+
+    // Connect, at most 256 handshakes at a time.
+    eprintln!("connecting {users} users…");
+    let gate = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::new();
+    for i in 0..users {
+        let url = url.clone();
+        let token = AccessToken::new(format!("u{i}"))
+            .grants(Grants::all())
+            .sign(&secret)?;
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await;
+            let started = Instant::now();
+            let call = Call::connect(&url, token).await?;
+            Ok::<_, jrtc::CallError>((call, started.elapsed()))
+        }));
+    }
+    let mut connect = Histogram::<u64>::new(3)?;
+    let mut calls = Vec::with_capacity(users);
+    for task in tasks {
+        let (call, took) = task.await??;
+        connect.record(took.as_micros() as u64)?;
+        calls.push(call);
+    }
+    let rss_connected = rss_kib(pid);
+
+    // Join, all at once.
+    eprintln!("joining {} rooms…", args.rooms);
+    let started = Instant::now();
+    let joins: Vec<_> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let call = call.clone();
+            let room = format!("room{}", i / args.users);
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let op = call.join(&room, JoinOptions::default()).await?;
+                call.outcome(op).await?;
+                Ok::<_, jrtc::CallError>(t.elapsed())
+            })
+        })
+        .collect();
+    let mut join = Histogram::<u64>::new(3)?;
+    for task in joins {
+        join.record(task.await??.as_micros() as u64)?;
+    }
+    let join_phase = started.elapsed();
+
+    // The storm: every user sends its group messages; every other member must receive them.
+    let expected = (args.rooms * args.users * (args.users - 1) * args.messages) as u64;
+    eprintln!("message storm: {expected} deliveries expected…");
+    let delivered = Arc::new(AtomicU64::new(0));
+    let counters: Vec<_> = calls
+        .iter()
+        .map(|call| {
+            let mut chat = call.events().messages();
+            let delivered = delivered.clone();
+            let each = ((args.users - 1) * args.messages) as u64;
+            tokio::spawn(async move {
+                let mut got = 0;
+                while got < each {
+                    match chat.next().await {
+                        Some(Ok(MessageEvent::Received(_))) => {
+                            got += 1;
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let senders: Vec<_> = calls
+        .iter()
+        .map(|call| {
+            let call = call.clone();
+            let n = args.messages;
+            tokio::spawn(async move {
+                for i in 0..n {
+                    call.send_message(None, "text/plain", format!("storm {i}"))
+                        .await?;
+                }
+                Ok::<_, jrtc::CallError>(())
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await??;
+    }
+    let storm_deadline = Duration::from_secs(120);
+    for c in counters {
+        tokio::time::timeout(storm_deadline, c).await??;
+    }
+    let storm = started.elapsed();
+    let storm_deliveries = delivered.load(Ordering::Relaxed);
+
+    // Leave.
+    let started = Instant::now();
+    let leaves: Vec<_> = calls
+        .iter()
+        .map(|call| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut events = call.events();
+                let op = call.leave().await?;
+                while let Some(ev) = events.next().await {
+                    if matches!(ev, CallEvent::Left { op: Some(got), .. } if got == op) {
+                        break;
+                    }
+                }
+                Ok::<_, jrtc::CallError>(())
+            })
+        })
+        .collect();
+    for l in leaves {
+        l.await??;
+    }
+    let leave = started.elapsed();
+    let cpu = match (cpu_before, cpu_seconds(pid)) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    for call in &calls {
+        call.close().await;
+    }
+
+    let raw = raw_storm(args.rooms, args.users, args.messages).await?;
+    let deliveries_per_s = storm_deliveries as f64 / storm.as_secs_f64();
+    let report = Report {
+        rooms: args.rooms,
+        users_per_room: args.users,
+        users,
+        connect: Latency::of(&connect),
+        join: Latency::of(&join),
+        join_phase_s: join_phase.as_secs_f64(),
+        storm_messages: users * args.messages,
+        storm_deliveries,
+        storm_s: storm.as_secs_f64(),
+        deliveries_per_s,
+        raw_deliveries_per_s: raw,
+        jrtc_over_raw: deliveries_per_s / raw,
+        memory_scope,
+        rss_per_user_kib: match (rss_before, rss_connected) {
+            (Some(a), Some(b)) if users > 0 => Some(b.saturating_sub(a) as f64 / users as f64),
+            _ => None,
+        },
+        cpu_s: cpu,
+        leave_s: leave.as_secs_f64(),
+    };
+    print_table(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if storm_deliveries != expected {
+        return Err(format!("{storm_deliveries} of {expected} messages delivered").into());
+    }
+    Ok(())
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "jrtc load test: {} rooms × {} users = {} users",
+        r.rooms, r.users_per_room, r.users
+    );
+    println!(
+        "  connect      p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms",
+        r.connect.p50_ms, r.connect.p99_ms, r.connect.max_ms
+    );
+    println!(
+        "  join         p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms   (all at once: {:.2} s)",
+        r.join.p50_ms, r.join.p99_ms, r.join.max_ms, r.join_phase_s
+    );
+    println!(
+        "  storm        {} messages → {} deliveries in {:.2} s",
+        r.storm_messages, r.storm_deliveries, r.storm_s
+    );
+    println!(
+        "  fan-out      {:10.0} deliveries/s   raw WebSocket broadcast {:10.0}/s   jrtc/raw {:.2}",
+        r.deliveries_per_s, r.raw_deliveries_per_s, r.jrtc_over_raw
+    );
+    if let Some(kib) = r.rss_per_user_kib {
+        println!(
+            "  memory       {kib:.1} KiB RSS per connected user ({})",
+            r.memory_scope
+        );
+    }
+    if let Some(cpu) = r.cpu_s {
+        println!("  cpu          {cpu:.2} s ({})", r.memory_scope);
+    }
+    println!("  leave        {:.2} s", r.leave_s);
+}
+
+/// The same storm through a minimal broadcast server written directly on tokio-tungstenite:
+/// every text frame a client sends goes to the other clients of its room. Deliveries per second.
+async fn raw_storm(
+    rooms: usize,
+    users: usize,
+    messages: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    use tokio::sync::broadcast;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let channels: Arc<Vec<broadcast::Sender<(usize, tokio_tungstenite::tungstenite::Utf8Bytes)>>> =
+        Arc::new((0..rooms).map(|_| broadcast::channel(65_536).0).collect());
+    let server = {
+        let channels = channels.clone();
+        tokio::spawn(async move {
+            let mut next = 0usize;
+            while let Ok((socket, _)) = listener.accept().await {
+                let id = next;
+                next += 1;
+                let room = id / users;
+                let tx = channels[room].clone();
+                let mut rx = tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(ws) = tokio_tungstenite::accept_async(socket).await else {
+                        return;
+                    };
+                    let (mut sink, mut stream) = ws.split();
+                    loop {
+                        tokio::select! {
+                            msg = stream.next() => match msg {
+                                Some(Ok(Message::Text(t))) => { let _ = tx.send((id, t)); }
+                                _ => return,
+                            },
+                            out = rx.recv() => match out {
+                                Ok((from, t)) if from != id => { if sink.send(Message::Text(t)).await.is_err() { return } }
+                                Ok(_) => {}
+                                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                                Err(_) => return,
+                            },
+                        }
+                    }
+                });
+            }
+        })
+    };
+    let url = format!("ws://{addr}");
+    let mut clients = Vec::new();
+    for _ in 0..rooms * users {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await?;
+        clients.push(ws);
+    }
+    let each = ((users - 1) * messages) as u64;
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|ws| {
+            tokio::spawn(async move {
+                let (mut sink, mut stream) = ws.split();
+                let send = async {
+                    for i in 0..messages {
+                        let frame = format!(r#"{{"type":"message","content":"storm {i}"}}"#);
+                        if sink.send(Message::text(frame)).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let receive = async {
+                    let mut got = 0;
+                    while got < each {
+                        match stream.next().await {
+                            Some(Ok(Message::Text(_))) => got += 1,
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        }
+                    }
+                    got
+                };
+                let ((), got) = tokio::join!(send, receive);
+                got
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += tokio::time::timeout(Duration::from_secs(120), t).await??;
+    }
+    let elapsed = started.elapsed();
+    server.abort();
+    Ok(total as f64 / elapsed.as_secs_f64())
+}
