@@ -80,9 +80,12 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod bench_support;
 pub mod call;
 pub mod event;
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod media;

@@ -87,7 +87,7 @@ impl Session {
     }
 
     /// Room events that broke the sequence so far.
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn seq_faults(&self) -> u64 {
         self.seq_faults
     }

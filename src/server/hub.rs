@@ -203,17 +203,17 @@ impl Hub {
         self.invitations.next_deadline()
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn room(&self, id: &RoomId) -> Option<&Room> {
         self.rooms.get(id)
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn open_invitations(&self) -> Vec<(crate::model::Invitation, ConnId)> {
         self.invitations.list()
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn room_of(&self, conn: ConnId) -> Option<RoomId> {
         self.logins.get(&conn).and_then(|l| l.room.clone())
     }
@@ -648,8 +648,8 @@ impl Hub {
     }
 }
 
-/// Helpers for the core's unit and property tests.
-#[cfg(any(test, feature = "fuzzing"))]
+/// Helpers for the core's unit and property tests (and the benchmarks).
+#[cfg(any(test, feature = "internals"))]
 pub(crate) mod testing {
     use super::HubConfig;
     use crate::auth::{AccessToken, Grants};

@@ -52,7 +52,7 @@ impl InvitationBook {
     }
 
     /// Every open invitation with its caller's connection.
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn list(&self) -> Vec<(Invitation, ConnId)> {
         self.open
             .values()

@@ -13,7 +13,7 @@ mod options;
 mod proptests;
 pub(crate) mod room;
 mod room_media;
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, feature = "internals"))]
 pub(crate) mod sim;
 
 use std::collections::HashMap;

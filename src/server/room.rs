@@ -65,17 +65,17 @@ impl Room {
         self.members.len()
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn seq(&self) -> u64 {
         self.seq
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn participants(&self) -> Vec<Participant> {
         self.members.iter().map(|m| m.participant.clone()).collect()
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn properties(&self) -> &CallProperties {
         &self.properties
     }

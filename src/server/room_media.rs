@@ -265,7 +265,7 @@ impl Room {
     }
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, feature = "internals"))]
 impl Room {
     /// The publications, in order.
     pub(crate) fn publication_list(&self) -> Vec<Publication> {

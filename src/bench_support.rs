@@ -1,0 +1,177 @@
+//! Entry points for the core benchmarks in `benches/core.rs`. Not part of the public API:
+//! compiled with the `internals` feature only.
+
+use tokio::sync::broadcast;
+
+use crate::call::EventStream;
+use crate::event::CallEvent;
+use crate::model::{MessageScope, OperationId, RoomId};
+use crate::protocol::{ClientFrame, ServerFrame};
+use crate::server::hub::{ConnId, Hub, Input, Output, testing};
+
+/// The call's event fan-out, as a `Call` uses it: a publisher and its subscribers' streams.
+pub struct EventSource {
+    tx: broadcast::Sender<CallEvent>,
+}
+
+impl EventSource {
+    /// A fan-out holding `capacity` events per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        EventSource {
+            tx: broadcast::channel(capacity).0,
+        }
+    }
+
+    /// A new subscriber.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream::new(self.tx.subscribe())
+    }
+
+    /// Publishes one event to every subscriber.
+    pub fn publish(&self, event: CallEvent) {
+        let _ = self.tx.send(event);
+    }
+}
+
+/// A typical event: a group message received.
+pub fn message_event(i: u64) -> CallEvent {
+    CallEvent::Message(crate::event::MessageEvent::Received(
+        crate::event::ReceivedMessage {
+            room: RoomId::from("standup"),
+            seq: Some(i),
+            from: "alice".into(),
+            scope: MessageScope::Group,
+            content_type: "text/plain".into(),
+            content: "hello, everyone".into(),
+        },
+    ))
+}
+
+/// The server core with one room of `members` logged-in members.
+pub struct Core {
+    hub: Hub,
+    members: Vec<ConnId>,
+    next_op: u64,
+    now: u64,
+}
+
+impl Core {
+    /// A core whose room "r" has `members` members (conns 1..=members).
+    pub fn with_room(members: usize) -> Self {
+        let mut hub = Hub::new(testing::config());
+        let members: Vec<ConnId> = (1..=members as ConnId).collect();
+        for &conn in &members {
+            hub.handle(
+                0,
+                Input::Frame {
+                    conn,
+                    frame: testing::hello(&format!("u{conn}")),
+                },
+            );
+            hub.handle(
+                0,
+                Input::Frame {
+                    conn,
+                    frame: ClientFrame::Join {
+                        op: OperationId(1),
+                        room: Some(RoomId::from("r")),
+                        display_name: None,
+                        audio: false,
+                        video: false,
+                        state: String::new(),
+                        auto_subscribe: true,
+                    },
+                },
+            );
+        }
+        Core {
+            hub,
+            members,
+            next_op: 1,
+            now: 0,
+        }
+    }
+
+    fn request(&mut self, conn: ConnId, frame: impl FnOnce(OperationId) -> ClientFrame) -> usize {
+        self.next_op += 1;
+        self.now += 1;
+        let outputs = self.hub.handle(
+            self.now,
+            Input::Frame {
+                conn,
+                frame: frame(OperationId(self.next_op)),
+            },
+        );
+        frames_sent(&outputs)
+    }
+
+    /// The first member sends a group message; returns the frames the core sends out.
+    pub fn group_message(&mut self) -> usize {
+        let conn = self.members[0];
+        self.request(conn, |op| ClientFrame::SendMessage {
+            op,
+            to: None,
+            content_type: "text/plain".into(),
+            content: "hello, everyone".into(),
+        })
+    }
+
+    /// The host sets a custom property (to a new value each time).
+    pub fn property_change(&mut self) -> usize {
+        let conn = self.members[0];
+        let value = self.next_op.to_string();
+        self.request(conn, |op| {
+            let mut update = crate::model::PropertyUpdate::default();
+            update.custom.insert("topic".into(), Some(value));
+            ClientFrame::SetProperties { op, update }
+        })
+    }
+
+    /// The last member leaves and joins again.
+    pub fn rejoin(&mut self) -> usize {
+        let conn = *self.members.last().expect("a member");
+        let left = self.request(conn, |op| ClientFrame::Leave { op });
+        left + self.request(conn, |op| ClientFrame::Join {
+            op,
+            room: Some(RoomId::from("r")),
+            display_name: None,
+            audio: false,
+            video: false,
+            state: String::new(),
+            auto_subscribe: true,
+        })
+    }
+}
+
+fn frames_sent(outputs: &[Output]) -> usize {
+    outputs
+        .iter()
+        .map(|o| match o {
+            Output::Send { .. } => 1,
+            Output::Broadcast { to, .. } => to.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A typical client frame, as text.
+pub fn client_frame_text() -> String {
+    crate::protocol::encode(&ClientFrame::SendMessage {
+        op: OperationId(42),
+        to: None,
+        content_type: "text/plain".into(),
+        content: "hello, everyone".into(),
+    })
+}
+
+/// A typical server frame.
+pub fn server_frame() -> ServerFrame {
+    ServerFrame::Message {
+        room: RoomId::from("standup"),
+        seq: Some(7),
+        from: "alice".into(),
+        scope: MessageScope::Group,
+        content_type: "text/plain".into(),
+        content: "hello, everyone".into(),
+    }
+}
