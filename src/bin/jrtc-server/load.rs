@@ -38,6 +38,9 @@ pub struct LoadTest {
     /// Write the results as JSON to this file too.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Only connect the users and measure memory per idle connected user (no join, no storm).
+    #[arg(long)]
+    idle: bool,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -156,6 +159,9 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
     // Connect, at most 256 handshakes at a time.
     eprintln!("connecting {users} users…");
     let gate = Arc::new(Semaphore::new(256));
+    // Each call's event ring holds what the storm sends it, not the default 4,096 events.
+    let options = jrtc::CallOptions::default()
+        .event_capacity(((args.users.max(1) - 1) * args.messages + 64).next_power_of_two());
     let mut tasks = Vec::new();
     for i in 0..users {
         let url = url.clone();
@@ -163,10 +169,11 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
             .grants(Grants::all())
             .sign(&secret)?;
         let gate = gate.clone();
+        let options = options.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;
             let started = Instant::now();
-            let call = Call::connect(&url, token).await?;
+            let call = Call::connect_with(&url, token, options).await?;
             Ok::<_, jrtc::CallError>((call, started.elapsed()))
         }));
     }
@@ -178,6 +185,34 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         calls.push(call);
     }
     let rss_connected = rss_kib(pid);
+    if args.idle {
+        // Let every login settle, then read the memory again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = rss_kib(pid);
+        let per_user = match (rss_before, rss) {
+            (Some(a), Some(b)) if users > 0 => Some(b.saturating_sub(a) as f64 / users as f64),
+            _ => None,
+        };
+        let connect = Latency::of(&connect);
+        println!("jrtc load test (idle): {users} users connected");
+        println!(
+            "  connect      p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms",
+            connect.p50_ms, connect.p99_ms, connect.max_ms
+        );
+        if let Some(kib) = per_user {
+            println!("  memory       {kib:.1} KiB RSS per idle connected user ({memory_scope})");
+        }
+        if let Some(path) = &args.json {
+            let report = serde_json::json!({
+                "users": users, "connect": connect, "rss_per_user_kib": per_user, "memory_scope": memory_scope,
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        for call in &calls {
+            call.close().await;
+        }
+        return Ok(());
+    }
 
     // Join, all at once.
     eprintln!("joining {} rooms…", args.rooms);
