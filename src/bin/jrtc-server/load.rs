@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 /// Options of the load test.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct LoadTest {
     /// Rooms.
     #[arg(long, default_value_t = 10)]
@@ -41,6 +41,12 @@ pub struct LoadTest {
     /// Only connect the users and measure memory per idle connected user (no join, no storm).
     #[arg(long)]
     idle: bool,
+    /// Measure join latency at each of these numbers of users (rooms of `--users`), no storm.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<usize>,
+    /// With `--sweep`: draw join latency against users into this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -146,6 +152,112 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
             (embedded.as_ref().expect("just made").url(), secret)
         }
     };
+    if !args.sweep.is_empty() {
+        return sweep(&args, &url, &secret).await;
+    }
+    if let Some(report) = run_once(&args, &url, &secret).await? {
+        print_table(&report);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        let expected =
+            (report.rooms * report.users_per_room * (report.users_per_room - 1) * args.messages)
+                as u64;
+        if report.storm_deliveries != expected {
+            return Err(format!(
+                "{} of {expected} messages delivered",
+                report.storm_deliveries
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Join latency at several sizes, as a table and (with `--plot`) an SVG chart.
+async fn sweep(
+    args: &LoadTest,
+    url: &str,
+    secret: &[u8],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut points = Vec::new();
+    for &n in &args.sweep {
+        let mut one = args.clone();
+        one.rooms = (n / args.users.max(1)).max(1);
+        one.messages = 0;
+        one.idle = false;
+        let report = run_once(&one, url, secret).await?.expect("not idle");
+        println!(
+            "{:6} users: join p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms",
+            report.users, report.join.p50_ms, report.join.p99_ms, report.join.max_ms
+        );
+        points.push((report.users as f64, report.join.p50_ms, report.join.p99_ms));
+    }
+    if let Some(path) = &args.plot {
+        plot(path, &points)?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn plot(
+    path: &std::path::Path,
+    points: &[(f64, f64, f64)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_x = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let max_y = points.iter().map(|p| p.2).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "jrtc: join latency, all users joining at once",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..max_x * 1.05, 0.0..max_y)?;
+    chart
+        .configure_mesh()
+        .x_desc("users (rooms of 10)")
+        .y_desc("join latency (ms)")
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), &BLUE))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+    chart.draw_series(
+        points
+            .iter()
+            .map(|p| Circle::new((p.0, p.1), 3, BLUE.filled())),
+    )?;
+    chart
+        .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.2)), &RED))?
+        .label("p99")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    chart.draw_series(
+        points
+            .iter()
+            .map(|p| Circle::new((p.0, p.2), 3, RED.filled())),
+    )?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// One load run: connect, join, storm (unless there are no messages), leave. `None` in idle mode
+/// (which prints its own report).
+async fn run_once(
+    args: &LoadTest,
+    url: &str,
+    secret: &[u8],
+) -> Result<Option<Report>, Box<dyn std::error::Error>> {
+    let url = url.to_owned();
     let users = args.rooms * args.users;
     let pid = args.server_pid;
     let memory_scope = match (pid, args.url.is_some()) {
@@ -167,7 +279,7 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         let url = url.clone();
         let token = AccessToken::new(format!("u{i}"))
             .grants(Grants::all())
-            .sign(&secret)?;
+            .sign(secret)?;
         let gate = gate.clone();
         let options = options.clone();
         tasks.push(tokio::spawn(async move {
@@ -211,7 +323,7 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         for call in &calls {
             call.close().await;
         }
-        return Ok(());
+        return Ok(None);
     }
 
     // Join, all at once.
@@ -317,8 +429,12 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         call.close().await;
     }
 
-    let raw = raw_storm(args.rooms, args.users, args.messages).await?;
-    let deliveries_per_s = storm_deliveries as f64 / storm.as_secs_f64();
+    let raw = if args.messages > 0 {
+        raw_storm(args.rooms, args.users, args.messages).await?
+    } else {
+        0.0
+    };
+    let deliveries_per_s = storm_deliveries as f64 / storm.as_secs_f64().max(1e-9);
     let report = Report {
         rooms: args.rooms,
         users_per_room: args.users,
@@ -331,7 +447,11 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         storm_s: storm.as_secs_f64(),
         deliveries_per_s,
         raw_deliveries_per_s: raw,
-        jrtc_over_raw: deliveries_per_s / raw,
+        jrtc_over_raw: if raw > 0.0 {
+            deliveries_per_s / raw
+        } else {
+            0.0
+        },
         memory_scope,
         rss_per_user_kib: match (rss_before, rss_connected) {
             (Some(a), Some(b)) if users > 0 => Some(b.saturating_sub(a) as f64 / users as f64),
@@ -340,14 +460,7 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         cpu_s: cpu,
         leave_s: leave.as_secs_f64(),
     };
-    print_table(&report);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
-    if storm_deliveries != expected {
-        return Err(format!("{storm_deliveries} of {expected} messages delivered").into());
-    }
-    Ok(())
+    Ok(Some(report))
 }
 
 fn print_table(r: &Report) {
