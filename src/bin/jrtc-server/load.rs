@@ -88,6 +88,18 @@ struct Report {
     leave_s: f64,
 }
 
+/// A progress bar on standard error (drawn only on a terminal).
+fn bar(len: u64, phase: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(phase);
+    bar
+}
+
 fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/status"),
@@ -291,11 +303,14 @@ async fn run_once(
     }
     let mut connect = Histogram::<u64>::new(3)?;
     let mut calls = Vec::with_capacity(users);
+    let progress = bar(users as u64, "connect");
     for task in tasks {
         let (call, took) = task.await??;
         connect.record(took.as_micros() as u64)?;
         calls.push(call);
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let rss_connected = rss_kib(pid);
     if args.idle {
         // Let every login settle, then read the memory again.
@@ -344,9 +359,12 @@ async fn run_once(
         })
         .collect();
     let mut join = Histogram::<u64>::new(3)?;
+    let progress = bar(users as u64, "join");
     for task in joins {
         join.record(task.await??.as_micros() as u64)?;
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let join_phase = started.elapsed();
 
     // The storm: every user sends its group messages; every other member must receive them.
