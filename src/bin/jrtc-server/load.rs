@@ -47,6 +47,10 @@ pub struct LoadTest {
     /// With `--sweep`: draw join latency against users into this SVG file.
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
+    /// Media mode: PUBLISHERS,SUBSCRIBERS,PPS — one room where each publisher sends 1,200-byte
+    /// RTP at PPS packets/s for 4 s; reports forwarded packets/s and per server CPU-second.
+    #[arg(long, value_delimiter = ',')]
+    media: Vec<u32>,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -166,6 +170,13 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
     };
     if !args.sweep.is_empty() {
         return sweep(&args, &url, &secret).await;
+    }
+    match args.media[..] {
+        [] => {}
+        [publishers, subscribers, pps] => {
+            return media(&url, &secret, args.server_pid, publishers, subscribers, pps).await;
+        }
+        _ => return Err("--media takes PUBLISHERS,SUBSCRIBERS,PPS".into()),
     }
     if let Some(report) = run_once(&args, &url, &secret).await? {
         print_table(&report);
@@ -605,4 +616,106 @@ async fn raw_storm(
     let elapsed = started.elapsed();
     server.abort();
     Ok(total as f64 / elapsed.as_secs_f64())
+}
+
+/// Media mode: publishers × subscribers in one room, RTP at a set rate through the SFU.
+async fn media(
+    url: &str,
+    secret: &[u8],
+    pid: Option<u32>,
+    publishers: u32,
+    subscribers: u32,
+    pps: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    const SECONDS: u64 = 4;
+    let member = |user: String| async move {
+        let token = AccessToken::new(user).grants(Grants::all()).sign(secret)?;
+        let call = Call::connect(url, token).await?;
+        let op = call.join("media-load", JoinOptions::default()).await?;
+        call.outcome(op).await?;
+        Ok::<_, Box<dyn std::error::Error>>(call)
+    };
+    let mut calls = Vec::new();
+    let mut pumps = Vec::new();
+    for p in 0..publishers {
+        let call = member(format!("pub{p}")).await?;
+        let track = call.publish(jrtc::TrackSource::Camera).await?;
+        pumps.push(tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(pps.max(1))));
+            let payload = bytes::Bytes::from(vec![0x90u8; 1200]);
+            for i in 0u32.. {
+                tick.tick().await;
+                if track
+                    .write(payload.clone(), i.wrapping_mul(900), true)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }));
+        calls.push(call);
+    }
+    let mut receivers = Vec::new();
+    for s in 0..subscribers {
+        receivers.push(member(format!("sub{s}")).await?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receivers
+        .iter()
+        .any(|r| r.remote_tracks().len() < publishers as usize)
+    {
+        if Instant::now() > deadline {
+            return Err("the subscriptions did not complete".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let counters: Vec<_> = receivers
+        .iter()
+        .flat_map(|r| r.remote_tracks())
+        .map(|track| {
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                let end = tokio::time::Instant::now() + Duration::from_secs(SECONDS);
+                while let Ok(Some(_)) = tokio::time::timeout_at(end, track.next_packet()).await {
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let cpu_before = cpu_seconds(pid);
+    let mut forwarded = 0;
+    for c in counters {
+        forwarded += c.await?;
+    }
+    let cpu = cpu_seconds(pid).zip(cpu_before).map(|(b, a)| b - a);
+    let offered = f64::from(publishers * subscribers * pps) * SECONDS as f64;
+    println!(
+        "jrtc media load: {publishers} publishers × {subscribers} subscribers at {pps} pps, {SECONDS} s"
+    );
+    println!(
+        "  forwarded    {:.0} packets/s ({:.1} % of offered)",
+        forwarded as f64 / SECONDS as f64,
+        forwarded as f64 / offered * 100.0
+    );
+    if let Some(cpu) = cpu {
+        let scope = if pid.is_some() {
+            "server process"
+        } else {
+            "this process, clients included"
+        };
+        println!(
+            "  cpu          {cpu:.2} s ({scope}) → {:.0} forwarded packets per CPU-second",
+            forwarded as f64 / cpu.max(1e-9)
+        );
+    }
+    for p in pumps {
+        p.abort();
+    }
+    for call in calls.iter().chain(receivers.iter()) {
+        call.close().await;
+    }
+    Ok(())
 }
