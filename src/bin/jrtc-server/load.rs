@@ -717,5 +717,34 @@ async fn media(
     for call in calls.iter().chain(receivers.iter()) {
         call.close().await;
     }
+    let udp = raw_udp(Duration::from_secs(2)).await?;
+    println!(
+        "  raw UDP      {udp:.0} packets/s (1,200-byte datagrams over loopback, one sender, one receiver: the physical limit)"
+    );
     Ok(())
+}
+
+/// Plain loopback UDP: one task sends 1,200-byte datagrams as fast as it can, another receives
+/// them; packets received per second.
+async fn raw_udp(time: Duration) -> Result<f64, Box<dyn std::error::Error>> {
+    let receiver = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let sender = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    sender.connect(receiver.local_addr()?).await?;
+    let stop = Instant::now() + time;
+    let send = tokio::spawn(async move {
+        let buf = [0x90u8; 1200];
+        while Instant::now() < stop {
+            let _ = sender.send(&buf).await;
+        }
+    });
+    let mut buf = [0u8; 1500];
+    let mut received = 0u64;
+    let started = Instant::now();
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(100), receiver.recv(&mut buf)).await
+    {
+        received += 1;
+    }
+    send.await?;
+    Ok(received as f64 / (started.elapsed().as_secs_f64() - 0.1).max(1e-3))
 }
