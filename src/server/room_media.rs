@@ -106,14 +106,7 @@ impl Room {
         id: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let Some((publisher, publication)) =
-            self.publications.iter().find(|(_, p)| p.id == id).cloned()
-        else {
-            return Err((
-                ErrorCode::NoSuchTrack,
-                format!("`{id}` is not published here"),
-            ));
-        };
+        let (publisher, publication) = self.find_publication(id)?;
         if publisher == conn {
             return Err((ErrorCode::InvalidParam, "that is your own track".to_owned()));
         }
@@ -128,19 +121,36 @@ impl Room {
         id: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let Some(publication) = self
-            .publications
-            .iter()
-            .find(|(_, p)| p.id == id)
-            .map(|(_, p)| p.clone())
-        else {
-            return Err((
-                ErrorCode::NoSuchTrack,
-                format!("`{id}` is not published here"),
-            ));
-        };
+        let (_, publication) = self.find_publication(id)?;
         self.end_subscription(conn, &publication, true, out);
         Ok(())
+    }
+
+    /// Where `conn`'s publication of `source` is.
+    fn own_publication(&self, conn: ConnId, source: TrackSource) -> Result<usize, Refusal> {
+        self.publications
+            .iter()
+            .position(|(c, p)| *c == conn && p.source == source)
+            .ok_or_else(|| {
+                (
+                    ErrorCode::NoSuchTrack,
+                    format!("no {} track is published", source.as_str()),
+                )
+            })
+    }
+
+    /// The publication named `id`, with its publisher.
+    fn find_publication(&self, id: &str) -> Result<(ConnId, Publication), Refusal> {
+        self.publications
+            .iter()
+            .find(|(_, p)| p.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                (
+                    ErrorCode::NoSuchTrack,
+                    format!("`{id}` is not published here"),
+                )
+            })
     }
 
     /// `conn` stops publishing `source`.
@@ -150,16 +160,7 @@ impl Room {
         source: TrackSource,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let Some(at) = self
-            .publications
-            .iter()
-            .position(|(c, p)| *c == conn && p.source == source)
-        else {
-            return Err((
-                ErrorCode::NoSuchTrack,
-                format!("no {} track is published", source.as_str()),
-            ));
-        };
+        let at = self.own_publication(conn, source)?;
         let (_, publication) = self.publications.remove(at);
         // The flag first: whoever hears the track is gone sees the flag already down.
         if let Some(i) = self.index_of_conn(conn) {
@@ -191,16 +192,7 @@ impl Room {
         muted: bool,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let Some(at) = self
-            .publications
-            .iter()
-            .position(|(c, p)| *c == conn && p.source == source)
-        else {
-            return Err((
-                ErrorCode::NoSuchTrack,
-                format!("no {} track is published", source.as_str()),
-            ));
-        };
+        let at = self.own_publication(conn, source)?;
         if self.publications[at].1.muted == muted {
             return Ok(());
         }
