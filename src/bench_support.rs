@@ -72,15 +72,7 @@ impl Core {
                 0,
                 Input::Frame {
                     conn,
-                    frame: ClientFrame::Join {
-                        op: OperationId(1),
-                        room: Some(RoomId::from("r")),
-                        display_name: None,
-                        audio: false,
-                        video: false,
-                        state: String::new(),
-                        auto_subscribe: true,
-                    },
+                    frame: join_r(OperationId(1)),
                 },
             );
         }
@@ -131,15 +123,20 @@ impl Core {
     pub fn rejoin(&mut self) -> usize {
         let conn = *self.members.last().expect("a member");
         let left = self.request(conn, |op| ClientFrame::Leave { op });
-        left + self.request(conn, |op| ClientFrame::Join {
-            op,
-            room: Some(RoomId::from("r")),
-            display_name: None,
-            audio: false,
-            video: false,
-            state: String::new(),
-            auto_subscribe: true,
-        })
+        left + self.request(conn, join_r)
+    }
+}
+
+/// A request to join room "r" with the defaults.
+fn join_r(op: OperationId) -> ClientFrame {
+    ClientFrame::Join {
+        op,
+        room: Some(RoomId::from("r")),
+        display_name: None,
+        audio: false,
+        video: false,
+        state: String::new(),
+        auto_subscribe: true,
     }
 }
 

@@ -240,6 +240,15 @@ pub struct Publication {
 }
 
 impl Publication {
+    /// The publication an id (`"{user_id}/{source}"`) names, if it names one.
+    pub fn from_id(id: &str) -> Option<Self> {
+        let (user, source) = id.rsplit_once('/')?;
+        Some(Publication::new(
+            UserId::from(user),
+            TrackSource::from_track_id(source)?,
+        ))
+    }
+
     /// The publication of `source` by `participant`.
     pub fn new(participant: UserId, source: TrackSource) -> Self {
         Publication {
@@ -515,6 +524,15 @@ mod tests {
             serde_json::to_string(&stop).unwrap(),
             r#"{"screen_share":null}"#
         );
+    }
+
+    #[test]
+    fn publication_ids_round_trip() {
+        let p = Publication::new("alice".into(), TrackSource::Screen);
+        assert_eq!(p.id, "alice/screen");
+        assert_eq!(Publication::from_id(&p.id), Some(p));
+        assert_eq!(Publication::from_id("alice/desk"), None);
+        assert_eq!(Publication::from_id("alice"), None);
     }
 
     #[test]

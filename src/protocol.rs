@@ -644,12 +644,18 @@ impl FrameError {
 /// Decodes a client text frame, telling bad JSON, unknown types and bad fields apart and keeping
 /// the request id when one can be read.
 pub fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
+    decode_client_within(text, MAX_FRAME_LEN)
+}
+
+/// [`decode_client`] with another size limit (a server's configured frame size); a frame over
+/// `max_len` is refused before it is parsed.
+pub fn decode_client_within(text: &str, max_len: usize) -> Result<ClientFrame, FrameError> {
     let err = |op, code, message: String| FrameError { op, code, message };
-    if text.len() > MAX_FRAME_LEN {
+    if text.len() > max_len {
         return Err(err(
             None,
             ErrorCode::FrameTooLarge,
-            format!("{} bytes; the limit is {MAX_FRAME_LEN}", text.len()),
+            format!("{} bytes; the limit is {max_len}", text.len()),
         ));
     }
     let value: serde_json::Value =

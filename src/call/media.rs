@@ -166,15 +166,6 @@ fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
     }
 }
 
-/// The publication a received track id names (`"{user}/{source}"`).
-fn publication_of(track_id: &str) -> Option<Publication> {
-    let (user, source) = track_id.rsplit_once('/')?;
-    Some(Publication::new(
-        UserId::from(user),
-        TrackSource::from_track_id(source)?,
-    ))
-}
-
 /// The call's media task: answers the server's offers on the receiving connection and turns
 /// arriving tracks into events. Ends when the call closes.
 pub(crate) async fn run(
@@ -252,7 +243,7 @@ pub(crate) async fn run(
             },
             event = track_event => match event {
                 Some(PeerEvent::Track(track)) => {
-                    let Some(publication) = publication_of(&track.track_id().await) else {
+                    let Some(publication) = Publication::from_id(&track.track_id().await) else {
                         continue;
                     };
                     let Some(shared) = shared.upgrade() else { break };

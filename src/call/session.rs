@@ -139,10 +139,9 @@ impl Session {
                 self.joined(op, snapshot, &mut out)
             }
             ServerFrame::PublishAnswer { op, sdp } => {
-                if let Some(pending) = self.pending.remove(&op) {
-                    out.outcomes.push((op, Ok(Outcome::Done)));
-                    debug_assert_eq!(pending.kind, OperationKind::Publish);
-                }
+                // The answer goes to the publishing call itself (`Call::publish` waits for it),
+                // not to `Call::outcome`.
+                self.pending.remove(&op);
                 out.media.push(MediaSignal::PublishAnswer { op, sdp });
             }
             ServerFrame::SubscribeOffer { negotiation, sdp } => {
@@ -501,11 +500,11 @@ impl Session {
                 invite(|op, result| InviteEvent::RejectResult { op, result })
             }
             OperationKind::Negotiate => {
-                // Internal: only a failure is worth telling the application.
-                if let Err(error) = &result {
-                    out.events.push(CallEvent::ServerError(error.clone()));
+                // Internal and awaited by no one: only a failure is worth telling the
+                // application, and no outcome is kept (it would crowd out the application's).
+                if let Err(error) = result {
+                    out.events.push(CallEvent::ServerError(error));
                 }
-                out.outcomes.push((op, result.map(|()| Outcome::Done)));
                 return;
             }
             kind => CallEvent::Completed {

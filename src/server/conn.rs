@@ -204,22 +204,14 @@ fn slow_consumer() -> ServerFrame {
     }
 }
 
-/// Decodes one text frame within the connection's limits: size first, then the request rate
-/// (every frame counts, readable or not), then the JSON. Returns the refusal to send otherwise.
+/// Decodes one text frame within the connection's limits (size, then JSON) and the request rate
+/// (every frame counts: readable or not, oversized or not). Returns the refusal to send otherwise.
 fn read_frame(
     text: &str,
     limits: &Limits,
     bucket: &mut TokenBucket,
 ) -> Result<ClientFrame, FrameError> {
-    let max_len = limits.max_frame_len;
-    if text.len() > max_len {
-        return Err(FrameError {
-            op: None,
-            code: ErrorCode::FrameTooLarge,
-            message: format!("{} bytes; the limit is {max_len}", text.len()),
-        });
-    }
-    let decoded = protocol::decode_client(text);
+    let decoded = protocol::decode_client_within(text, limits.max_frame_len);
     if !bucket.take(Instant::now()) {
         let op = match &decoded {
             Ok(frame) => frame.op(),

@@ -498,3 +498,19 @@ async fn an_idle_connection_is_closed_and_a_live_call_is_not() {
     done(&live.call, op).await;
     drop(raw);
 }
+
+#[tokio::test]
+async fn the_frame_size_limit_is_the_servers_setting() {
+    let limits = crate::support::unlimited().max_frame_len(200 * 1024);
+    let server = crate::support::builder()
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    let mut raw = Raw::login(&server.url(), &token(&server, "mallory")).await;
+    // 100 KiB: over the default 64 KiB, within this server's 200 KiB, so it is read.
+    let padded = json!({"type": "leave", "op": 1, "pad": "x".repeat(100 * 1024)}).to_string();
+    raw.expect_error(padded, "not_in_room", Some(1)).await;
+    let oversized = json!({"type": "leave", "op": 2, "pad": "x".repeat(300 * 1024)}).to_string();
+    raw.expect_error(oversized, "frame_too_large", None).await;
+}
