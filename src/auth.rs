@@ -237,7 +237,7 @@ impl AccessToken {
         }
         for room in self.claims.rooms.iter().flatten() {
             if !valid_id(room.as_str()) {
-                return Err(TokenError::InvalidRoomId(room.0.clone()));
+                return Err(TokenError::InvalidRoomId(room.to_string()));
             }
         }
         let now = SystemTime::now();
@@ -332,7 +332,7 @@ pub(crate) fn verify(
         claims.name
     };
     Ok(Identity {
-        user: UserId(claims.sub),
+        user: UserId::from(claims.sub),
         name,
         rooms: claims.rooms,
         role: claims.role,

@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::model::{
     CallProperties, Invitation, InviteFailure, MessageScope, OperationId, Participant,
-    ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, UserId,
+    ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, Text, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -218,9 +218,9 @@ pub struct ReceivedMessage {
     /// One-to-one or group.
     pub scope: MessageScope,
     /// The sender's content type string.
-    pub content_type: String,
-    /// The content.
-    pub content: String,
+    pub content_type: Text,
+    /// The content (shared by every subscriber's copy of the event).
+    pub content: Text,
 }
 
 /// Messages in and send outcomes out. Yielded by [`EventStream::messages`](crate::EventStream::messages).

@@ -92,6 +92,7 @@ pub mod media;
 pub mod model;
 pub mod protocol;
 pub mod server;
+mod text;
 
 pub use auth::{AccessToken, Grants, TokenError};
 pub use call::{
@@ -110,3 +111,4 @@ pub use model::{
 };
 pub use protocol::ErrorCode;
 pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};
+pub use text::Text;

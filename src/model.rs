@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::text::Text;
+
 /// Longest user or room id, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 /// Longest display name, in bytes.
@@ -46,9 +48,11 @@ pub fn valid_id(id: &str) -> bool {
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Cloning one shares its bytes (see [`Text`]).
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub String);
+        pub struct $name(Text);
 
         impl $name {
             /// The id as a string slice.
@@ -63,22 +67,32 @@ macro_rules! string_id {
         }
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(Text::from(s))
             }
         }
         impl From<String> for $name {
             fn from(s: String) -> Self {
+                Self(Text::from(s))
+            }
+        }
+        impl From<Text> for $name {
+            fn from(s: Text) -> Self {
                 Self(s)
+            }
+        }
+        impl From<$name> for Text {
+            fn from(id: $name) -> Self {
+                id.0
             }
         }
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.0 == other
+                self.0 == *other
             }
         }
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
+                self.0 == **other
             }
         }
     };

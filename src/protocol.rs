@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::model::{
     CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
     Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
-    Publication, Reason, Rejection, Role, RoomId, TrackSource, UserId,
+    Publication, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
 
 /// The protocol version this build speaks; sent in `hello` and `welcome`.
@@ -132,9 +132,9 @@ pub enum ClientFrame {
         #[serde(default)]
         to: Option<UserId>,
         /// The sender's own content type string (e.g. `text/plain`).
-        content_type: String,
+        content_type: Text,
         /// The content, at most 4 KiB of UTF-8.
-        content: String,
+        content: Text,
     },
     /// Invite users to the current room, or, outside a room, to a new room the sender joins.
     Invite {
@@ -393,9 +393,9 @@ pub enum ServerFrame {
         /// One-to-one or group.
         scope: MessageScope,
         /// The sender's content type string.
-        content_type: String,
+        content_type: Text,
         /// The content.
-        content: String,
+        content: Text,
     },
     /// The call was ended for everyone; every member is out of the room.
     CallEnded {

@@ -99,7 +99,7 @@ impl ClientMedia {
         let kind = source.kind();
         let ssrc = crate::media::rand_u32();
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            self.me.0.clone(),
+            self.me.to_string(),
             source.as_str().to_owned(),
             source.as_str().to_owned(),
             rtp_kind(kind),

@@ -22,7 +22,7 @@ use crate::event::{CallEvent, MediaEvent, OpError, OperationKind, Outcome, RoomS
 use crate::media::{LocalTrack, RemoteTrack};
 use crate::model::{
     Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
-    ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, TrackSource, UserId,
+    ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
 use crate::protocol::{self, ClientFrame, PROTOCOL_VERSION, ServerFrame};
 use session::Session;
@@ -399,9 +399,9 @@ impl Call {
         &self,
         to: Option<&str>,
         content_type: &str,
-        content: impl Into<String>,
+        content: impl Into<Text>,
     ) -> Result<OperationId, CallError> {
-        let content = content.into();
+        let content: Text = content.into();
         if content.len() > MAX_MESSAGE_LEN {
             return Err(CallError::InvalidParam {
                 message: format!(
@@ -411,7 +411,7 @@ impl Call {
             });
         }
         let to = to.map(UserId::from);
-        let content_type = content_type.to_owned();
+        let content_type = Text::from(content_type);
         self.request(OperationKind::SendMessage, |op| ClientFrame::SendMessage {
             op,
             to,

@@ -465,7 +465,7 @@ impl Session {
                     .room
                     .take()
                     .map(|r| r.room)
-                    .unwrap_or_else(|| RoomId(String::new()));
+                    .unwrap_or_else(|| RoomId::from(""));
                 CallEvent::Left {
                     room,
                     reason: Reason::Quit,

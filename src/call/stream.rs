@@ -6,9 +6,9 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::task::coop;
+use tokio_util::sync::ReusableBoxFuture;
 
 use crate::event::{
     CallEvent, InviteEvent, MediaEvent, MessageEvent, ParticipantEvent, PropertyEvent,
@@ -20,7 +20,17 @@ use crate::event::{
 /// [`CallEvent::Lagged`] saying how many events it missed; other subscribers are not slowed.
 /// The stream ends after [`CallEvent::Closed`]. Dropping it frees its queue.
 pub struct EventStream {
-    inner: BroadcastStream<CallEvent>,
+    /// The queue, while no wait is in progress.
+    rx: Option<broadcast::Receiver<CallEvent>>,
+    /// A wait for the next event; holds the queue until it completes.
+    wait: ReusableBoxFuture<'static, Waited>,
+}
+
+/// What a wait for the next event gives back: the event (or why there is none) and the queue.
+type Waited = (Result<CallEvent, RecvError>, broadcast::Receiver<CallEvent>);
+
+async fn next_event(mut rx: broadcast::Receiver<CallEvent>) -> Waited {
+    (rx.recv().await, rx)
 }
 
 impl std::fmt::Debug for EventStream {
@@ -32,7 +42,9 @@ impl std::fmt::Debug for EventStream {
 impl EventStream {
     pub(crate) fn new(rx: broadcast::Receiver<CallEvent>) -> Self {
         EventStream {
-            inner: BroadcastStream::new(rx),
+            rx: Some(rx),
+            // A finished placeholder; replaced by a real wait (reusing its box) when one starts.
+            wait: ReusableBoxFuture::new(next_event_placeholder()),
         }
     }
 
@@ -84,14 +96,55 @@ impl EventStream {
 impl Stream for EventStream {
     type Item = CallEvent;
 
+    /// Takes a queued event without waiting when there is one (the common case under load: no
+    /// future to build or wake), and otherwise waits on the queue. Each event taken counts
+    /// against the task's cooperative budget, so a subscriber that never finds its queue empty
+    /// still lets other tasks run.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<CallEvent>> {
-        Pin::new(&mut self.inner).poll_next(cx).map(|item| {
-            item.map(|res| match res {
-                Ok(ev) => ev,
-                Err(BroadcastStreamRecvError::Lagged(missed)) => CallEvent::Lagged { missed },
-            })
-        })
+        let this = &mut *self;
+        let budget = std::task::ready!(coop::poll_proceed(cx));
+        if let Some(rx) = this.rx.as_mut() {
+            let res = match rx.try_recv() {
+                Ok(ev) => Ok(ev),
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => {
+                    let rx = this.rx.take().expect("checked above");
+                    this.wait.set(next_event(rx));
+                    return this.poll_wait(cx, budget);
+                }
+            };
+            budget.made_progress();
+            return Poll::Ready(item(res));
+        }
+        this.poll_wait(cx, budget)
     }
+}
+
+impl EventStream {
+    fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        budget: coop::RestoreOnPending,
+    ) -> Poll<Option<CallEvent>> {
+        let (res, rx) = std::task::ready!(self.wait.poll(cx));
+        self.rx = Some(rx);
+        budget.made_progress();
+        Poll::Ready(item(res))
+    }
+}
+
+fn item(res: Result<CallEvent, RecvError>) -> Option<CallEvent> {
+    match res {
+        Ok(ev) => Some(ev),
+        Err(RecvError::Lagged(missed)) => Some(CallEvent::Lagged { missed }),
+        Err(RecvError::Closed) => None,
+    }
+}
+
+/// Never polled: `EventStream::rx` is `Some` whenever this is the stored future.
+async fn next_event_placeholder() -> Waited {
+    unreachable!("an event stream polled its idle wait")
 }
 
 /// A subscriber fell behind and missed this many events (of every kind).
@@ -133,5 +186,71 @@ impl<T> Stream for KindStream<T> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::model::Reason;
+
+    fn closed() -> CallEvent {
+        CallEvent::Closed {
+            reason: Reason::Quit,
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_events_then_lag_then_waiting_then_end() {
+        let (tx, rx) = broadcast::channel(4);
+        let mut events = EventStream::new(rx);
+        for _ in 0..6 {
+            tx.send(closed()).unwrap();
+        }
+        assert_eq!(events.next().await, Some(CallEvent::Lagged { missed: 2 }));
+        for _ in 0..4 {
+            assert_eq!(events.next().await, Some(closed()));
+        }
+        let sender = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(closed()).unwrap();
+            // Dropping the sender ends the stream after the event.
+        });
+        assert_eq!(events.next().await, Some(closed()));
+        assert_eq!(events.next().await, None);
+        assert_eq!(events.next().await, None);
+        sender.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_never_empty_queue_still_lets_other_tasks_run() {
+        let (tx, rx) = broadcast::channel(4096);
+        let mut events = EventStream::new(rx);
+        for _ in 0..4096 {
+            tx.send(closed()).unwrap();
+        }
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+        let mut taken_before_other_task_ran = 0;
+        while !ran.load(Ordering::SeqCst) {
+            events.next().await.expect("queued");
+            taken_before_other_task_ran += 1;
+            assert!(
+                taken_before_other_task_ran < 4096,
+                "the stream never yielded"
+            );
+        }
+        // Tokio's budget is 128 per poll of a task; the event that was waiting when the task
+        // yielded is taken when it resumes.
+        assert!(
+            taken_before_other_task_ran <= 129,
+            "{taken_before_other_task_ran}"
+        );
     }
 }

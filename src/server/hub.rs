@@ -578,7 +578,7 @@ impl Hub {
     pub(super) fn new_room_id(&mut self) -> RoomId {
         loop {
             self.next_room += 1;
-            let id = RoomId(format!("{}{}", self.config.room_prefix, self.next_room));
+            let id = RoomId::from(format!("{}{}", self.config.room_prefix, self.next_room));
             if !self.rooms.contains_key(&id) {
                 break id;
             }

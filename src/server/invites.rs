@@ -203,7 +203,7 @@ impl Hub {
                 let name = conns
                     .first()
                     .map(|c| self.logins[c].identity.name.clone())
-                    .unwrap_or_else(|| callee.0.clone());
+                    .unwrap_or_else(|| callee.to_string());
                 reachable.push((callee, name));
             }
         }

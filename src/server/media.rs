@@ -384,7 +384,7 @@ impl Actor {
             MediaKind::Video => RtpCodecKind::Video,
         };
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            publication.participant.0.clone(),
+            publication.participant.to_string(),
             publication.id.clone(),
             publication.id.clone(),
             kind,

@@ -6,7 +6,7 @@ use crate::model::{
     CallProperties, MAX_DISPLAY_NAME_LEN, MAX_MESSAGE_LEN, MAX_PROPERTY_KEY_LEN, MAX_PROPERTY_KEYS,
     MAX_PROPERTY_VALUE_LEN, MAX_STATE_LEN, MessageScope, OperationId, Participant,
     ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
-    RecordingState, Role, RoomId, UserId,
+    RecordingState, Role, RoomId, Text, UserId,
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -492,8 +492,8 @@ impl Room {
         &mut self,
         conn: ConnId,
         to: Option<&UserId>,
-        content_type: String,
-        content: String,
+        content_type: Text,
+        content: Text,
         out: &mut Vec<Output>,
     ) -> Result<Option<u64>, Refusal> {
         if content.len() > MAX_MESSAGE_LEN {

@@ -136,7 +136,7 @@ const SOURCES: [TrackSource; 3] = [
 ];
 
 fn uid(i: usize) -> UserId {
-    UserId(format!("u{i}"))
+    UserId::from(format!("u{i}"))
 }
 
 /// How an invitation ended, as one side saw it.

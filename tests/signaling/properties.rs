@@ -31,7 +31,7 @@ async fn expect_change(u: &mut User) -> (jrtc::CallProperties, jrtc::PropertyCha
                 by,
                 ..
             }) => {
-                return (properties, changes, by.0);
+                return (properties, changes, by.to_string());
             }
             CallEvent::Completed { .. } => {}
             other => panic!("{other:?}"),

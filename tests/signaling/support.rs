@@ -177,7 +177,7 @@ impl User {
                 participant,
                 reason,
                 ..
-            }) => (participant.user_id.0, reason),
+            }) => (participant.user_id.to_string(), reason),
             other => panic!(
                 "{}: expected a departure, got {other:?}",
                 self.call.user_id()
