@@ -56,6 +56,7 @@ pub(crate) enum MediaCommand {
     /// Answer a connection's publishing offer (it may publish in its room).
     PublishOffer {
         conn: ConnId,
+        room: RoomId,
         user: UserId,
         op: OperationId,
         sdp: String,
@@ -63,6 +64,7 @@ pub(crate) enum MediaCommand {
     /// Apply a connection's answer to the server's subscribing offer.
     SubscribeAnswer {
         conn: ConnId,
+        room: RoomId,
         op: OperationId,
         negotiation: u64,
         sdp: String,
@@ -70,18 +72,21 @@ pub(crate) enum MediaCommand {
     /// Start forwarding `publication` to `conn`.
     Subscribe {
         conn: ConnId,
+        room: RoomId,
         publication: Publication,
     },
     /// Stop forwarding `publication` to `conn`: for good (the track leaves `conn`'s connection),
     /// or paused at `conn`'s request (kept negotiated for a later `Subscribe`).
     Unsubscribe {
         conn: ConnId,
+        room: RoomId,
         publication: Publication,
         pause: bool,
     },
     /// An ICE candidate from `conn`'s side of one of its connections.
     RemoteCandidate {
         conn: ConnId,
+        room: RoomId,
         connection: MediaConnection,
         candidate: IceCandidate,
     },
@@ -447,6 +452,7 @@ impl Hub {
                 let user = self.logins[&conn].user().clone();
                 out.push(Output::Media(MediaCommand::PublishOffer {
                     conn,
+                    room: room_id,
                     user,
                     op,
                     sdp,
@@ -458,6 +464,7 @@ impl Hub {
                 sdp,
             } => out.push(Output::Media(MediaCommand::SubscribeAnswer {
                 conn,
+                room: room_id,
                 op,
                 negotiation,
                 sdp,
@@ -467,6 +474,7 @@ impl Hub {
                 candidate,
             } => out.push(Output::Media(MediaCommand::RemoteCandidate {
                 conn,
+                room: room_id,
                 connection,
                 candidate,
             })),

@@ -1,8 +1,8 @@
 //! The SFU: the media shell that carries out the core's [`MediaCommand`]s. One actor task per
 //! member owns that member's two peer connections (it publishes on one, receives on the other)
-//! and does their negotiations one at a time. RTP is forwarded without decoding: a reader task
-//! per published track fans packets out on a broadcast channel; a writer task per subscription
-//! rewrites SSRC and payload type for its leg and writes them out. A subscriber's key-frame
+//! and does their negotiations one at a time. RTP is forwarded without decoding by a reader task
+//! per published track, which writes each packet to every subscriber's leg (see
+//! [`forward`](super::forward)). A subscriber's key-frame
 //! requests (PLI, FIR) are relayed to the publisher, and a new video subscriber makes the SFU ask
 //! for one itself.
 
@@ -12,31 +12,22 @@ use std::sync::{Arc, Mutex, Weak};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::State;
+use super::forward::{Forward, lock};
 use super::hub::{ConnId, Input, MediaCommand};
-use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, RtpPacket, asks_for_keyframe};
+use super::workers::MediaWorkers;
+use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, asks_for_keyframe};
 use crate::model::{MediaKind, OperationId, Publication, TrackSource, UserId};
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
-
-/// Packets buffered per published track for subscribers that fall behind (then they skip).
-const FORWARD_BUFFER: usize = 1024;
-
-/// A published track, as subscribers find it.
-#[derive(Clone)]
-struct Forward {
-    codec: RTCRtpCodec,
-    packets: broadcast::Sender<RtpPacket>,
-    remote: Arc<dyn TrackRemote>,
-}
 
 /// The SFU's shared state: one actor per member, and the published tracks.
 pub(crate) struct Sfu {
@@ -44,6 +35,7 @@ pub(crate) struct Sfu {
     state: Weak<State>,
     actors: Mutex<HashMap<ConnId, mpsc::UnboundedSender<Work>>>,
     forwards: Mutex<HashMap<String, Forward>>,
+    workers: MediaWorkers,
 }
 
 enum Work {
@@ -62,35 +54,40 @@ impl std::fmt::Debug for Sfu {
 }
 
 impl Sfu {
-    pub(crate) fn new(settings: PeerSettings, state: Weak<State>) -> Self {
+    pub(crate) fn new(settings: PeerSettings, state: Weak<State>, workers: MediaWorkers) -> Self {
         Sfu {
             settings,
             state,
             actors: Mutex::new(HashMap::new()),
             forwards: Mutex::new(HashMap::new()),
+            workers,
         }
     }
 
     /// Hands a command to its member's actor (started on first use). Never blocks.
     pub(crate) fn dispatch(self: &Arc<Self>, command: MediaCommand) {
-        let conn = match &command {
-            MediaCommand::PublishOffer { conn, .. }
-            | MediaCommand::SubscribeAnswer { conn, .. }
-            | MediaCommand::RemoteCandidate { conn, .. }
-            | MediaCommand::Subscribe { conn, .. }
-            | MediaCommand::Unsubscribe { conn, .. }
-            | MediaCommand::Teardown { conn } => *conn,
+        let (conn, room) = match &command {
+            MediaCommand::PublishOffer { conn, room, .. }
+            | MediaCommand::SubscribeAnswer { conn, room, .. }
+            | MediaCommand::RemoteCandidate { conn, room, .. }
+            | MediaCommand::Subscribe { conn, room, .. }
+            | MediaCommand::Unsubscribe { conn, room, .. } => (*conn, Some(room)),
+            MediaCommand::Teardown { conn } => (*conn, None),
         };
         let mut actors = lock(&self.actors);
-        let teardown = matches!(command, MediaCommand::Teardown { .. });
-        if teardown && !actors.contains_key(&conn) {
-            return;
-        }
-        let tx = actors.entry(conn).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(Actor::new(conn, self.clone(), tx.clone()).run(rx));
-            tx
-        });
+        let tx = match (actors.get(&conn), room) {
+            (Some(tx), _) => tx,
+            (None, None) => return,
+            (None, Some(room)) => {
+                // The member's actor runs on its room's worker, with the rest of the room's
+                // media: a packet then crosses no thread on its way through the SFU.
+                let (tx, rx) = mpsc::unbounded_channel();
+                let actor = Actor::new(conn, self.clone(), tx.clone());
+                self.workers.for_room(room).spawn(actor.run(rx));
+                actors.entry(conn).or_insert(tx)
+            }
+        };
+        let teardown = room.is_none();
         let _ = tx.send(Work::Command(command));
         if teardown {
             actors.remove(&conn);
@@ -102,32 +99,23 @@ impl Sfu {
         lock(&self.actors).len()
     }
 
+    /// Tasks alive on the media workers (actors, peer-connection drivers, readers, relays).
+    pub(crate) fn task_count(&self) -> usize {
+        self.workers.alive_tasks()
+    }
+
     fn forward(&self, id: &str) -> Option<Forward> {
         lock(&self.forwards).get(id).cloned()
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
+/// One of the member's subscriptions: its leg on the receiving connection.
 struct Subscription {
     sender: Arc<dyn RtpSender>,
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    /// Forwarding; `None` while paused at the member's request.
-    writer: Option<JoinHandle<()>>,
+    /// Whether the publication's reader knows the leg's payload type (it forwards from then on).
+    negotiated: bool,
     /// Relays the subscriber's key-frame requests to the publisher.
     relay: JoinHandle<()>,
-}
-
-impl Subscription {
-    fn stop(self) {
-        if let Some(writer) = self.writer {
-            writer.abort();
-        }
-        self.relay.abort();
-    }
 }
 
 /// One member's media: its peer connections and the tasks moving its packets.
@@ -222,7 +210,10 @@ impl Actor {
                 }
                 let peer = self.subscriber.as_mut().expect("an offer was made");
                 match peer.accept(sdp).await {
-                    Ok(()) => self.send(ServerFrame::Done { op, seq: None }),
+                    Ok(()) => {
+                        self.send(ServerFrame::Done { op, seq: None });
+                        self.start_negotiated_legs().await;
+                    }
                     Err(e) => self.fail(Some(op), e),
                 }
                 self.awaiting_answer = false;
@@ -242,20 +233,20 @@ impl Actor {
             MediaCommand::Unsubscribe {
                 publication, pause, ..
             } => {
+                let forward = self.sfu.forward(&publication.id);
                 if pause {
                     // Kept negotiated: forwarding stops now and resumes on `Subscribe`.
-                    if let Some(writer) = self
-                        .subscriptions
-                        .get_mut(&publication.id)
-                        .and_then(|sub| sub.writer.take())
-                    {
-                        writer.abort();
+                    if let Some(forward) = forward {
+                        forward.set_paused(self.conn, true);
                     }
                 } else if let Some(sub) = self.subscriptions.remove(&publication.id) {
+                    if let Some(forward) = forward {
+                        forward.remove_leg(self.conn);
+                    }
                     if let Some(peer) = &self.subscriber {
                         let _ = peer.pc.remove_track(&sub.sender).await;
                     }
-                    sub.stop();
+                    sub.relay.abort();
                     self.offer().await;
                 }
             }
@@ -334,30 +325,8 @@ impl Actor {
             return;
         };
         let publication = Publication::new(user, source);
-        let (packets, _) = broadcast::channel(FORWARD_BUFFER);
-        let reader = {
-            let packets = packets.clone();
-            let track = track.clone();
-            tokio::spawn(async move {
-                while let Some(event) = track.poll().await {
-                    match event {
-                        TrackRemoteEvent::OnRtpPacket(packet) => {
-                            let _ = packets.send(packet);
-                        }
-                        TrackRemoteEvent::OnEnded => break,
-                        _ => {}
-                    }
-                }
-            })
-        };
-        lock(&self.sfu.forwards).insert(
-            publication.id.clone(),
-            Forward {
-                codec,
-                packets,
-                remote: track,
-            },
-        );
+        let (forward, reader) = Forward::start(codec, track);
+        lock(&self.sfu.forwards).insert(publication.id.clone(), forward);
         self.published.push((publication.id.clone(), reader));
         if let Some(state) = self.sfu.state.upgrade() {
             state.handle(Input::TrackPublished {
@@ -401,23 +370,13 @@ impl Actor {
             .pc
             .add_track(track.clone() as Arc<dyn TrackLocal>)
             .await?;
-        let writer = tokio::spawn(write_forward(
-            forward.packets.subscribe(),
-            track.clone(),
-            sender.clone(),
-            ssrc,
-        ));
-        let relay = tokio::spawn(relay_keyframe_requests(
-            track.clone(),
-            forward.remote.clone(),
-        ));
+        forward.add_leg(self.conn, track.clone(), ssrc);
+        let relay = tokio::spawn(relay_keyframe_requests(track, forward.remote.clone()));
         self.subscriptions.insert(
             publication.id,
             Subscription {
                 sender,
-                track,
-                ssrc,
-                writer: Some(writer),
+                negotiated: false,
                 relay,
             },
         );
@@ -433,22 +392,35 @@ impl Actor {
         let Some(forward) = self.sfu.forward(&publication.id) else {
             return false;
         };
-        let Some(sub) = self.subscriptions.get_mut(&publication.id) else {
+        if !self.subscriptions.contains_key(&publication.id) {
             return false;
-        };
-        if sub.writer.is_none() {
-            sub.writer = Some(tokio::spawn(write_forward(
-                forward.packets.subscribe(),
-                sub.track.clone(),
-                sub.sender.clone(),
-                sub.ssrc,
-            )));
-            if publication.kind == MediaKind::Video {
-                let remote = forward.remote.clone();
-                tokio::spawn(async move { request_keyframe(&remote).await });
-            }
+        }
+        let was_paused = forward.set_paused(self.conn, false);
+        if was_paused && publication.kind == MediaKind::Video {
+            let remote = forward.remote.clone();
+            tokio::spawn(async move { request_keyframe(&remote).await });
         }
         true
+    }
+
+    /// After an answer: tells each new leg's reader the payload type negotiated on it, which
+    /// starts its packets flowing.
+    async fn start_negotiated_legs(&mut self) {
+        for (id, sub) in self.subscriptions.iter_mut().filter(|(_, s)| !s.negotiated) {
+            let Some(forward) = self.sfu.forward(id) else {
+                continue;
+            };
+            let payload_type = sub
+                .sender
+                .get_parameters()
+                .await
+                .ok()
+                .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+            if let Some(payload_type) = payload_type {
+                forward.set_payload_type(self.conn, payload_type);
+                sub.negotiated = true;
+            }
+        }
     }
 
     /// Offers the subscribing connection's current tracks, unless an offer is still unanswered
@@ -475,8 +447,11 @@ impl Actor {
     }
 
     async fn teardown(&mut self) {
-        for (_, sub) in self.subscriptions.drain() {
-            sub.stop();
+        for (id, sub) in self.subscriptions.drain() {
+            if let Some(forward) = self.sfu.forward(&id) {
+                forward.remove_leg(self.conn);
+            }
+            sub.relay.abort();
         }
         {
             let mut forwards = lock(&self.sfu.forwards);
@@ -490,40 +465,6 @@ impl Actor {
             .flatten()
         {
             peer.close().await;
-        }
-    }
-}
-
-/// Writes a published track's packets to one subscriber's leg: its SSRC, and the payload type
-/// negotiated on that leg (the crate drops packets that carry anything else, silently).
-async fn write_forward(
-    mut packets: broadcast::Receiver<RtpPacket>,
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    ssrc: u32,
-) {
-    let mut payload_type = None;
-    loop {
-        let mut packet = match packets.recv().await {
-            Ok(packet) => packet,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if payload_type.is_none() {
-            payload_type = sender
-                .get_parameters()
-                .await
-                .ok()
-                .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
-        }
-        let Some(pt) = payload_type else {
-            // Not negotiated yet: this packet cannot go out on this leg.
-            continue;
-        };
-        packet.header.ssrc = ssrc;
-        packet.header.payload_type = pt;
-        if track.write_rtp(packet).await.is_err() {
-            return;
         }
     }
 }

@@ -4,6 +4,7 @@
 //! by the sans-IO hub (`hub.rs`) and its rooms (`room.rs`).
 
 mod conn;
+mod forward;
 pub(crate) mod hub;
 mod invites;
 mod limits;
@@ -15,6 +16,7 @@ pub(crate) mod room;
 mod room_media;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) mod sim;
+mod workers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +81,12 @@ impl ServerBuilder {
     pub fn media_addresses(mut self, bind: std::net::SocketAddr, public_ips: Vec<String>) -> Self {
         self.options.media_bind = bind;
         self.options.media_public_ips = public_ips;
+        self
+    }
+
+    /// Sets [`ServerOptions::media_workers`]: threads that forward media (0: one per core).
+    pub fn media_workers(mut self, workers: usize) -> Self {
+        self.options.media_workers = workers;
         self
     }
 
@@ -154,6 +162,11 @@ impl ServerBuilder {
             bind: self.options.media_bind,
             public_ips: self.options.media_public_ips.clone(),
         };
+        let workers = match self.options.media_workers {
+            0 => workers::default_count(),
+            n => n,
+        };
+        let workers = workers::MediaWorkers::start(workers).map_err(ServerError::MediaWorkers)?;
         let state = Arc::new_cyclic(|weak| State {
             core: Mutex::new(Core {
                 hub: Hub::new(config),
@@ -161,7 +174,7 @@ impl ServerBuilder {
             }),
             options: self.options,
             deadline: deadline_tx,
-            sfu: Arc::new(media::Sfu::new(peer_settings, weak.clone())),
+            sfu: Arc::new(media::Sfu::new(peer_settings, weak.clone(), workers)),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let timer = tokio::spawn(timer(state.clone(), deadline_rx));
@@ -211,6 +224,12 @@ impl ServerHandle {
     /// Members whose media the SFU handles now.
     pub fn media_peer_count(&self) -> usize {
         self.state.sfu.actor_count()
+    }
+
+    /// Tasks alive on the SFU's worker threads (member actors, peer-connection drivers, track
+    /// readers); 0 once no member has media.
+    pub fn media_task_count(&self) -> usize {
+        self.state.sfu.task_count()
     }
 
     /// Rooms alive now.

@@ -74,7 +74,11 @@ impl Room {
     ) {
         self.paused.remove(&(conn, publication.id.clone()));
         if self.subscriptions.insert((conn, publication.id.clone())) {
-            out.push(Output::Media(MediaCommand::Subscribe { conn, publication }));
+            out.push(Output::Media(MediaCommand::Subscribe {
+                conn,
+                room: self.id.clone(),
+                publication,
+            }));
         }
     }
 
@@ -93,6 +97,7 @@ impl Room {
             }
             out.push(Output::Media(MediaCommand::Unsubscribe {
                 conn,
+                room: self.id.clone(),
                 publication: publication.clone(),
                 pause,
             }));

@@ -179,18 +179,19 @@ async fn unpublishing_and_leaving_end_the_tracks_for_everyone() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Every call closed: no task of theirs or of the SFU's (peer connection drivers, readers,
-    // writers, actors) is left.
+    // Every call closed: no task of the clients' is left, and none on the SFU's worker threads
+    // (peer connection drivers, track readers, key-frame relays, actors).
     for u in &users {
         u.call.close().await;
     }
     drop(users);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while metrics.num_alive_tasks() > baseline {
+    while metrics.num_alive_tasks() > baseline || server.media_task_count() > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{} tasks alive, {baseline} before the calls",
-            metrics.num_alive_tasks()
+            "{} tasks alive, {baseline} before the calls; {} on the media workers",
+            metrics.num_alive_tasks(),
+            server.media_task_count()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -71,6 +71,9 @@ struct Serve {
     /// An address to announce in ICE candidates instead of the bound one (repeat for more).
     #[arg(long)]
     media_public_ip: Vec<String>,
+    /// Threads that forward media; each room's media runs on one (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    media_workers: usize,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -152,7 +155,8 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let mut builder = jrtc::Server::builder()
         .bind(args.bind)
-        .media_addresses(args.media_bind, args.media_public_ip);
+        .media_addresses(args.media_bind, args.media_public_ip)
+        .media_workers(args.media_workers);
     if let Some(secret) = args.secret.load()? {
         builder = builder.secret(secret);
     }

@@ -1,0 +1,135 @@
+//! Forwarding one published track: a reader task takes each RTP packet the publisher sends and
+//! writes it to every subscriber's leg itself, in the same wakeup. Each leg has its own SSRC and
+//! the payload type negotiated on it (the crate drops packets that carry anything else,
+//! silently), so the reader rewrites both per leg.
+//!
+//! A write never waits: it hands the packet to the leg's peer-connection driver if the driver's
+//! queue has room and drops it for that leg otherwise, so one slow subscriber cannot hold up the
+//! others (a receiver recovers with NACKs and key-frame requests, as after any loss).
+
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::hub::ConnId;
+use crate::media::RtpPacket;
+
+/// A published track, as subscribers find it.
+#[derive(Clone)]
+pub(crate) struct Forward {
+    /// The publisher's codec; each leg is offered the same one.
+    pub(crate) codec: RTCRtpCodec,
+    /// The publisher's track, to ask for key frames.
+    pub(crate) remote: Arc<dyn TrackRemote>,
+    legs: Arc<Mutex<Vec<Leg>>>,
+}
+
+/// One subscriber's copy of the track.
+struct Leg {
+    subscriber: ConnId,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    /// Known once the subscriber has answered an offer that carries the leg.
+    payload_type: Option<u8>,
+    /// Paused at the subscriber's request (kept negotiated).
+    paused: bool,
+}
+
+impl Forward {
+    /// Starts forwarding `remote`; the reader task ends when the track does (or is aborted).
+    pub(crate) fn start(
+        codec: RTCRtpCodec,
+        remote: Arc<dyn TrackRemote>,
+    ) -> (Self, JoinHandle<()>) {
+        let forward = Forward {
+            codec,
+            remote,
+            legs: Arc::new(Mutex::new(Vec::new())),
+        };
+        let reader = tokio::spawn(read(forward.remote.clone(), forward.legs.clone()));
+        (forward, reader)
+    }
+
+    /// Adds a subscriber's leg; packets flow once its payload type is set.
+    pub(crate) fn add_leg(&self, subscriber: ConnId, track: Arc<TrackLocalStaticRTP>, ssrc: u32) {
+        let mut legs = lock(&self.legs);
+        legs.retain(|leg| leg.subscriber != subscriber);
+        legs.push(Leg {
+            subscriber,
+            track,
+            ssrc,
+            payload_type: None,
+            paused: false,
+        });
+    }
+
+    /// Sets the payload type negotiated on a subscriber's leg.
+    pub(crate) fn set_payload_type(&self, subscriber: ConnId, payload_type: u8) {
+        if let Some(leg) = lock(&self.legs)
+            .iter_mut()
+            .find(|leg| leg.subscriber == subscriber)
+        {
+            leg.payload_type = Some(payload_type);
+        }
+    }
+
+    /// Pauses or resumes a subscriber's leg; returns whether it was paused before.
+    pub(crate) fn set_paused(&self, subscriber: ConnId, paused: bool) -> bool {
+        lock(&self.legs)
+            .iter_mut()
+            .find(|leg| leg.subscriber == subscriber)
+            .map(|leg| std::mem::replace(&mut leg.paused, paused))
+            .unwrap_or(false)
+    }
+
+    /// Removes a subscriber's leg.
+    pub(crate) fn remove_leg(&self, subscriber: ConnId) {
+        lock(&self.legs).retain(|leg| leg.subscriber != subscriber);
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn read(remote: Arc<dyn TrackRemote>, legs: Arc<Mutex<Vec<Leg>>>) {
+    while let Some(event) = remote.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => write_legs(&legs, packet),
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+/// Writes one packet to every flowing leg (the last one gets the packet itself, no copy).
+fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket) {
+    let legs = lock(legs);
+    let mut flowing = legs
+        .iter()
+        .filter_map(|leg| Some((leg, leg.payload_type.filter(|_| !leg.paused)?)))
+        .peekable();
+    let mut packet = Some(packet);
+    while let Some((leg, payload_type)) = flowing.next() {
+        let mut copy = if flowing.peek().is_some() {
+            packet.clone().expect("kept until the last leg")
+        } else {
+            packet.take().expect("kept until the last leg")
+        };
+        copy.header.ssrc = leg.ssrc;
+        copy.header.payload_type = payload_type;
+        // Not ready at once: the leg's driver queue is full (or the leg is being rebound);
+        // this leg loses this packet.
+        if leg.track.write_rtp(copy).now_or_never().is_none() {
+            tracing::trace!(
+                subscriber = leg.subscriber,
+                "forwarding queue full; packet dropped"
+            );
+        }
+    }
+}
