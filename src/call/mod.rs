@@ -739,7 +739,8 @@ async fn login(url: &str, credentials: &Credentials) -> Result<(Ws, UserId), Cal
         url: url.to_owned(),
         message: e.to_string(),
     };
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    // Small frames that wait for an answer: send each at once (no Nagle coalescing).
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .map_err(|e| connect_err(&e))?;
     let hello = ClientFrame::Hello {

@@ -1,14 +1,15 @@
 //! `jrtc-server load-test`: N rooms × M users over real WebSocket connections, against an embedded
 //! server (default) or a running one. Phases: connect, join (all at once), a group-message storm,
-//! leave. Beside it, the same storm through a minimal raw WebSocket broadcast server, so the report
-//! can say how jrtc compares with the plain transport on this machine, in this run.
+//! leave. Beside it, the same burst of joins and the same storm through a minimal raw WebSocket
+//! room server (`raw.rs`), so the report can say how jrtc compares with the plain transport on this
+//! machine, in this run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use jrtc::{AccessToken, Call, CallEvent, Grants, JoinOptions, MessageEvent};
 use serde::Serialize;
@@ -51,6 +52,9 @@ pub struct LoadTest {
     /// RTP at PPS packets/s for 4 s; reports forwarded packets/s and per server CPU-second.
     #[arg(long, value_delimiter = ',')]
     media: Vec<u32>,
+    /// A running raw baseline server (`jrtc-server raw-serve`); default: one in this process.
+    #[arg(long)]
+    raw_url: Option<String>,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -84,6 +88,7 @@ struct Report {
     storm_deliveries: u64,
     storm_s: f64,
     deliveries_per_s: f64,
+    raw_join: Latency,
     raw_deliveries_per_s: f64,
     jrtc_over_raw: f64,
     memory_scope: &'static str,
@@ -458,11 +463,13 @@ async fn run_once(
         call.close().await;
     }
 
-    let raw = if args.messages > 0 {
-        raw_storm(args.rooms, args.users, args.messages).await?
-    } else {
-        0.0
-    };
+    let raw = crate::raw::run(
+        args.raw_url.as_deref(),
+        args.rooms,
+        args.users,
+        args.messages,
+    )
+    .await?;
     let deliveries_per_s = storm_deliveries as f64 / storm.as_secs_f64().max(1e-9);
     let report = Report {
         rooms: args.rooms,
@@ -475,9 +482,10 @@ async fn run_once(
         storm_deliveries,
         storm_s: storm.as_secs_f64(),
         deliveries_per_s,
-        raw_deliveries_per_s: raw,
-        jrtc_over_raw: if raw > 0.0 {
-            deliveries_per_s / raw
+        raw_join: Latency::of(&raw.join),
+        raw_deliveries_per_s: raw.deliveries_per_s,
+        jrtc_over_raw: if raw.deliveries_per_s > 0.0 {
+            deliveries_per_s / raw.deliveries_per_s
         } else {
             0.0
         },
@@ -506,6 +514,14 @@ fn print_table(r: &Report) {
         r.join.p50_ms, r.join.p99_ms, r.join.max_ms, r.join_phase_s
     );
     println!(
+        "  raw join     p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms   (the same burst on a raw WebSocket server; jrtc/raw p50 {:.2}, p99 {:.2})",
+        r.raw_join.p50_ms,
+        r.raw_join.p99_ms,
+        r.raw_join.max_ms,
+        r.join.p50_ms / r.raw_join.p50_ms.max(1e-9),
+        r.join.p99_ms / r.raw_join.p99_ms.max(1e-9)
+    );
+    println!(
         "  storm        {} messages → {} deliveries in {:.2} s",
         r.storm_messages, r.storm_deliveries, r.storm_s
     );
@@ -523,99 +539,6 @@ fn print_table(r: &Report) {
         println!("  cpu          {cpu:.2} s ({})", r.memory_scope);
     }
     println!("  leave        {:.2} s", r.leave_s);
-}
-
-/// The same storm through a minimal broadcast server written directly on tokio-tungstenite:
-/// every text frame a client sends goes to the other clients of its room. Deliveries per second.
-async fn raw_storm(
-    rooms: usize,
-    users: usize,
-    messages: usize,
-) -> Result<f64, Box<dyn std::error::Error>> {
-    use tokio::sync::broadcast;
-    use tokio_tungstenite::tungstenite::Message;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let channels: Arc<Vec<broadcast::Sender<(usize, tokio_tungstenite::tungstenite::Utf8Bytes)>>> =
-        Arc::new((0..rooms).map(|_| broadcast::channel(65_536).0).collect());
-    let server = {
-        let channels = channels.clone();
-        tokio::spawn(async move {
-            let mut next = 0usize;
-            while let Ok((socket, _)) = listener.accept().await {
-                let id = next;
-                next += 1;
-                let room = id / users;
-                let tx = channels[room].clone();
-                let mut rx = tx.subscribe();
-                tokio::spawn(async move {
-                    let Ok(ws) = tokio_tungstenite::accept_async(socket).await else {
-                        return;
-                    };
-                    let (mut sink, mut stream) = ws.split();
-                    loop {
-                        tokio::select! {
-                            msg = stream.next() => match msg {
-                                Some(Ok(Message::Text(t))) => { let _ = tx.send((id, t)); }
-                                _ => return,
-                            },
-                            out = rx.recv() => match out {
-                                Ok((from, t)) if from != id => { if sink.send(Message::Text(t)).await.is_err() { return } }
-                                Ok(_) => {}
-                                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                                Err(_) => return,
-                            },
-                        }
-                    }
-                });
-            }
-        })
-    };
-    let url = format!("ws://{addr}");
-    let mut clients = Vec::new();
-    for _ in 0..rooms * users {
-        let (ws, _) = tokio_tungstenite::connect_async(&url).await?;
-        clients.push(ws);
-    }
-    let each = ((users - 1) * messages) as u64;
-    let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|ws| {
-            tokio::spawn(async move {
-                let (mut sink, mut stream) = ws.split();
-                let send = async {
-                    for i in 0..messages {
-                        let frame = format!(r#"{{"type":"message","content":"storm {i}"}}"#);
-                        if sink.send(Message::text(frame)).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                let receive = async {
-                    let mut got = 0;
-                    while got < each {
-                        match stream.next().await {
-                            Some(Ok(Message::Text(_))) => got += 1,
-                            Some(Ok(_)) => {}
-                            _ => break,
-                        }
-                    }
-                    got
-                };
-                let ((), got) = tokio::join!(send, receive);
-                got
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += tokio::time::timeout(Duration::from_secs(120), t).await??;
-    }
-    let elapsed = started.elapsed();
-    server.abort();
-    Ok(total as f64 / elapsed.as_secs_f64())
 }
 
 /// Media mode: publishers × subscribers in one room, RTP at a set rate through the SFU.

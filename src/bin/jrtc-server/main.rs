@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod load;
+mod raw;
 
 use clap::{Args, Parser, Subcommand};
 use jrtc::{AccessToken, Grants, Role};
@@ -27,6 +28,17 @@ enum Command {
     /// Load-test a server (an embedded one by default): N rooms × M users connect, join, send a
     /// message storm and leave; prints latencies, throughput, memory and CPU.
     LoadTest(load::LoadTest),
+    /// Run the load test's raw baseline server (a minimal room server on tokio-tungstenite), to
+    /// give it a process (and a core) of its own: `load-test --raw-url`.
+    RawServe(RawServe),
+}
+
+/// Options of `raw-serve`.
+#[derive(Debug, clap::Args)]
+struct RawServe {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7812")]
+    bind: std::net::SocketAddr,
 }
 
 /// Where the token secret comes from: the `JRTC_SECRET` environment variable or a file.
@@ -124,6 +136,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::LoadTest(args) => load::run(args).await,
+        Command::RawServe(args) => {
+            let listener = tokio::net::TcpListener::bind(args.bind).await?;
+            eprintln!(
+                "raw baseline server listening on ws://{}",
+                listener.local_addr()?
+            );
+            tokio::select! {
+                () = raw::serve(listener) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(())
+        }
         Command::Token(args) => {
             let secret = args
                 .secret
