@@ -55,6 +55,9 @@ pub struct LoadTest {
     /// A running raw baseline server (`jrtc-server raw-serve`); default: one in this process.
     #[arg(long)]
     raw_url: Option<String>,
+    /// The raw baseline server's pid, to read its CPU time from /proc.
+    #[arg(long)]
+    raw_pid: Option<u32>,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -84,8 +87,14 @@ struct Report {
     connect: Latency,
     join: Latency,
     join_phase_s: f64,
+    /// Server CPU time during the join phase, per join (µs), where the server's pid is known.
+    server_cpu_per_join_us: Option<f64>,
     storm_messages: usize,
     storm_deliveries: u64,
+    /// Storm deliveries per CPU-second of the server, where its pid is known.
+    deliveries_per_server_cpu_s: Option<f64>,
+    /// The same for the raw baseline server.
+    raw_deliveries_per_server_cpu_s: Option<f64>,
     storm_s: f64,
     deliveries_per_s: f64,
     raw_join: Latency,
@@ -119,15 +128,31 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system, all threads) of a process, or of this one; for the raw baseline too.
+pub(crate) fn cpu_seconds_of(pid: Option<u32>) -> Option<f64> {
+    cpu_seconds(pid)
+}
+
 fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_owned(),
+    let proc_dir = match pid {
+        Some(pid) => format!("/proc/{pid}"),
+        None => "/proc/self".to_owned(),
     };
-    let stat = std::fs::read_to_string(path).ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    // Nanoseconds on CPU per thread (schedstat), summed; ticks of 10 ms (stat) where missing.
+    let from_schedstat = || -> Option<f64> {
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(format!("{proc_dir}/task")).ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(ns as f64 / 1e9)
+    };
+    from_schedstat().or_else(|| {
+        let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    })
 }
 
 /// Raises the open-file limit to the hard limit (10,000 users need more than the usual 1,024).
@@ -359,6 +384,7 @@ async fn run_once(
 
     // Join, all at once.
     eprintln!("joining {} rooms…", args.rooms);
+    let cpu_before_joins = cpu_seconds(pid);
     let started = Instant::now();
     let joins: Vec<_> = calls
         .iter()
@@ -382,6 +408,10 @@ async fn run_once(
     }
     progress.finish_and_clear();
     let join_phase = started.elapsed();
+    let server_cpu_per_join_us = match (cpu_before_joins, cpu_seconds(pid)) {
+        (Some(a), Some(b)) if users > 0 && pid.is_some() => Some((b - a) * 1e6 / users as f64),
+        _ => None,
+    };
 
     // The storm: every user sends its group messages; every other member must receive them.
     let expected = (args.rooms * args.users * (args.users - 1) * args.messages) as u64;
@@ -408,6 +438,7 @@ async fn run_once(
             })
         })
         .collect();
+    let cpu_before_storm = cpu_seconds(pid);
     let started = Instant::now();
     let senders: Vec<_> = calls
         .iter()
@@ -432,6 +463,10 @@ async fn run_once(
     }
     let storm = started.elapsed();
     let storm_deliveries = delivered.load(Ordering::Relaxed);
+    let deliveries_per_server_cpu_s = pid
+        .and_then(|_| cpu_seconds(pid))
+        .zip(cpu_before_storm)
+        .map(|(b, a)| storm_deliveries as f64 / (b - a).max(1e-9));
 
     // Leave.
     let started = Instant::now();
@@ -465,6 +500,7 @@ async fn run_once(
 
     let raw = crate::raw::run(
         args.raw_url.as_deref(),
+        args.raw_pid,
         args.rooms,
         args.users,
         args.messages,
@@ -478,8 +514,11 @@ async fn run_once(
         connect: Latency::of(&connect),
         join: Latency::of(&join),
         join_phase_s: join_phase.as_secs_f64(),
+        server_cpu_per_join_us,
         storm_messages: users * args.messages,
         storm_deliveries,
+        deliveries_per_server_cpu_s,
+        raw_deliveries_per_server_cpu_s: raw.deliveries_per_server_cpu_s,
         storm_s: storm.as_secs_f64(),
         deliveries_per_s,
         raw_join: Latency::of(&raw.join),
@@ -513,6 +552,11 @@ fn print_table(r: &Report) {
         "  join         p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms   (all at once: {:.2} s)",
         r.join.p50_ms, r.join.p99_ms, r.join.max_ms, r.join_phase_s
     );
+    if let Some(us) = r.server_cpu_per_join_us {
+        println!(
+            "               server CPU {us:.1} µs per join (the whole join phase, server process)"
+        );
+    }
     println!(
         "  raw join     p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms   (the same burst on a raw WebSocket server; jrtc/raw p50 {:.2}, p99 {:.2})",
         r.raw_join.p50_ms,
@@ -529,6 +573,17 @@ fn print_table(r: &Report) {
         "  fan-out      {:10.0} deliveries/s   raw WebSocket broadcast {:10.0}/s   jrtc/raw {:.2}",
         r.deliveries_per_s, r.raw_deliveries_per_s, r.jrtc_over_raw
     );
+    if let (Some(jrtc), Some(raw)) = (
+        r.deliveries_per_server_cpu_s,
+        r.raw_deliveries_per_server_cpu_s,
+    ) {
+        println!(
+            "  server       {jrtc:10.0} deliveries per server CPU-second   raw {raw:10.0}   jrtc/raw {:.2}",
+            jrtc / raw.max(1e-9)
+        );
+    } else if let Some(jrtc) = r.deliveries_per_server_cpu_s {
+        println!("  server       {jrtc:10.0} deliveries per server CPU-second");
+    }
     if let Some(kib) = r.rss_per_user_kib {
         println!(
             "  memory       {kib:.1} KiB RSS per connected user ({})",

@@ -60,13 +60,26 @@ pub async fn serve(listener: TcpListener) {
                         Some(Ok(Message::Text(t))) => { let _ = tx.send((id, t)); }
                         _ => return,
                     },
-                    out = rx.recv() => match out {
-                        Ok((from, t)) if from != id => {
-                            if sink.send(Message::Text(t)).await.is_err() { return }
+                    out = rx.recv() => {
+                        // Writes what is queued for this member with one flush (as jrtc's
+                        // connection tasks do), so the baseline is not one syscall per frame.
+                        let mut next = Some(out);
+                        while let Some(out) = next.take() {
+                            match out {
+                                Ok((from, t)) if from != id => {
+                                    if sink.feed(Message::Text(t)).await.is_err() { return }
+                                }
+                                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                                Err(_) => return,
+                            }
+                            next = match rx.try_recv() {
+                                Ok(item) => Some(Ok(item)),
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(broadcast::error::RecvError::Lagged(n))),
+                                Err(_) => None,
+                            };
                         }
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => return,
-                    },
+                        if sink.flush().await.is_err() { return }
+                    }
                 }
             }
         });
@@ -79,11 +92,14 @@ pub struct RawRun {
     pub join: Histogram<u64>,
     /// Storm deliveries per second.
     pub deliveries_per_s: f64,
+    /// Storm deliveries per CPU-second of the raw server, where its pid is known.
+    pub deliveries_per_server_cpu_s: Option<f64>,
 }
 
 /// Runs the burst of joins and the storm against a raw server (`url`, or one started here).
 pub async fn run(
     url: Option<&str>,
+    pid: Option<u32>,
     rooms: usize,
     users: usize,
     messages: usize,
@@ -142,6 +158,8 @@ pub async fn run(
     }
     // The storm: every client sends its messages; each must reach the room's other members.
     let each = ((users - 1) * messages) as u64;
+    // Only a separate raw server's own CPU counts (in this process it would include the clients).
+    let cpu_before = pid.and_then(|pid| crate::load::cpu_seconds_of(Some(pid)));
     let started = Instant::now();
     let tasks: Vec<_> = joined
         .into_iter()
@@ -177,11 +195,16 @@ pub async fn run(
         total += tokio::time::timeout(Duration::from_secs(120), t).await??;
     }
     let elapsed = started.elapsed();
+    let cpu = pid
+        .and_then(|pid| crate::load::cpu_seconds_of(Some(pid)))
+        .zip(cpu_before)
+        .map(|(b, a)| b - a);
     if let Some(server) = server {
         server.abort();
     }
     Ok(RawRun {
         join,
         deliveries_per_s: total as f64 / elapsed.as_secs_f64(),
+        deliveries_per_server_cpu_s: cpu.map(|cpu| total as f64 / cpu.max(1e-9)),
     })
 }
