@@ -14,6 +14,23 @@ pub fn frame(data: &[u8]) {
         let again = decode_client(&encode(&frame)).expect("an encoded frame decodes");
         assert_eq!(again, frame, "a frame survives encoding");
     }
+    // The tag-first decoder agrees with decoding through a `serde_json::Value` (which keeps no
+    // key order) whenever the text is one JSON object without repeated keys.
+    same_either_way::<crate::protocol::ClientFrame>(text);
+    same_either_way::<crate::protocol::ServerFrame>(text);
+}
+
+fn same_either_way<T>(text: &str)
+where
+    T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let Ok(direct) = serde_json::from_str::<T>(text) else {
+        return;
+    };
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        let via_value = serde_json::from_value::<T>(value);
+        assert_eq!(via_value.ok().as_ref(), Some(&direct), "{text}");
+    }
 }
 
 /// Runs the server core and a client session per device through the actions the bytes spell

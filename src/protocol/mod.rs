@@ -827,6 +827,11 @@ mod tests {
         ] {
             let err = serde_json::from_str::<ClientFrame>(text).unwrap_err();
             assert!(err.to_string().contains("duplicate field `type`"), "{err}");
+            // The server's decoder then reads it as JSON does: the last value counts.
+            assert_eq!(
+                decode_client(text).unwrap(),
+                ClientFrame::End { op: OperationId(1) }
+            );
         }
         for (text, says) in [
             (r#"{"op":1}"#, "missing field `type`"),
