@@ -733,14 +733,22 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The WebSocket read buffer of a call's connection, in bytes.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// Opens the WebSocket and logs in: `hello` → `welcome`, which names the user.
 async fn login(url: &str, credentials: &Credentials) -> Result<(Ws, UserId), CallError> {
     let connect_err = |e: &dyn std::fmt::Display| CallError::Connect {
         url: url.to_owned(),
         message: e.to_string(),
     };
-    // Small frames that wait for an answer: send each at once (no Nagle coalescing).
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+    // Small frames that wait for an answer: send each at once (no Nagle coalescing). A small
+    // read buffer: tungstenite zero-fills the free part of it before every read, and the default
+    // (128 KiB) made that a large share of receiving a frame; larger frames still fit (the buffer
+    // grows for them).
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| connect_err(&e))?;
     let hello = ClientFrame::Hello {
