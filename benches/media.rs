@@ -8,7 +8,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jrtc::{AccessToken, Call, Grants, JoinOptions, TrackSource};
+use futures::StreamExt;
+use jrtc::{AccessToken, Call, Grants, JoinOptions, MediaEvent, RemoteTrack, TrackSource};
 
 const SECRET: &str = "the media benchmark's secret, 32 bytes or more";
 
@@ -61,21 +62,34 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Waits for another member's track to reach `call`. The stream is opened before the first look,
+/// so the track's arrival cannot fall between the look and the wait.
+async fn remote_track(call: &Call, id: &str) -> RemoteTrack {
+    let mut media = call.events().media();
+    loop {
+        if let Some(track) = call.remote_track(id) {
+            return track;
+        }
+        // An event or a lag notice: either way, look again.
+        assert!(media.next().await.is_some(), "the call closed first");
+    }
+}
+
 async fn join_to_first_packet(url: &str) {
     let host = member(url, "host", "latency").await;
+    let mut host_media = host.events().media();
     let camera = host.publish(TrackSource::Camera).await.unwrap();
     let _pump = pump(camera, 100);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The room has the track once the server has it (guests then receive it as they join).
+    while !matches!(
+        host_media.next().await,
+        Some(Ok(MediaEvent::Published { .. }))
+    ) {}
     let mut samples = Vec::new();
     for i in 0..20 {
         let started = Instant::now();
         let guest = member(url, &format!("guest{i}"), "latency").await;
-        let track = loop {
-            if let Some(t) = guest.remote_track("host/camera") {
-                break t;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
+        let track = remote_track(&guest, "host/camera").await;
         track.next_packet().await.expect("a packet");
         samples.push(started.elapsed());
         guest.close().await;

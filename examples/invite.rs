@@ -3,12 +3,10 @@
 //!
 //! Run with `cargo run --example invite`.
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use jrtc::{
-    AccessToken, Call, EventStream, Grants, InviteEvent, InviteOptions, Outcome, Rejection, Server,
-    ServerHandle,
+    AccessToken, Call, CallEvent, EventStream, Grants, InviteEvent, InviteOptions, Outcome,
+    ParticipantEvent, Rejection, Server, ServerHandle,
 };
 
 /// Prints every event of one user until its stream ends.
@@ -61,6 +59,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     );
 
+    // Alice watches for both answers and for Bob arriving, to know when everything has reached her.
+    let mut alice_events = alice.events();
+
     // Alice is in no room: inviting starts a call, with her in a new room.
     let options = InviteOptions::default().video(true).extra("design review");
     let op = alice.invite(&["bob", "carol"], options).await?;
@@ -82,7 +83,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     carol.outcome(op).await?;
 
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Bob's and Carol's sides came with their outcomes; once Alice has heard both answers and
+    // seen Bob join, nothing is left in flight. Closing ends each stream after the events
+    // already received, so the printers print everything.
+    let (mut accepted, mut rejected, mut arrived) = (false, false, false);
+    while !(accepted && rejected && arrived) {
+        match alice_events.next().await {
+            Some(CallEvent::Invite(InviteEvent::Accepted { .. })) => accepted = true,
+            Some(CallEvent::Invite(InviteEvent::Rejected { .. })) => rejected = true,
+            Some(CallEvent::Participant(ParticipantEvent::Joined { .. })) => arrived = true,
+            Some(_) => {}
+            None => break,
+        }
+    }
     for user in [&alice, &bob, &carol] {
         user.close().await;
     }

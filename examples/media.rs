@@ -8,6 +8,7 @@ use std::io::BufReader;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use jrtc::media::rtc::media::io::Writer;
 use jrtc::media::rtc::media::io::ivf_reader::IVFReader;
 use jrtc::media::rtc::media::io::ivf_writer::IVFWriter;
@@ -49,11 +50,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let receiver = {
         let bob = bob.clone();
         tokio::spawn(async move {
+            // Opened before the first look, so the track's arrival cannot fall in between.
+            let mut media = bob.events().media();
             let track = loop {
                 if let Some(track) = bob.remote_track("alice/camera") {
                     break track;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if media.next().await.is_none() {
+                    return Err("bob's call closed before the track came".into());
+                }
             };
             println!("bob: receiving {}", track.publication().id);
             let mut writer = IVFWriter::new(File::create(output)?, &header)?;

@@ -4,12 +4,10 @@
 //!
 //! Run with `cargo run --example quickstart`.
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use jrtc::{
-    AccessToken, Call, EventStream, Grants, JoinOptions, Outcome, PropertyUpdate, Server,
-    ServerHandle,
+    AccessToken, Call, CallEvent, EventStream, Grants, JoinOptions, Outcome, ParticipantEvent,
+    PropertyUpdate, Server, ServerHandle,
 };
 
 /// Prints every event of one user until its stream ends.
@@ -71,14 +69,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     carol.outcome(op).await?;
 
-    // The host removes Bob; then Carol leaves on her own.
+    // The host removes Bob; then Carol leaves on her own. Alice watches the roster and Bob his
+    // own stream, to know when each has heard of it.
+    let mut alice_roster = alice.events().participants();
+    let mut bob_events = bob.events();
     let op = alice.kick("bob").await?;
     alice.outcome(op).await?;
     let op = carol.leave().await?;
     carol.outcome(op).await?;
 
-    // Give the printers a moment to drain, then close everything.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Carol's departure came with her outcome; once Bob has heard he was removed and Alice has
+    // heard of both, nothing is left in flight. Closing ends each stream after the events
+    // already received, so the printers print everything.
+    while let Some(event) = bob_events.next().await {
+        if matches!(event, CallEvent::Left { .. }) {
+            break;
+        }
+    }
+    let mut departures = 0;
+    while departures < 2 {
+        match alice_roster.next().await {
+            Some(Ok(ParticipantEvent::Left { .. })) => departures += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
     for user in [&alice, &bob, &carol] {
         user.close().await;
     }

@@ -22,8 +22,9 @@ use crate::event::{
 pub struct EventStream {
     /// The queue, while no wait is in progress.
     rx: Option<broadcast::Receiver<CallEvent>>,
-    /// A wait for the next event; holds the queue until it completes.
-    wait: ReusableBoxFuture<'static, Waited>,
+    /// A wait for the next event, holding the queue until it completes; made at the first wait,
+    /// its box reused after.
+    wait: Option<ReusableBoxFuture<'static, Waited>>,
 }
 
 /// What a wait for the next event gives back: the event (or why there is none) and the queue.
@@ -43,8 +44,7 @@ impl EventStream {
     pub(crate) fn new(rx: broadcast::Receiver<CallEvent>) -> Self {
         EventStream {
             rx: Some(rx),
-            // A finished placeholder; replaced by a real wait (reusing its box) when one starts.
-            wait: ReusableBoxFuture::new(next_event_placeholder()),
+            wait: None,
         }
     }
 
@@ -103,17 +103,20 @@ impl Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<CallEvent>> {
         let this = &mut *self;
         let budget = std::task::ready!(coop::poll_proceed(cx));
-        if let Some(rx) = this.rx.as_mut() {
+        if let Some(mut rx) = this.rx.take() {
             let res = match rx.try_recv() {
                 Ok(ev) => Ok(ev),
                 Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
                 Err(TryRecvError::Closed) => Err(RecvError::Closed),
                 Err(TryRecvError::Empty) => {
-                    let rx = this.rx.take().expect("checked above");
-                    this.wait.set(next_event(rx));
+                    match &mut this.wait {
+                        Some(wait) => wait.set(next_event(rx)),
+                        None => this.wait = Some(ReusableBoxFuture::new(next_event(rx))),
+                    }
                     return this.poll_wait(cx, budget);
                 }
             };
+            this.rx = Some(rx);
             budget.made_progress();
             return Poll::Ready(item(res));
         }
@@ -127,7 +130,11 @@ impl EventStream {
         cx: &mut Context<'_>,
         budget: coop::RestoreOnPending,
     ) -> Poll<Option<CallEvent>> {
-        let (res, rx) = std::task::ready!(self.wait.poll(cx));
+        // Without the queue there is always a wait holding it; were there none, the stream is over.
+        let Some(wait) = self.wait.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let (res, rx) = std::task::ready!(wait.poll(cx));
         self.rx = Some(rx);
         budget.made_progress();
         Poll::Ready(item(res))
@@ -140,11 +147,6 @@ fn item(res: Result<CallEvent, RecvError>) -> Option<CallEvent> {
         Err(RecvError::Lagged(missed)) => Some(CallEvent::Lagged { missed }),
         Err(RecvError::Closed) => None,
     }
-}
-
-/// Never polled: `EventStream::rx` is `Some` whenever this is the stored future.
-async fn next_event_placeholder() -> Waited {
-    unreachable!("an event stream polled its idle wait")
 }
 
 /// A subscriber fell behind and missed this many events (of every kind).

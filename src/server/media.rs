@@ -112,8 +112,6 @@ impl Sfu {
 /// One of the member's subscriptions: its leg on the receiving connection.
 struct Subscription {
     sender: Arc<dyn RtpSender>,
-    /// Whether the publication's reader knows the leg's payload type (it forwards from then on).
-    negotiated: bool,
     /// Relays the subscriber's key-frame requests to the publisher.
     relay: JoinHandle<()>,
 }
@@ -372,14 +370,8 @@ impl Actor {
             .await?;
         forward.add_leg(self.conn, track.clone(), ssrc);
         let relay = tokio::spawn(relay_keyframe_requests(track, forward.remote.clone()));
-        self.subscriptions.insert(
-            publication.id,
-            Subscription {
-                sender,
-                negotiated: false,
-                relay,
-            },
-        );
+        self.subscriptions
+            .insert(publication.id, Subscription { sender, relay });
         if kind == RtpCodecKind::Video {
             // A new receiver needs a key frame to start decoding: ask the publisher for one.
             request_keyframe(&forward.remote).await;
@@ -403,10 +395,10 @@ impl Actor {
         true
     }
 
-    /// After an answer: tells each new leg's reader the payload type negotiated on it, which
-    /// starts its packets flowing.
-    async fn start_negotiated_legs(&mut self) {
-        for (id, sub) in self.subscriptions.iter_mut().filter(|(_, s)| !s.negotiated) {
+    /// After an answer: tells each leg's reader the payload type negotiated on it, which starts
+    /// a new leg's packets flowing (for the others it is the type they already have).
+    async fn start_negotiated_legs(&self) {
+        for (id, sub) in &self.subscriptions {
             let Some(forward) = self.sfu.forward(id) else {
                 continue;
             };
@@ -418,7 +410,6 @@ impl Actor {
                 .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
             if let Some(payload_type) = payload_type {
                 forward.set_payload_type(self.conn, payload_type);
-                sub.negotiated = true;
             }
         }
     }

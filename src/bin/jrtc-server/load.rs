@@ -79,6 +79,15 @@ impl Latency {
     }
 }
 
+/// What the raw baseline measured in the same run.
+#[derive(Debug, Serialize)]
+struct RawReport {
+    join: Latency,
+    deliveries_per_s: f64,
+    /// Where the raw server's pid is known.
+    deliveries_per_server_cpu_s: Option<f64>,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     rooms: usize,
@@ -93,13 +102,10 @@ struct Report {
     storm_deliveries: u64,
     /// Storm deliveries per CPU-second of the server, where its pid is known.
     deliveries_per_server_cpu_s: Option<f64>,
-    /// The same for the raw baseline server.
-    raw_deliveries_per_server_cpu_s: Option<f64>,
     storm_s: f64,
     deliveries_per_s: f64,
-    raw_join: Latency,
-    raw_deliveries_per_s: f64,
-    jrtc_over_raw: f64,
+    /// The same burst and storm through the raw baseline (not run by `--sweep`).
+    raw: Option<RawReport>,
     memory_scope: &'static str,
     rss_per_user_kib: Option<f64>,
     cpu_s: Option<f64>,
@@ -128,12 +134,8 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU time (user + system, all threads) of a process, or of this one; for the raw baseline too.
-pub(crate) fn cpu_seconds_of(pid: Option<u32>) -> Option<f64> {
-    cpu_seconds(pid)
-}
-
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+/// CPU time (all threads) of a process, or of this one.
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let proc_dir = match pid {
         Some(pid) => format!("/proc/{pid}"),
         None => "/proc/self".to_owned(),
@@ -208,7 +210,7 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => return Err("--media takes PUBLISHERS,SUBSCRIBERS,PPS".into()),
     }
-    if let Some(report) = run_once(&args, &url, &secret).await? {
+    if let Some(report) = run_once(&args, &url, &secret, true).await? {
         print_table(&report);
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
@@ -239,7 +241,7 @@ async fn sweep(
         one.rooms = (n / args.users.max(1)).max(1);
         one.messages = 0;
         one.idle = false;
-        let report = run_once(&one, url, secret).await?.expect("not idle");
+        let report = run_once(&one, url, secret, false).await?.expect("not idle");
         println!(
             "{:6} users: join p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms",
             report.users, report.join.p50_ms, report.join.p99_ms, report.join.max_ms
@@ -276,24 +278,15 @@ fn plot(
         .x_desc("users (rooms of 10)")
         .y_desc("join latency (ms)")
         .draw()?;
-    chart
-        .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), &BLUE))?
-        .label("p50")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-    chart.draw_series(
-        points
-            .iter()
-            .map(|p| Circle::new((p.0, p.1), 3, BLUE.filled())),
-    )?;
-    chart
-        .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.2)), &RED))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
-    chart.draw_series(
-        points
-            .iter()
-            .map(|p| Circle::new((p.0, p.2), 3, RED.filled())),
-    )?;
+    let p50: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+    let p99: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
+    for (label, line, color) in [("p50", p50, BLUE), ("p99", p99, RED)] {
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), &color))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
     chart
         .configure_series_labels()
         .border_style(BLACK)
@@ -305,10 +298,12 @@ fn plot(
 
 /// One load run: connect, join, storm (unless there are no messages), leave. `None` in idle mode
 /// (which prints its own report).
+/// One run; `with_raw`: the raw baseline too.
 async fn run_once(
     args: &LoadTest,
     url: &str,
     secret: &[u8],
+    with_raw: bool,
 ) -> Result<Option<Report>, Box<dyn std::error::Error>> {
     let url = url.to_owned();
     let users = args.rooms * args.users;
@@ -498,14 +493,23 @@ async fn run_once(
         call.close().await;
     }
 
-    let raw = crate::raw::run(
-        args.raw_url.as_deref(),
-        args.raw_pid,
-        args.rooms,
-        args.users,
-        args.messages,
-    )
-    .await?;
+    let raw = if with_raw {
+        let raw = crate::raw::run(
+            args.raw_url.as_deref(),
+            args.raw_pid,
+            args.rooms,
+            args.users,
+            args.messages,
+        )
+        .await?;
+        Some(RawReport {
+            join: Latency::of(&raw.join),
+            deliveries_per_s: raw.deliveries_per_s,
+            deliveries_per_server_cpu_s: raw.deliveries_per_server_cpu_s,
+        })
+    } else {
+        None
+    };
     let deliveries_per_s = storm_deliveries as f64 / storm.as_secs_f64().max(1e-9);
     let report = Report {
         rooms: args.rooms,
@@ -518,16 +522,9 @@ async fn run_once(
         storm_messages: users * args.messages,
         storm_deliveries,
         deliveries_per_server_cpu_s,
-        raw_deliveries_per_server_cpu_s: raw.deliveries_per_server_cpu_s,
         storm_s: storm.as_secs_f64(),
         deliveries_per_s,
-        raw_join: Latency::of(&raw.join),
-        raw_deliveries_per_s: raw.deliveries_per_s,
-        jrtc_over_raw: if raw.deliveries_per_s > 0.0 {
-            deliveries_per_s / raw.deliveries_per_s
-        } else {
-            0.0
-        },
+        raw,
         memory_scope,
         rss_per_user_kib: match (rss_before, rss_connected) {
             (Some(a), Some(b)) if users > 0 => Some(b.saturating_sub(a) as f64 / users as f64),
@@ -557,32 +554,43 @@ fn print_table(r: &Report) {
             "               server CPU {us:.1} µs per join (the whole join phase, server process)"
         );
     }
-    println!(
-        "  raw join     p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms   (the same burst on a raw WebSocket server; jrtc/raw p50 {:.2}, p99 {:.2})",
-        r.raw_join.p50_ms,
-        r.raw_join.p99_ms,
-        r.raw_join.max_ms,
-        r.join.p50_ms / r.raw_join.p50_ms.max(1e-9),
-        r.join.p99_ms / r.raw_join.p99_ms.max(1e-9)
-    );
+    let ratio = |jrtc: f64, raw: f64| jrtc / raw.max(1e-9);
+    if let Some(raw) = &r.raw {
+        println!(
+            "  raw join     p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms   (the same burst on a raw WebSocket server; jrtc/raw p50 {:.2}, p99 {:.2})",
+            raw.join.p50_ms,
+            raw.join.p99_ms,
+            raw.join.max_ms,
+            ratio(r.join.p50_ms, raw.join.p50_ms),
+            ratio(r.join.p99_ms, raw.join.p99_ms)
+        );
+    }
     println!(
         "  storm        {} messages → {} deliveries in {:.2} s",
         r.storm_messages, r.storm_deliveries, r.storm_s
     );
-    println!(
-        "  fan-out      {:10.0} deliveries/s   raw WebSocket broadcast {:10.0}/s   jrtc/raw {:.2}",
-        r.deliveries_per_s, r.raw_deliveries_per_s, r.jrtc_over_raw
-    );
-    if let (Some(jrtc), Some(raw)) = (
-        r.deliveries_per_server_cpu_s,
-        r.raw_deliveries_per_server_cpu_s,
-    ) {
-        println!(
+    match &r.raw {
+        Some(raw) => println!(
+            "  fan-out      {:10.0} deliveries/s   raw WebSocket broadcast {:10.0}/s   jrtc/raw {:.2}",
+            r.deliveries_per_s,
+            raw.deliveries_per_s,
+            ratio(r.deliveries_per_s, raw.deliveries_per_s)
+        ),
+        None => println!("  fan-out      {:10.0} deliveries/s", r.deliveries_per_s),
+    }
+    let raw_per_cpu = r
+        .raw
+        .as_ref()
+        .and_then(|raw| raw.deliveries_per_server_cpu_s);
+    match (r.deliveries_per_server_cpu_s, raw_per_cpu) {
+        (Some(jrtc), Some(raw)) => println!(
             "  server       {jrtc:10.0} deliveries per server CPU-second   raw {raw:10.0}   jrtc/raw {:.2}",
-            jrtc / raw.max(1e-9)
-        );
-    } else if let Some(jrtc) = r.deliveries_per_server_cpu_s {
-        println!("  server       {jrtc:10.0} deliveries per server CPU-second");
+            ratio(jrtc, raw)
+        ),
+        (Some(jrtc), None) => {
+            println!("  server       {jrtc:10.0} deliveries per server CPU-second")
+        }
+        (None, _) => {}
     }
     if let Some(kib) = r.rss_per_user_kib {
         println!(

@@ -159,7 +159,7 @@ pub async fn run(
     // The storm: every client sends its messages; each must reach the room's other members.
     let each = ((users - 1) * messages) as u64;
     // Only a separate raw server's own CPU counts (in this process it would include the clients).
-    let cpu_before = pid.and_then(|pid| crate::load::cpu_seconds_of(Some(pid)));
+    let cpu_before = pid.and_then(|pid| crate::load::cpu_seconds(Some(pid)));
     let started = Instant::now();
     let tasks: Vec<_> = joined
         .into_iter()
@@ -196,7 +196,7 @@ pub async fn run(
     }
     let elapsed = started.elapsed();
     let cpu = pid
-        .and_then(|pid| crate::load::cpu_seconds_of(Some(pid)))
+        .and_then(|pid| crate::load::cpu_seconds(Some(pid)))
         .zip(cpu_before)
         .map(|(b, a)| b - a);
     if let Some(server) = server {
