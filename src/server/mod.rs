@@ -166,7 +166,7 @@ impl ServerBuilder {
             0 => workers::default_count(),
             n => n,
         };
-        let workers = workers::MediaWorkers::start(workers).map_err(ServerError::MediaWorkers)?;
+        let workers = workers::MediaWorkers::new(workers);
         let state = Arc::new_cyclic(|weak| State {
             core: Mutex::new(Core {
                 hub: Hub::new(config),

@@ -28,9 +28,6 @@ pub enum ServerError {
     /// The secret is too short to be safe.
     #[error("the token secret must be at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
-    /// The SFU's worker threads could not be started.
-    #[error("cannot start the media worker threads: {0}")]
-    MediaWorkers(std::io::Error),
 }
 
 /// What one client may do and hold. The defaults are meant for a public server.
@@ -136,8 +133,8 @@ pub struct ServerOptions {
     pub media_bind: std::net::SocketAddr,
     /// Addresses to announce in ICE candidates instead of the bound one (behind NAT).
     pub media_public_ips: Vec<String>,
-    /// Threads that forward media (0, the default: one per core). Each room's media runs on
-    /// one of them.
+    /// Threads that forward media (0, the default: one per core), each started when a room
+    /// first needs it. Each room's media runs on one of them.
     pub media_workers: usize,
 }
 

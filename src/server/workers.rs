@@ -9,58 +9,83 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::io;
+use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
 use crate::model::RoomId;
 
-/// The SFU's worker threads. Dropping this stops them (their tasks are dropped).
+/// The SFU's worker threads, each started when a room first needs it (a server that carries no
+/// media starts none). Dropping this stops them (their tasks are dropped).
 pub(crate) struct MediaWorkers {
-    handles: Vec<Handle>,
-    /// Dropping a sender lets its worker's thread finish.
-    _stops: Vec<oneshot::Sender<()>>,
+    /// `None` in a slot whose thread could not be started: its rooms run on the caller's runtime.
+    slots: Vec<OnceLock<Option<Worker>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
-impl MediaWorkers {
-    /// Starts `count` workers (at least one).
-    pub(crate) fn start(count: usize) -> io::Result<Self> {
-        let mut handles = Vec::new();
-        let mut stops = Vec::new();
-        for i in 0..count.max(1) {
-            let runtime = Builder::new_current_thread().enable_all().build()?;
-            handles.push(runtime.handle().clone());
-            let (stop, stopped) = oneshot::channel::<()>();
-            stops.push(stop);
-            std::thread::Builder::new()
-                .name(format!("jrtc-media-{i}"))
-                .spawn(move || {
-                    runtime.block_on(async {
-                        let _ = stopped.await;
-                    });
-                })?;
-        }
-        Ok(MediaWorkers {
-            handles,
-            _stops: stops,
-            hasher: Default::default(),
+struct Worker {
+    handle: Handle,
+    /// Dropping it lets the worker's thread finish.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Worker {
+    fn start(i: usize) -> io::Result<Worker> {
+        let runtime = Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("jrtc-media-{i}"))
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Worker {
+            handle,
+            _stop: stop,
         })
     }
+}
 
-    /// The worker that runs `room`'s media.
-    pub(crate) fn for_room(&self, room: &RoomId) -> &Handle {
-        let mut hasher = self.hasher.build_hasher();
-        room.hash(&mut hasher);
-        let i = std::hash::Hasher::finish(&hasher) as usize % self.handles.len();
-        &self.handles[i]
+impl MediaWorkers {
+    /// Room for `count` workers (at least one); none is started yet.
+    pub(crate) fn new(count: usize) -> Self {
+        MediaWorkers {
+            slots: (0..count.max(1)).map(|_| OnceLock::new()).collect(),
+            hasher: Default::default(),
+        }
     }
 
-    /// Tasks alive on all workers (for tests that check nothing is left behind).
+    /// The runtime that runs `room`'s media: its worker's, started if need be. Called from
+    /// within a tokio runtime, whose handle stands in if the worker cannot be started.
+    pub(crate) fn for_room(&self, room: &RoomId) -> Handle {
+        let mut hasher = self.hasher.build_hasher();
+        room.hash(&mut hasher);
+        let i = std::hash::Hasher::finish(&hasher) as usize % self.slots.len();
+        self.worker(i)
+            .map_or_else(Handle::current, |w| w.handle.clone())
+    }
+
+    fn worker(&self, i: usize) -> Option<&Worker> {
+        self.slots[i]
+            .get_or_init(|| {
+                Worker::start(i)
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "cannot start a media worker; using the server's runtime")
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Tasks alive on the started workers (for tests that check nothing is left behind).
     pub(crate) fn alive_tasks(&self) -> usize {
-        self.handles
+        self.slots
             .iter()
-            .map(|h| h.metrics().num_alive_tasks())
+            .filter_map(|slot| slot.get()?.as_ref())
+            .map(|w| w.handle.metrics().num_alive_tasks())
             .sum()
     }
 }
@@ -87,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_room_stays_on_one_worker_and_dropping_the_workers_ends_their_tasks() {
-        let workers = MediaWorkers::start(3).unwrap();
+        let workers = MediaWorkers::new(3);
         let room = RoomId::from("standup");
         let first = workers.for_room(&room).id();
         assert!((0..10).all(|_| workers.for_room(&room).id() == first));
@@ -96,7 +121,7 @@ mod tests {
         for i in 0..3 {
             let guard = Dropped(tx.clone());
             let started_tx = started_tx.clone();
-            workers.handles[i].spawn(async move {
+            workers.worker(i).unwrap().handle.spawn(async move {
                 let _guard = guard;
                 let _ = started_tx.send(std::thread::current().name().map(str::to_owned));
                 std::future::pending::<()>().await;
