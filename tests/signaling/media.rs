@@ -517,3 +517,56 @@ async fn a_vp8_fixture_arrives_frame_for_frame() {
     }
     sender.abort();
 }
+
+/// A user in two rooms at once (two devices) publishing the same source in both: every member
+/// receives only its own room's media, and unpublishing or leaving in one room does not touch
+/// the other room's forwarding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_stays_in_its_room_when_one_user_publishes_in_two() {
+    let server = server().await;
+    let mut in_b = User::connect(&server, "u1").await;
+    in_b.join("b").await;
+    let mut in_a = User::connect(&server, "u1").await;
+    in_a.join("a").await;
+    // Room b's camera first, then room a's: the later publication must not replace the earlier.
+    let camera_b = in_b.call.publish(TrackSource::Camera).await.unwrap();
+    let pump_b = pump(camera_b, "room-b".into());
+    wait_for(&mut in_b, |ev| {
+        matches!(ev, CallEvent::Media(MediaEvent::Published { .. }))
+    })
+    .await;
+    let camera_a = in_a.call.publish(TrackSource::Camera).await.unwrap();
+    let pump_a = pump(camera_a, "room-a".into());
+    wait_for(&mut in_a, |ev| {
+        matches!(ev, CallEvent::Media(MediaEvent::Published { .. }))
+    })
+    .await;
+    // Late joiners of each room.
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("b").await;
+    let mut carol = User::connect(&server, "carol").await;
+    carol.join("a").await;
+    let from_b = remote(&mut bob, "u1/camera").await;
+    expect_stream(&from_b, "room-b", 20).await;
+    let from_a = remote(&mut carol, "u1/camera").await;
+    expect_stream(&from_a, "room-a", 20).await;
+    // Unpublishing in room a ends room a's track only.
+    let op = in_a.call.unpublish(TrackSource::Camera).await.unwrap();
+    crate::support::done(&in_a.call, op).await;
+    wait_for(&mut carol, |ev| matches!(ev, CallEvent::Media(MediaEvent::Unsubscribed { publication }) if publication.id == "u1/camera")).await;
+    expect_stream(&from_b, "room-b", 20).await;
+    // Publishing again in room a and then leaving it: room b keeps flowing, and a new member
+    // of room b still gets room b's camera.
+    let camera_a = in_a.call.publish(TrackSource::Camera).await.unwrap();
+    let pump_a2 = pump(camera_a, "room-a".into());
+    let again = remote(&mut carol, "u1/camera").await;
+    expect_stream(&again, "room-a", 10).await;
+    crate::support::done(&in_a.call, in_a.call.leave().await.unwrap()).await;
+    expect_stream(&from_b, "room-b", 20).await;
+    let mut dave = User::connect(&server, "dave").await;
+    dave.join("b").await;
+    expect_stream(&remote(&mut dave, "u1/camera").await, "room-b", 20).await;
+    for p in [pump_a, pump_a2, pump_b] {
+        p.abort();
+    }
+}
