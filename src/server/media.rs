@@ -26,7 +26,7 @@ use super::forward::{Forward, lock};
 use super::hub::{ConnId, Input, MediaCommand};
 use super::workers::MediaWorkers;
 use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, asks_for_keyframe};
-use crate::model::{MediaKind, OperationId, Publication, TrackSource, UserId};
+use crate::model::{MediaKind, OperationId, Publication, RoomId, TrackSource, UserId};
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 /// The SFU's shared state: one actor per member, and the published tracks.
@@ -34,7 +34,8 @@ pub(crate) struct Sfu {
     settings: PeerSettings,
     state: Weak<State>,
     actors: Mutex<HashMap<ConnId, mpsc::UnboundedSender<Work>>>,
-    forwards: Mutex<HashMap<String, Forward>>,
+    /// Published tracks by room and publication id (a publication id is unique only in its room).
+    forwards: Mutex<HashMap<(RoomId, String), Forward>>,
     workers: MediaWorkers,
 }
 
@@ -82,7 +83,7 @@ impl Sfu {
                 // The member's actor runs on its room's worker, with the rest of the room's
                 // media: a packet then crosses no thread on its way through the SFU.
                 let (tx, rx) = mpsc::unbounded_channel();
-                let actor = Actor::new(conn, self.clone(), tx.clone());
+                let actor = Actor::new(conn, room.clone(), self.clone(), tx.clone());
                 self.workers.for_room(room).spawn(actor.run(rx));
                 actors.entry(conn).or_insert(tx)
             }
@@ -104,8 +105,8 @@ impl Sfu {
         self.workers.alive_tasks()
     }
 
-    fn forward(&self, id: &str) -> Option<Forward> {
-        lock(&self.forwards).get(id).cloned()
+    fn forward(&self, room: &RoomId, id: &str) -> Option<Forward> {
+        lock(&self.forwards).get(&(room.clone(), id.to_owned())).cloned()
     }
 }
 
@@ -119,6 +120,7 @@ struct Subscription {
 /// One member's media: its peer connections and the tasks moving its packets.
 struct Actor {
     conn: ConnId,
+    room: RoomId,
     sfu: Arc<Sfu>,
     me: mpsc::UnboundedSender<Work>,
     publisher: Option<Peer>,
@@ -134,9 +136,10 @@ struct Actor {
 }
 
 impl Actor {
-    fn new(conn: ConnId, sfu: Arc<Sfu>, me: mpsc::UnboundedSender<Work>) -> Self {
+    fn new(conn: ConnId, room: RoomId, sfu: Arc<Sfu>, me: mpsc::UnboundedSender<Work>) -> Self {
         Actor {
             conn,
+            room,
             sfu,
             me,
             publisher: None,
@@ -231,7 +234,7 @@ impl Actor {
             MediaCommand::Unsubscribe {
                 publication, pause, ..
             } => {
-                let forward = self.sfu.forward(&publication.id);
+                let forward = self.sfu.forward(&self.room, &publication.id);
                 if pause {
                     // Kept negotiated: forwarding stops now and resumes on `Subscribe`.
                     if let Some(forward) = forward {
@@ -309,6 +312,7 @@ impl Actor {
 
     /// A track arrived on the publishing connection: forward it and tell the core.
     async fn track_arrived(&mut self, track: Arc<dyn TrackRemote>) {
+        eprintln!("DEBUG track arrived conn {} id {:?} ssrcs {:?}", self.conn, track.track_id().await, track.ssrcs().await);
         let Some(user) = self.user.clone() else {
             return;
         };
@@ -324,7 +328,7 @@ impl Actor {
         };
         let publication = Publication::new(user, source);
         let (forward, reader) = Forward::start(codec, track);
-        lock(&self.sfu.forwards).insert(publication.id.clone(), forward);
+        lock(&self.sfu.forwards).insert((self.room.clone(), publication.id.clone()), forward);
         self.published.push((publication.id.clone(), reader));
         if let Some(state) = self.sfu.state.upgrade() {
             state.handle(Input::TrackPublished {
@@ -335,7 +339,7 @@ impl Actor {
     }
 
     async fn subscribe(&mut self, publication: Publication) -> Result<(), MediaError> {
-        let Some(forward) = self.sfu.forward(&publication.id) else {
+        let Some(forward) = self.sfu.forward(&self.room, &publication.id) else {
             return Ok(());
         };
         if self.subscriptions.contains_key(&publication.id) {
@@ -381,7 +385,7 @@ impl Actor {
 
     /// Resumes a subscription paused at the member's request; false when there is none.
     fn resume(&mut self, publication: &Publication) -> bool {
-        let Some(forward) = self.sfu.forward(&publication.id) else {
+        let Some(forward) = self.sfu.forward(&self.room, &publication.id) else {
             return false;
         };
         if !self.subscriptions.contains_key(&publication.id) {
@@ -399,7 +403,7 @@ impl Actor {
     /// a new leg's packets flowing (for the others it is the type they already have).
     async fn start_negotiated_legs(&self) {
         for (id, sub) in &self.subscriptions {
-            let Some(forward) = self.sfu.forward(id) else {
+            let Some(forward) = self.sfu.forward(&self.room, id) else {
                 continue;
             };
             let payload_type = sub
@@ -439,7 +443,7 @@ impl Actor {
 
     async fn teardown(&mut self) {
         for (id, sub) in self.subscriptions.drain() {
-            if let Some(forward) = self.sfu.forward(&id) {
+            if let Some(forward) = self.sfu.forward(&self.room, &id) {
                 forward.remove_leg(self.conn);
             }
             sub.relay.abort();
@@ -448,7 +452,7 @@ impl Actor {
             let mut forwards = lock(&self.sfu.forwards);
             for (id, reader) in self.published.drain(..) {
                 reader.abort();
-                forwards.remove(&id);
+                forwards.remove(&(self.room.clone(), id));
             }
         }
         for peer in [self.publisher.take(), self.subscriber.take()]
