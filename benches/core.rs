@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use jrtc::bench_support::{Core, EventSource, client_frame_text, message_event, server_frame};
+use jrtc::testing::bench::{Core, EventSource, client_frame_text, message_event, server_frame};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Events per iteration: one ring's worth, so no subscriber lags.

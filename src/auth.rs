@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{MAX_DISPLAY_NAME_LEN, Role, RoomId, UserId, valid_id};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Refusal};
 
 /// Shortest secret the server accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -273,11 +273,7 @@ impl Identity {
 
 /// Checks a token at `now` (seconds since the Unix epoch): signature, algorithm, time window,
 /// claims. Returns the refusal's code and a detail otherwise.
-pub(crate) fn verify(
-    token: &str,
-    secret: &[u8],
-    now: u64,
-) -> Result<Identity, (ErrorCode, String)> {
+pub(crate) fn verify(token: &str, secret: &[u8], now: u64) -> Result<Identity, Refusal> {
     let mut validation = Validation::new(Algorithm::HS256);
     // Time is checked below against the caller's clock, so the core stays deterministic.
     validation.validate_exp = false;
@@ -286,19 +282,19 @@ pub(crate) fn verify(
     let data =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
             .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => (
+                ErrorKind::InvalidSignature => Refusal::new(
                     ErrorCode::BadSignature,
                     "the token's signature does not match its contents".to_owned(),
                 ),
-                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => (
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Refusal::new(
                     ErrorCode::InvalidToken,
                     "tokens must be signed with HS256".to_owned(),
                 ),
-                _ => (ErrorCode::InvalidToken, format!("malformed token: {e}")),
+                _ => Refusal::new(ErrorCode::InvalidToken, format!("malformed token: {e}")),
             })?;
     let claims = data.claims;
     if claims.exp <= now {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::TokenExpired,
             format!("expired at {}", claims.exp),
         ));
@@ -306,24 +302,27 @@ pub(crate) fn verify(
     if let Some(nbf) = claims.nbf
         && nbf > now
     {
-        return Err((ErrorCode::TokenNotYetValid, format!("valid from {nbf}")));
+        return Err(Refusal::new(
+            ErrorCode::TokenNotYetValid,
+            format!("valid from {nbf}"),
+        ));
     }
     if !valid_id(&claims.sub) {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::InvalidUserId,
             "the token's user id breaks the id rules".to_owned(),
         ));
     }
     if claims.name.len() > MAX_DISPLAY_NAME_LEN {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::InvalidToken,
-            "the display name is longer than 128 bytes".into(),
+            "the display name is longer than 128 bytes",
         ));
     }
     if claims.rooms.iter().flatten().any(|r| !valid_id(r.as_str())) {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::InvalidToken,
-            "a room id breaks the id rules".into(),
+            "a room id breaks the id rules",
         ));
     }
     let name = if claims.name.is_empty() {

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{
-    CallProperties, Invitation, InviteFailure, MessageScope, OperationId, Participant,
-    ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, Text, UserId,
+    CallProperties, Invitation, InviteFailure, MediaConnection, MessageScope, OperationId,
+    Participant, ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, Text, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -364,6 +364,17 @@ pub enum MediaEvent {
         /// The track.
         publication: Publication,
     },
+    /// Media failed where no request of yours waits for the answer: one of this call's peer
+    /// connections failed (a failed publishing connection ends your publications), the server
+    /// could not offer what you receive, or a track of yours cannot be forwarded.
+    Failed {
+        /// Which of the call's two connections.
+        connection: MediaConnection,
+        /// The publication it is about, if one.
+        publication: Option<String>,
+        /// What happened, for humans.
+        message: String,
+    },
 }
 
 /// What a successful operation produced; see [`Call::outcome`](crate::Call::outcome).
@@ -507,6 +518,14 @@ impl std::fmt::Display for CallEvent {
             CallEvent::Media(MediaEvent::Unsubscribed { publication }) => {
                 write!(f, "no longer receiving {}", publication.id)
             }
+            CallEvent::Media(MediaEvent::Failed {
+                connection,
+                publication,
+                message,
+            }) => match publication {
+                Some(id) => write!(f, "media failed ({}, {id}): {message}", connection.as_str()),
+                None => write!(f, "media failed ({}): {message}", connection.as_str()),
+            },
             CallEvent::ServerError(e) => write!(f, "server error: {e}"),
             CallEvent::Lagged { missed } => write!(f, "missed {missed} events"),
             CallEvent::Closed { reason } => write!(f, "closed ({reason})"),

@@ -80,18 +80,15 @@
 #![deny(missing_docs)]
 
 pub mod auth;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod bench_support;
 pub mod call;
 pub mod event;
-#[cfg(any(test, feature = "internals"))]
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod media;
 pub mod model;
 pub mod protocol;
 pub mod server;
+#[cfg(any(test, feature = "internals"))]
+#[doc(hidden)]
+pub mod testing;
 mod text;
 
 pub use auth::{AccessToken, Grants, TokenError};
@@ -105,9 +102,10 @@ pub use event::{
 };
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    CallProperties, Invitation, InvitationId, InviteFailure, MediaKind, MessageScope, OperationId,
-    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
-    Publication, Reason, RecordingState, Rejection, Role, RoomId, ScreenShare, TrackSource, UserId,
+    CallProperties, Invitation, InvitationId, InviteFailure, MediaConnection, MediaKind,
+    MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges,
+    PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId, ScreenShare,
+    TrackSource, UserId,
 };
 pub use protocol::ErrorCode;
 pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};

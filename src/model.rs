@@ -226,6 +226,26 @@ impl TrackSource {
     }
 }
 
+/// Which of a member's two peer connections a media frame is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaConnection {
+    /// The one the member publishes on (the client offers).
+    Publish,
+    /// The one the member receives on (the server offers).
+    Subscribe,
+}
+
+impl MediaConnection {
+    /// The wire name: `publish` or `subscribe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaConnection::Publish => "publish",
+            MediaConnection::Subscribe => "subscribe",
+        }
+    }
+}
+
 /// Audio or video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -2,4 +2,4 @@
 //! frames must survive encoding.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| jrtc::fuzzing::frame(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| jrtc::testing::fuzzing::frame(data));

@@ -2,4 +2,4 @@
 //! invariant checked after each step.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| jrtc::fuzzing::core(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| jrtc::testing::fuzzing::core(data));

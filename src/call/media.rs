@@ -13,14 +13,14 @@ use rtc::rtp_transceiver::rtp_sender::{
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::rtp_transceiver::RtpSender;
 
 use super::session::MediaSignal;
 use super::{CallError, Shared, lock};
 use crate::event::{CallEvent, MediaEvent, OperationKind};
 use crate::media::{LocalTrack, MediaError, Peer, PeerEvent, PeerSettings, RemoteTrack, codec_for};
+use crate::model::MediaConnection;
 use crate::model::{MediaKind, Publication, TrackSource, UserId};
-use crate::protocol::{ClientFrame, IceCandidate, MediaConnection};
+use crate::protocol::{ClientFrame, IceCandidate};
 
 /// How long the server may take to answer a publishing offer.
 pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -43,7 +43,10 @@ pub(crate) struct ClientMedia {
     work: mpsc::WeakUnboundedSender<MediaWork>,
     /// The publishing connection; the async lock keeps one negotiation at a time.
     publisher: tokio::sync::Mutex<Option<Peer>>,
-    local: Mutex<HashMap<TrackSource, Arc<dyn RtpSender>>>,
+    /// Each source's track on the publishing connection, and whether it is published now. An
+    /// unpublished track stays on the connection, silent: publishing the source again reuses
+    /// it (the server still has it, so nothing new has to arrive there).
+    local: Mutex<HashMap<TrackSource, (LocalTrack, bool)>>,
 }
 
 impl ClientMedia {
@@ -76,10 +79,23 @@ impl ClientMedia {
             message: e.to_string(),
         };
         let mut publisher = self.publisher.lock().await;
-        if lock_plain(&self.local).contains_key(&source) {
-            return Err(CallError::InvalidParam {
-                message: format!("a {} track is published already", source.as_str()),
-            });
+        let parked = match lock_plain(&self.local).get(&source) {
+            Some((_, true)) => {
+                return Err(CallError::InvalidParam {
+                    message: format!("a {} track is published already", source.as_str()),
+                });
+            }
+            Some((track, false)) => Some(track.clone()),
+            None => None,
+        };
+        if let (Some(parked), Some(peer)) = (parked, publisher.as_mut()) {
+            // Published before: the same track, negotiated again so the server publishes it.
+            let offer = peer.offer().await.map_err(media_err)?;
+            let answer = negotiate(offer).await?;
+            peer.accept(answer).await.map_err(media_err)?;
+            let track = parked.revive();
+            lock_plain(&self.local).insert(source, (track.clone(), true));
+            return Ok(track);
         }
         if publisher.is_none() {
             let (peer, mut events) = Peer::new(&self.settings).await.map_err(media_err)?;
@@ -135,20 +151,24 @@ impl ClientMedia {
             .ok_or_else(|| CallError::Media {
                 message: "the server accepted no codec for this track".into(),
             })?;
-        lock_plain(&self.local).insert(source, sender);
-        Ok(LocalTrack::new(source, track, ssrc, payload_type))
+        let track = LocalTrack::new(source, track, ssrc, payload_type);
+        lock_plain(&self.local).insert(source, (track.clone(), true));
+        Ok(track)
     }
 
-    /// Stops sending `source` (the server is told separately).
-    pub(crate) async fn unpublish(&self, source: TrackSource) {
-        let sender = lock_plain(&self.local).remove(&source);
-        if let (Some(sender), Some(peer)) = (sender, self.publisher.lock().await.as_ref()) {
-            let _ = peer.pc.remove_track(&sender).await;
+    /// Stops sending `source` (the server is told separately): the track's handle ends, the
+    /// track stays on the connection for a later publish.
+    pub(crate) fn unpublish(&self, source: TrackSource) {
+        if let Some((track, published)) = lock_plain(&self.local).get_mut(&source) {
+            track.end();
+            *published = false;
         }
     }
 
     async fn reset(&self) {
-        lock_plain(&self.local).clear();
+        for (_, (track, _)) in lock_plain(&self.local).drain() {
+            track.end();
+        }
         if let Some(peer) = self.publisher.lock().await.take() {
             peer.close().await;
         }
@@ -243,7 +263,10 @@ pub(crate) async fn run(
             },
             event = track_event => match event {
                 Some(PeerEvent::Track(track)) => {
-                    let Some(publication) = Publication::from_id(&track.track_id().await) else {
+                    // The track id is `<publication id>#<n>` (docs/protocol.md, Media).
+                    let track_id = track.track_id().await;
+                    let id = track_id.rsplit_once('#').map_or(track_id.as_str(), |(id, _)| id);
+                    let Some(publication) = Publication::from_id(id) else {
                         continue;
                     };
                     let Some(shared) = shared.upgrade() else { break };
@@ -256,7 +279,14 @@ pub(crate) async fn run(
                         break;
                     }
                 }
-                Some(PeerEvent::Down) => {}
+                Some(PeerEvent::Failed) => {
+                    let Some(shared) = shared.upgrade() else { break };
+                    lock(&shared).publish(CallEvent::Media(MediaEvent::Failed {
+                        connection: MediaConnection::Subscribe,
+                        publication: None,
+                        message: "the receiving peer connection failed".into(),
+                    }));
+                }
                 None => subscriber = None,
             },
         }

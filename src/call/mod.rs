@@ -124,16 +124,20 @@ impl Shared {
             let unsubscribed = match &event {
                 CallEvent::Left { .. } => {
                     // Out of the room: the server closed this call's peer connections.
-                    self.remote_tracks.clear();
-                    self.paused_tracks.clear();
+                    for (_, track) in self.remote_tracks.drain().chain(self.paused_tracks.drain()) {
+                        track.end();
+                    }
                     self.media(media::MediaWork::Reset);
                     None
                 }
                 CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => {
-                    self.paused_tracks.remove(&publication.id);
-                    self.remote_tracks
-                        .remove(&publication.id)
-                        .map(|_| publication.clone())
+                    if let Some(paused) = self.paused_tracks.remove(&publication.id) {
+                        paused.end();
+                    }
+                    self.remote_tracks.remove(&publication.id).map(|track| {
+                        track.end();
+                        publication.clone()
+                    })
                 }
                 _ => None,
             };
@@ -210,8 +214,9 @@ impl Shared {
         self.events = None;
         self.media_work = None;
         self.answers.clear();
-        self.remote_tracks.clear();
-        self.paused_tracks.clear();
+        for (_, track) in self.remote_tracks.drain().chain(self.paused_tracks.drain()) {
+            track.end();
+        }
     }
 }
 
@@ -522,7 +527,11 @@ impl Call {
                 .request_with(
                     OperationKind::Publish,
                     None,
-                    |op| ClientFrame::PublishOffer { op, sdp },
+                    |op| ClientFrame::PublishOffer {
+                        op,
+                        sdp,
+                        source: Some(source),
+                    },
                     |shared, op| {
                         shared.answers.insert(op, tx);
                     },
@@ -544,7 +553,7 @@ impl Call {
 
     /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`].
     pub async fn unpublish(&self, source: TrackSource) -> Result<OperationId, CallError> {
-        self.inner.media.unpublish(source).await;
+        self.inner.media.unpublish(source);
         self.request(OperationKind::Unpublish, |op| ClientFrame::Unpublish {
             op,
             source,

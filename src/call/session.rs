@@ -148,6 +148,15 @@ impl Session {
                 out.media
                     .push(MediaSignal::SubscribeOffer { negotiation, sdp });
             }
+            ServerFrame::MediaFailed {
+                connection,
+                publication,
+                message,
+            } => out.events.push(CallEvent::Media(MediaEvent::Failed {
+                connection,
+                publication,
+                message,
+            })),
             ServerFrame::IceCandidate {
                 connection,
                 candidate,

@@ -48,8 +48,8 @@ pub(crate) enum PeerEvent {
     Track(Arc<dyn TrackRemote>),
     /// A local ICE candidate to send to the other side.
     Candidate(IceCandidate),
-    /// The connection failed or closed.
-    Down,
+    /// The connection failed (a connection closed on purpose says nothing).
+    Failed,
 }
 
 /// How long the first description waits for candidates.
@@ -80,11 +80,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if matches!(
-            state,
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-        ) {
-            let _ = self.events.send(PeerEvent::Down);
+        if state == RTCPeerConnectionState::Failed {
+            let _ = self.events.send(PeerEvent::Failed);
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use tokio_util::sync::CancellationToken;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -28,8 +29,10 @@ struct LocalInner {
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     payload_type: u8,
-    sequence: AtomicU16,
+    sequence: Arc<AtomicU16>,
     muted: AtomicBool,
+    /// Unpublished: writes fail (a later publish of the source hands out a new handle).
+    ended: AtomicBool,
 }
 
 impl std::fmt::Debug for LocalTrack {
@@ -54,10 +57,33 @@ impl LocalTrack {
                 track,
                 ssrc,
                 payload_type,
-                sequence: AtomicU16::new(rand_u16()),
+                sequence: Arc::new(AtomicU16::new(rand_u16())),
                 muted: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// A new handle on the same track (same SSRC, sequence numbers continuing), for a source
+    /// published again after `unpublish`.
+    pub(crate) fn revive(&self) -> LocalTrack {
+        let inner = &self.inner;
+        LocalTrack {
+            inner: Arc::new(LocalInner {
+                source: inner.source,
+                track: inner.track.clone(),
+                ssrc: inner.ssrc,
+                payload_type: inner.payload_type,
+                sequence: inner.sequence.clone(),
+                muted: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Ends this handle: later writes fail with [`MediaError::Closed`].
+    pub(crate) fn end(&self) {
+        self.inner.ended.store(true, Ordering::Relaxed);
     }
 
     /// What this track carries.
@@ -107,8 +133,12 @@ impl LocalTrack {
     }
 
     /// Sends an RTP packet as given, but for its SSRC and payload type, which are this track's.
-    /// Nothing is sent while the track is muted.
+    /// Nothing is sent while the track is muted; once it is unpublished, writing fails with
+    /// [`MediaError::Closed`].
     pub async fn write_rtp(&self, mut packet: RtpPacket) -> Result<(), MediaError> {
+        if self.inner.ended.load(Ordering::Relaxed) {
+            return Err(MediaError::Closed);
+        }
         if self.is_muted() {
             return Ok(());
         }
@@ -125,6 +155,9 @@ impl LocalTrack {
 pub struct RemoteTrack {
     publication: Publication,
     track: Arc<dyn TrackRemote>,
+    /// Cancelled when the track stops reaching the call (unpublished, publisher gone, call
+    /// left or closed).
+    ended: CancellationToken,
 }
 
 impl std::fmt::Debug for RemoteTrack {
@@ -137,7 +170,16 @@ impl std::fmt::Debug for RemoteTrack {
 
 impl RemoteTrack {
     pub(crate) fn new(publication: Publication, track: Arc<dyn TrackRemote>) -> Self {
-        RemoteTrack { publication, track }
+        RemoteTrack {
+            publication,
+            track,
+            ended: CancellationToken::new(),
+        }
+    }
+
+    /// The track no longer reaches the call: readers get `None`.
+    pub(crate) fn end(&self) {
+        self.ended.cancel();
     }
 
     /// Whose track, and what it carries.
@@ -145,10 +187,20 @@ impl RemoteTrack {
         &self.publication
     }
 
-    /// The next RTP packet, or `None` once the track has ended.
+    /// The next RTP packet, or `None` once the track has ended: its publisher unpublished it
+    /// or left, or this call left the room or closed ([`MediaEvent::Unsubscribed`] says so
+    /// on the event stream). Unsubscribing pauses the track instead: no packets arrive until
+    /// you subscribe again.
+    ///
+    /// [`MediaEvent::Unsubscribed`]: crate::MediaEvent::Unsubscribed
     pub async fn next_packet(&self) -> Option<RtpPacket> {
         loop {
-            match self.track.poll().await? {
+            let event = tokio::select! {
+                biased;
+                _ = self.ended.cancelled() => return None,
+                event = self.track.poll() => event?,
+            };
+            match event {
                 TrackRemoteEvent::OnRtpPacket(packet) => return Some(packet),
                 TrackRemoteEvent::OnEnded => return None,
                 _ => {}

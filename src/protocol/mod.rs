@@ -22,15 +22,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame the server interprets, in bytes; larger ones get a `frame_too_large` error.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
 
-/// Which of a member's two peer connections a media frame is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MediaConnection {
-    /// The one the member publishes on (the client offers).
-    Publish,
-    /// The one the member receives on (the server offers).
-    Subscribe,
-}
+pub use crate::model::MediaConnection;
 
 /// An ICE candidate sent as soon as it is found (trickle ICE); the fields of the browser API's
 /// `RTCIceCandidateInit`.
@@ -179,6 +171,10 @@ tagged_frames! {
             op: OperationId,
             /// The offer, with its ICE candidates.
             sdp: String,
+            /// The source this offer publishes (one of the tracks it sends). Without it, every
+            /// source the offer sends that is not published yet is.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            source: Option<TrackSource>,
         },
         /// Stop publishing a source.
         Unpublish {
@@ -467,6 +463,17 @@ tagged_frames! {
             /// The offer, with the server's ICE candidates.
             sdp: String,
         },
+        /// A media failure no request waits for: a peer connection failed, the server could not
+        /// make an offer, or a track cannot be forwarded.
+        MediaFailed {
+            /// Which connection.
+            connection: MediaConnection,
+            /// The publication it is about, if one.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            publication: Option<String>,
+            /// Details for humans.
+            message: String,
+        },
         /// An ICE candidate of the server's side of one of this member's peer connections.
         IceCandidate {
             /// Which connection.
@@ -619,10 +626,51 @@ pub enum ErrorCode {
     /// The track is not published.
     #[error("no such track")]
     NoSuchTrack,
+    /// A publishing offer while the previous one is still being answered.
+    #[error("a media negotiation is in progress")]
+    NegotiationBusy,
+    /// A publishing offer with more media lines than the server takes.
+    #[error("the offer has too many media lines")]
+    TooManyTracks,
+    /// A sending media line whose track id (`a=msid`) is not a source name, or of the wrong kind.
+    #[error("the offer sends a track that is not a known source")]
+    UnknownSource,
+    /// A sending media line without the codec jrtc forwards (VP8 for video, Opus for audio).
+    #[error("the offer's codecs are not supported")]
+    UnsupportedCodec,
+    /// A `subscribe_answer` to an offer that is not waiting for one (stale or unknown number).
+    #[error("no such offer is waiting for an answer")]
+    NoSuchOffer,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]
     Unknown,
+}
+
+/// A refused request: the code and a human-readable detail. The one shape every refusal has
+/// (the token check, the decoder, the server core); it becomes an `error` frame carrying the
+/// request's op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// Details for humans.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this code and detail.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Refuses with this code and detail.
+pub(crate) fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::new(code, message))
 }
 
 /// A frame the server could not take, ready to be answered with an `error` frame.

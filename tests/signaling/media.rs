@@ -221,14 +221,13 @@ async fn one_screen_share_at_a_time_and_the_property_follows_it() {
         10,
     )
     .await;
-    // Bob's screen track arrives but may not be shared: he is told why, and nobody receives it.
-    let bob_screen = users[1].call.publish(TrackSource::Screen).await.unwrap();
-    let bob_sender = pump(bob_screen, "bob/screen".into());
-    let refusal = wait_for(&mut users[1], |ev| matches!(ev, CallEvent::ServerError(_))).await;
-    assert!(
-        matches!(refusal, CallEvent::ServerError(e) if e.code == jrtc::ErrorCode::ScreenShareBusy)
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Bob may not share while Alice does: his publish is refused, with the reason.
+    match users[1].call.publish(TrackSource::Screen).await {
+        Err(jrtc::CallError::Refused { error, .. }) => {
+            assert_eq!(error.code, jrtc::ErrorCode::ScreenShareBusy)
+        }
+        other => panic!("expected screen_share_busy, got {other:?}"),
+    }
     assert!(users[0].call.remote_track("bob/screen").is_none());
     // Alice stops sharing: the property clears.
     crate::support::done(
@@ -246,6 +245,10 @@ async fn one_screen_share_at_a_time_and_the_property_follows_it() {
             .screen_share
             .is_none()
     );
+    // Now Bob may share, and Alice receives it.
+    let bob_screen = users[1].call.publish(TrackSource::Screen).await.unwrap();
+    let bob_sender = pump(bob_screen, "bob/screen".into());
+    expect_stream(&remote(&mut users[0], "bob/screen").await, "bob/screen", 10).await;
     sender.abort();
     bob_sender.abort();
 }

@@ -6,114 +6,20 @@ use std::collections::HashMap;
 
 use crate::auth::{Identity, verify};
 use crate::model::{
-    OperationId, Participant, PropertyUpdate, Publication, Reason, Role, RoomId, TrackSource,
-    UserId, valid_id,
+    OperationId, Participant, PropertyUpdate, Reason, Role, RoomId, UserId, valid_id,
 };
-use crate::protocol::{
-    ClientFrame, ErrorCode, IceCandidate, MediaConnection, PROTOCOL_VERSION, ServerFrame,
-};
+use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
-use super::invites::InvitationBook;
-use super::room::{Refusal, Room, check_display_name, check_state};
+mod invites;
+pub(crate) mod io;
+mod negotiation;
+pub(crate) mod room;
+mod room_media;
+pub(crate) mod sdp;
 
-/// A connection's id, chosen by the shell.
-pub(crate) type ConnId = u64;
-
-/// Time as the shell tells it: milliseconds since the Unix epoch.
-pub(crate) type Millis = u64;
-
-/// Something that happened to the server.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// A decoded frame from a connection.
-    Frame { conn: ConnId, frame: ClientFrame },
-    /// A connection is gone: closed in order (`Quit`) or lost (`Network`).
-    Disconnected { conn: ConnId, reason: Reason },
-    /// A connection's time to log in ran out.
-    HandshakeTimeout { conn: ConnId },
-    /// Time passed: a deadline ([`Hub::next_deadline`]) may be due.
-    Tick,
-    /// The media shell received a connection's track of this source.
-    TrackPublished { conn: ConnId, source: TrackSource },
-}
-
-/// What the shell must do.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Output {
-    /// Send a frame to one connection.
-    Send { to: ConnId, frame: ServerFrame },
-    /// Send one frame to several connections (encode it once).
-    Broadcast { to: Vec<ConnId>, frame: ServerFrame },
-    /// Say goodbye with this reason and close the connection.
-    Close { conn: ConnId, reason: Reason },
-    /// Work for the media shell.
-    Media(MediaCommand),
-}
-
-/// What the media shell must do with peer connections and forwarding.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum MediaCommand {
-    /// Answer a connection's publishing offer (it may publish in its room).
-    PublishOffer {
-        conn: ConnId,
-        room: RoomId,
-        user: UserId,
-        op: OperationId,
-        sdp: String,
-    },
-    /// Apply a connection's answer to the server's subscribing offer.
-    SubscribeAnswer {
-        conn: ConnId,
-        room: RoomId,
-        op: OperationId,
-        negotiation: u64,
-        sdp: String,
-    },
-    /// Start forwarding `publication` to `conn`.
-    Subscribe {
-        conn: ConnId,
-        room: RoomId,
-        publication: Publication,
-    },
-    /// Stop forwarding `publication` to `conn`: for good (the track leaves `conn`'s connection),
-    /// or paused at `conn`'s request (kept negotiated for a later `Subscribe`).
-    Unsubscribe {
-        conn: ConnId,
-        room: RoomId,
-        publication: Publication,
-        pause: bool,
-    },
-    /// An ICE candidate from `conn`'s side of one of its connections.
-    RemoteCandidate {
-        conn: ConnId,
-        room: RoomId,
-        connection: MediaConnection,
-        candidate: IceCandidate,
-    },
-    /// `conn` left its room: close its peer connections, end its publications' forwarding.
-    Teardown { conn: ConnId },
-}
-
-/// Policies of the core, set by the server's options.
-#[derive(Clone, Debug)]
-pub(crate) struct HubConfig {
-    /// Server-made room ids start with this (make it unguessable).
-    pub room_prefix: String,
-    /// How long an invitation stays open unless the caller says otherwise.
-    pub invite_timeout_ms: Millis,
-    /// Refuse invitations to users in another call at once, as busy.
-    pub auto_reject_busy: bool,
-    /// Keep invitations to users who are not connected, delivering them when they log in.
-    pub hold_offline_invitations: bool,
-    /// The secret access tokens are signed with.
-    pub secret: Vec<u8>,
-    /// Most rooms at once.
-    pub max_rooms: usize,
-    /// Most members in one room.
-    pub max_participants: usize,
-    /// Most connections one user may have at once.
-    pub max_connections_per_user: usize,
-}
+use invites::InvitationBook;
+pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
+use room::{Room, check_display_name, check_state};
 
 pub(super) struct Login {
     pub(super) identity: Identity,
@@ -130,10 +36,10 @@ impl Login {
         if granted {
             Ok(())
         } else {
-            Err((
+            refuse(
                 ErrorCode::MissingGrant,
                 format!("the access token does not allow {what}"),
-            ))
+            )
         }
     }
 
@@ -146,13 +52,13 @@ impl Login {
         if allowed {
             Ok(())
         } else {
-            Err((
+            refuse(
                 ErrorCode::WrongRoom,
                 match room {
                     Some(room) => format!("the access token does not allow room `{room}`"),
                     None => "the access token allows named rooms only".to_owned(),
                 },
-            ))
+            )
         }
     }
 
@@ -183,6 +89,8 @@ pub(crate) struct Hub {
     pub(super) rooms: HashMap<RoomId, Room>,
     pub(super) invitations: InvitationBook,
     next_room: u64,
+    /// The last membership's media id (see [`MediaId`](io::MediaId)).
+    next_media: u64,
 }
 
 impl Hub {
@@ -195,6 +103,7 @@ impl Hub {
             rooms: HashMap::new(),
             invitations: InvitationBook::default(),
             next_room: 0,
+            next_media: 0,
         }
     }
 
@@ -206,6 +115,13 @@ impl Hub {
     /// When the core next needs a [`Input::Tick`], if ever.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
         self.invitations.next_deadline()
+    }
+
+    /// The media id of `conn`'s membership, if it is in a room.
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn media_of(&self, conn: ConnId) -> Option<io::MediaId> {
+        let room = self.rooms.get(self.logins.get(&conn)?.room.as_ref()?)?;
+        Some(room.member(conn).key.media)
     }
 
     #[cfg(any(test, feature = "internals"))]
@@ -230,7 +146,7 @@ impl Hub {
         match input {
             Input::Frame { conn, frame } => {
                 let op = frame.op();
-                if let Err((code, message)) = self.frame(conn, frame, &mut out) {
+                if let Err(Refusal { code, message }) = self.frame(conn, frame, &mut out) {
                     out.push(Output::Send {
                         to: conn,
                         frame: ServerFrame::Error { op, code, message },
@@ -247,22 +163,9 @@ impl Hub {
                 }
             }
             Input::Tick => self.expire_invitations(&mut out),
-            Input::TrackPublished { conn, source } => {
-                if let Some(room) = self.logins.get(&conn).and_then(|l| l.room.clone()) {
-                    let published =
-                        self.with_room(&room, |r, out| r.publish(conn, source, out), &mut out);
-                    if let Err((code, message)) = published {
-                        // The track arrived but may not be published (another screen share):
-                        // its forwarding ends, and the publisher hears why.
-                        out.push(Output::Send {
-                            to: conn,
-                            frame: ServerFrame::Error {
-                                op: None,
-                                code,
-                                message,
-                            },
-                        });
-                    }
+            Input::Media(report) => {
+                if let Some(room) = self.rooms.get_mut(&report.from.room) {
+                    room.media_report(report.from.media, report.fact, &mut out);
                 }
             }
         }
@@ -281,7 +184,6 @@ impl Hub {
         }
         if let Some(room) = login.room {
             self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
-            out.push(Output::Media(MediaCommand::Teardown { conn }));
         }
         self.caller_left(conn, reason, false, out);
     }
@@ -311,7 +213,7 @@ impl Hub {
             return self.hello(conn, version, &token, out);
         }
         let Some(login) = self.logins.get(&conn) else {
-            return Err((ErrorCode::NotLoggedIn, "send hello first".into()));
+            return refuse(ErrorCode::NotLoggedIn, "send hello first");
         };
         let done = |op: OperationId, seq: Option<u64>| Output::Send {
             to: conn,
@@ -329,10 +231,10 @@ impl Hub {
                 auto_subscribe,
             } => {
                 if let Some(current) = &login.room {
-                    return Err((
+                    return refuse(
                         ErrorCode::AlreadyJoined,
                         format!("already in room `{current}`"),
-                    ));
+                    );
                 }
                 login.may_enter(room.as_ref())?;
                 let participant = Participant {
@@ -372,7 +274,7 @@ impl Hub {
             _ => {}
         }
         let Some(room_id) = login.room.clone() else {
-            return Err((ErrorCode::NotInRoom, "join a room first".into()));
+            return refuse(ErrorCode::NotInRoom, "join a room first");
         };
         let grants = login.identity.grants;
         match &frame {
@@ -407,7 +309,6 @@ impl Hub {
                 let members = self.with_room(&room_id, |r, out| r.end(conn, out), out)?;
                 for member in members {
                     self.set_room(member, None);
-                    out.push(Output::Media(MediaCommand::Teardown { conn: member }));
                     self.caller_left(member, Reason::Over, true, out);
                 }
                 out.push(done(op, None));
@@ -415,7 +316,6 @@ impl Hub {
             ClientFrame::Kick { op, user_id } => {
                 let kicked = self.with_room(&room_id, |r, out| r.kick(conn, &user_id, out), out)?;
                 self.set_room(kicked, None);
-                out.push(Output::Media(MediaCommand::Teardown { conn: kicked }));
                 self.caller_left(kicked, Reason::Kicked, true, out);
                 out.push(done(op, None));
             }
@@ -448,36 +348,28 @@ impl Hub {
                 )?;
                 out.push(done(op, seq));
             }
-            ClientFrame::PublishOffer { op, sdp } => {
-                let user = self.logins[&conn].user().clone();
-                out.push(Output::Media(MediaCommand::PublishOffer {
-                    conn,
-                    room: room_id,
-                    user,
-                    op,
-                    sdp,
-                }));
-            }
+            ClientFrame::PublishOffer { op, sdp, source } => self.with_room(
+                &room_id,
+                |r, out| r.publish_offer(conn, op, sdp, source, out),
+                out,
+            )?,
             ClientFrame::SubscribeAnswer {
                 op,
                 negotiation,
                 sdp,
-            } => out.push(Output::Media(MediaCommand::SubscribeAnswer {
-                conn,
-                room: room_id,
-                op,
-                negotiation,
-                sdp,
-            })),
+            } => self.with_room(
+                &room_id,
+                |r, out| r.subscribe_answer(conn, op, negotiation, sdp, out),
+                out,
+            )?,
             ClientFrame::IceCandidate {
                 connection,
                 candidate,
-            } => out.push(Output::Media(MediaCommand::RemoteCandidate {
-                conn,
-                room: room_id,
-                connection,
-                candidate,
-            })),
+            } => self.with_room(
+                &room_id,
+                |r, out| r.remote_candidate(conn, connection, candidate, out),
+                out,
+            )?,
             ClientFrame::Subscribe { op, publication } => {
                 self.with_room(&room_id, |r, out| r.subscribe(conn, &publication, out), out)?;
                 out.push(done(op, None));
@@ -515,7 +407,6 @@ impl Hub {
         };
         self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
         self.set_room(conn, None);
-        out.push(Output::Media(MediaCommand::Teardown { conn }));
         self.caller_left(conn, reason, true, out);
     }
 
@@ -533,27 +424,24 @@ impl Hub {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         if self.logins.contains_key(&conn) {
-            return Err((
-                ErrorCode::AlreadyLoggedIn,
-                "this connection is logged in".into(),
-            ));
+            return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
         }
         if version != PROTOCOL_VERSION {
-            return Err((
+            return refuse(
                 ErrorCode::UnsupportedVersion,
                 format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
-            ));
+            );
         }
         let identity = verify(token, &self.config.secret, self.now / 1000)?;
         let conns = self.users.get(&identity.user).map_or(0, Vec::len);
         if conns >= self.config.max_connections_per_user {
-            return Err((
+            return refuse(
                 ErrorCode::TooManyConnections,
                 format!(
                     "a user may have {} connections",
                     self.config.max_connections_per_user
                 ),
-            ));
+            );
         }
         let user = identity.user.clone();
         out.push(Output::Send {
@@ -606,20 +494,19 @@ impl Hub {
         check_state(&participant.state)?;
         let id = match room {
             Some(id) if !valid_id(id.as_str()) => {
-                return Err((
+                return refuse(
                     ErrorCode::InvalidParam,
-                    "room must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or ."
-                        .into(),
-                ));
+                    "room must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or .",
+                );
             }
             Some(id) => id,
             None => self.new_room_id(),
         };
         if !self.rooms.contains_key(&id) && self.rooms.len() >= self.config.max_rooms {
-            return Err((
+            return refuse(
                 ErrorCode::TooManyRooms,
                 format!("the server holds at most {} rooms", self.config.max_rooms),
-            ));
+            );
         }
         let max = self.config.max_participants;
         let room = self
@@ -627,18 +514,19 @@ impl Hub {
             .entry(id.clone())
             .or_insert_with(|| Room::new(id.clone()));
         if room.has_user(&participant.user_id) {
-            return Err((
+            return refuse(
                 ErrorCode::DuplicateUser,
                 format!("`{}` is already in room `{id}`", participant.user_id),
-            ));
+            );
         }
         if room.len() >= max {
-            return Err((
+            return refuse(
                 ErrorCode::RoomFull,
                 format!("room `{id}` holds at most {max} members"),
-            ));
+            );
         }
-        room.join(conn, op, participant, auto_subscribe, out);
+        self.next_media += 1;
+        room.join(conn, self.next_media, op, participant, auto_subscribe, out);
         self.set_room(conn, Some(id));
         Ok(())
     }

@@ -10,21 +10,19 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::hub::{ConnId, Output};
+use super::io::{ConnId, MediaId, MediaKey, Output, Refusal, refuse};
+use super::negotiation::{Publishing, Receiving};
 
 /// Longest screen-share stream id, in bytes.
 const MAX_STREAM_ID_LEN: usize = 64;
 
-/// A refused request: the code and a human-readable detail.
-pub(crate) type Refusal = (ErrorCode, String);
-
-fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
-    Err((code, message.into()))
-}
-
 pub(super) struct Member {
     pub(super) conn: ConnId,
     pub(super) participant: Participant,
+    /// This membership's media: its id, and its two negotiations.
+    pub(super) key: MediaKey,
+    pub(super) publishing: Publishing,
+    pub(super) receiving: Receiving,
 }
 
 /// A room's state.
@@ -93,11 +91,17 @@ impl Room {
             .iter()
             .position(|m| &m.participant.user_id == user)
             .ok_or_else(|| {
-                (
+                Refusal::new(
                     ErrorCode::NoSuchParticipant,
                     format!("`{user}` is not in room `{}`", self.id),
                 )
             })
+    }
+
+    /// Where `conn` is among the members, or a refusal.
+    pub(super) fn member_index(&self, conn: ConnId) -> Result<usize, Refusal> {
+        self.index_of_conn(conn)
+            .ok_or_else(|| Refusal::new(ErrorCode::NotInRoom, "not a member"))
     }
 
     pub(super) fn member(&self, conn: ConnId) -> &Member {
@@ -144,6 +148,7 @@ impl Room {
     pub(crate) fn join(
         &mut self,
         conn: ConnId,
+        media: MediaId,
         op: OperationId,
         mut participant: Participant,
         auto_subscribe: bool,
@@ -162,7 +167,16 @@ impl Room {
             participant: participant.clone(),
         };
         self.broadcast(self.conns(), frame, out);
-        self.members.push(Member { conn, participant });
+        self.members.push(Member {
+            conn,
+            participant,
+            key: MediaKey {
+                room: self.id.clone(),
+                media,
+            },
+            publishing: Publishing::default(),
+            receiving: Receiving::default(),
+        });
         out.push(Output::Send {
             to: conn,
             frame: ServerFrame::Joined {
@@ -198,7 +212,7 @@ impl Room {
             reason,
         };
         self.broadcast(self.conns(), frame, out);
-        self.drop_publications(conn, out);
+        self.drop_media(conn, member.key.media, out);
         self.after_departure(&member.participant.user_id, out);
     }
 
@@ -284,7 +298,12 @@ impl Room {
         };
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
-        self.members.clear();
+        for member in std::mem::take(&mut self.members) {
+            out.push(super::negotiation::command(
+                &member.key,
+                super::io::MediaAction::Teardown,
+            ));
+        }
         self.publications.clear();
         self.subscriptions.clear();
         self.paused.clear();
@@ -316,7 +335,7 @@ impl Room {
         };
         self.broadcast(self.conns(), frame, out);
         let member = self.members.remove(i);
-        self.drop_publications(member.conn, out);
+        self.drop_media(member.conn, member.key.media, out);
         self.after_departure(&member.participant.user_id, out);
         Ok(member.conn)
     }

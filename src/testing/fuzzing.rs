@@ -2,7 +2,7 @@
 //! Not part of the public API: compiled for tests and with the `fuzzing` feature only.
 
 use crate::protocol::{decode_client, encode};
-use crate::server::sim::{Action, World};
+use crate::testing::sim::{Action, World};
 
 /// Decodes one client frame from arbitrary bytes. A frame that decodes must encode and decode
 /// back to itself; anything else must be refused with a typed error, never a panic.

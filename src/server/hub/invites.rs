@@ -13,12 +13,8 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::hub::{ConnId, Hub, Millis, Output};
-use super::room::Refusal;
-
-fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
-    Err((code, message.into()))
-}
+use super::Hub;
+use super::io::{ConnId, Millis, Output, Refusal, refuse};
 
 struct Open {
     invitation: Invitation,
@@ -84,7 +80,7 @@ impl InvitationBook {
 
     fn get(&self, id: InvitationId) -> Result<&Open, Refusal> {
         self.open.get(&id).ok_or_else(|| {
-            (
+            Refusal::new(
                 ErrorCode::NoSuchInvitation,
                 format!("{id} was answered, canceled or has expired (or never existed)"),
             )
@@ -429,7 +425,7 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hub::{Input, testing};
+    use super::super::{Input, testing};
     use super::*;
     use crate::protocol::ClientFrame;
 

@@ -42,7 +42,9 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (d.clone(), source()).prop_map(|(dev, source)| Action::Publish { dev, source }),
         1 => (d.clone(), source()).prop_map(|(dev, source)| Action::Unpublish { dev, source }),
         1 => (d.clone(), source(), any::<bool>()).prop_map(|(dev, source, muted)| Action::Mute { dev, source, muted }),
-        2 => (d, u, source(), any::<bool>()).prop_map(|(dev, user, source, on)| Action::Receive { dev, user, source, on }),
+        2 => (d.clone(), u, source(), any::<bool>()).prop_map(|(dev, user, source, on)| Action::Receive { dev, user, source, on }),
+        4 => (d.clone(), 0..3usize, proptest::bool::weighted(0.2)).prop_map(|(dev, pick, lose)| Action::Answer { dev, pick, lose }),
+        1 => (d, any::<bool>()).prop_map(|(dev, publishing)| Action::PeerFail { dev, publishing }),
     ]
 }
 

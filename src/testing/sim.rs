@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::hub::{ConnId, Hub, HubConfig, Input, Millis, Output, testing};
+use super::sim_media::{FakeSfu, answer_to, publish_offer};
 use crate::call::session::Session;
 use crate::event::{CallEvent, InviteEvent, OperationKind};
 use crate::model::{
@@ -17,6 +17,9 @@ use crate::model::{
     Role, RoomId, ScreenShare, TrackSource, UserId,
 };
 use crate::protocol::{ClientFrame, ServerFrame};
+use crate::server::hub::io::MediaCommand;
+use crate::server::hub::sdp::Description;
+use crate::server::hub::{ConnId, Hub, HubConfig, Input, Millis, Output, testing};
 
 /// The user of each device: users 0 and 1 have two devices each.
 pub(crate) const DEVICES: [usize; 7] = [0, 0, 1, 1, 2, 3, 4];
@@ -104,10 +107,23 @@ pub(crate) enum Action {
     Connect {
         dev: usize,
     },
-    /// The device's track of this source reaches the server (the SFU tells the core).
+    /// The device offers to publish this source (its offer sends every source it published
+    /// in this room); the media model answers, and the track arrives.
     Publish {
         dev: usize,
         source: TrackSource,
+    },
+    /// The device answers one of the server's offers it holds (the `pick`-th: not
+    /// necessarily the newest), or loses it.
+    Answer {
+        dev: usize,
+        pick: usize,
+        lose: bool,
+    },
+    /// One of the device's peer connections fails.
+    PeerFail {
+        dev: usize,
+        publishing: bool,
     },
     /// The device stops publishing.
     Unpublish {
@@ -163,6 +179,11 @@ impl End {
 struct Device {
     conn: ConnId,
     session: Session,
+    /// The sources its publishing connection sends, and the room they were offered in.
+    sending: BTreeSet<TrackSource>,
+    sending_room: Option<crate::model::RoomId>,
+    /// The server's offers it has not answered yet (`Answer` takes one, in any order).
+    offers: Vec<(u64, String)>,
     received: HashMap<InvitationId, usize>,
     ends: HashMap<InvitationId, Vec<End>>,
     /// The invitation each of its cancel / accept / reject requests was about.
@@ -174,6 +195,7 @@ struct Device {
 /// The hub, the devices and what they saw.
 pub(crate) struct World {
     hub: Hub,
+    sfu: FakeSfu,
     now: Millis,
     devices: Vec<Option<Device>>,
     next_conn: ConnId,
@@ -195,6 +217,7 @@ impl World {
         };
         let mut w = World {
             hub: Hub::new(config),
+            sfu: FakeSfu::default(),
             now: 0,
             devices: (0..DEVICES.len()).map(|_| None).collect(),
             next_conn: 0,
@@ -218,6 +241,9 @@ impl World {
         self.devices[dev] = Some(Device {
             conn,
             session: Session::new(uid(DEVICES[dev])),
+            sending: BTreeSet::new(),
+            sending_room: None,
+            offers: Vec::new(),
             received: HashMap::new(),
             ends: HashMap::new(),
             answering: HashMap::new(),
@@ -240,17 +266,47 @@ impl World {
         self.deliver(out);
     }
 
+    /// Delivers frames to the devices, then hands media commands to the media model, whose
+    /// reports go back to the core (as the shells do: frames are queued as they are made, the
+    /// SFU's reports come later).
     fn deliver(&mut self, outputs: Vec<Output>) {
+        let mut commands = Vec::new();
+        self.deliver_frames(outputs, &mut commands);
+        while !commands.is_empty() {
+            for command in std::mem::take(&mut commands) {
+                for report in self.sfu.command(command) {
+                    let out = self.hub.handle(self.now, Input::Media(report));
+                    self.deliver_frames(out, &mut commands);
+                }
+            }
+        }
+    }
+
+    fn deliver_frames(&mut self, outputs: Vec<Output>, commands: &mut Vec<MediaCommand>) {
         for output in outputs {
             let (targets, frame) = match output {
                 Output::Send { to, frame } => (vec![to], frame),
                 Output::Broadcast { to, frame } => (to, frame),
-                Output::Close { .. } | Output::Media(_) => continue,
+                Output::Media(command) => {
+                    commands.push(command);
+                    continue;
+                }
+                Output::Close { .. } => continue,
             };
             for to in targets {
                 let Some(dev) = self.devices.iter_mut().flatten().find(|d| d.conn == to) else {
                     continue;
                 };
+                if let ServerFrame::Joined { .. } = &frame {
+                    // A new membership: its offers count from 1 again.
+                    dev.offers.clear();
+                }
+                if let ServerFrame::SubscribeOffer { negotiation, sdp } = &frame {
+                    if let Some((last, _)) = dev.offers.last() {
+                        assert!(negotiation > last, "offers are numbered in order");
+                    }
+                    dev.offers.push((*negotiation, sdp.clone()));
+                }
                 let handled = dev.session.handle(frame.clone());
                 for (op, _) in &handled.outcomes {
                     *self.outcomes.entry((dev.conn, op.0)).or_default() += 1;
@@ -339,6 +395,22 @@ impl World {
             device.rejecting.insert(op, reason.reason());
         }
         self.sent.push((conn, op.0));
+        let out = self.hub.handle(self.now, Input::Frame { conn, frame });
+        self.deliver(out);
+    }
+
+    /// Sends a request whose answer is not an outcome the application awaits.
+    fn send_internal(
+        &mut self,
+        dev: usize,
+        kind: OperationKind,
+        frame: impl FnOnce(OperationId) -> ClientFrame,
+    ) {
+        let Some(device) = self.devices[dev].as_mut() else {
+            return;
+        };
+        let conn = device.conn;
+        let (_, frame) = device.session.request(kind, None, frame);
         let out = self.hub.handle(self.now, Input::Frame { conn, frame });
         self.deliver(out);
     }
@@ -516,13 +588,69 @@ impl World {
             }
             Action::Connect { dev } => self.connect(dev),
             Action::Publish { dev, source } => {
-                if let Some(device) = &self.devices[dev] {
-                    let conn = device.conn;
-                    let out = self
-                        .hub
-                        .handle(self.now, Input::TrackPublished { conn, source });
-                    self.deliver(out);
+                let Some(device) = self.devices[dev].as_mut() else {
+                    return;
+                };
+                let room = device.session.room().map(|r| r.room.clone());
+                if room != device.sending_room {
+                    // A new room, or none: the client's media starts over.
+                    device.sending.clear();
+                    device.sending_room = room;
                 }
+                device.sending.insert(source);
+                let sdp = publish_offer(&device.sending);
+                // Its answer goes to the publishing call (`publish_answer`), not to an outcome.
+                self.send_internal(dev, OperationKind::Publish, |op| {
+                    ClientFrame::PublishOffer {
+                        op,
+                        sdp,
+                        source: Some(source),
+                    }
+                });
+            }
+            Action::Answer { dev, pick, lose } => {
+                let Some(device) = self.devices[dev].as_mut() else {
+                    return;
+                };
+                if device.offers.is_empty() {
+                    return;
+                }
+                let (negotiation, offer) = device.offers.remove(pick % device.offers.len());
+                if lose {
+                    return;
+                }
+                let sdp = answer_to(&Description::parse(&offer));
+                // Negotiation ops are internal: the session keeps no outcome for them.
+                self.send_internal(dev, OperationKind::Negotiate, |op| {
+                    ClientFrame::SubscribeAnswer {
+                        op,
+                        negotiation,
+                        sdp,
+                    }
+                });
+            }
+            Action::PeerFail { dev, publishing } => {
+                let Some(device) = &self.devices[dev] else {
+                    return;
+                };
+                let Some(key) = self
+                    .hub
+                    .media_of(device.conn)
+                    .and_then(|m| self.sfu.key_of(m))
+                else {
+                    return;
+                };
+                let connection = if publishing {
+                    crate::model::MediaConnection::Publish
+                } else {
+                    crate::model::MediaConnection::Subscribe
+                };
+                let report = crate::server::hub::io::MediaReport {
+                    from: key,
+                    fact: crate::server::hub::io::MediaFact::PeerFailed { connection },
+                };
+                let out = self.hub.handle(self.now, Input::Media(report));
+                self.deliver(out);
             }
             Action::Unpublish { dev, source } => {
                 self.request(dev, OperationKind::Unpublish, None, |op| {
@@ -557,6 +685,7 @@ impl World {
     }
 
     pub(crate) fn check(&self) {
+        self.sfu.check();
         let open = self.hub.open_invitations();
         for (dev, device) in self.devices.iter().enumerate() {
             let Some(Device {
@@ -597,6 +726,12 @@ impl World {
                         "device {dev}'s publications"
                     );
                     room.check_subscriptions();
+                    let (media, legs) = room.legs_of(*conn);
+                    assert_eq!(
+                        self.sfu.legs_of(media),
+                        legs,
+                        "device {dev}: the media shell's legs are the core's"
+                    );
                     assert!(
                         room.participants().iter().any(|p| p.role == Role::Host),
                         "a room keeps a host"
@@ -683,7 +818,7 @@ impl Action {
         let a = next()?;
         let b = next()?;
         let user = a % USERS;
-        Some(match kind % 22 {
+        Some(match kind % 24 {
             0 => Action::Join {
                 dev,
                 room: a % ROOMS.len(),
@@ -757,11 +892,20 @@ impl Action {
                 source: SOURCES[a % 3],
                 muted: b % 2 == 0,
             },
-            _ => Action::Receive {
+            21 => Action::Receive {
                 dev,
                 user,
                 source: SOURCES[b % 3],
                 on: b % 2 == 0,
+            },
+            22 => Action::Answer {
+                dev,
+                pick: a,
+                lose: b % 4 == 0,
+            },
+            _ => Action::PeerFail {
+                dev,
+                publishing: a % 2 == 0,
             },
         })
     }

@@ -16,12 +16,15 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use super::hub::ConnId;
 use crate::media::RtpPacket;
+use crate::model::RoomId;
+use crate::server::hub::io::MediaId;
 
 /// A published track, as subscribers find it.
 #[derive(Clone)]
 pub(crate) struct Forward {
+    /// The room it is published in (legs are added only from the same room).
+    pub(crate) room: RoomId,
     /// The publisher's codec; each leg is offered the same one.
     pub(crate) codec: RTCRtpCodec,
     /// The publisher's track, to ask for key frames.
@@ -31,7 +34,7 @@ pub(crate) struct Forward {
 
 /// One subscriber's copy of the track.
 struct Leg {
-    subscriber: ConnId,
+    subscriber: MediaId,
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     /// Known once the subscriber has answered an offer that carries the leg.
@@ -43,10 +46,12 @@ struct Leg {
 impl Forward {
     /// Starts forwarding `remote`; the reader task ends when the track does (or is aborted).
     pub(crate) fn start(
+        room: RoomId,
         codec: RTCRtpCodec,
         remote: Arc<dyn TrackRemote>,
     ) -> (Self, JoinHandle<()>) {
         let forward = Forward {
+            room,
             codec,
             remote,
             legs: Arc::new(Mutex::new(Vec::new())),
@@ -56,7 +61,7 @@ impl Forward {
     }
 
     /// Adds a subscriber's leg; packets flow once its payload type is set.
-    pub(crate) fn add_leg(&self, subscriber: ConnId, track: Arc<TrackLocalStaticRTP>, ssrc: u32) {
+    pub(crate) fn add_leg(&self, subscriber: MediaId, track: Arc<TrackLocalStaticRTP>, ssrc: u32) {
         let mut legs = lock(&self.legs);
         legs.retain(|leg| leg.subscriber != subscriber);
         legs.push(Leg {
@@ -69,7 +74,7 @@ impl Forward {
     }
 
     /// Sets the payload type negotiated on a subscriber's leg.
-    pub(crate) fn set_payload_type(&self, subscriber: ConnId, payload_type: u8) {
+    pub(crate) fn set_payload_type(&self, subscriber: MediaId, payload_type: u8) {
         if let Some(leg) = lock(&self.legs)
             .iter_mut()
             .find(|leg| leg.subscriber == subscriber)
@@ -79,7 +84,7 @@ impl Forward {
     }
 
     /// Pauses or resumes a subscriber's leg; returns whether it was paused before.
-    pub(crate) fn set_paused(&self, subscriber: ConnId, paused: bool) -> bool {
+    pub(crate) fn set_paused(&self, subscriber: MediaId, paused: bool) -> bool {
         lock(&self.legs)
             .iter_mut()
             .find(|leg| leg.subscriber == subscriber)
@@ -88,7 +93,7 @@ impl Forward {
     }
 
     /// Removes a subscriber's leg.
-    pub(crate) fn remove_leg(&self, subscriber: ConnId) {
+    pub(crate) fn remove_leg(&self, subscriber: MediaId) {
         lock(&self.legs).retain(|leg| leg.subscriber != subscriber);
     }
 }

@@ -11,13 +11,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::hub::{ConnId, Input};
 use super::limits::TokenBucket;
-use super::options::Limits;
 use super::{ConnEntry, Outgoing, State, encode, stopped};
 use crate::model::OperationId;
 use crate::model::Reason;
 use crate::protocol::{self, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, ServerFrame};
+use crate::server::hub::{ConnId, Input};
+use crate::server::options::Limits;
 
 /// Frames above this size are not even read: the connection is closed (1009, message too big).
 /// Between [`MAX_FRAME_LEN`] and this, a frame is read and answered with `frame_too_large`.

@@ -1,0 +1,165 @@
+//! The core's vocabulary: what the shells tell it ([`Input`]), what it tells them ([`Output`],
+//! [`MediaCommand`]), and how it refuses a request ([`Refusal`]). A leaf module: it names the
+//! core's words and depends on no other part of the core, so the core has no import cycles.
+
+use crate::model::{OperationId, Publication, Reason, RoomId, TrackSource};
+use crate::protocol::{ClientFrame, IceCandidate, MediaConnection, ServerFrame};
+
+/// A connection's id, chosen by the shell.
+pub(crate) type ConnId = u64;
+
+/// Time as the shell tells it: milliseconds since the Unix epoch.
+pub(crate) type Millis = u64;
+
+/// Something that happened to the server.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A decoded frame from a connection.
+    Frame { conn: ConnId, frame: ClientFrame },
+    /// A connection is gone: closed in order (`Quit`) or lost (`Network`).
+    Disconnected { conn: ConnId, reason: Reason },
+    /// A connection's time to log in ran out.
+    HandshakeTimeout { conn: ConnId },
+    /// Time passed: a deadline (`Hub::next_deadline`) may be due.
+    Tick,
+    /// What the media shell did or saw.
+    Media(MediaReport),
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Output {
+    /// Send a frame to one connection.
+    Send { to: ConnId, frame: ServerFrame },
+    /// Send one frame to several connections (encode it once).
+    Broadcast { to: Vec<ConnId>, frame: ServerFrame },
+    /// Say goodbye with this reason and close the connection.
+    Close { conn: ConnId, reason: Reason },
+    /// Work for the media shell.
+    Media(MediaCommand),
+}
+
+/// One membership's media: made when a connection joins a room, never reused. Every media
+/// command and report names one, so a late report about a membership that is over (the member
+/// left, or left and joined again) is recognised and dropped, and nothing of one room's media
+/// can be mistaken for another's.
+pub(crate) type MediaId = u64;
+
+/// Whose media a command or report is about: the room (the shell places a room's media
+/// together) and the membership.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MediaKey {
+    pub room: RoomId,
+    pub media: MediaId,
+}
+
+/// Work for the media shell, for one membership's peer connections.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MediaCommand {
+    pub to: MediaKey,
+    pub action: MediaAction,
+}
+
+/// What the media shell must do. The core has decided it; the shell carries it out and
+/// reports back with a [`MediaReport`] where the action says so.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum MediaAction {
+    /// Apply the member's offer on its publishing connection and answer it
+    /// ([`MediaFact::PublishAnswered`]).
+    AnswerPublish { op: OperationId, sdp: String },
+    /// Make an offer of the receiving connection's current legs ([`MediaFact::OfferReady`]).
+    CreateOffer { negotiation: u64 },
+    /// Apply the member's answer to offer `negotiation` ([`MediaFact::AnswerApplied`]).
+    ApplyAnswer {
+        op: OperationId,
+        negotiation: u64,
+        sdp: String,
+    },
+    /// Add a leg to the receiving connection: a copy of `publication`, published by membership
+    /// `from` of the same room, on a media line of its own whose `a=msid` is the publisher's
+    /// user id and `track_id`. It carries no packets until started.
+    AddLeg {
+        publication: Publication,
+        from: MediaId,
+        track_id: String,
+    },
+    /// Remove a leg from the receiving connection (the next offer leaves it out).
+    RemoveLeg { publication: String },
+    /// Start legs whose offer was answered, each with the payload type negotiated for it.
+    StartLegs { legs: Vec<(String, u8)> },
+    /// Stop or resume a started leg's packets (it stays negotiated).
+    PauseLeg { publication: String, paused: bool },
+    /// Ask this member's track of `source` for a key frame (a new or resumed video receiver).
+    RequestKeyframe { source: TrackSource },
+    /// An ICE candidate from the member's side of one of its connections.
+    AddCandidate {
+        connection: MediaConnection,
+        candidate: IceCandidate,
+    },
+    /// Close the publishing connection (it failed) and stop forwarding its tracks.
+    ClosePublishing,
+    /// Close the receiving connection (it failed) and drop its legs.
+    CloseReceiving,
+    /// The membership is over: close both connections and stop everything of it.
+    Teardown,
+}
+
+/// What the media shell reports about one membership's peer connections.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MediaReport {
+    pub from: MediaKey,
+    pub fact: MediaFact,
+}
+
+/// A media fact: the outcome of an action, or something the peer connections saw.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum MediaFact {
+    /// The publishing connection's answer (or why there is none).
+    PublishAnswered {
+        op: OperationId,
+        result: Result<String, String>,
+    },
+    /// The receiving connection's offer `negotiation` (or why there is none).
+    OfferReady {
+        negotiation: u64,
+        result: Result<String, String>,
+    },
+    /// The member's answer to offer `negotiation` was applied (or was not).
+    AnswerApplied {
+        op: OperationId,
+        negotiation: u64,
+        result: Result<(), String>,
+    },
+    /// A track of the member's reached the server; `track_id` as its description names it.
+    TrackArrived { track_id: String },
+    /// A candidate of the server's side of one of the member's connections.
+    LocalCandidate {
+        connection: MediaConnection,
+        candidate: IceCandidate,
+    },
+    /// One of the member's peer connections failed.
+    PeerFailed { connection: MediaConnection },
+}
+
+/// Policies of the core, set by the server's options.
+#[derive(Clone, Debug)]
+pub(crate) struct HubConfig {
+    /// Server-made room ids start with this (make it unguessable).
+    pub room_prefix: String,
+    /// How long an invitation stays open unless the caller says otherwise.
+    pub invite_timeout_ms: Millis,
+    /// Refuse invitations to users in another call at once, as busy.
+    pub auto_reject_busy: bool,
+    /// Keep invitations to users who are not connected, delivering them when they log in.
+    pub hold_offline_invitations: bool,
+    /// The secret access tokens are signed with.
+    pub secret: Vec<u8>,
+    /// Most rooms at once.
+    pub max_rooms: usize,
+    /// Most members in one room.
+    pub max_participants: usize,
+    /// Most connections one user may have at once.
+    pub max_connections_per_user: usize,
+}
+
+pub(crate) use crate::protocol::{Refusal, refuse};

@@ -1,0 +1,517 @@
+//! One member's two negotiations, sans-IO. On the **publishing** connection the member offers
+//! and the server answers: the core checks each offer (sources, codecs, size) before the media
+//! shell sees it, and decides when a track is published. On the **receiving** connection the
+//! server offers its legs (copies of other members' tracks) and the member answers: the core
+//! numbers the offers, keeps one open at a time, offers again when legs changed meanwhile, and
+//! reads from the answer which payload type each leg sends with.
+//!
+//! Both push their commands and frames onto the caller's output list; neither knows the room.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{MediaKind, OperationId, Publication, TrackSource};
+use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
+
+use super::io::{ConnId, MediaAction, MediaCommand, MediaId, MediaKey, Output, Refusal, refuse};
+use super::sdp::Description;
+
+/// Most media lines a publishing offer may carry: one per source, and room for a client that
+/// also opens a data channel or keeps stopped lines. Bounds what one offer costs the server.
+pub(crate) const MAX_MEDIA_LINES: usize = 8;
+
+/// The codec jrtc forwards for a kind of media.
+pub(crate) fn codec_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "opus",
+        MediaKind::Video => "VP8",
+    }
+}
+
+/// The publishing connection: what the member sends, and what it asked to publish.
+#[derive(Debug, Default)]
+pub(crate) struct Publishing {
+    /// The offer being answered, and the sources it asked to publish.
+    open: Option<(OperationId, Vec<TrackSource>)>,
+    /// Sources the member's connection sends, by its last offer.
+    sending: BTreeSet<TrackSource>,
+    /// Tracks that reached the server.
+    arrived: BTreeSet<TrackSource>,
+    /// Sources the member asked to publish and has not unpublished since.
+    wanted: BTreeSet<TrackSource>,
+    /// The server's last answer (its candidates are not sent again).
+    answer: Description,
+}
+
+/// What a publishing offer asks for, once checked.
+#[derive(Debug)]
+pub(crate) struct PublishRequest {
+    /// The sources it adds.
+    pub sources: Vec<TrackSource>,
+}
+
+impl Publishing {
+    /// Checks a publishing offer. `source` is the one the request names (if it names one);
+    /// otherwise every source the offer sends that is not published yet is asked for.
+    pub(crate) fn check_offer(
+        &self,
+        sdp: &str,
+        source: Option<TrackSource>,
+    ) -> Result<PublishRequest, Refusal> {
+        if self.open.is_some() {
+            return refuse(
+                ErrorCode::NegotiationBusy,
+                "a publishing offer is being answered; send the next one after its answer",
+            );
+        }
+        let offer = Description::parse(sdp);
+        if offer.media.len() > MAX_MEDIA_LINES {
+            return refuse(
+                ErrorCode::TooManyTracks,
+                format!(
+                    "an offer may carry at most {MAX_MEDIA_LINES} media lines, not {}",
+                    offer.media.len()
+                ),
+            );
+        }
+        let mut sending = BTreeSet::new();
+        for line in &offer.media {
+            let Some(kind) = line.kind else { continue };
+            if line.rejected || !line.direction.sends() {
+                continue;
+            }
+            let track = line.track_id.as_deref().unwrap_or("");
+            let Some(source) = TrackSource::from_track_id(track) else {
+                return refuse(
+                    ErrorCode::UnknownSource,
+                    format!(
+                        "a sending {} line's track id (a=msid) must be a source name \
+                         (microphone, camera, screen), not `{track}`",
+                        kind_name(kind)
+                    ),
+                );
+            };
+            if source.kind() != kind {
+                return refuse(
+                    ErrorCode::UnknownSource,
+                    format!("`{}` is not {} media", source.as_str(), kind_name(kind)),
+                );
+            }
+            if line.payload_type_of(codec_name(kind)).is_none() {
+                return refuse(
+                    ErrorCode::UnsupportedCodec,
+                    format!(
+                        "the {} line offers no {} (jrtc forwards {} only)",
+                        source.as_str(),
+                        codec_name(kind),
+                        codec_name(kind)
+                    ),
+                );
+            }
+            if !sending.insert(source) {
+                return refuse(
+                    ErrorCode::UnknownSource,
+                    format!("two lines send `{}`", source.as_str()),
+                );
+            }
+        }
+        let sources = match source {
+            Some(source) if !sending.contains(&source) => {
+                return refuse(
+                    ErrorCode::UnknownSource,
+                    format!("the offer sends no `{}` track", source.as_str()),
+                );
+            }
+            Some(source) => vec![source],
+            None => sending
+                .iter()
+                .copied()
+                .filter(|s| !self.wanted.contains(s) && !self.sending.contains(s))
+                .collect(),
+        };
+        Ok(PublishRequest { sources })
+    }
+
+    /// The offer was checked and goes to the shell (`sdp` is the member's offer).
+    pub(crate) fn offer_sent(&mut self, op: OperationId, sdp: &str, request: PublishRequest) {
+        self.sending = Description::parse(sdp)
+            .media
+            .iter()
+            .filter(|l| !l.rejected && l.direction.sends())
+            .filter_map(|l| TrackSource::from_track_id(l.track_id.as_deref()?))
+            .collect();
+        self.open = Some((op, request.sources));
+    }
+
+    /// The shell answered (or failed to). Returns the sources now ready to be published: asked
+    /// for, arrived, and sent by the connection.
+    pub(crate) fn answered(
+        &mut self,
+        op: OperationId,
+        result: &Result<String, String>,
+    ) -> Option<Vec<TrackSource>> {
+        let (open, sources) = self.open.take()?;
+        if open != op {
+            self.open = Some((open, sources));
+            return None;
+        }
+        match result {
+            Ok(sdp) => {
+                self.answer = Description::parse(sdp);
+                self.wanted.extend(sources);
+                Some(self.ready())
+            }
+            Err(_) => Some(Vec::new()),
+        }
+    }
+
+    /// A track reached the server. Returns whether it is to be published now.
+    pub(crate) fn arrived(&mut self, source: TrackSource) -> bool {
+        self.arrived.insert(source);
+        self.open.is_none() && self.wanted.contains(&source) && self.sending.contains(&source)
+    }
+
+    /// Sources asked for, arrived and sent.
+    fn ready(&self) -> Vec<TrackSource> {
+        self.wanted
+            .iter()
+            .copied()
+            .filter(|s| self.arrived.contains(s) && self.sending.contains(s))
+            .collect()
+    }
+
+    /// The member unpublished `source` (its track may stay on the connection, silent).
+    pub(crate) fn unpublished(&mut self, source: TrackSource) {
+        self.wanted.remove(&source);
+    }
+
+    /// The publishing connection failed: nothing it carried is published any more.
+    pub(crate) fn failed(&mut self) -> Option<OperationId> {
+        let open = self.open.take().map(|(op, _)| op);
+        *self = Publishing::default();
+        open
+    }
+
+    /// Whether the server's answer already carried this candidate.
+    pub(crate) fn announced(&self, candidate: &IceCandidate) -> bool {
+        self.answer.has_candidate(&candidate.candidate)
+    }
+
+    /// Whether the member has made an offer (its connection exists on the server).
+    pub(crate) fn negotiated(&self) -> bool {
+        self.open.is_some() || !self.answer.media.is_empty()
+    }
+
+    /// The mid the server's candidates on this connection are for.
+    pub(crate) fn first_mid(&self) -> Option<&str> {
+        self.answer.first_mid()
+    }
+}
+
+/// One leg on the receiving connection.
+#[derive(Debug)]
+struct Leg {
+    kind: MediaKind,
+    /// Its media line's track id (`a=msid`): `<publication id>#<n>`, unique on the connection.
+    track_id: String,
+    /// Its payload type, once an answer covered it.
+    payload_type: Option<u8>,
+}
+
+#[derive(Debug, PartialEq)]
+enum OfferState {
+    /// The shell is making it.
+    Making,
+    /// Sent to the member; waiting for the answer.
+    Sent,
+    /// The answer is being applied; these legs start with these payload types once it is.
+    Applying {
+        op: OperationId,
+        legs: Vec<(String, u8)>,
+    },
+}
+
+/// The receiving connection: the legs and the server's offers of them.
+#[derive(Debug, Default)]
+pub(crate) struct Receiving {
+    /// The last offer's number (offers count from 1).
+    number: u64,
+    open: Option<OfferState>,
+    /// Legs changed since the open offer was made: offer again after its answer.
+    dirty: bool,
+    /// Legs added so far (numbers their track ids).
+    added: u64,
+    /// By publication id.
+    legs: BTreeMap<String, Leg>,
+    /// The last offer sent (maps legs to media lines; its candidates are not sent again).
+    offer: Description,
+}
+
+impl Receiving {
+    /// Adds a leg of publication `id` (published by membership `from`): the shell gets it
+    /// and, when no offer is open, a new offer is made. Each leg's media line gets a track id
+    /// of its own, `<publication id>#<n>`: a publication received again after it was removed
+    /// is a new track to the client, never confused with the stopped line before it.
+    pub(crate) fn add_leg(
+        &mut self,
+        key: &MediaKey,
+        publication: &Publication,
+        from: MediaId,
+        out: &mut Vec<Output>,
+    ) {
+        self.added += 1;
+        let track_id = format!("{}#{}", publication.id, self.added);
+        self.legs.insert(
+            publication.id.clone(),
+            Leg {
+                kind: publication.kind,
+                track_id: track_id.clone(),
+                payload_type: None,
+            },
+        );
+        out.push(command(
+            key,
+            MediaAction::AddLeg {
+                publication: publication.clone(),
+                from,
+                track_id,
+            },
+        ));
+        self.changed(key, out);
+    }
+
+    /// Removes a leg (if there is one).
+    pub(crate) fn remove_leg(&mut self, key: &MediaKey, id: &str, out: &mut Vec<Output>) -> bool {
+        if self.legs.remove(id).is_none() {
+            return false;
+        }
+        out.push(command(
+            key,
+            MediaAction::RemoveLeg {
+                publication: id.to_owned(),
+            },
+        ));
+        self.changed(key, out);
+        true
+    }
+
+    /// Whether the leg has started (an answer covered it).
+    pub(crate) fn started(&self, id: &str) -> bool {
+        self.legs.get(id).is_some_and(|l| l.payload_type.is_some())
+    }
+
+    /// The legs, by publication id.
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn leg_ids(&self) -> impl Iterator<Item = &str> {
+        self.legs.keys().map(String::as_str)
+    }
+
+    fn changed(&mut self, key: &MediaKey, out: &mut Vec<Output>) {
+        if self.open.is_some() {
+            self.dirty = true;
+            return;
+        }
+        self.dirty = false;
+        self.number += 1;
+        self.open = Some(OfferState::Making);
+        out.push(command(
+            key,
+            MediaAction::CreateOffer {
+                negotiation: self.number,
+            },
+        ));
+    }
+
+    /// The shell made offer `negotiation` (or could not).
+    pub(crate) fn offer_ready(
+        &mut self,
+        conn: ConnId,
+        key: &MediaKey,
+        negotiation: u64,
+        result: Result<String, String>,
+        out: &mut Vec<Output>,
+    ) {
+        if negotiation != self.number || self.open != Some(OfferState::Making) {
+            return;
+        }
+        match result {
+            Ok(sdp) => {
+                self.offer = Description::parse(&sdp);
+                self.open = Some(OfferState::Sent);
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::SubscribeOffer { negotiation, sdp },
+                });
+            }
+            Err(message) => {
+                self.open = None;
+                out.push(media_failed(
+                    conn,
+                    MediaConnection::Subscribe,
+                    None,
+                    message,
+                ));
+                if std::mem::take(&mut self.dirty) {
+                    self.changed(key, out);
+                }
+            }
+        }
+    }
+
+    /// The member answers offer `negotiation`: the answer goes to the shell, and the core notes
+    /// which payload type each leg in it sends with.
+    pub(crate) fn answer(
+        &mut self,
+        key: &MediaKey,
+        op: OperationId,
+        negotiation: u64,
+        sdp: String,
+    ) -> Result<Output, Refusal> {
+        if negotiation != self.number || self.open != Some(OfferState::Sent) {
+            return refuse(
+                ErrorCode::NoSuchOffer,
+                format!("no offer numbered {negotiation} is waiting for an answer"),
+            );
+        }
+        let answer = Description::parse(&sdp);
+        let mut legs = Vec::new();
+        for (id, leg) in &self.legs {
+            let Some(mid) = self
+                .offer
+                .media
+                .iter()
+                .find(|l| l.track_id.as_deref() == Some(leg.track_id.as_str()))
+                .and_then(|l| l.mid.as_deref())
+            else {
+                continue;
+            };
+            let payload_type = answer
+                .line(mid)
+                .filter(|l| !l.rejected)
+                .and_then(|l| l.payload_type_of(codec_name(leg.kind)));
+            if let Some(payload_type) = payload_type {
+                legs.push((id.clone(), payload_type));
+            }
+        }
+        self.open = Some(OfferState::Applying { op, legs });
+        Ok(command(
+            key,
+            MediaAction::ApplyAnswer {
+                op,
+                negotiation,
+                sdp,
+            },
+        ))
+    }
+
+    /// The shell applied the answer (or could not). Returns the legs that started now, so the
+    /// room can ask their publishers for key frames.
+    pub(crate) fn answer_applied(
+        &mut self,
+        conn: ConnId,
+        key: &MediaKey,
+        op: OperationId,
+        negotiation: u64,
+        result: Result<(), String>,
+        out: &mut Vec<Output>,
+    ) -> Vec<String> {
+        let Some(OfferState::Applying { op: open_op, .. }) = &self.open else {
+            return Vec::new();
+        };
+        if *open_op != op || negotiation != self.number {
+            return Vec::new();
+        }
+        let Some(OfferState::Applying { legs, .. }) = self.open.take() else {
+            unreachable!("matched above");
+        };
+        let mut started = Vec::new();
+        match result {
+            Ok(()) => {
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::Done { op, seq: None },
+                });
+                let mut start = Vec::new();
+                for (id, payload_type) in legs {
+                    let Some(leg) = self.legs.get_mut(&id) else {
+                        continue;
+                    };
+                    if leg.payload_type.replace(payload_type) != Some(payload_type) {
+                        start.push((id.clone(), payload_type));
+                        started.push(id);
+                    }
+                }
+                if !start.is_empty() {
+                    out.push(command(key, MediaAction::StartLegs { legs: start }));
+                }
+            }
+            Err(message) => out.push(Output::Send {
+                to: conn,
+                frame: ServerFrame::Error {
+                    op: Some(op),
+                    code: ErrorCode::MediaFailed,
+                    message,
+                },
+            }),
+        }
+        if std::mem::take(&mut self.dirty) {
+            self.changed(key, out);
+        }
+        started
+    }
+
+    /// Whether the server has made an offer (the connection exists on the server).
+    pub(crate) fn negotiated(&self) -> bool {
+        self.number > 0
+    }
+
+    /// Whether the last offer already carried this candidate.
+    pub(crate) fn announced(&self, candidate: &IceCandidate) -> bool {
+        self.offer.has_candidate(&candidate.candidate)
+    }
+
+    /// The mid the server's candidates on this connection are for.
+    pub(crate) fn first_mid(&self) -> Option<&str> {
+        self.offer.first_mid()
+    }
+
+    /// The receiving connection failed: its legs are gone, offers start over.
+    pub(crate) fn failed(&mut self) {
+        let (number, added) = (self.number, self.added);
+        *self = Receiving {
+            number,
+            added,
+            ..Receiving::default()
+        };
+    }
+}
+
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+pub(crate) fn command(key: &MediaKey, action: MediaAction) -> Output {
+    Output::Media(MediaCommand {
+        to: key.clone(),
+        action,
+    })
+}
+
+/// A media failure no request is waiting for, told to the member.
+pub(crate) fn media_failed(
+    conn: ConnId,
+    connection: MediaConnection,
+    publication: Option<String>,
+    message: String,
+) -> Output {
+    Output::Send {
+        to: conn,
+        frame: ServerFrame::MediaFailed {
+            connection,
+            publication,
+            message,
+        },
+    }
+}

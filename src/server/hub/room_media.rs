@@ -1,0 +1,610 @@
+//! A room's media, sans-IO: who publishes what, who receives it, and each member's two
+//! negotiations ([`negotiation`](super::negotiation)). Every media command names a membership
+//! of this room, and every leg copies a publication of this room to a member of this room: one
+//! room's media cannot reach another's. The media shell carries out the commands and reports
+//! back ([`Room::media_report`]).
+
+use crate::model::{
+    MediaKind, OperationId, ParticipantChanges, PropertyChanges, Publication, ScreenShare,
+    TrackSource,
+};
+use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
+
+use super::io::{ConnId, MediaAction, MediaFact, MediaId, Output, Refusal, refuse};
+use super::negotiation::{command, media_failed};
+use super::room::Room;
+
+impl Room {
+    /// `conn` offers to publish (`source`, or every new source its offer sends).
+    pub(crate) fn publish_offer(
+        &mut self,
+        conn: ConnId,
+        op: OperationId,
+        sdp: String,
+        source: Option<TrackSource>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let i = self.member_index(conn)?;
+        let request = self.members[i].publishing.check_offer(&sdp, source)?;
+        if request.sources.contains(&TrackSource::Screen) {
+            self.check_screen_free(i)?;
+        }
+        let member = &mut self.members[i];
+        member.publishing.offer_sent(op, &sdp, request);
+        let key = member.key.clone();
+        out.push(command(&key, MediaAction::AnswerPublish { op, sdp }));
+        Ok(())
+    }
+
+    /// Refuses a screen share while someone else shares.
+    fn check_screen_free(&self, i: usize) -> Result<(), Refusal> {
+        match &self.properties.screen_share {
+            Some(sharer) if sharer.user_id != self.members[i].participant.user_id => refuse(
+                ErrorCode::ScreenShareBusy,
+                format!("`{}` is sharing their screen", sharer.user_id),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// `conn` answers the server's offer `negotiation`.
+    pub(crate) fn subscribe_answer(
+        &mut self,
+        conn: ConnId,
+        op: OperationId,
+        negotiation: u64,
+        sdp: String,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let i = self.member_index(conn)?;
+        let member = &mut self.members[i];
+        let key = member.key.clone();
+        let output = member.receiving.answer(&key, op, negotiation, sdp)?;
+        out.push(output);
+        Ok(())
+    }
+
+    /// An ICE candidate from `conn`'s side of one of its connections; dropped (with a
+    /// refusal) for a connection that was never negotiated.
+    pub(crate) fn remote_candidate(
+        &mut self,
+        conn: ConnId,
+        connection: MediaConnection,
+        candidate: IceCandidate,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let i = self.member_index(conn)?;
+        let member = &self.members[i];
+        let negotiated = match connection {
+            MediaConnection::Publish => member.publishing.negotiated(),
+            MediaConnection::Subscribe => member.receiving.negotiated(),
+        };
+        if !negotiated {
+            return refuse(
+                ErrorCode::InvalidParam,
+                "a candidate for a connection that has no offer yet",
+            );
+        }
+        let key = member.key.clone();
+        out.push(command(
+            &key,
+            MediaAction::AddCandidate {
+                connection,
+                candidate,
+            },
+        ));
+        Ok(())
+    }
+
+    /// What the media shell reports about membership `media` of this room. Reports about a
+    /// membership that is over are dropped.
+    pub(crate) fn media_report(&mut self, media: MediaId, fact: MediaFact, out: &mut Vec<Output>) {
+        let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
+            return;
+        };
+        let conn = self.members[i].conn;
+        let key = self.members[i].key.clone();
+        match fact {
+            MediaFact::PublishAnswered { op, result } => {
+                let Some(ready) = self.members[i].publishing.answered(op, &result) else {
+                    return;
+                };
+                let frame = match result {
+                    Ok(sdp) => ServerFrame::PublishAnswer { op, sdp },
+                    Err(message) => ServerFrame::Error {
+                        op: Some(op),
+                        code: ErrorCode::MediaFailed,
+                        message,
+                    },
+                };
+                out.push(Output::Send { to: conn, frame });
+                for source in ready {
+                    self.publish(conn, source, out);
+                }
+            }
+            MediaFact::OfferReady {
+                negotiation,
+                result,
+            } => self.members[i]
+                .receiving
+                .offer_ready(conn, &key, negotiation, result, out),
+            MediaFact::AnswerApplied {
+                op,
+                negotiation,
+                result,
+            } => {
+                let started = self.members[i].receiving.answer_applied(
+                    conn,
+                    &key,
+                    op,
+                    negotiation,
+                    result,
+                    out,
+                );
+                for id in started {
+                    if let Some((publisher, publication)) = self.publication_by_id(&id) {
+                        self.request_keyframe(publisher, &publication, out);
+                    }
+                }
+            }
+            MediaFact::TrackArrived { track_id } => {
+                let Some(source) = TrackSource::from_track_id(&track_id) else {
+                    out.push(media_failed(
+                        conn,
+                        MediaConnection::Publish,
+                        None,
+                        format!("a track named `{track_id}` is not a source; it is not forwarded"),
+                    ));
+                    return;
+                };
+                if self.members[i].publishing.arrived(source) {
+                    self.publish(conn, source, out);
+                }
+            }
+            MediaFact::LocalCandidate {
+                connection,
+                mut candidate,
+            } => {
+                let member = &self.members[i];
+                let (announced, mid) = match connection {
+                    MediaConnection::Publish => (
+                        member.publishing.announced(&candidate),
+                        member.publishing.first_mid(),
+                    ),
+                    MediaConnection::Subscribe => (
+                        member.receiving.announced(&candidate),
+                        member.receiving.first_mid(),
+                    ),
+                };
+                if announced {
+                    return;
+                }
+                if candidate.sdp_mid.as_deref().is_none_or(str::is_empty) {
+                    candidate.sdp_mid = mid.map(str::to_owned);
+                    candidate.sdp_mline_index = Some(0);
+                }
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::IceCandidate {
+                        connection,
+                        candidate,
+                    },
+                });
+            }
+            MediaFact::PeerFailed { connection } => self.peer_failed(i, connection, out),
+        }
+    }
+
+    /// One of a member's peer connections failed: what it carried ends, and the member hears
+    /// why.
+    fn peer_failed(&mut self, i: usize, connection: MediaConnection, out: &mut Vec<Output>) {
+        let conn = self.members[i].conn;
+        let key = self.members[i].key.clone();
+        match connection {
+            MediaConnection::Publish => {
+                if let Some(op) = self.members[i].publishing.failed() {
+                    out.push(Output::Send {
+                        to: conn,
+                        frame: ServerFrame::Error {
+                            op: Some(op),
+                            code: ErrorCode::MediaFailed,
+                            message: "the publishing connection failed".into(),
+                        },
+                    });
+                }
+                let sources: Vec<TrackSource> = self
+                    .publications
+                    .iter()
+                    .filter(|(c, _)| *c == conn)
+                    .map(|(_, p)| p.source)
+                    .collect();
+                for source in sources {
+                    let _ = self.unpublish(conn, source, out);
+                }
+                out.push(command(&key, MediaAction::ClosePublishing));
+            }
+            MediaConnection::Subscribe => {
+                self.members[i].receiving.failed();
+                self.subscriptions.retain(|(c, _)| *c != conn);
+                self.paused.retain(|(c, _)| *c != conn);
+                out.push(command(&key, MediaAction::CloseReceiving));
+            }
+        }
+        out.push(media_failed(
+            conn,
+            connection,
+            None,
+            format!("the {} connection failed", connection.as_str()),
+        ));
+    }
+
+    /// Publishes `conn`'s track of `source`: announce it, update the publisher's flags (and
+    /// the screen sharer), and have every other member receive it.
+    fn publish(&mut self, conn: ConnId, source: TrackSource, out: &mut Vec<Output>) {
+        let Some(i) = self.index_of_conn(conn) else {
+            return;
+        };
+        let user = self.members[i].participant.user_id.clone();
+        let publication = Publication::new(user.clone(), source);
+        if self
+            .publications
+            .iter()
+            .any(|(c, p)| *c == conn && p.source == source)
+        {
+            return;
+        }
+        if source == TrackSource::Screen
+            && let Err(refusal) = self.check_screen_free(i)
+        {
+            // Someone else started sharing between the offer and the track's arrival.
+            self.members[i].publishing.unpublished(source);
+            out.push(media_failed(
+                conn,
+                MediaConnection::Publish,
+                Some(publication.id),
+                refusal.message,
+            ));
+            return;
+        }
+        self.publications.push((conn, publication.clone()));
+        let seq = self.next_seq();
+        let frame = ServerFrame::TrackPublished {
+            room: self.id.clone(),
+            seq,
+            publication: publication.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        self.set_flag(i, source, true, out);
+        if source == TrackSource::Screen && self.properties.screen_share.is_none() {
+            self.properties.screen_share = Some(ScreenShare {
+                user_id: user.clone(),
+                stream_id: publication.id.clone(),
+            });
+            let changes = PropertyChanges {
+                screen_share: true,
+                ..Default::default()
+            };
+            self.emit_properties(changes, user, out);
+        }
+        for other in self.conns_except(conn) {
+            if !self.manual.contains(&other) {
+                self.start_subscription(other, publication.clone(), out);
+            }
+        }
+    }
+
+    /// Has `conn` receive `publication` (or resumes it, if `conn` paused it).
+    pub(super) fn start_subscription(
+        &mut self,
+        conn: ConnId,
+        publication: Publication,
+        out: &mut Vec<Output>,
+    ) {
+        let key = (conn, publication.id.clone());
+        let Some(publisher) = self.publisher_of(&publication.id) else {
+            return;
+        };
+        let Some(i) = self.index_of_conn(conn) else {
+            return;
+        };
+        let to = self.members[i].key.clone();
+        if self.paused.remove(&key) {
+            self.subscriptions.insert(key);
+            out.push(command(
+                &to,
+                MediaAction::PauseLeg {
+                    publication: publication.id.clone(),
+                    paused: false,
+                },
+            ));
+            if self.members[i].receiving.started(&publication.id) {
+                self.request_keyframe(publisher, &publication, out);
+            }
+            return;
+        }
+        if !self.subscriptions.insert(key) {
+            return;
+        }
+        let from = self.members[self
+            .index_of_conn(publisher)
+            .expect("a publisher is a member")]
+        .key
+        .media;
+        self.members[i]
+            .receiving
+            .add_leg(&to, &publication, from, out);
+    }
+
+    /// Stops `conn` receiving `publication`: for good, or paused (kept negotiated).
+    fn end_subscription(
+        &mut self,
+        conn: ConnId,
+        publication: &Publication,
+        pause: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let key = (conn, publication.id.clone());
+        let Some(i) = self.index_of_conn(conn) else {
+            return;
+        };
+        let to = self.members[i].key.clone();
+        if pause {
+            if self.subscriptions.remove(&key) {
+                self.paused.insert(key);
+                out.push(command(
+                    &to,
+                    MediaAction::PauseLeg {
+                        publication: publication.id.clone(),
+                        paused: true,
+                    },
+                ));
+            }
+            return;
+        }
+        let running = self.subscriptions.remove(&key);
+        let paused = self.paused.remove(&key);
+        if running || paused {
+            self.members[i]
+                .receiving
+                .remove_leg(&to, &publication.id, out);
+        }
+    }
+
+    /// Asks the publisher of `publication` for a key frame (video only).
+    fn request_keyframe(
+        &self,
+        publisher: ConnId,
+        publication: &Publication,
+        out: &mut Vec<Output>,
+    ) {
+        if publication.kind != MediaKind::Video {
+            return;
+        }
+        if let Some(i) = self.index_of_conn(publisher) {
+            out.push(command(
+                &self.members[i].key,
+                MediaAction::RequestKeyframe {
+                    source: publication.source,
+                },
+            ));
+        }
+    }
+
+    /// `conn` asks to receive publication `id`.
+    pub(crate) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let (publisher, publication) = self.find_publication(id)?;
+        if publisher == conn {
+            return refuse(ErrorCode::InvalidParam, "that is your own track");
+        }
+        self.start_subscription(conn, publication, out);
+        Ok(())
+    }
+
+    /// `conn` stops receiving publication `id` (paused: `subscribe` resumes it).
+    pub(crate) fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let (_, publication) = self.find_publication(id)?;
+        self.end_subscription(conn, &publication, true, out);
+        Ok(())
+    }
+
+    /// Where `conn`'s publication of `source` is.
+    fn own_publication(&self, conn: ConnId, source: TrackSource) -> Result<usize, Refusal> {
+        self.publications
+            .iter()
+            .position(|(c, p)| *c == conn && p.source == source)
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::NoSuchTrack,
+                    format!("no {} track is published", source.as_str()),
+                )
+            })
+    }
+
+    /// The publication named `id`, with its publisher.
+    fn publication_by_id(&self, id: &str) -> Option<(ConnId, Publication)> {
+        self.publications.iter().find(|(_, p)| p.id == id).cloned()
+    }
+
+    fn publisher_of(&self, id: &str) -> Option<ConnId> {
+        self.publications
+            .iter()
+            .find(|(_, p)| p.id == id)
+            .map(|(c, _)| *c)
+    }
+
+    /// The publication named `id`, with its publisher, or a refusal.
+    fn find_publication(&self, id: &str) -> Result<(ConnId, Publication), Refusal> {
+        self.publication_by_id(id).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::NoSuchTrack,
+                format!("`{id}` is not published here"),
+            )
+        })
+    }
+
+    /// `conn` stops publishing `source`.
+    pub(crate) fn unpublish(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let i = self.member_index(conn)?;
+        self.members[i].publishing.unpublished(source);
+        let at = self.own_publication(conn, source)?;
+        let (_, publication) = self.publications.remove(at);
+        // The flag first: whoever hears the track is gone sees the flag already down.
+        self.set_flag(i, source, false, out);
+        self.announce_unpublished(&publication, out);
+        if source == TrackSource::Screen
+            && self
+                .properties
+                .screen_share
+                .as_ref()
+                .is_some_and(|s| s.stream_id == publication.id)
+        {
+            self.properties.screen_share = None;
+            let changes = PropertyChanges {
+                screen_share: true,
+                ..Default::default()
+            };
+            self.emit_properties(changes, publication.participant.clone(), out);
+        }
+        Ok(())
+    }
+
+    /// `conn` mutes or unmutes its `source`; the audio or video flag follows.
+    pub(crate) fn mute(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        muted: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let at = self.own_publication(conn, source)?;
+        if self.publications[at].1.muted == muted {
+            return Ok(());
+        }
+        self.publications[at].1.muted = muted;
+        if let Some(i) = self.index_of_conn(conn) {
+            self.set_flag(i, source, !muted, out);
+        }
+        let seq = self.next_seq();
+        let frame = ServerFrame::TrackMuted {
+            room: self.id.clone(),
+            seq,
+            publication: self.publications[at].1.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        Ok(())
+    }
+
+    /// Ends everything of a member who left (its flags leave with it): its publications, what
+    /// it received, and its peer connections (`media` is its membership).
+    pub(super) fn drop_media(&mut self, conn: ConnId, media: MediaId, out: &mut Vec<Output>) {
+        self.subscriptions.retain(|(c, _)| *c != conn);
+        self.paused.retain(|(c, _)| *c != conn);
+        self.manual.remove(&conn);
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publications)
+            .into_iter()
+            .partition(|(c, _)| *c == conn);
+        self.publications = kept;
+        for (_, publication) in gone {
+            self.announce_unpublished(&publication, out);
+        }
+        out.push(command(
+            &super::io::MediaKey {
+                room: self.id.clone(),
+                media,
+            },
+            MediaAction::Teardown,
+        ));
+    }
+
+    fn announce_unpublished(&mut self, publication: &Publication, out: &mut Vec<Output>) {
+        let seq = self.next_seq();
+        let frame = ServerFrame::TrackUnpublished {
+            room: self.id.clone(),
+            seq,
+            publication: publication.clone(),
+        };
+        self.broadcast(self.conns(), frame, out);
+        for conn in self.conns() {
+            self.end_subscription(conn, publication, false, out);
+        }
+    }
+
+    /// Microphone → audio flag, camera → video flag, announced when it changes.
+    fn set_flag(&mut self, i: usize, source: TrackSource, on: bool, out: &mut Vec<Output>) {
+        let p = &mut self.members[i].participant;
+        let mut changes = ParticipantChanges::default();
+        match source {
+            TrackSource::Microphone => {
+                changes.audio = std::mem::replace(&mut p.audio, on) != on;
+            }
+            TrackSource::Camera => {
+                changes.video = std::mem::replace(&mut p.video, on) != on;
+            }
+            TrackSource::Screen => {}
+        }
+        if !changes.is_empty() {
+            self.emit_updated(i, changes, out);
+        }
+    }
+}
+
+#[cfg(any(test, feature = "internals"))]
+impl Room {
+    /// A member's media id and the publication ids of its legs.
+    pub(crate) fn legs_of(&self, conn: ConnId) -> (MediaId, std::collections::BTreeSet<String>) {
+        let member = self.member(conn);
+        (
+            member.key.media,
+            member.receiving.leg_ids().map(str::to_owned).collect(),
+        )
+    }
+
+    /// The publications, in order.
+    pub(crate) fn publication_list(&self) -> Vec<Publication> {
+        self.publications.iter().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Every subscription, running or paused, is a member receiving someone else's published
+    /// track of this room, with a leg on the member's receiving connection; no track is both
+    /// running and paused for one member; and every leg is a subscription.
+    pub(crate) fn check_subscriptions(&self) {
+        for (conn, id) in self.subscriptions.iter().chain(self.paused.iter()) {
+            let i = self.index_of_conn(*conn).expect("a subscriber is a member");
+            let (publisher, _) = self
+                .publications
+                .iter()
+                .find(|(_, p)| &p.id == id)
+                .expect("a subscription is to a published track of this room");
+            assert_ne!(publisher, conn, "nobody receives its own track");
+            assert!(
+                self.members[i].receiving.leg_ids().any(|l| l == id),
+                "a subscription has its leg"
+            );
+        }
+        for member in &self.members {
+            for id in member.receiving.leg_ids() {
+                let key = (member.conn, id.to_owned());
+                assert!(
+                    self.subscriptions.contains(&key) || self.paused.contains(&key),
+                    "a leg is a subscription"
+                );
+            }
+        }
+        assert!(self.subscriptions.is_disjoint(&self.paused));
+    }
+}

@@ -1,0 +1,219 @@
+//! What the core reads in session descriptions: each media line's kind, mid, direction, track
+//! id and codecs, and the candidates a description already carries. A line-based reader of the
+//! parts of SDP (RFC 8866) that jrtc's decisions need; the media shell's stack does the rest.
+//! Pure and total: any text gives a [`Description`] (possibly empty), never a panic.
+
+use crate::model::MediaKind;
+
+/// How a media line sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// `a=sendrecv` (the default when none is given).
+    SendRecv,
+    /// `a=sendonly`.
+    SendOnly,
+    /// `a=recvonly`.
+    RecvOnly,
+    /// `a=inactive`.
+    Inactive,
+}
+
+impl Direction {
+    /// Whether the side that wrote the description sends on this line.
+    pub(crate) fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+}
+
+/// One codec of a media line: its payload type and encoding name (`VP8`, `opus`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Codec {
+    pub payload_type: u8,
+    pub name: String,
+}
+
+/// One `m=` line and its attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MediaLine {
+    /// `audio`, `video` or anything else (`application` for data channels).
+    pub kind: Option<MediaKind>,
+    /// Port 0: the line is rejected or stopped.
+    pub rejected: bool,
+    pub mid: Option<String>,
+    pub direction: Direction,
+    /// The `a=msid:<stream> <track>` stream id, if any.
+    pub stream_id: Option<String>,
+    /// The `a=msid:<stream> <track>` track id, if any.
+    pub track_id: Option<String>,
+    /// In the order of the `m=` line's format list.
+    pub codecs: Vec<Codec>,
+}
+
+impl MediaLine {
+    /// The payload type of the first codec named `name` (case-insensitive).
+    pub(crate) fn payload_type_of(&self, name: &str) -> Option<u8> {
+        self.codecs
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .map(|c| c.payload_type)
+    }
+}
+
+/// A session description, as far as the core reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Description {
+    pub media: Vec<MediaLine>,
+    /// `a=msid-semantic` is present at session level.
+    pub msid_semantic: bool,
+    /// The `a=candidate:` values (without the `a=` prefix), at any level.
+    pub candidates: Vec<String>,
+}
+
+impl Description {
+    /// Reads `sdp`. Lines it does not know are skipped.
+    pub(crate) fn parse(sdp: &str) -> Description {
+        let mut description = Description::default();
+        for line in sdp.lines() {
+            let line = line.trim_end_matches('\r');
+            if let Some(m) = line.strip_prefix("m=") {
+                description.media.push(media_line(m));
+                continue;
+            }
+            let Some(attribute) = line.strip_prefix("a=") else {
+                continue;
+            };
+            if attribute.starts_with("candidate:") {
+                description.candidates.push(attribute.to_owned());
+                continue;
+            }
+            let Some(media) = description.media.last_mut() else {
+                if attribute.starts_with("msid-semantic") {
+                    description.msid_semantic = true;
+                }
+                continue;
+            };
+            let (name, value) = attribute.split_once(':').unwrap_or((attribute, ""));
+            match name {
+                "mid" => media.mid = Some(value.to_owned()),
+                "sendrecv" => media.direction = Direction::SendRecv,
+                "sendonly" => media.direction = Direction::SendOnly,
+                "recvonly" => media.direction = Direction::RecvOnly,
+                "inactive" => media.direction = Direction::Inactive,
+                "msid" => {
+                    let mut parts = value.split_whitespace();
+                    media.stream_id = parts.next().map(str::to_owned);
+                    media.track_id = parts.next().map(str::to_owned);
+                }
+                "rtpmap" => {
+                    let Some((pt, encoding)) = value.split_once(' ') else {
+                        continue;
+                    };
+                    let (Ok(pt), Some(name)) = (pt.parse::<u8>(), encoding.split('/').next())
+                    else {
+                        continue;
+                    };
+                    if let Some(codec) = media.codecs.iter_mut().find(|c| c.payload_type == pt) {
+                        codec.name = name.to_owned();
+                    }
+                }
+                _ => {}
+            }
+        }
+        description
+    }
+
+    /// The line whose mid is `mid`.
+    pub(crate) fn line(&self, mid: &str) -> Option<&MediaLine> {
+        self.media.iter().find(|m| m.mid.as_deref() == Some(mid))
+    }
+
+    /// The first line's mid: the one a bundled transport's candidates belong to.
+    pub(crate) fn first_mid(&self) -> Option<&str> {
+        self.media.first().and_then(|m| m.mid.as_deref())
+    }
+
+    /// Whether the description already carries this candidate (`candidate:…`).
+    pub(crate) fn has_candidate(&self, candidate: &str) -> bool {
+        let candidate = candidate.strip_prefix("a=").unwrap_or(candidate);
+        self.candidates.iter().any(|c| c == candidate)
+    }
+}
+
+/// `m=<kind> <port> <proto> <fmt> …`
+fn media_line(m: &str) -> MediaLine {
+    let mut parts = m.split_whitespace();
+    let kind = match parts.next() {
+        Some("audio") => Some(MediaKind::Audio),
+        Some("video") => Some(MediaKind::Video),
+        _ => None,
+    };
+    let rejected = parts.next() == Some("0");
+    let _proto = parts.next();
+    let codecs = parts
+        .filter_map(|pt| pt.parse::<u8>().ok())
+        .map(|payload_type| Codec {
+            payload_type,
+            name: String::new(),
+        })
+        .collect();
+    MediaLine {
+        kind,
+        rejected,
+        mid: None,
+        direction: Direction::SendRecv,
+        stream_id: None,
+        track_id: None,
+        codecs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1\r\na=msid-semantic: WMS *\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+        a=msid:alice camera\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:102 H264/90000\r\n\
+        a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n\
+        m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\n";
+
+    #[test]
+    fn reads_lines_codecs_directions_and_candidates() {
+        let d = Description::parse(OFFER);
+        assert!(d.msid_semantic);
+        assert_eq!(d.media.len(), 2);
+        let video = &d.media[0];
+        assert_eq!(video.kind, Some(MediaKind::Video));
+        assert!(!video.rejected);
+        assert_eq!(video.mid.as_deref(), Some("0"));
+        assert_eq!(video.direction, Direction::SendOnly);
+        assert_eq!(video.track_id.as_deref(), Some("camera"));
+        assert_eq!(video.stream_id.as_deref(), Some("alice"));
+        assert_eq!(video.payload_type_of("vp8"), Some(96));
+        assert_eq!(video.payload_type_of("H264"), Some(102));
+        let audio = d.line("1").unwrap();
+        assert!(audio.rejected);
+        assert_eq!(audio.direction, Direction::RecvOnly);
+        assert_eq!(audio.payload_type_of("opus"), Some(111));
+        assert_eq!(d.first_mid(), Some("0"));
+        assert!(d.has_candidate("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
+        assert!(d.has_candidate("a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
+        assert!(!d.has_candidate("candidate:2 1 udp 1 127.0.0.1 5001 typ host"));
+    }
+
+    #[test]
+    fn any_text_reads_without_panic() {
+        for text in [
+            "",
+            "m=",
+            "a=rtpmap:",
+            "m=video x\na=rtpmap:999 VP8",
+            "a=msid:",
+            "\u{0}",
+        ] {
+            let _ = Description::parse(text);
+        }
+        assert!(Description::parse("garbage").media.is_empty());
+    }
+}

@@ -1,0 +1,476 @@
+//! The SFU: the media shell. It owns the peer connections and the tasks that move packets, and
+//! carries out the core's [`MediaCommand`]s; what it does and sees goes back to the core as
+//! [`MediaReport`]s (answers, offers, arrived tracks, candidates, failures). It decides nothing
+//! and writes no frame to a client: the core does both.
+//!
+//! One actor task per membership owns that member's two peer connections (it publishes on one,
+//! receives on the other) and takes its commands one at a time. RTP is forwarded without
+//! decoding by a reader task per published track, which writes each packet to every
+//! subscriber's leg (see [`forward`]). A subscriber's key-frame requests (PLI, FIR) are relayed
+//! to the publisher.
+
+mod forward;
+pub(crate) mod workers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpTransceiver};
+
+use super::hub::io::{MediaAction, MediaCommand, MediaFact, MediaId, MediaKey, MediaReport};
+use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, asks_for_keyframe};
+use crate::model::{MediaKind, Publication, RoomId, TrackSource};
+use crate::protocol::MediaConnection;
+use forward::{Forward, lock};
+use workers::MediaWorkers;
+
+/// The SFU: one actor per membership with media, and the published tracks.
+pub(crate) struct Sfu {
+    shared: Arc<Shared>,
+    actors: Mutex<HashMap<MediaId, mpsc::UnboundedSender<Work>>>,
+}
+
+/// What the actors share.
+struct Shared {
+    settings: PeerSettings,
+    workers: MediaWorkers,
+    /// Where the core's reports go.
+    reports: mpsc::UnboundedSender<MediaReport>,
+    /// Published tracks, by the publisher's membership and the source. A membership belongs to
+    /// one room, so no lookup can find another room's track (and each track knows its room).
+    forwards: Mutex<HashMap<(MediaId, TrackSource), Forward>>,
+}
+
+enum Work {
+    Action(MediaAction),
+    /// Something one of the actor's peer connections saw.
+    Peer(MediaConnection, PeerEvent),
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu")
+            .field("actors", &lock(&self.actors).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sfu {
+    /// An SFU whose reports go to `reports`.
+    pub(crate) fn new(
+        settings: PeerSettings,
+        workers: MediaWorkers,
+        reports: mpsc::UnboundedSender<MediaReport>,
+    ) -> Self {
+        Sfu {
+            shared: Arc::new(Shared {
+                settings,
+                workers,
+                reports,
+                forwards: Mutex::new(HashMap::new()),
+            }),
+            actors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Hands a command to its membership's actor (started on first use). Never blocks.
+    pub(crate) fn dispatch(&self, command: MediaCommand) {
+        let MediaCommand { to, action } = command;
+        let mut actors = lock(&self.actors);
+        let teardown = action == MediaAction::Teardown;
+        let tx = match actors.get(&to.media) {
+            Some(tx) => tx,
+            None if teardown => return,
+            None => {
+                // The actor runs on its room's worker, with the rest of the room's media: a
+                // packet then crosses no thread on its way through the SFU.
+                let (tx, rx) = mpsc::unbounded_channel();
+                let actor = Actor::new(to.clone(), self.shared.clone(), tx.clone());
+                self.shared.workers.for_room(&to.room).spawn(actor.run(rx));
+                actors.entry(to.media).or_insert(tx)
+            }
+        };
+        let _ = tx.send(Work::Action(action));
+        if teardown {
+            actors.remove(&to.media);
+        }
+    }
+
+    /// Memberships whose media the SFU handles now (for tests and the load tool).
+    pub(crate) fn actor_count(&self) -> usize {
+        lock(&self.actors).len()
+    }
+
+    /// Tasks alive on the media workers (actors, peer-connection drivers, readers, relays).
+    pub(crate) fn task_count(&self) -> usize {
+        self.shared.workers.alive_tasks()
+    }
+}
+
+impl Shared {
+    fn forward(&self, room: &RoomId, from: MediaId, source: TrackSource) -> Option<Forward> {
+        lock(&self.forwards)
+            .get(&(from, source))
+            .filter(|f| &f.room == room)
+            .cloned()
+    }
+}
+
+/// One leg on the member's receiving connection.
+struct Leg {
+    forward: Forward,
+    transceiver: Arc<dyn RtpTransceiver>,
+    /// Relays the subscriber's key-frame requests to the publisher.
+    relay: JoinHandle<()>,
+}
+
+/// One membership's media: its peer connections and the tasks moving its packets.
+struct Actor {
+    key: MediaKey,
+    shared: Arc<Shared>,
+    me: mpsc::UnboundedSender<Work>,
+    publisher: Option<Peer>,
+    /// The reader task of each published track.
+    published: Vec<(TrackSource, JoinHandle<()>)>,
+    subscriber: Option<Peer>,
+    /// By publication id.
+    legs: HashMap<String, Leg>,
+}
+
+impl Actor {
+    fn new(key: MediaKey, shared: Arc<Shared>, me: mpsc::UnboundedSender<Work>) -> Self {
+        Actor {
+            key,
+            shared,
+            me,
+            publisher: None,
+            published: Vec::new(),
+            subscriber: None,
+            legs: HashMap::new(),
+        }
+    }
+
+    fn report(&self, fact: MediaFact) {
+        let _ = self.shared.reports.send(MediaReport {
+            from: self.key.clone(),
+            fact,
+        });
+    }
+
+    async fn run(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
+        while let Some(item) = work.recv().await {
+            match item {
+                Work::Action(MediaAction::Teardown) => break,
+                Work::Action(action) => self.act(action).await,
+                Work::Peer(connection, event) => self.peer_event(connection, event).await,
+            }
+        }
+        self.close_publishing().await;
+        self.close_receiving().await;
+    }
+
+    async fn act(&mut self, action: MediaAction) {
+        match action {
+            MediaAction::AnswerPublish { op, sdp } => {
+                let result = self.answer_publisher(sdp).await;
+                self.report(MediaFact::PublishAnswered {
+                    op,
+                    result: result.map_err(|e| e.to_string()),
+                });
+            }
+            MediaAction::CreateOffer { negotiation } => {
+                let result = self.offer().await;
+                self.report(MediaFact::OfferReady {
+                    negotiation,
+                    result: result.map_err(|e| e.to_string()),
+                });
+            }
+            MediaAction::ApplyAnswer {
+                op,
+                negotiation,
+                sdp,
+            } => {
+                let result = match self.subscriber.as_mut() {
+                    Some(peer) => peer.accept(sdp).await,
+                    None => Err(MediaError::Closed),
+                };
+                self.report(MediaFact::AnswerApplied {
+                    op,
+                    negotiation,
+                    result: result.map_err(|e| e.to_string()),
+                });
+            }
+            MediaAction::AddLeg {
+                publication,
+                from,
+                track_id,
+            } => {
+                if let Err(e) = self.add_leg(publication, from, track_id).await {
+                    tracing::debug!(media = self.key.media, error = %e, "cannot add a leg");
+                }
+            }
+            MediaAction::RemoveLeg { publication } => {
+                if let Some(leg) = self.legs.remove(&publication) {
+                    self.drop_leg(leg).await;
+                }
+            }
+            MediaAction::StartLegs { legs } => {
+                for (id, payload_type) in legs {
+                    if let Some(leg) = self.legs.get(&id) {
+                        leg.forward.set_payload_type(self.key.media, payload_type);
+                    }
+                }
+            }
+            MediaAction::PauseLeg {
+                publication,
+                paused,
+            } => {
+                if let Some(leg) = self.legs.get(&publication) {
+                    leg.forward.set_paused(self.key.media, paused);
+                }
+            }
+            MediaAction::RequestKeyframe { source } => {
+                if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source) {
+                    request_keyframe(&forward.remote).await;
+                }
+            }
+            MediaAction::AddCandidate {
+                connection,
+                candidate,
+            } => {
+                let peer = match connection {
+                    MediaConnection::Publish => self.publisher.as_mut(),
+                    MediaConnection::Subscribe => self.subscriber.as_mut(),
+                };
+                if let Some(peer) = peer
+                    && let Err(e) = peer.add_candidate(candidate).await
+                {
+                    tracing::debug!(media = self.key.media, error = %e, "a bad ICE candidate");
+                }
+            }
+            MediaAction::ClosePublishing => self.close_publishing().await,
+            MediaAction::CloseReceiving => self.close_receiving().await,
+            MediaAction::Teardown => {}
+        }
+    }
+
+    async fn peer_event(&mut self, connection: MediaConnection, event: PeerEvent) {
+        match event {
+            PeerEvent::Track(track) => self.track_arrived(track).await,
+            PeerEvent::Candidate(candidate) => self.report(MediaFact::LocalCandidate {
+                connection,
+                candidate,
+            }),
+            PeerEvent::Failed => self.report(MediaFact::PeerFailed { connection }),
+        }
+    }
+
+    /// Makes one of the member's peer connections; its events become this actor's work.
+    async fn make_peer(&self, connection: MediaConnection) -> Result<Peer, MediaError> {
+        let (peer, mut events) = Peer::new(&self.shared.settings).await?;
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if me.send(Work::Peer(connection, event)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(peer)
+    }
+
+    async fn answer_publisher(&mut self, offer: String) -> Result<String, MediaError> {
+        if self.publisher.is_none() {
+            self.publisher = Some(self.make_peer(MediaConnection::Publish).await?);
+        }
+        let peer = self.publisher.as_mut().expect("made above");
+        peer.answer(offer).await.map(|sdp| with_msid_semantic(&sdp))
+    }
+
+    async fn offer(&mut self) -> Result<String, MediaError> {
+        if self.subscriber.is_none() {
+            self.subscriber = Some(self.make_peer(MediaConnection::Subscribe).await?);
+        }
+        let peer = self.subscriber.as_mut().expect("made above");
+        peer.offer().await.map(|sdp| with_msid_semantic(&sdp))
+    }
+
+    /// A track arrived on the publishing connection: forward it (if it names a source) and
+    /// tell the core, which decides whether it is published.
+    async fn track_arrived(&mut self, track: Arc<dyn TrackRemote>) {
+        let track_id = track.track_id().await;
+        if let Some(source) = TrackSource::from_track_id(&track_id)
+            && let Some(ssrc) = track.ssrcs().await.first().copied()
+            && let Some(codec) = track.codec(ssrc).await
+        {
+            let (forward, reader) = Forward::start(self.key.room.clone(), codec, track);
+            lock(&self.shared.forwards).insert((self.key.media, source), forward);
+            self.published.push((source, reader));
+        }
+        self.report(MediaFact::TrackArrived { track_id });
+    }
+
+    /// Adds a copy of `publication` (published by membership `from`) to the receiving
+    /// connection, on a media line of its own that sends only.
+    async fn add_leg(
+        &mut self,
+        publication: Publication,
+        from: MediaId,
+        track_id: String,
+    ) -> Result<(), MediaError> {
+        if let Some(old) = self.legs.remove(&publication.id) {
+            self.drop_leg(old).await;
+        }
+        let Some(forward) = self
+            .shared
+            .forward(&self.key.room, from, publication.source)
+        else {
+            return Ok(());
+        };
+        if self.subscriber.is_none() {
+            self.subscriber = Some(self.make_peer(MediaConnection::Subscribe).await?);
+        }
+        let peer = self.subscriber.as_ref().expect("made above");
+        let ssrc = crate::media::rand_u32();
+        let kind = match publication.kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        // msid: the publisher as the stream (a client may group a member's tracks), the core's
+        // track id (`<publication id>#<n>`) as the track, so a standard client maps each media
+        // line to its publication.
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            publication.participant.to_string(),
+            track_id.clone(),
+            track_id,
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: forward.codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let transceiver = peer
+            .pc
+            .add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: Vec::new(),
+                    send_encodings: Vec::new(),
+                }),
+            )
+            .await?;
+        forward.add_leg(self.key.media, track.clone(), ssrc);
+        let relay = tokio::spawn(relay_keyframe_requests(track, forward.remote.clone()));
+        self.legs.insert(
+            publication.id,
+            Leg {
+                forward,
+                transceiver,
+                relay,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops a leg: no more packets, and its media line is stopped (the next offer rejects it).
+    async fn drop_leg(&self, leg: Leg) {
+        leg.forward.remove_leg(self.key.media);
+        leg.relay.abort();
+        let _ = leg.transceiver.stop().await;
+    }
+
+    async fn close_publishing(&mut self) {
+        {
+            let mut forwards = lock(&self.shared.forwards);
+            for (source, reader) in self.published.drain(..) {
+                reader.abort();
+                forwards.remove(&(self.key.media, source));
+            }
+        }
+        if let Some(peer) = self.publisher.take() {
+            peer.close().await;
+        }
+    }
+
+    async fn close_receiving(&mut self) {
+        for (_, leg) in self.legs.drain() {
+            leg.forward.remove_leg(self.key.media);
+            leg.relay.abort();
+        }
+        if let Some(peer) = self.subscriber.take() {
+            peer.close().await;
+        }
+    }
+}
+
+/// The first description of a connection lacks `a=msid-semantic` in the `webrtc` crate (later
+/// ones have it); standard stacks ignore `a=msid` without it, so it is added.
+fn with_msid_semantic(sdp: &str) -> String {
+    if sdp.contains("a=msid-semantic") {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len() + 26);
+    let mut added = false;
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        if !added && line.starts_with("t=") {
+            out.push_str("a=msid-semantic: WMS *\r\n");
+            added = true;
+        }
+    }
+    out
+}
+
+/// Asks a publisher for a key frame (a picture loss indication on its track).
+async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
+    if let Some(media_ssrc) = publisher.ssrcs().await.first().copied() {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        let _ = publisher.write_rtcp(vec![Box::new(pli)]).await;
+    }
+}
+
+/// Passes a subscriber's key-frame requests (PLI, FIR) on to the publisher.
+async fn relay_keyframe_requests(track: Arc<TrackLocalStaticRTP>, publisher: Arc<dyn TrackRemote>) {
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        if packets.iter().any(|p| asks_for_keyframe(p.as_ref())) {
+            request_keyframe(&publisher).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_msid_semantic;
+
+    #[test]
+    fn msid_semantic_is_added_once_after_the_timing_line() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP 96\r\n";
+        let fixed = with_msid_semantic(sdp);
+        assert_eq!(
+            fixed,
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=msid-semantic: WMS *\r\nm=video 9 UDP 96\r\n"
+        );
+        assert_eq!(with_msid_semantic(&fixed), fixed);
+    }
+}

@@ -1,0 +1,228 @@
+//! The server's async shell: the accept loop, one task per connection, the timer, and the
+//! delivery of the core's outputs. It moves bytes and time; every decision is the core's
+//! ([`Hub`]). Media commands go to the SFU; the SFU's reports come back here as inputs.
+
+mod conn;
+mod limits;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::hub::io::MediaReport;
+use super::hub::{ConnId, Hub, Input, Millis, Output};
+use super::options::ServerOptions;
+use super::sfu::Sfu;
+use super::sfu::workers::MediaWorkers;
+use crate::media::PeerSettings;
+use crate::model::Reason;
+use crate::protocol::{self, ServerFrame};
+
+/// Starts serving `listener`: returns the shared state and the accept loop's task (it ends
+/// once `stop` says so and every connection is closed).
+pub(super) fn start(
+    listener: TcpListener,
+    hub: Hub,
+    options: ServerOptions,
+    peers: PeerSettings,
+    workers: usize,
+    stop: watch::Receiver<bool>,
+) -> (Arc<State>, tokio::task::JoinHandle<()>) {
+    let (deadline_tx, deadline_rx) = watch::channel(None);
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let state = Arc::new(State {
+        core: Mutex::new(Core {
+            hub,
+            conns: HashMap::new(),
+        }),
+        options,
+        deadline: deadline_tx,
+        sfu: Sfu::new(peers, MediaWorkers::new(workers), reports_tx),
+    });
+    let background = vec![
+        tokio::spawn(timer(state.clone(), deadline_rx)),
+        tokio::spawn(media_reports(state.clone(), reports_rx)),
+    ];
+    let task = tokio::spawn(accept_loop(listener, state.clone(), stop, background));
+    (state, task)
+}
+
+/// A connection's outbound queue entry.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// An encoded frame.
+    Frame(Utf8Bytes),
+    /// Say goodbye with this reason and close.
+    Close(Reason),
+}
+
+#[derive(Debug)]
+struct ConnEntry {
+    tx: mpsc::Sender<Outgoing>,
+    /// Closes the connection at once (slow consumer).
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    core: Mutex<Core>,
+    options: ServerOptions,
+    /// The core's next deadline, watched by the timer task.
+    deadline: watch::Sender<Option<Millis>>,
+    /// The media shell.
+    sfu: Sfu,
+}
+
+struct Core {
+    hub: Hub,
+    conns: HashMap<ConnId, ConnEntry>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("conns", &self.conns.len())
+            .finish()
+    }
+}
+
+impl State {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn sfu(&self) -> &Sfu {
+        &self.sfu
+    }
+
+    pub(super) fn connection_count(&self) -> usize {
+        self.core().conns.len()
+    }
+
+    pub(super) fn room_count(&self) -> usize {
+        self.core().hub.room_count()
+    }
+
+    /// Feeds one input to the hub and delivers what it says, under one lock so that every
+    /// connection receives room events in the room's order.
+    pub(crate) fn handle(&self, input: Input) {
+        let mut core = self.core();
+        let outputs = core.hub.handle(unix_millis(), input);
+        let next = core.hub.next_deadline();
+        self.deadline
+            .send_if_modified(|d| std::mem::replace(d, next) != next);
+        for output in outputs {
+            match output {
+                Output::Send { to, frame } => core.deliver(to, encode(&frame)),
+                Output::Broadcast { to, frame } => {
+                    let text = encode(&frame);
+                    for conn in to {
+                        core.deliver(conn, text.clone());
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    if let Some(entry) = core.conns.get(&conn) {
+                        let _ = entry.tx.try_send(Outgoing::Close(reason));
+                    }
+                }
+                Output::Media(command) => self.sfu.dispatch(command),
+            }
+        }
+    }
+}
+
+impl Core {
+    fn deliver(&mut self, conn: ConnId, text: Utf8Bytes) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if entry.tx.try_send(Outgoing::Frame(text)).is_err()
+            && let Some(kill) = entry.kill.take()
+        {
+            tracing::warn!(conn, "closing a connection that does not read its events");
+            let _ = kill.send(());
+        }
+    }
+}
+
+fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(protocol::encode(frame))
+}
+
+/// Wakes the core when its next deadline (an invitation's expiry) is due.
+async fn timer(state: Arc<State>, mut deadline: watch::Receiver<Option<Millis>>) {
+    loop {
+        let next = *deadline.borrow_and_update();
+        let wait = async {
+            match next {
+                Some(at) => {
+                    let wait = at.saturating_sub(unix_millis());
+                    tokio::time::sleep(Duration::from_millis(wait)).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait => state.handle(Input::Tick),
+            changed = deadline.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Feeds the SFU's reports to the core, in the order the SFU made them.
+async fn media_reports(state: Arc<State>, mut reports: mpsc::UnboundedReceiver<MediaReport>) {
+    while let Some(report) = reports.recv().await {
+        state.handle(Input::Media(report));
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+) {
+    let mut tasks = JoinSet::new();
+    let mut next_conn: ConnId = 0;
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    next_conn += 1;
+                    let _ = socket.set_nodelay(true);
+                    tasks.spawn(conn::serve(next_conn, socket, peer, state.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+    for task in background {
+        task.abort();
+        let _ = task.await;
+    }
+    tracing::info!("jrtc server stopped");
+}
+
+/// Resolves once the server is told to stop.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The core's clock: milliseconds since the Unix epoch.
+fn unix_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}

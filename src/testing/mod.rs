@@ -1,0 +1,17 @@
+//! Test and benchmark entry points, compiled for tests and behind the hidden `internals`
+//! feature (the fuzz targets in `fuzz/` and the benchmarks in `benches/` use it). Not a public
+//! API: nothing here is kept stable.
+//!
+//! - `sim`: a simulated world — the server core, a client session per device, and a model of
+//!   the media shell — driven by actions, with cross-party invariants checked after each step.
+//! - `proptests`: random action sequences through the simulator.
+//! - [`fuzzing`]: the fuzz targets' entry points and the corpus replay.
+//! - [`bench`]: what the core benchmarks drive.
+
+#[cfg(feature = "internals")]
+pub mod bench;
+pub mod fuzzing;
+#[cfg(test)]
+mod proptests;
+pub(crate) mod sim;
+mod sim_media;
