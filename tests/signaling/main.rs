@@ -13,3 +13,4 @@ mod properties;
 mod raw;
 mod security;
 mod streams;
+mod third_party;

@@ -573,3 +573,55 @@ async fn media_stays_in_its_room_when_one_user_publishes_in_two() {
         p.abort();
     }
 }
+
+/// A reader blocked in `next_packet` gets `None` when the publisher unpublishes, and a reader
+/// of another track gets `None` when its publisher leaves (it used to hang until its own call
+/// closed); a publisher's handle fails once unpublished, and publishing again gives a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_learn_that_a_track_ended() {
+    let server = server().await;
+    let mut users = room_of(&server, "r", &["alice", "bob"]).await;
+    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let mic = users[0]
+        .call
+        .publish(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let pumps = [
+        pump(camera.clone(), "alice/camera".into()),
+        pump(mic, "alice/microphone".into()),
+    ];
+    let video = remote(&mut users[1], "alice/camera").await;
+    let audio = remote(&mut users[1], "alice/microphone").await;
+    expect_stream(&video, "alice/camera", 3).await;
+    expect_stream(&audio, "alice/microphone", 3).await;
+    let reader = |track: jrtc::RemoteTrack| {
+        tokio::spawn(async move {
+            let mut n = 0;
+            while track.next_packet().await.is_some() {
+                n += 1;
+            }
+            n
+        })
+    };
+    let video_reader = reader(video);
+    let audio_reader = reader(audio);
+    let op = users[0].call.unpublish(TrackSource::Camera).await.unwrap();
+    crate::support::done(&users[0].call, op).await;
+    tokio::time::timeout(Duration::from_secs(5), video_reader)
+        .await
+        .expect("the camera's reader ends after unpublish")
+        .unwrap();
+    assert!(
+        camera.write(vec![0], 0, true).await.is_err(),
+        "an unpublished track's handle fails"
+    );
+    crate::support::done(&users[0].call, users[0].call.leave().await.unwrap()).await;
+    tokio::time::timeout(Duration::from_secs(5), audio_reader)
+        .await
+        .expect("the microphone's reader ends when its publisher leaves")
+        .unwrap();
+    for p in pumps {
+        p.abort();
+    }
+}

@@ -13,17 +13,18 @@ use crate::support::{User, WAIT, done, room_of, server, token};
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Raw {
+/// A client speaking the wire protocol by hand, as a client in another language would.
+pub struct Raw {
     ws: Ws,
 }
 
 impl Raw {
-    async fn connect(url: &str) -> Raw {
+    pub async fn connect(url: &str) -> Raw {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         Raw { ws }
     }
 
-    async fn login(url: &str, token: &str) -> Raw {
+    pub async fn login(url: &str, token: &str) -> Raw {
         let mut raw = Raw::connect(url).await;
         let welcome = raw
             .ask(json!({"type": "hello", "version": 1, "token": token}))
@@ -32,11 +33,11 @@ impl Raw {
         raw
     }
 
-    async fn send_text(&mut self, text: String) {
+    pub async fn send_text(&mut self, text: String) {
         self.ws.send(Message::text(text)).await.unwrap();
     }
 
-    async fn recv(&mut self) -> Value {
+    pub async fn recv(&mut self) -> Value {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -50,13 +51,13 @@ impl Raw {
         }
     }
 
-    async fn ask(&mut self, frame: Value) -> Value {
+    pub async fn ask(&mut self, frame: Value) -> Value {
         self.send_text(frame.to_string()).await;
         self.recv().await
     }
 
     /// Sends `text` and expects an error frame with `code` (and `op`, when given).
-    async fn expect_error(&mut self, text: String, code: &str, op: Option<u64>) {
+    pub async fn expect_error(&mut self, text: String, code: &str, op: Option<u64>) {
         self.send_text(text).await;
         let reply = self.recv().await;
         assert_eq!(reply["type"], "error", "{reply}");

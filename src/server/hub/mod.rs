@@ -166,6 +166,7 @@ impl Hub {
             Input::Media(report) => {
                 if let Some(room) = self.rooms.get_mut(&report.from.room) {
                     room.media_report(report.from.media, report.fact, &mut out);
+                    room.flush_offers(&mut out);
                 }
             }
         }
@@ -197,6 +198,7 @@ impl Hub {
     ) -> T {
         let room = self.rooms.get_mut(id).expect("a login's room exists");
         let result = f(room, out);
+        room.flush_offers(out);
         if room.is_empty() {
             self.rooms.remove(id);
         }
@@ -527,6 +529,7 @@ impl Hub {
         }
         self.next_media += 1;
         room.join(conn, self.next_media, op, participant, auto_subscribe, out);
+        room.flush_offers(out);
         self.set_room(conn, Some(id));
         Ok(())
     }

@@ -236,7 +236,7 @@ pub(crate) struct Receiving {
     /// The last offer's number (offers count from 1).
     number: u64,
     open: Option<OfferState>,
-    /// Legs changed since the open offer was made: offer again after its answer.
+    /// Legs changed since the last offer was made: offer (again) once none is open.
     dirty: bool,
     /// Legs added so far (numbers their track ids).
     added: u64,
@@ -276,7 +276,7 @@ impl Receiving {
                 track_id,
             },
         ));
-        self.changed(key, out);
+        self.dirty = true;
     }
 
     /// Removes a leg (if there is one).
@@ -290,7 +290,7 @@ impl Receiving {
                 publication: id.to_owned(),
             },
         ));
-        self.changed(key, out);
+        self.dirty = true;
         true
     }
 
@@ -305,9 +305,10 @@ impl Receiving {
         self.legs.keys().map(String::as_str)
     }
 
-    fn changed(&mut self, key: &MediaKey, out: &mut Vec<Output>) {
-        if self.open.is_some() {
-            self.dirty = true;
+    /// Makes an offer if legs changed since the last one and none is open. The room calls it
+    /// once after each input, so legs added together (a newcomer's) go in one offer.
+    pub(crate) fn flush(&mut self, key: &MediaKey, out: &mut Vec<Output>) {
+        if !self.dirty || self.open.is_some() {
             return;
         }
         self.dirty = false;
@@ -325,7 +326,6 @@ impl Receiving {
     pub(crate) fn offer_ready(
         &mut self,
         conn: ConnId,
-        key: &MediaKey,
         negotiation: u64,
         result: Result<String, String>,
         out: &mut Vec<Output>,
@@ -350,9 +350,6 @@ impl Receiving {
                     None,
                     message,
                 ));
-                if std::mem::take(&mut self.dirty) {
-                    self.changed(key, out);
-                }
             }
         }
     }
@@ -452,9 +449,6 @@ impl Receiving {
                     message,
                 },
             }),
-        }
-        if std::mem::take(&mut self.dirty) {
-            self.changed(key, out);
         }
         started
     }

@@ -127,7 +127,7 @@ impl Room {
                 result,
             } => self.members[i]
                 .receiving
-                .offer_ready(conn, &key, negotiation, result, out),
+                .offer_ready(conn, negotiation, result, out),
             MediaFact::AnswerApplied {
                 op,
                 negotiation,
@@ -290,6 +290,14 @@ impl Room {
             if !self.manual.contains(&other) {
                 self.start_subscription(other, publication.clone(), out);
             }
+        }
+    }
+
+    /// Makes the offers that changed legs call for: one per member and input, with every leg
+    /// the input added (the hub calls it after each input that touched the room).
+    pub(crate) fn flush_offers(&mut self, out: &mut Vec<Output>) {
+        for member in &mut self.members {
+            member.receiving.flush(&member.key, out);
         }
     }
 
