@@ -11,8 +11,11 @@ use crate::raw::Raw;
 use crate::support::{User, server, token};
 use jrtc::TrackSource;
 
-/// A session description with one line per `(kind, track id, codecs)`.
-fn offer(lines: &[(&str, &str, &[(u8, &str)])]) -> String {
+/// A media line: kind, track id, codecs (payload type, `rtpmap` encoding).
+type Line<'a> = (&'a str, &'a str, &'a [(u8, &'a str)]);
+
+/// A session description with one media line each.
+fn offer(lines: &[Line]) -> String {
     let mut sdp =
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=msid-semantic: WMS *\r\n".to_owned();
     for (mid, (kind, track, codecs)) in lines.iter().enumerate() {
@@ -79,7 +82,7 @@ async fn publishing_offers_get_a_typed_answer_before_any_media_is_set_up() {
     )
     .await;
     // 100 media lines: bounded before it costs the server anything.
-    let many: Vec<(&str, &str, &[(u8, &str)])> = (0..100)
+    let many: Vec<Line> = (0..100)
         .map(|_| ("video", "camera", &[(96u8, "VP8/90000")][..]))
         .collect();
     raw.expect_error(publish(7, offer(&many), None), "too_many_tracks", Some(7))
