@@ -5,6 +5,8 @@
 //! - `sim`: a simulated world — the server core, a client session per device, and a model of
 //!   the media shell — driven by actions, with cross-party invariants checked after each step.
 //! - `proptests`: random action sequences through the simulator.
+//! - `scenarios`: the core alone with exact outputs (kick, host hand-over, screen share,
+//!   grants, negotiation order, failed connections, rooms kept apart).
 //! - [`fuzzing`]: the fuzz targets' entry points and the corpus replay.
 //! - [`bench`]: what the core benchmarks drive.
 
@@ -13,5 +15,7 @@ pub mod bench;
 pub mod fuzzing;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod scenarios;
 pub(crate) mod sim;
 mod sim_media;

@@ -1,0 +1,481 @@
+//! Scenarios over the sans-IO core with exact outputs: a request goes in, and the test names
+//! every frame and media command that comes out (and so proves what does *not* happen without
+//! waiting for it). No sockets, no runtime, no clock.
+
+use crate::auth::{AccessToken, Grants};
+use crate::model::{MediaConnection, OperationId, Reason, Role, TrackSource};
+use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
+use crate::server::hub::io::{MediaAction, MediaCommand, MediaFact, MediaKey, MediaReport};
+use crate::server::hub::{ConnId, Hub, Input, Output, testing};
+
+/// The core and the connections the test made.
+struct Harness {
+    hub: Hub,
+    next_conn: ConnId,
+    next_op: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            hub: Hub::new(testing::config()),
+            next_conn: 0,
+            next_op: 100,
+        }
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Output> {
+        self.hub.handle(1_000, input)
+    }
+
+    /// Logs `user` in with `grants`; returns its connection.
+    fn login_with(&mut self, user: &str, grants: Grants) -> ConnId {
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        let token = AccessToken::new(user)
+            .grants(grants)
+            .sign(testing::SECRET)
+            .unwrap();
+        let out = self.frame(
+            conn,
+            ClientFrame::Hello {
+                version: PROTOCOL_VERSION,
+                token,
+            },
+        );
+        assert!(matches!(
+            &out[..],
+            [Output::Send {
+                frame: ServerFrame::Welcome { .. },
+                ..
+            }]
+        ));
+        conn
+    }
+
+    fn login(&mut self, user: &str) -> ConnId {
+        self.login_with(user, Grants::all())
+    }
+
+    fn frame(&mut self, conn: ConnId, frame: ClientFrame) -> Vec<Output> {
+        self.input(Input::Frame { conn, frame })
+    }
+
+    fn op(&mut self) -> OperationId {
+        self.next_op += 1;
+        OperationId(self.next_op)
+    }
+
+    /// Joins `room` (auto-subscribing); returns the outputs.
+    fn join(&mut self, conn: ConnId, room: &str) -> Vec<Output> {
+        let op = self.op();
+        self.frame(
+            conn,
+            ClientFrame::Join {
+                op,
+                room: Some(room.into()),
+                display_name: None,
+                audio: false,
+                video: false,
+                state: String::new(),
+                auto_subscribe: true,
+            },
+        )
+    }
+
+    fn key(&self, conn: ConnId) -> MediaKey {
+        let media = self.hub.media_of(conn).expect("in a room");
+        let room = self.hub.room_of(conn).expect("in a room");
+        MediaKey { room, media }
+    }
+
+    fn report(&mut self, from: MediaKey, fact: MediaFact) -> Vec<Output> {
+        self.input(Input::Media(MediaReport { from, fact }))
+    }
+
+    /// `conn` publishes `source`: offer, answer, arrival. Returns the arrival's outputs.
+    fn publish(&mut self, conn: ConnId, source: TrackSource) -> Vec<Output> {
+        let op = self.op();
+        let sdp = super::sim_media::publish_offer(&[source].into_iter().collect());
+        let out = self.frame(
+            conn,
+            ClientFrame::PublishOffer {
+                op,
+                sdp,
+                source: Some(source),
+            },
+        );
+        assert!(matches!(
+            &commands(&out)[..],
+            [MediaCommand {
+                action: MediaAction::AnswerPublish { .. },
+                ..
+            }]
+        ));
+        let key = self.key(conn);
+        let answered = self.report(
+            key.clone(),
+            MediaFact::PublishAnswered {
+                op,
+                result: Ok("v=0\r\n".into()),
+            },
+        );
+        assert_eq!(
+            frames_to(&answered, conn),
+            [ServerFrame::PublishAnswer {
+                op,
+                sdp: "v=0\r\n".into()
+            }]
+        );
+        self.report(
+            key,
+            MediaFact::TrackArrived {
+                track_id: source.as_str().into(),
+            },
+        )
+    }
+}
+
+/// The frames `conn` receives, in order.
+fn frames_to(outputs: &[Output], conn: ConnId) -> Vec<ServerFrame> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { to, frame } if *to == conn => Some(frame.clone()),
+            Output::Broadcast { to, frame } if to.contains(&conn) => Some(frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commands(outputs: &[Output]) -> Vec<MediaCommand> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Media(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn actions_for(outputs: &[Output], key: &MediaKey) -> Vec<MediaAction> {
+    commands(outputs)
+        .into_iter()
+        .filter(|c| &c.to == key)
+        .map(|c| c.action)
+        .collect()
+}
+
+#[test]
+fn a_kick_needs_a_host_and_a_refusal_changes_nothing() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    let op = h.op();
+    let out = h.frame(
+        bob,
+        ClientFrame::Kick {
+            op,
+            user_id: "alice".into(),
+        },
+    );
+    match &out[..] {
+        [
+            Output::Send {
+                to,
+                frame:
+                    ServerFrame::Error {
+                        op: Some(got),
+                        code: ErrorCode::PermissionDenied,
+                        ..
+                    },
+            },
+        ] => assert_eq!((*to, *got), (bob, op)),
+        other => panic!("expected one refusal to bob, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_longest_present_member_becomes_host_when_the_host_leaves() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    let carol = h.login("carol");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    h.join(carol, "r");
+    let op = h.op();
+    let out = h.frame(alice, ClientFrame::Leave { op });
+    let to_carol = frames_to(&out, carol);
+    match &to_carol[..] {
+        [
+            ServerFrame::ParticipantLeft {
+                participant: left,
+                reason: Reason::Quit,
+                ..
+            },
+            ServerFrame::ParticipantUpdated {
+                participant,
+                changes,
+                ..
+            },
+        ] => {
+            assert_eq!(left.user_id.as_str(), "alice");
+            assert_eq!(participant.user_id.as_str(), "bob");
+            assert_eq!(participant.role, Role::Host);
+            assert!(changes.role);
+        }
+        other => panic!("carol: {other:?}"),
+    }
+    assert_eq!(
+        frames_to(&out, alice),
+        [ServerFrame::Done { op, seq: None }]
+    );
+}
+
+#[test]
+fn a_second_screen_share_is_refused_at_its_offer() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    h.publish(alice, TrackSource::Screen);
+    let op = h.op();
+    let sdp = super::sim_media::publish_offer(&[TrackSource::Screen].into_iter().collect());
+    let out = h.frame(
+        bob,
+        ClientFrame::PublishOffer {
+            op,
+            sdp,
+            source: Some(TrackSource::Screen),
+        },
+    );
+    // Only the refusal: no media command, nothing to anyone else.
+    match &out[..] {
+        [
+            Output::Send {
+                to,
+                frame:
+                    ServerFrame::Error {
+                        op: Some(got),
+                        code: ErrorCode::ScreenShareBusy,
+                        ..
+                    },
+            },
+        ] => assert_eq!((*to, *got), (bob, op)),
+        other => panic!("expected one refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn publishing_needs_the_grant_and_is_checked_before_the_shell() {
+    let mut h = Harness::new();
+    let viewer = h.login_with(
+        "viewer",
+        Grants {
+            publish: false,
+            ..Grants::default()
+        },
+    );
+    h.join(viewer, "r");
+    let op = h.op();
+    let sdp = super::sim_media::publish_offer(&[TrackSource::Camera].into_iter().collect());
+    let out = h.frame(
+        viewer,
+        ClientFrame::PublishOffer {
+            op,
+            sdp,
+            source: None,
+        },
+    );
+    assert!(matches!(
+        &out[..],
+        [Output::Send {
+            frame: ServerFrame::Error {
+                code: ErrorCode::MissingGrant,
+                ..
+            },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn offers_are_numbered_one_open_at_a_time_and_made_again_after_the_answer() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    let bob_key = h.key(bob);
+    // Alice's camera arrives: bob gets a leg and offer 1 is made.
+    let out = h.publish(alice, TrackSource::Camera);
+    let actions = actions_for(&out, &bob_key);
+    assert!(matches!(
+        &actions[..],
+        [MediaAction::AddLeg { track_id, .. }, MediaAction::CreateOffer { negotiation: 1 }]
+            if track_id == "alice/camera#1"
+    ));
+    // Her microphone while offer 1 is open: a leg, no second offer.
+    let out = h.publish(alice, TrackSource::Microphone);
+    assert!(matches!(
+        &actions_for(&out, &bob_key)[..],
+        [MediaAction::AddLeg { track_id, .. }] if track_id == "alice/microphone#2"
+    ));
+    // The shell made offer 1: bob gets it.
+    let offer = "v=0\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
+                 a=msid:alice alice/camera#1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+    let out = h.report(
+        bob_key.clone(),
+        MediaFact::OfferReady {
+            negotiation: 1,
+            result: Ok(offer.into()),
+        },
+    );
+    assert_eq!(
+        frames_to(&out, bob),
+        [ServerFrame::SubscribeOffer {
+            negotiation: 1,
+            sdp: offer.into()
+        }]
+    );
+    // An answer to an offer that was never made is refused; so is a repeated report.
+    let op = h.op();
+    let out = h.frame(
+        bob,
+        ClientFrame::SubscribeAnswer {
+            op,
+            negotiation: 2,
+            sdp: String::new(),
+        },
+    );
+    assert!(matches!(
+        &frames_to(&out, bob)[..],
+        [ServerFrame::Error {
+            code: ErrorCode::NoSuchOffer,
+            ..
+        }]
+    ));
+    // Bob answers offer 1 (PT 100 for VP8): the core reads the leg's payload type from it.
+    let answer = "v=0\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 100\r\na=mid:0\r\n\
+                  a=recvonly\r\na=rtpmap:100 VP8/90000\r\n";
+    let op = h.op();
+    let out = h.frame(
+        bob,
+        ClientFrame::SubscribeAnswer {
+            op,
+            negotiation: 1,
+            sdp: answer.into(),
+        },
+    );
+    assert!(matches!(
+        &actions_for(&out, &bob_key)[..],
+        [MediaAction::ApplyAnswer { negotiation: 1, .. }]
+    ));
+    let out = h.report(
+        bob_key.clone(),
+        MediaFact::AnswerApplied {
+            op,
+            negotiation: 1,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(frames_to(&out, bob), [ServerFrame::Done { op, seq: None }]);
+    let alice_key = h.key(alice);
+    assert_eq!(
+        actions_for(&out, &bob_key),
+        [
+            MediaAction::StartLegs {
+                legs: vec![("alice/camera".into(), 100)]
+            },
+            // The microphone came while offer 1 was open: offer 2 carries it.
+            MediaAction::CreateOffer { negotiation: 2 },
+        ]
+    );
+    assert_eq!(
+        actions_for(&out, &alice_key),
+        [MediaAction::RequestKeyframe {
+            source: TrackSource::Camera
+        }]
+    );
+    // The same report again changes nothing.
+    let out = h.report(
+        bob_key,
+        MediaFact::AnswerApplied {
+            op,
+            negotiation: 1,
+            result: Ok(()),
+        },
+    );
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_failed_publishing_connection_ends_its_publications() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    h.publish(alice, TrackSource::Camera);
+    let alice_key = h.key(alice);
+    let out = h.report(
+        alice_key.clone(),
+        MediaFact::PeerFailed {
+            connection: MediaConnection::Publish,
+        },
+    );
+    assert!(
+        frames_to(&out, bob)
+            .iter()
+            .any(|f| matches!(f, ServerFrame::TrackUnpublished { .. })),
+        "the room hears the camera is gone"
+    );
+    assert!(frames_to(&out, alice).iter().any(|f| matches!(
+        f,
+        ServerFrame::MediaFailed {
+            connection: MediaConnection::Publish,
+            ..
+        }
+    )));
+    assert!(actions_for(&out, &alice_key).contains(&MediaAction::ClosePublishing));
+    // A report about a membership that is over is dropped.
+    let op = h.op();
+    h.frame(alice, ClientFrame::Leave { op });
+    let out = h.report(
+        alice_key,
+        MediaFact::TrackArrived {
+            track_id: "camera".into(),
+        },
+    );
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn each_rooms_legs_copy_that_rooms_publication() {
+    let mut h = Harness::new();
+    let in_b = h.login("u1");
+    let in_a = h.login("u1");
+    h.join(in_b, "b");
+    h.join(in_a, "a");
+    h.publish(in_b, TrackSource::Camera);
+    h.publish(in_a, TrackSource::Camera);
+    let bob = h.login("bob");
+    let out = h.join(bob, "b");
+    let from = h.key(in_b).media;
+    assert!(
+        actions_for(&out, &h.key(bob))
+            .iter()
+            .any(|a| matches!(a, MediaAction::AddLeg { from: f, .. } if *f == from)),
+        "bob's leg copies room b's camera"
+    );
+    assert!(
+        !actions_for(&out, &h.key(bob))
+            .iter()
+            .any(|a| matches!(a, MediaAction::AddLeg { from: f, .. } if *f == h.key(in_a).media)),
+        "and never room a's"
+    );
+}
