@@ -2,7 +2,6 @@
 
 mod support;
 
-mod binary;
 mod hostile;
 mod invites;
 mod join_leave;

@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::User;
+use futures::StreamExt;
+use jrtc::{Call, CallEvent, JoinOptions, Outcome};
 
 #[tokio::test]
 async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
@@ -31,8 +32,12 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
         .unwrap();
     assert!(minted.status.success(), "{minted:?}");
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
-    let mut alice = User::connect_url(&url, token).await;
-    let snap = alice.join("r").await;
+    let alice = Call::connect(&url, token).await.expect("login");
+    let mut events = alice.events();
+    let op = alice.join("r", JoinOptions::default()).await.unwrap();
+    let Ok(Outcome::Joined(snap)) = alice.outcome(op).await else {
+        panic!("alice joins");
+    };
     assert_eq!(snap.participants.len(), 1);
 
     let status = Command::new("kill")
@@ -41,13 +46,15 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
         .unwrap();
     assert!(status.success());
     // The server says goodbye: the call's stream ends with the shutdown reason.
+    let wait = std::time::Duration::from_secs(5);
     loop {
-        match alice.next().await {
-            jrtc::CallEvent::Closed { reason } => {
-                assert_eq!(reason, jrtc::Reason::ServerShutdown);
-                break;
-            }
-            _ => continue,
+        let event = tokio::time::timeout(wait, events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream ends after Closed");
+        if let CallEvent::Closed { reason } = event {
+            assert_eq!(reason, jrtc::Reason::ServerShutdown);
+            break;
         }
     }
     let exit = tokio::task::spawn_blocking(move || child.wait())

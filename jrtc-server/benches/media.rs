@@ -30,7 +30,7 @@ async fn member(url: &str, user: &str, room: &str) -> Call {
 fn pump(track: jrtc::LocalTrack, pps: u32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(pps)));
-        let payload = bytes::Bytes::from(vec![0x90u8; 1200]);
+        let payload = vec![0x90u8; 1200];
         for i in 0u32.. {
             tick.tick().await;
             if track.write(payload.clone(), i * 900, true).await.is_err() {

@@ -629,7 +629,7 @@ async fn media(
         pumps.push(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(pps.max(1))));
-            let payload = bytes::Bytes::from(vec![0x90u8; 1200]);
+            let payload = vec![0x90u8; 1200];
             for i in 0u32.. {
                 tick.tick().await;
                 if track
