@@ -234,6 +234,9 @@ pub enum MessageEvent {
     Sent {
         /// The send's operation id.
         op: OperationId,
+        /// A group message's room sequence number (the room event the sender does not receive
+        /// back, so its own view stays gap-free); `None` for a one-to-one message or a refusal.
+        seq: Option<u64>,
         /// Delivered to the server's room, or why not.
         result: Result<(), OpError>,
     },
@@ -449,9 +452,10 @@ impl std::fmt::Display for CallEvent {
                     m.scope, m.from, m.content_type, m.content
                 )
             }
-            CallEvent::Message(MessageEvent::Sent { op, result }) => {
-                write!(f, "{op}: message sent: {}", ok_or(result))
-            }
+            CallEvent::Message(MessageEvent::Sent { op, seq, result }) => match seq {
+                Some(seq) => write!(f, "#{seq} {op}: message sent: {}", ok_or(result)),
+                None => write!(f, "{op}: message sent: {}", ok_or(result)),
+            },
             CallEvent::Completed { op, kind, result } => {
                 write!(f, "{op}: {kind:?} {}", ok_or(result))
             }
@@ -554,6 +558,7 @@ mod tests {
         assert_eq!(left.to_string(), "left `r` (kicked)");
         let sent = CallEvent::Message(MessageEvent::Sent {
             op: OperationId(4),
+            seq: None,
             result: Err(OpError {
                 code: crate::protocol::ErrorCode::MessageTooLarge,
                 message: "5000 bytes".into(),

@@ -435,6 +435,67 @@ pub struct ParticipantUpdate {
     pub state: Option<String>,
 }
 
+impl PropertyUpdate {
+    /// Starts sharing the screen as `user_id` with stream `stream_id`.
+    pub fn share_screen(mut self, user_id: UserId, stream_id: impl Into<String>) -> Self {
+        self.screen_share = Some(Some(ScreenShare {
+            user_id,
+            stream_id: stream_id.into(),
+        }));
+        self
+    }
+
+    /// Stops the screen share.
+    pub fn stop_screen_share(mut self) -> Self {
+        self.screen_share = Some(None);
+        self
+    }
+
+    /// Starts (`true`) or stops (`false`) recording.
+    pub fn recording(mut self, on: bool) -> Self {
+        self.recording = Some(on);
+        self
+    }
+
+    /// Sets custom property `key` to `value`.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.custom.insert(key.into(), Some(value.into()));
+        self
+    }
+
+    /// Removes custom property `key`.
+    pub fn remove(mut self, key: impl Into<String>) -> Self {
+        self.custom.insert(key.into(), None);
+        self
+    }
+}
+
+impl ParticipantUpdate {
+    /// Sets the microphone flag.
+    pub fn audio(mut self, on: bool) -> Self {
+        self.audio = Some(on);
+        self
+    }
+
+    /// Sets the camera flag.
+    pub fn video(mut self, on: bool) -> Self {
+        self.video = Some(on);
+        self
+    }
+
+    /// Sets the display name.
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+
+    /// Sets the custom state.
+    pub fn state(mut self, state: impl Into<String>) -> Self {
+        self.state = Some(state.into());
+        self
+    }
+}
+
 /// Whom an in-call message was sent to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -314,14 +314,19 @@ async fn run_once(
         (None, true) => "this process (clients only)",
     };
     let rss_before = rss_kib(pid);
+    let client_rss_before = rss_kib(None);
     let cpu_before = cpu_seconds(pid);
 
     // Connect, at most 256 handshakes at a time.
     eprintln!("connecting {users} users…");
     let gate = Arc::new(Semaphore::new(256));
-    // Each call's event ring holds what the storm sends it, not the default 4,096 events.
-    let options = jrtc::CallOptions::default()
-        .event_capacity(((args.users.max(1) - 1) * args.messages + 64).next_power_of_two());
+    // Each call's event ring holds what the storm sends it, not the default 4,096 events; idle
+    // calls use the defaults (their memory is what is measured).
+    let options = if args.idle {
+        jrtc::CallOptions::default()
+    } else {
+        jrtc::CallOptions::default().event_capacity((args.users.max(1) - 1) * args.messages + 64)
+    };
     let mut tasks = Vec::new();
     for i in 0..users {
         let url = url.clone();
@@ -352,10 +357,13 @@ async fn run_once(
         // Let every login settle, then read the memory again.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss = rss_kib(pid);
-        let per_user = match (rss_before, rss) {
+        let per = |before: Option<u64>, after: Option<u64>| match (before, after) {
             (Some(a), Some(b)) if users > 0 => Some(b.saturating_sub(a) as f64 / users as f64),
             _ => None,
         };
+        let per_user = per(rss_before, rss);
+        // This process's own growth per Call: the client's cost when the server is elsewhere.
+        let per_call = per(client_rss_before, rss_kib(None)).filter(|_| args.url.is_some());
         let connect = Latency::of(&connect);
         println!("jrtc load test (idle): {users} users connected");
         println!(
@@ -365,9 +373,15 @@ async fn run_once(
         if let Some(kib) = per_user {
             println!("  memory       {kib:.1} KiB RSS per idle connected user ({memory_scope})");
         }
+        if let Some(kib) = per_call {
+            println!(
+                "  client       {kib:.1} KiB RSS per idle Call (this process, default options)"
+            );
+        }
         if let Some(path) = &args.json {
             let report = serde_json::json!({
                 "users": users, "connect": connect, "rss_per_user_kib": per_user, "memory_scope": memory_scope,
+                "client_rss_per_call_kib": per_call,
             });
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         }

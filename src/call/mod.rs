@@ -5,6 +5,7 @@
 
 mod media;
 mod options;
+pub(crate) mod ring;
 pub(crate) mod session;
 mod stream;
 
@@ -12,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{SinkExt, StreamExt};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 pub use options::{CallError, CallOptions, Credentials, InviteOptions, JoinOptions};
@@ -72,7 +73,7 @@ type Waiter = oneshot::Sender<Result<Outcome, CallError>>;
 /// leave a gap.
 struct Shared {
     session: Session,
-    events: Option<broadcast::Sender<CallEvent>>,
+    events: Option<ring::Sender<CallEvent>>,
     waiters: HashMap<OperationId, Vec<Waiter>>,
     kept: VecDeque<(OperationId, Result<Outcome, OpError>)>,
     closed: Option<Reason>,
@@ -92,30 +93,25 @@ struct Shared {
 impl Shared {
     fn publish(&mut self, event: CallEvent) {
         if let Some(tx) = &self.events {
-            // No subscriber is not an error: events are not stored for later.
-            let _ = tx.send(event);
+            // With no subscriber the event is dropped: events are not stored for later.
+            tx.send(event);
         }
     }
 
-    /// Hands an operation's outcome to whoever awaits it, or keeps it for a later `outcome()`.
+    /// Hands an operation's outcome to whoever awaits it, and keeps it for later `outcome()`
+    /// calls (the last `KEPT_OUTCOMES` operations').
     fn settle(&mut self, op: OperationId, outcome: Result<Outcome, OpError>) {
-        match self.waiters.remove(&op) {
-            Some(waiters) => {
-                for w in waiters {
-                    let _ = w.send(
-                        outcome
-                            .clone()
-                            .map_err(|error| CallError::Refused { op, error }),
-                    );
-                }
-            }
-            None => {
-                if self.kept.len() == KEPT_OUTCOMES {
-                    self.kept.pop_front();
-                }
-                self.kept.push_back((op, outcome));
-            }
+        for w in self.waiters.remove(&op).into_iter().flatten() {
+            let _ = w.send(
+                outcome
+                    .clone()
+                    .map_err(|error| CallError::Refused { op, error }),
+            );
         }
+        if self.kept.len() == KEPT_OUTCOMES {
+            self.kept.pop_front();
+        }
+        self.kept.push_back((op, outcome));
     }
 
     fn handle(&mut self, frame: ServerFrame) {
@@ -229,17 +225,19 @@ impl Call {
         Self::connect_with(url, credentials, CallOptions::default()).await
     }
 
-    /// [`Call::connect`] with options.
+    /// [`Call::connect`] with options; options out of range are refused
+    /// ([`CallOptions::validate`]) before anything is sent.
     pub async fn connect_with(
         url: &str,
         credentials: impl Into<Credentials>,
         options: CallOptions,
     ) -> Result<Call, CallError> {
+        options.validate()?;
         let credentials = credentials.into();
         let (ws, user_id) = tokio::time::timeout(options.connect_timeout, login(url, &credentials))
             .await
             .map_err(|_| CallError::Timeout)??;
-        let (events, _) = broadcast::channel(options.event_capacity);
+        let (events, _) = ring::channel(options.event_capacity);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let media_tx_weak = media_tx.downgrade();
         let shared = Arc::new(Mutex::new(Shared {
@@ -304,8 +302,8 @@ impl Call {
             (Some(tx), _) => tx.subscribe(),
             (None, reason) => {
                 // Closed already: a stream that says so and ends.
-                let (tx, rx) = broadcast::channel(1);
-                let _ = tx.send(CallEvent::Closed {
+                let (tx, rx) = ring::channel(1);
+                tx.send(CallEvent::Closed {
                     reason: reason.unwrap_or(Reason::Quit),
                 });
                 rx
@@ -629,14 +627,17 @@ impl Call {
     /// Waits for the outcome of operation `op`: `Ok` with what it produced, or
     /// [`CallError::Refused`] with the server's reason.
     ///
-    /// Outcomes are kept for the last 256 operations nobody awaited; older ones are forgotten
-    /// ([`CallError::UnknownOperation`]).
+    /// Any number of callers may await one operation, before or after it finished, and each
+    /// gets the same outcome: outcomes are kept for the last 256 operations that finished
+    /// (awaited or not); older ones are forgotten ([`CallError::UnknownOperation`]). After the
+    /// call closed, an operation that never finished gives [`CallError::Closed`].
     pub async fn outcome(&self, op: OperationId) -> Result<Outcome, CallError> {
         let rx = {
             let mut shared = self.shared();
-            if let Some(i) = shared.kept.iter().position(|(id, _)| *id == op) {
-                let (_, outcome) = shared.kept.remove(i).expect("index is in range");
-                return outcome.map_err(|error| CallError::Refused { op, error });
+            if let Some((_, outcome)) = shared.kept.iter().find(|(id, _)| *id == op) {
+                return outcome
+                    .clone()
+                    .map_err(|error| CallError::Refused { op, error });
             }
             if !shared.session.pending().any(|p| p == op) {
                 return Err(match shared.closed {

@@ -54,7 +54,10 @@ impl From<&String> for Credentials {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct CallOptions {
-    /// Events each subscriber may have queued before it starts missing some (and is told so).
+    /// Events a subscriber may have queued before it starts missing some (and is told so with
+    /// [`CallEvent::Lagged`](crate::CallEvent::Lagged)): exactly this many (at least 1; 4,096 by
+    /// default). One queue serves every subscriber, and it holds memory only for events some
+    /// subscriber has yet to read: an idle call keeps none.
     pub event_capacity: usize,
     /// How long connecting and logging in may take.
     pub connect_timeout: Duration,
@@ -81,9 +84,30 @@ impl Default for CallOptions {
 }
 
 impl CallOptions {
-    /// Sets [`CallOptions::event_capacity`] (at least 1).
+    /// Checks every option's range (done when connecting): a broken rule is
+    /// [`CallError::InvalidParam`] naming the option.
+    pub fn validate(&self) -> Result<(), CallError> {
+        let invalid = |message: &str| {
+            Err(CallError::InvalidParam {
+                message: message.to_owned(),
+            })
+        };
+        if self.event_capacity == 0 {
+            return invalid("event_capacity must be at least 1");
+        }
+        if self.connect_timeout.is_zero() {
+            return invalid("connect_timeout must be more than 0");
+        }
+        if self.keepalive.is_zero() || self.keepalive >= self.idle_timeout {
+            return invalid("keepalive must be more than 0 and shorter than idle_timeout");
+        }
+        Ok(())
+    }
+
+    /// Sets [`CallOptions::event_capacity`] (at least 1; checked by
+    /// [`Call::connect_with`](crate::Call::connect_with)).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity.max(1);
+        self.event_capacity = capacity;
         self
     }
 
@@ -93,9 +117,10 @@ impl CallOptions {
         self
     }
 
-    /// Sets [`CallOptions::keepalive`] (at least 1 ms).
+    /// Sets [`CallOptions::keepalive`] (more than 0, shorter than the idle timeout; checked
+    /// when connecting).
     pub fn keepalive(mut self, interval: Duration) -> Self {
-        self.keepalive = interval.max(Duration::from_millis(1));
+        self.keepalive = interval;
         self
     }
 

@@ -226,14 +226,14 @@ impl Session {
                     self.advance(&room, seq);
                 }
                 match self.pending.remove(&op) {
-                    Some(pending) => self.finish(op, pending, Ok(()), &mut out),
+                    Some(pending) => self.finish(op, pending, Ok(()), seq, &mut out),
                     None => tracing::warn!(%op, "answer to an operation this call did not send"),
                 }
             }
             ServerFrame::Error { op, code, message } => {
                 let error = OpError { code, message };
                 match op.and_then(|op| self.pending.remove(&op).map(|p| (op, p))) {
-                    Some((op, pending)) => self.finish(op, pending, Err(error), &mut out),
+                    Some((op, pending)) => self.finish(op, pending, Err(error), None, &mut out),
                     None => out.events.push(CallEvent::ServerError(error)),
                 }
             }
@@ -451,6 +451,7 @@ impl Session {
         op: OperationId,
         pending: Pending,
         result: Result<(), OpError>,
+        seq: Option<u64>,
         out: &mut Handled,
     ) {
         // Joins, invites and accepts are answered with `joined` / `invited`; a `done` for them
@@ -483,6 +484,7 @@ impl Session {
             }
             OperationKind::SendMessage => CallEvent::Message(MessageEvent::Sent {
                 op,
+                seq,
                 result: result.clone(),
             }),
             OperationKind::Invite => CallEvent::Invite(InviteEvent::Sent {

@@ -3,16 +3,17 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::ring::{self, RecvError, TryRecvError};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::task::coop;
 use tokio_util::sync::ReusableBoxFuture;
 
 use crate::event::{
     CallEvent, InviteEvent, MediaEvent, MessageEvent, ParticipantEvent, PropertyEvent,
 };
+use crate::model::Reason;
 
 /// A subscriber's view of a [`Call`](crate::Call)'s events: `Stream<Item = CallEvent>`.
 ///
@@ -21,16 +22,16 @@ use crate::event::{
 /// The stream ends after [`CallEvent::Closed`]. Dropping it frees its queue.
 pub struct EventStream {
     /// The queue, while no wait is in progress.
-    rx: Option<broadcast::Receiver<CallEvent>>,
+    rx: Option<ring::Receiver<CallEvent>>,
     /// A wait for the next event, holding the queue until it completes; made at the first wait,
     /// its box reused after.
     wait: Option<ReusableBoxFuture<'static, Waited>>,
 }
 
 /// What a wait for the next event gives back: the event (or why there is none) and the queue.
-type Waited = (Result<CallEvent, RecvError>, broadcast::Receiver<CallEvent>);
+type Waited = (Result<CallEvent, RecvError>, ring::Receiver<CallEvent>);
 
-async fn next_event(mut rx: broadcast::Receiver<CallEvent>) -> Waited {
+async fn next_event(mut rx: ring::Receiver<CallEvent>) -> Waited {
     (rx.recv().await, rx)
 }
 
@@ -41,7 +42,7 @@ impl std::fmt::Debug for EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(rx: broadcast::Receiver<CallEvent>) -> Self {
+    pub(crate) fn new(rx: ring::Receiver<CallEvent>) -> Self {
         EventStream {
             rx: Some(rx),
             wait: None,
@@ -89,7 +90,11 @@ impl EventStream {
     }
 
     fn kind<T>(self, pick: fn(CallEvent) -> Option<T>) -> KindStream<T> {
-        KindStream { inner: self, pick }
+        KindStream {
+            inner: self,
+            pick,
+            closed: None,
+        }
     }
 }
 
@@ -158,10 +163,19 @@ pub struct Lagged {
 }
 
 /// A typed view of one kind of event; yields `Err(Lagged)` where the subscriber fell behind.
-/// Ends when the call closes.
+/// Ends (`None`) when the call closes; [`KindStream::closed`] then says why.
 pub struct KindStream<T> {
     inner: EventStream,
     pick: fn(CallEvent) -> Option<T>,
+    closed: Option<Reason>,
+}
+
+impl<T> KindStream<T> {
+    /// Why the call closed, once this stream has seen it close (the
+    /// [`CallEvent::Closed`] that ends every stream); `None` while it is open.
+    pub fn closed(&self) -> Option<Reason> {
+        self.closed
+    }
 }
 
 impl<T> std::fmt::Debug for KindStream<T> {
@@ -179,6 +193,7 @@ impl<T> Stream for KindStream<T> {
                 Poll::Ready(Some(CallEvent::Lagged { missed })) => {
                     return Poll::Ready(Some(Err(Lagged { missed })));
                 }
+                Poll::Ready(Some(CallEvent::Closed { reason })) => self.closed = Some(reason),
                 Poll::Ready(Some(ev)) => {
                     if let Some(item) = (self.pick)(ev) {
                         return Poll::Ready(Some(Ok(item)));
@@ -199,7 +214,6 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
-    use crate::model::Reason;
 
     fn closed() -> CallEvent {
         CallEvent::Closed {
@@ -209,10 +223,10 @@ mod tests {
 
     #[tokio::test]
     async fn queued_events_then_lag_then_waiting_then_end() {
-        let (tx, rx) = broadcast::channel(4);
+        let (tx, rx) = ring::channel(4);
         let mut events = EventStream::new(rx);
         for _ in 0..6 {
-            tx.send(closed()).unwrap();
+            tx.send(closed());
         }
         assert_eq!(events.next().await, Some(CallEvent::Lagged { missed: 2 }));
         for _ in 0..4 {
@@ -220,7 +234,7 @@ mod tests {
         }
         let sender = tokio::spawn(async move {
             tokio::task::yield_now().await;
-            tx.send(closed()).unwrap();
+            tx.send(closed());
             // Dropping the sender ends the stream after the event.
         });
         assert_eq!(events.next().await, Some(closed()));
@@ -231,10 +245,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_never_empty_queue_still_lets_other_tasks_run() {
-        let (tx, rx) = broadcast::channel(4096);
+        let (tx, rx) = ring::channel(4096);
         let mut events = EventStream::new(rx);
         for _ in 0..4096 {
-            tx.send(closed()).unwrap();
+            tx.send(closed());
         }
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();

@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{AccessToken, MIN_SECRET_LEN, TokenError, random_secret};
-use crate::model::MAX_INVITE_TIMEOUT_MS;
 use hub::{Hub, HubConfig};
 pub use options::{Limits, ServerError, ServerOptions};
 use shell::State;
@@ -88,15 +87,22 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets [`ServerOptions::outbound_queue`] (at least 1).
+    /// Sets [`ServerOptions::outbound_queue`] (at least 1; checked by [`start`](Self::start)).
     pub fn outbound_queue(mut self, frames: usize) -> Self {
-        self.options.outbound_queue = frames.max(1);
+        self.options.outbound_queue = frames;
         self
     }
 
-    /// Sets [`ServerOptions::invite_timeout`] (at most 10 minutes).
+    /// Sets [`ServerOptions::invite_timeout`] (more than 0, at most 10 minutes; checked by
+    /// [`start`](Self::start)).
     pub fn invite_timeout(mut self, timeout: Duration) -> Self {
-        self.options.invite_timeout = timeout.min(Duration::from_millis(MAX_INVITE_TIMEOUT_MS));
+        self.options.invite_timeout = timeout;
+        self
+    }
+
+    /// Replaces every option at once (the setters above change one each).
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -112,8 +118,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Starts listening and serving. Returns once the socket is bound.
+    /// Checks the options ([`ServerOptions::validate`]), then starts listening and serving.
+    /// Returns once the socket is bound.
     pub async fn start(self) -> Result<ServerHandle, ServerError> {
+        self.options.validate()?;
         let secret = match (&self.options.secret, self.options.development) {
             (Some(secret), _) if secret.len() < MIN_SECRET_LEN => {
                 return Err(ServerError::WeakSecret);

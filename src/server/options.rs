@@ -28,6 +28,52 @@ pub enum ServerError {
     /// The secret is too short to be safe.
     #[error("the token secret must be at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
+    /// An option is out of its range; nothing was started.
+    #[error("server option `{option}`: {rule}")]
+    InvalidOption {
+        /// The option's name (a field of [`ServerOptions`] or [`Limits`]).
+        option: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+}
+
+impl ServerOptions {
+    /// Checks every option's range (done by [`ServerBuilder::start`](crate::ServerBuilder::start)).
+    pub fn validate(&self) -> Result<(), ServerError> {
+        let invalid = |option, rule| Err(ServerError::InvalidOption { option, rule });
+        let limits = &self.limits;
+        if self.outbound_queue == 0 {
+            return invalid("outbound_queue", "at least 1 frame");
+        }
+        if self.invite_timeout.is_zero()
+            || self.invite_timeout > Duration::from_millis(crate::model::MAX_INVITE_TIMEOUT_MS)
+        {
+            return invalid("invite_timeout", "more than 0 and at most 10 minutes");
+        }
+        if limits.handshake_timeout.is_zero() {
+            return invalid("handshake_timeout", "more than 0");
+        }
+        if limits.ping_interval.is_zero() {
+            return invalid("ping_interval", "more than 0");
+        }
+        if limits.idle_timeout <= limits.ping_interval {
+            return invalid("idle_timeout", "longer than ping_interval");
+        }
+        if limits.max_frame_len < 1024 {
+            return invalid("max_frame_len", "at least 1 KiB");
+        }
+        if limits.max_rooms == 0 || limits.max_participants == 0 {
+            return invalid("max_rooms / max_participants", "at least 1");
+        }
+        if limits.max_connections_per_user == 0 {
+            return invalid("max_connections_per_user", "at least 1");
+        }
+        if limits.requests_per_second == 0 || limits.request_burst == 0 {
+            return invalid("requests_per_second / request_burst", "at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// What one client may do and hold. The defaults are meant for a public server.

@@ -1,8 +1,6 @@
 //! Entry points for the core benchmarks in `benches/core.rs`. Not part of the public API:
 //! compiled with the `internals` feature only.
 
-use tokio::sync::broadcast;
-
 use crate::call::EventStream;
 use crate::event::CallEvent;
 use crate::model::{MessageScope, OperationId, RoomId};
@@ -11,14 +9,14 @@ use crate::server::hub::{ConnId, Hub, Input, Output, testing};
 
 /// The call's event fan-out, as a `Call` uses it: a publisher and its subscribers' streams.
 pub struct EventSource {
-    tx: broadcast::Sender<CallEvent>,
+    tx: crate::call::ring::Sender<CallEvent>,
 }
 
 impl EventSource {
     /// A fan-out holding `capacity` events per subscriber.
     pub fn new(capacity: usize) -> Self {
         EventSource {
-            tx: broadcast::channel(capacity).0,
+            tx: crate::call::ring::channel(capacity).0,
         }
     }
 
@@ -29,7 +27,7 @@ impl EventSource {
 
     /// Publishes one event to every subscriber.
     pub fn publish(&self, event: CallEvent) {
-        let _ = self.tx.send(event);
+        self.tx.send(event);
     }
 }
 

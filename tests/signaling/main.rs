@@ -8,6 +8,7 @@ mod join_leave;
 mod kick_roles;
 mod media;
 mod messages;
+mod options;
 mod properties;
 mod raw;
 mod security;

@@ -16,8 +16,13 @@ async fn a_group_message_reaches_everyone_else() {
     match users[1].next().await {
         CallEvent::Message(MessageEvent::Sent {
             op: got,
+            seq: Some(seq),
             result: Ok(()),
-        }) => assert_eq!(got, op),
+        }) => {
+            assert_eq!(got, op);
+            // The group message's room number, one past the room's last event before it.
+            assert_eq!(Some(seq), users[1].call.room().map(|r| r.seq));
+        }
         other => panic!("{other:?}"),
     }
     for i in [0, 2] {
@@ -95,7 +100,10 @@ async fn message_limits_and_targets() {
         .await
         .unwrap();
     let sent = loop {
-        if let CallEvent::Message(MessageEvent::Sent { op: got, result }) = users[1].next().await {
+        if let CallEvent::Message(MessageEvent::Sent {
+            op: got, result, ..
+        }) = users[1].next().await
+        {
             assert_eq!(got, op);
             break result;
         }

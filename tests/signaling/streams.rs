@@ -356,3 +356,33 @@ async fn rule4_a_server_gone_silent_ends_the_stream_too() {
     );
     silent.abort();
 }
+
+/// A typed sub-stream ends with the reason at hand, and an outcome can be awaited any number
+/// of times, before and after the operation finished.
+#[tokio::test]
+async fn typed_streams_end_with_their_reason_and_outcomes_can_be_awaited_twice() {
+    use futures::StreamExt;
+    let server = server().await;
+    let mut users = crate::support::room_of(&server, "r", &["alice", "bob"]).await;
+    let op = users[0]
+        .call
+        .send_message(None, "text/plain", "hi")
+        .await
+        .unwrap();
+    let early = {
+        let call = users[0].call.clone();
+        tokio::spawn(async move { call.outcome(op).await })
+    };
+    let first = crate::support::done(&users[0].call, op).await;
+    let second = crate::support::done(&users[0].call, op).await;
+    assert_eq!(first, second);
+    assert_eq!(early.await.unwrap().unwrap(), first);
+    users[1].next().await; // the message
+    let mut chat = users[1].call.events().messages();
+    assert_eq!(chat.closed(), None);
+    users[1].call.close().await;
+    while let Some(item) = chat.next().await {
+        item.expect("no loss");
+    }
+    assert_eq!(chat.closed(), Some(Reason::Quit));
+}
