@@ -84,7 +84,13 @@ pub mod call;
 pub mod event;
 pub mod media;
 pub mod model;
+// The wire frames are described for every language in docs/protocol.md; they are not a Rust API
+// to keep stable. The fuzzers and benchmarks reach them through the hidden `internals` feature.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod protocol;
+#[cfg(not(feature = "internals"))]
+mod protocol;
 pub mod server;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
@@ -107,6 +113,6 @@ pub use model::{
     PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId, ScreenShare,
     TrackSource, UserId,
 };
-pub use protocol::ErrorCode;
+pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};
 pub use text::Text;

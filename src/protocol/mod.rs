@@ -698,6 +698,7 @@ impl FrameError {
 
 /// Decodes a client text frame, telling bad JSON, unknown types and bad fields apart and keeping
 /// the request id when one can be read.
+#[cfg(any(test, feature = "internals"))]
 pub fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
     decode_client_within(text, MAX_FRAME_LEN)
 }
