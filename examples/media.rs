@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "alice: {} VP8 frames at {fps} fps from {FIXTURE}",
         frames.len()
     );
-    let camera = alice.publish(TrackSource::Camera).await?;
+    let camera = alice.publish_track(TrackSource::Camera).await?;
 
     // Bob waits for the track, then writes every packet to an IVF file until the stream ends.
     let output = concat!(env!("CARGO_MANIFEST_DIR"), "/target/media-example.ivf");

@@ -78,7 +78,7 @@ async fn remote_track(call: &Call, id: &str) -> RemoteTrack {
 async fn join_to_first_packet(url: &str) {
     let host = member(url, "host", "latency").await;
     let mut host_media = host.events().media();
-    let camera = host.publish(TrackSource::Camera).await.unwrap();
+    let camera = host.publish_track(TrackSource::Camera).await.unwrap();
     let _pump = pump(camera, 100);
     // The room has the track once the server has it (guests then receive it as they join).
     while !matches!(

@@ -639,7 +639,7 @@ async fn media(
     let mut pumps = Vec::new();
     for p in 0..publishers {
         let call = member(format!("pub{p}")).await?;
-        let track = call.publish(jrtc::TrackSource::Camera).await?;
+        let track = call.publish_track(jrtc::TrackSource::Camera).await?;
         pumps.push(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(pps.max(1))));

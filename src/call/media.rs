@@ -156,6 +156,14 @@ impl ClientMedia {
         Ok(track)
     }
 
+    /// The published track of `source`, if it is published.
+    pub(crate) fn local_track(&self, source: TrackSource) -> Option<LocalTrack> {
+        match lock_plain(&self.local).get(&source) {
+            Some((track, true)) => Some(track.clone()),
+            _ => None,
+        }
+    }
+
     /// Stops sending `source` (the server is told separately): the track's handle ends, the
     /// track stays on the connection for a later publish.
     pub(crate) fn unpublish(&self, source: TrackSource) {

@@ -513,28 +513,72 @@ impl Call {
         self.shared().session.sent_invitations().cloned().collect()
     }
 
-    /// Publishes a track of `source` in the room (microphone: Opus; camera and screen: VP8),
-    /// negotiating it with the server; returns the track to write RTP payloads to. Everyone in
-    /// the room gets [`MediaEvent::Published`] and then receives the track. Publishing the screen
-    /// makes you the room's screen sharer (`ScreenShareBusy` when someone else is). Needs the
-    /// `publish` grant.
-    pub async fn publish(&self, source: TrackSource) -> Result<LocalTrack, CallError> {
+    /// Publishes a track of `source` in the room (microphone: Opus; camera and screen: VP8).
+    /// Returns the operation's id at once; the negotiation with the server runs in the
+    /// background, and its outcome is [`CallEvent::Completed`] (kind
+    /// [`OperationKind::Publish`]) or [`Call::outcome`]. Once it succeeded, write RTP payloads
+    /// to [`Call::local_track`]; the room gets [`MediaEvent::Published`] when the first packets
+    /// reach the server, and every other member then receives the track.
+    ///
+    /// Refusals are the op's outcome: `ScreenShareBusy` when someone else shares the screen,
+    /// `MissingGrant` without the `publish` grant, `NotInRoom`. [`Call::publish_track`] does
+    /// all of it and returns the track.
+    pub async fn publish(&self, source: TrackSource) -> Result<OperationId, CallError> {
+        if self.inner.media.local_track(source).is_some() {
+            return Err(CallError::InvalidParam {
+                message: format!("a {} track is published already", source.as_str()),
+            });
+        }
+        let op = {
+            let mut shared = self.shared();
+            if let Some(reason) = shared.closed {
+                return Err(CallError::Closed { reason });
+            }
+            shared.session.reserve(OperationKind::Publish)
+        };
+        let call = self.clone();
+        tokio::spawn(async move { call.negotiate_publish(op, source).await });
+        Ok(op)
+    }
+
+    /// [`Call::publish`], then waits for its outcome and returns the track.
+    pub async fn publish_track(&self, source: TrackSource) -> Result<LocalTrack, CallError> {
+        let op = self.publish(source).await?;
+        self.outcome(op).await?;
+        self.local_track(source).ok_or_else(|| CallError::Closed {
+            reason: self.closed_reason().unwrap_or(Reason::Quit),
+        })
+    }
+
+    /// The track of `source` this call publishes now, if any.
+    pub fn local_track(&self, source: TrackSource) -> Option<LocalTrack> {
+        self.inner.media.local_track(source)
+    }
+
+    /// The publish `op` of `source`: offer, answer, and its outcome.
+    async fn negotiate_publish(&self, op: OperationId, source: TrackSource) {
         let negotiate = |sdp: String| async move {
             let (tx, rx) = oneshot::channel();
-            let op = self
-                .request_with(
-                    OperationKind::Publish,
-                    None,
-                    |op| ClientFrame::PublishOffer {
-                        op,
-                        sdp,
-                        source: Some(source),
-                    },
-                    |shared, op| {
-                        shared.answers.insert(op, tx);
-                    },
-                )
-                .await?;
+            let text = {
+                let mut shared = self.shared();
+                shared.answers.insert(op, tx);
+                protocol::encode(&ClientFrame::PublishOffer {
+                    op,
+                    sdp,
+                    source: Some(source),
+                })
+            };
+            if self
+                .inner
+                .commands
+                .send(Command::Frame(text))
+                .await
+                .is_err()
+            {
+                return Err(CallError::Closed {
+                    reason: self.closed_reason().unwrap_or(Reason::Network),
+                });
+            }
             match tokio::time::timeout(media::ANSWER_TIMEOUT, rx).await {
                 Ok(Ok(Ok(answer))) => Ok(answer),
                 Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
@@ -546,7 +590,28 @@ impl Call {
                 }),
             }
         };
-        self.inner.media.publish(source, negotiate).await
+        let result = self.inner.media.publish(source, negotiate).await;
+        let mut shared = self.shared();
+        shared.answers.remove(&op);
+        let result = match result {
+            Ok(_) => Ok(()),
+            // The server refused: the session finished the op already.
+            Err(CallError::Refused { .. }) => return,
+            Err(e) => Err(OpError {
+                code: crate::protocol::ErrorCode::MediaFailed,
+                message: e.to_string(),
+            }),
+        };
+        if !shared.session.is_pending(op) {
+            return;
+        }
+        shared.session.forget(op);
+        shared.publish(CallEvent::Completed {
+            op,
+            kind: OperationKind::Publish,
+            result: result.clone(),
+        });
+        shared.settle(op, result.map(|()| Outcome::Done));
     }
 
     /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`].

@@ -105,7 +105,27 @@ impl Session {
         (op, frame(op))
     }
 
-    /// Forgets a request that could not be sent.
+    /// Allocates an op id for a request whose frame is made later (a publish: its offer takes
+    /// a moment to make).
+    pub(crate) fn reserve(&mut self, kind: OperationKind) -> OperationId {
+        self.next_op += 1;
+        let op = OperationId(self.next_op);
+        self.pending.insert(
+            op,
+            Pending {
+                kind,
+                invitation: None,
+            },
+        );
+        op
+    }
+
+    /// Whether `op` still waits for its answer.
+    pub(crate) fn is_pending(&self, op: OperationId) -> bool {
+        self.pending.contains_key(&op)
+    }
+
+    /// Forgets a request that could not be sent, or that the client finished itself.
     pub(crate) fn forget(&mut self, op: OperationId) {
         self.pending.remove(&op);
     }
@@ -139,9 +159,8 @@ impl Session {
                 self.joined(op, snapshot, &mut out)
             }
             ServerFrame::PublishAnswer { op, sdp } => {
-                // The answer goes to the publishing call itself (`Call::publish` waits for it),
-                // not to `Call::outcome`.
-                self.pending.remove(&op);
+                // The answer goes to the publish's negotiation, which finishes the op once the
+                // answer is applied (`Call::publish`); a refusal finishes it here.
                 out.media.push(MediaSignal::PublishAnswer { op, sdp });
             }
             ServerFrame::SubscribeOffer { negotiation, sdp } => {

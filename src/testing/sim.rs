@@ -297,6 +297,10 @@ impl World {
                 let Some(dev) = self.devices.iter_mut().flatten().find(|d| d.conn == to) else {
                     continue;
                 };
+                if let ServerFrame::PublishAnswer { op, .. } = &frame {
+                    // The client finishes a publish itself once it applied the answer.
+                    dev.session.forget(*op);
+                }
                 if let ServerFrame::Joined { .. } = &frame {
                     // A new membership: its offers count from 1 again.
                     dev.offers.clear();

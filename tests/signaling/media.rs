@@ -65,7 +65,7 @@ async fn three_members_each_receive_the_others_audio_and_video() {
     let mut pumps = Vec::new();
     for u in &users {
         for source in [TrackSource::Microphone, TrackSource::Camera] {
-            let track = u.call.publish(source).await.expect("publish");
+            let track = u.call.publish_track(source).await.expect("publish");
             assert_eq!(track.source(), source);
             let tag = format!("{}/{}", u.call.user_id(), source.as_str());
             pumps.push(pump(track, tag));
@@ -106,7 +106,11 @@ async fn three_members_each_receive_the_others_audio_and_video() {
 async fn a_late_joiner_receives_the_tracks_already_published() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice"]).await;
-    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let camera = users[0]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
     let sender = pump(camera, "alice/camera".into());
     // The room hears of a track once its media reaches the server.
     wait_for(&mut users[0], |ev| {
@@ -132,10 +136,14 @@ async fn unpublishing_and_leaving_end_the_tracks_for_everyone() {
     let mut users = room_of(&server, "r", &["alice", "bob", "carol"]).await;
     let mic = users[0]
         .call
-        .publish(TrackSource::Microphone)
+        .publish_track(TrackSource::Microphone)
         .await
         .unwrap();
-    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let camera = users[0]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
     let pumps = [
         pump(mic, "alice/microphone".into()),
         pump(camera, "alice/camera".into()),
@@ -201,7 +209,11 @@ async fn unpublishing_and_leaving_end_the_tracks_for_everyone() {
 async fn one_screen_share_at_a_time_and_the_property_follows_it() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let screen = users[0].call.publish(TrackSource::Screen).await.unwrap();
+    let screen = users[0]
+        .call
+        .publish_track(TrackSource::Screen)
+        .await
+        .unwrap();
     let sender = pump(screen, "alice/screen".into());
     wait_for(&mut users[1], |ev| matches!(ev, CallEvent::Property(_))).await;
     let share = users[1]
@@ -221,13 +233,29 @@ async fn one_screen_share_at_a_time_and_the_property_follows_it() {
         10,
     )
     .await;
-    // Bob may not share while Alice does: his publish is refused, with the reason.
-    match users[1].call.publish(TrackSource::Screen).await {
-        Err(jrtc::CallError::Refused { error, .. }) => {
-            assert_eq!(error.code, jrtc::ErrorCode::ScreenShareBusy)
+    // Bob may not share while Alice does: his publish op is refused, with the reason, on the
+    // stream and from `outcome` (before any media flows).
+    let op = users[1].call.publish(TrackSource::Screen).await.unwrap();
+    match wait_for(&mut users[1], |ev| {
+        matches!(ev, CallEvent::Completed { .. })
+    })
+    .await
+    {
+        CallEvent::Completed {
+            op: got,
+            kind: jrtc::OperationKind::Publish,
+            result: Err(error),
+        } => {
+            assert_eq!(got, op);
+            assert_eq!(error.code, jrtc::ErrorCode::ScreenShareBusy);
         }
-        other => panic!("expected screen_share_busy, got {other:?}"),
+        other => panic!("expected the publish to be refused, got {other:?}"),
     }
+    assert_eq!(
+        crate::support::refused(&users[1].call, op).await,
+        jrtc::ErrorCode::ScreenShareBusy
+    );
+    assert!(users[1].call.local_track(TrackSource::Screen).is_none());
     assert!(users[0].call.remote_track("bob/screen").is_none());
     // Alice stops sharing: the property clears.
     crate::support::done(
@@ -246,7 +274,11 @@ async fn one_screen_share_at_a_time_and_the_property_follows_it() {
             .is_none()
     );
     // Now Bob may share, and Alice receives it.
-    let bob_screen = users[1].call.publish(TrackSource::Screen).await.unwrap();
+    let bob_screen = users[1]
+        .call
+        .publish_track(TrackSource::Screen)
+        .await
+        .unwrap();
     let bob_sender = pump(bob_screen, "bob/screen".into());
     expect_stream(&remote(&mut users[0], "bob/screen").await, "bob/screen", 10).await;
     sender.abort();
@@ -261,7 +293,7 @@ async fn publishing_needs_the_publish_grant() {
         .unwrap();
     let mut lee = User::connect_url(&server.url(), token).await;
     lee.join("r").await;
-    match lee.call.publish(TrackSource::Camera).await {
+    match lee.call.publish_track(TrackSource::Camera).await {
         Err(jrtc::CallError::Refused { error, .. }) => {
             assert_eq!(error.code, jrtc::ErrorCode::MissingGrant)
         }
@@ -275,7 +307,7 @@ async fn muting_stops_the_media_and_everyone_sees_the_flag() {
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
     let mic = users[0]
         .call
-        .publish(TrackSource::Microphone)
+        .publish_track(TrackSource::Microphone)
         .await
         .unwrap();
     let sender = pump(mic.clone(), "alice/microphone".into());
@@ -351,8 +383,12 @@ async fn a_member_may_choose_what_it_receives() {
         .await
         .unwrap();
     crate::support::done(&bob.call, op).await;
-    let mic = alice.call.publish(TrackSource::Microphone).await.unwrap();
-    let camera = alice.call.publish(TrackSource::Camera).await.unwrap();
+    let mic = alice
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
     let pumps = [
         pump(mic, "alice/microphone".into()),
         pump(camera, "alice/camera".into()),
@@ -414,7 +450,11 @@ async fn a_member_may_choose_what_it_receives() {
 async fn a_receivers_keyframe_request_reaches_the_publisher() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let camera = users[0]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
     let sender = pump(camera.clone(), "alice/camera".into());
     let track = remote(&mut users[1], "alice/camera").await;
     expect_stream(&track, "alice/camera", 5).await;
@@ -469,7 +509,11 @@ async fn a_vp8_fixture_arrives_frame_for_frame() {
 
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let camera = users[0]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
     // Alice sends the file three times over (the receiver may join the stream late).
     let to_send = frames.clone();
     let sender = tokio::spawn(async move {
@@ -532,13 +576,13 @@ async fn media_stays_in_its_room_when_one_user_publishes_in_two() {
     let mut in_a = User::connect(&server, "u1").await;
     in_a.join("a").await;
     // Room b's camera first, then room a's: the later publication must not replace the earlier.
-    let camera_b = in_b.call.publish(TrackSource::Camera).await.unwrap();
+    let camera_b = in_b.call.publish_track(TrackSource::Camera).await.unwrap();
     let pump_b = pump(camera_b, "room-b".into());
     wait_for(&mut in_b, |ev| {
         matches!(ev, CallEvent::Media(MediaEvent::Published { .. }))
     })
     .await;
-    let camera_a = in_a.call.publish(TrackSource::Camera).await.unwrap();
+    let camera_a = in_a.call.publish_track(TrackSource::Camera).await.unwrap();
     let pump_a = pump(camera_a, "room-a".into());
     wait_for(&mut in_a, |ev| {
         matches!(ev, CallEvent::Media(MediaEvent::Published { .. }))
@@ -560,7 +604,7 @@ async fn media_stays_in_its_room_when_one_user_publishes_in_two() {
     expect_stream(&from_b, "room-b", 20).await;
     // Publishing again in room a and then leaving it: room b keeps flowing, and a new member
     // of room b still gets room b's camera.
-    let camera_a = in_a.call.publish(TrackSource::Camera).await.unwrap();
+    let camera_a = in_a.call.publish_track(TrackSource::Camera).await.unwrap();
     let pump_a2 = pump(camera_a, "room-a".into());
     let again = remote(&mut carol, "u1/camera").await;
     expect_stream(&again, "room-a", 10).await;
@@ -581,10 +625,14 @@ async fn media_stays_in_its_room_when_one_user_publishes_in_two() {
 async fn readers_learn_that_a_track_ended() {
     let server = server().await;
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let camera = users[0].call.publish(TrackSource::Camera).await.unwrap();
+    let camera = users[0]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
     let mic = users[0]
         .call
-        .publish(TrackSource::Microphone)
+        .publish_track(TrackSource::Microphone)
         .await
         .unwrap();
     let pumps = [

@@ -107,7 +107,7 @@ async fn after_a_refused_h264_offer_a_vp8_publisher_reaches_the_room() {
     alice.join("r").await;
     let mut bob = User::connect(&server, "bob").await;
     bob.join("r").await;
-    let camera = alice.call.publish(TrackSource::Camera).await.unwrap();
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
     let writer = tokio::spawn(async move {
         for i in 0u32.. {
             if camera.write(vec![1, 2, 3], i * 3000, true).await.is_err() {
@@ -143,8 +143,12 @@ async fn the_servers_offers_map_every_line_to_its_publication() {
     let server = server().await;
     let mut alice = User::connect(&server, "alice").await;
     alice.join("r").await;
-    let camera = alice.call.publish(TrackSource::Camera).await.unwrap();
-    let mic = alice.call.publish(TrackSource::Microphone).await.unwrap();
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    let mic = alice
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
     let writer = tokio::spawn(async move {
         for i in 0u32.. {
             let _ = camera.write(vec![1], i * 3000, true).await;
