@@ -5,10 +5,13 @@
 //! `op` id that the answer repeats. Room events carry the room's sequence number `seq`.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
+mod error;
 #[macro_use]
 pub(crate) mod tagged;
+
+pub(crate) use error::refuse;
+pub use error::{ErrorCode, FrameError, Refusal};
 
 use crate::model::{
     CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
@@ -237,30 +240,6 @@ tagged_frames! {
 fn yes() -> bool {
     true
 }
-
-/// The `type` names of [`ClientFrame`], to tell an unknown type from a malformed known one.
-const CLIENT_TYPES: &[&str] = &[
-    "hello",
-    "join",
-    "leave",
-    "end",
-    "kick",
-    "set_role",
-    "update",
-    "set_properties",
-    "send_message",
-    "invite",
-    "cancel_invite",
-    "accept_invite",
-    "reject_invite",
-    "publish_offer",
-    "unpublish",
-    "mute",
-    "subscribe",
-    "unsubscribe",
-    "subscribe_answer",
-    "ice_candidate",
-];
 
 impl ClientFrame {
     /// The request id, for frames that carry one.
@@ -516,186 +495,6 @@ tagged_frames! {
     }
 }
 
-/// What went wrong with a request or frame; the `code` of an `error` frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Error)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// The frame is not JSON.
-    #[error("the frame is not valid JSON")]
-    BadJson,
-    /// The frame's `type` is not one this server knows.
-    #[error("unknown frame type")]
-    UnknownType,
-    /// A known frame with missing or mistyped fields.
-    #[error("the frame's fields are missing or of the wrong type")]
-    InvalidFrame,
-    /// A text frame over the size limit.
-    #[error("the frame is larger than the server accepts")]
-    FrameTooLarge,
-    /// A binary WebSocket frame (the protocol is text only).
-    #[error("binary frames are not part of the protocol")]
-    BinaryFrame,
-    /// `hello` named a protocol version this server does not speak.
-    #[error("unsupported protocol version")]
-    UnsupportedVersion,
-    /// A request before `hello`.
-    #[error("log in with hello first")]
-    NotLoggedIn,
-    /// A second `hello` on a logged-in connection.
-    #[error("already logged in")]
-    AlreadyLoggedIn,
-    /// A room request while not in a room.
-    #[error("not in a room")]
-    NotInRoom,
-    /// `join` while already in a room.
-    #[error("already in a room")]
-    AlreadyJoined,
-    /// The sender's role does not allow the request.
-    #[error("the sender's role does not allow this")]
-    PermissionDenied,
-    /// Message content over 4 KiB.
-    #[error("message content is larger than 4 KiB")]
-    MessageTooLarge,
-    /// The named user is not a member of the room.
-    #[error("no such participant in the room")]
-    NoSuchParticipant,
-    /// A parameter breaks a rule (id syntax, size limit, …); the message says which.
-    #[error("invalid parameter")]
-    InvalidParam,
-    /// Someone else already shares their screen.
-    #[error("someone else is sharing their screen")]
-    ScreenShareBusy,
-    /// The user is already a member of that room on another connection.
-    #[error("the user is already in this room on another connection")]
-    DuplicateUser,
-    /// The invitation does not exist (any more): answered, canceled or expired.
-    #[error("no such invitation (answered, canceled or expired)")]
-    NoSuchInvitation,
-    /// The invitation is someone else's to answer or cancel.
-    #[error("the invitation is not yours to answer or cancel")]
-    NotInvited,
-    /// The invited user is already a member of the room.
-    #[error("the user is already in the room")]
-    AlreadyInRoom,
-    /// The user already has an open invitation to this room.
-    #[error("the user already has an open invitation to this room")]
-    AlreadyInvited,
-    /// The client sends faster than it reads; the server closes the connection.
-    #[error("the client does not keep up with its events")]
-    SlowConsumer,
-    /// A server fault.
-    #[error("internal server error")]
-    Internal,
-    /// The access token is not a well-formed HS256 JWT with valid claims.
-    #[error("malformed access token")]
-    InvalidToken,
-    /// The access token's signature does not match (wrong secret, or tampered claims).
-    #[error("the access token's signature does not match")]
-    BadSignature,
-    /// The access token has expired.
-    #[error("the access token has expired")]
-    TokenExpired,
-    /// The access token is not valid yet.
-    #[error("the access token is not valid yet")]
-    TokenNotYetValid,
-    /// The access token's user id breaks the id rules.
-    #[error("the access token's user id breaks the id rules")]
-    InvalidUserId,
-    /// The access token does not allow this room.
-    #[error("the access token does not allow this room")]
-    WrongRoom,
-    /// The access token lacks the grant this request needs.
-    #[error("the access token lacks the grant for this")]
-    MissingGrant,
-    /// Too many requests on this connection; slow down and retry.
-    #[error("too many requests; slow down")]
-    RateLimited,
-    /// The room has as many members as the server allows.
-    #[error("the room is full")]
-    RoomFull,
-    /// The server has as many rooms as it allows.
-    #[error("the server has as many rooms as it allows")]
-    TooManyRooms,
-    /// The user has as many connections as the server allows.
-    #[error("too many connections for this user")]
-    TooManyConnections,
-    /// The media request failed (bad SDP, negotiation error); the message says why.
-    #[error("the media negotiation failed")]
-    MediaFailed,
-    /// The track is not published.
-    #[error("no such track")]
-    NoSuchTrack,
-    /// A publishing offer while the previous one is still being answered.
-    #[error("a media negotiation is in progress")]
-    NegotiationBusy,
-    /// A publishing offer with more media lines than the server takes.
-    #[error("the offer has too many media lines")]
-    TooManyTracks,
-    /// A sending media line whose track id (`a=msid`) is not a source name, or of the wrong kind.
-    #[error("the offer sends a track that is not a known source")]
-    UnknownSource,
-    /// A sending media line without the codec jrtc forwards (VP8 for video, Opus for audio).
-    #[error("the offer's codecs are not supported")]
-    UnsupportedCodec,
-    /// A `subscribe_answer` to an offer that is not waiting for one (stale or unknown number).
-    #[error("no such offer is waiting for an answer")]
-    NoSuchOffer,
-    /// A code this build does not know (sent by a newer peer).
-    #[serde(other)]
-    #[error("unknown error code")]
-    Unknown,
-}
-
-/// A refused request: the code and a human-readable detail. The one shape every refusal has
-/// (the token check, the decoder, the server core); it becomes an `error` frame carrying the
-/// request's op.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// What went wrong, for programs.
-    pub code: ErrorCode,
-    /// Details for humans.
-    pub message: String,
-}
-
-impl Refusal {
-    /// A refusal with this code and detail.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// Refuses with this code and detail.
-pub(crate) fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal::new(code, message))
-}
-
-/// A frame the server could not take, ready to be answered with an `error` frame.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("{code}: {message}")]
-pub struct FrameError {
-    /// The request id, if the frame had a readable one.
-    pub op: Option<OperationId>,
-    /// The error code.
-    pub code: ErrorCode,
-    /// Details.
-    pub message: String,
-}
-
-impl FrameError {
-    /// The `error` frame answering this.
-    pub fn into_frame(self) -> ServerFrame {
-        ServerFrame::Error {
-            op: self.op,
-            code: self.code,
-            message: self.message,
-        }
-    }
-}
-
 /// Decodes a client text frame, telling bad JSON, unknown types and bad fields apart and keeping
 /// the request id when one can be read.
 #[cfg(any(test, feature = "internals"))]
@@ -706,7 +505,10 @@ pub fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
 /// [`decode_client`] with another size limit (a server's configured frame size); a frame over
 /// `max_len` is refused before it is parsed.
 pub fn decode_client_within(text: &str, max_len: usize) -> Result<ClientFrame, FrameError> {
-    let err = |op, code, message: String| FrameError { op, code, message };
+    let err = |op, code, message: String| FrameError {
+        op,
+        refusal: Refusal { code, message },
+    };
     if text.len() > max_len {
         return Err(err(
             None,
@@ -744,7 +546,7 @@ pub fn decode_client_within(text: &str, max_len: usize) -> Result<ClientFrame, F
         }
         None => return Err(err(op, ErrorCode::InvalidFrame, "missing `type`".into())),
     };
-    if !CLIENT_TYPES.contains(&ty) {
+    if !ClientFrame::type_names().iter().any(|t| t == ty) {
         let shown: String = ty.chars().take(64).collect();
         return Err(err(
             op,
@@ -790,176 +592,4 @@ pub fn encode<T: Serialize>(frame: &T) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decode_tells_errors_apart() {
-        assert_eq!(decode_client("{").unwrap_err().code, ErrorCode::BadJson);
-        assert_eq!(
-            decode_client("[1]").unwrap_err().code,
-            ErrorCode::InvalidFrame
-        );
-        let e = decode_client(r#"{"type":"fly","op":7}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.op),
-            (ErrorCode::UnknownType, Some(OperationId(7)))
-        );
-        let e = decode_client(r#"{"type":"kick","op":8}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.op),
-            (ErrorCode::InvalidFrame, Some(OperationId(8)))
-        );
-        let big = format!(
-            r#"{{"type":"leave","op":1,"pad":"{}"}}"#,
-            "x".repeat(MAX_FRAME_LEN)
-        );
-        assert_eq!(
-            decode_client(&big).unwrap_err().code,
-            ErrorCode::FrameTooLarge
-        );
-    }
-
-    #[test]
-    fn frames_round_trip() {
-        let f =
-            decode_client(r#"{"type":"set_properties","op":3,"custom":{"topic":"q3","old":null}}"#)
-                .unwrap();
-        let ClientFrame::SetProperties { op, update } = &f else {
-            panic!("{f:?}")
-        };
-        assert_eq!(*op, OperationId(3));
-        assert_eq!(update.custom.get("old"), Some(&None));
-        assert_eq!(decode_client(&encode(&f)).unwrap(), f);
-        let e = ServerFrame::Error {
-            op: None,
-            code: ErrorCode::BadJson,
-            message: "x".into(),
-        };
-        assert_eq!(serde_json::from_str::<ServerFrame>(&encode(&e)).unwrap(), e);
-    }
-
-    #[test]
-    fn unknown_error_codes_decode() {
-        let f: ServerFrame =
-            serde_json::from_str(r#"{"type":"error","op":null,"code":"new_thing","message":""}"#)
-                .unwrap();
-        assert!(matches!(
-            f,
-            ServerFrame::Error {
-                code: ErrorCode::Unknown,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn the_tag_may_come_anywhere_and_only_once() {
-        let first = decode_client(r#"{"type":"kick","op":5,"user_id":"bob"}"#).unwrap();
-        let last = decode_client(r#"{"op":5,"user_id":"bob","type":"kick"}"#).unwrap();
-        let middle: ClientFrame =
-            serde_json::from_str(r#"{"op":5,"type":"kick","user_id":"bob","extra":[1,{"a":2}]}"#)
-                .unwrap();
-        assert_eq!(first, last);
-        assert_eq!(first, middle);
-        // Unknown fields are skipped either way; a flattened field still works with the tag later.
-        let update: ClientFrame =
-            serde_json::from_str(r#"{"op":2,"display_name":"Al","new":true,"type":"update"}"#)
-                .unwrap();
-        assert!(
-            matches!(&update, ClientFrame::Update { update, .. } if update.display_name.as_deref() == Some("Al")),
-            "{update:?}"
-        );
-        for text in [
-            r#"{"type":"leave","op":1,"type":"end"}"#,
-            r#"{"op":1,"type":"leave","type":"end"}"#,
-        ] {
-            let err = serde_json::from_str::<ClientFrame>(text).unwrap_err();
-            assert!(err.to_string().contains("duplicate field `type`"), "{err}");
-            // The server's decoder then reads it as JSON does: the last value counts.
-            assert_eq!(
-                decode_client(text).unwrap(),
-                ClientFrame::End { op: OperationId(1) }
-            );
-        }
-        for (text, says) in [
-            (r#"{"op":1}"#, "missing field `type`"),
-            (r#"{"type":"fly","op":1}"#, "unknown variant `fly`"),
-            (r#"{"op":1,"type":"fly"}"#, "unknown variant `fly`"),
-            (r#"{"type":"kick","op":1}"#, "missing field `user_id`"),
-            (r#"{"type":7}"#, ""),
-            (r#"[1]"#, "invalid type"),
-        ] {
-            let err = serde_json::from_str::<ClientFrame>(text).unwrap_err();
-            assert!(err.to_string().contains(says), "{text}: {err}");
-        }
-    }
-
-    #[test]
-    fn every_server_frame_decodes_as_it_was_encoded() {
-        let participant = Participant {
-            user_id: "bob".into(),
-            display_name: "Bob".into(),
-            role: Role::Guest,
-            audio: true,
-            video: false,
-            state: "{}".into(),
-        };
-        let frames = [
-            ServerFrame::Welcome {
-                version: 1,
-                user_id: "bob".into(),
-                session: 9,
-            },
-            ServerFrame::Joined {
-                op: OperationId(1),
-                room: "r".into(),
-                seq: 3,
-                participants: vec![participant.clone()],
-                properties: CallProperties::default(),
-                publications: vec![Publication::new("bob".into(), TrackSource::Camera)],
-            },
-            ServerFrame::Done {
-                op: OperationId(2),
-                seq: None,
-            },
-            ServerFrame::ParticipantJoined {
-                room: "r".into(),
-                seq: 4,
-                participant,
-            },
-            ServerFrame::Message {
-                room: "r".into(),
-                seq: Some(5),
-                from: "bob".into(),
-                scope: MessageScope::Group,
-                content_type: "text/plain".into(),
-                content: "a \"quoted\" line\nand é".into(),
-            },
-            ServerFrame::Goodbye {
-                reason: Reason::Timeout,
-            },
-        ];
-        for frame in frames {
-            let text = encode(&frame);
-            assert!(text.starts_with(r#"{"type":"#), "{text}");
-            assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
-            // Through a `Value` (another decoder, key order not kept) it reads the same.
-            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(serde_json::from_value::<ServerFrame>(value).unwrap(), frame);
-        }
-    }
-
-    #[test]
-    fn nesting_is_measured_outside_strings() {
-        assert!(nesting_below(r#"{"a":[[1]]}"#, 4));
-        assert!(!nesting_below(r#"{"a":[[[1]]]}"#, 4));
-        assert!(nesting_below(r#"{"a":"[[[[[[\"[[[["}"#, 2));
-        let deep = format!(
-            r#"{{"type":"leave","op":1,"x":{}{}}}"#,
-            "[".repeat(500),
-            "]".repeat(500)
-        );
-        assert_eq!(decode_client(&deep).unwrap_err().code, ErrorCode::BadJson);
-    }
-}
+mod tests;

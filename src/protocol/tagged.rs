@@ -133,5 +133,24 @@ macro_rules! tagged_frames {
                 d.deserialize_map(FrameVisitor)
             }
         }
+
+        impl $name {
+            /// Every frame's `type` name, as written on the wire (from the definition above, so
+            /// the decoder and this list cannot disagree).
+            pub fn type_names() -> &'static [String] {
+                static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+                    #[derive(serde::Serialize)]
+                    #[serde(rename_all = "snake_case")]
+                    enum Tag { $( $variant ),* }
+                    vec![$(
+                        match serde_json::to_value(Tag::$variant) {
+                            Ok(serde_json::Value::String(name)) => name,
+                            _ => unreachable!("a unit variant serializes as its name"),
+                        }
+                    ),*]
+                });
+                &NAMES
+            }
+        }
     };
 }

@@ -146,10 +146,10 @@ impl Hub {
         match input {
             Input::Frame { conn, frame } => {
                 let op = frame.op();
-                if let Err(Refusal { code, message }) = self.frame(conn, frame, &mut out) {
+                if let Err(refusal) = self.frame(conn, frame, &mut out) {
                     out.push(Output::Send {
                         to: conn,
-                        frame: ServerFrame::Error { op, code, message },
+                        frame: refusal.into_frame(op),
                     });
                 }
             }

@@ -15,7 +15,9 @@ use super::limits::TokenBucket;
 use super::{ConnEntry, Outgoing, State, encode, stopped};
 use crate::model::OperationId;
 use crate::model::Reason;
-use crate::protocol::{self, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, ServerFrame};
+use crate::protocol::{
+    self, ClientFrame, ErrorCode, FrameError, MAX_FRAME_LEN, Refusal, ServerFrame,
+};
 use crate::server::hub::{ConnId, Input};
 use crate::server::options::Limits;
 
@@ -225,11 +227,13 @@ fn read_frame(
 fn rate_limited(op: Option<OperationId>, bucket: &TokenBucket, limits: &Limits) -> FrameError {
     FrameError {
         op,
-        code: ErrorCode::RateLimited,
-        message: format!(
-            "over {} requests per second; retry in {} ms",
-            limits.requests_per_second,
-            bucket.retry_after().as_millis().max(1)
+        refusal: Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "over {} requests per second; retry in {} ms",
+                limits.requests_per_second,
+                bucket.retry_after().as_millis().max(1)
+            ),
         ),
     }
 }

@@ -1,0 +1,193 @@
+//! How the server says no: the error codes, and the one refusal shape.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::ServerFrame;
+use crate::model::OperationId;
+
+/// What went wrong with a request or frame; the `code` of an `error` frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    #[error("the frame is not valid JSON")]
+    BadJson,
+    /// The frame's `type` is not one this server knows.
+    #[error("unknown frame type")]
+    UnknownType,
+    /// A known frame with missing or mistyped fields.
+    #[error("the frame's fields are missing or of the wrong type")]
+    InvalidFrame,
+    /// A text frame over the size limit.
+    #[error("the frame is larger than the server accepts")]
+    FrameTooLarge,
+    /// A binary WebSocket frame (the protocol is text only).
+    #[error("binary frames are not part of the protocol")]
+    BinaryFrame,
+    /// `hello` named a protocol version this server does not speak.
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    /// A request before `hello`.
+    #[error("log in with hello first")]
+    NotLoggedIn,
+    /// A second `hello` on a logged-in connection.
+    #[error("already logged in")]
+    AlreadyLoggedIn,
+    /// A room request while not in a room.
+    #[error("not in a room")]
+    NotInRoom,
+    /// `join` while already in a room.
+    #[error("already in a room")]
+    AlreadyJoined,
+    /// The sender's role does not allow the request.
+    #[error("the sender's role does not allow this")]
+    PermissionDenied,
+    /// Message content over 4 KiB.
+    #[error("message content is larger than 4 KiB")]
+    MessageTooLarge,
+    /// The named user is not a member of the room.
+    #[error("no such participant in the room")]
+    NoSuchParticipant,
+    /// A parameter breaks a rule (id syntax, size limit, …); the message says which.
+    #[error("invalid parameter")]
+    InvalidParam,
+    /// Someone else already shares their screen.
+    #[error("someone else is sharing their screen")]
+    ScreenShareBusy,
+    /// The user is already a member of that room on another connection.
+    #[error("the user is already in this room on another connection")]
+    DuplicateUser,
+    /// The invitation does not exist (any more): answered, canceled or expired.
+    #[error("no such invitation (answered, canceled or expired)")]
+    NoSuchInvitation,
+    /// The invitation is someone else's to answer or cancel.
+    #[error("the invitation is not yours to answer or cancel")]
+    NotInvited,
+    /// The invited user is already a member of the room.
+    #[error("the user is already in the room")]
+    AlreadyInRoom,
+    /// The user already has an open invitation to this room.
+    #[error("the user already has an open invitation to this room")]
+    AlreadyInvited,
+    /// The client sends faster than it reads; the server closes the connection.
+    #[error("the client does not keep up with its events")]
+    SlowConsumer,
+    /// A server fault.
+    #[error("internal server error")]
+    Internal,
+    /// The access token is not a well-formed HS256 JWT with valid claims.
+    #[error("malformed access token")]
+    InvalidToken,
+    /// The access token's signature does not match (wrong secret, or tampered claims).
+    #[error("the access token's signature does not match")]
+    BadSignature,
+    /// The access token has expired.
+    #[error("the access token has expired")]
+    TokenExpired,
+    /// The access token is not valid yet.
+    #[error("the access token is not valid yet")]
+    TokenNotYetValid,
+    /// The access token's user id breaks the id rules.
+    #[error("the access token's user id breaks the id rules")]
+    InvalidUserId,
+    /// The access token does not allow this room.
+    #[error("the access token does not allow this room")]
+    WrongRoom,
+    /// The access token lacks the grant this request needs.
+    #[error("the access token lacks the grant for this")]
+    MissingGrant,
+    /// Too many requests on this connection; slow down and retry.
+    #[error("too many requests; slow down")]
+    RateLimited,
+    /// The room has as many members as the server allows.
+    #[error("the room is full")]
+    RoomFull,
+    /// The server has as many rooms as it allows.
+    #[error("the server has as many rooms as it allows")]
+    TooManyRooms,
+    /// The user has as many connections as the server allows.
+    #[error("too many connections for this user")]
+    TooManyConnections,
+    /// The media request failed (bad SDP, negotiation error); the message says why.
+    #[error("the media negotiation failed")]
+    MediaFailed,
+    /// The track is not published.
+    #[error("no such track")]
+    NoSuchTrack,
+    /// A publishing offer while the previous one is still being answered.
+    #[error("a media negotiation is in progress")]
+    NegotiationBusy,
+    /// A publishing offer with more media lines than the server takes.
+    #[error("the offer has too many media lines")]
+    TooManyTracks,
+    /// A sending media line whose track id (`a=msid`) is not a source name, or of the wrong kind.
+    #[error("the offer sends a track that is not a known source")]
+    UnknownSource,
+    /// A sending media line without the codec jrtc forwards (VP8 for video, Opus for audio).
+    #[error("the offer's codecs are not supported")]
+    UnsupportedCodec,
+    /// A `subscribe_answer` to an offer that is not waiting for one (stale or unknown number).
+    #[error("no such offer is waiting for an answer")]
+    NoSuchOffer,
+    /// A code this build does not know (sent by a newer peer).
+    #[serde(other)]
+    #[error("unknown error code")]
+    Unknown,
+}
+
+/// A refused request: the code and a human-readable detail. The one shape every refusal has
+/// (the token check, the decoder, the server core); it becomes an `error` frame carrying the
+/// request's op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// Details for humans.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this code and detail.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Refuses with this code and detail.
+pub(crate) fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::new(code, message))
+}
+
+impl Refusal {
+    /// The `error` frame answering request `op` with this refusal.
+    pub fn into_frame(self, op: Option<OperationId>) -> ServerFrame {
+        ServerFrame::Error {
+            op,
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
+/// A frame the server could not take: the refusal, and the request id if the frame had a
+/// readable one.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{}: {}", refusal.code, refusal.message)]
+pub struct FrameError {
+    /// The request id, if the frame had a readable one.
+    pub op: Option<OperationId>,
+    /// Why it was refused.
+    pub refusal: Refusal,
+}
+
+impl FrameError {
+    /// The `error` frame answering this.
+    pub fn into_frame(self) -> ServerFrame {
+        self.refusal.into_frame(self.op)
+    }
+}
