@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 
 use crate::auth::{Identity, verify};
-use crate::model::{
-    OperationId, Participant, PropertyUpdate, Reason, Role, RoomId, UserId, valid_id,
-};
-use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
+use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId, valid_id};
+use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
 mod invites;
 pub(crate) mod io;
 mod negotiation;
+mod requests;
 pub(crate) mod room;
 mod room_media;
 pub(crate) mod sdp;
@@ -32,7 +31,7 @@ impl Login {
     }
 
     /// Refuses a request whose grant the token lacks.
-    fn require(&self, granted: bool, what: &str) -> Result<(), Refusal> {
+    pub(super) fn require(&self, granted: bool, what: &str) -> Result<(), Refusal> {
         if granted {
             Ok(())
         } else {
@@ -203,203 +202,6 @@ impl Hub {
             self.rooms.remove(id);
         }
         result
-    }
-
-    fn frame(
-        &mut self,
-        conn: ConnId,
-        frame: ClientFrame,
-        out: &mut Vec<Output>,
-    ) -> Result<(), Refusal> {
-        if let ClientFrame::Hello { version, token } = frame {
-            return self.hello(conn, version, &token, out);
-        }
-        let Some(login) = self.logins.get(&conn) else {
-            return refuse(ErrorCode::NotLoggedIn, "send hello first");
-        };
-        let done = |op: OperationId, seq: Option<u64>| Output::Send {
-            to: conn,
-            frame: ServerFrame::Done { op, seq },
-        };
-        // Requests that do not need a room.
-        match frame {
-            ClientFrame::Join {
-                op,
-                room,
-                display_name,
-                audio,
-                video,
-                state,
-                auto_subscribe,
-            } => {
-                if let Some(current) = &login.room {
-                    return refuse(
-                        ErrorCode::AlreadyJoined,
-                        format!("already in room `{current}`"),
-                    );
-                }
-                login.may_enter(room.as_ref())?;
-                let participant = Participant {
-                    audio,
-                    video,
-                    state,
-                    ..login.participant(display_name)
-                };
-                return self.join(conn, op, room, participant, auto_subscribe, out);
-            }
-            ClientFrame::Invite {
-                op,
-                callees,
-                video,
-                extra,
-                timeout_ms,
-            } => return self.invite(conn, op, callees, video, extra, timeout_ms, out),
-            ClientFrame::CancelInvite { op, invitation } => {
-                self.cancel_invite(conn, invitation, out)?;
-                out.push(done(op, None));
-                return Ok(());
-            }
-            ClientFrame::AcceptInvite {
-                op,
-                invitation,
-                video,
-            } => return self.accept_invite(conn, op, invitation, video, out),
-            ClientFrame::RejectInvite {
-                op,
-                invitation,
-                reason,
-            } => {
-                self.reject_invite(conn, invitation, reason, out)?;
-                out.push(done(op, None));
-                return Ok(());
-            }
-            _ => {}
-        }
-        let Some(room_id) = login.room.clone() else {
-            return refuse(ErrorCode::NotInRoom, "join a room first");
-        };
-        let grants = login.identity.grants;
-        match &frame {
-            ClientFrame::End { .. } | ClientFrame::Kick { .. } | ClientFrame::SetRole { .. } => {
-                login.require(grants.moderate, "moderating (kick, end, roles)")?
-            }
-            ClientFrame::SendMessage { .. } => login.require(grants.message, "messages")?,
-            ClientFrame::PublishOffer { .. } => {
-                login.require(grants.publish, "publishing media")?
-            }
-            ClientFrame::SetProperties { update, .. } => {
-                let PropertyUpdate {
-                    screen_share,
-                    recording,
-                    custom,
-                } = update;
-                login.require(grants.publish || screen_share.is_none(), "screen sharing")?;
-                login.require(grants.record || recording.is_none(), "recording")?;
-                login.require(
-                    grants.set_properties || custom.is_empty(),
-                    "custom properties",
-                )?;
-            }
-            _ => {}
-        }
-        match frame {
-            ClientFrame::Leave { op } => {
-                self.leave_room(conn, Reason::Quit, out);
-                out.push(done(op, None));
-            }
-            ClientFrame::End { op } => {
-                let members = self.with_room(&room_id, |r, out| r.end(conn, out), out)?;
-                for member in members {
-                    self.set_room(member, None);
-                    self.caller_left(member, Reason::Over, true, out);
-                }
-                out.push(done(op, None));
-            }
-            ClientFrame::Kick { op, user_id } => {
-                let kicked = self.with_room(&room_id, |r, out| r.kick(conn, &user_id, out), out)?;
-                self.set_room(kicked, None);
-                self.caller_left(kicked, Reason::Kicked, true, out);
-                out.push(done(op, None));
-            }
-            ClientFrame::SetRole { op, user_id, role } => {
-                self.with_room(
-                    &room_id,
-                    |r, out| r.set_role(conn, &user_id, role, out),
-                    out,
-                )?;
-                out.push(done(op, None));
-            }
-            ClientFrame::Update { op, update } => {
-                self.with_room(&room_id, |r, out| r.update(conn, update, out), out)?;
-                out.push(done(op, None));
-            }
-            ClientFrame::SetProperties { op, update } => {
-                self.with_room(&room_id, |r, out| r.set_properties(conn, update, out), out)?;
-                out.push(done(op, None));
-            }
-            ClientFrame::SendMessage {
-                op,
-                to,
-                content_type,
-                content,
-            } => {
-                let seq = self.with_room(
-                    &room_id,
-                    |r, out| r.message(conn, to.as_ref(), content_type, content, out),
-                    out,
-                )?;
-                out.push(done(op, seq));
-            }
-            ClientFrame::PublishOffer { op, sdp, source } => self.with_room(
-                &room_id,
-                |r, out| r.publish_offer(conn, op, sdp, source, out),
-                out,
-            )?,
-            ClientFrame::SubscribeAnswer {
-                op,
-                negotiation,
-                sdp,
-            } => self.with_room(
-                &room_id,
-                |r, out| r.subscribe_answer(conn, op, negotiation, sdp, out),
-                out,
-            )?,
-            ClientFrame::IceCandidate {
-                connection,
-                candidate,
-            } => self.with_room(
-                &room_id,
-                |r, out| r.remote_candidate(conn, connection, candidate, out),
-                out,
-            )?,
-            ClientFrame::Subscribe { op, publication } => {
-                self.with_room(&room_id, |r, out| r.subscribe(conn, &publication, out), out)?;
-                out.push(done(op, None));
-            }
-            ClientFrame::Unsubscribe { op, publication } => {
-                self.with_room(
-                    &room_id,
-                    |r, out| r.unsubscribe(conn, &publication, out),
-                    out,
-                )?;
-                out.push(done(op, None));
-            }
-            ClientFrame::Mute { op, source, muted } => {
-                self.with_room(&room_id, |r, out| r.mute(conn, source, muted, out), out)?;
-                out.push(done(op, None));
-            }
-            ClientFrame::Unpublish { op, source } => {
-                self.with_room(&room_id, |r, out| r.unpublish(conn, source, out), out)?;
-                out.push(done(op, None));
-            }
-            ClientFrame::Hello { .. }
-            | ClientFrame::Join { .. }
-            | ClientFrame::Invite { .. }
-            | ClientFrame::CancelInvite { .. }
-            | ClientFrame::AcceptInvite { .. }
-            | ClientFrame::RejectInvite { .. } => unreachable!("handled above"),
-        }
-        Ok(())
     }
 
     /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).

@@ -1,0 +1,244 @@
+//! What each client frame asks of the core, one arm per frame (no frame falls through), sorted
+//! by what it needs: nothing (`hello`), a login (joining, invitations), or a room and perhaps a
+//! grant (moderation, properties, messages, media).
+
+use crate::auth::Grants;
+use crate::model::{OperationId, Participant, PropertyUpdate, Reason, RoomId};
+use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
+
+use super::io::{ConnId, Output, Refusal, refuse};
+use super::{Hub, Login};
+
+/// A token grant a request needs, and how a refusal names it.
+type Grant = (fn(&Grants) -> bool, &'static str);
+
+const MODERATE: Grant = (|g| g.moderate, "moderating (kick, end, roles)");
+const MESSAGE: Grant = (|g| g.message, "messages");
+const PUBLISH: Grant = (|g| g.publish, "publishing media");
+
+impl Hub {
+    /// Handles one decoded frame from `conn`.
+    pub(super) fn frame(
+        &mut self,
+        conn: ConnId,
+        frame: ClientFrame,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let done = |op: OperationId, seq: Option<u64>| Output::Send {
+            to: conn,
+            frame: ServerFrame::Done { op, seq },
+        };
+        match frame {
+            ClientFrame::Hello { version, token } => self.hello(conn, version, &token, out),
+
+            // A login is enough.
+            ClientFrame::Join {
+                op,
+                room,
+                display_name,
+                audio,
+                video,
+                state,
+                auto_subscribe,
+            } => {
+                let login = self.login(conn)?;
+                if let Some(current) = &login.room {
+                    return refuse(
+                        ErrorCode::AlreadyJoined,
+                        format!("already in room `{current}`"),
+                    );
+                }
+                login.may_enter(room.as_ref())?;
+                let participant = Participant {
+                    audio,
+                    video,
+                    state,
+                    ..login.participant(display_name)
+                };
+                self.join(conn, op, room, participant, auto_subscribe, out)
+            }
+            ClientFrame::Invite {
+                op,
+                callees,
+                video,
+                extra,
+                timeout_ms,
+            } => {
+                self.login(conn)?;
+                self.invite(conn, op, callees, video, extra, timeout_ms, out)
+            }
+            ClientFrame::CancelInvite { op, invitation } => {
+                self.login(conn)?;
+                self.cancel_invite(conn, invitation, out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::AcceptInvite {
+                op,
+                invitation,
+                video,
+            } => {
+                self.login(conn)?;
+                self.accept_invite(conn, op, invitation, video, out)
+            }
+            ClientFrame::RejectInvite {
+                op,
+                invitation,
+                reason,
+            } => {
+                self.login(conn)?;
+                self.reject_invite(conn, invitation, reason, out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+
+            // The room: membership, moderation, properties, messages.
+            ClientFrame::Leave { op } => {
+                self.room_of_member(conn, None)?;
+                self.leave_room(conn, Reason::Quit, out);
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::End { op } => {
+                let room = self.room_of_member(conn, Some(MODERATE))?;
+                let members = self.with_room(&room, |r, out| r.end(conn, out), out)?;
+                for member in members {
+                    self.set_room(member, None);
+                    self.caller_left(member, Reason::Over, true, out);
+                }
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::Kick { op, user_id } => {
+                let room = self.room_of_member(conn, Some(MODERATE))?;
+                let kicked = self.with_room(&room, |r, out| r.kick(conn, &user_id, out), out)?;
+                self.set_room(kicked, None);
+                self.caller_left(kicked, Reason::Kicked, true, out);
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::SetRole { op, user_id, role } => {
+                let room = self.room_of_member(conn, Some(MODERATE))?;
+                self.with_room(&room, |r, out| r.set_role(conn, &user_id, role, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::Update { op, update } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(&room, |r, out| r.update(conn, update, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::SetProperties { op, update } => {
+                let room = self.room_of_member(conn, None)?;
+                let login = self.login(conn)?;
+                let grants = login.identity.grants;
+                let PropertyUpdate {
+                    screen_share,
+                    recording,
+                    custom,
+                } = &update;
+                login.require(grants.publish || screen_share.is_none(), "screen sharing")?;
+                login.require(grants.record || recording.is_none(), "recording")?;
+                login.require(
+                    grants.set_properties || custom.is_empty(),
+                    "custom properties",
+                )?;
+                self.with_room(&room, |r, out| r.set_properties(conn, update, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::SendMessage {
+                op,
+                to,
+                content_type,
+                content,
+            } => {
+                let room = self.room_of_member(conn, Some(MESSAGE))?;
+                let seq = self.with_room(
+                    &room,
+                    |r, out| r.message(conn, to.as_ref(), content_type, content, out),
+                    out,
+                )?;
+                out.push(done(op, seq));
+                Ok(())
+            }
+
+            // Media: publishing, negotiating, receiving.
+            ClientFrame::PublishOffer { op, sdp, source } => {
+                let room = self.room_of_member(conn, Some(PUBLISH))?;
+                self.with_room(
+                    &room,
+                    |r, out| r.publish_offer(conn, op, sdp, source, out),
+                    out,
+                )
+            }
+            ClientFrame::Unpublish { op, source } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(&room, |r, out| r.unpublish(conn, source, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::Mute { op, source, muted } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(&room, |r, out| r.mute(conn, source, muted, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::SubscribeAnswer {
+                op,
+                negotiation,
+                sdp,
+            } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(
+                    &room,
+                    |r, out| r.subscribe_answer(conn, op, negotiation, sdp, out),
+                    out,
+                )
+            }
+            ClientFrame::IceCandidate {
+                connection,
+                candidate,
+            } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(
+                    &room,
+                    |r, out| r.remote_candidate(conn, connection, candidate, out),
+                    out,
+                )
+            }
+            ClientFrame::Subscribe { op, publication } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(&room, |r, out| r.subscribe(conn, &publication, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::Unsubscribe { op, publication } => {
+                let room = self.room_of_member(conn, None)?;
+                self.with_room(&room, |r, out| r.unsubscribe(conn, &publication, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+        }
+    }
+
+    /// `conn`'s login, or a refusal.
+    fn login(&self, conn: ConnId) -> Result<&Login, Refusal> {
+        self.logins
+            .get(&conn)
+            .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "send hello first"))
+    }
+
+    /// The room `conn` is in, checking `grant` if the request needs one.
+    fn room_of_member(&self, conn: ConnId, grant: Option<Grant>) -> Result<RoomId, Refusal> {
+        let login = self.login(conn)?;
+        let Some(room) = login.room.clone() else {
+            return refuse(ErrorCode::NotInRoom, "join a room first");
+        };
+        if let Some((granted, what)) = grant {
+            login.require(granted(&login.identity.grants), what)?;
+        }
+        Ok(room)
+    }
+}
