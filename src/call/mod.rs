@@ -3,36 +3,31 @@
 //! Data flows one way: socket → the sans-IO session core (`session.rs`) → events → subscribers.
 //! Requests go the other way through a bounded queue to the same task.
 
+mod driver;
 mod media;
 mod options;
 pub(crate) mod ring;
 pub(crate) mod session;
+mod shared;
 mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 pub use options::{CallError, CallOptions, Credentials, InviteOptions, JoinOptions};
 pub use stream::{EventStream, KindStream, Lagged};
 
-use crate::event::{CallEvent, MediaEvent, OpError, OperationKind, Outcome, RoomSnapshot};
+use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
 use crate::media::{LocalTrack, RemoteTrack};
 use crate::model::{
     Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
     ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
-use crate::protocol::{self, ClientFrame, PROTOCOL_VERSION, ServerFrame};
+use crate::protocol::{self, ClientFrame};
 use session::Session;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Outcomes nobody awaited yet, kept for a later [`Call::outcome`]; oldest forgotten first.
-const KEPT_OUTCOMES: usize = 256;
+use shared::{Shared, lock};
 
 /// A logged-in user's handle on the call system.
 ///
@@ -66,156 +61,6 @@ pub(crate) enum Command {
     Close,
 }
 
-type Waiter = oneshot::Sender<Result<Outcome, CallError>>;
-
-/// State shared by the handles and the connection task. Events are published under the same lock
-/// that guards the session, so a new subscriber's snapshot and its first event never overlap or
-/// leave a gap.
-struct Shared {
-    session: Session,
-    events: Option<ring::Sender<CallEvent>>,
-    waiters: HashMap<OperationId, Vec<Waiter>>,
-    kept: VecDeque<(OperationId, Result<Outcome, OpError>)>,
-    closed: Option<Reason>,
-    /// Remote tracks reaching this call, by publication id.
-    remote_tracks: HashMap<String, RemoteTrack>,
-    /// The media task's queue.
-    media_work: Option<mpsc::UnboundedSender<media::MediaWork>>,
-    /// Publishing offers waiting for the server's answer.
-    answers: HashMap<OperationId, oneshot::Sender<Result<String, OpError>>>,
-    /// The publication each open subscribe (`true`) or unsubscribe (`false`) request is about.
-    track_requests: HashMap<OperationId, (String, bool)>,
-    /// Remote tracks this call unsubscribed from; the server keeps them negotiated, so a later
-    /// subscribe resumes them.
-    paused_tracks: HashMap<String, RemoteTrack>,
-}
-
-impl Shared {
-    fn publish(&mut self, event: CallEvent) {
-        if let Some(tx) = &self.events {
-            // With no subscriber the event is dropped: events are not stored for later.
-            tx.send(event);
-        }
-    }
-
-    /// Hands an operation's outcome to whoever awaits it, and keeps it for later `outcome()`
-    /// calls (the last `KEPT_OUTCOMES` operations').
-    fn settle(&mut self, op: OperationId, outcome: Result<Outcome, OpError>) {
-        for w in self.waiters.remove(&op).into_iter().flatten() {
-            let _ = w.send(
-                outcome
-                    .clone()
-                    .map_err(|error| CallError::Refused { op, error }),
-            );
-        }
-        if self.kept.len() == KEPT_OUTCOMES {
-            self.kept.pop_front();
-        }
-        self.kept.push_back((op, outcome));
-    }
-
-    fn handle(&mut self, frame: ServerFrame) {
-        let handled = self.session.handle(frame);
-        for event in handled.events {
-            let unsubscribed = match &event {
-                CallEvent::Left { .. } => {
-                    // Out of the room: the server closed this call's peer connections.
-                    for (_, track) in self.remote_tracks.drain().chain(self.paused_tracks.drain()) {
-                        track.end();
-                    }
-                    self.media(media::MediaWork::Reset);
-                    None
-                }
-                CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => {
-                    if let Some(paused) = self.paused_tracks.remove(&publication.id) {
-                        paused.end();
-                    }
-                    self.remote_tracks.remove(&publication.id).map(|track| {
-                        track.end();
-                        publication.clone()
-                    })
-                }
-                _ => None,
-            };
-            self.publish(event);
-            if let Some(publication) = unsubscribed {
-                self.publish(CallEvent::Media(MediaEvent::Unsubscribed { publication }));
-            }
-        }
-        for (op, outcome) in handled.outcomes {
-            if let Some((id, subscribe)) = self.track_requests.remove(&op)
-                && outcome.is_ok()
-            {
-                self.track_request_done(id, subscribe);
-            }
-            if let Err(error) = &outcome
-                && let Some(answer) = self.answers.remove(&op)
-            {
-                let _ = answer.send(Err(error.clone()));
-            }
-            self.settle(op, outcome);
-        }
-        for signal in handled.media {
-            match signal {
-                session::MediaSignal::PublishAnswer { op, sdp } => {
-                    if let Some(answer) = self.answers.remove(&op) {
-                        let _ = answer.send(Ok(sdp));
-                    }
-                }
-                signal => self.media(media::MediaWork::Signal(signal)),
-            }
-        }
-    }
-
-    /// A subscribe or unsubscribe request succeeded: pause or resume the remote track.
-    fn track_request_done(&mut self, id: String, subscribe: bool) {
-        let (from, to) = if subscribe {
-            (&mut self.paused_tracks, &mut self.remote_tracks)
-        } else {
-            (&mut self.remote_tracks, &mut self.paused_tracks)
-        };
-        if let Some(track) = from.remove(&id) {
-            let publication = track.publication().clone();
-            to.insert(id, track);
-            self.publish(CallEvent::Media(if subscribe {
-                MediaEvent::Subscribed { publication }
-            } else {
-                MediaEvent::Unsubscribed { publication }
-            }));
-        }
-    }
-
-    fn media(&self, work: media::MediaWork) {
-        if let Some(tx) = &self.media_work {
-            let _ = tx.send(work);
-        }
-    }
-
-    fn finish(&mut self, reason: Reason) {
-        if self.closed.is_some() {
-            return;
-        }
-        if let Some(left) = self.session.closed(reason) {
-            self.publish(left);
-        }
-        self.closed = Some(reason);
-        for (_, waiters) in self.waiters.drain() {
-            for w in waiters {
-                let _ = w.send(Err(CallError::Closed { reason }));
-            }
-        }
-        self.publish(CallEvent::Closed { reason });
-        // Dropping the sender ends every stream once it has read `Closed`; dropping the media
-        // queue ends the media task, which closes the peer connections.
-        self.events = None;
-        self.media_work = None;
-        self.answers.clear();
-        for (_, track) in self.remote_tracks.drain().chain(self.paused_tracks.drain()) {
-            track.end();
-        }
-    }
-}
-
 impl Call {
     /// Connects to a jrtc server (`ws://host:port`) and logs in with an access token.
     pub async fn connect(
@@ -234,9 +79,10 @@ impl Call {
     ) -> Result<Call, CallError> {
         options.validate()?;
         let credentials = credentials.into();
-        let (ws, user_id) = tokio::time::timeout(options.connect_timeout, login(url, &credentials))
-            .await
-            .map_err(|_| CallError::Timeout)??;
+        let (ws, user_id) =
+            tokio::time::timeout(options.connect_timeout, driver::login(url, &credentials))
+                .await
+                .map_err(|_| CallError::Timeout)??;
         let (events, _) = ring::channel(options.event_capacity);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let media_tx_weak = media_tx.downgrade();
@@ -271,7 +117,7 @@ impl Call {
             commands.downgrade(),
             media_rx,
         ));
-        tokio::spawn(run(ws, shared.clone(), rx, done_tx, options));
+        tokio::spawn(driver::run(ws, shared.clone(), rx, done_tx, options));
         Ok(Call {
             inner: Arc::new(Inner {
                 user_id,
@@ -800,123 +646,6 @@ fn default_media_bind(url: &str) -> std::net::SocketAddr {
     } else {
         std::net::SocketAddr::from(([0, 0, 0, 0], 0))
     }
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panic while holding the lock cannot leave `Shared` half-updated in a way that matters
-    // more than losing the call, so keep going with what is there.
-    shared.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The WebSocket read buffer of a call's connection, in bytes.
-const READ_BUFFER: usize = 8 * 1024;
-
-/// Opens the WebSocket and logs in: `hello` → `welcome`, which names the user.
-async fn login(url: &str, credentials: &Credentials) -> Result<(Ws, UserId), CallError> {
-    let connect_err = |e: &dyn std::fmt::Display| CallError::Connect {
-        url: url.to_owned(),
-        message: e.to_string(),
-    };
-    // Small frames that wait for an answer: send each at once (no Nagle coalescing). A small
-    // read buffer: tungstenite zero-fills the free part of it before every read, and the default
-    // (128 KiB) made that a large share of receiving a frame; larger frames still fit (the buffer
-    // grows for them).
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .map_err(|e| connect_err(&e))?;
-    let hello = ClientFrame::Hello {
-        version: PROTOCOL_VERSION,
-        token: credentials.token.clone(),
-    };
-    ws.send(WsMessage::text(protocol::encode(&hello)))
-        .await
-        .map_err(|e| connect_err(&e))?;
-    loop {
-        let msg = ws
-            .next()
-            .await
-            .ok_or_else(|| connect_err(&"the server closed the connection"))?
-            .map_err(|e| connect_err(&e))?;
-        let WsMessage::Text(text) = msg else {
-            continue;
-        };
-        return match serde_json::from_str::<ServerFrame>(&text) {
-            Ok(ServerFrame::Welcome { user_id, .. }) => Ok((ws, user_id)),
-            Ok(ServerFrame::Error { code, message, .. }) => {
-                Err(CallError::Rejected(OpError { code, message }))
-            }
-            Ok(other) => Err(CallError::Protocol {
-                message: format!("expected welcome, got {other:?}"),
-            }),
-            Err(e) => Err(CallError::Protocol {
-                message: e.to_string(),
-            }),
-        };
-    }
-}
-
-/// The connection task: the only owner of the socket.
-async fn run(
-    mut ws: Ws,
-    shared: Arc<Mutex<Shared>>,
-    mut commands: mpsc::Receiver<Command>,
-    finished: watch::Sender<bool>,
-    options: CallOptions,
-) {
-    // A server that goes silent (a dead host, a cut link) is noticed: the call pings it, and
-    // gives up when nothing at all has come back for the idle timeout.
-    let mut keepalive = tokio::time::interval(options.keepalive);
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    keepalive.reset();
-    let mut last_heard = tokio::time::Instant::now();
-    let reason = loop {
-        tokio::select! {
-            _ = keepalive.tick() => {
-                if last_heard.elapsed() >= options.idle_timeout {
-                    break Reason::Network;
-                }
-                if ws.send(WsMessage::Ping(Default::default())).await.is_err() {
-                    break Reason::Network;
-                }
-            }
-            cmd = commands.recv() => match cmd {
-                Some(Command::Frame(text)) => {
-                    if ws.send(WsMessage::text(text)).await.is_err() {
-                        break Reason::Network;
-                    }
-                }
-                Some(Command::Close) | None => {
-                    let _ = ws.close(None).await;
-                    break Reason::Quit;
-                }
-            },
-            msg = ws.next() => match msg {
-                Some(Ok(WsMessage::Text(text))) => {
-                    last_heard = tokio::time::Instant::now();
-                    match serde_json::from_str::<ServerFrame>(&text) {
-                        Ok(frame) => {
-                            let goodbye = match &frame {
-                                ServerFrame::Goodbye { reason } => Some(*reason),
-                                _ => None,
-                            };
-                            lock(&shared).handle(frame);
-                            if let Some(reason) = goodbye {
-                                let _ = ws.close(None).await;
-                                break reason;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "unreadable frame from the server"),
-                    }
-                }
-                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break Reason::Network,
-                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
-            },
-        }
-    };
-    lock(&shared).finish(reason);
-    let _ = finished.send(true);
 }
 
 #[cfg(test)]
