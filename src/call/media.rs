@@ -280,7 +280,8 @@ pub(crate) async fn run(
                     let Some(shared) = shared.upgrade() else { break };
                     let mut shared = lock(&shared);
                     shared.remote_tracks.insert(publication.id.clone(), RemoteTrack::new(publication.clone(), track));
-                    shared.publish(CallEvent::Media(MediaEvent::Subscribed { publication }));
+                    let event = shared.session.tracks.arrived(publication);
+                    shared.publish(event);
                 }
                 Some(PeerEvent::Candidate(candidate)) => {
                     if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Subscribe, candidate }).await {

@@ -10,6 +10,7 @@ pub(crate) mod ring;
 pub(crate) mod session;
 mod shared;
 mod stream;
+mod tracks;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -95,8 +96,6 @@ impl Call {
             remote_tracks: HashMap::new(),
             media_work: Some(media_tx),
             answers: HashMap::new(),
-            track_requests: HashMap::new(),
-            paused_tracks: HashMap::new(),
         }));
         let (commands, rx) = mpsc::channel(256);
         let (done_tx, finished) = watch::channel(false);
@@ -518,7 +517,10 @@ impl Call {
                 }
             },
             |shared, op| {
-                shared.track_requests.insert(op, (id.to_owned(), subscribe));
+                shared
+                    .session
+                    .tracks
+                    .requested(op, id.to_owned(), subscribe);
             },
         )
         .await
@@ -527,12 +529,22 @@ impl Call {
     /// Another member's track reaching this call, by publication id (`"{user}/{source}"`); it
     /// is there from [`MediaEvent::Subscribed`] on.
     pub fn remote_track(&self, publication: &str) -> Option<RemoteTrack> {
-        self.shared().remote_tracks.get(publication).cloned()
+        let shared = self.shared();
+        if !shared.session.tracks.receiving(publication) {
+            return None;
+        }
+        shared.remote_tracks.get(publication).cloned()
     }
 
     /// Every remote track reaching this call now.
     pub fn remote_tracks(&self) -> Vec<RemoteTrack> {
-        self.shared().remote_tracks.values().cloned().collect()
+        let shared = self.shared();
+        shared
+            .session
+            .tracks
+            .received()
+            .filter_map(|id| shared.remote_tracks.get(id).cloned())
+            .collect()
     }
 
     /// Waits for the outcome of operation `op`: `Ok` with what it produced, or

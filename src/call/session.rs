@@ -11,6 +11,8 @@ use crate::event::{
 use crate::model::{Invitation, InvitationId, OperationId, Reason, RoomId, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
 
+use super::tracks::{TrackBook, TrackChanges};
+
 /// What one server frame produced.
 #[derive(Debug, Default)]
 pub(crate) struct Handled {
@@ -20,6 +22,8 @@ pub(crate) struct Handled {
     pub(crate) outcomes: Vec<(OperationId, Result<Outcome, OpError>)>,
     /// Media negotiation for the call's peer connections.
     pub(crate) media: Vec<MediaSignal>,
+    /// What happens to the call's remote track handles.
+    pub(crate) tracks: TrackChanges,
 }
 
 /// SDP from the server for the call's media.
@@ -56,6 +60,8 @@ pub(crate) struct Session {
     sent: BTreeMap<InvitationId, Invitation>,
     /// Room events that broke the sequence so far (always 0 with a correct server).
     seq_faults: u64,
+    /// The tracks reaching the call.
+    pub(crate) tracks: TrackBook,
 }
 
 impl Session {
@@ -68,6 +74,7 @@ impl Session {
             received: BTreeMap::new(),
             sent: BTreeMap::new(),
             seq_faults: 0,
+            tracks: TrackBook::default(),
         }
     }
 
@@ -137,6 +144,14 @@ impl Session {
 
     /// Takes one server frame; returns the events and outcomes it makes, in order.
     pub(crate) fn handle(&mut self, frame: ServerFrame) -> Handled {
+        let mut out = self.handle_frame(frame);
+        let (events, changes) = self.tracks.follow(std::mem::take(&mut out.events));
+        out.events = events;
+        out.tracks = changes;
+        out
+    }
+
+    fn handle_frame(&mut self, frame: ServerFrame) -> Handled {
         let mut out = Handled::default();
         match frame {
             ServerFrame::Welcome { .. } => {}
@@ -544,6 +559,9 @@ impl Session {
             },
         };
         out.events.push(event);
+        if let Some(event) = self.tracks.request_done(op, result.is_ok()) {
+            out.events.push(event);
+        }
         out.outcomes.push((op, result.map(|()| Outcome::Done)));
     }
 

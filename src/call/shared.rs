@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::session::{self, Session};
 use super::{CallError, media, ring};
-use crate::event::{CallEvent, MediaEvent, OpError, Outcome};
+use crate::event::{CallEvent, OpError, Outcome};
 use crate::media::RemoteTrack;
 use crate::model::{OperationId, Reason};
 use crate::protocol::ServerFrame;
@@ -29,17 +29,13 @@ pub(super) struct Shared {
     pub(super) waiters: HashMap<OperationId, Vec<Waiter>>,
     pub(super) kept: VecDeque<(OperationId, Result<Outcome, OpError>)>,
     pub(super) closed: Option<Reason>,
-    /// Remote tracks reaching this call, by publication id.
+    /// The handles of the remote tracks reaching this call (received or paused), by publication
+    /// id; which are received, and when each ends, is the session's (`Session::tracks`).
     pub(super) remote_tracks: HashMap<String, RemoteTrack>,
     /// The media task's queue.
     pub(super) media_work: Option<mpsc::UnboundedSender<media::MediaWork>>,
     /// Publishing offers waiting for the server's answer.
     pub(super) answers: HashMap<OperationId, oneshot::Sender<Result<String, OpError>>>,
-    /// The publication each open subscribe (`true`) or unsubscribe (`false`) request is about.
-    pub(super) track_requests: HashMap<OperationId, (String, bool)>,
-    /// Remote tracks this call unsubscribed from; the server keeps them negotiated, so a later
-    /// subscribe resumes them.
-    pub(super) paused_tracks: HashMap<String, RemoteTrack>,
 }
 
 impl Shared {
@@ -68,38 +64,19 @@ impl Shared {
 
     pub(super) fn handle(&mut self, frame: ServerFrame) {
         let handled = self.session.handle(frame);
-        for event in handled.events {
-            let unsubscribed = match &event {
-                CallEvent::Left { .. } => {
-                    // Out of the room: the server closed this call's peer connections.
-                    for (_, track) in self.remote_tracks.drain().chain(self.paused_tracks.drain()) {
-                        track.end();
-                    }
-                    self.media(media::MediaWork::Reset);
-                    None
-                }
-                CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => {
-                    if let Some(paused) = self.paused_tracks.remove(&publication.id) {
-                        paused.end();
-                    }
-                    self.remote_tracks.remove(&publication.id).map(|track| {
-                        track.end();
-                        publication.clone()
-                    })
-                }
-                _ => None,
-            };
-            self.publish(event);
-            if let Some(publication) = unsubscribed {
-                self.publish(CallEvent::Media(MediaEvent::Unsubscribed { publication }));
+        for id in &handled.tracks.ended {
+            if let Some(track) = self.remote_tracks.remove(id) {
+                track.end();
             }
         }
+        if handled.tracks.reset {
+            // Out of the room: the server closed this call's peer connections.
+            self.media(media::MediaWork::Reset);
+        }
+        for event in handled.events {
+            self.publish(event);
+        }
         for (op, outcome) in handled.outcomes {
-            if let Some((id, subscribe)) = self.track_requests.remove(&op)
-                && outcome.is_ok()
-            {
-                self.track_request_done(id, subscribe);
-            }
             if let Err(error) = &outcome
                 && let Some(answer) = self.answers.remove(&op)
             {
@@ -116,24 +93,6 @@ impl Shared {
                 }
                 signal => self.media(media::MediaWork::Signal(signal)),
             }
-        }
-    }
-
-    /// A subscribe or unsubscribe request succeeded: pause or resume the remote track.
-    fn track_request_done(&mut self, id: String, subscribe: bool) {
-        let (from, to) = if subscribe {
-            (&mut self.paused_tracks, &mut self.remote_tracks)
-        } else {
-            (&mut self.remote_tracks, &mut self.paused_tracks)
-        };
-        if let Some(track) = from.remove(&id) {
-            let publication = track.publication().clone();
-            to.insert(id, track);
-            self.publish(CallEvent::Media(if subscribe {
-                MediaEvent::Subscribed { publication }
-            } else {
-                MediaEvent::Unsubscribed { publication }
-            }));
         }
     }
 
@@ -162,7 +121,8 @@ impl Shared {
         self.events = None;
         self.media_work = None;
         self.answers.clear();
-        for (_, track) in self.remote_tracks.drain().chain(self.paused_tracks.drain()) {
+        self.session.tracks.close();
+        for (_, track) in self.remote_tracks.drain() {
             track.end();
         }
     }
