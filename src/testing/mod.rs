@@ -18,4 +18,5 @@ mod proptests;
 #[cfg(test)]
 mod scenarios;
 pub(crate) mod sim;
+mod sim_actions;
 mod sim_media;

@@ -5,7 +5,8 @@
 
 use proptest::prelude::*;
 
-use super::sim::{Action, DEVICES, ROOMS, USERS, World};
+use super::sim::World;
+use super::sim_actions::{Action, DEVICES, ROOMS, USERS};
 use crate::model::TrackSource;
 
 fn source() -> impl Strategy<Value = TrackSource> {

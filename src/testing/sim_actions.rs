@@ -1,0 +1,240 @@
+//! The simulator's actions: what a device (or time, or the network) can do in one step, and
+//! how the fuzzer's bytes name one.
+
+use crate::model::TrackSource;
+
+/// The user of each device: users 0 and 1 have two devices each.
+pub(crate) const DEVICES: [usize; 7] = [0, 0, 1, 1, 2, 3, 4];
+pub(crate) const USERS: usize = 5;
+pub(crate) const ROOMS: [&str; 2] = ["a", "b"];
+
+/// One step of a simulation.
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    Join {
+        dev: usize,
+        room: usize,
+    },
+    Leave {
+        dev: usize,
+    },
+    End {
+        dev: usize,
+    },
+    Kick {
+        dev: usize,
+        target: usize,
+    },
+    SetRole {
+        dev: usize,
+        target: usize,
+        host: bool,
+    },
+    Update {
+        dev: usize,
+        audio: bool,
+        state: u8,
+    },
+    SetCustom {
+        dev: usize,
+        key: u8,
+        value: Option<u8>,
+    },
+    Share {
+        dev: usize,
+        target: usize,
+        start: bool,
+    },
+    Record {
+        dev: usize,
+        on: bool,
+    },
+    Message {
+        dev: usize,
+        to: Option<usize>,
+    },
+    Invite {
+        dev: usize,
+        callees: Vec<usize>,
+        timeout_s: Option<u8>,
+    },
+    /// Answer (or cancel) the `pick`-th open invitation this device knows of.
+    Accept {
+        dev: usize,
+        pick: usize,
+    },
+    Reject {
+        dev: usize,
+        pick: usize,
+        busy: bool,
+    },
+    Cancel {
+        dev: usize,
+        pick: usize,
+    },
+    /// Answer an invitation by id, whoever it is for (wrong moves included).
+    AcceptAny {
+        dev: usize,
+        id: u64,
+    },
+    /// Time passes.
+    Wait {
+        seconds: u8,
+    },
+    /// The device's connection drops.
+    Disconnect {
+        dev: usize,
+    },
+    /// The device logs in (again).
+    Connect {
+        dev: usize,
+    },
+    /// The device offers to publish this source (its offer sends every source it published
+    /// in this room); the media model answers, and the track arrives.
+    Publish {
+        dev: usize,
+        source: TrackSource,
+    },
+    /// The device answers one of the server's offers it holds (the `pick`-th: not
+    /// necessarily the newest), or loses it.
+    Answer {
+        dev: usize,
+        pick: usize,
+        lose: bool,
+    },
+    /// One of the device's peer connections fails.
+    PeerFail {
+        dev: usize,
+        publishing: bool,
+    },
+    /// The device stops publishing.
+    Unpublish {
+        dev: usize,
+        source: TrackSource,
+    },
+    /// The device mutes or unmutes.
+    Mute {
+        dev: usize,
+        source: TrackSource,
+        muted: bool,
+    },
+    /// The device subscribes to (or unsubscribes from) another user's track.
+    Receive {
+        dev: usize,
+        user: usize,
+        source: TrackSource,
+        on: bool,
+    },
+}
+
+pub(crate) const SOURCES: [TrackSource; 3] = [
+    TrackSource::Microphone,
+    TrackSource::Camera,
+    TrackSource::Screen,
+];
+
+impl Action {
+    /// Reads one action from fuzzer bytes; `None` when the bytes run out.
+    pub(crate) fn decode(bytes: &mut &[u8]) -> Option<Action> {
+        let mut next = || -> Option<usize> {
+            let (first, rest) = bytes.split_first()?;
+            *bytes = rest;
+            Some(usize::from(*first))
+        };
+        let kind = next()?;
+        let dev = next()? % DEVICES.len();
+        let a = next()?;
+        let b = next()?;
+        let user = a % USERS;
+        Some(match kind % 24 {
+            0 => Action::Join {
+                dev,
+                room: a % ROOMS.len(),
+            },
+            1 => Action::Leave { dev },
+            2 => Action::End { dev },
+            3 => Action::Kick { dev, target: user },
+            4 => Action::SetRole {
+                dev,
+                target: user,
+                host: b % 2 == 0,
+            },
+            5 => Action::Update {
+                dev,
+                audio: a % 2 == 0,
+                state: (b % 3) as u8,
+            },
+            6 => Action::SetCustom {
+                dev,
+                key: (a % 3) as u8,
+                value: (b % 4 < 3).then_some((b % 3) as u8),
+            },
+            7 => Action::Share {
+                dev,
+                target: user,
+                start: b % 2 == 0,
+            },
+            8 => Action::Record {
+                dev,
+                on: a % 2 == 0,
+            },
+            9 => Action::Message {
+                dev,
+                to: (b % 2 == 0).then_some(user),
+            },
+            10 => Action::Invite {
+                dev,
+                callees: if b % 3 == 0 {
+                    vec![user, (user + 1) % USERS]
+                } else {
+                    vec![user]
+                },
+                timeout_s: (b % 2 == 0).then_some((b % 60) as u8 + 1),
+            },
+            11 => Action::Accept { dev, pick: a },
+            12 => Action::Reject {
+                dev,
+                pick: a,
+                busy: b % 2 == 0,
+            },
+            13 => Action::Cancel { dev, pick: a },
+            14 => Action::AcceptAny {
+                dev,
+                id: (a % 12) as u64,
+            },
+            15 => Action::Wait {
+                seconds: (a % 45) as u8,
+            },
+            16 => Action::Disconnect { dev },
+            17 => Action::Connect { dev },
+            18 => Action::Publish {
+                dev,
+                source: SOURCES[a % 3],
+            },
+            19 => Action::Unpublish {
+                dev,
+                source: SOURCES[a % 3],
+            },
+            20 => Action::Mute {
+                dev,
+                source: SOURCES[a % 3],
+                muted: b % 2 == 0,
+            },
+            21 => Action::Receive {
+                dev,
+                user,
+                source: SOURCES[b % 3],
+                on: b % 2 == 0,
+            },
+            22 => Action::Answer {
+                dev,
+                pick: a,
+                lose: b % 4 == 0,
+            },
+            _ => Action::PeerFail {
+                dev,
+                publishing: a % 2 == 0,
+            },
+        })
+    }
+}
