@@ -362,7 +362,7 @@ impl Call {
     /// Returns the operation's id at once; the negotiation with the server runs in the
     /// background, and its outcome is [`CallEvent::Completed`] (kind
     /// [`OperationKind::Publish`]) or [`Call::outcome`]. Once it succeeded, write RTP payloads
-    /// to [`Call::local_track`]; the room gets [`MediaEvent::Published`] when the first packets
+    /// to [`Call::local_track`]; the room gets [`MediaEvent::Published`](crate::MediaEvent::Published) when the first packets
     /// reach the server, and every other member then receives the track.
     ///
     /// Refusals are the op's outcome: `ScreenShareBusy` when someone else shares the screen,
@@ -459,7 +459,7 @@ impl Call {
         shared.settle(op, result.map(|()| Outcome::Done));
     }
 
-    /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`].
+    /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`](crate::MediaEvent::Unpublished).
     pub async fn unpublish(&self, source: TrackSource) -> Result<OperationId, CallError> {
         self.inner.media.unpublish(source);
         self.request(OperationKind::Unpublish, |op| ClientFrame::Unpublish {
@@ -470,7 +470,7 @@ impl Call {
     }
 
     /// Mutes or unmutes a published track: a muted track sends nothing, and everyone gets
-    /// [`MediaEvent::Muted`] / [`MediaEvent::Unmuted`] (the audio or video flag follows).
+    /// [`MediaEvent::Muted`](crate::MediaEvent::Muted) / [`MediaEvent::Unmuted`](crate::MediaEvent::Unmuted) (the audio or video flag follows).
     pub async fn set_muted(
         &self,
         track: &LocalTrack,
@@ -487,13 +487,13 @@ impl Call {
     }
 
     /// Starts receiving publication `id` (`"{user}/{source}"`), for a call that joined with
-    /// [`JoinOptions::auto_subscribe`] off or unsubscribed earlier; [`MediaEvent::Subscribed`]
+    /// [`JoinOptions::auto_subscribe`] off or unsubscribed earlier; [`MediaEvent::Subscribed`](crate::MediaEvent::Subscribed)
     /// follows when the track arrives.
     pub async fn subscribe_track(&self, id: &str) -> Result<OperationId, CallError> {
         self.track_request(id, true).await
     }
 
-    /// Stops receiving publication `id`; [`MediaEvent::Unsubscribed`] follows. The track stays
+    /// Stops receiving publication `id`; [`MediaEvent::Unsubscribed`](crate::MediaEvent::Unsubscribed) follows. The track stays
     /// negotiated, so subscribing again resumes it at once.
     pub async fn unsubscribe_track(&self, id: &str) -> Result<OperationId, CallError> {
         self.track_request(id, false).await
@@ -527,7 +527,7 @@ impl Call {
     }
 
     /// Another member's track reaching this call, by publication id (`"{user}/{source}"`); it
-    /// is there from [`MediaEvent::Subscribed`] on.
+    /// is there from [`MediaEvent::Subscribed`](crate::MediaEvent::Subscribed) on.
     pub fn remote_track(&self, publication: &str) -> Option<RemoteTrack> {
         let shared = self.shared();
         if !shared.session.tracks.receiving(publication) {
