@@ -33,6 +33,8 @@ pub(crate) enum MediaWork {
     LocalCandidate(IceCandidate),
     /// The call left its room: its peer connections are over.
     Reset,
+    /// The publishing connection failed (the server ends its publications too).
+    PublisherFailed,
 }
 
 /// The call's peer connections.
@@ -103,9 +105,15 @@ impl ClientMedia {
             let work = self.work.clone();
             tokio::spawn(async move {
                 while let Some(event) = events.recv().await {
-                    if let PeerEvent::Candidate(candidate) = event {
-                        let Some(work) = work.upgrade() else { break };
-                        let _ = work.send(MediaWork::LocalCandidate(candidate));
+                    let Some(work) = work.upgrade() else { break };
+                    match event {
+                        PeerEvent::Candidate(candidate) => {
+                            let _ = work.send(MediaWork::LocalCandidate(candidate));
+                        }
+                        PeerEvent::Failed => {
+                            let _ = work.send(MediaWork::PublisherFailed);
+                        }
+                        PeerEvent::Track(_) => {}
                     }
                 }
             });
@@ -173,11 +181,15 @@ impl ClientMedia {
         }
     }
 
+    /// Closes the publishing connection and ends its tracks. The connection's lock is taken
+    /// first, so a publish in progress finishes (or fails) before the tracks are cleared, and
+    /// none is left published on a closed connection.
     async fn reset(&self) {
+        let mut publisher = self.publisher.lock().await;
         for (_, (track, _)) in lock_plain(&self.local).drain() {
             track.end();
         }
-        if let Some(peer) = self.publisher.lock().await.take() {
+        if let Some(peer) = publisher.take() {
             peer.close().await;
         }
     }
@@ -263,6 +275,15 @@ pub(crate) async fn run(
                         tracing::debug!(error = %e, "a bad ICE candidate from the server");
                     }
                 }
+                Some(MediaWork::PublisherFailed) => {
+                    media.reset().await;
+                    let Some(shared) = shared.upgrade() else { break };
+                    lock(&shared).publish(CallEvent::Media(MediaEvent::Failed {
+                        connection: MediaConnection::Publish,
+                        publication: None,
+                        message: "the publishing peer connection failed; publish again".into(),
+                    }));
+                }
                 Some(MediaWork::LocalCandidate(candidate)) => {
                     if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Publish, candidate }).await {
                         break;
@@ -289,6 +310,10 @@ pub(crate) async fn run(
                     }
                 }
                 Some(PeerEvent::Failed) => {
+                    // The server closes its side too; its next offer gets a new connection.
+                    if let Some((peer, _)) = subscriber.take() {
+                        peer.close().await;
+                    }
                     let Some(shared) = shared.upgrade() else { break };
                     lock(&shared).publish(CallEvent::Media(MediaEvent::Failed {
                         connection: MediaConnection::Subscribe,

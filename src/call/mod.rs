@@ -440,8 +440,8 @@ impl Call {
         shared.answers.remove(&op);
         let result = match result {
             Ok(_) => Ok(()),
-            // The server refused: the session finished the op already.
-            Err(CallError::Refused { .. }) => return,
+            // A refusal: the session finished the op already when the server sent it.
+            Err(CallError::Refused { error, .. }) => Err(error),
             Err(e) => Err(OpError {
                 code: crate::protocol::ErrorCode::MediaFailed,
                 message: e.to_string(),

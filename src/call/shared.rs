@@ -70,7 +70,8 @@ impl Shared {
             }
         }
         if handled.tracks.reset {
-            // Out of the room: the server closed this call's peer connections.
+            // Out of the room: the server closed this call's peer connections (and answers a
+            // publish that was still open with an error, which ends its wait).
             self.media(media::MediaWork::Reset);
         }
         for event in handled.events {

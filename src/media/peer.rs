@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -107,7 +109,7 @@ impl Peer {
         settings: &PeerSettings,
     ) -> Result<(Peer, mpsc::UnboundedReceiver<PeerEvent>), MediaError> {
         let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
+        register_codecs(&mut media)?;
         // Key-frame requests reach the tracks (the SFU relays them; a publisher answers them).
         let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
             rtc::interceptor::Slot::from(super::keyframes::SLOT),
@@ -223,6 +225,55 @@ impl Peer {
     pub(crate) async fn close(&self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// Registers the only codecs jrtc carries: Opus (111) and VP8 (96, with its retransmissions on
+/// 97). A peer offering others gets answers without them, never a line jrtc cannot forward
+/// (the crate's defaults would also accept H264 and VP9, and a Safari-style offer listing
+/// H264 first would be answered with it).
+fn register_codecs(media: &mut MediaEngine) -> Result<(), MediaError> {
+    use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodecParameters, RtpCodecKind};
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    let video_feedback = vec![
+        feedback("goog-remb", ""),
+        feedback("ccm", "fir"),
+        feedback("nack", ""),
+        feedback("nack", "pli"),
+    ];
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec_for(MediaKind::Audio),
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                rtcp_feedback: video_feedback,
+                ..codec_for(MediaKind::Video)
+            },
+            payload_type: 96,
+        },
+        RtpCodecKind::Video,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: "apt=96".to_owned(),
+                rtcp_feedback: Vec::new(),
+            },
+            payload_type: 97,
+        },
+        RtpCodecKind::Video,
+    )?;
+    Ok(())
 }
 
 /// The codec jrtc sends for a kind of media: Opus for audio, VP8 for video.

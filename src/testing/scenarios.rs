@@ -479,3 +479,68 @@ fn each_rooms_legs_copy_that_rooms_publication() {
         "and never room a's"
     );
 }
+
+#[test]
+fn an_open_negotiation_is_answered_when_its_member_leaves() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    h.join(alice, "r");
+    let op = h.op();
+    let sdp = super::sim_media::publish_offer(&[TrackSource::Camera].into_iter().collect());
+    h.frame(
+        alice,
+        ClientFrame::PublishOffer {
+            op,
+            sdp,
+            source: Some(TrackSource::Camera),
+        },
+    );
+    let key = h.key(alice);
+    let leave = h.op();
+    let out = h.frame(alice, ClientFrame::Leave { op: leave });
+    assert_eq!(
+        frames_to(&out, alice),
+        [
+            ServerFrame::Error {
+                op: Some(op),
+                code: ErrorCode::NotInRoom,
+                message: "left the room before the media negotiation finished".into(),
+            },
+            ServerFrame::Done {
+                op: leave,
+                seq: None
+            },
+        ]
+    );
+    assert_eq!(actions_for(&out, &key), [MediaAction::Teardown]);
+}
+
+#[test]
+fn an_offer_the_shell_could_not_make_is_asked_for_again() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    h.publish(alice, TrackSource::Camera);
+    let bob_key = h.key(bob);
+    let out = h.report(
+        bob_key.clone(),
+        MediaFact::OfferReady {
+            negotiation: 1,
+            result: Err("no peer connection".into()),
+        },
+    );
+    assert!(matches!(
+        &frames_to(&out, bob)[..],
+        [ServerFrame::MediaFailed {
+            connection: MediaConnection::Subscribe,
+            ..
+        }]
+    ));
+    assert_eq!(
+        actions_for(&out, &bob_key),
+        [MediaAction::CreateOffer { negotiation: 2 }],
+        "the leg is offered again"
+    );
+}

@@ -214,7 +214,9 @@ pub(crate) fn publish_offer(sources: &BTreeSet<TrackSource>) -> String {
 fn offer_of<'a>(legs: impl Iterator<Item = &'a str>) -> String {
     let mut sdp = session_head();
     for (mid, id) in legs.enumerate() {
-        let kind = if id.ends_with("/microphone") {
+        // Track ids are `<publication id>#<n>`.
+        let publication = id.rsplit_once('#').map_or(id, |(p, _)| p);
+        let kind = if publication.ends_with("/microphone") {
             MediaKind::Audio
         } else {
             MediaKind::Video

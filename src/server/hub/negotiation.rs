@@ -19,6 +19,9 @@ use super::sdp::Description;
 /// also opens a data channel or keeps stopped lines. Bounds what one offer costs the server.
 pub(crate) const MAX_MEDIA_LINES: usize = 8;
 
+/// How many times in a row the core asks again for an offer the shell failed to make.
+const OFFER_RETRIES: u32 = 3;
+
 /// The codec jrtc forwards for a kind of media.
 pub(crate) fn codec_name(kind: MediaKind) -> &'static str {
     match kind {
@@ -30,10 +33,13 @@ pub(crate) fn codec_name(kind: MediaKind) -> &'static str {
 /// The publishing connection: what the member sends, and what it asked to publish.
 #[derive(Debug, Default)]
 pub(crate) struct Publishing {
-    /// The offer being answered, and the sources it asked to publish.
-    open: Option<(OperationId, Vec<TrackSource>)>,
-    /// Sources the member's connection sends, by its last offer.
+    /// The offer being answered: its op, the sources it asks to publish, the sources it sends.
+    open: Option<(OperationId, PublishRequest)>,
+    /// Sources the member's connection sends, by its last answered offer.
     sending: BTreeSet<TrackSource>,
+    /// Sources the member unpublished and has not named again: an offer without `source`
+    /// leaves them out.
+    withdrawn: BTreeSet<TrackSource>,
     /// Tracks that reached the server.
     arrived: BTreeSet<TrackSource>,
     /// Sources the member asked to publish and has not unpublished since.
@@ -47,6 +53,8 @@ pub(crate) struct Publishing {
 pub(crate) struct PublishRequest {
     /// The sources it adds.
     pub sources: Vec<TrackSource>,
+    /// The sources the offer sends.
+    sending: BTreeSet<TrackSource>,
 }
 
 impl Publishing {
@@ -125,21 +133,20 @@ impl Publishing {
             None => sending
                 .iter()
                 .copied()
-                .filter(|s| !self.wanted.contains(s) && !self.sending.contains(s))
+                .filter(|s| !self.wanted.contains(s) && !self.withdrawn.contains(s))
                 .collect(),
         };
-        Ok(PublishRequest { sources })
+        Ok(PublishRequest { sources, sending })
     }
 
-    /// The offer was checked and goes to the shell (`sdp` is the member's offer).
-    pub(crate) fn offer_sent(&mut self, op: OperationId, sdp: &str, request: PublishRequest) {
-        self.sending = Description::parse(sdp)
-            .media
-            .iter()
-            .filter(|l| !l.rejected && l.direction.sends())
-            .filter_map(|l| TrackSource::from_track_id(l.track_id.as_deref()?))
-            .collect();
-        self.open = Some((op, request.sources));
+    /// The offer was checked and goes to the shell.
+    pub(crate) fn offer_sent(&mut self, op: OperationId, request: PublishRequest) {
+        self.open = Some((op, request));
+    }
+
+    /// The op of the offer being answered, if one is.
+    pub(crate) fn open_op(&self) -> Option<OperationId> {
+        self.open.as_ref().map(|(op, _)| *op)
     }
 
     /// The shell answered (or failed to). Returns the sources now ready to be published: asked
@@ -149,19 +156,21 @@ impl Publishing {
         op: OperationId,
         result: &Result<String, String>,
     ) -> Option<Vec<TrackSource>> {
-        let (open, sources) = self.open.take()?;
+        let (open, request) = self.open.take()?;
         if open != op {
-            self.open = Some((open, sources));
+            self.open = Some((open, request));
             return None;
         }
-        match result {
-            Ok(sdp) => {
-                self.answer = Description::parse(sdp);
-                self.wanted.extend(sources);
-                Some(self.ready())
+        if let Ok(sdp) = result {
+            self.answer = Description::parse(sdp);
+            self.sending = request.sending;
+            for source in request.sources {
+                self.withdrawn.remove(&source);
+                self.wanted.insert(source);
             }
-            Err(_) => Some(Vec::new()),
         }
+        // A failed offer changes nothing, but a track that arrived meanwhile may be ready.
+        Some(self.ready())
     }
 
     /// A track reached the server. Returns whether it is to be published now.
@@ -182,6 +191,7 @@ impl Publishing {
     /// The member unpublished `source` (its track may stay on the connection, silent).
     pub(crate) fn unpublished(&mut self, source: TrackSource) {
         self.wanted.remove(&source);
+        self.withdrawn.insert(source);
     }
 
     /// The publishing connection failed: nothing it carried is published any more.
@@ -223,10 +233,11 @@ enum OfferState {
     Making,
     /// Sent to the member; waiting for the answer.
     Sent,
-    /// The answer is being applied; these legs start with these payload types once it is.
+    /// The answer is being applied; these legs (publication id, track id) start with these
+    /// payload types once it is.
     Applying {
         op: OperationId,
-        legs: Vec<(String, u8)>,
+        legs: Vec<(String, String, u8)>,
     },
 }
 
@@ -240,6 +251,8 @@ pub(crate) struct Receiving {
     dirty: bool,
     /// Legs added so far (numbers their track ids).
     added: u64,
+    /// Offers the shell failed to make in a row (retried up to [`OFFER_RETRIES`] times).
+    failures: u32,
     /// By publication id.
     legs: BTreeMap<String, Leg>,
     /// The last offer sent (maps legs to media lines; its candidates are not sent again).
@@ -335,6 +348,7 @@ impl Receiving {
         }
         match result {
             Ok(sdp) => {
+                self.failures = 0;
                 self.offer = Description::parse(&sdp);
                 self.open = Some(OfferState::Sent);
                 out.push(Output::Send {
@@ -344,6 +358,9 @@ impl Receiving {
             }
             Err(message) => {
                 self.open = None;
+                // Its legs are still to be offered: ask again with the next input, a few times.
+                self.failures += 1;
+                self.dirty = self.failures <= OFFER_RETRIES;
                 out.push(media_failed(
                     conn,
                     MediaConnection::Subscribe,
@@ -386,7 +403,7 @@ impl Receiving {
                 .filter(|l| !l.rejected)
                 .and_then(|l| l.payload_type_of(codec_name(leg.kind)));
             if let Some(payload_type) = payload_type {
-                legs.push((id.clone(), payload_type));
+                legs.push((id.clone(), leg.track_id.clone(), payload_type));
             }
         }
         self.open = Some(OfferState::Applying { op, legs });
@@ -428,8 +445,10 @@ impl Receiving {
                     frame: ServerFrame::Done { op, seq: None },
                 });
                 let mut start = Vec::new();
-                for (id, payload_type) in legs {
-                    let Some(leg) = self.legs.get_mut(&id) else {
+                for (id, track_id, payload_type) in legs {
+                    // A leg removed and added again meanwhile is not the one answered.
+                    let Some(leg) = self.legs.get_mut(&id).filter(|l| l.track_id == track_id)
+                    else {
                         continue;
                     };
                     if leg.payload_type.replace(payload_type) != Some(payload_type) {
@@ -468,14 +487,25 @@ impl Receiving {
         self.offer.first_mid()
     }
 
-    /// The receiving connection failed: its legs are gone, offers start over.
-    pub(crate) fn failed(&mut self) {
+    /// The op of the answer being applied, if one is.
+    pub(crate) fn open_op(&self) -> Option<OperationId> {
+        match &self.open {
+            Some(OfferState::Applying { op, .. }) => Some(*op),
+            _ => None,
+        }
+    }
+
+    /// The receiving connection failed: its legs are gone, offers start over. Returns the op
+    /// of an answer that was being applied (it will not be).
+    pub(crate) fn failed(&mut self) -> Option<OperationId> {
+        let open = self.open_op();
         let (number, added) = (self.number, self.added);
         *self = Receiving {
             number,
             added,
             ..Receiving::default()
         };
+        open
     }
 }
 

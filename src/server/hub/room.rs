@@ -212,7 +212,7 @@ impl Room {
             reason,
         };
         self.broadcast(self.conns(), frame, out);
-        self.drop_media(conn, member.key.media, out);
+        self.drop_media(&member, out);
         self.after_departure(&member.participant.user_id, out);
     }
 
@@ -299,6 +299,7 @@ impl Room {
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
         for member in std::mem::take(&mut self.members) {
+            super::room_media::abandon_negotiations(&member, out);
             out.push(super::negotiation::command(
                 &member.key,
                 super::io::MediaAction::Teardown,
@@ -335,7 +336,7 @@ impl Room {
         };
         self.broadcast(self.conns(), frame, out);
         let member = self.members.remove(i);
-        self.drop_media(member.conn, member.key.media, out);
+        self.drop_media(&member, out);
         self.after_departure(&member.participant.user_id, out);
         Ok(member.conn)
     }

@@ -12,7 +12,7 @@ use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 use super::io::{ConnId, MediaAction, MediaFact, MediaId, Output, Refusal, refuse};
 use super::negotiation::{command, media_failed};
-use super::room::Room;
+use super::room::{Member, Room};
 
 impl Room {
     /// `conn` offers to publish (`source`, or every new source its offer sends).
@@ -30,7 +30,7 @@ impl Room {
             self.check_screen_free(i)?;
         }
         let member = &mut self.members[i];
-        member.publishing.offer_sent(op, &sdp, request);
+        member.publishing.offer_sent(op, request);
         let key = member.key.clone();
         out.push(command(&key, MediaAction::AnswerPublish { op, sdp }));
         Ok(())
@@ -224,7 +224,16 @@ impl Room {
                 out.push(command(&key, MediaAction::ClosePublishing));
             }
             MediaConnection::Subscribe => {
-                self.members[i].receiving.failed();
+                if let Some(op) = self.members[i].receiving.failed() {
+                    out.push(Output::Send {
+                        to: conn,
+                        frame: ServerFrame::Error {
+                            op: Some(op),
+                            code: ErrorCode::MediaFailed,
+                            message: "the receiving connection failed".into(),
+                        },
+                    });
+                }
                 self.subscriptions.retain(|(c, _)| *c != conn);
                 self.paused.retain(|(c, _)| *c != conn);
                 out.push(command(&key, MediaAction::CloseReceiving));
@@ -518,8 +527,10 @@ impl Room {
     }
 
     /// Ends everything of a member who left (its flags leave with it): its publications, what
-    /// it received, and its peer connections (`media` is its membership).
-    pub(super) fn drop_media(&mut self, conn: ConnId, media: MediaId, out: &mut Vec<Output>) {
+    /// it received, and its peer connections. A negotiation of its still open is answered.
+    pub(super) fn drop_media(&mut self, member: &Member, out: &mut Vec<Output>) {
+        let (conn, media) = (member.conn, member.key.media);
+        abandon_negotiations(member, out);
         self.subscriptions.retain(|(c, _)| *c != conn);
         self.paused.retain(|(c, _)| *c != conn);
         self.manual.remove(&conn);
@@ -568,6 +579,23 @@ impl Room {
         if !changes.is_empty() {
             self.emit_updated(i, changes, out);
         }
+    }
+}
+
+/// Answers the ops of a departing member's open negotiations: they will not finish.
+pub(super) fn abandon_negotiations(member: &Member, out: &mut Vec<Output>) {
+    for op in [member.publishing.open_op(), member.receiving.open_op()]
+        .into_iter()
+        .flatten()
+    {
+        out.push(Output::Send {
+            to: member.conn,
+            frame: ServerFrame::Error {
+                op: Some(op),
+                code: ErrorCode::NotInRoom,
+                message: "left the room before the media negotiation finished".into(),
+            },
+        });
     }
 }
 

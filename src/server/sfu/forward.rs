@@ -50,11 +50,31 @@ impl Forward {
         codec: RTCRtpCodec,
         remote: Arc<dyn TrackRemote>,
     ) -> (Self, JoinHandle<()>) {
+        Self::start_with_legs(room, codec, remote, Arc::new(Mutex::new(Vec::new())))
+    }
+
+    /// Starts forwarding `remote` to the legs of `old`, which it replaces (the publisher sent the
+    /// source again on a new track): its subscribers keep receiving without a new negotiation.
+    pub(crate) fn replace(old: &Forward, remote: Arc<dyn TrackRemote>) -> (Self, JoinHandle<()>) {
+        Self::start_with_legs(
+            old.room.clone(),
+            old.codec.clone(),
+            remote,
+            old.legs.clone(),
+        )
+    }
+
+    fn start_with_legs(
+        room: RoomId,
+        codec: RTCRtpCodec,
+        remote: Arc<dyn TrackRemote>,
+        legs: Arc<Mutex<Vec<Leg>>>,
+    ) -> (Self, JoinHandle<()>) {
         let forward = Forward {
             room,
             codec,
             remote,
-            legs: Arc::new(Mutex::new(Vec::new())),
+            legs,
         };
         let reader = tokio::spawn(read(forward.remote.clone(), forward.legs.clone()));
         (forward, reader)

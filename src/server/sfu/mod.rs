@@ -313,8 +313,19 @@ impl Actor {
             && let Some(ssrc) = track.ssrcs().await.first().copied()
             && let Some(codec) = track.codec(ssrc).await
         {
-            let (forward, reader) = Forward::start(self.key.room.clone(), codec, track);
-            lock(&self.shared.forwards).insert((self.key.media, source), forward);
+            let key = (self.key.media, source);
+            let mut forwards = lock(&self.shared.forwards);
+            // The same source again (a client that unpublished and published on a new track):
+            // the new track feeds the old one's legs, and the old reader stops.
+            let (forward, reader) = match forwards.get(&key) {
+                Some(old) => Forward::replace(old, track),
+                None => Forward::start(self.key.room.clone(), codec, track),
+            };
+            forwards.insert(key, forward);
+            drop(forwards);
+            if let Some(at) = self.published.iter().position(|(s, _)| *s == source) {
+                self.published.remove(at).1.abort();
+            }
             self.published.push((source, reader));
         }
         self.report(MediaFact::TrackArrived { track_id });
