@@ -241,33 +241,6 @@ fn yes() -> bool {
     true
 }
 
-impl ClientFrame {
-    /// The request id, for frames that carry one.
-    pub fn op(&self) -> Option<OperationId> {
-        match self {
-            ClientFrame::Hello { .. } | ClientFrame::IceCandidate { .. } => None,
-            ClientFrame::Join { op, .. }
-            | ClientFrame::Leave { op }
-            | ClientFrame::End { op }
-            | ClientFrame::Kick { op, .. }
-            | ClientFrame::SetRole { op, .. }
-            | ClientFrame::Update { op, .. }
-            | ClientFrame::SetProperties { op, .. }
-            | ClientFrame::SendMessage { op, .. }
-            | ClientFrame::Invite { op, .. }
-            | ClientFrame::CancelInvite { op, .. }
-            | ClientFrame::AcceptInvite { op, .. }
-            | ClientFrame::RejectInvite { op, .. }
-            | ClientFrame::PublishOffer { op, .. }
-            | ClientFrame::Unpublish { op, .. }
-            | ClientFrame::Mute { op, .. }
-            | ClientFrame::Subscribe { op, .. }
-            | ClientFrame::Unsubscribe { op, .. }
-            | ClientFrame::SubscribeAnswer { op, .. } => Some(*op),
-        }
-    }
-}
-
 tagged_frames! {
     /// A frame the server sends.
     #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -35,6 +35,34 @@ impl<'de> serde::Deserialize<'de> for FirstKey {
     }
 }
 
+/// A frame field that may be a request id: `op` fields are `OperationId` (requests and their
+/// answers) or `Option<OperationId>` (an `error`, whose op may be unreadable).
+pub(crate) trait OpField {
+    fn op(&self) -> Option<crate::model::OperationId>;
+}
+
+impl OpField for crate::model::OperationId {
+    fn op(&self) -> Option<crate::model::OperationId> {
+        Some(*self)
+    }
+}
+
+impl OpField for Option<crate::model::OperationId> {
+    fn op(&self) -> Option<crate::model::OperationId> {
+        *self
+    }
+}
+
+/// Within `tagged_frames!`: takes field `$f` as the frame's op when its name is `op`.
+macro_rules! op_field {
+    ($acc:ident, op, $f:ident) => {
+        $acc = $crate::protocol::tagged::OpField::op($f);
+    };
+    ($acc:ident, $other:ident, $f:ident) => {
+        let _ = $f;
+    };
+}
+
 /// Defines a frame enum (see the module docs) and its tag-first `Deserialize`.
 macro_rules! tagged_frames {
     (
@@ -135,6 +163,22 @@ macro_rules! tagged_frames {
         }
 
         impl $name {
+            /// The request id, for frames that carry one (a field named `op`; from the
+            /// definition above, so no frame can be left out).
+            #[allow(dead_code)]
+            pub fn op(&self) -> Option<$crate::model::OperationId> {
+                match self {
+                    $(
+                        $name::$variant { $( $field ),* } => {
+                            #[allow(unused_mut, unused_assignments)]
+                            let mut op = None;
+                            $( op_field!(op, $field, $field); )*
+                            op
+                        }
+                    ),*
+                }
+            }
+
             /// Every frame's `type` name, as written on the wire (from the definition above, so
             /// the decoder and this list cannot disagree). The decoder reads the client's; the
             /// docs test reads both.

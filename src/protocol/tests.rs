@@ -172,7 +172,35 @@ fn every_server_frame_decodes_as_it_was_encoded() {
         assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
         // Through a `Value` (another decoder, key order not kept) it reads the same.
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // The generated op accessor reads the frame's `op` field, whatever its type.
+        assert_eq!(
+            frame.op().map(|op| op.0),
+            value.get("op").and_then(|op| op.as_u64()),
+            "{text}"
+        );
         assert_eq!(serde_json::from_value::<ServerFrame>(value).unwrap(), frame);
+    }
+}
+
+#[test]
+fn the_op_of_every_client_frame_is_its_op_field() {
+    let frames = [
+        r#"{"type":"hello","version":1,"token":"t"}"#,
+        r#"{"type":"join","op":1,"room":"r"}"#,
+        r#"{"type":"leave","op":2}"#,
+        r#"{"type":"publish_offer","op":3,"sdp":"v=0","source":"camera"}"#,
+        r#"{"type":"subscribe_answer","op":4,"negotiation":1,"sdp":"v=0"}"#,
+        r#"{"type":"ice_candidate","connection":"publish","candidate":{"candidate":"c"}}"#,
+        r#"{"type":"unsubscribe","op":5,"publication":"a/camera"}"#,
+    ];
+    for text in frames {
+        let frame = decode_client(text).unwrap();
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            frame.op().map(|op| op.0),
+            value.get("op").and_then(|op| op.as_u64()),
+            "{text}"
+        );
     }
 }
 
