@@ -107,6 +107,14 @@ pub(crate) enum Action {
         dev: usize,
         publishing: bool,
     },
+    /// The media shell becomes slow (its commands wait), or catches up with all of them.
+    Stall {
+        on: bool,
+    },
+    /// The slow media shell carries out one waiting command (requests and reports then cross).
+    Release {
+        pick: usize,
+    },
     /// The device stops publishing.
     Unpublish {
         dev: usize,
@@ -146,7 +154,7 @@ impl Action {
         let a = next()?;
         let b = next()?;
         let user = a % USERS;
-        Some(match kind % 24 {
+        Some(match kind % 26 {
             0 => Action::Join {
                 dev,
                 room: a % ROOMS.len(),
@@ -231,10 +239,12 @@ impl Action {
                 pick: a,
                 lose: b % 4 == 0,
             },
-            _ => Action::PeerFail {
+            23 => Action::PeerFail {
                 dev,
                 publishing: a % 2 == 0,
             },
+            24 => Action::Stall { on: a % 2 == 0 },
+            _ => Action::Release { pick: a },
         })
     }
 }
