@@ -544,3 +544,78 @@ fn an_offer_the_shell_could_not_make_is_asked_for_again() {
         "the leg is offered again"
     );
 }
+
+#[test]
+fn the_servers_candidates_wait_for_the_first_answer() {
+    let mut h = Harness::new();
+    let alice = h.login("alice");
+    let bob = h.login("bob");
+    h.join(alice, "r");
+    h.join(bob, "r");
+    h.publish(alice, TrackSource::Camera);
+    let bob_key = h.key(bob);
+    let candidate = "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host";
+    let offer = format!(
+        "v=0\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
+         a=msid:alice alice/camera#1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na={candidate}\r\n"
+    );
+    let out = h.report(
+        bob_key.clone(),
+        MediaFact::OfferReady {
+            negotiation: 1,
+            result: Ok(offer),
+        },
+    );
+    // The first offer goes without its candidates; one found later waits too.
+    let [ServerFrame::SubscribeOffer { sdp, .. }] = &frames_to(&out, bob)[..] else {
+        panic!("{out:?}")
+    };
+    assert!(!sdp.contains("candidate"), "{sdp}");
+    let later = crate::protocol::IceCandidate {
+        candidate: "candidate:2 1 udp 1 127.0.0.1 5001 typ host".into(),
+        sdp_mid: None,
+        sdp_mline_index: None,
+        username_fragment: None,
+    };
+    let out = h.report(
+        bob_key.clone(),
+        MediaFact::LocalCandidate {
+            connection: MediaConnection::Subscribe,
+            candidate: later.clone(),
+        },
+    );
+    assert!(out.is_empty(), "{out:?}");
+    // Once bob's answer is applied (his credentials known), both go out, with the mid.
+    let op = h.op();
+    h.frame(
+        bob,
+        ClientFrame::SubscribeAnswer {
+            op,
+            negotiation: 1,
+            sdp: "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=rtpmap:96 VP8/90000\r\n"
+                .into(),
+        },
+    );
+    let out = h.report(
+        bob_key,
+        MediaFact::AnswerApplied {
+            op,
+            negotiation: 1,
+            result: Ok(()),
+        },
+    );
+    let sent: Vec<String> = frames_to(&out, bob)
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::IceCandidate {
+                connection: MediaConnection::Subscribe,
+                candidate,
+            } => {
+                assert_eq!(candidate.sdp_mid.as_deref(), Some("0"));
+                Some(candidate.candidate)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [candidate.to_owned(), later.candidate]);
+}

@@ -253,6 +253,12 @@ pub(crate) struct Receiving {
     added: u64,
     /// Offers the shell failed to make in a row (retried up to [`OFFER_RETRIES`] times).
     failures: u32,
+    /// An answer was applied on this connection (its ICE knows the member's credentials).
+    answered: bool,
+    /// The server's candidates held back until then: a member that got them with the first
+    /// offer would check them before its answer reached the server, whose ICE drops such early
+    /// checks (the member then waits for its retransmission: ~500 ms for common stacks).
+    held: Vec<String>,
     /// By publication id.
     legs: BTreeMap<String, Leg>,
     /// The last offer sent (maps legs to media lines; its candidates are not sent again).
@@ -351,6 +357,15 @@ impl Receiving {
                 self.failures = 0;
                 self.offer = Description::parse(&sdp);
                 self.open = Some(OfferState::Sent);
+                let sdp = if self.answered {
+                    sdp
+                } else {
+                    let (sdp, candidates) = super::sdp::without_candidates(&sdp);
+                    for candidate in candidates {
+                        self.hold(candidate);
+                    }
+                    sdp
+                };
                 out.push(Output::Send {
                     to: conn,
                     frame: ServerFrame::SubscribeOffer { negotiation, sdp },
@@ -444,6 +459,23 @@ impl Receiving {
                     to: conn,
                     frame: ServerFrame::Done { op, seq: None },
                 });
+                if !std::mem::replace(&mut self.answered, true) {
+                    let mid = self.offer.first_mid().map(str::to_owned);
+                    for candidate in std::mem::take(&mut self.held) {
+                        out.push(Output::Send {
+                            to: conn,
+                            frame: ServerFrame::IceCandidate {
+                                connection: MediaConnection::Subscribe,
+                                candidate: IceCandidate {
+                                    candidate,
+                                    sdp_mid: mid.clone(),
+                                    sdp_mline_index: Some(0),
+                                    username_fragment: None,
+                                },
+                            },
+                        });
+                    }
+                }
                 let mut start = Vec::new();
                 for (id, track_id, payload_type) in legs {
                     // A leg removed and added again meanwhile is not the one answered.
@@ -470,6 +502,18 @@ impl Receiving {
             }),
         }
         started
+    }
+
+    /// Holds a candidate of the server's side back while no answer was applied (see `held`);
+    /// false once candidates go out as they come.
+    pub(crate) fn hold(&mut self, candidate: String) -> bool {
+        if self.answered {
+            return false;
+        }
+        if !self.held.contains(&candidate) {
+            self.held.push(candidate);
+        }
+        true
     }
 
     /// Whether the server has made an offer (the connection exists on the server).

@@ -169,18 +169,23 @@ impl Room {
                 let (announced, mid) = match connection {
                     MediaConnection::Publish => (
                         member.publishing.announced(&candidate),
-                        member.publishing.first_mid(),
+                        member.publishing.first_mid().map(str::to_owned),
                     ),
                     MediaConnection::Subscribe => (
                         member.receiving.announced(&candidate),
-                        member.receiving.first_mid(),
+                        member.receiving.first_mid().map(str::to_owned),
                     ),
                 };
                 if announced {
                     return;
                 }
+                if connection == MediaConnection::Subscribe
+                    && self.members[i].receiving.hold(candidate.candidate.clone())
+                {
+                    return;
+                }
                 if candidate.sdp_mid.as_deref().is_none_or(str::is_empty) {
-                    candidate.sdp_mid = mid.map(str::to_owned);
+                    candidate.sdp_mid = mid;
                     candidate.sdp_mline_index = Some(0);
                 }
                 out.push(Output::Send {

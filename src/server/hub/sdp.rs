@@ -139,6 +139,27 @@ impl Description {
     }
 }
 
+/// `sdp` without its candidate lines (`a=candidate:`, `a=end-of-candidates`), and the
+/// candidates it had (without the `a=`), in order.
+pub(crate) fn without_candidates(sdp: &str) -> (String, Vec<String>) {
+    let mut kept = String::with_capacity(sdp.len());
+    let mut candidates = Vec::new();
+    for line in sdp.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if let Some(candidate) = bare.strip_prefix("a=") {
+            if candidate.starts_with("candidate:") {
+                candidates.push(candidate.to_owned());
+                continue;
+            }
+            if candidate == "end-of-candidates" {
+                continue;
+            }
+        }
+        kept.push_str(line);
+    }
+    (kept, candidates)
+}
+
 /// `m=<kind> <port> <proto> <fmt> …`
 fn media_line(m: &str) -> MediaLine {
     let mut parts = m.split_whitespace();
@@ -200,6 +221,17 @@ mod tests {
         assert!(d.has_candidate("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
         assert!(d.has_candidate("a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
         assert!(!d.has_candidate("candidate:2 1 udp 1 127.0.0.1 5001 typ host"));
+    }
+
+    #[test]
+    fn candidates_are_taken_out_and_listed() {
+        let (kept, candidates) = without_candidates(OFFER);
+        assert_eq!(
+            candidates,
+            ["candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"]
+        );
+        assert!(!kept.contains("candidate"));
+        assert_eq!(Description::parse(&kept).media.len(), 2);
     }
 
     #[test]
