@@ -492,14 +492,7 @@ impl Receiving {
                     out.push(command(key, MediaAction::StartLegs { legs: start }));
                 }
             }
-            Err(message) => out.push(Output::Send {
-                to: conn,
-                frame: ServerFrame::Error {
-                    op: Some(op),
-                    code: ErrorCode::MediaFailed,
-                    message,
-                },
-            }),
+            Err(message) => out.push(op_failed(conn, op, ErrorCode::MediaFailed, message)),
         }
         started
     }
@@ -565,6 +558,19 @@ pub(crate) fn command(key: &MediaKey, action: MediaAction) -> Output {
         to: key.clone(),
         action,
     })
+}
+
+/// Refuses (or fails) request `op` of `conn`.
+pub(crate) fn op_failed(
+    conn: ConnId,
+    op: OperationId,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Output {
+    Output::Send {
+        to: conn,
+        frame: Refusal::new(code, message).into_frame(Some(op)),
+    }
 }
 
 /// A media failure no request is waiting for, told to the member.

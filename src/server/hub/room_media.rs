@@ -11,7 +11,7 @@ use crate::model::{
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 use super::io::{ConnId, MediaAction, MediaFact, MediaId, Output, Refusal, refuse};
-use super::negotiation::{command, media_failed};
+use super::negotiation::{command, media_failed, op_failed};
 use super::room::{Member, Room};
 
 impl Room {
@@ -208,14 +208,12 @@ impl Room {
         match connection {
             MediaConnection::Publish => {
                 if let Some(op) = self.members[i].publishing.failed() {
-                    out.push(Output::Send {
-                        to: conn,
-                        frame: ServerFrame::Error {
-                            op: Some(op),
-                            code: ErrorCode::MediaFailed,
-                            message: "the publishing connection failed".into(),
-                        },
-                    });
+                    out.push(op_failed(
+                        conn,
+                        op,
+                        ErrorCode::MediaFailed,
+                        "the publishing connection failed",
+                    ));
                 }
                 let sources: Vec<TrackSource> = self
                     .publications
@@ -230,14 +228,12 @@ impl Room {
             }
             MediaConnection::Subscribe => {
                 if let Some(op) = self.members[i].receiving.failed() {
-                    out.push(Output::Send {
-                        to: conn,
-                        frame: ServerFrame::Error {
-                            op: Some(op),
-                            code: ErrorCode::MediaFailed,
-                            message: "the receiving connection failed".into(),
-                        },
-                    });
+                    out.push(op_failed(
+                        conn,
+                        op,
+                        ErrorCode::MediaFailed,
+                        "the receiving connection failed",
+                    ));
                 }
                 self.subscriptions.retain(|(c, _)| *c != conn);
                 self.paused.retain(|(c, _)| *c != conn);
@@ -593,14 +589,12 @@ pub(super) fn abandon_negotiations(member: &Member, out: &mut Vec<Output>) {
         .into_iter()
         .flatten()
     {
-        out.push(Output::Send {
-            to: member.conn,
-            frame: ServerFrame::Error {
-                op: Some(op),
-                code: ErrorCode::NotInRoom,
-                message: "left the room before the media negotiation finished".into(),
-            },
-        });
+        out.push(op_failed(
+            member.conn,
+            op,
+            ErrorCode::NotInRoom,
+            "left the room before the media negotiation finished",
+        ));
     }
 }
 
