@@ -92,9 +92,7 @@ impl ClientMedia {
         };
         if let (Some(parked), Some(peer)) = (parked, publisher.as_mut()) {
             // Published before: the same track, negotiated again so the server publishes it.
-            let offer = peer.offer().await.map_err(media_err)?;
-            let answer = negotiate(offer).await?;
-            peer.accept(answer).await.map_err(media_err)?;
+            exchange(peer, negotiate).await?;
             let track = parked.revive();
             lock_plain(&self.local).insert(source, (track.clone(), true));
             return Ok(track);
@@ -141,13 +139,7 @@ impl ClientMedia {
             .add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(|e| media_err(e.into()))?;
-        let result = async {
-            let offer = peer.offer().await.map_err(media_err)?;
-            let answer = negotiate(offer).await?;
-            peer.accept(answer).await.map_err(media_err)
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = exchange(peer, negotiate).await {
             let _ = peer.pc.remove_track(&sender).await;
             return Err(e);
         }
@@ -193,6 +185,21 @@ impl ClientMedia {
             peer.close().await;
         }
     }
+}
+
+/// One offer/answer exchange on the publishing connection: `negotiate` sends the offer and
+/// waits for the server's answer, which is then applied.
+async fn exchange<F, Fut>(peer: &mut Peer, negotiate: F) -> Result<(), CallError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, CallError>>,
+{
+    let media_err = |e: MediaError| CallError::Media {
+        message: e.to_string(),
+    };
+    let offer = peer.offer().await.map_err(media_err)?;
+    let answer = negotiate(offer).await?;
+    peer.accept(answer).await.map_err(media_err)
 }
 
 fn lock_plain<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -413,17 +413,7 @@ impl Call {
                     source: Some(source),
                 })
             };
-            if self
-                .inner
-                .commands
-                .send(Command::Frame(text))
-                .await
-                .is_err()
-            {
-                return Err(CallError::Closed {
-                    reason: self.closed_reason().unwrap_or(Reason::Network),
-                });
-            }
+            self.send_frame(text).await?;
             match tokio::time::timeout(media::ANSWER_TIMEOUT, rx).await {
                 Ok(Ok(Ok(answer))) => Ok(answer),
                 Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
@@ -622,6 +612,15 @@ impl Call {
             register(&mut shared, op);
             (op, protocol::encode(&frame))
         };
+        if let Err(e) = self.send_frame(text).await {
+            self.shared().session.forget(op);
+            return Err(e);
+        }
+        Ok(op)
+    }
+
+    /// Queues an encoded frame for the connection task; `Closed` once the call is gone.
+    async fn send_frame(&self, text: String) -> Result<(), CallError> {
         if self
             .inner
             .commands
@@ -629,13 +628,11 @@ impl Call {
             .await
             .is_err()
         {
-            let mut shared = self.shared();
-            shared.session.forget(op);
             return Err(CallError::Closed {
-                reason: shared.closed.unwrap_or(Reason::Network),
+                reason: self.closed_reason().unwrap_or(Reason::Network),
             });
         }
-        Ok(op)
+        Ok(())
     }
 }
 

@@ -57,6 +57,15 @@ impl Harness {
         self.login_with(user, Grants::all())
     }
 
+    /// Logs `users` in and has them join `room`, in order.
+    fn members<const N: usize>(&mut self, room: &str, users: [&str; N]) -> [ConnId; N] {
+        users.map(|user| {
+            let conn = self.login(user);
+            self.join(conn, room);
+            conn
+        })
+    }
+
     fn frame(&mut self, conn: ConnId, frame: ClientFrame) -> Vec<Output> {
         self.input(Input::Frame { conn, frame })
     }
@@ -136,6 +145,24 @@ impl Harness {
     }
 }
 
+/// The code of the one output there is: `conn`'s request `op` refused.
+fn only_refusal(outputs: &[Output], conn: ConnId, op: OperationId) -> ErrorCode {
+    match outputs {
+        [
+            Output::Send {
+                to,
+                frame:
+                    ServerFrame::Error {
+                        op: Some(got),
+                        code,
+                        ..
+                    },
+            },
+        ] if (*to, *got) == (conn, op) => *code,
+        other => panic!("expected only {op} of {conn} refused, got {other:?}"),
+    }
+}
+
 /// The frames `conn` receives, in order.
 fn frames_to(outputs: &[Output], conn: ConnId) -> Vec<ServerFrame> {
     outputs
@@ -169,10 +196,7 @@ fn actions_for(outputs: &[Output], key: &MediaKey) -> Vec<MediaAction> {
 #[test]
 fn a_kick_needs_a_host_and_a_refusal_changes_nothing() {
     let mut h = Harness::new();
-    let alice = h.login("alice");
-    let bob = h.login("bob");
-    h.join(alice, "r");
-    h.join(bob, "r");
+    let [_alice, bob] = h.members("r", ["alice", "bob"]);
     let op = h.op();
     let out = h.frame(
         bob,
@@ -181,20 +205,7 @@ fn a_kick_needs_a_host_and_a_refusal_changes_nothing() {
             user_id: "alice".into(),
         },
     );
-    match &out[..] {
-        [
-            Output::Send {
-                to,
-                frame:
-                    ServerFrame::Error {
-                        op: Some(got),
-                        code: ErrorCode::PermissionDenied,
-                        ..
-                    },
-            },
-        ] => assert_eq!((*to, *got), (bob, op)),
-        other => panic!("expected one refusal to bob, got {other:?}"),
-    }
+    assert_eq!(only_refusal(&out, bob, op), ErrorCode::PermissionDenied);
 }
 
 #[test]
@@ -238,10 +249,7 @@ fn the_longest_present_member_becomes_host_when_the_host_leaves() {
 #[test]
 fn a_second_screen_share_is_refused_at_its_offer() {
     let mut h = Harness::new();
-    let alice = h.login("alice");
-    let bob = h.login("bob");
-    h.join(alice, "r");
-    h.join(bob, "r");
+    let [alice, bob] = h.members("r", ["alice", "bob"]);
     h.publish(alice, TrackSource::Screen);
     let op = h.op();
     let sdp = super::sim_media::publish_offer(&[TrackSource::Screen].into_iter().collect());
@@ -254,20 +262,7 @@ fn a_second_screen_share_is_refused_at_its_offer() {
         },
     );
     // Only the refusal: no media command, nothing to anyone else.
-    match &out[..] {
-        [
-            Output::Send {
-                to,
-                frame:
-                    ServerFrame::Error {
-                        op: Some(got),
-                        code: ErrorCode::ScreenShareBusy,
-                        ..
-                    },
-            },
-        ] => assert_eq!((*to, *got), (bob, op)),
-        other => panic!("expected one refusal, got {other:?}"),
-    }
+    assert_eq!(only_refusal(&out, bob, op), ErrorCode::ScreenShareBusy);
 }
 
 #[test]
@@ -306,10 +301,7 @@ fn publishing_needs_the_grant_and_is_checked_before_the_shell() {
 #[test]
 fn offers_are_numbered_one_open_at_a_time_and_made_again_after_the_answer() {
     let mut h = Harness::new();
-    let alice = h.login("alice");
-    let bob = h.login("bob");
-    h.join(alice, "r");
-    h.join(bob, "r");
+    let [alice, bob] = h.members("r", ["alice", "bob"]);
     let bob_key = h.key(bob);
     // Alice's camera arrives: bob gets a leg and offer 1 is made.
     let out = h.publish(alice, TrackSource::Camera);
@@ -416,10 +408,7 @@ fn offers_are_numbered_one_open_at_a_time_and_made_again_after_the_answer() {
 #[test]
 fn a_failed_publishing_connection_ends_its_publications() {
     let mut h = Harness::new();
-    let alice = h.login("alice");
-    let bob = h.login("bob");
-    h.join(alice, "r");
-    h.join(bob, "r");
+    let [alice, bob] = h.members("r", ["alice", "bob"]);
     h.publish(alice, TrackSource::Camera);
     let alice_key = h.key(alice);
     let out = h.report(
@@ -518,10 +507,7 @@ fn an_open_negotiation_is_answered_when_its_member_leaves() {
 #[test]
 fn an_offer_the_shell_could_not_make_is_asked_for_again() {
     let mut h = Harness::new();
-    let alice = h.login("alice");
-    let bob = h.login("bob");
-    h.join(alice, "r");
-    h.join(bob, "r");
+    let [alice, bob] = h.members("r", ["alice", "bob"]);
     h.publish(alice, TrackSource::Camera);
     let bob_key = h.key(bob);
     let out = h.report(
@@ -548,10 +534,7 @@ fn an_offer_the_shell_could_not_make_is_asked_for_again() {
 #[test]
 fn the_servers_candidates_wait_for_the_first_answer() {
     let mut h = Harness::new();
-    let alice = h.login("alice");
-    let bob = h.login("bob");
-    h.join(alice, "r");
-    h.join(bob, "r");
+    let [alice, bob] = h.members("r", ["alice", "bob"]);
     h.publish(alice, TrackSource::Camera);
     let bob_key = h.key(bob);
     let candidate = "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host";

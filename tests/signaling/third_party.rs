@@ -166,7 +166,7 @@ async fn the_servers_offers_map_every_line_to_its_publication() {
     let mut raw = joined(&server, "py", "r").await;
     // The frames of the next second: offers and candidates.
     let mut offers: Vec<String> = Vec::new();
-    let mut candidates: Vec<Value> = Vec::new();
+    let mut candidates: Vec<Value> = Vec::new(); // ice_candidate frames
     let end = tokio::time::Instant::now() + Duration::from_secs(1);
     while let Ok(frame) = tokio::time::timeout_at(end, raw.recv()).await {
         match frame["type"].as_str() {
@@ -199,19 +199,8 @@ async fn the_servers_offers_map_every_line_to_its_publication() {
     }
     ids.sort();
     assert_eq!(ids, ["alice/camera", "alice/microphone"]);
-    // Trickled candidates name the media line they belong to, and none repeats the offer.
-    let first_mid = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("a=mid:"))
-        .expect("a mid");
-    for c in &candidates {
-        assert_eq!(c["candidate"]["sdp_mid"], first_mid, "{c}");
-        let line = c["candidate"]["candidate"].as_str().unwrap();
-        let line = line.strip_prefix("a=").unwrap_or(line);
-        assert!(
-            !sdp.contains(line),
-            "a candidate already in the offer was sent again: {c}"
-        );
-    }
+    // (The candidates that follow the answer, with their mid and none repeated, are checked by
+    // the core scenario `the_servers_candidates_wait_for_the_first_answer`, and used for real by
+    // the aiortc peer in CI: this client sends no answer, so it gets none.)
     writer.abort();
 }

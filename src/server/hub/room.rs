@@ -39,6 +39,8 @@ pub(crate) struct Room {
     pub(super) paused: std::collections::BTreeSet<(ConnId, String)>,
     /// Members who receive only the tracks they ask for.
     pub(super) manual: std::collections::BTreeSet<ConnId>,
+    /// Some member's legs (or offer) changed since the last `flush_offers`.
+    pub(super) offers_due: bool,
 }
 
 impl Room {
@@ -52,6 +54,7 @@ impl Room {
             subscriptions: Default::default(),
             paused: Default::default(),
             manual: Default::default(),
+            offers_due: false,
         }
     }
 
@@ -299,11 +302,7 @@ impl Room {
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
         for member in std::mem::take(&mut self.members) {
-            super::room_media::abandon_negotiations(&member, out);
-            out.push(super::negotiation::command(
-                &member.key,
-                super::io::MediaAction::Teardown,
-            ));
+            super::room_media::end_media(&member, out);
         }
         self.publications.clear();
         self.subscriptions.clear();

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
-use super::io::{ConnId, MediaAction, MediaFact, MediaId, Output, Refusal, refuse};
+use super::io::{ConnId, MediaAction, MediaFact, MediaId, MediaKey, Output, Refusal, refuse};
 use super::negotiation::{command, media_failed, op_failed};
 use super::room::{Member, Room};
 
@@ -104,6 +104,8 @@ impl Room {
         };
         let conn = self.members[i].conn;
         let key = self.members[i].key.clone();
+        // Any report may leave an offer to make (an answer applied, an offer failed).
+        self.offers_due = true;
         match fact {
             MediaFact::PublishAnswered { op, result } => {
                 let Some(ready) = self.members[i].publishing.answered(op, &result) else {
@@ -142,8 +144,10 @@ impl Room {
                     out,
                 );
                 for id in started {
-                    if let Some((publisher, publication)) = self.publication_by_id(&id) {
-                        self.request_keyframe(publisher, &publication, out);
+                    if let (Some(publisher), Some((_, publication))) =
+                        (self.publisher_key(&id), self.publication_by_id(&id))
+                    {
+                        request_keyframe(&publisher, &publication, out);
                     }
                 }
             }
@@ -306,6 +310,10 @@ impl Room {
     /// Makes the offers that changed legs call for: one per member and input, with every leg
     /// the input added (the hub calls it after each input that touched the room).
     pub(crate) fn flush_offers(&mut self, out: &mut Vec<Output>) {
+        // Most inputs (messages, properties) touch no leg: nothing to look at.
+        if !std::mem::take(&mut self.offers_due) {
+            return;
+        }
         for member in &mut self.members {
             member.receiving.flush(&member.key, out);
         }
@@ -319,7 +327,7 @@ impl Room {
         out: &mut Vec<Output>,
     ) {
         let key = (conn, publication.id.clone());
-        let Some(publisher) = self.publisher_of(&publication.id) else {
+        let Some(publisher) = self.publisher_key(&publication.id) else {
             return;
         };
         let Some(i) = self.index_of_conn(conn) else {
@@ -336,21 +344,17 @@ impl Room {
                 },
             ));
             if self.members[i].receiving.started(&publication.id) {
-                self.request_keyframe(publisher, &publication, out);
+                request_keyframe(&publisher, &publication, out);
             }
             return;
         }
         if !self.subscriptions.insert(key) {
             return;
         }
-        let from = self.members[self
-            .index_of_conn(publisher)
-            .expect("a publisher is a member")]
-        .key
-        .media;
+        self.offers_due = true;
         self.members[i]
             .receiving
-            .add_leg(&to, &publication, from, out);
+            .add_leg(&to, &publication, publisher.media, out);
     }
 
     /// Stops `conn` receiving `publication`: for good, or paused (kept negotiated).
@@ -382,29 +386,10 @@ impl Room {
         let running = self.subscriptions.remove(&key);
         let paused = self.paused.remove(&key);
         if running || paused {
+            self.offers_due = true;
             self.members[i]
                 .receiving
                 .remove_leg(&to, &publication.id, out);
-        }
-    }
-
-    /// Asks the publisher of `publication` for a key frame (video only).
-    fn request_keyframe(
-        &self,
-        publisher: ConnId,
-        publication: &Publication,
-        out: &mut Vec<Output>,
-    ) {
-        if publication.kind != MediaKind::Video {
-            return;
-        }
-        if let Some(i) = self.index_of_conn(publisher) {
-            out.push(command(
-                &self.members[i].key,
-                MediaAction::RequestKeyframe {
-                    source: publication.source,
-                },
-            ));
         }
     }
 
@@ -453,11 +438,10 @@ impl Room {
         self.publications.iter().find(|(_, p)| p.id == id).cloned()
     }
 
-    fn publisher_of(&self, id: &str) -> Option<ConnId> {
-        self.publications
-            .iter()
-            .find(|(_, p)| p.id == id)
-            .map(|(c, _)| *c)
+    /// The media key of the membership publishing `id`.
+    fn publisher_key(&self, id: &str) -> Option<MediaKey> {
+        let (conn, _) = self.publications.iter().find(|(_, p)| p.id == id)?;
+        Some(self.member(*conn).key.clone())
     }
 
     /// The publication named `id`, with its publisher, or a refusal.
@@ -530,8 +514,7 @@ impl Room {
     /// Ends everything of a member who left (its flags leave with it): its publications, what
     /// it received, and its peer connections. A negotiation of its still open is answered.
     pub(super) fn drop_media(&mut self, member: &Member, out: &mut Vec<Output>) {
-        let (conn, media) = (member.conn, member.key.media);
-        abandon_negotiations(member, out);
+        let conn = member.conn;
         self.subscriptions.retain(|(c, _)| *c != conn);
         self.paused.retain(|(c, _)| *c != conn);
         self.manual.remove(&conn);
@@ -542,13 +525,7 @@ impl Room {
         for (_, publication) in gone {
             self.announce_unpublished(&publication, out);
         }
-        out.push(command(
-            &super::io::MediaKey {
-                room: self.id.clone(),
-                media,
-            },
-            MediaAction::Teardown,
-        ));
+        end_media(member, out);
     }
 
     fn announce_unpublished(&mut self, publication: &Publication, out: &mut Vec<Output>) {
@@ -583,8 +560,21 @@ impl Room {
     }
 }
 
-/// Answers the ops of a departing member's open negotiations: they will not finish.
-pub(super) fn abandon_negotiations(member: &Member, out: &mut Vec<Output>) {
+/// Asks the publisher (membership `publisher`) of `publication` for a key frame (video only).
+fn request_keyframe(publisher: &MediaKey, publication: &Publication, out: &mut Vec<Output>) {
+    if publication.kind == MediaKind::Video {
+        out.push(command(
+            publisher,
+            MediaAction::RequestKeyframe {
+                source: publication.source,
+            },
+        ));
+    }
+}
+
+/// A departing member's membership is over: the ops of its open negotiations are answered
+/// (they will not finish), and the shell closes its connections.
+pub(super) fn end_media(member: &Member, out: &mut Vec<Output>) {
     for op in [member.publishing.open_op(), member.receiving.open_op()]
         .into_iter()
         .flatten()
@@ -596,6 +586,7 @@ pub(super) fn abandon_negotiations(member: &Member, out: &mut Vec<Output>) {
             "left the room before the media negotiation finished",
         ));
     }
+    out.push(command(&member.key, MediaAction::Teardown));
 }
 
 #[cfg(any(test, feature = "internals"))]
