@@ -86,6 +86,9 @@ pub enum OperationKind {
     UnsubscribeTrack,
     /// An answer to the server's subscription offer, sent by the call itself.
     Negotiate,
+    /// The call's own join of its room again, after the server lost its session
+    /// ([`CallEvent::Rejoined`]).
+    Rejoin,
 }
 
 /// Everything a [`Call`](crate::Call) reports, in the server's order.
@@ -139,6 +142,41 @@ pub enum CallEvent {
     Lagged {
         /// How many events this subscriber missed.
         missed: u64,
+    },
+    /// The connection to the server was lost and the call is connecting again (attempt
+    /// `attempt`, from 1). Requests made meanwhile are queued and sent once it is back.
+    Reconnecting {
+        /// Which attempt this is.
+        attempt: u32,
+        /// What ended the last connection: `Network` (an error or a close without goodbye),
+        /// `Timeout` (silence), `ServerShutdown` (a server that said it would be back).
+        reason: Reason,
+    },
+    /// The call is connected again and its session resumed: the `replayed` frames the lost
+    /// connection did not deliver follow as ordinary events, in their first order, with none
+    /// missing and none twice; then live events go on. Requests still unanswered at the cut
+    /// were sent again and take effect once.
+    Reconnected {
+        /// How many frames the server replayed.
+        replayed: u64,
+    },
+    /// The call is connected again, but the server no longer held everything it missed:
+    /// `missed` frames could not be replayed. `snapshot` is the room as it is now (`None`: the
+    /// call is in no room any more); room events go on from its `seq`.
+    Resynced {
+        /// The room now.
+        snapshot: Option<RoomSnapshot>,
+        /// Frames lost.
+        missed: u64,
+    },
+    /// The server no longer knew the call's session (it restarted): the call logged in again
+    /// and joined its room again by itself, republishing its tracks. `snapshot` is the room
+    /// now; what happened while the server was away is not known, and requests that were
+    /// unanswered then failed with [`ErrorCode::SessionLost`](crate::ErrorCode::SessionLost).
+    /// If the join again is refused, [`CallEvent::Left`] follows instead, with reason `Network`.
+    Rejoined {
+        /// The room now.
+        snapshot: RoomSnapshot,
     },
     /// The call is over: the last event of every stream.
     Closed {
@@ -532,6 +570,19 @@ impl std::fmt::Display for CallEvent {
             },
             CallEvent::ServerError(e) => write!(f, "server error: {e}"),
             CallEvent::Lagged { missed } => write!(f, "missed {missed} events"),
+            CallEvent::Reconnecting { attempt, reason } => {
+                write!(f, "reconnecting (attempt {attempt}, {reason})")
+            }
+            CallEvent::Reconnected { replayed } => {
+                write!(f, "reconnected ({replayed} frames replayed)")
+            }
+            CallEvent::Resynced { snapshot, missed } => match snapshot {
+                Some(s) => write!(f, "resynced in {} at #{} ({missed} lost)", s.room, s.seq),
+                None => write!(f, "resynced out of any room ({missed} lost)"),
+            },
+            CallEvent::Rejoined { snapshot } => {
+                write!(f, "rejoined {} at #{}", snapshot.room, snapshot.seq)
+            }
             CallEvent::Closed { reason } => write!(f, "closed ({reason})"),
         }
     }

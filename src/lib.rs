@@ -100,7 +100,7 @@ mod text;
 pub use auth::{AccessToken, Grants, TokenError};
 pub use call::{
     Call, CallError, CallOptions, Credentials, EventStream, InviteOptions, JoinOptions, KindStream,
-    Lagged,
+    Lagged, ReconnectPolicy,
 };
 pub use event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
@@ -109,7 +109,7 @@ pub use event::{
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
     CallProperties, Invitation, InvitationId, InviteFailure, MediaConnection, MediaKind,
-    MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges,
+    MessageScope, OperationId, Participant, ParticipantChanges, ConnectionState, ParticipantUpdate, PropertyChanges,
     PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId, ScreenShare,
     TrackSource, UserId,
 };

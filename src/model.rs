@@ -322,6 +322,22 @@ pub struct Participant {
     pub video: bool,
     /// Free-form state the participant publishes (at most 1 KiB).
     pub state: String,
+    /// Whether the participant's connection to the server is up (the seed's net status).
+    #[serde(default)]
+    pub connection: ConnectionState,
+}
+
+/// A member's connection to the server, as the others see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Connected.
+    #[default]
+    Connected,
+    /// The member's connection was lost; its seat is kept for the server's grace period, after
+    /// which it leaves with reason `Network` unless it comes back.
+    Reconnecting,
 }
 
 /// Which fields of a [`Participant`] an update changed.
@@ -337,6 +353,9 @@ pub struct ParticipantChanges {
     pub role: bool,
     /// `state` changed.
     pub state: bool,
+    /// `connection` changed (lost, or back).
+    #[serde(default)]
+    pub connection: bool,
 }
 
 impl ParticipantChanges {
@@ -558,6 +577,8 @@ pub enum Reason {
     AcceptedElsewhere,
     /// Another device of the same user rejected the invitation.
     RejectedElsewhere,
+    /// Another connection resumed this session (the user's own, after a network change).
+    Replaced,
 }
 
 impl fmt::Display for Reason {

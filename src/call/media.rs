@@ -33,6 +33,9 @@ pub(crate) enum MediaWork {
     LocalCandidate(IceCandidate),
     /// The call left its room: its peer connections are over.
     Reset,
+    /// The call joined its room again on a new session: new peer connections, and its
+    /// published tracks published again.
+    Rejoined,
     /// The publishing connection failed (the server ends its publications too).
     PublisherFailed,
 }
@@ -98,24 +101,8 @@ impl ClientMedia {
             return Ok(track);
         }
         if publisher.is_none() {
-            let (peer, mut events) = Peer::new(&self.settings).await.map_err(media_err)?;
             // The connection's candidates go to the server as they are found.
-            let work = self.work.clone();
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    let Some(work) = work.upgrade() else { break };
-                    match event {
-                        PeerEvent::Candidate(candidate) => {
-                            let _ = work.send(MediaWork::LocalCandidate(candidate));
-                        }
-                        PeerEvent::Failed => {
-                            let _ = work.send(MediaWork::PublisherFailed);
-                        }
-                        PeerEvent::Track(_) => {}
-                    }
-                }
-            });
-            *publisher = Some(peer);
+            *publisher = Some(self.new_publisher().await.map_err(media_err)?);
         }
         let peer = publisher.as_mut().expect("made above");
         let kind = source.kind();
@@ -171,6 +158,62 @@ impl ClientMedia {
             track.end();
             *published = false;
         }
+    }
+
+    /// A new publishing connection carrying the tracks published now (the same handles: what
+    /// the application writes to them goes out on the new connection), negotiated in one offer.
+    /// Nothing to do when no track is published.
+    pub(crate) async fn republish<F, Fut>(&self, negotiate: F) -> Result<(), CallError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, CallError>>,
+    {
+        let media_err = |e: MediaError| CallError::Media {
+            message: e.to_string(),
+        };
+        let mut publisher = self.publisher.lock().await;
+        if let Some(old) = publisher.take() {
+            old.close().await;
+        }
+        let tracks: Vec<LocalTrack> = {
+            let mut local = lock_plain(&self.local);
+            local.retain(|_, (_, published)| *published);
+            local.values().map(|(t, _)| t.clone()).collect()
+        };
+        if tracks.is_empty() {
+            return Ok(());
+        }
+        let mut peer = self.new_publisher().await.map_err(media_err)?;
+        for track in &tracks {
+            peer.pc
+                .add_track(track.rtp_track() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(|e| media_err(e.into()))?;
+        }
+        exchange(&mut peer, negotiate).await?;
+        *publisher = Some(peer);
+        Ok(())
+    }
+
+    /// A publishing connection whose candidates and failure go to the media task.
+    async fn new_publisher(&self) -> Result<Peer, MediaError> {
+        let (peer, mut events) = Peer::new(&self.settings).await?;
+        let work = self.work.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Some(work) = work.upgrade() else { break };
+                match event {
+                    PeerEvent::Candidate(candidate) => {
+                        let _ = work.send(MediaWork::LocalCandidate(candidate));
+                    }
+                    PeerEvent::Failed => {
+                        let _ = work.send(MediaWork::PublisherFailed);
+                    }
+                    PeerEvent::Track(_) => {}
+                }
+            }
+        });
+        Ok(peer)
     }
 
     /// Closes the publishing connection and ends its tracks. The connection's lock is taken
@@ -238,6 +281,14 @@ pub(crate) async fn run(
                     }
                     media.reset().await;
                 }
+                Some(MediaWork::Rejoined) => {
+                    // The server's new membership offers its tracks again on a new connection.
+                    if let Some((peer, _)) = subscriber.take() {
+                        peer.close().await;
+                    }
+                    let (media, shared, commands) = (media.clone(), shared.clone(), commands.clone());
+                    tokio::spawn(async move { republish(media, shared, commands).await });
+                }
                 Some(MediaWork::Signal(MediaSignal::SubscribeOffer { negotiation, sdp })) => {
                     if subscriber.is_none() {
                         match Peer::new(&media.settings).await {
@@ -254,14 +305,17 @@ pub(crate) async fn run(
                             let (Some(shared), Some(commands)) = (shared.upgrade(), commands.upgrade()) else {
                                 break;
                             };
-                            let text = {
+                            let (op, text, online) = {
                                 let mut shared = lock(&shared);
-                                let (_, frame) = shared.session.request(OperationKind::Negotiate, None, |op| {
+                                let (op, text) = shared.session.request(OperationKind::Negotiate, None, |op| {
                                     ClientFrame::SubscribeAnswer { op, negotiation, sdp: answer }
                                 });
-                                crate::protocol::encode(&frame)
+                                (op, text, shared.online)
                             };
-                            let _ = commands.send(super::Command::Frame(text)).await;
+                            // Offline, the session holds it until the connection is back.
+                            if online {
+                                let _ = commands.send(super::Command::Request(op, text)).await;
+                            }
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot answer the server's media offer"),
                     }
@@ -336,6 +390,64 @@ pub(crate) async fn run(
         peer.close().await;
     }
     media.reset().await;
+}
+
+/// Publishes the call's tracks again after a rejoin (the server's `publish_offer` without a
+/// source publishes every track the offer sends). A failure is reported as a media event.
+async fn republish(
+    media: Arc<ClientMedia>,
+    shared: Weak<Mutex<Shared>>,
+    commands: mpsc::WeakSender<super::Command>,
+) {
+    let reserved = Arc::new(Mutex::new(None));
+    let negotiate = |sdp: String| {
+        let shared = shared.clone();
+        let commands = commands.clone();
+        let reserved = reserved.clone();
+        async move {
+            let closed = || CallError::Closed {
+                reason: crate::model::Reason::Network,
+            };
+            let (shared, commands) = (shared.upgrade().ok_or_else(closed)?, commands.upgrade().ok_or_else(closed)?);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (op, text, online) = {
+                let mut s = lock(&shared);
+                let op = s.session.reserve(OperationKind::Negotiate);
+                s.answers.insert(op, tx);
+                let text = crate::protocol::encode(&ClientFrame::PublishOffer { op, sdp, source: None });
+                s.session.made(op, &text);
+                (op, text, s.online)
+            };
+            *lock_plain(&reserved) = Some(op);
+            if online {
+                let _ = commands.send(super::Command::Request(op, text)).await;
+            }
+            match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+                Ok(Ok(Ok(answer))) => Ok(answer),
+                Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
+                Ok(Err(_)) => Err(closed()),
+                Err(_) => Err(CallError::Media { message: "the server did not answer the media offer in time".into() }),
+            }
+        }
+    };
+    let result = media.republish(negotiate).await;
+    let reserved = *lock_plain(&reserved);
+    if let Some(op) = reserved
+        && let Some(shared) = shared.upgrade()
+    {
+        let mut s = lock(&shared);
+        s.answers.remove(&op);
+        s.session.forget(op);
+    }
+    if let Err(e) = result
+        && let Some(shared) = shared.upgrade()
+    {
+        lock(&shared).publish(CallEvent::Media(MediaEvent::Failed {
+            connection: MediaConnection::Publish,
+            publication: None,
+            message: format!("publishing again after the rejoin failed: {e}"),
+        }));
+    }
 }
 
 /// Sends a frame that expects no answer; false once the call is gone.

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use options::{CallError, CallOptions, Credentials, InviteOptions, JoinOptions};
+pub use options::{
+    CallError, CallOptions, Credentials, InviteOptions, JoinOptions, ReconnectPolicy,
+};
 pub use stream::{EventStream, KindStream, Lagged};
 
 use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
@@ -55,9 +57,15 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     finished: watch::Receiver<bool>,
     media: Arc<media::ClientMedia>,
+    /// [`CallOptions::offline_queue`].
+    offline_queue: usize,
 }
 
 pub(crate) enum Command {
+    /// A request: the session keeps its frame until it is answered, to send it again after a
+    /// lost connection.
+    Request(OperationId, String),
+    /// A frame that expects no answer (an ICE candidate).
     Frame(String),
     Close,
 }
@@ -80,7 +88,7 @@ impl Call {
     ) -> Result<Call, CallError> {
         options.validate()?;
         let credentials = credentials.into();
-        let (ws, user_id) =
+        let (ws, user_id, resume_key) =
             tokio::time::timeout(options.connect_timeout, driver::login(url, &credentials))
                 .await
                 .map_err(|_| CallError::Timeout)??;
@@ -96,6 +104,7 @@ impl Call {
             remote_tracks: HashMap::new(),
             media_work: Some(media_tx),
             answers: HashMap::new(),
+            online: true,
         }));
         let (commands, rx) = mpsc::channel(256);
         let (done_tx, finished) = watch::channel(false);
@@ -116,7 +125,14 @@ impl Call {
             commands.downgrade(),
             media_rx,
         ));
-        tokio::spawn(driver::run(ws, shared.clone(), rx, done_tx, options));
+        let link = driver::Link {
+            url: url.to_owned(),
+            credentials,
+            options: options.clone(),
+            resume_key,
+        };
+        let offline_queue = options.offline_queue;
+        tokio::spawn(driver::run(ws, shared.clone(), rx, done_tx, link));
         Ok(Call {
             inner: Arc::new(Inner {
                 user_id,
@@ -124,6 +140,7 @@ impl Call {
                 commands,
                 finished,
                 media,
+                offline_queue,
             }),
         })
     }
@@ -404,16 +421,20 @@ impl Call {
     async fn negotiate_publish(&self, op: OperationId, source: TrackSource) {
         let negotiate = |sdp: String| async move {
             let (tx, rx) = oneshot::channel();
-            let text = {
+            let (text, online) = {
                 let mut shared = self.shared();
                 shared.answers.insert(op, tx);
-                protocol::encode(&ClientFrame::PublishOffer {
+                let text = protocol::encode(&ClientFrame::PublishOffer {
                     op,
                     sdp,
                     source: Some(source),
-                })
+                });
+                shared.session.made(op, &text);
+                (text, shared.online)
             };
-            self.send_frame(text).await?;
+            if online {
+                self.send_command(Command::Request(op, text)).await?;
+            }
             match tokio::time::timeout(media::ANSWER_TIMEOUT, rx).await {
                 Ok(Ok(Ok(answer))) => Ok(answer),
                 Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
@@ -603,31 +624,31 @@ impl Call {
         frame: impl FnOnce(OperationId) -> ClientFrame,
         register: impl FnOnce(&mut Shared, OperationId),
     ) -> Result<OperationId, CallError> {
-        let (op, text) = {
+        let (op, text, online) = {
             let mut shared = self.shared();
             if let Some(reason) = shared.closed {
                 return Err(CallError::Closed { reason });
             }
-            let (op, frame) = shared.session.request(kind, invitation, frame);
+            let queued = shared.session.pending_count();
+            if !shared.online && queued >= self.inner.offline_queue {
+                return Err(CallError::Offline { queued });
+            }
+            let (op, text) = shared.session.request(kind, invitation, frame);
             register(&mut shared, op);
-            (op, protocol::encode(&frame))
+            (op, text, shared.online)
         };
-        if let Err(e) = self.send_frame(text).await {
+        // Offline, the session holds the request; the connection task sends it once it is
+        // back.
+        if online && let Err(e) = self.send_command(Command::Request(op, text)).await {
             self.shared().session.forget(op);
             return Err(e);
         }
         Ok(op)
     }
 
-    /// Queues an encoded frame for the connection task; `Closed` once the call is gone.
-    async fn send_frame(&self, text: String) -> Result<(), CallError> {
-        if self
-            .inner
-            .commands
-            .send(Command::Frame(text))
-            .await
-            .is_err()
-        {
+    /// Queues a command for the connection task; `Closed` once the call is gone.
+    async fn send_command(&self, command: Command) -> Result<(), CallError> {
+        if self.inner.commands.send(command).await.is_err() {
             return Err(CallError::Closed {
                 reason: self.closed_reason().unwrap_or(Reason::Network),
             });

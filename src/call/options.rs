@@ -61,11 +61,17 @@ pub struct CallOptions {
     pub event_capacity: usize,
     /// How long connecting and logging in may take.
     pub connect_timeout: Duration,
-    /// How often the call pings the server (20 s).
+    /// How often the call pings the server (2.5 s); each ping also tells the server what the
+    /// call has taken, so it can forget it.
     pub keepalive: Duration,
-    /// The call counts the connection as lost (`Network`) when nothing at all has come from the
-    /// server for this long (60 s).
+    /// The call counts the connection as lost when nothing at all has come from the server for
+    /// this long (7.5 s), and reconnects.
     pub idle_timeout: Duration,
+    /// How the call reconnects after a lost connection.
+    pub reconnect: ReconnectPolicy,
+    /// Requests a call may hold unanswered while it is reconnecting (256); more are refused
+    /// with [`CallError::Offline`].
+    pub offline_queue: usize,
     /// Where the call's peer connections bind their UDP sockets; `None`: loopback for a server
     /// on this machine, any address otherwise.
     pub media_bind: Option<std::net::SocketAddr>,
@@ -76,8 +82,10 @@ impl Default for CallOptions {
         CallOptions {
             event_capacity: 4096,
             connect_timeout: Duration::from_secs(10),
-            keepalive: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_millis(2500),
+            idle_timeout: Duration::from_millis(7500),
+            reconnect: ReconnectPolicy::default(),
+            offline_queue: 256,
             media_bind: None,
         }
     }
@@ -101,7 +109,29 @@ impl CallOptions {
         if self.keepalive.is_zero() || self.keepalive >= self.idle_timeout {
             return invalid("keepalive must be more than 0 and shorter than idle_timeout");
         }
+        if self.offline_queue == 0 {
+            return invalid("offline_queue must be at least 1");
+        }
+        let r = &self.reconnect;
+        if r.max_attempts > 0 && (r.max_delay < r.first_delay || r.max_delay.is_zero()) {
+            return invalid("reconnect.max_delay must be more than 0 and at least first_delay");
+        }
+        if r.max_attempts > 0 && !(0.0..=1.0).contains(&r.jitter) {
+            return invalid("reconnect.jitter must be between 0 and 1");
+        }
         Ok(())
+    }
+
+    /// Sets [`CallOptions::reconnect`].
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Sets [`CallOptions::offline_queue`] (at least 1).
+    pub fn offline_queue(mut self, requests: usize) -> Self {
+        self.offline_queue = requests;
+        self
     }
 
     /// Sets [`CallOptions::event_capacity`] (at least 1; checked by
@@ -274,4 +304,108 @@ pub enum CallError {
     /// know: never sent, or finished long ago and already forgotten.
     #[error("{0} is not known to this call")]
     UnknownOperation(OperationId),
+    /// The call is reconnecting and already holds [`CallOptions::offline_queue`] unanswered
+    /// requests; this one was not taken (nothing was sent).
+    #[error("reconnecting, and {queued} requests are waiting already")]
+    Offline {
+        /// Requests waiting.
+        queued: usize,
+    },
+}
+
+/// How a [`Call`](crate::Call) reconnects after losing its connection: the first attempt at
+/// once, then waits growing from `first_delay` by `multiplier` up to `max_delay`, each shortened
+/// by up to `jitter` of itself at random (so clients cut together do not come back together),
+/// until `max_attempts` attempts or `max_duration` have passed. `max_attempts: 0` turns
+/// reconnecting off (a lost connection closes the call, as before).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// Most attempts (20).
+    pub max_attempts: u32,
+    /// Give up after this long without a connection (45 s).
+    pub max_duration: Duration,
+    /// The wait before the second attempt (300 ms).
+    pub first_delay: Duration,
+    /// Longest wait between attempts (5 s).
+    pub max_delay: Duration,
+    /// Growth of the wait per attempt (2).
+    pub multiplier: f64,
+    /// Share of each wait taken off at random, 0 to 1 (0.3).
+    pub jitter: f64,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            max_attempts: 20,
+            max_duration: Duration::from_secs(45),
+            first_delay: Duration::from_millis(300),
+            max_delay: Duration::from_secs(5),
+            multiplier: 2.0,
+            jitter: 0.3,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Never reconnect.
+    pub fn never() -> Self {
+        ReconnectPolicy {
+            max_attempts: 0,
+            ..Default::default()
+        }
+    }
+
+    /// Sets [`ReconnectPolicy::max_attempts`].
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets [`ReconnectPolicy::max_duration`].
+    pub fn max_duration(mut self, duration: Duration) -> Self {
+        self.max_duration = duration;
+        self
+    }
+
+    /// Sets [`ReconnectPolicy::first_delay`] and [`ReconnectPolicy::max_delay`].
+    pub fn delays(mut self, first: Duration, max: Duration) -> Self {
+        self.first_delay = first;
+        self.max_delay = max;
+        self
+    }
+
+    /// The wait before attempt `attempt` (from 1), given `random` in [0, 1): none before the
+    /// first, `None` once the policy gives up (by attempts; the caller checks the duration).
+    pub fn delay(&self, attempt: u32, random: f64) -> Option<Duration> {
+        if attempt == 0 || attempt > self.max_attempts {
+            return None;
+        }
+        if attempt == 1 {
+            return Some(Duration::ZERO);
+        }
+        let grown = self.first_delay.as_secs_f64() * self.multiplier.powi(attempt as i32 - 2);
+        let capped = grown.min(self.max_delay.as_secs_f64());
+        Some(Duration::from_secs_f64(capped * (1.0 - self.jitter * random)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reconnect_policy_starts_at_once_then_doubles_up_to_its_cap() {
+        let p = ReconnectPolicy::default();
+        let ms = |a| p.delay(a, 0.0).map(|d| d.as_millis());
+        assert_eq!(
+            (1..=7).map(ms).collect::<Vec<_>>(),
+            [0, 300, 600, 1200, 2400, 4800, 5000].map(Some)
+        );
+        assert_eq!(ms(21), None);
+        // Jitter only shortens a wait.
+        assert_eq!(p.delay(3, 0.999).unwrap().as_millis(), 420);
+        assert_eq!(ReconnectPolicy::never().delay(1, 0.0), None);
+    }
 }

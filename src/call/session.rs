@@ -45,6 +45,24 @@ struct Pending {
     kind: OperationKind,
     /// The invitation a cancel, accept or reject is about.
     invitation: Option<InvitationId>,
+    /// The request as sent, to send again after a lost connection (`None` until it is made).
+    frame: Option<String>,
+}
+
+/// Where a session stands in what the server sent it: the resume handshake's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub(crate) received: u64,
+    pub(crate) room: Option<RoomId>,
+    pub(crate) seq: Option<u64>,
+}
+
+/// How to join the room again on a new session.
+#[derive(Clone, Debug)]
+pub(crate) struct Rejoin {
+    pub(crate) room: RoomId,
+    pub(crate) me: crate::model::Participant,
+    pub(crate) auto_subscribe: bool,
 }
 
 /// One logged-in user's view of its call.
@@ -60,6 +78,12 @@ pub(crate) struct Session {
     sent: BTreeMap<InvitationId, Invitation>,
     /// Room events that broke the sequence so far (always 0 with a correct server).
     seq_faults: u64,
+    /// Frames taken twice (a replay overlapping what arrived), dropped.
+    duplicates: u64,
+    /// The highest personal frame number taken.
+    last_n: u64,
+    /// The current room's `auto_subscribe`, for a join again.
+    auto_subscribe: bool,
     /// The tracks reaching the call.
     pub(crate) tracks: TrackBook,
 }
@@ -74,6 +98,9 @@ impl Session {
             received: BTreeMap::new(),
             sent: BTreeMap::new(),
             seq_faults: 0,
+            duplicates: 0,
+            last_n: 0,
+            auto_subscribe: true,
             tracks: TrackBook::default(),
         }
     }
@@ -99,17 +126,115 @@ impl Session {
         self.seq_faults
     }
 
-    /// Allocates an operation id, remembers what it is, and builds its frame.
+    /// Allocates an operation id, remembers what it is, and builds its frame (encoded, and
+    /// kept to send again after a lost connection).
     pub(crate) fn request(
         &mut self,
         kind: OperationKind,
         invitation: Option<InvitationId>,
         frame: impl FnOnce(OperationId) -> ClientFrame,
-    ) -> (OperationId, ClientFrame) {
+    ) -> (OperationId, String) {
         self.next_op += 1;
         let op = OperationId(self.next_op);
-        self.pending.insert(op, Pending { kind, invitation });
-        (op, frame(op))
+        let frame = frame(op);
+        if let ClientFrame::Join { auto_subscribe, .. } = &frame {
+            self.auto_subscribe = *auto_subscribe;
+        }
+        let text = crate::protocol::encode(&frame);
+        self.pending.insert(
+            op,
+            Pending {
+                kind,
+                invitation,
+                frame: Some(text.clone()),
+            },
+        );
+        (op, text)
+    }
+
+    /// Keeps the frame of reserved request `op`, once it is made.
+    pub(crate) fn made(&mut self, op: OperationId, text: &str) {
+        if let Some(p) = self.pending.get_mut(&op) {
+            p.frame = Some(text.to_owned());
+        }
+    }
+
+    /// Where this session stands, for a resume or an acknowledgement.
+    pub(crate) fn taken(&self) -> Taken {
+        Taken {
+            received: self.last_n,
+            room: self.room.as_ref().map(|r| r.room.clone()),
+            seq: self.room.as_ref().map(|r| r.seq),
+        }
+    }
+
+    /// The requests still unanswered, in the order they were made, to send again.
+    pub(crate) fn unanswered(&self) -> Vec<(OperationId, String)> {
+        let mut frames: Vec<_> = self
+            .pending
+            .iter()
+            .filter_map(|(op, p)| p.frame.clone().map(|f| (*op, f)))
+            .collect();
+        frames.sort_by_key(|(op, _)| *op);
+        frames
+    }
+
+    /// Requests unanswered now.
+    pub(crate) fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Frames taken twice and dropped so far.
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// The server lost this session (it restarted): every unanswered request fails with
+    /// `session_lost`, every open invitation ends (reason `network`: its fate is unknown), and
+    /// the numbering of personal frames starts again. Returns how to join the room again, if
+    /// the call was in one (its view stays until the join again answers).
+    pub(crate) fn lost(&mut self) -> (Handled, Option<Rejoin>) {
+        let mut out = Handled::default();
+        let mut ops: Vec<_> = self.pending.keys().copied().collect();
+        ops.sort();
+        for op in ops {
+            if let Some(pending) = self.pending.remove(&op)
+                && pending.kind != OperationKind::Negotiate
+            {
+                let error = OpError {
+                    code: crate::protocol::ErrorCode::SessionLost,
+                    message: "the server lost the session before answering; \
+                              whether the request took effect is unknown"
+                        .into(),
+                };
+                self.finish(op, pending, Err(error), None, &mut out);
+            }
+        }
+        for (_, invitation) in std::mem::take(&mut self.received)
+            .into_iter()
+            .chain(std::mem::take(&mut self.sent))
+        {
+            out.events.push(CallEvent::Invite(InviteEvent::Canceled {
+                invitation,
+                reason: Reason::Network,
+            }));
+        }
+        self.last_n = 0;
+        let rejoin = self.room.as_ref().and_then(|snap| {
+            let me = snap.participants.iter().find(|p| p.user_id == self.me)?;
+            Some(Rejoin {
+                room: snap.room.clone(),
+                me: me.clone(),
+                auto_subscribe: self.auto_subscribe,
+            })
+        });
+        if rejoin.is_none()
+            && let Some(left) = self.closed(Reason::Network)
+        {
+            out.events.push(left);
+        }
+        (out, rejoin)
     }
 
     /// Allocates an op id for a request whose frame is made later (a publish: its offer takes
@@ -122,6 +247,7 @@ impl Session {
             Pending {
                 kind,
                 invitation: None,
+                frame: None,
             },
         );
         op
@@ -142,8 +268,17 @@ impl Session {
         self.pending.keys().copied()
     }
 
-    /// Takes one server frame; returns the events and outcomes it makes, in order.
-    pub(crate) fn handle(&mut self, frame: ServerFrame) -> Handled {
+    /// Takes one server frame, with its personal number `n` if it has one; returns the
+    /// events and outcomes it makes, in order. A frame taken before (a replay overlapping what
+    /// had arrived) makes nothing.
+    pub(crate) fn handle(&mut self, frame: ServerFrame, n: Option<u64>) -> Handled {
+        if let Some(n) = n {
+            if n <= self.last_n {
+                self.duplicates += 1;
+                return Handled::default();
+            }
+            self.last_n = n;
+        }
         let mut out = self.handle_frame(frame);
         let (events, changes) = self.tracks.follow(std::mem::take(&mut out.events));
         out.events = events;
@@ -154,7 +289,12 @@ impl Session {
     fn handle_frame(&mut self, frame: ServerFrame) -> Handled {
         let mut out = Handled::default();
         match frame {
-            ServerFrame::Welcome { .. } => {}
+            ServerFrame::Welcome { .. } | ServerFrame::Pong {} => {}
+            ServerFrame::Resumed { resync, .. } => {
+                if let Some(resync) = resync {
+                    self.resynced(*resync, &mut out);
+                }
+            }
             ServerFrame::Joined {
                 op,
                 room,
@@ -436,14 +576,58 @@ impl Session {
                     });
                 }
             }
-            ServerFrame::Goodbye { reason } => out.events.extend(self.closed(reason)),
+            // A goodbye that asks to reconnect is the shell's business (it resumes).
+            ServerFrame::Goodbye { reason, reconnect } => {
+                if !reconnect {
+                    out.events.extend(self.closed(reason))
+                }
+            }
         }
         out
+    }
+
+    /// The server could not replay what this session missed: take its state as it is now.
+    fn resynced(&mut self, resync: crate::protocol::Resync, out: &mut Handled) {
+        self.last_n = resync.n;
+        self.received = resync.invitations.into_iter().map(|i| (i.id, i)).collect();
+        self.sent = resync
+            .sent_invitations
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        let snapshot = resync.room.map(|r| RoomSnapshot {
+            room: r.room,
+            seq: r.seq,
+            me: self.me.clone(),
+            participants: r.participants,
+            properties: r.properties,
+            publications: r.publications,
+        });
+        let old = std::mem::replace(&mut self.room, snapshot.clone());
+        if let Some(old) = old
+            && snapshot.as_ref().is_none_or(|s| s.room != old.room)
+        {
+            out.events.push(CallEvent::Left {
+                room: old.room,
+                reason: Reason::Network,
+                op: None,
+            });
+        }
+        out.events.push(CallEvent::Resynced {
+            snapshot,
+            missed: resync.missed,
+        });
     }
 
     /// We are in a room: a join's answer, an accepted invitation, or an invite from outside a
     /// room that started a call.
     fn joined(&mut self, op: OperationId, snapshot: RoomSnapshot, out: &mut Handled) {
+        if self.pending.get(&op).map(|p| p.kind) == Some(OperationKind::Rejoin) {
+            self.pending.remove(&op);
+            self.room = Some(snapshot.clone());
+            out.events.push(CallEvent::Rejoined { snapshot });
+            return;
+        }
         if let Some(old) = self.room.take() {
             // Accepting an invitation during a call leaves that call.
             out.events.push(CallEvent::Left {
@@ -544,6 +728,20 @@ impl Session {
                 }
                 invite(|op, result| InviteEvent::RejectResult { op, result })
             }
+            OperationKind::Rejoin => {
+                // The join again was refused (the room is full, the token expired…): out.
+                if let Some(room) = self.room.take() {
+                    out.events.push(CallEvent::Left {
+                        room: room.room,
+                        reason: Reason::Network,
+                        op: None,
+                    });
+                }
+                if let Err(error) = result {
+                    out.events.push(CallEvent::ServerError(error));
+                }
+                return;
+            }
             OperationKind::Negotiate => {
                 // Internal and awaited by no one: only a failure is worth telling the
                 // application, and no outcome is kept (it would crowd out the application's).
@@ -580,6 +778,11 @@ impl Session {
     /// `None` for an event of a room this session is not in.
     fn advance(&mut self, room: &RoomId, seq: u64) -> Option<&mut RoomSnapshot> {
         let snap = self.room.as_mut().filter(|snap| &snap.room == room)?;
+        if seq <= snap.seq {
+            // Taken already (a replay that overlaps what had arrived).
+            self.duplicates += 1;
+            return None;
+        }
         if seq != snap.seq + 1 {
             self.seq_faults += 1;
             tracing::warn!(room = %room, expected = snap.seq + 1, got = seq, "room event out of sequence");

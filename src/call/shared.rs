@@ -10,10 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::session::{self, Session};
 use super::{CallError, media, ring};
-use crate::event::{CallEvent, OpError, Outcome};
+use crate::event::{CallEvent, OpError, OperationKind, Outcome};
 use crate::media::RemoteTrack;
 use crate::model::{OperationId, Reason};
-use crate::protocol::ServerFrame;
+use crate::protocol::{ClientFrame, ServerFrame};
 
 /// Outcomes kept for later [`Call::outcome`](super::Call::outcome) calls; oldest forgotten first.
 pub(super) const KEPT_OUTCOMES: usize = 256;
@@ -36,6 +36,9 @@ pub(super) struct Shared {
     pub(super) media_work: Option<mpsc::UnboundedSender<media::MediaWork>>,
     /// Publishing offers waiting for the server's answer.
     pub(super) answers: HashMap<OperationId, oneshot::Sender<Result<String, OpError>>>,
+    /// Whether the connection is up: requests go to the socket now. While it is down they wait
+    /// in the session (at most `offline_queue`) and are sent once it is back.
+    pub(super) online: bool,
 }
 
 impl Shared {
@@ -62,12 +65,43 @@ impl Shared {
         self.kept.push_back((op, outcome));
     }
 
-    pub(super) fn handle(&mut self, frame: ServerFrame) {
-        let handled = self.session.handle(frame);
+    pub(super) fn handle(&mut self, frame: ServerFrame, n: Option<u64>) {
+        let handled = self.session.handle(frame, n);
+        self.apply(handled);
+    }
+
+    /// The server lost the session (the connection that came back is on a new one): the
+    /// session core fails what was unanswered, and the call joins its room again.
+    pub(super) fn session_lost(&mut self) {
+        let (handled, rejoin) = self.session.lost();
+        self.apply(handled);
+        match rejoin {
+            Some(rejoin) => {
+                let me = rejoin.me;
+                // Sent with the other unanswered requests (there are none left but this).
+                self.session.request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
+                    op,
+                    room: Some(rejoin.room),
+                    display_name: Some(me.display_name),
+                    audio: me.audio,
+                    video: me.video,
+                    state: me.state,
+                    auto_subscribe: rejoin.auto_subscribe,
+                });
+            }
+            None => self.publish(CallEvent::Reconnected { replayed: 0 }),
+        }
+    }
+
+    fn apply(&mut self, handled: session::Handled) {
         for id in &handled.tracks.ended {
             if let Some(track) = self.remote_tracks.remove(id) {
                 track.end();
             }
+        }
+        if handled.tracks.rejoined {
+            // A new membership: new peer connections, the same local tracks published again.
+            self.media(media::MediaWork::Rejoined);
         }
         if handled.tracks.reset {
             // Out of the room: the server closed this call's peer connections (and answers a

@@ -31,6 +31,9 @@ pub(crate) struct TrackChanges {
     pub ended: Vec<String>,
     /// The call left its room: its peer connections are over.
     pub reset: bool,
+    /// The call joined its room again on a new session: its peer connections are over, its
+    /// local tracks are to be published again.
+    pub rejoined: bool,
 }
 
 impl TrackBook {
@@ -100,6 +103,12 @@ impl TrackBook {
                         .ended
                         .extend(std::mem::take(&mut self.tracks).into_keys());
                     changes.reset = true;
+                }
+                CallEvent::Rejoined { .. } => {
+                    changes
+                        .ended
+                        .extend(std::mem::take(&mut self.tracks).into_keys());
+                    changes.rejoined = true;
                 }
                 CallEvent::Media(MediaEvent::Unpublished { publication, .. }) => {
                     if let Some((_, state)) = self.tracks.remove(&publication.id) {

@@ -81,6 +81,11 @@ impl LocalTrack {
         }
     }
 
+    /// The RTP track this handle writes to (to put it on a new peer connection).
+    pub(crate) fn rtp_track(&self) -> Arc<TrackLocalStaticRTP> {
+        self.inner.track.clone()
+    }
+
     /// Ends this handle: later writes fail with [`MediaError::Closed`].
     pub(crate) fn end(&self) {
         self.inner.ended.store(true, Ordering::Relaxed);

@@ -116,6 +116,18 @@ pub enum ErrorCode {
     /// The track is not published.
     #[error("no such track")]
     NoSuchTrack,
+    /// `resume` named a session this server does not know (it restarted, or the session's
+    /// grace period ran out): log in with `hello` and join again.
+    #[error("no such session to resume")]
+    UnknownSession,
+    /// A request repeats an operation id the server has already answered and the client has
+    /// acknowledged; it is not applied again.
+    #[error("this operation was already answered")]
+    DuplicateRequest,
+    /// The request was sent on a session the server lost (it restarted); whether it took
+    /// effect is unknown. Reported by the client library, never sent by the server.
+    #[error("the session was lost before the request was answered")]
+    SessionLost,
     /// A publishing offer while the previous one is still being answered.
     #[error("a media negotiation is in progress")]
     NegotiationBusy,

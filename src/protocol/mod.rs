@@ -44,6 +44,41 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// The state a resumed session is in when the server could not replay everything the client
+/// missed (it kept less than the client was missing).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resync {
+    /// Frames the client missed that could not be replayed (lost).
+    pub missed: u64,
+    /// The highest personal frame number sent so far; the next one is `n + 1`.
+    pub n: u64,
+    /// The room the session is in now, as a `joined` frame would describe it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomState>,
+    /// Open invitations to the user.
+    #[serde(default)]
+    pub invitations: Vec<Invitation>,
+    /// Open invitations the session made.
+    #[serde(default)]
+    pub sent_invitations: Vec<Invitation>,
+}
+
+/// A room as it is at `seq` (the body of a resync).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// The room.
+    pub room: RoomId,
+    /// The room's sequence number this state reflects.
+    pub seq: u64,
+    /// Every member, in join order.
+    pub participants: Vec<Participant>,
+    /// The call properties.
+    pub properties: CallProperties,
+    /// The tracks members publish.
+    #[serde(default)]
+    pub publications: Vec<Publication>,
+}
+
 tagged_frames! {
     /// A frame a client sends.
     #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -56,6 +91,38 @@ tagged_frames! {
             version: u32,
             /// A signed access token (see `docs/security.md`).
             token: String,
+        },
+        /// First frame of a connection that takes over a session whose connection was lost
+        /// (instead of `hello`): the server replays what the client missed, then goes on.
+        Resume {
+            /// Must equal [`PROTOCOL_VERSION`].
+            version: u32,
+            /// A valid access token of the session's user.
+            token: String,
+            /// The session's `resume_key` from its `welcome`.
+            resume_key: String,
+            /// The highest personal frame number `n` the client has taken (0 for none).
+            #[serde(default)]
+            received: u64,
+            /// The room the client is in, as far as it knows.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            room: Option<RoomId>,
+            /// The last room event `seq` of that room the client has taken.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            seq: Option<u64>,
+        },
+        /// Keepalive and acknowledgement: the server answers `pong` and forgets what the client
+        /// says it has taken (it will not be replayed).
+        Ping {
+            /// The highest personal frame number `n` the client has taken.
+            #[serde(default)]
+            received: u64,
+            /// The room the client is in.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            room: Option<RoomId>,
+            /// The last room event `seq` it has taken.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            seq: Option<u64>,
         },
         /// Join a room (created if absent; a server-made id if `room` is absent).
         Join {
@@ -253,9 +320,25 @@ tagged_frames! {
             version: u32,
             /// The logged-in user.
             user_id: UserId,
-            /// This connection's id on the server (for logs).
+            /// The session's id on the server (for logs).
             session: u64,
+            /// The secret that lets a later connection `resume` this session.
+            resume_key: String,
         },
+        /// Answer to a valid `resume`: the next `replayed` frames are what the lost connection
+        /// did not deliver, in their first order; live frames follow.
+        Resumed {
+            /// The session's id on the server.
+            session: u64,
+            /// How many frames follow as the replay.
+            replayed: u64,
+            /// Present when the server no longer held everything the client missed: the state
+            /// as it is now, instead of the replay.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            resync: Option<Box<Resync>>,
+        },
+        /// Answer to `ping`.
+        Pong {},
         /// Success answer to `join`, with the room as it is at `seq`.
         Joined {
             /// The request id.
@@ -464,7 +547,75 @@ tagged_frames! {
         Goodbye {
             /// Why.
             reason: Reason,
+            /// Whether the client should connect again (and `resume`): true when the server is
+            /// draining for a restart, false when the session is over.
+            #[serde(default)]
+            reconnect: bool,
         },
+    }
+}
+
+impl ServerFrame {
+    /// The room and `seq` of a room event (a frame every member of the room receives, numbered
+    /// by the room); `None` for the others.
+    pub fn room_event(&self) -> Option<(&RoomId, u64)> {
+        match self {
+            ServerFrame::ParticipantJoined { room, seq, .. }
+            | ServerFrame::ParticipantLeft { room, seq, .. }
+            | ServerFrame::ParticipantUpdated { room, seq, .. }
+            | ServerFrame::PropertiesChanged { room, seq, .. }
+            | ServerFrame::CallEnded { room, seq, .. }
+            | ServerFrame::TrackPublished { room, seq, .. }
+            | ServerFrame::TrackMuted { room, seq, .. }
+            | ServerFrame::TrackUnpublished { room, seq, .. }
+            | ServerFrame::Message {
+                room,
+                seq: Some(seq),
+                ..
+            } => Some((room, *seq)),
+            _ => None,
+        }
+    }
+
+    /// Whether the frame is a personal one, numbered `n` per session and replayed on resume
+    /// (every frame but room events and the connection's own `welcome`, `resumed`, `pong` and
+    /// `goodbye`).
+    pub fn is_personal(&self) -> bool {
+        !matches!(
+            self,
+            ServerFrame::Welcome { .. }
+                | ServerFrame::Resumed { .. }
+                | ServerFrame::Pong {}
+                | ServerFrame::Goodbye { .. }
+        ) && self.room_event().is_none()
+    }
+}
+
+/// Writes personal frame number `n` into an encoded frame, as its last field.
+pub fn with_number(mut text: String, n: u64) -> String {
+    use std::fmt::Write as _;
+    if text.ends_with('}') {
+        text.pop();
+        let sep = if text.ends_with('{') { "" } else { "," };
+        let _ = write!(text, "{sep}\"n\":{n}}}");
+    }
+    text
+}
+
+/// Reads the personal frame number of an encoded server frame: its last field `"n"`, as
+/// [`with_number`] writes it (a string or a nested object cannot end the frame with a digit
+/// before the closing brace, so the suffix is unambiguous).
+pub fn frame_number(text: &str) -> Option<u64> {
+    let body = text.strip_suffix('}')?;
+    let digits = body.len() - body.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 {
+        return None;
+    }
+    let (head, number) = body.split_at(body.len() - digits);
+    if head.ends_with(",\"n\":") || head.ends_with("{\"n\":") {
+        number.parse().ok()
+    } else {
+        None
     }
 }
 

@@ -130,13 +130,27 @@ fn every_server_frame_decodes_as_it_was_encoded() {
         audio: true,
         video: false,
         state: "{}".into(),
+        connection: Default::default(),
     };
     let frames = [
         ServerFrame::Welcome {
             version: 1,
             user_id: "bob".into(),
             session: 9,
+            resume_key: "00ab.9".into(),
         },
+        ServerFrame::Resumed {
+            session: 9,
+            replayed: 0,
+            resync: Some(Box::new(crate::protocol::Resync {
+                missed: 3,
+                n: 7,
+                room: None,
+                invitations: vec![],
+                sent_invitations: vec![],
+            })),
+        },
+        ServerFrame::Pong {},
         ServerFrame::Joined {
             op: OperationId(1),
             room: "r".into(),
@@ -164,6 +178,7 @@ fn every_server_frame_decodes_as_it_was_encoded() {
         },
         ServerFrame::Goodbye {
             reason: Reason::Timeout,
+            reconnect: true,
         },
     ];
     for frame in frames {
@@ -218,4 +233,21 @@ fn nesting_is_measured_outside_strings() {
         decode_client(&deep).unwrap_err().refusal.code,
         ErrorCode::BadJson
     );
+}
+
+#[test]
+fn a_personal_number_is_written_last_and_read_back() {
+    let frame = ServerFrame::Done {
+        op: OperationId(2),
+        seq: None,
+    };
+    let text = crate::protocol::with_number(encode(&frame), 41);
+    assert_eq!(text, r#"{"type":"done","op":2,"n":41}"#);
+    assert_eq!(crate::protocol::frame_number(&text), Some(41));
+    assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
+    // Frames without one, and look-alikes inside strings or nested objects, have none.
+    assert_eq!(crate::protocol::frame_number(&encode(&frame)), None);
+    assert_eq!(crate::protocol::frame_number(r#"{"type":"x","s":",\"n\":5}"}"#), None);
+    assert_eq!(crate::protocol::frame_number(r#"{"type":"x","o":{"n":5}}"#), None);
+    assert_eq!(crate::protocol::with_number("{}".into(), 1), r#"{"n":1}"#);
 }

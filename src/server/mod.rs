@@ -106,6 +106,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::grace_period`] (more than 0, at most 10 minutes; checked by
+    /// [`start`](Self::start)).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.options.grace_period = grace;
+        self
+    }
+
+    /// Sets [`ServerOptions::resume_buffer`] (at least 16 frames; checked by [`start`](Self::start)).
+    pub fn resume_buffer(mut self, frames: usize) -> Self {
+        self.options.resume_buffer = frames;
+        self
+    }
+
     /// Sets [`ServerOptions::auto_reject_busy`].
     pub fn auto_reject_busy(mut self, on: bool) -> Self {
         self.options.auto_reject_busy = on;
@@ -150,6 +163,13 @@ impl ServerBuilder {
             max_rooms: limits.max_rooms,
             max_participants: limits.max_participants,
             max_connections_per_user: limits.max_connections_per_user,
+            instance: {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).expect("the operating system's random source works");
+                u64::from_le_bytes(bytes)
+            },
+            grace_ms: self.options.grace_period.as_millis() as u64,
+            outbox_capacity: self.options.resume_buffer,
         };
         let peer_settings = crate::media::PeerSettings {
             bind: self.options.media_bind,
@@ -226,8 +246,10 @@ impl ServerHandle {
         self.state.room_count()
     }
 
-    /// Stops accepting, tells every client `goodbye` (reason `server_shutdown`), closes every
-    /// connection and waits until all server tasks are done.
+    /// Drains the server: stops accepting, tells every client `goodbye` (reason
+    /// `server_shutdown`, with `reconnect` as [`ServerOptions::reconnect_after_shutdown`] says),
+    /// gives each connection a bounded time (1 s) to take it, and waits until all server tasks
+    /// are done.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

@@ -60,6 +60,12 @@ impl ServerOptions {
         if limits.idle_timeout <= limits.ping_interval {
             return invalid("idle_timeout", "longer than ping_interval");
         }
+        if self.grace_period.is_zero() || self.grace_period > Duration::from_secs(600) {
+            return invalid("grace_period", "more than 0 and at most 10 minutes");
+        }
+        if self.resume_buffer < 16 {
+            return invalid("resume_buffer", "at least 16 frames");
+        }
         if limits.max_frame_len < 1024 {
             return invalid("max_frame_len", "at least 1 KiB");
         }
@@ -82,9 +88,10 @@ impl ServerOptions {
 pub struct Limits {
     /// How long a new connection may take to send a valid `hello` (10 s).
     pub handshake_timeout: Duration,
-    /// How often the server pings a connection (20 s).
+    /// How often the server pings a connection (3 s).
     pub ping_interval: Duration,
-    /// A connection from which nothing (not even a pong) arrives for this long is closed (60 s).
+    /// A connection from which nothing (not even a pong) arrives for this long counts as lost
+    /// (10 s): its session waits for a resume for the grace period.
     pub idle_timeout: Duration,
     /// Largest text frame the server reads, in bytes (64 KiB, at most 1 MiB).
     pub max_frame_len: usize,
@@ -104,8 +111,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             handshake_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(10),
             max_frame_len: MAX_FRAME_LEN,
             max_rooms: 10_000,
             max_participants: 256,
@@ -182,6 +189,15 @@ pub struct ServerOptions {
     /// Threads that forward media (0, the default: one per core), each started when a room
     /// first needs it. Each room's media runs on one of them.
     pub media_workers: usize,
+    /// How long a session whose connection was lost keeps its seat, waiting for a `resume`
+    /// (20 s); then it leaves with reason `network`.
+    pub grace_period: Duration,
+    /// Most frames a session keeps for a resume (1,024); a client that missed more gets a
+    /// resync (the state as it is) instead of the replay.
+    pub resume_buffer: usize,
+    /// Whether the `goodbye` of a shutdown ([`ServerHandle::shutdown`](crate::ServerHandle))
+    /// tells clients to reconnect (true: the server is restarting, or another one takes over).
+    pub reconnect_after_shutdown: bool,
 }
 
 impl Default for ServerOptions {
@@ -197,6 +213,9 @@ impl Default for ServerOptions {
             media_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             media_public_ips: Vec::new(),
             media_workers: 0,
+            grace_period: Duration::from_secs(20),
+            resume_buffer: 1024,
+            reconnect_after_shutdown: true,
         }
     }
 }

@@ -48,9 +48,17 @@ impl End {
     }
 }
 
-/// One logged-in device: its connection and client session, and what it saw of invitations.
+/// One logged-in device: its session (on the server: `conn`) and its connection now
+/// (`transport`), its client session, and what it saw of invitations.
 struct Device {
     conn: ConnId,
+    transport: ConnId,
+    /// Whether its connection carries frames; a cut one (`up: false`) loses every frame sent
+    /// either way, and the server may not have noticed yet.
+    up: bool,
+    resume_key: String,
+    /// Numbers this client session (ops count from 1 in each).
+    life: u64,
     session: Session,
     /// The sources its publishing connection sends, and the room they were offered in.
     sending: BTreeSet<TrackSource>,
@@ -75,9 +83,10 @@ pub(crate) struct World {
     now: Millis,
     devices: Vec<Option<Device>>,
     next_conn: ConnId,
-    /// Outcomes seen per (connection, op), and every request sent.
-    outcomes: HashMap<(ConnId, u64), usize>,
-    sent: Vec<(ConnId, u64)>,
+    /// Outcomes seen per (client session, op), and every request made.
+    outcomes: HashMap<(u64, u64), usize>,
+    sent: Vec<(u64, u64)>,
+    next_life: u64,
     /// Every invitation made: its caller's connection.
     made: HashMap<InvitationId, ConnId>,
     /// How each ended invitation ended, as first seen.
@@ -101,6 +110,7 @@ impl World {
             next_conn: 0,
             outcomes: HashMap::new(),
             sent: Vec::new(),
+            next_life: 0,
             made: HashMap::new(),
             ended: HashMap::new(),
         };
@@ -116,8 +126,13 @@ impl World {
         }
         self.next_conn += 1;
         let conn = self.next_conn;
+        self.next_life += 1;
         self.devices[dev] = Some(Device {
             conn,
+            transport: conn,
+            up: true,
+            resume_key: String::new(),
+            life: self.next_life,
             session: Session::new(uid(DEVICES[dev])),
             sending: BTreeSet::new(),
             sending_room: None,
@@ -134,14 +149,140 @@ impl World {
                 frame: testing::hello(uid(DEVICES[dev]).as_str()),
             },
         );
-        assert!(matches!(
-            &out[0],
-            Output::Send {
-                frame: ServerFrame::Welcome { .. },
-                ..
-            }
-        ));
+        let Output::Send {
+            frame: ServerFrame::Welcome { resume_key, .. },
+            ..
+        } = &out[0]
+        else {
+            panic!("a hello is welcomed: {out:?}");
+        };
+        if let Some(d) = self.devices[dev].as_mut() {
+            d.resume_key = resume_key.clone();
+        }
         self.deliver(out);
+    }
+
+    /// The device's connection is cut: nothing gets through either way from now on, and the
+    /// server does not know yet.
+    fn cut(&mut self, dev: usize) {
+        if let Some(d) = self.devices[dev].as_mut() {
+            d.up = false;
+        }
+    }
+
+    /// The server notices a cut connection.
+    fn notice(&mut self, dev: usize) {
+        let Some(d) = self.devices[dev].as_ref().filter(|d| !d.up) else {
+            return;
+        };
+        let conn = d.transport;
+        let out = self.hub.handle(
+            self.now,
+            Input::Disconnected {
+                conn,
+                reason: Reason::Network,
+            },
+        );
+        self.deliver(out);
+    }
+
+    /// A cut device connects again and resumes its session, as `Call` does: `resume`, and, if
+    /// the server no longer knows the session, `hello` and a join again; then every unanswered
+    /// request is sent again.
+    fn resume(&mut self, dev: usize) {
+        let Some(d) = self.devices[dev].as_mut().filter(|d| !d.up) else {
+            return;
+        };
+        self.next_conn += 1;
+        d.transport = self.next_conn;
+        d.up = true;
+        let transport = d.transport;
+        let taken = d.session.taken();
+        let frame = ClientFrame::Resume {
+            version: crate::protocol::PROTOCOL_VERSION,
+            token: match testing::hello(uid(DEVICES[dev]).as_str()) {
+                ClientFrame::Hello { token, .. } => token,
+                _ => unreachable!("hello() makes a hello"),
+            },
+            resume_key: d.resume_key.clone(),
+            received: taken.received,
+            room: taken.room,
+            seq: taken.seq,
+        };
+        let out = self.hub.handle(
+            self.now,
+            Input::Frame {
+                conn: transport,
+                frame,
+            },
+        );
+        let unknown = matches!(
+            out.first(),
+            Some(Output::Send {
+                frame: ServerFrame::Error {
+                    code: crate::protocol::ErrorCode::UnknownSession,
+                    ..
+                },
+                ..
+            })
+        );
+        if !unknown {
+            self.deliver(out);
+        } else {
+            let out = self.hub.handle(
+                self.now,
+                Input::Frame {
+                    conn: transport,
+                    frame: testing::hello(uid(DEVICES[dev]).as_str()),
+                },
+            );
+            let d = self.devices[dev].as_mut().expect("checked above");
+            let Some(Output::Send {
+                frame: ServerFrame::Welcome { resume_key, .. },
+                ..
+            }) = out.first()
+            else {
+                panic!("a hello is welcomed: {out:?}");
+            };
+            d.conn = transport;
+            d.resume_key = resume_key.clone();
+            // A new session: what the device knew of invitations starts over.
+            d.received.clear();
+            d.ends.clear();
+            d.sending.clear();
+            d.offers.clear();
+            let (handled, rejoin) = d.session.lost();
+            for (op, _) in &handled.outcomes {
+                *self.outcomes.entry((d.life, op.0)).or_default() += 1;
+            }
+            if let Some(rejoin) = rejoin {
+                let me = rejoin.me;
+                d.session.request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
+                    op,
+                    room: Some(rejoin.room),
+                    display_name: Some(me.display_name),
+                    audio: me.audio,
+                    video: me.video,
+                    state: me.state,
+                    auto_subscribe: rejoin.auto_subscribe,
+                });
+            }
+            self.deliver(out);
+        }
+        let Some(d) = self.devices[dev].as_mut() else {
+            return;
+        };
+        for (_, text) in d.session.unanswered() {
+            let frame = crate::protocol::decode_client(&text).expect("our own frames decode");
+            let out = self.hub.handle(
+                self.now,
+                Input::Frame {
+                    conn: transport,
+                    frame,
+                },
+            );
+            self.deliver(out);
+        }
     }
 
     /// Delivers frames to the devices, then hands media commands to the media model, whose
@@ -193,9 +334,10 @@ impl World {
 
     fn deliver_frames(&mut self, outputs: Vec<Output>, commands: &mut Vec<MediaCommand>) {
         for output in outputs {
-            let (targets, frame) = match output {
-                Output::Send { to, frame } => (vec![to], frame),
-                Output::Broadcast { to, frame } => (to, frame),
+            let (targets, frame, n) = match output {
+                Output::Send { to, frame } => (vec![to], frame, None),
+                Output::Broadcast { to, frame } => (to, (*frame).clone(), None),
+                Output::Deliver { to, n, frame } => (vec![to], (*frame).clone(), n),
                 Output::Media(command) => {
                     commands.push(command);
                     continue;
@@ -203,7 +345,12 @@ impl World {
                 Output::Close { .. } => continue,
             };
             for to in targets {
-                let Some(dev) = self.devices.iter_mut().flatten().find(|d| d.conn == to) else {
+                let Some(dev) = self
+                    .devices
+                    .iter_mut()
+                    .flatten()
+                    .find(|d| d.transport == to && d.up)
+                else {
                     continue;
                 };
                 if let ServerFrame::PublishAnswer { op, .. } = &frame {
@@ -220,9 +367,9 @@ impl World {
                     }
                     dev.offers.push((*negotiation, sdp.clone()));
                 }
-                let handled = dev.session.handle(frame.clone());
+                let handled = dev.session.handle(frame.clone(), n);
                 for (op, _) in &handled.outcomes {
-                    *self.outcomes.entry((dev.conn, op.0)).or_default() += 1;
+                    *self.outcomes.entry((dev.life, op.0)).or_default() += 1;
                 }
                 for event in handled.events {
                     let CallEvent::Invite(event) = event else {
@@ -299,15 +446,20 @@ impl World {
         let Some(device) = self.devices[dev].as_mut() else {
             return;
         };
-        let conn = device.conn;
-        let (op, frame) = device.session.request(kind, invitation, frame);
+        let conn = device.transport;
+        let (op, text) = device.session.request(kind, invitation, frame);
+        let frame = crate::protocol::decode_client(&text).expect("our own frames decode");
         if let Some(id) = invitation {
             device.answering.insert(op, id);
         }
         if let ClientFrame::RejectInvite { reason, .. } = &frame {
             device.rejecting.insert(op, reason.reason());
         }
-        self.sent.push((conn, op.0));
+        self.sent.push((device.life, op.0));
+        if !device.up {
+            // Held by the session; sent again on resume.
+            return;
+        }
         let out = self.hub.handle(self.now, Input::Frame { conn, frame });
         self.deliver(out);
     }
@@ -322,8 +474,12 @@ impl World {
         let Some(device) = self.devices[dev].as_mut() else {
             return;
         };
-        let conn = device.conn;
-        let (_, frame) = device.session.request(kind, None, frame);
+        let conn = device.transport;
+        let (_, text) = device.session.request(kind, None, frame);
+        if !device.up {
+            return;
+        }
+        let frame = crate::protocol::decode_client(&text).expect("our own frames decode");
         let out = self.hub.handle(self.now, Input::Frame { conn, frame });
         self.deliver(out);
     }
@@ -489,10 +645,14 @@ impl World {
             }
             Action::Disconnect { dev } => {
                 if let Some(device) = self.devices[dev].take() {
+                    // Gone for good: its unanswered requests are moot.
+                    let outcomes = &self.outcomes;
+                    self.sent
+                        .retain(|key| key.0 != device.life || outcomes.contains_key(key));
                     let out = self.hub.handle(
                         self.now,
                         Input::Disconnected {
-                            conn: device.conn,
+                            conn: device.transport,
                             reason: Reason::Network,
                         },
                     );
@@ -500,6 +660,9 @@ impl World {
                 }
             }
             Action::Connect { dev } => self.connect(dev),
+            Action::Cut { dev } => self.cut(dev),
+            Action::Notice { dev } => self.notice(dev),
+            Action::Resume { dev } => self.resume(dev),
             Action::Publish { dev, source } => {
                 let Some(device) = self.devices[dev].as_mut() else {
                     return;
@@ -614,12 +777,15 @@ impl World {
                 session,
                 received,
                 ends,
+                up: true,
                 ..
             }) = device
             else {
+                // A cut device's view is out of date until it resumes.
                 continue;
             };
             assert_eq!(session.seq_faults(), 0, "device {dev} saw a sequence gap");
+            assert_eq!(session.duplicates(), 0, "device {dev} was sent a frame twice");
             // With media commands waiting in the shell, media requests wait too.
             let settled = !self.stall && self.queued.is_empty();
             assert!(
@@ -711,12 +877,28 @@ impl World {
                 );
                 continue;
             }
-            if let Some(device) = self.devices.iter().flatten().find(|d| d.conn == *caller) {
+            if let Some(device) = self
+                .devices
+                .iter()
+                .flatten()
+                .find(|d| d.conn == *caller && d.up)
+            {
                 let n = device.ends.get(id).map_or(0, Vec::len);
                 assert_eq!(n, 1, "the caller heard {n} ends of {id}");
             }
         }
+        let cut: BTreeSet<u64> = self
+            .devices
+            .iter()
+            .flatten()
+            .filter(|d| !d.up)
+            .map(|d| d.life)
+            .collect();
         for key in &self.sent {
+            if cut.contains(&key.0) {
+                assert!(self.outcomes.get(key).is_none_or(|n| *n <= 1));
+                continue;
+            }
             assert_eq!(
                 self.outcomes.get(key),
                 Some(&1),

@@ -89,6 +89,18 @@ pub(crate) enum Action {
     Connect {
         dev: usize,
     },
+    /// The device's connection is cut without either side noticing: frames either way are lost.
+    Cut {
+        dev: usize,
+    },
+    /// The server notices a cut connection (the grace period starts).
+    Notice {
+        dev: usize,
+    },
+    /// A cut device connects again and resumes its session (or rejoins, when it is gone).
+    Resume {
+        dev: usize,
+    },
     /// The device offers to publish this source (its offer sends every source it published
     /// in this room); the media model answers, and the track arrives.
     Publish {
@@ -154,7 +166,7 @@ impl Action {
         let a = next()?;
         let b = next()?;
         let user = a % USERS;
-        Some(match kind % 26 {
+        Some(match kind % 29 {
             0 => Action::Join {
                 dev,
                 room: a % ROOMS.len(),
@@ -244,6 +256,9 @@ impl Action {
                 publishing: a % 2 == 0,
             },
             24 => Action::Stall { on: a % 2 == 0 },
+            25 => Action::Cut { dev },
+            26 => Action::Notice { dev },
+            27 => Action::Resume { dev },
             _ => Action::Release { pick: a },
         })
     }

@@ -10,6 +10,7 @@ mod media;
 mod messages;
 mod options;
 mod properties;
+mod proxy;
 mod raw;
 mod security;
 mod streams;

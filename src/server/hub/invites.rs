@@ -104,6 +104,14 @@ impl InvitationBook {
         ids
     }
 
+    /// Open invitations made by `conn`, oldest first.
+    pub(crate) fn sent_by(&self, conn: ConnId) -> Vec<Invitation> {
+        self.of_caller(conn)
+            .into_iter()
+            .filter_map(|id| self.open.get(&id).map(|o| o.invitation.clone()))
+            .collect()
+    }
+
     fn due(&mut self, now: Millis) -> Vec<Open> {
         let mut due = Vec::new();
         while let Some(&(at, id)) = self.deadlines.first() {
@@ -303,10 +311,10 @@ impl Hub {
         if !others.is_empty() {
             out.push(Output::Broadcast {
                 to: others,
-                frame: ServerFrame::InviteCanceled {
+                frame: std::sync::Arc::new(ServerFrame::InviteCanceled {
                     invitation: open.invitation.clone(),
                     reason,
-                },
+                }),
             });
         }
     }
@@ -447,7 +455,8 @@ mod tests {
         for o in out {
             let (to, frame) = match o {
                 Output::Send { to, frame } => (vec![*to], frame),
-                Output::Broadcast { to, frame } => (to.clone(), frame),
+                Output::Broadcast { to, frame } => (to.clone(), &**frame),
+                Output::Deliver { to, frame, .. } => (vec![*to], &**frame),
                 Output::Close { .. } | Output::Media(_) => continue,
             };
             let value = serde_json::to_value(frame).unwrap();

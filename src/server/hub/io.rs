@@ -32,7 +32,18 @@ pub(crate) enum Output {
     /// Send a frame to one connection.
     Send { to: ConnId, frame: ServerFrame },
     /// Send one frame to several connections (encode it once).
-    Broadcast { to: Vec<ConnId>, frame: ServerFrame },
+    Broadcast {
+        to: Vec<ConnId>,
+        frame: std::sync::Arc<ServerFrame>,
+    },
+    /// Send a frame kept in a session's outbox to the session's connection: a personal frame
+    /// numbered `n` (the shell writes `n` into it), or a room event (`n` is `None`) replayed.
+    /// Only [`Hub::route`](super::Hub) and a resume make these.
+    Deliver {
+        to: ConnId,
+        n: Option<u64>,
+        frame: std::sync::Arc<ServerFrame>,
+    },
     /// Say goodbye with this reason and close the connection.
     Close { conn: ConnId, reason: Reason },
     /// Work for the media shell.
@@ -160,6 +171,13 @@ pub(crate) struct HubConfig {
     pub max_participants: usize,
     /// Most connections one user may have at once.
     pub max_connections_per_user: usize,
+    /// This server run's id, part of every resume key (so a key from before a restart is not
+    /// taken for a session of this run).
+    pub instance: u64,
+    /// How long a session whose connection was lost keeps its seat.
+    pub grace_ms: Millis,
+    /// Most frames a session keeps for a resume (beyond it, a resume gets a resync).
+    pub outbox_capacity: usize,
 }
 
 pub(crate) use crate::protocol::{Refusal, refuse};

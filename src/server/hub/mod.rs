@@ -11,18 +11,28 @@ use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
 mod invites;
 pub(crate) mod io;
 mod negotiation;
+mod outbox;
+mod sessions;
 mod requests;
 pub(crate) mod room;
 mod room_media;
 pub(crate) mod sdp;
 
 use invites::InvitationBook;
+use outbox::Outbox;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use room::{Room, check_display_name, check_state};
 
+/// A logged-in session: it outlives its connection for the grace period (see `sessions.rs`).
 pub(super) struct Login {
     pub(super) identity: Identity,
     pub(super) room: Option<RoomId>,
+    /// The connection carrying the session now; `None` while it is lost.
+    pub(super) transport: Option<ConnId>,
+    /// When the connection was lost: the grace period runs from here.
+    pub(super) lost_at: Option<Millis>,
+    /// What the session was sent and has not acknowledged, and its recent requests.
+    pub(super) outbox: Outbox,
 }
 
 impl Login {
@@ -74,6 +84,7 @@ impl Login {
             audio: false,
             video: false,
             state: String::new(),
+            connection: Default::default(),
         }
     }
 }
@@ -82,7 +93,12 @@ impl Login {
 pub(crate) struct Hub {
     pub(super) config: HubConfig,
     pub(super) now: Millis,
+    /// Sessions by id (the id of the connection that said `hello`).
     pub(super) logins: HashMap<ConnId, Login>,
+    /// Each logged-in connection's session.
+    pub(super) transports: HashMap<ConnId, ConnId>,
+    /// Sessions whose connection is lost, by the end of their grace period.
+    pub(super) lost: std::collections::BTreeSet<(Millis, ConnId)>,
     /// Each logged-in user's connections, in login order.
     pub(super) users: HashMap<UserId, Vec<ConnId>>,
     pub(super) rooms: HashMap<RoomId, Room>,
@@ -98,6 +114,8 @@ impl Hub {
             config,
             now: 0,
             logins: HashMap::new(),
+            transports: HashMap::new(),
+            lost: Default::default(),
             users: HashMap::new(),
             rooms: HashMap::new(),
             invitations: InvitationBook::default(),
@@ -113,7 +131,11 @@ impl Hub {
 
     /// When the core next needs a [`Input::Tick`], if ever.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
-        self.invitations.next_deadline()
+        let grace = self.lost.first().map(|(at, _)| *at);
+        match (self.invitations.next_deadline(), grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The media id of `conn`'s membership, if it is in a room.
@@ -143,16 +165,8 @@ impl Hub {
         self.now = self.now.max(now);
         let mut out = Vec::new();
         match input {
-            Input::Frame { conn, frame } => {
-                let op = frame.op();
-                if let Err(refusal) = self.frame(conn, frame, &mut out) {
-                    out.push(Output::Send {
-                        to: conn,
-                        frame: refusal.into_frame(op),
-                    });
-                }
-            }
-            Input::Disconnected { conn, reason } => self.disconnected(conn, reason, &mut out),
+            Input::Frame { conn, frame } => self.frame_from(conn, frame, &mut out),
+            Input::Disconnected { conn, reason } => self.connection_lost(conn, reason, &mut out),
             Input::HandshakeTimeout { conn } => {
                 if !self.logins.contains_key(&conn) {
                     out.push(Output::Close {
@@ -161,7 +175,10 @@ impl Hub {
                     });
                 }
             }
-            Input::Tick => self.expire_invitations(&mut out),
+            Input::Tick => {
+                self.expire_invitations(&mut out);
+                self.expire_sessions(&mut out);
+            }
             Input::Media(report) => {
                 if let Some(room) = self.rooms.get_mut(&report.from.room) {
                     room.media_report(report.from.media, report.fact, &mut out);
@@ -169,13 +186,20 @@ impl Hub {
                 }
             }
         }
-        out
+        self.route(out)
     }
 
-    fn disconnected(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+    /// Ends session `conn`: it leaves its room, its invitations end.
+    pub(super) fn end_session(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
         let Some(login) = self.logins.remove(&conn) else {
             return;
         };
+        if let Some(transport) = login.transport {
+            self.transports.remove(&transport);
+        }
+        if let Some(at) = login.lost_at {
+            self.lost.remove(&(at + self.config.grace_ms, conn));
+        }
         if let Some(conns) = self.users.get_mut(login.user()) {
             conns.retain(|c| *c != conn);
             if conns.is_empty() {
@@ -227,7 +251,7 @@ impl Hub {
         token: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        if self.logins.contains_key(&conn) {
+        if self.transports.contains_key(&conn) {
             return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
         }
         if version != PROTOCOL_VERSION {
@@ -254,6 +278,7 @@ impl Hub {
                 version: PROTOCOL_VERSION,
                 user_id: user.clone(),
                 session: conn,
+                resume_key: self.resume_key(conn),
             },
         });
         self.users.entry(user.clone()).or_default().push(conn);
@@ -269,8 +294,12 @@ impl Hub {
             Login {
                 identity,
                 room: None,
+                transport: Some(conn),
+                lost_at: None,
+                outbox: Outbox::default(),
             },
         );
+        self.transports.insert(conn, conn);
         Ok(())
     }
 
@@ -313,6 +342,16 @@ impl Hub {
             );
         }
         let max = self.config.max_participants;
+        if let Some(ghost) = self
+            .rooms
+            .get(&id)
+            .and_then(|room| room.lost_seat_of(&participant.user_id, &self.logins))
+        {
+            // The user is back on a new session while its old one is lost: the new one takes
+            // the seat at once.
+            self.end_session(ghost, Reason::Replaced, out);
+            return self.join(conn, op, Some(id), participant, auto_subscribe, out);
+        }
         let room = self
             .rooms
             .entry(id.clone())
@@ -343,7 +382,7 @@ impl Hub {
         {
             out.push(Output::Broadcast {
                 to: conns.clone(),
-                frame,
+                frame: std::sync::Arc::new(frame),
             });
         }
     }
@@ -370,6 +409,9 @@ pub(crate) mod testing {
             max_rooms: 10_000,
             max_participants: 256,
             max_connections_per_user: 8,
+            instance: 0x5eed,
+            grace_ms: 15_000,
+            outbox_capacity: 1024,
         }
     }
 

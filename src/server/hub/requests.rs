@@ -30,6 +30,8 @@ impl Hub {
         };
         match frame {
             ClientFrame::Hello { version, token } => self.hello(conn, version, &token, out),
+            // The session layer's own (`sessions.rs`), handled before a frame gets here.
+            ClientFrame::Resume { .. } | ClientFrame::Ping { .. } => Ok(()),
 
             // A login is enough.
             ClientFrame::Join {

@@ -142,7 +142,54 @@ impl Room {
 
     pub(super) fn broadcast(&self, to: Vec<ConnId>, frame: ServerFrame, out: &mut Vec<Output>) {
         if !to.is_empty() {
-            out.push(Output::Broadcast { to, frame });
+            out.push(Output::Broadcast {
+                to,
+                frame: std::sync::Arc::new(frame),
+            });
+        }
+    }
+
+    /// The session holding `user`'s seat, when that session's connection is lost.
+    pub(super) fn lost_seat_of(
+        &self,
+        user: &UserId,
+        logins: &std::collections::HashMap<ConnId, super::Login>,
+    ) -> Option<ConnId> {
+        let member = self.members.iter().find(|m| &m.participant.user_id == user)?;
+        logins
+            .get(&member.conn)
+            .is_some_and(|l| l.transport.is_none())
+            .then_some(member.conn)
+    }
+
+    /// Tells the room that member `conn`'s connection was lost or is back.
+    pub(super) fn set_connection(
+        &mut self,
+        conn: ConnId,
+        state: crate::model::ConnectionState,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(i) = self.index_of_conn(conn) else {
+            return;
+        };
+        if self.members[i].participant.connection != state {
+            self.members[i].participant.connection = state;
+            let changes = ParticipantChanges {
+                connection: true,
+                ..Default::default()
+            };
+            self.emit_updated(i, changes, out);
+        }
+    }
+
+    /// The room as it is now, for a resync.
+    pub(super) fn state(&self) -> crate::protocol::RoomState {
+        crate::protocol::RoomState {
+            room: self.id.clone(),
+            seq: self.seq,
+            participants: self.members.iter().map(|m| m.participant.clone()).collect(),
+            properties: self.properties.clone(),
+            publications: self.publications.iter().map(|(_, p)| p.clone()).collect(),
         }
     }
 

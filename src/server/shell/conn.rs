@@ -92,7 +92,7 @@ pub(crate) async fn serve(
             }
             _ = stopped(&mut stop) => {
                 reason = Reason::ServerShutdown;
-                break Some(ServerFrame::Goodbye { reason });
+                break Some(goodbye(reason, &state));
             }
             _ = &mut kill => break Some(slow_consumer()),
             out = rx.recv() => match out {
@@ -101,13 +101,13 @@ pub(crate) async fn serve(
                 Some(first) => tokio::select! {
                     written = write_batch(&mut ws, first, &mut rx) => match written {
                         Ok(None) => {}
-                        Ok(Some(reason)) => break Some(ServerFrame::Goodbye { reason }),
+                        Ok(Some(reason)) => break Some(goodbye(reason, &state)),
                         Err(_) => break None,
                     },
                     _ = &mut kill => break Some(slow_consumer()),
                     _ = stopped(&mut stop) => {
                         reason = Reason::ServerShutdown;
-                        break Some(ServerFrame::Goodbye { reason });
+                        break Some(goodbye(reason, &state));
                     }
                 },
                 None => break None,
@@ -115,7 +115,7 @@ pub(crate) async fn serve(
             _ = ping.tick() => {
                 if last_heard.elapsed() >= limits.idle_timeout {
                     reason = Reason::Timeout;
-                    break Some(ServerFrame::Goodbye { reason });
+                    break Some(goodbye(reason, &state));
                 }
                 // A peer that reads nothing cannot hold this task here.
                 let ping = ws.send(Message::Ping(Default::default()));
@@ -196,6 +196,18 @@ async fn write_batch(
     }
     ws.flush().await?;
     Ok(None)
+}
+
+/// The last frame of a connection the server closes: whether the client should come back
+/// depends on why.
+fn goodbye(reason: Reason, state: &State) -> ServerFrame {
+    let reconnect = match reason {
+        // Silence or a full queue: the session waits for a resume.
+        Reason::Timeout | Reason::Network => true,
+        Reason::ServerShutdown => state.options.reconnect_after_shutdown,
+        _ => false,
+    };
+    ServerFrame::Goodbye { reason, reconnect }
 }
 
 fn slow_consumer() -> ServerFrame {

@@ -119,6 +119,13 @@ impl State {
         for output in outputs {
             match output {
                 Output::Send { to, frame } => core.deliver(to, encode(&frame)),
+                Output::Deliver { to, n, frame } => {
+                    let text = match n {
+                        Some(n) => protocol::with_number(protocol::encode(&*frame), n),
+                        None => protocol::encode(&*frame),
+                    };
+                    core.deliver(to, Utf8Bytes::from(text))
+                }
                 Output::Broadcast { to, frame } => {
                     let text = encode(&frame);
                     for conn in to {

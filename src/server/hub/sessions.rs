@@ -1,0 +1,321 @@
+//! Sessions and their connections: a session (made by `hello`) outlives a lost connection for
+//! the grace period, keeps its room seat meanwhile (the room sees the member `reconnecting`), and
+//! a new connection that `resume`s it gets what it missed. Every request is applied once per
+//! session, however often a client sends it again. And the last step of every input: frames
+//! addressed to sessions become frames for their connections ([`Hub::route`]), each kept in the
+//! session's outbox until the client acknowledges it.
+
+use std::sync::Arc;
+
+use crate::auth::verify;
+use crate::model::{ConnectionState, Reason, RoomId};
+use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, Resync, ServerFrame};
+
+use super::outbox::{Repeat, Taken};
+use super::{ConnId, Hub, Output, Refusal, refuse};
+
+impl Hub {
+    /// A frame from connection `conn`: a login (`hello`, `resume`) is the connection's own;
+    /// anything else is its session's.
+    pub(super) fn frame_from(&mut self, conn: ConnId, frame: ClientFrame, out: &mut Vec<Output>) {
+        let op = frame.op();
+        let result = match frame {
+            ClientFrame::Resume {
+                version,
+                token,
+                resume_key,
+                received,
+                room,
+                seq,
+            } => {
+                let taken = (received, room, seq);
+                self.resume(conn, version, &token, &resume_key, taken, out)
+            }
+            ClientFrame::Ping {
+                received,
+                room,
+                seq,
+            } => {
+                if let Some(session) = self.transports.get(&conn).copied()
+                    && let Some(login) = self.logins.get_mut(&session)
+                {
+                    login.outbox.acknowledge(Taken {
+                        received,
+                        room: room.as_ref(),
+                        seq,
+                    });
+                }
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::Pong {},
+                });
+                Ok(())
+            }
+            ClientFrame::Hello { .. } => self.frame(conn, frame, out),
+            frame => {
+                let session = self.transports.get(&conn).copied().unwrap_or(conn);
+                let repeat = match (op, self.logins.get_mut(&session)) {
+                    (Some(op), Some(login)) => login.outbox.request(op),
+                    _ => Repeat::New,
+                };
+                match repeat {
+                    Repeat::New => self.frame(session, frame, out).map_err(|r| (session, r)),
+                    // Applied already: its answer is on its way, or is sent again as it was.
+                    Repeat::Pending => Ok(()),
+                    Repeat::Answered(answers) => {
+                        for (n, frame) in answers {
+                            out.push(Output::Deliver {
+                                to: conn,
+                                n: Some(n),
+                                frame,
+                            });
+                        }
+                        Ok(())
+                    }
+                    Repeat::Acknowledged => Err((
+                        session,
+                        Refusal::new(
+                            ErrorCode::DuplicateRequest,
+                            "this operation was answered, and the answer acknowledged",
+                        ),
+                    )),
+                }
+                .map_or_else(
+                    |(to, refusal)| {
+                        out.push(Output::Send {
+                            to,
+                            frame: refusal.into_frame(op),
+                        })
+                    },
+                    |()| {},
+                );
+                return;
+            }
+        };
+        if let Err(refusal) = result {
+            out.push(Output::Send {
+                to: conn,
+                frame: refusal.into_frame(op),
+            });
+        }
+    }
+
+    /// The key a later connection resumes session `session` with: this run's id and the
+    /// session's (the access token in the `resume` proves the user).
+    pub(super) fn resume_key(&self, session: ConnId) -> String {
+        format!("{:016x}.{session}", self.config.instance)
+    }
+
+    fn session_of_key(&self, key: &str) -> Option<ConnId> {
+        let (instance, session) = key.split_once('.')?;
+        (u64::from_str_radix(instance, 16).ok()? == self.config.instance)
+            .then(|| session.parse().ok())
+            .flatten()
+    }
+
+    fn resume(
+        &mut self,
+        conn: ConnId,
+        version: u32,
+        token: &str,
+        key: &str,
+        (received, room, seq): (u64, Option<RoomId>, Option<u64>),
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if self.transports.contains_key(&conn) {
+            return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
+        }
+        if version != PROTOCOL_VERSION {
+            return refuse(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
+            );
+        }
+        let identity = verify(token, &self.config.secret, self.now / 1000)?;
+        let unknown = || {
+            refuse(
+                ErrorCode::UnknownSession,
+                "no such session here (the server restarted, or its grace period ran out)",
+            )
+        };
+        let Some(session) = self.session_of_key(key) else {
+            return unknown();
+        };
+        let grace = self.config.grace_ms;
+        let Some(login) = self.logins.get_mut(&session) else {
+            return unknown();
+        };
+        if login.identity.user != identity.user {
+            return unknown();
+        }
+        // The new connection takes over (an old one the server still holds is a ghost: the
+        // client would not resume otherwise).
+        if let Some(old) = login.transport.replace(conn) {
+            self.transports.remove(&old);
+            out.push(Output::Close {
+                conn: old,
+                reason: Reason::Replaced,
+            });
+        }
+        if let Some(at) = login.lost_at.take() {
+            self.lost.remove(&(at + grace, session));
+        }
+        self.transports.insert(conn, session);
+        let taken = Taken {
+            received,
+            room: room.as_ref(),
+            seq,
+        };
+        let login = self.logins.get_mut(&session).expect("looked up above");
+        match login.outbox.replay(taken) {
+            Some(replay) => {
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::Resumed {
+                        session,
+                        replayed: replay.len() as u64,
+                        resync: None,
+                    },
+                });
+                for (n, frame) in replay {
+                    out.push(Output::Deliver { to: conn, n, frame });
+                }
+            }
+            None => {
+                let missed = login.outbox.resync(taken);
+                let n = login.outbox.last_n();
+                let user = login.identity.user.clone();
+                let room = login.room.as_ref().and_then(|r| self.rooms.get(r));
+                let resync = Resync {
+                    missed,
+                    n,
+                    room: room.map(|r| r.state()),
+                    invitations: self.invitations.for_callee(&user),
+                    sent_invitations: self.invitations.sent_by(session),
+                };
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::Resumed {
+                        session,
+                        replayed: 0,
+                        resync: Some(Box::new(resync)),
+                    },
+                });
+            }
+        }
+        let login = &self.logins[&session];
+        if let Some(room) = login.room.clone() {
+            self.with_room(
+                &room,
+                |r, out| r.set_connection(session, ConnectionState::Connected, out),
+                out,
+            );
+        }
+        Ok(())
+    }
+
+    /// Connection `conn` is gone. An orderly close ends its session; a lost one starts the
+    /// session's grace period.
+    pub(super) fn connection_lost(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+        let Some(session) = self.transports.remove(&conn) else {
+            return;
+        };
+        let Some(login) = self.logins.get_mut(&session) else {
+            return;
+        };
+        if login.transport != Some(conn) {
+            return;
+        }
+        match reason {
+            Reason::Quit | Reason::ServerShutdown => self.end_session(session, reason, out),
+            _ => {
+                login.transport = None;
+                login.lost_at = Some(self.now);
+                self.lost.insert((self.now + self.config.grace_ms, session));
+                if let Some(room) = login.room.clone() {
+                    self.with_room(
+                        &room,
+                        |r, out| r.set_connection(session, ConnectionState::Reconnecting, out),
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ends the sessions whose grace period ran out: they leave with reason `network`.
+    pub(super) fn expire_sessions(&mut self, out: &mut Vec<Output>) {
+        while let Some(&(at, session)) = self.lost.first() {
+            if at > self.now {
+                break;
+            }
+            self.lost.pop_first();
+            self.end_session(session, Reason::Network, out);
+        }
+    }
+
+    /// The last step of every input: frames for sessions become frames for their connections,
+    /// and each is kept in the session's outbox (personal frames numbered) until acknowledged.
+    /// A lost session's frames are only kept. Frames to a connection without a session go
+    /// straight to it.
+    pub(super) fn route(&mut self, raw: Vec<Output>) -> Vec<Output> {
+        let capacity = self.config.outbox_capacity;
+        let mut out = Vec::with_capacity(raw.len());
+        for output in raw {
+            match output {
+                Output::Send { to, frame } => match self.logins.get_mut(&to) {
+                    Some(login) if frame.is_personal() => {
+                        let frame = Arc::new(frame);
+                        let n = login.outbox.personal(frame.clone(), capacity);
+                        if let Some(to) = login.transport {
+                            out.push(Output::Deliver {
+                                to,
+                                n: Some(n),
+                                frame,
+                            });
+                        }
+                    }
+                    Some(login) => {
+                        if let Some(to) = login.transport {
+                            out.push(Output::Send { to, frame });
+                        }
+                    }
+                    None => out.push(Output::Send { to, frame }),
+                },
+                Output::Broadcast { to, frame } => match frame.room_event() {
+                    Some((_, seq)) => {
+                        let mut transports = Vec::with_capacity(to.len());
+                        for session in to {
+                            if let Some(login) = self.logins.get_mut(&session) {
+                                login.outbox.room_event(seq, frame.clone(), capacity);
+                                transports.extend(login.transport);
+                            }
+                        }
+                        if !transports.is_empty() {
+                            out.push(Output::Broadcast {
+                                to: transports,
+                                frame,
+                            });
+                        }
+                    }
+                    None => {
+                        for session in to {
+                            if let Some(login) = self.logins.get_mut(&session) {
+                                let n = login.outbox.personal(frame.clone(), capacity);
+                                if let Some(to) = login.transport {
+                                    out.push(Output::Deliver {
+                                        to,
+                                        n: Some(n),
+                                        frame: frame.clone(),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                },
+                other => out.push(other),
+            }
+        }
+        out
+    }
+}
