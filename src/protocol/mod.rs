@@ -323,6 +323,7 @@ tagged_frames! {
             /// The session's id on the server (for logs).
             session: u64,
             /// The secret that lets a later connection `resume` this session.
+            #[serde(default)]
             resume_key: String,
         },
         /// Answer to a valid `resume`: the next `replayed` frames are what the lost connection

@@ -119,6 +119,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::reconnect_after_shutdown`].
+    pub fn reconnect_after_shutdown(mut self, on: bool) -> Self {
+        self.options.reconnect_after_shutdown = on;
+        self
+    }
+
     /// Sets [`ServerOptions::auto_reject_busy`].
     pub fn auto_reject_busy(mut self, on: bool) -> Self {
         self.options.auto_reject_busy = on;

@@ -196,7 +196,8 @@ pub struct ServerOptions {
     /// resync (the state as it is) instead of the replay.
     pub resume_buffer: usize,
     /// Whether the `goodbye` of a shutdown ([`ServerHandle::shutdown`](crate::ServerHandle))
-    /// tells clients to reconnect (true: the server is restarting, or another one takes over).
+    /// tells clients to reconnect (false by default: the server goes away; `jrtc-server` sets it
+    /// for SIGTERM, where a restart or another server follows).
     pub reconnect_after_shutdown: bool,
 }
 
@@ -215,7 +216,7 @@ impl Default for ServerOptions {
             media_workers: 0,
             grace_period: Duration::from_secs(20),
             resume_buffer: 1024,
-            reconnect_after_shutdown: true,
+            reconnect_after_shutdown: false,
         }
     }
 }

@@ -247,10 +247,14 @@ async fn ending_the_call_puts_everyone_out_with_reason_over() {
 
 #[tokio::test]
 async fn closing_is_quit_and_a_lost_connection_is_network() {
-    let server = server().await;
+    let server = crate::support::builder()
+        .grace_period(std::time::Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
     let proxy = Proxy::start(&server).await;
-    let mut carol = User::connect_url(&proxy.url(), token(&server, "carol")).await;
+    let mut carol = User::connect_once(&proxy.url(), token(&server, "carol")).await;
     carol.join("r").await;
     for u in &mut users {
         assert!(matches!(
@@ -267,6 +271,11 @@ async fn closing_is_quit_and_a_lost_connection_is_network() {
 
     assert_eq!(carol.participant_left().await, ("bob".into(), Reason::Quit));
     proxy.cut();
+    // Her seat is kept for the grace period, and the room sees it; then she is gone.
+    assert_eq!(
+        users[0].connection_of().await,
+        ("carol".into(), jrtc::ConnectionState::Reconnecting)
+    );
     assert_eq!(
         users[0].participant_left().await,
         ("carol".into(), Reason::Network)

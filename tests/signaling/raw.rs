@@ -356,6 +356,7 @@ async fn a_connection_that_never_logs_in_is_closed_with_reason_timeout() {
 async fn a_member_that_stops_reading_is_dropped_and_the_others_go_on() {
     let server = crate::support::builder()
         .outbound_queue(16)
+        .grace_period(Duration::from_millis(200))
         .start()
         .await
         .unwrap();
@@ -474,6 +475,7 @@ async fn an_idle_connection_is_closed_and_a_live_call_is_not() {
         .idle_timeout(Duration::from_millis(200));
     let server = crate::support::builder()
         .limits(limits)
+        .grace_period(Duration::from_millis(200))
         .start()
         .await
         .unwrap();
@@ -482,11 +484,15 @@ async fn an_idle_connection_is_closed_and_a_live_call_is_not() {
     let joined = raw.ask(json!({"type": "join", "op": 1, "room": "r"})).await;
     assert_eq!(joined["type"], "joined");
     assert!(matches!(live.next().await, CallEvent::Participant(_)));
-    // The raw client reads nothing from now on, so it answers no ping: the server drops it,
-    // and the room hears why.
+    // The raw client reads nothing from now on, so it answers no ping: the server counts its
+    // connection lost, keeps the seat for the grace period (the room sees it), then drops it.
+    assert_eq!(
+        live.connection_of().await,
+        ("mallory".into(), jrtc::ConnectionState::Reconnecting)
+    );
     assert_eq!(
         live.participant_left().await,
-        ("mallory".into(), jrtc::Reason::Timeout)
+        ("mallory".into(), jrtc::Reason::Network)
     );
     assert_eq!(server.connection_count(), 1);
     // The call's task answers pings by itself: it is still connected and served.

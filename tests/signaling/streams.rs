@@ -257,7 +257,7 @@ async fn rule4_streams_end_with_a_final_reason() {
 
     // The connection lost.
     let proxy = Proxy::start(&server).await;
-    let mut dave = User::connect_url(&proxy.url(), token(&server, "dave")).await;
+    let mut dave = User::connect_once(&proxy.url(), token(&server, "dave")).await;
     dave.join("r").await;
     proxy.cut();
     expect_end(&mut dave.events, Reason::Network, true).await;
@@ -336,7 +336,8 @@ async fn rule4_a_server_gone_silent_ends_the_stream_too() {
     });
     let options = CallOptions::default()
         .keepalive(Duration::from_millis(50))
-        .idle_timeout(Duration::from_millis(300));
+        .idle_timeout(Duration::from_millis(300))
+        .reconnect(jrtc::ReconnectPolicy::never());
     let call = Call::connect_with(&format!("ws://{addr}"), "any-token", options)
         .await
         .unwrap();
@@ -347,7 +348,7 @@ async fn rule4_a_server_gone_silent_ends_the_stream_too() {
     assert_eq!(
         closed,
         Some(CallEvent::Closed {
-            reason: Reason::Network
+            reason: Reason::Timeout
         })
     );
     assert_eq!(

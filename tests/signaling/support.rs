@@ -51,9 +51,39 @@ impl User {
     }
 
     pub async fn connect_url(url: &str, token: String) -> User {
-        let call = Call::connect(url, token).await.expect("login");
+        Self::connect_with(url, token, jrtc::CallOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, token: String, options: jrtc::CallOptions) -> User {
+        let call = Call::connect_with(url, token, options)
+            .await
+            .expect("login");
         let events = call.events();
         User { call, events }
+    }
+
+    /// A user whose call does not reconnect: a lost connection ends it.
+    pub async fn connect_once(url: &str, token: String) -> User {
+        let options = jrtc::CallOptions::default().reconnect(jrtc::ReconnectPolicy::never());
+        Self::connect_with(url, token, options).await
+    }
+
+    /// The next event, which must be another member's connection going (`Reconnecting`) or
+    /// coming back.
+    pub async fn connection_of(&mut self) -> (String, jrtc::ConnectionState) {
+        match self.next().await {
+            CallEvent::Participant(jrtc::ParticipantEvent::Updated {
+                participant,
+                changes,
+                ..
+            }) if changes.connection => {
+                (participant.user_id.to_string(), participant.connection)
+            }
+            other => panic!(
+                "{}: expected a connection change, got {other:?}",
+                self.call.user_id()
+            ),
+        }
     }
 
     /// The next event; fails the test if none comes in time.
