@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server until interrupted (Ctrl-C / SIGINT), then stop in order.
+    /// Run the server until SIGTERM or SIGINT (Ctrl-C), then drain: goodbye to every client
+    /// (saying whether to reconnect), then exit 0.
     Serve(Serve),
     /// Mint an access token and print it.
     Token(Token),
@@ -73,6 +74,10 @@ struct Serve {
     /// Log level or filter (e.g. `info`, `debug`, `jrtc=trace`); `RUST_LOG` overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Tell clients not to reconnect when the server stops (by default the goodbye says
+    /// reconnect: a restart, or another server, follows).
+    #[arg(long)]
+    no_reconnect_hint: bool,
     /// A development server: without a secret, a random one is made (no token from outside
     /// can log in then). Never for production.
     #[arg(long)]
@@ -187,10 +192,18 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
     if args.dev {
         builder = builder.development();
     }
-    let server = builder.start().await?;
+    let server = builder
+        .reconnect_after_shutdown(!args.no_reconnect_hint)
+        .start()
+        .await?;
     println!("jrtc-server listening on {}", server.url());
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
+    // SIGTERM (systemd, docker, Kubernetes) and SIGINT (Ctrl-C) both drain: stop accepting,
+    // goodbye to every client, then exit 0.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+    }
     server.shutdown().await;
     Ok(())
 }

@@ -32,7 +32,9 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
         .unwrap();
     assert!(minted.status.success(), "{minted:?}");
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
-    let alice = Call::connect(&url, token).await.expect("login");
+    // A call that does not reconnect: the goodbye (which says the server may come back) ends it.
+    let once = jrtc::CallOptions::default().reconnect(jrtc::ReconnectPolicy::never());
+    let alice = Call::connect_with(&url, token, once).await.expect("login");
     let mut events = alice.events();
     let op = alice.join("r", JoinOptions::default()).await.unwrap();
     let Ok(Outcome::Joined(snap)) = alice.outcome(op).await else {
