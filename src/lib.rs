@@ -108,10 +108,10 @@ pub use event::{
 };
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    CallProperties, Invitation, InvitationId, InviteFailure, MediaConnection, MediaKind,
-    MessageScope, OperationId, Participant, ParticipantChanges, ConnectionState, ParticipantUpdate, PropertyChanges,
-    PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId, ScreenShare,
-    TrackSource, UserId,
+    CallProperties, ConnectionState, Invitation, InvitationId, InviteFailure, MediaConnection,
+    MediaKind, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
+    PropertyChanges, PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId,
+    ScreenShare, TrackSource, UserId,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};

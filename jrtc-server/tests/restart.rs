@@ -150,9 +150,10 @@ async fn after_sigkill_and_a_restart_every_member_is_back_with_media() {
                         if rejoined.is_some() =>
                     {
                         let track = call.remote_track(&publication.id).expect("the track");
-                        let packet = tokio::time::timeout(Duration::from_secs(5), track.next_packet())
-                            .await
-                            .expect("a packet in time");
+                        let packet =
+                            tokio::time::timeout(Duration::from_secs(5), track.next_packet())
+                                .await
+                                .expect("a packet in time");
                         assert!(packet.is_some());
                         return (rejoined.unwrap(), restarted.elapsed());
                     }
@@ -172,8 +173,16 @@ async fn after_sigkill_and_a_restart_every_member_is_back_with_media() {
         "{MEMBERS} members: all rejoined within {:?} and received media within {:?} of the restart",
         worst.0, worst.1
     );
-    assert!(worst.0 < Duration::from_secs(3), "rejoined in {:?}", worst.0);
-    assert!(worst.1 < Duration::from_secs(3), "media back in {:?}", worst.1);
+    assert!(
+        worst.0 < Duration::from_secs(3),
+        "rejoined in {:?}",
+        worst.0
+    );
+    assert!(
+        worst.1 < Duration::from_secs(3),
+        "media back in {:?}",
+        worst.1
+    );
     for call in &calls {
         assert_eq!(call.room().unwrap().participants.len(), MEMBERS);
     }

@@ -66,11 +66,10 @@ async fn next_frame(ws: &mut Ws, url: &str) -> Result<(ServerFrame, Option<u64>)
         let WsMessage::Text(text) = msg else {
             continue;
         };
-        let frame = serde_json::from_str::<ServerFrame>(&text).map_err(|e| {
-            CallError::Protocol {
+        let frame =
+            serde_json::from_str::<ServerFrame>(&text).map_err(|e| CallError::Protocol {
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         return Ok((frame, protocol::frame_number(&text)));
     }
 }
@@ -312,8 +311,7 @@ async fn reconnect(
         Some(Command::Close) | None => false,
     };
     for n in 1.. {
-        let Some(delay) = policy.delay(n, crate::media::rand_u32() as f64 / 4_294_967_296.0)
-        else {
+        let Some(delay) = policy.delay(n, crate::media::rand_u32() as f64 / 4_294_967_296.0) else {
             return Err(reason);
         };
         if started.elapsed() + delay > policy.max_duration {
@@ -329,8 +327,7 @@ async fn reconnect(
             }
         }
         let result = {
-            let attempt =
-                tokio::time::timeout(link.options.connect_timeout, attempt(shared, link));
+            let attempt = tokio::time::timeout(link.options.connect_timeout, attempt(shared, link));
             tokio::pin!(attempt);
             loop {
                 tokio::select! {

@@ -408,13 +408,20 @@ async fn republish(
             let closed = || CallError::Closed {
                 reason: crate::model::Reason::Network,
             };
-            let (shared, commands) = (shared.upgrade().ok_or_else(closed)?, commands.upgrade().ok_or_else(closed)?);
+            let (shared, commands) = (
+                shared.upgrade().ok_or_else(closed)?,
+                commands.upgrade().ok_or_else(closed)?,
+            );
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (op, text, online) = {
                 let mut s = lock(&shared);
                 let op = s.session.reserve(OperationKind::Negotiate);
                 s.answers.insert(op, tx);
-                let text = crate::protocol::encode(&ClientFrame::PublishOffer { op, sdp, source: None });
+                let text = crate::protocol::encode(&ClientFrame::PublishOffer {
+                    op,
+                    sdp,
+                    source: None,
+                });
                 s.session.made(op, &text);
                 (op, text, s.online)
             };
@@ -426,7 +433,9 @@ async fn republish(
                 Ok(Ok(Ok(answer))) => Ok(answer),
                 Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
                 Ok(Err(_)) => Err(closed()),
-                Err(_) => Err(CallError::Media { message: "the server did not answer the media offer in time".into() }),
+                Err(_) => Err(CallError::Media {
+                    message: "the server did not answer the media offer in time".into(),
+                }),
             }
         }
     };

@@ -387,7 +387,9 @@ impl ReconnectPolicy {
         }
         let grown = self.first_delay.as_secs_f64() * self.multiplier.powi(attempt as i32 - 2);
         let capped = grown.min(self.max_delay.as_secs_f64());
-        Some(Duration::from_secs_f64(capped * (1.0 - self.jitter * random)))
+        Some(Duration::from_secs_f64(
+            capped * (1.0 - self.jitter * random),
+        ))
     }
 }
 

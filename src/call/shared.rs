@@ -79,15 +79,16 @@ impl Shared {
             Some(rejoin) => {
                 let me = rejoin.me;
                 // Sent with the other unanswered requests (there are none left but this).
-                self.session.request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
-                    op,
-                    room: Some(rejoin.room),
-                    display_name: Some(me.display_name),
-                    audio: me.audio,
-                    video: me.video,
-                    state: me.state,
-                    auto_subscribe: rejoin.auto_subscribe,
-                });
+                self.session
+                    .request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
+                        op,
+                        room: Some(rejoin.room),
+                        display_name: Some(me.display_name),
+                        audio: me.audio,
+                        video: me.video,
+                        state: me.state,
+                        auto_subscribe: rejoin.auto_subscribe,
+                    });
             }
             None => self.publish(CallEvent::Reconnected { replayed: 0 }),
         }

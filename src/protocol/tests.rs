@@ -247,7 +247,13 @@ fn a_personal_number_is_written_last_and_read_back() {
     assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
     // Frames without one, and look-alikes inside strings or nested objects, have none.
     assert_eq!(crate::protocol::frame_number(&encode(&frame)), None);
-    assert_eq!(crate::protocol::frame_number(r#"{"type":"x","s":",\"n\":5}"}"#), None);
-    assert_eq!(crate::protocol::frame_number(r#"{"type":"x","o":{"n":5}}"#), None);
+    assert_eq!(
+        crate::protocol::frame_number(r#"{"type":"x","s":",\"n\":5}"}"#),
+        None
+    );
+    assert_eq!(
+        crate::protocol::frame_number(r#"{"type":"x","o":{"n":5}}"#),
+        None
+    );
     assert_eq!(crate::protocol::with_number("{}".into(), 1), r#"{"n":1}"#);
 }

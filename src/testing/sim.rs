@@ -257,15 +257,16 @@ impl World {
             }
             if let Some(rejoin) = rejoin {
                 let me = rejoin.me;
-                d.session.request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
-                    op,
-                    room: Some(rejoin.room),
-                    display_name: Some(me.display_name),
-                    audio: me.audio,
-                    video: me.video,
-                    state: me.state,
-                    auto_subscribe: rejoin.auto_subscribe,
-                });
+                d.session
+                    .request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
+                        op,
+                        room: Some(rejoin.room),
+                        display_name: Some(me.display_name),
+                        audio: me.audio,
+                        video: me.video,
+                        state: me.state,
+                        auto_subscribe: rejoin.auto_subscribe,
+                    });
             }
             self.deliver(out);
         }
@@ -785,7 +786,11 @@ impl World {
                 continue;
             };
             assert_eq!(session.seq_faults(), 0, "device {dev} saw a sequence gap");
-            assert_eq!(session.duplicates(), 0, "device {dev} was sent a frame twice");
+            assert_eq!(
+                session.duplicates(),
+                0,
+                "device {dev} was sent a frame twice"
+            );
             // With media commands waiting in the shell, media requests wait too.
             let settled = !self.stall && self.queued.is_empty();
             assert!(

@@ -12,6 +12,7 @@ mod options;
 mod properties;
 mod proxy;
 mod raw;
+mod resume;
 mod security;
 mod streams;
 mod third_party;

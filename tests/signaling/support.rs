@@ -76,9 +76,7 @@ impl User {
                 participant,
                 changes,
                 ..
-            }) if changes.connection => {
-                (participant.user_id.to_string(), participant.connection)
-            }
+            }) if changes.connection => (participant.user_id.to_string(), participant.connection),
             other => panic!(
                 "{}: expected a connection change, got {other:?}",
                 self.call.user_id()

@@ -12,15 +12,15 @@ mod invites;
 pub(crate) mod io;
 mod negotiation;
 mod outbox;
-mod sessions;
 mod requests;
 pub(crate) mod room;
 mod room_media;
 pub(crate) mod sdp;
+mod sessions;
 
 use invites::InvitationBook;
-use outbox::Outbox;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
+use outbox::Outbox;
 use room::{Room, check_display_name, check_state};
 
 /// A logged-in session: it outlives its connection for the grace period (see `sessions.rs`).

@@ -190,7 +190,10 @@ impl Outbox {
     /// How many frames a client at `taken` missed that are no longer kept (at least), and
     /// forgets every kept frame: the client gets the state as it is instead.
     pub(super) fn resync(&mut self, taken: Taken<'_>) -> u64 {
-        let personal = self.base_n.saturating_sub(taken.received).min(self.dropped_personal);
+        let personal = self
+            .base_n
+            .saturating_sub(taken.received)
+            .min(self.dropped_personal);
         let events = match (&self.last_dropped, taken.room, taken.seq) {
             (Some((room, last)), Some(r), Some(seq)) if room == r => last.saturating_sub(seq),
             _ => self.dropped_events,

@@ -155,7 +155,10 @@ impl Room {
         user: &UserId,
         logins: &std::collections::HashMap<ConnId, super::Login>,
     ) -> Option<ConnId> {
-        let member = self.members.iter().find(|m| &m.participant.user_id == user)?;
+        let member = self
+            .members
+            .iter()
+            .find(|m| &m.participant.user_id == user)?;
         logins
             .get(&member.conn)
             .is_some_and(|l| l.transport.is_none())
