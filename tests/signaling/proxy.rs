@@ -1,9 +1,6 @@
 //! A TCP proxy on 127.0.0.1 that can fault the connections it forwards: close them, reset them,
 //! black-hole them, or refuse new ones, so that tests can see how clients cope with a bad network.
 
-// Not every test uses every fault.
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -437,3 +437,63 @@ async fn a_gap_older_than_the_server_keeps_is_an_explicit_resync() {
     );
     proxy.release_black_holes();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_flows_through_a_signaling_cut_and_the_resume_renegotiates_nothing() {
+    let server = builder().start().await.unwrap();
+    let proxy = Proxy::start(server.local_addr()).await;
+    let alice = room_of(&server, "r", &["alice"]).await.remove(0);
+    let mut bob = User::connect_with(&proxy.url(), token(&server, "bob"), fast()).await;
+    bob.join("r").await;
+    let camera = alice
+        .call
+        .publish_track(jrtc::TrackSource::Camera)
+        .await
+        .unwrap();
+    let sender = tokio::spawn(async move {
+        let mut ts = 0u32;
+        loop {
+            let _ = camera.write(vec![0x10, 0, 0, 0], ts, true).await;
+            ts = ts.wrapping_add(1800);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let track = loop {
+        if let CallEvent::Media(jrtc::MediaEvent::Subscribed { publication }) = bob.next().await {
+            break bob.call.remote_track(&publication.id).unwrap();
+        }
+    };
+    track.next_packet().await.unwrap();
+
+    // Signaling is cut and stays down for a second: media goes on on its own path.
+    proxy.set_down(true);
+    proxy.cut(Cut::Reset);
+    let outage = tokio::time::Instant::now() + Duration::from_millis(800);
+    let mut during = 0;
+    while tokio::time::Instant::now() < outage {
+        if tokio::time::timeout(Duration::from_millis(200), track.next_packet())
+            .await
+            .is_ok_and(|p| p.is_some())
+        {
+            during += 1;
+        }
+    }
+    assert!(bob.call.room().is_some());
+    proxy.set_down(false);
+    reconnected(&mut bob.events).await;
+    // The same handle goes on receiving, and the resume changed nothing about media.
+    for _ in 0..10 {
+        track.next_packet().await.unwrap();
+    }
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(300), bob.events.next()).await
+    {
+        assert!(
+            !matches!(event, CallEvent::Media(_)),
+            "no media change after a resume: {event:?}"
+        );
+    }
+    assert!(during > 20, "{during} packets during the outage");
+    eprintln!("{during} packets arrived while signaling was down");
+    sender.abort();
+}

@@ -8,7 +8,7 @@ use jrtc::{
     RoomSnapshot,
 };
 
-use crate::support::{Proxy, User, WAIT, done, next, room_of, server, token};
+use crate::support::{User, WAIT, done, next, room_of, server, token};
 
 /// The room sequence number an event carries, if any.
 fn seq_of(ev: &CallEvent) -> Option<u64> {
@@ -256,10 +256,10 @@ async fn rule4_streams_end_with_a_final_reason() {
     expect_end(&mut erin_events, Reason::Quit, true).await;
 
     // The connection lost.
-    let proxy = Proxy::start(&server).await;
+    let proxy = crate::proxy::Proxy::start(server.local_addr()).await;
     let mut dave = User::connect_once(&proxy.url(), token(&server, "dave")).await;
     dave.join("r").await;
-    proxy.cut();
+    proxy.cut(crate::proxy::Cut::Reset);
     expect_end(&mut dave.events, Reason::Network, true).await;
 
     // The server shut down in order.

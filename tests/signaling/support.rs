@@ -152,51 +152,6 @@ pub async fn done(call: &Call, op: OperationId) -> Outcome {
         .expect("the operation succeeds")
 }
 
-/// A loopback TCP relay in front of the server whose connections can be cut, to lose a
-/// connection the way a network does (no close frame).
-pub struct Proxy {
-    addr: std::net::SocketAddr,
-    cut: tokio::sync::watch::Sender<bool>,
-}
-
-impl Proxy {
-    pub async fn start(server: &ServerHandle) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let upstream = server.local_addr();
-        let (cut, cut_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let mut stop = cut_rx.clone();
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|c| *c) => return,
-                    Ok((mut client, _)) = listener.accept() => {
-                        let mut stop = cut_rx.clone();
-                        tokio::spawn(async move {
-                            let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = stop.wait_for(|c| *c) => {}
-                            }
-                            // Dropping both sockets resets them: no WebSocket close frame is sent.
-                        });
-                    }
-                }
-            }
-        });
-        Proxy { addr, cut }
-    }
-
-    pub fn url(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    /// Drops every relayed connection at once.
-    pub fn cut(&self) {
-        let _ = self.cut.send(true);
-    }
-}
-
 impl User {
     /// The next event, which must be another member leaving: who and why.
     pub async fn participant_left(&mut self) -> (String, jrtc::Reason) {
