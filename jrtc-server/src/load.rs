@@ -42,6 +42,10 @@ pub struct LoadTest {
     /// Only connect the users and measure memory per idle connected user (no join, no storm).
     #[arg(long)]
     idle: bool,
+    /// With `--idle`: the users also join their rooms (`--rooms` × `--users`), then idle (the
+    /// memory then includes room membership and what each session keeps for a resume).
+    #[arg(long)]
+    in_rooms: bool,
     /// Measure join latency at each of these numbers of users (rooms of `--users`), no storm.
     #[arg(long, value_delimiter = ',')]
     sweep: Vec<usize>,
@@ -354,6 +358,26 @@ async fn run_once(
     progress.finish_and_clear();
     let rss_connected = rss_kib(pid);
     if args.idle {
+        if args.in_rooms {
+            let joins: Vec<_> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    let (call, gate) = (call.clone(), gate.clone());
+                    let room = format!("room{}", i / args.users.max(1));
+                    tokio::spawn(async move {
+                        let _permit = gate.acquire().await;
+                        let op = call.join(&room, JoinOptions::default()).await?;
+                        call.outcome(op).await.map(|_| ())
+                    })
+                })
+                .collect();
+            for join in joins {
+                join.await??;
+            }
+            // Past a keepalive, so each call has acknowledged what it took.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
         // Let every login settle, then read the memory again.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss = rss_kib(pid);
@@ -365,7 +389,8 @@ async fn run_once(
         // This process's own growth per Call: the client's cost when the server is elsewhere.
         let per_call = per(client_rss_before, rss_kib(None)).filter(|_| args.url.is_some());
         let connect = Latency::of(&connect);
-        println!("jrtc load test (idle): {users} users connected");
+        let place = if args.in_rooms { ", in rooms" } else { "" };
+        println!("jrtc load test (idle): {users} users connected{place}");
         println!(
             "  connect      p50 {:8.2} ms   p99 {:8.2} ms   max {:8.2} ms",
             connect.p50_ms, connect.p99_ms, connect.max_ms
