@@ -497,3 +497,38 @@ async fn media_flows_through_a_signaling_cut_and_the_resume_renegotiates_nothing
     eprintln!("{during} packets arrived while signaling was down");
     sender.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_during_an_outage_are_queued_up_to_the_bound_then_refused() {
+    let server = builder().start().await.unwrap();
+    let proxy = Proxy::start(server.local_addr()).await;
+    let mut alice = room_of(&server, "r", &["alice"]).await.remove(0);
+    let options = fast().offline_queue(2);
+    let mut bob = User::connect_with(&proxy.url(), token(&server, "bob"), options).await;
+    bob.join("r").await;
+    let _: CallEvent = alice.next().await;
+    proxy.set_down(true);
+    proxy.cut(Cut::Reset);
+    loop {
+        if let CallEvent::Reconnecting { .. } = bob.next().await {
+            break;
+        }
+    }
+    let first = bob.call.send_message(None, "t", "one").await.unwrap();
+    let second = bob.call.send_message(None, "t", "two").await.unwrap();
+    match bob.call.send_message(None, "t", "three").await {
+        Err(jrtc::CallError::Offline { queued: 2 }) => {}
+        other => panic!("expected Offline, got {other:?}"),
+    }
+    proxy.set_down(false);
+    done(&bob.call, first).await;
+    done(&bob.call, second).await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        if let CallEvent::Message(MessageEvent::Received(m)) = alice.next().await {
+            got.push(m.content.to_string());
+        }
+    }
+    assert_eq!(got, ["one", "two"]);
+    alice.assert_quiet().await;
+}

@@ -166,6 +166,13 @@ impl Outbox {
         let base = self.base_n;
         for kept in &mut self.ops {
             kept.answers.retain(|(n, _)| *n > base);
+            if kept.answers.is_empty() {
+                // An idle session holds no allocation for answers it no longer needs.
+                kept.answers = Vec::new();
+            }
+        }
+        if self.entries.is_empty() {
+            self.entries = VecDeque::new();
         }
         true
     }
