@@ -172,7 +172,7 @@ pub enum CallEvent {
     /// The server no longer knew the call's session (it restarted): the call logged in again
     /// and joined its room again by itself, republishing its tracks. `snapshot` is the room
     /// now; what happened while the server was away is not known, and requests that were
-    /// unanswered then failed with [`ErrorCode::SessionLost`](crate::ErrorCode::SessionLost).
+    /// unanswered then failed with [`ErrorCode::SessionLost`].
     /// If the join again is refused, [`CallEvent::Left`] follows instead, with reason `Network`.
     Rejoined {
         /// The room now.
