@@ -142,7 +142,7 @@ fn frames_sent(outputs: &[Output]) -> usize {
     outputs
         .iter()
         .map(|o| match o {
-            Output::Send { .. } => 1,
+            Output::Send { .. } | Output::Deliver { .. } => 1,
             Output::Broadcast { to, .. } => to.len(),
             _ => 0,
         })
