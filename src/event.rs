@@ -173,7 +173,12 @@ pub enum CallEvent {
     /// and joined its room again by itself, republishing its tracks. `snapshot` is the room
     /// now; what happened while the server was away is not known, and requests that were
     /// unanswered then failed with [`ErrorCode::SessionLost`].
-    /// If the join again is refused, [`CallEvent::Left`] follows instead, with reason `Network`.
+    /// Remote tracks of before end (their `next_packet` gives `None`); the room's tracks arrive
+    /// again as [`MediaEvent::Subscribed`]. Local tracks keep their handles: what the
+    /// application writes to them goes out on the new connection. The room itself is as the
+    /// restarted server has it: properties set before the restart are gone (the server keeps no
+    /// state across restarts yet). If the join again is refused, [`CallEvent::Left`] follows
+    /// instead, with reason `Network`.
     Rejoined {
         /// The room now.
         snapshot: RoomSnapshot,

@@ -181,7 +181,9 @@ async fn serve(
             }
             cmd = commands.recv() => match cmd {
                 Some(Command::Request(op, text)) => {
-                    if skip.remove(&op) {
+                    // Sent again after a resume already, or answered meanwhile, or failed with
+                    // a session the server lost: not for this connection.
+                    if skip.remove(&op) || !lock(shared).session.is_pending(op) {
                         continue;
                     }
                     if ws.send(WsMessage::text(text)).await.is_err() {
@@ -251,22 +253,25 @@ async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallErr
     send(&mut ws, url, &resume).await?;
     let (frame, n) = next_frame(&mut ws, url).await?;
     match frame {
-        ServerFrame::Resumed { .. } => {
-            let replayed = match &frame {
-                ServerFrame::Resumed {
-                    replayed,
-                    resync: None,
-                    ..
-                } => Some(*replayed),
-                _ => None,
-            };
-            let mut s = lock(shared);
-            if let Some(replayed) = replayed {
-                s.publish(CallEvent::Reconnected { replayed });
+        ServerFrame::Resumed {
+            replayed,
+            ref resync,
+            ..
+        } => {
+            let resync = resync.is_some();
+            {
+                let mut s = lock(shared);
+                if !resync {
+                    s.publish(CallEvent::Reconnected { replayed });
+                }
+                // A resync's state (and its event) comes from the session core.
+                s.handle(frame, n);
             }
-            // A resync's state (and its event) comes from the session core.
-            s.handle(frame, n);
-            drop(s);
+            // The replay first: what it answers is not sent again.
+            for _ in 0..replayed {
+                let (frame, n) = next_frame(&mut ws, url).await?;
+                lock(shared).handle(frame, n);
+            }
             Ok(Attempt::Resumed(ws))
         }
         ServerFrame::Error {

@@ -69,8 +69,9 @@ pub struct CallOptions {
     pub idle_timeout: Duration,
     /// How the call reconnects after a lost connection.
     pub reconnect: ReconnectPolicy,
-    /// Requests a call may hold unanswered while it is reconnecting (256); more are refused
-    /// with [`CallError::Offline`].
+    /// Requests a call may hold unanswered while it is reconnecting (64: they are all sent
+    /// again at once when it is back, within the server's default request burst); more are
+    /// refused with [`CallError::Offline`].
     pub offline_queue: usize,
     /// Where the call's peer connections bind their UDP sockets; `None`: loopback for a server
     /// on this machine, any address otherwise.
@@ -85,7 +86,7 @@ impl Default for CallOptions {
             keepalive: Duration::from_millis(2500),
             idle_timeout: Duration::from_millis(7500),
             reconnect: ReconnectPolicy::default(),
-            offline_queue: 256,
+            offline_queue: 64,
             media_bind: None,
         }
     }

@@ -322,7 +322,8 @@ tagged_frames! {
             user_id: UserId,
             /// The session's id on the server (for logs).
             session: u64,
-            /// The secret that lets a later connection `resume` this session.
+            /// The key that lets a later connection `resume` this session (unguessable; valid
+            /// only with a token of the session's user).
             #[serde(default)]
             resume_key: String,
         },

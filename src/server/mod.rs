@@ -169,10 +169,10 @@ impl ServerBuilder {
             max_rooms: limits.max_rooms,
             max_participants: limits.max_participants,
             max_connections_per_user: limits.max_connections_per_user,
-            instance: {
-                let mut bytes = [0u8; 8];
+            resume_secret: {
+                let mut bytes = vec![0u8; 32];
                 getrandom::fill(&mut bytes).expect("the operating system's random source works");
-                u64::from_le_bytes(bytes)
+                bytes
             },
             grace_ms: self.options.grace_period.as_millis() as u64,
             outbox_capacity: self.options.resume_buffer,

@@ -7,6 +7,8 @@
 //! - `proptests`: random action sequences through the simulator.
 //! - `scenarios`: the core alone with exact outputs (kick, host hand-over, screen share,
 //!   grants, negotiation order, failed connections, rooms kept apart).
+//! - `session_scenarios`: the same for sessions (who may resume one, what a connection whose
+//!   session was taken over may still do).
 //! - [`fuzzing`]: the fuzz targets' entry points and the corpus replay.
 //! - [`bench`]: what the core benchmarks drive.
 
@@ -17,6 +19,8 @@ pub mod fuzzing;
 mod proptests;
 #[cfg(test)]
 mod scenarios;
+#[cfg(test)]
+mod session_scenarios;
 pub(crate) mod sim;
 mod sim_actions;
 mod sim_media;

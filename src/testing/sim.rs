@@ -218,13 +218,13 @@ impl World {
         );
         let unknown = matches!(
             out.first(),
-            Some(Output::Send {
-                frame: ServerFrame::Error {
+            Some(Output::Deliver { frame, .. }) if matches!(
+                **frame,
+                ServerFrame::Error {
                     code: crate::protocol::ErrorCode::UnknownSession,
                     ..
-                },
-                ..
-            })
+                }
+            )
         );
         if !unknown {
             self.deliver(out);

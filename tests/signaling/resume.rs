@@ -532,3 +532,33 @@ async fn requests_during_an_outage_are_queued_up_to_the_bound_then_refused() {
     assert_eq!(got, ["one", "two"]);
     alice.assert_quiet().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_connection_stays_up() {
+    // A short handshake timer: a connection that resumed (rather than said `hello`) is logged
+    // in too, and must not be closed by it.
+    let server = builder()
+        .handshake_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(server.local_addr()).await;
+    let mut bob = User::connect_with(&proxy.url(), token(&server, "bob"), fast()).await;
+    bob.join("r").await;
+    proxy.cut(Cut::Reset);
+    reconnected(&mut bob.events).await;
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(800), bob.events.next()).await
+    {
+        assert!(
+            !matches!(event, CallEvent::Reconnecting { .. }),
+            "the resumed connection was closed: {event:?}"
+        );
+    }
+    let op = bob
+        .call
+        .send_message(None, "t", "still here")
+        .await
+        .unwrap();
+    done(&bob.call, op).await;
+}

@@ -171,9 +171,9 @@ pub(crate) struct HubConfig {
     pub max_participants: usize,
     /// Most connections one user may have at once.
     pub max_connections_per_user: usize,
-    /// This server run's id, part of every resume key (so a key from before a restart is not
-    /// taken for a session of this run).
-    pub instance: u64,
+    /// This server run's random secret that resume keys are made with (so a key cannot be
+    /// guessed, and a key from before a restart is not taken for a session of this run).
+    pub resume_secret: Vec<u8>,
     /// How long a session whose connection was lost keeps its seat.
     pub grace_ms: Millis,
     /// Most frames a session keeps for a resume (beyond it, a resume gets a resync).

@@ -168,7 +168,8 @@ impl Hub {
             Input::Frame { conn, frame } => self.frame_from(conn, frame, &mut out),
             Input::Disconnected { conn, reason } => self.connection_lost(conn, reason, &mut out),
             Input::HandshakeTimeout { conn } => {
-                if !self.logins.contains_key(&conn) {
+                // Logged in by `hello` or by `resume`: either way it has a session.
+                if !self.transports.contains_key(&conn) {
                     out.push(Output::Close {
                         conn,
                         reason: Reason::Timeout,
@@ -251,7 +252,9 @@ impl Hub {
         token: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        if self.transports.contains_key(&conn) {
+        // A connection that had a session (even one another connection took over) says
+        // `hello` no more: its id is the session's.
+        if self.transports.contains_key(&conn) || self.logins.contains_key(&conn) {
             return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
         }
         if version != PROTOCOL_VERSION {
@@ -409,7 +412,7 @@ pub(crate) mod testing {
             max_rooms: 10_000,
             max_participants: 256,
             max_connections_per_user: 8,
-            instance: 0x5eed,
+            resume_secret: b"the core tests' resume key secret".to_vec(),
             grace_ms: 15_000,
             outbox_capacity: 1024,
         }

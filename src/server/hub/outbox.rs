@@ -195,8 +195,33 @@ impl Outbox {
     }
 
     /// How many frames a client at `taken` missed that are no longer kept (at least), and
-    /// forgets every kept frame: the client gets the state as it is instead.
-    pub(super) fn resync(&mut self, taken: Taken<'_>) -> u64 {
+    /// forgets every kept frame: the client gets the state as it is instead. The answers to
+    /// requests the client has not seen are kept, numbered again after the last number (the
+    /// client's next): returned, to send after the resync, so every request it is still waiting
+    /// for gets its answer.
+    pub(super) fn resync(
+        &mut self,
+        taken: Taken<'_>,
+        capacity: usize,
+    ) -> (u64, Vec<(u64, Arc<ServerFrame>)>) {
+        let missed = self.forget_all(taken);
+        let mut unseen: Vec<Arc<ServerFrame>> = Vec::new();
+        for kept in &mut self.ops {
+            for (n, frame) in std::mem::take(&mut kept.answers) {
+                if n > taken.received {
+                    unseen.push(frame);
+                }
+            }
+        }
+        let mut again = Vec::with_capacity(unseen.len());
+        for frame in unseen {
+            let n = self.personal(frame.clone(), capacity);
+            again.push((n, frame));
+        }
+        (missed, again)
+    }
+
+    fn forget_all(&mut self, taken: Taken<'_>) -> u64 {
         let personal = self
             .base_n
             .saturating_sub(taken.received)
@@ -228,8 +253,19 @@ impl Outbox {
                 Repeat::Answered(kept.answers.clone())
             };
         }
-        if self.ops.len() == KEPT_OPS {
-            self.ops.pop_front();
+        if self.ops.len() >= KEPT_OPS {
+            // The oldest answered request goes; one still being worked on stays (its repeat
+            // must not be applied again), so the list outgrows its size only while that many
+            // requests wait for the media shell.
+            match self.ops.iter().position(|k| k.answered) {
+                Some(i) => {
+                    self.ops.remove(i);
+                }
+                None if self.ops.len() >= 4 * KEPT_OPS => {
+                    self.ops.pop_front();
+                }
+                None => {}
+            }
         }
         self.ops.push_back(KeptOp {
             op,
@@ -303,9 +339,24 @@ mod tests {
             o.room_event(seq, event("r", seq), 4);
         }
         assert!(o.replay(taken(0, Some(&r), Some(3))).is_none());
-        assert_eq!(o.resync(taken(0, Some(&r), Some(3))), 7, "3 dropped after seq 3, 4 kept");
+        assert_eq!(
+            o.resync(taken(0, Some(&r), Some(3)), 4).0,
+            7,
+            "3 dropped after seq 3, 4 kept"
+        );
         // A claim of frames never sent is no position either.
         assert!(o.replay(taken(5, None, None)).is_none());
+    }
+
+    #[test]
+    fn a_kept_frame_costs_a_session_24_bytes() {
+        // The frame itself is shared: one `Arc` per frame, however many members keep it.
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        eprintln!(
+            "a kept entry: {} bytes; a frame: {} bytes plus its strings",
+            std::mem::size_of::<Entry>(),
+            std::mem::size_of::<ServerFrame>()
+        );
     }
 
     #[test]
@@ -317,5 +368,34 @@ mod tests {
         assert!(matches!(o.request(OperationId(7)), Repeat::Answered(a) if a[0].0 == n));
         assert!(o.acknowledge(taken(n, None, None)));
         assert_eq!(o.request(OperationId(7)), Repeat::Acknowledged);
+    }
+
+    #[test]
+    fn a_resync_sends_again_the_answers_the_client_has_not_seen() {
+        let mut o = Outbox::default();
+        o.request(OperationId(1));
+        o.personal(done(1), 4); // n 1, seen
+        o.request(OperationId(2));
+        for seq in 1..=10 {
+            o.room_event(seq, event("r", seq), 4);
+        }
+        o.personal(done(2), 4); // n 2, not seen
+        let (_, again) = o.resync(taken(1, None, None), 4);
+        assert_eq!(again.len(), 1);
+        let (n, frame) = &again[0];
+        assert_eq!((*n, frame.op()), (3, Some(OperationId(2))));
+        // A repeat of op 2 now gets the answer under its new number.
+        assert!(matches!(o.request(OperationId(2)), Repeat::Answered(a) if a[0].0 == 3));
+    }
+
+    #[test]
+    fn a_request_still_being_worked_on_is_not_forgotten() {
+        let mut o = Outbox::default();
+        o.request(OperationId(0));
+        for op in 1..=KEPT_OPS as u64 {
+            o.request(OperationId(op));
+            o.personal(done(op), 1024);
+        }
+        assert_eq!(o.request(OperationId(0)), Repeat::Pending);
     }
 }

@@ -45,15 +45,18 @@ impl Hub {
                         seq,
                     });
                 }
-                out.push(Output::Send {
-                    to: conn,
-                    frame: ServerFrame::Pong {},
-                });
+                out.push(direct(conn, ServerFrame::Pong {}));
                 Ok(())
             }
             ClientFrame::Hello { .. } => self.frame(conn, frame, out),
             frame => {
-                let session = self.transports.get(&conn).copied().unwrap_or(conn);
+                // A connection without a session (never logged in, or one whose session
+                // another connection took over) may not act as one.
+                let Some(session) = self.transports.get(&conn).copied() else {
+                    let refusal = Refusal::new(ErrorCode::NotLoggedIn, "log in with hello first");
+                    out.push(direct(conn, refusal.into_frame(op)));
+                    return;
+                };
                 let repeat = match (op, self.logins.get_mut(&session)) {
                     (Some(op), Some(login)) => login.outbox.request(op),
                     _ => Repeat::New,
@@ -93,24 +96,39 @@ impl Hub {
             }
         };
         if let Err(refusal) = result {
-            out.push(Output::Send {
-                to: conn,
-                frame: refusal.into_frame(op),
-            });
+            // To this connection, whatever session its id may name.
+            out.push(direct(conn, refusal.into_frame(op)));
         }
     }
 
-    /// The key a later connection resumes session `session` with: this run's id and the
-    /// session's (the access token in the `resume` proves the user).
+    /// The key a later connection resumes session `session` with: the session's id and an
+    /// HMAC of it under this run's secret, so it cannot be guessed, and a key from another run
+    /// (before a restart) names no session of this one. A `resume` needs a valid token of the
+    /// session's user too.
     pub(super) fn resume_key(&self, session: ConnId) -> String {
-        format!("{:016x}.{session}", self.config.instance)
+        let tag: String = key_tag(&self.config.resume_secret, session)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{session}.{tag}")
     }
 
     fn session_of_key(&self, key: &str) -> Option<ConnId> {
-        let (instance, session) = key.split_once('.')?;
-        (u64::from_str_radix(instance, 16).ok()? == self.config.instance)
-            .then(|| session.parse().ok())
-            .flatten()
+        use hmac::Mac;
+        let (session, tag) = key.split_once('.')?;
+        let session: ConnId = session.parse().ok()?;
+        if tag.len() != 2 * KEY_TAG_LEN || !tag.is_ascii() {
+            return None;
+        }
+        let tag: Vec<u8> = (0..KEY_TAG_LEN)
+            .map(|i| u8::from_str_radix(&tag[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // A constant-time comparison of the tag.
+        key_mac(&self.config.resume_secret, session)
+            .verify_truncated_left(&tag)
+            .ok()
+            .map(|()| session)
     }
 
     fn resume(
@@ -148,6 +166,17 @@ impl Hub {
         if login.identity.user != identity.user {
             return unknown();
         }
+        // The new token is the session's from now on (a refreshed one, or one with other
+        // rights): it must allow the room the session is in.
+        if let Some(room) = &login.room
+            && !identity.may_enter(room)
+        {
+            return refuse(
+                ErrorCode::WrongRoom,
+                format!("the access token does not allow room `{room}`"),
+            );
+        }
+        login.identity = identity;
         // The new connection takes over (an old one the server still holds is a ghost: the
         // client would not resume otherwise).
         if let Some(old) = login.transport.replace(conn) {
@@ -169,21 +198,21 @@ impl Hub {
         let login = self.logins.get_mut(&session).expect("looked up above");
         match login.outbox.replay(taken) {
             Some(replay) => {
-                out.push(Output::Send {
-                    to: conn,
-                    frame: ServerFrame::Resumed {
+                out.push(direct(
+                    conn,
+                    ServerFrame::Resumed {
                         session,
                         replayed: replay.len() as u64,
                         resync: None,
                     },
-                });
+                ));
                 for (n, frame) in replay {
                     out.push(Output::Deliver { to: conn, n, frame });
                 }
             }
             None => {
-                let missed = login.outbox.resync(taken);
                 let n = login.outbox.last_n();
+                let (missed, answers) = login.outbox.resync(taken, self.config.outbox_capacity);
                 let user = login.identity.user.clone();
                 let room = login.room.as_ref().and_then(|r| self.rooms.get(r));
                 let resync = Resync {
@@ -193,14 +222,21 @@ impl Hub {
                     invitations: self.invitations.for_callee(&user),
                     sent_invitations: self.invitations.sent_by(session),
                 };
-                out.push(Output::Send {
-                    to: conn,
-                    frame: ServerFrame::Resumed {
+                out.push(direct(
+                    conn,
+                    ServerFrame::Resumed {
                         session,
-                        replayed: 0,
+                        replayed: answers.len() as u64,
                         resync: Some(Box::new(resync)),
                     },
-                });
+                ));
+                for (n, frame) in answers {
+                    out.push(Output::Deliver {
+                        to: conn,
+                        n: Some(n),
+                        frame,
+                    });
+                }
             }
         }
         let login = &self.logins[&session];
@@ -317,5 +353,34 @@ impl Hub {
             }
         }
         out
+    }
+}
+
+/// Bytes of the HMAC in a resume key (128 bits).
+const KEY_TAG_LEN: usize = 16;
+
+fn key_mac(secret: &[u8], session: ConnId) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(b"jrtc resume key ");
+    mac.update(&session.to_be_bytes());
+    mac
+}
+
+fn key_tag(secret: &[u8], session: ConnId) -> [u8; KEY_TAG_LEN] {
+    use hmac::Mac;
+    let full = key_mac(secret, session).finalize().into_bytes();
+    let mut tag = [0u8; KEY_TAG_LEN];
+    tag.copy_from_slice(&full[..KEY_TAG_LEN]);
+    tag
+}
+
+/// A frame for connection `conn` itself (not for a session its id might name), kept nowhere.
+fn direct(conn: ConnId, frame: ServerFrame) -> Output {
+    Output::Deliver {
+        to: conn,
+        n: None,
+        frame: Arc::new(frame),
     }
 }

@@ -101,7 +101,9 @@ pub(crate) async fn serve(
                 Some(first) => tokio::select! {
                     written = write_batch(&mut ws, first, &mut rx) => match written {
                         Ok(None) => {}
-                        Ok(Some(reason)) => break Some(goodbye(reason, &state)),
+                        // The core closes a connection for good (no `hello` in time, or its
+                        // session taken over by another): no reconnecting.
+                        Ok(Some(reason)) => break Some(ServerFrame::Goodbye { reason, reconnect: false }),
                         Err(_) => break None,
                     },
                     _ = &mut kill => break Some(slow_consumer()),

@@ -1,0 +1,157 @@
+//! Sessions over the sans-IO core with exact outputs: who may resume a session, what a
+//! connection whose session was taken over may still do, and what the handshake timer leaves
+//! alone.
+
+use crate::auth::{AccessToken, Grants};
+use crate::model::{OperationId, Reason};
+use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
+use crate::server::hub::{ConnId, Hub, Input, Output, testing};
+
+fn token(user: &str) -> String {
+    AccessToken::new(user)
+        .grants(Grants::all())
+        .sign(testing::SECRET)
+        .unwrap()
+}
+
+fn frame(hub: &mut Hub, conn: ConnId, frame: ClientFrame) -> Vec<Output> {
+    hub.handle(1_000, Input::Frame { conn, frame })
+}
+
+/// Logs `user` in on `conn` and joins room "r"; returns the resume key.
+fn member(hub: &mut Hub, conn: ConnId, user: &str) -> String {
+    let out = frame(hub, conn, testing::hello(user));
+    let Some(Output::Send {
+        frame: ServerFrame::Welcome { resume_key, .. },
+        ..
+    }) = out.first()
+    else {
+        panic!("welcome: {out:?}");
+    };
+    let key = resume_key.clone();
+    let join = ClientFrame::Join {
+        op: OperationId(1),
+        room: Some("r".into()),
+        display_name: None,
+        audio: false,
+        video: false,
+        state: String::new(),
+        auto_subscribe: true,
+    };
+    frame(hub, conn, join);
+    key
+}
+
+fn resume(hub: &mut Hub, conn: ConnId, user: &str, key: &str) -> Vec<Output> {
+    let resume = ClientFrame::Resume {
+        version: PROTOCOL_VERSION,
+        token: token(user),
+        resume_key: key.to_owned(),
+        received: 1,
+        room: Some("r".into()),
+        seq: Some(1),
+    };
+    frame(hub, conn, resume)
+}
+
+/// The one frame sent to connection `to`.
+fn only_to(out: &[Output], to: ConnId) -> ServerFrame {
+    let frames: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver { to: t, frame, .. } if *t == to => Some((**frame).clone()),
+            Output::Send { to: t, frame } if *t == to => Some(frame.clone()),
+            _ => None,
+        })
+        .collect();
+    match &frames[..] {
+        [one] => one.clone(),
+        other => panic!("expected one frame to {to}, got {other:?}"),
+    }
+}
+
+fn code(frame: &ServerFrame) -> ErrorCode {
+    match frame {
+        ServerFrame::Error { code, .. } => *code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_resume_needs_the_sessions_key_and_a_token_of_its_user() {
+    let mut hub = Hub::new(testing::config());
+    let key = member(&mut hub, 1, "alice");
+    member(&mut hub, 2, "bob");
+    hub.handle(
+        1_000,
+        Input::Disconnected {
+            conn: 1,
+            reason: Reason::Network,
+        },
+    );
+    let mut forged = key.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    for (conn, user, key) in [
+        (10, "alice", forged.as_str()),
+        (11, "alice", "1.00"),
+        (12, "alice", "2"),
+        (13, "bob", key.as_str()),
+    ] {
+        let out = resume(&mut hub, conn, user, key);
+        assert_eq!(
+            code(&only_to(&out, conn)),
+            ErrorCode::UnknownSession,
+            "{user} {key}"
+        );
+    }
+    let out = resume(&mut hub, 14, "alice", &key);
+    assert!(matches!(
+        out.first(),
+        Some(Output::Deliver { to: 14, frame, .. }) if matches!(**frame, ServerFrame::Resumed { .. })
+    ));
+}
+
+#[test]
+fn a_connection_whose_session_was_taken_over_cannot_act_for_it() {
+    let mut hub = Hub::new(testing::config());
+    let key = member(&mut hub, 1, "alice");
+    // The server never noticed connection 1 fail; connection 2 resumes the session anyway.
+    let out = resume(&mut hub, 2, "alice", &key);
+    assert!(out.contains(&Output::Close {
+        conn: 1,
+        reason: Reason::Replaced
+    }));
+    let message = ClientFrame::SendMessage {
+        op: OperationId(7),
+        to: None,
+        content_type: "t".into(),
+        content: "x".into(),
+    };
+    let out = frame(&mut hub, 1, message.clone());
+    assert_eq!(code(&only_to(&out, 1)), ErrorCode::NotLoggedIn);
+    let out = frame(&mut hub, 1, testing::hello("alice"));
+    assert_eq!(code(&only_to(&out, 1)), ErrorCode::AlreadyLoggedIn);
+    // The session, on its new connection, is untouched.
+    let out = frame(&mut hub, 2, message);
+    assert!(matches!(only_to(&out, 2), ServerFrame::Done { .. }));
+    assert_eq!(hub.room(&"r".into()).unwrap().participants().len(), 1);
+}
+
+#[test]
+fn a_resumed_connection_outlives_the_handshake_timer() {
+    let mut hub = Hub::new(testing::config());
+    let key = member(&mut hub, 1, "alice");
+    resume(&mut hub, 2, "alice", &key);
+    assert!(
+        hub.handle(1_000, Input::HandshakeTimeout { conn: 2 })
+            .is_empty()
+    );
+    assert!(
+        hub.handle(1_000, Input::HandshakeTimeout { conn: 9 })
+            .contains(&Output::Close {
+                conn: 9,
+                reason: Reason::Timeout
+            })
+    );
+}
