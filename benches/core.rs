@@ -83,6 +83,10 @@ fn room_core(c: &mut Criterion) {
     group.bench_function("group message", |b| {
         b.iter(|| black_box(core.group_message()))
     });
+    let mut acked = Core::with_room(100);
+    group.bench_function("group message, outboxes acknowledged every 64", |b| {
+        b.iter(|| black_box(acked.group_message_acknowledged()))
+    });
     group.bench_function("property change", |b| {
         b.iter(|| black_box(core.property_change()))
     });

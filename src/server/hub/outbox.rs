@@ -177,6 +177,16 @@ impl Outbox {
         true
     }
 
+    /// Forgets everything, as if the client had acknowledged its last frame (benchmarks).
+    #[cfg(feature = "internals")]
+    pub(super) fn acknowledge_all(&mut self) {
+        self.entries.clear();
+        self.base_n = self.last_n;
+        for kept in &mut self.ops {
+            kept.answers = Vec::new();
+        }
+    }
+
     /// The frames after what the client has taken, to send again, with their personal numbers
     /// (`None` for room events); `None` when the client's position is no longer kept.
     pub(super) fn replay(
