@@ -65,6 +65,21 @@ pub(crate) struct Rejoin {
     pub(crate) auto_subscribe: bool,
 }
 
+impl Rejoin {
+    /// The join again, as request `op`: the same room, name, flags and state.
+    pub(crate) fn frame(self, op: OperationId) -> ClientFrame {
+        ClientFrame::Join {
+            op,
+            room: Some(self.room),
+            display_name: Some(self.me.display_name),
+            audio: self.me.audio,
+            video: self.me.video,
+            state: self.me.state,
+            auto_subscribe: self.auto_subscribe,
+        }
+    }
+}
+
 /// One logged-in user's view of its call.
 #[derive(Debug)]
 pub(crate) struct Session {

@@ -13,7 +13,7 @@ use super::{CallError, media, ring};
 use crate::event::{CallEvent, OpError, OperationKind, Outcome};
 use crate::media::RemoteTrack;
 use crate::model::{OperationId, Reason};
-use crate::protocol::{ClientFrame, ServerFrame};
+use crate::protocol::ServerFrame;
 
 /// Outcomes kept for later [`Call::outcome`](super::Call::outcome) calls; oldest forgotten first.
 pub(super) const KEPT_OUTCOMES: usize = 256;
@@ -77,18 +77,9 @@ impl Shared {
         self.apply(handled);
         match rejoin {
             Some(rejoin) => {
-                let me = rejoin.me;
                 // Sent with the other unanswered requests (there are none left but this).
                 self.session
-                    .request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
-                        op,
-                        room: Some(rejoin.room),
-                        display_name: Some(me.display_name),
-                        audio: me.audio,
-                        video: me.video,
-                        state: me.state,
-                        auto_subscribe: rejoin.auto_subscribe,
-                    });
+                    .request(OperationKind::Rejoin, None, |op| rejoin.frame(op));
             }
             None => self.publish(CallEvent::Reconnected { replayed: 0 }),
         }

@@ -256,17 +256,8 @@ impl World {
                 *self.outcomes.entry((d.life, op.0)).or_default() += 1;
             }
             if let Some(rejoin) = rejoin {
-                let me = rejoin.me;
                 d.session
-                    .request(OperationKind::Rejoin, None, |op| ClientFrame::Join {
-                        op,
-                        room: Some(rejoin.room),
-                        display_name: Some(me.display_name),
-                        audio: me.audio,
-                        video: me.video,
-                        state: me.state,
-                        auto_subscribe: rejoin.auto_subscribe,
-                    });
+                    .request(OperationKind::Rejoin, None, |op| rejoin.frame(op));
             }
             self.deliver(out);
         }

@@ -252,18 +252,7 @@ impl Hub {
         token: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        // A connection that had a session (even one another connection took over) says
-        // `hello` no more: its id is the session's.
-        if self.transports.contains_key(&conn) || self.logins.contains_key(&conn) {
-            return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
-        }
-        if version != PROTOCOL_VERSION {
-            return refuse(
-                ErrorCode::UnsupportedVersion,
-                format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
-            );
-        }
-        let identity = verify(token, &self.config.secret, self.now / 1000)?;
+        let identity = self.logging_in(conn, version, token)?;
         let conns = self.users.get(&identity.user).map_or(0, Vec::len);
         if conns >= self.config.max_connections_per_user {
             return refuse(
@@ -304,6 +293,26 @@ impl Hub {
         );
         self.transports.insert(conn, conn);
         Ok(())
+    }
+
+    /// What `hello` and `resume` check first: the connection has no session yet (not even one
+    /// another connection took over: its id is the session's), the version, and the token.
+    pub(super) fn logging_in(
+        &self,
+        conn: ConnId,
+        version: u32,
+        token: &str,
+    ) -> Result<Identity, Refusal> {
+        if self.transports.contains_key(&conn) || self.logins.contains_key(&conn) {
+            return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
+        }
+        if version != PROTOCOL_VERSION {
+            return refuse(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
+            );
+        }
+        verify(token, &self.config.secret, self.now / 1000)
     }
 
     /// A fresh server-made room id.

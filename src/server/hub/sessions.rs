@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use crate::auth::verify;
 use crate::model::{ConnectionState, Reason, RoomId};
-use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, Resync, ServerFrame};
+use crate::protocol::{ClientFrame, ErrorCode, Resync, ServerFrame};
 
 use super::outbox::{Repeat, Taken};
 use super::{ConnId, Hub, Output, Refusal, refuse};
@@ -140,16 +139,7 @@ impl Hub {
         (received, room, seq): (u64, Option<RoomId>, Option<u64>),
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        if self.transports.contains_key(&conn) {
-            return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
-        }
-        if version != PROTOCOL_VERSION {
-            return refuse(
-                ErrorCode::UnsupportedVersion,
-                format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
-            );
-        }
-        let identity = verify(token, &self.config.secret, self.now / 1000)?;
+        let identity = self.logging_in(conn, version, token)?;
         let unknown = || {
             refuse(
                 ErrorCode::UnknownSession,
