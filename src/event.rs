@@ -398,6 +398,10 @@ pub enum MediaEvent {
         seq: u64,
         /// The track.
         publication: Publication,
+        /// Why: [`Reason::Quit`] (unpublished on purpose), the member's reason for leaving, or
+        /// [`Reason::Network`] (its publishing connection failed and was not restored within
+        /// the server's grace period).
+        reason: Reason,
     },
     /// Another member's track now reaches this call: read its packets from
     /// [`Call::remote_track`](crate::Call::remote_track).
@@ -410,8 +414,23 @@ pub enum MediaEvent {
         /// The track.
         publication: Publication,
     },
+    /// One of this call's peer connections failed (its path is gone: a network change, a
+    /// firewall): media on it stopped, and the call is restarting ICE to get it back. Your
+    /// published tracks stay yours meanwhile; the server keeps your publications for its
+    /// grace period. Then [`MediaEvent::Restored`], or [`MediaEvent::Failed`] if it gave up.
+    Interrupted {
+        /// Which of the call's two connections.
+        connection: MediaConnection,
+    },
+    /// A connection that was [`Interrupted`](MediaEvent::Interrupted) is connected again:
+    /// media flows on the same tracks.
+    Restored {
+        /// Which of the call's two connections.
+        connection: MediaConnection,
+    },
     /// Media failed where no request of yours waits for the answer: one of this call's peer
-    /// connections failed (a failed publishing connection ends your publications), the server
+    /// connections failed and could not be restored (a lost publishing connection ends your
+    /// publications and their [`LocalTrack`](crate::LocalTrack)s: publish again), the server
     /// could not offer what you receive, or a track of yours cannot be forwarded.
     Failed {
         /// Which of the call's two connections.
@@ -558,6 +577,12 @@ impl std::fmt::Display for CallEvent {
                 seq, publication, ..
             }) => {
                 write!(f, "#{seq} {} unpublished", publication.id)
+            }
+            CallEvent::Media(MediaEvent::Interrupted { connection }) => {
+                write!(f, "{} connection interrupted", connection.as_str())
+            }
+            CallEvent::Media(MediaEvent::Restored { connection }) => {
+                write!(f, "{} connection restored", connection.as_str())
             }
             CallEvent::Media(MediaEvent::Subscribed { publication }) => {
                 write!(f, "receiving {}", publication.id)

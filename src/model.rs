@@ -227,7 +227,7 @@ impl TrackSource {
 }
 
 /// Which of a member's two peer connections a media frame is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaConnection {
     /// The one the member publishes on (the client offers).

@@ -36,8 +36,20 @@ pub(crate) enum MediaWork {
     /// The call joined its room again on a new session: new peer connections, and its
     /// published tracks published again.
     Rejoined,
-    /// The publishing connection failed (the server ends its publications too).
+    /// The publishing connection failed: restart ICE on it.
     PublisherFailed,
+    /// The publishing connection is connected (again).
+    PublisherConnected,
+    /// An ICE restart of the publishing connection was negotiated (or failed to be).
+    RestartDone { negotiated: bool },
+}
+
+impl From<MediaError> for CallError {
+    fn from(e: MediaError) -> Self {
+        CallError::Media {
+            message: e.to_string(),
+        }
+    }
 }
 
 /// The call's peer connections.
@@ -80,9 +92,6 @@ impl ClientMedia {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<String, CallError>>,
     {
-        let media_err = |e: MediaError| CallError::Media {
-            message: e.to_string(),
-        };
         let mut publisher = self.publisher.lock().await;
         let parked = match lock_plain(&self.local).get(&source) {
             Some((_, true)) => {
@@ -102,7 +111,7 @@ impl ClientMedia {
         }
         if publisher.is_none() {
             // The connection's candidates go to the server as they are found.
-            *publisher = Some(self.new_publisher().await.map_err(media_err)?);
+            *publisher = Some(self.new_publisher().await.map_err(CallError::from)?);
         }
         let peer = publisher.as_mut().expect("made above");
         let kind = source.kind();
@@ -125,7 +134,7 @@ impl ClientMedia {
             .pc
             .add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| media_err(e.into()))?;
+            .map_err(|e| CallError::from(MediaError::from(e)))?;
         if let Err(e) = exchange(peer, negotiate).await {
             let _ = peer.pc.remove_track(&sender).await;
             return Err(e);
@@ -168,9 +177,6 @@ impl ClientMedia {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<String, CallError>>,
     {
-        let media_err = |e: MediaError| CallError::Media {
-            message: e.to_string(),
-        };
         let mut publisher = self.publisher.lock().await;
         if let Some(old) = publisher.take() {
             old.close().await;
@@ -183,12 +189,12 @@ impl ClientMedia {
         if tracks.is_empty() {
             return Ok(());
         }
-        let mut peer = self.new_publisher().await.map_err(media_err)?;
+        let mut peer = self.new_publisher().await.map_err(CallError::from)?;
         for track in &tracks {
             peer.pc
                 .add_track(track.rtp_track() as Arc<dyn TrackLocal>)
                 .await
-                .map_err(|e| media_err(e.into()))?;
+                .map_err(|e| CallError::from(MediaError::from(e)))?;
         }
         exchange(&mut peer, negotiate).await?;
         *publisher = Some(peer);
@@ -209,11 +215,35 @@ impl ClientMedia {
                     PeerEvent::Failed => {
                         let _ = work.send(MediaWork::PublisherFailed);
                     }
+                    PeerEvent::Connected => {
+                        let _ = work.send(MediaWork::PublisherConnected);
+                    }
                     PeerEvent::Track(_) => {}
                 }
             }
         });
         Ok(peer)
+    }
+
+    /// Restarts ICE on the publishing connection: an offer with new credentials, negotiated
+    /// by `negotiate`. The tracks and their handles stay. False when there is no connection.
+    async fn restart_publisher<F, Fut>(&self, negotiate: F) -> Result<bool, CallError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, CallError>>,
+    {
+        let mut publisher = self.publisher.lock().await;
+        let Some(peer) = publisher.as_mut() else {
+            return Ok(false);
+        };
+        peer.restart_ice().await.map_err(CallError::from)?;
+        exchange(peer, negotiate).await?;
+        Ok(true)
+    }
+
+    /// Whether the call has a publishing connection.
+    async fn publishing(&self) -> bool {
+        self.publisher.lock().await.is_some()
     }
 
     /// Closes the publishing connection and ends its tracks. The connection's lock is taken
@@ -237,12 +267,9 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = Result<String, CallError>>,
 {
-    let media_err = |e: MediaError| CallError::Media {
-        message: e.to_string(),
-    };
-    let offer = peer.offer().await.map_err(media_err)?;
+    let offer = peer.offer().await.map_err(CallError::from)?;
     let answer = negotiate(offer).await?;
-    peer.accept(answer).await.map_err(media_err)
+    peer.accept(answer).await.map_err(CallError::from)
 }
 
 fn lock_plain<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -256,74 +283,97 @@ fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
     }
 }
 
-/// The call's media task: answers the server's offers on the receiving connection and turns
-/// arriving tracks into events. Ends when the call closes.
+/// How long after an ICE restart was negotiated the call waits for the connection before it
+/// restarts again (the crate gives up on candidate pairs that get no answer within ~3 s).
+const RESTART_WAIT: Duration = Duration::from_secs(5);
+/// The wait before the second restart when the first could not be negotiated (then doubled,
+/// up to [`RESTART_WAIT`]).
+const RESTART_RETRY: Duration = Duration::from_millis(500);
+
+/// A publishing connection being restored.
+struct Restoring {
+    /// An ICE restart is being negotiated.
+    in_flight: bool,
+    /// When to try again (if not in flight).
+    next: Option<tokio::time::Instant>,
+    attempts: u32,
+}
+
+/// What the media task keeps about the call's two connections.
+struct Connections {
+    subscriber: Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)>,
+    /// The publishing connection is down and being restored.
+    publishing_down: Option<Restoring>,
+    /// The receiving connection is down (the server restarts it).
+    receiving_down: bool,
+}
+
+/// The call's media task: answers the server's offers on the receiving connection, turns
+/// arriving tracks into events, and brings back a connection that fails (ICE restart). Ends
+/// when the call closes.
 pub(crate) async fn run(
     media: Arc<ClientMedia>,
     shared: Weak<Mutex<Shared>>,
     commands: mpsc::WeakSender<super::Command>,
     mut work: mpsc::UnboundedReceiver<MediaWork>,
 ) {
-    let mut subscriber: Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)> = None;
+    let mut c = Connections {
+        subscriber: None,
+        publishing_down: None,
+        receiving_down: false,
+    };
     loop {
         let track_event = async {
-            match subscriber.as_mut() {
+            match c.subscriber.as_mut() {
                 Some((_, events)) => events.recv().await,
                 None => std::future::pending().await,
             }
         };
+        let retry_at = c
+            .publishing_down
+            .as_ref()
+            .filter(|r| !r.in_flight)
+            .and_then(|r| r.next);
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let Some(shared_now) = shared.upgrade() else {
+            break;
+        };
+        let publish = |event: MediaEvent| lock(&shared_now).publish(CallEvent::Media(event));
         tokio::select! {
             item = work.recv() => match item {
                 None => break,
                 Some(MediaWork::Reset) => {
-                    if let Some((peer, _)) = subscriber.take() {
+                    c.publishing_down = None;
+                    c.receiving_down = false;
+                    if let Some((peer, _)) = c.subscriber.take() {
                         peer.close().await;
                     }
                     media.reset().await;
                 }
                 Some(MediaWork::Rejoined) => {
                     // The server's new membership offers its tracks again on a new connection.
-                    if let Some((peer, _)) = subscriber.take() {
+                    c.publishing_down = None;
+                    c.receiving_down = false;
+                    if let Some((peer, _)) = c.subscriber.take() {
                         peer.close().await;
                     }
                     let (media, shared, commands) = (media.clone(), shared.clone(), commands.clone());
                     tokio::spawn(async move { republish(media, shared, commands).await });
                 }
                 Some(MediaWork::Signal(MediaSignal::SubscribeOffer { negotiation, sdp })) => {
-                    if subscriber.is_none() {
-                        match Peer::new(&media.settings).await {
-                            Ok(made) => subscriber = Some(made),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot make the receiving peer connection");
-                                continue;
-                            }
-                        }
-                    }
-                    let (peer, _) = subscriber.as_mut().expect("made above");
-                    match peer.answer(sdp).await {
-                        Ok(answer) => {
-                            let (Some(shared), Some(commands)) = (shared.upgrade(), commands.upgrade()) else {
-                                break;
-                            };
-                            let (op, text, online) = {
-                                let mut shared = lock(&shared);
-                                let (op, text) = shared.session.request(OperationKind::Negotiate, None, |op| {
-                                    ClientFrame::SubscribeAnswer { op, negotiation, sdp: answer }
-                                });
-                                (op, text, shared.online)
-                            };
-                            // Offline, the session holds it until the connection is back.
-                            if online {
-                                let _ = commands.send(super::Command::Request(op, text)).await;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot answer the server's media offer"),
+                    if !answer_offer(&media, &shared, &commands, &mut c, negotiation, sdp).await {
+                        break;
                     }
                 }
                 Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. })) => {}
                 Some(MediaWork::Signal(MediaSignal::Candidate { connection, candidate })) => {
                     let added = match connection {
-                        MediaConnection::Subscribe => match subscriber.as_mut() {
+                        MediaConnection::Subscribe => match c.subscriber.as_mut() {
                             Some((peer, _)) => peer.add_candidate(candidate).await,
                             None => Ok(()),
                         },
@@ -336,14 +386,60 @@ pub(crate) async fn run(
                         tracing::debug!(error = %e, "a bad ICE candidate from the server");
                     }
                 }
+                Some(MediaWork::Signal(MediaSignal::Interrupted { connection: MediaConnection::Publish })) => {
+                    // The server's side failed first: restart as if this side had seen it.
+                    if c.publishing_down.is_none() && media.publishing().await {
+                        c.publishing_down = Some(Restoring { in_flight: false, next: Some(tokio::time::Instant::now()), attempts: 0 });
+                        publish(MediaEvent::Interrupted { connection: MediaConnection::Publish });
+                    }
+                }
+                Some(MediaWork::Signal(MediaSignal::Interrupted { connection: MediaConnection::Subscribe })) => {
+                    if c.subscriber.is_some() && !std::mem::replace(&mut c.receiving_down, true) {
+                        publish(MediaEvent::Interrupted { connection: MediaConnection::Subscribe });
+                    }
+                }
+                Some(MediaWork::Signal(MediaSignal::Lost { connection })) => match connection {
+                    // The session reported it (`MediaEvent::Failed`); the tracks end here.
+                    MediaConnection::Publish => {
+                        c.publishing_down = None;
+                        media.reset().await;
+                    }
+                    MediaConnection::Subscribe => {
+                        c.receiving_down = false;
+                        if let Some((peer, _)) = c.subscriber.take() {
+                            peer.close().await;
+                        }
+                    }
+                },
                 Some(MediaWork::PublisherFailed) => {
-                    media.reset().await;
-                    let Some(shared) = shared.upgrade() else { break };
-                    lock(&shared).publish(CallEvent::Media(MediaEvent::Failed {
-                        connection: MediaConnection::Publish,
-                        publication: None,
-                        message: "the publishing peer connection failed; publish again".into(),
-                    }));
+                    match c.publishing_down.as_mut() {
+                        // Failed again after a restart: restart again now.
+                        Some(restoring) => restoring.next = Some(tokio::time::Instant::now()),
+                        None => {
+                            c.publishing_down = Some(Restoring { in_flight: false, next: Some(tokio::time::Instant::now()), attempts: 0 });
+                            publish(MediaEvent::Interrupted { connection: MediaConnection::Publish });
+                        }
+                    }
+                    // The server keeps the publications for its grace period from now.
+                    if !send(&commands, ClientFrame::MediaInterrupted { connection: MediaConnection::Publish }).await {
+                        break;
+                    }
+                }
+                Some(MediaWork::PublisherConnected) => {
+                    if c.publishing_down.take().is_some() {
+                        publish(MediaEvent::Restored { connection: MediaConnection::Publish });
+                    }
+                }
+                Some(MediaWork::RestartDone { negotiated }) => {
+                    if let Some(restoring) = c.publishing_down.as_mut() {
+                        restoring.in_flight = false;
+                        let wait = if negotiated {
+                            RESTART_WAIT
+                        } else {
+                            (RESTART_RETRY * 2u32.saturating_pow(restoring.attempts.saturating_sub(1))).min(RESTART_WAIT)
+                        };
+                        restoring.next = Some(tokio::time::Instant::now() + wait);
+                    }
                 }
                 Some(MediaWork::LocalCandidate(candidate)) => {
                     if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Publish, candidate }).await {
@@ -351,6 +447,15 @@ pub(crate) async fn run(
                     }
                 }
             },
+            () = retry => {
+                if let Some(restoring) = c.publishing_down.as_mut() {
+                    restoring.in_flight = true;
+                    restoring.next = None;
+                    restoring.attempts += 1;
+                    let (media, shared, commands) = (media.clone(), shared.clone(), commands.clone());
+                    tokio::spawn(async move { restart_publishing(media, shared, commands).await });
+                }
+            }
             event = track_event => match event {
                 Some(PeerEvent::Track(track)) => {
                     // The track id is `<publication id>#<n>` (docs/protocol.md, Media).
@@ -359,8 +464,7 @@ pub(crate) async fn run(
                     let Some(publication) = Publication::from_id(id) else {
                         continue;
                     };
-                    let Some(shared) = shared.upgrade() else { break };
-                    let mut shared = lock(&shared);
+                    let mut shared = lock(&shared_now);
                     shared.remote_tracks.insert(publication.id.clone(), RemoteTrack::new(publication.clone(), track));
                     let event = shared.session.tracks.arrived(publication);
                     shared.publish(event);
@@ -371,25 +475,158 @@ pub(crate) async fn run(
                     }
                 }
                 Some(PeerEvent::Failed) => {
-                    // The server closes its side too; its next offer gets a new connection.
-                    if let Some((peer, _)) = subscriber.take() {
-                        peer.close().await;
+                    // The connection stays: the server offers it again with an ICE restart
+                    // (asked again after every failure), and keeps what it carries meanwhile.
+                    if !std::mem::replace(&mut c.receiving_down, true) {
+                        publish(MediaEvent::Interrupted { connection: MediaConnection::Subscribe });
                     }
-                    let Some(shared) = shared.upgrade() else { break };
-                    lock(&shared).publish(CallEvent::Media(MediaEvent::Failed {
-                        connection: MediaConnection::Subscribe,
-                        publication: None,
-                        message: "the receiving peer connection failed".into(),
-                    }));
+                    if !send(&commands, ClientFrame::MediaInterrupted { connection: MediaConnection::Subscribe }).await {
+                        break;
+                    }
                 }
-                None => subscriber = None,
+                Some(PeerEvent::Connected) => {
+                    if std::mem::take(&mut c.receiving_down) {
+                        publish(MediaEvent::Restored { connection: MediaConnection::Subscribe });
+                    }
+                }
+                None => c.subscriber = None,
             },
         }
     }
-    if let Some((peer, _)) = subscriber.take() {
+    if let Some((peer, _)) = c.subscriber.take() {
         peer.close().await;
     }
     media.reset().await;
+}
+
+/// Answers the server's offer `negotiation` on the receiving connection (made on the first
+/// offer). False once the call is gone.
+async fn answer_offer(
+    media: &ClientMedia,
+    shared: &Weak<Mutex<Shared>>,
+    commands: &mpsc::WeakSender<super::Command>,
+    c: &mut Connections,
+    negotiation: u64,
+    sdp: String,
+) -> bool {
+    if c.subscriber.is_none() {
+        match Peer::new(&media.settings).await {
+            Ok(made) => c.subscriber = Some(made),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make the receiving peer connection");
+                return true;
+            }
+        }
+    }
+    let (peer, _) = c.subscriber.as_mut().expect("made above");
+    let answer = match peer.answer(sdp).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot answer the server's media offer");
+            return true;
+        }
+    };
+    let (Some(shared), Some(commands)) = (shared.upgrade(), commands.upgrade()) else {
+        return false;
+    };
+    let (op, text, online) = {
+        let mut shared = lock(&shared);
+        let (op, text) = shared
+            .session
+            .request(OperationKind::Negotiate, None, |op| {
+                ClientFrame::SubscribeAnswer {
+                    op,
+                    negotiation,
+                    sdp: answer,
+                }
+            });
+        (op, text, shared.online)
+    };
+    // Offline, the session holds it until the connection is back.
+    if online {
+        let _ = commands.send(super::Command::Request(op, text)).await;
+    }
+    true
+}
+
+/// Sends publishing offer `sdp` as request `op` (reserved by the caller), naming `source` or
+/// none (every track the offer sends, or an ICE restart), and waits for the server's answer.
+/// Offline, the request waits in the session and goes out once the connection is back.
+pub(crate) async fn send_offer(
+    shared: &Arc<Mutex<Shared>>,
+    commands: &mpsc::Sender<super::Command>,
+    op: crate::model::OperationId,
+    sdp: String,
+    source: Option<TrackSource>,
+) -> Result<String, CallError> {
+    let closed = |shared: &Arc<Mutex<Shared>>| CallError::Closed {
+        reason: lock(shared).closed.unwrap_or(crate::model::Reason::Network),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (text, online) = {
+        let mut s = lock(shared);
+        s.answers.insert(op, tx);
+        let text = crate::protocol::encode(&ClientFrame::PublishOffer { op, sdp, source });
+        s.session.made(op, &text);
+        (text, s.online)
+    };
+    if online
+        && commands
+            .send(super::Command::Request(op, text))
+            .await
+            .is_err()
+    {
+        return Err(closed(shared));
+    }
+    match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+        Ok(Ok(Ok(answer))) => Ok(answer),
+        Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
+        Ok(Err(_)) => Err(closed(shared)),
+        Err(_) => Err(CallError::Media {
+            message: "the server did not answer the media offer in time".into(),
+        }),
+    }
+}
+
+/// A publishing offer naming no source (publishing again after a rejoin, or an ICE restart),
+/// as a request of its own that is forgotten once answered.
+async fn offer_again(
+    shared: &Weak<Mutex<Shared>>,
+    commands: &mpsc::WeakSender<super::Command>,
+    sdp: String,
+) -> Result<String, CallError> {
+    let closed = || CallError::Closed {
+        reason: crate::model::Reason::Network,
+    };
+    let (shared, commands) = (
+        shared.upgrade().ok_or_else(closed)?,
+        commands.upgrade().ok_or_else(closed)?,
+    );
+    let op = lock(&shared).session.reserve(OperationKind::Negotiate);
+    let result = send_offer(&shared, &commands, op, sdp, None).await;
+    let mut s = lock(&shared);
+    s.answers.remove(&op);
+    s.session.forget(op);
+    result
+}
+
+/// One ICE restart of the publishing connection; the media task hears how it went.
+async fn restart_publishing(
+    media: Arc<ClientMedia>,
+    shared: Weak<Mutex<Shared>>,
+    commands: mpsc::WeakSender<super::Command>,
+) {
+    let result = media
+        .restart_publisher(|sdp| async { offer_again(&shared, &commands, sdp).await })
+        .await;
+    if let Err(e) = &result {
+        tracing::debug!(error = %e, "an ICE restart of the publishing connection failed");
+    }
+    if let Some(work) = media.work.upgrade() {
+        let _ = work.send(MediaWork::RestartDone {
+            negotiated: matches!(result, Ok(true)),
+        });
+    }
 }
 
 /// Publishes the call's tracks again after a rejoin (the server's `publish_offer` without a
@@ -399,55 +636,9 @@ async fn republish(
     shared: Weak<Mutex<Shared>>,
     commands: mpsc::WeakSender<super::Command>,
 ) {
-    let reserved = Arc::new(Mutex::new(None));
-    let negotiate = |sdp: String| {
-        let shared = shared.clone();
-        let commands = commands.clone();
-        let reserved = reserved.clone();
-        async move {
-            let closed = || CallError::Closed {
-                reason: crate::model::Reason::Network,
-            };
-            let (shared, commands) = (
-                shared.upgrade().ok_or_else(closed)?,
-                commands.upgrade().ok_or_else(closed)?,
-            );
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let (op, text, online) = {
-                let mut s = lock(&shared);
-                let op = s.session.reserve(OperationKind::Negotiate);
-                s.answers.insert(op, tx);
-                let text = crate::protocol::encode(&ClientFrame::PublishOffer {
-                    op,
-                    sdp,
-                    source: None,
-                });
-                s.session.made(op, &text);
-                (op, text, s.online)
-            };
-            *lock_plain(&reserved) = Some(op);
-            if online {
-                let _ = commands.send(super::Command::Request(op, text)).await;
-            }
-            match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
-                Ok(Ok(Ok(answer))) => Ok(answer),
-                Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
-                Ok(Err(_)) => Err(closed()),
-                Err(_) => Err(CallError::Media {
-                    message: "the server did not answer the media offer in time".into(),
-                }),
-            }
-        }
-    };
-    let result = media.republish(negotiate).await;
-    let reserved = *lock_plain(&reserved);
-    if let Some(op) = reserved
-        && let Some(shared) = shared.upgrade()
-    {
-        let mut s = lock(&shared);
-        s.answers.remove(&op);
-        s.session.forget(op);
-    }
+    let result = media
+        .republish(|sdp| async { offer_again(&shared, &commands, sdp).await })
+        .await;
     if let Err(e) = result
         && let Some(shared) = shared.upgrade()
     {

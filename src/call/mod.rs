@@ -28,7 +28,7 @@ use crate::model::{
     Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
     ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
-use crate::protocol::{self, ClientFrame};
+use crate::protocol::ClientFrame;
 use session::Session;
 use shared::{Shared, lock};
 
@@ -419,32 +419,14 @@ impl Call {
 
     /// The publish `op` of `source`: offer, answer, and its outcome.
     async fn negotiate_publish(&self, op: OperationId, source: TrackSource) {
-        let negotiate = |sdp: String| async move {
-            let (tx, rx) = oneshot::channel();
-            let (text, online) = {
-                let mut shared = self.shared();
-                shared.answers.insert(op, tx);
-                let text = protocol::encode(&ClientFrame::PublishOffer {
-                    op,
-                    sdp,
-                    source: Some(source),
-                });
-                shared.session.made(op, &text);
-                (text, shared.online)
-            };
-            if online {
-                self.send_command(Command::Request(op, text)).await?;
-            }
-            match tokio::time::timeout(media::ANSWER_TIMEOUT, rx).await {
-                Ok(Ok(Ok(answer))) => Ok(answer),
-                Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
-                Ok(Err(_)) => Err(CallError::Closed {
-                    reason: self.closed_reason().unwrap_or(Reason::Network),
-                }),
-                Err(_) => Err(CallError::Media {
-                    message: "the server did not answer the media offer in time".into(),
-                }),
-            }
+        let negotiate = |sdp: String| {
+            media::send_offer(
+                &self.inner.shared,
+                &self.inner.commands,
+                op,
+                sdp,
+                Some(source),
+            )
         };
         let result = self.inner.media.publish(source, negotiate).await;
         let mut shared = self.shared();

@@ -38,6 +38,14 @@ pub(crate) enum MediaSignal {
         connection: crate::protocol::MediaConnection,
         candidate: crate::protocol::IceCandidate,
     },
+    /// The server's side of one of the call's connections failed: restart ICE on it.
+    Interrupted {
+        connection: crate::protocol::MediaConnection,
+    },
+    /// The server gave one of the call's connections up (it was not restored in time).
+    Lost {
+        connection: crate::protocol::MediaConnection,
+    },
 }
 
 #[derive(Debug)]
@@ -295,8 +303,9 @@ impl Session {
             self.last_n = n;
         }
         let mut out = self.handle_frame(frame);
-        let (events, changes) = self.tracks.follow(std::mem::take(&mut out.events));
+        let (events, mut changes) = self.tracks.follow(std::mem::take(&mut out.events));
         out.events = events;
+        changes.ended.append(&mut out.tracks.ended);
         out.tracks = changes;
         out
     }
@@ -346,6 +355,31 @@ impl Session {
                 publication,
                 message,
             })),
+            ServerFrame::MediaInterrupted { connection, .. } => {
+                out.media.push(MediaSignal::Interrupted { connection });
+            }
+            ServerFrame::MediaLost {
+                connection,
+                message,
+            } => {
+                if connection == crate::protocol::MediaConnection::Subscribe {
+                    // What the lost connection carried is over; the server offers it again on
+                    // a new connection, and each track comes back as a new `Subscribed` one.
+                    for (publication, received) in self.tracks.lost() {
+                        out.tracks.ended.push(publication.id.clone());
+                        if received {
+                            out.events
+                                .push(CallEvent::Media(MediaEvent::Unsubscribed { publication }));
+                        }
+                    }
+                }
+                out.media.push(MediaSignal::Lost { connection });
+                out.events.push(CallEvent::Media(MediaEvent::Failed {
+                    connection,
+                    publication: None,
+                    message,
+                }));
+            }
             ServerFrame::IceCandidate {
                 connection,
                 candidate,
@@ -398,6 +432,7 @@ impl Session {
                 room,
                 seq,
                 publication,
+                reason,
             } => {
                 if let Some(snap) = self.advance(&room, seq) {
                     snap.publications.retain(|p| p.id != publication.id);
@@ -405,6 +440,7 @@ impl Session {
                         room,
                         seq,
                         publication,
+                        reason,
                     }));
                 }
             }

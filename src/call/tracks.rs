@@ -59,6 +59,15 @@ impl TrackBook {
             .map(|(id, _)| id.as_str())
     }
 
+    /// The receiving connection is gone: every track ends. Returns each one's publication and
+    /// whether it was received (not paused).
+    pub(crate) fn lost(&mut self) -> Vec<(Publication, bool)> {
+        std::mem::take(&mut self.tracks)
+            .into_values()
+            .map(|(p, s)| (p, s == State::Receiving))
+            .collect()
+    }
+
     /// Notes a subscribe (`true`) or unsubscribe request about publication `id`.
     pub(crate) fn requested(&mut self, op: OperationId, id: String, subscribe: bool) {
         self.requests.insert(op, (id, subscribe));
@@ -164,6 +173,7 @@ mod tests {
             room: "r".into(),
             seq: 3,
             publication: camera(),
+            reason: Reason::Quit,
         });
         let (events, changes) = book.follow(vec![unpublished.clone()]);
         assert_eq!(events, vec![unpublished]);
@@ -178,6 +188,7 @@ mod tests {
             room: "r".into(),
             seq: 3,
             publication: camera(),
+            reason: Reason::Quit,
         });
         let (events, _) = book.follow(vec![unpublished]);
         assert!(matches!(

@@ -50,9 +50,23 @@ pub(crate) enum PeerEvent {
     Track(Arc<dyn TrackRemote>),
     /// A local ICE candidate to send to the other side.
     Candidate(IceCandidate),
-    /// The connection failed (a connection closed on purpose says nothing).
+    /// The connection failed (a connection closed on purpose says nothing): ICE found no
+    /// working path for [`ICE_DISCONNECTED`] + [`ICE_FAILED`]. An ICE restart may bring it
+    /// back.
     Failed,
+    /// The connection is connected: the first time, or again after an ICE restart.
+    Connected,
 }
+
+/// How long a connection hears nothing before ICE calls it disconnected (the crate's default:
+/// 5 s).
+pub(crate) const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
+/// How long a disconnected connection may stay so before it is failed (the crate's default:
+/// 25 s). With [`ICE_DISCONNECTED`], a dead path is noticed within 7 s.
+pub(crate) const ICE_FAILED: Duration = Duration::from_secs(4);
+/// How often an idle connection checks its path (the crate's default: 2 s); well within
+/// [`ICE_DISCONNECTED`], so one lost check does not disconnect it.
+const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// How long the first description waits for candidates.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,8 +96,14 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if state == RTCPeerConnectionState::Failed {
-            let _ = self.events.send(PeerEvent::Failed);
+        match state {
+            RTCPeerConnectionState::Failed => {
+                let _ = self.events.send(PeerEvent::Failed);
+            }
+            RTCPeerConnectionState::Connected => {
+                let _ = self.events.send(PeerEvent::Connected);
+            }
+            _ => {}
         }
     }
 
@@ -122,6 +142,11 @@ impl Peer {
             // tick that short, a candidate pair gets 300 checks (3 s) rather than the default 7,
             // so a pair whose other side learns its candidates late (trickle ICE) is not given up.
             .with_ice_connection_attempts(Some(Duration::from_millis(10)), Some(300))
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED),
+                Some(ICE_FAILED),
+                Some(ICE_KEEPALIVE),
+            )
             .with_include_loopback_candidate(settings.bind.ip().is_loopback());
         if !settings.public_ips.is_empty() {
             setting = setting.with_nat_1to1_ips(settings.public_ips.clone(), Default::default());
@@ -184,6 +209,13 @@ impl Peer {
     pub(crate) async fn offer(&mut self) -> Result<String, MediaError> {
         let offer = self.pc.create_offer(None).await?;
         self.set_local(offer).await
+    }
+
+    /// Has the next offer restart ICE: new credentials, candidates gathered again (what a
+    /// failed connection needs to find a path again; DTLS and the tracks stay).
+    pub(crate) async fn restart_ice(&self) -> Result<(), MediaError> {
+        self.pc.restart_ice().await?;
+        Ok(())
     }
 
     /// Applies `offer` and returns an answer.

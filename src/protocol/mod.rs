@@ -19,6 +19,11 @@ use crate::model::{
     Publication, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
 
+/// `track_unpublished` without a reason (a server before reasons): unpublished on purpose.
+fn unpublished_on_purpose() -> Reason {
+    Reason::Quit
+}
+
 /// The protocol version this build speaks; sent in `hello` and `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -283,6 +288,14 @@ tagged_frames! {
             /// The candidate.
             candidate: IceCandidate,
         },
+        /// The client's side of one of its peer connections failed (ICE or DTLS down); no answer
+        /// is sent. For `publish` the client follows with an ICE-restart `publish_offer`; for
+        /// `subscribe` the server sends an ICE-restart `subscribe_offer`. Until the connection is
+        /// back (at most the server's grace period) the member's publications stay.
+        MediaInterrupted {
+            /// Which connection.
+            connection: MediaConnection,
+        },
         /// The answer to the server's `subscribe_offer`.
         SubscribeAnswer {
             /// Request id.
@@ -518,6 +531,27 @@ tagged_frames! {
             /// The candidate.
             candidate: IceCandidate,
         },
+        /// The server's side of one of this member's peer connections failed. For `publish`
+        /// the member should send an ICE-restart `publish_offer`; for `subscribe` the server
+        /// sends an ICE-restart `subscribe_offer` itself. If the connection is not back within
+        /// `grace_ms`, the server closes its side (`media_lost`).
+        MediaInterrupted {
+            /// Which connection.
+            connection: MediaConnection,
+            /// How long the server waits for the connection to come back, in milliseconds.
+            grace_ms: u64,
+        },
+        /// One of this member's peer connections failed and was not restored in time: the
+        /// server closed its side. For `publish` the member's publications ended
+        /// (`track_unpublished` with reason `network`) and a new `publish_offer` starts over on
+        /// a new connection; for `subscribe` what it received ended, and the next
+        /// `subscribe_offer` is for a new connection.
+        MediaLost {
+            /// Which connection.
+            connection: MediaConnection,
+            /// Details for humans.
+            message: String,
+        },
         /// A member started publishing a track.
         TrackPublished {
             /// The room.
@@ -544,6 +578,10 @@ tagged_frames! {
             seq: u64,
             /// The track.
             publication: Publication,
+            /// Why: `quit` (unpublished), the member's reason for leaving, or `network` (its
+            /// publishing connection failed and was not restored in time).
+            #[serde(default = "unpublished_on_purpose")]
+            reason: Reason,
         },
         /// The server is closing this connection.
         Goodbye {

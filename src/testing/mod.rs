@@ -7,6 +7,8 @@
 //! - `proptests`: random action sequences through the simulator.
 //! - `scenarios`: the core alone with exact outputs (kick, host hand-over, screen share,
 //!   grants, negotiation order, failed connections, rooms kept apart).
+//! - `media_recovery_scenarios`: peer connections that fail, are kept for the grace period,
+//!   and come back (ICE restart) or end.
 //! - `session_scenarios`: the same for sessions (who may resume one, what a connection whose
 //!   session was taken over may still do).
 //! - [`fuzzing`]: the fuzz targets' entry points and the corpus replay.
@@ -15,6 +17,8 @@
 #[cfg(feature = "internals")]
 pub mod bench;
 pub mod fuzzing;
+#[cfg(test)]
+mod media_recovery_scenarios;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -48,7 +48,8 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (d.clone(), source(), any::<bool>()).prop_map(|(dev, source, muted)| Action::Mute { dev, source, muted }),
         2 => (d.clone(), u, source(), any::<bool>()).prop_map(|(dev, user, source, on)| Action::Receive { dev, user, source, on }),
         4 => (d.clone(), 0..3usize, proptest::bool::weighted(0.2)).prop_map(|(dev, pick, lose)| Action::Answer { dev, pick, lose }),
-        1 => (d, any::<bool>()).prop_map(|(dev, publishing)| Action::PeerFail { dev, publishing }),
+        1 => (d, any::<bool>(), any::<bool>())
+            .prop_map(|(dev, publishing, back)| Action::PeerFail { dev, publishing, back }),
         1 => any::<bool>().prop_map(|on| Action::Stall { on }),
         4 => (0..8usize).prop_map(|pick| Action::Release { pick }),
     ]

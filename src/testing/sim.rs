@@ -705,7 +705,11 @@ impl World {
                 }
             }
             Action::Release { pick } => self.release(pick),
-            Action::PeerFail { dev, publishing } => {
+            Action::PeerFail {
+                dev,
+                publishing,
+                back,
+            } => {
                 let Some(device) = &self.devices[dev] else {
                     return;
                 };
@@ -722,11 +726,19 @@ impl World {
                     crate::model::MediaConnection::Subscribe
                 };
                 let report = crate::server::hub::io::MediaReport {
-                    from: key,
+                    from: key.clone(),
                     fact: crate::server::hub::io::MediaFact::PeerFailed { connection },
                 };
                 let out = self.hub.handle(self.now, Input::Media(report));
                 self.deliver(out);
+                if back {
+                    let report = crate::server::hub::io::MediaReport {
+                        from: key,
+                        fact: crate::server::hub::io::MediaFact::PeerConnected { connection },
+                    };
+                    let out = self.hub.handle(self.now, Input::Media(report));
+                    self.deliver(out);
+                }
             }
             Action::Unpublish { dev, source } => {
                 self.request(dev, OperationKind::Unpublish, None, |op| {

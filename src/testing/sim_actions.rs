@@ -114,10 +114,12 @@ pub(crate) enum Action {
         pick: usize,
         lose: bool,
     },
-    /// One of the device's peer connections fails.
+    /// One of the device's peer connections fails, and comes back at once (`back`: an ICE
+    /// restart that worked) or not (a `Wait` past the grace period ends what it carried).
     PeerFail {
         dev: usize,
         publishing: bool,
+        back: bool,
     },
     /// The media shell becomes slow (its commands wait), or catches up with all of them.
     Stall {
@@ -254,6 +256,7 @@ impl Action {
             23 => Action::PeerFail {
                 dev,
                 publishing: a % 2 == 0,
+                back: b % 2 == 0,
             },
             24 => Action::Stall { on: a % 2 == 0 },
             25 => Action::Cut { dev },

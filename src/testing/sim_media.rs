@@ -81,7 +81,7 @@ impl FakeSfu {
                     }
                 }
             }
-            MediaAction::CreateOffer { negotiation } => {
+            MediaAction::CreateOffer { negotiation, .. } => {
                 let legs = self.legs.entry(to.media).or_default();
                 reports.push(report(MediaFact::OfferReady {
                     negotiation,

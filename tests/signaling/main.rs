@@ -7,6 +7,7 @@ mod invites;
 mod join_leave;
 mod kick_roles;
 mod media;
+mod media_fault;
 mod messages;
 mod options;
 mod properties;

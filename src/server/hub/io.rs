@@ -78,8 +78,9 @@ pub(crate) enum MediaAction {
     /// Apply the member's offer on its publishing connection and answer it
     /// ([`MediaFact::PublishAnswered`]).
     AnswerPublish { op: OperationId, sdp: String },
-    /// Make an offer of the receiving connection's current legs ([`MediaFact::OfferReady`]).
-    CreateOffer { negotiation: u64 },
+    /// Make an offer of the receiving connection's current legs ([`MediaFact::OfferReady`]),
+    /// restarting ICE (new credentials) if `ice_restart`.
+    CreateOffer { negotiation: u64, ice_restart: bool },
     /// Apply the member's answer to offer `negotiation` ([`MediaFact::AnswerApplied`]).
     ApplyAnswer {
         op: OperationId,
@@ -107,9 +108,10 @@ pub(crate) enum MediaAction {
         connection: MediaConnection,
         candidate: IceCandidate,
     },
-    /// Close the publishing connection (it failed) and stop forwarding its tracks.
+    /// Close the publishing connection (it failed and was not restored) and stop forwarding
+    /// its tracks.
     ClosePublishing,
-    /// Close the receiving connection (it failed) and drop its legs.
+    /// Close the receiving connection (it failed and was not restored) and drop its legs.
     CloseReceiving,
     /// The membership is over: close both connections and stop everything of it.
     Teardown,
@@ -150,6 +152,9 @@ pub(crate) enum MediaFact {
     },
     /// One of the member's peer connections failed.
     PeerFailed { connection: MediaConnection },
+    /// One of the member's peer connections is connected (the first time, or again after it
+    /// failed and ICE was restarted).
+    PeerConnected { connection: MediaConnection },
 }
 
 /// Policies of the core, set by the server's options.

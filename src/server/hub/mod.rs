@@ -8,6 +8,7 @@ use crate::auth::{Identity, verify};
 use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId, valid_id};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
+mod interruptions;
 mod invites;
 pub(crate) mod io;
 mod negotiation;
@@ -20,6 +21,7 @@ mod sessions;
 
 use invites::InvitationBook;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
+use io::{MediaFact, MediaReport};
 use outbox::Outbox;
 use room::{Room, check_display_name, check_state};
 
@@ -103,6 +105,8 @@ pub(crate) struct Hub {
     pub(super) users: HashMap<UserId, Vec<ConnId>>,
     pub(super) rooms: HashMap<RoomId, Room>,
     pub(super) invitations: InvitationBook,
+    /// Interrupted peer connections, by the end of their grace period.
+    pub(super) media_deadlines: interruptions::Deadlines,
     next_room: u64,
     /// The last membership's media id (see [`MediaId`](io::MediaId)).
     next_media: u64,
@@ -119,6 +123,7 @@ impl Hub {
             users: HashMap::new(),
             rooms: HashMap::new(),
             invitations: InvitationBook::default(),
+            media_deadlines: Default::default(),
             next_room: 0,
             next_media: 0,
         }
@@ -132,10 +137,14 @@ impl Hub {
     /// When the core next needs a [`Input::Tick`], if ever.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
         let grace = self.lost.first().map(|(at, _)| *at);
-        match (self.invitations.next_deadline(), grace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.invitations.next_deadline(),
+            grace,
+            self.next_media_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The media id of `conn`'s membership, if it is in a room.
@@ -179,7 +188,12 @@ impl Hub {
             Input::Tick => {
                 self.expire_invitations(&mut out);
                 self.expire_sessions(&mut out);
+                self.expire_media(&mut out);
             }
+            Input::Media(MediaReport {
+                from,
+                fact: MediaFact::PeerFailed { connection },
+            }) => self.interrupt_media(&from.room, from.media, connection, &mut out),
             Input::Media(report) => {
                 if let Some(room) = self.rooms.get_mut(&report.from.room) {
                     room.media_report(report.from.media, report.fact, &mut out);

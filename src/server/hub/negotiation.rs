@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::{MediaKind, OperationId, Publication, TrackSource};
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
-use super::io::{ConnId, MediaAction, MediaCommand, MediaId, MediaKey, Output, Refusal, refuse};
+use super::io::{
+    ConnId, MediaAction, MediaCommand, MediaId, MediaKey, Millis, Output, Refusal, refuse,
+};
 use super::sdp::Description;
 
 /// Most media lines a publishing offer may carry: one per source, and room for a client that
@@ -46,6 +48,9 @@ pub(crate) struct Publishing {
     wanted: BTreeSet<TrackSource>,
     /// The server's last answer (its candidates are not sent again).
     answer: Description,
+    /// While the connection is interrupted (failed, being restarted): when its publications
+    /// end unless it is back.
+    interrupted: Option<Millis>,
 }
 
 /// What a publishing offer asks for, once checked.
@@ -206,9 +211,29 @@ impl Publishing {
         self.answer.has_candidate(&candidate.candidate)
     }
 
+    /// The connection failed; its publications are kept until `until`. False if it was
+    /// interrupted already (the first deadline stands).
+    pub(crate) fn interrupt(&mut self, until: Millis) -> bool {
+        if self.interrupted.is_some() {
+            return false;
+        }
+        self.interrupted = Some(until);
+        true
+    }
+
+    /// The connection is up again; whether it had been interrupted.
+    pub(crate) fn restored(&mut self) -> bool {
+        self.interrupted.take().is_some()
+    }
+
+    /// The deadline of the interruption, if the connection is interrupted.
+    pub(crate) fn interrupted(&self) -> Option<Millis> {
+        self.interrupted
+    }
+
     /// Whether the member has made an offer (its connection exists on the server).
     pub(crate) fn negotiated(&self) -> bool {
-        self.open.is_some() || !self.answer.media.is_empty()
+        self.open.is_some() || !self.answer.media.is_empty() || !self.sending.is_empty()
     }
 
     /// The mid the server's candidates on this connection are for.
@@ -263,6 +288,10 @@ pub(crate) struct Receiving {
     legs: BTreeMap<String, Leg>,
     /// The last offer sent (maps legs to media lines; its candidates are not sent again).
     offer: Description,
+    /// While the connection is interrupted: when what it carries ends unless it is back.
+    interrupted: Option<Millis>,
+    /// The next offer restarts ICE.
+    restart: bool,
 }
 
 impl Receiving {
@@ -337,8 +366,40 @@ impl Receiving {
             key,
             MediaAction::CreateOffer {
                 negotiation: self.number,
+                ice_restart: std::mem::take(&mut self.restart),
             },
         ));
+    }
+
+    /// The connection failed: the next offer (made as soon as none is open) restarts ICE, and
+    /// what it carries is kept until `until`. Every failure asks for a new restart; false if it
+    /// was interrupted already (the first deadline stands).
+    pub(crate) fn interrupt(&mut self, until: Millis) -> bool {
+        self.restart = true;
+        self.dirty = true;
+        if self.interrupted.is_some() {
+            return false;
+        }
+        self.interrupted = Some(until);
+        true
+    }
+
+    /// The connection is up again; whether it had been interrupted.
+    pub(crate) fn restored(&mut self) -> bool {
+        self.interrupted.take().is_some()
+    }
+
+    /// The deadline of the interruption, if the connection is interrupted.
+    pub(crate) fn interrupted(&self) -> Option<Millis> {
+        self.interrupted
+    }
+
+    /// The publication ids of the legs whose offer was answered.
+    pub(crate) fn started_legs(&self) -> impl Iterator<Item = &str> {
+        self.legs
+            .iter()
+            .filter(|(_, l)| l.payload_type.is_some())
+            .map(|(id, _)| id.as_str())
     }
 
     /// The shell made offer `negotiation` (or could not).

@@ -210,6 +210,9 @@ impl Hub {
                     out,
                 )
             }
+            ClientFrame::MediaInterrupted { connection } => {
+                self.media_interrupted_by(conn, connection, out)
+            }
             ClientFrame::Subscribe { op, publication } => {
                 let room = self.room_of_member(conn, None)?;
                 self.with_room(&room, |r, out| r.subscribe(conn, &publication, out), out)?;
@@ -233,7 +236,11 @@ impl Hub {
     }
 
     /// The room `conn` is in, checking `grant` if the request needs one.
-    fn room_of_member(&self, conn: ConnId, grant: Option<Grant>) -> Result<RoomId, Refusal> {
+    pub(super) fn room_of_member(
+        &self,
+        conn: ConnId,
+        grant: Option<Grant>,
+    ) -> Result<RoomId, Refusal> {
         let login = self.login(conn)?;
         let Some(room) = login.room.clone() else {
             return refuse(ErrorCode::NotInRoom, "join a room first");

@@ -265,7 +265,7 @@ impl Room {
             reason,
         };
         self.broadcast(self.conns(), frame, out);
-        self.drop_media(&member, out);
+        self.drop_media(&member, reason, out);
         self.after_departure(&member.participant.user_id, out);
     }
 
@@ -385,7 +385,7 @@ impl Room {
         };
         self.broadcast(self.conns(), frame, out);
         let member = self.members.remove(i);
-        self.drop_media(&member, out);
+        self.drop_media(&member, Reason::Kicked, out);
         self.after_departure(&member.participant.user_id, out);
         Ok(member.conn)
     }

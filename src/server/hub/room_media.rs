@@ -5,12 +5,14 @@
 //! back ([`Room::media_report`]).
 
 use crate::model::{
-    MediaKind, OperationId, ParticipantChanges, PropertyChanges, Publication, ScreenShare,
+    MediaKind, OperationId, ParticipantChanges, PropertyChanges, Publication, Reason, ScreenShare,
     TrackSource,
 };
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
-use super::io::{ConnId, MediaAction, MediaFact, MediaId, MediaKey, Output, Refusal, refuse};
+use super::io::{
+    ConnId, MediaAction, MediaFact, MediaId, MediaKey, Millis, Output, Refusal, refuse,
+};
 use super::negotiation::{command, media_failed, op_failed};
 use super::room::{Member, Room};
 
@@ -200,24 +202,114 @@ impl Room {
                     },
                 });
             }
-            MediaFact::PeerFailed { connection } => self.peer_failed(i, connection, out),
+            // The hub takes failures (they start a grace period: `media_interrupted`).
+            MediaFact::PeerFailed { .. } => {}
+            MediaFact::PeerConnected { connection } => self.media_restored(i, connection, out),
         }
     }
 
-    /// One of a member's peer connections failed: what it carried ends, and the member hears
-    /// why.
-    fn peer_failed(&mut self, i: usize, connection: MediaConnection, out: &mut Vec<Output>) {
+    /// One of membership `media`'s peer connections failed (the media shell saw it, or the
+    /// member said so): media on it stopped. What it carries is kept until `until`, the end of
+    /// the grace period. The member hears it (`media_interrupted`, `grace_ms`) and restarts ICE
+    /// on its publishing connection with a new offer; the server offers the receiving one again
+    /// with an ICE restart (again after every failure). Returns whether the connection was not
+    /// interrupted already, i.e. whether `until` is a new deadline to keep.
+    pub(crate) fn media_interrupted(
+        &mut self,
+        media: MediaId,
+        connection: MediaConnection,
+        until: Millis,
+        grace_ms: Millis,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
+            return false;
+        };
+        let member = &mut self.members[i];
+        let fresh = match connection {
+            MediaConnection::Publish => {
+                member.publishing.negotiated() && member.publishing.interrupt(until)
+            }
+            MediaConnection::Subscribe => {
+                if !member.receiving.negotiated() {
+                    return false;
+                }
+                self.offers_due = true;
+                member.receiving.interrupt(until)
+            }
+        };
+        if fresh {
+            out.push(Output::Send {
+                to: member.conn,
+                frame: ServerFrame::MediaInterrupted {
+                    connection,
+                    grace_ms,
+                },
+            });
+        }
+        fresh
+    }
+
+    /// The media id of `conn`'s membership.
+    pub(crate) fn media_id_of(&self, conn: ConnId) -> Result<MediaId, Refusal> {
+        Ok(self.members[self.member_index(conn)?].key.media)
+    }
+
+    /// One of a member's connections is up (again): if it had been interrupted, its video
+    /// resumes from a key frame — the publisher's tracks for everyone receiving them, or every
+    /// publisher whose track this member receives.
+    fn media_restored(&mut self, i: usize, connection: MediaConnection, out: &mut Vec<Output>) {
+        let conn = self.members[i].conn;
+        match connection {
+            MediaConnection::Publish => {
+                if !self.members[i].publishing.restored() {
+                    return;
+                }
+                let key = self.members[i].key.clone();
+                for (_, publication) in self.publications.iter().filter(|(c, _)| *c == conn) {
+                    request_keyframe(&key, publication, out);
+                }
+            }
+            MediaConnection::Subscribe => {
+                if !self.members[i].receiving.restored() {
+                    return;
+                }
+                let ids: Vec<String> = self.members[i]
+                    .receiving
+                    .started_legs()
+                    .map(str::to_owned)
+                    .collect();
+                for id in ids {
+                    if let (Some(publisher), Some((_, publication))) =
+                        (self.publisher_key(&id), self.publication_by_id(&id))
+                    {
+                        request_keyframe(&publisher, &publication, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The grace period of an interruption that began with deadline `until` is over. If the
+    /// connection is still down, what it carried ends: the member's publications end with
+    /// reason `network` (publishing), or its legs are dropped and offered again on a new
+    /// connection (receiving); the shell closes its side and the member hears `media_lost`.
+    pub(crate) fn media_expired(
+        &mut self,
+        media: MediaId,
+        connection: MediaConnection,
+        until: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
+            return;
+        };
         let conn = self.members[i].conn;
         let key = self.members[i].key.clone();
         match connection {
             MediaConnection::Publish => {
-                if let Some(op) = self.members[i].publishing.failed() {
-                    out.push(op_failed(
-                        conn,
-                        op,
-                        ErrorCode::MediaFailed,
-                        "the publishing connection failed",
-                    ));
+                if self.members[i].publishing.interrupted() != Some(until) {
+                    return;
                 }
                 let sources: Vec<TrackSource> = self
                     .publications
@@ -226,11 +318,22 @@ impl Room {
                     .map(|(_, p)| p.source)
                     .collect();
                 for source in sources {
-                    let _ = self.unpublish(conn, source, out);
+                    let _ = self.end_publication(conn, source, Reason::Network, out);
+                }
+                if let Some(op) = self.members[i].publishing.failed() {
+                    out.push(op_failed(
+                        conn,
+                        op,
+                        ErrorCode::MediaFailed,
+                        "the publishing connection failed",
+                    ));
                 }
                 out.push(command(&key, MediaAction::ClosePublishing));
             }
             MediaConnection::Subscribe => {
+                if self.members[i].receiving.interrupted() != Some(until) {
+                    return;
+                }
                 if let Some(op) = self.members[i].receiving.failed() {
                     out.push(op_failed(
                         conn,
@@ -239,17 +342,44 @@ impl Room {
                         "the receiving connection failed",
                     ));
                 }
+                let running: Vec<String> = self
+                    .subscriptions
+                    .iter()
+                    .filter(|(c, _)| *c == conn)
+                    .map(|(_, id)| id.clone())
+                    .collect();
+                let paused: Vec<String> = self
+                    .paused
+                    .iter()
+                    .filter(|(c, _)| *c == conn)
+                    .map(|(_, id)| id.clone())
+                    .collect();
                 self.subscriptions.retain(|(c, _)| *c != conn);
                 self.paused.retain(|(c, _)| *c != conn);
                 out.push(command(&key, MediaAction::CloseReceiving));
+                // What it received is offered again, on a new connection.
+                for id in running.iter().chain(&paused) {
+                    if let Some((_, publication)) = self.publication_by_id(id) {
+                        self.start_subscription(conn, publication, out);
+                    }
+                }
+                for id in &paused {
+                    if let Some((_, publication)) = self.publication_by_id(id) {
+                        self.end_subscription(conn, &publication, true, out);
+                    }
+                }
             }
         }
-        out.push(media_failed(
-            conn,
-            connection,
-            None,
-            format!("the {} connection failed", connection.as_str()),
-        ));
+        out.push(Output::Send {
+            to: conn,
+            frame: ServerFrame::MediaLost {
+                connection,
+                message: format!(
+                    "the {} connection failed and was not restored in time",
+                    connection.as_str()
+                ),
+            },
+        });
     }
 
     /// Publishes `conn`'s track of `source`: announce it, update the publisher's flags (and
@@ -461,13 +591,24 @@ impl Room {
         source: TrackSource,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
+        self.end_publication(conn, source, Reason::Quit, out)
+    }
+
+    /// `conn`'s publication of `source` ends, for `reason`.
+    fn end_publication(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        reason: Reason,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
         let i = self.member_index(conn)?;
         self.members[i].publishing.unpublished(source);
         let at = self.own_publication(conn, source)?;
         let (_, publication) = self.publications.remove(at);
         // The flag first: whoever hears the track is gone sees the flag already down.
         self.set_flag(i, source, false, out);
-        self.announce_unpublished(&publication, out);
+        self.announce_unpublished(&publication, reason, out);
         if source == TrackSource::Screen
             && self
                 .properties
@@ -513,7 +654,7 @@ impl Room {
 
     /// Ends everything of a member who left (its flags leave with it): its publications, what
     /// it received, and its peer connections. A negotiation of its still open is answered.
-    pub(super) fn drop_media(&mut self, member: &Member, out: &mut Vec<Output>) {
+    pub(super) fn drop_media(&mut self, member: &Member, reason: Reason, out: &mut Vec<Output>) {
         let conn = member.conn;
         self.subscriptions.retain(|(c, _)| *c != conn);
         self.paused.retain(|(c, _)| *c != conn);
@@ -523,17 +664,23 @@ impl Room {
             .partition(|(c, _)| *c == conn);
         self.publications = kept;
         for (_, publication) in gone {
-            self.announce_unpublished(&publication, out);
+            self.announce_unpublished(&publication, reason, out);
         }
         end_media(member, out);
     }
 
-    fn announce_unpublished(&mut self, publication: &Publication, out: &mut Vec<Output>) {
+    fn announce_unpublished(
+        &mut self,
+        publication: &Publication,
+        reason: Reason,
+        out: &mut Vec<Output>,
+    ) {
         let seq = self.next_seq();
         let frame = ServerFrame::TrackUnpublished {
             room: self.id.clone(),
             seq,
             publication: publication.clone(),
+            reason,
         };
         self.broadcast(self.conns(), frame, out);
         for conn in self.conns() {

@@ -188,8 +188,11 @@ impl Actor {
                     result: result.map_err(|e| e.to_string()),
                 });
             }
-            MediaAction::CreateOffer { negotiation } => {
-                let result = self.offer().await;
+            MediaAction::CreateOffer {
+                negotiation,
+                ice_restart,
+            } => {
+                let result = self.offer(ice_restart).await;
                 self.report(MediaFact::OfferReady {
                     negotiation,
                     result: result.map_err(|e| e.to_string()),
@@ -272,6 +275,7 @@ impl Actor {
                 candidate,
             }),
             PeerEvent::Failed => self.report(MediaFact::PeerFailed { connection }),
+            PeerEvent::Connected => self.report(MediaFact::PeerConnected { connection }),
         }
     }
 
@@ -297,11 +301,14 @@ impl Actor {
         peer.answer(offer).await.map(|sdp| with_msid_semantic(&sdp))
     }
 
-    async fn offer(&mut self) -> Result<String, MediaError> {
+    async fn offer(&mut self, ice_restart: bool) -> Result<String, MediaError> {
         if self.subscriber.is_none() {
             self.subscriber = Some(self.make_peer(MediaConnection::Subscribe).await?);
         }
         let peer = self.subscriber.as_mut().expect("made above");
+        if ice_restart {
+            peer.restart_ice().await?;
+        }
         peer.offer().await.map(|sdp| with_msid_semantic(&sdp))
     }
 

@@ -1,0 +1,253 @@
+//! Media paths that really die: one member's media runs over an address of its own in a network
+//! namespace made for the test, and the test takes the address away (`ip addr del`), so UDP to
+//! and from it fails while signaling (TCP on 127.0.0.1) is untouched. Then it gives it back.
+//!
+//! Each test re-runs itself under `unshare -n` (it needs root, as `.ci/run` has); inside, the
+//! namespace has `lo` and a veth pair whose one end carries 10.77.0.1.
+
+use std::process::Command;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jrtc::{CallEvent, CallOptions, MediaConnection, MediaEvent, Reason, TrackSource};
+
+use crate::support::{User, builder, token};
+
+const INSIDE: &str = "JRTC_TEST_IN_NETNS";
+const ADDRESS: &str = "10.77.0.1";
+
+/// Runs `test` (this file's test of that name) in a new network namespace; true when this
+/// process is the one inside, which then runs the body.
+fn inside_namespace(test: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let name = format!("media_fault::{test}");
+    let script = "ip link set lo up && ip link add jv0 type veth peer name jv1 && \
+                  ip link set jv0 up && ip link set jv1 up && \
+                  ip addr add 10.77.0.1/24 dev jv0 && exec \"$0\" \"$@\"";
+    let status = Command::new("unshare")
+        .args(["-n", "sh", "-c", script])
+        .arg(&exe)
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(status.success(), "the test inside the namespace failed");
+    false
+}
+
+fn address(add: bool) {
+    let status = Command::new("ip")
+        .args(["addr", if add { "add" } else { "del" }])
+        .args([&format!("{ADDRESS}/24"), "dev", "jv0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Options for the member whose media path the test cuts.
+fn on_the_veth() -> CallOptions {
+    let mut options = CallOptions::default();
+    options.media_bind = Some(format!("{ADDRESS}:0").parse().unwrap());
+    options
+}
+
+/// Writes a small VP8-like packet every 10 ms until aborted.
+fn send_forever(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ts = 0u32;
+        loop {
+            let _ = track.write(vec![0x10, 0, 0, 0], ts, true).await;
+            ts = ts.wrapping_add(1800);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+async fn subscribed(user: &mut User) -> jrtc::RemoteTrack {
+    loop {
+        if let CallEvent::Media(MediaEvent::Subscribed { publication }) = user.next().await {
+            return user.call.remote_track(&publication.id).unwrap();
+        }
+    }
+}
+
+/// Packets of `track` that arrive within `time`.
+async fn packets_within(track: &jrtc::RemoteTrack, time: Duration) -> usize {
+    let end = tokio::time::Instant::now() + time;
+    let mut n = 0;
+    while let Ok(Some(_)) = tokio::time::timeout_at(end, track.next_packet()).await {
+        n += 1;
+    }
+    n
+}
+
+/// The media events of `user` until `until` returns true for one (which is included).
+async fn media_events_until(
+    user: &mut User,
+    limit: Duration,
+    until: impl Fn(&MediaEvent) -> bool,
+) -> Vec<MediaEvent> {
+    let mut seen = Vec::new();
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, user.events.next()).await {
+            Ok(Some(CallEvent::Media(event))) => {
+                let done = until(&event);
+                seen.push(event);
+                if done {
+                    return seen;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended"),
+            Err(_) => panic!("not within {limit:?}; media events so far: {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished() {
+    if !inside_namespace("a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished") {
+        return;
+    }
+    let server = builder().start().await.unwrap();
+    let url = server.url();
+    let mut alice = User::connect_with(&url, token(&server, "alice"), on_the_veth()).await;
+    alice.join("r").await;
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("r").await;
+    let alice_camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    let bob_camera = bob.call.publish_track(TrackSource::Camera).await.unwrap();
+    let senders = [send_forever(alice_camera), send_forever(bob_camera)];
+    let at_bob = subscribed(&mut bob).await;
+    let at_alice = subscribed(&mut alice).await;
+    at_bob.next_packet().await.unwrap();
+    at_alice.next_packet().await.unwrap();
+
+    // Alice's media path dies: both her connections fail, on both sides.
+    address(false);
+    let cut = tokio::time::Instant::now();
+    let seen = media_events_until(&mut alice, Duration::from_secs(15), |e| {
+        matches!(e, MediaEvent::Interrupted { .. })
+    })
+    .await;
+    let noticed = cut.elapsed();
+    eprintln!("alice noticed after {noticed:?}: {seen:?}");
+    assert!(noticed < Duration::from_secs(10), "{noticed:?}");
+    // The path stays dead a little longer, then comes back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    address(true);
+    let back = tokio::time::Instant::now();
+    let mut restored = Vec::new();
+    let mut all = seen;
+    while restored.len() < 2 {
+        let more = media_events_until(&mut alice, Duration::from_secs(20), |e| {
+            matches!(e, MediaEvent::Restored { .. })
+        })
+        .await;
+        if let Some(MediaEvent::Restored { connection }) = more.last() {
+            restored.push(*connection);
+        }
+        all.extend(more);
+    }
+    eprintln!(
+        "alice's connections restored {:?} after the path came back: {all:?}",
+        back.elapsed()
+    );
+    restored.sort();
+    assert_eq!(
+        restored,
+        [MediaConnection::Publish, MediaConnection::Subscribe]
+    );
+    // The same track handles carry media again, both ways.
+    assert!(packets_within(&at_bob, Duration::from_secs(5)).await > 10);
+    assert!(packets_within(&at_alice, Duration::from_secs(5)).await > 10);
+    // Nobody saw a track end or fail.
+    for event in all {
+        assert!(
+            matches!(
+                event,
+                MediaEvent::Interrupted { .. } | MediaEvent::Restored { .. }
+            ),
+            "alice: {event:?}"
+        );
+    }
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(300), bob.events.next()).await
+    {
+        assert!(!matches!(event, CallEvent::Media(_)), "bob: {event:?}");
+    }
+    for sender in senders {
+        sender.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_path_dead_past_the_grace_period_ends_publications_for_network() {
+    if !inside_namespace("a_media_path_dead_past_the_grace_period_ends_publications_for_network") {
+        return;
+    }
+    let server = builder()
+        .grace_period(Duration::from_secs(4))
+        .start()
+        .await
+        .unwrap();
+    let url = server.url();
+    let mut alice = User::connect_with(&url, token(&server, "alice"), on_the_veth()).await;
+    alice.join("r").await;
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("r").await;
+    let alice_camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    let bob_camera = bob.call.publish_track(TrackSource::Camera).await.unwrap();
+    let senders = [send_forever(alice_camera.clone()), send_forever(bob_camera)];
+    let at_bob = subscribed(&mut bob).await;
+    subscribed(&mut alice).await;
+    at_bob.next_packet().await.unwrap();
+
+    address(false);
+    // Bob hears alice's camera is gone, and why; his track of it ends.
+    let seen = media_events_until(&mut bob, Duration::from_secs(25), |e| {
+        matches!(e, MediaEvent::Unpublished { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            seen.last(),
+            Some(MediaEvent::Unpublished {
+                reason: Reason::Network,
+                ..
+            })
+        ),
+        "{seen:?}"
+    );
+    assert!(at_bob.next_packet().await.is_none(), "bob's handle ended");
+    // Alice hears hers failed (her camera track ended) and what she received ended.
+    let seen = media_events_until(&mut alice, Duration::from_secs(10), |e| {
+        matches!(
+            e,
+            MediaEvent::Failed {
+                connection: MediaConnection::Publish,
+                ..
+            }
+        )
+    })
+    .await;
+    eprintln!("alice: {seen:?}");
+    assert!(alice.call.local_track(TrackSource::Camera).is_none());
+    // The path comes back: what she received comes again on a new connection, and she can
+    // publish again.
+    address(true);
+    let again = subscribed(&mut alice).await;
+    assert!(packets_within(&again, Duration::from_secs(3)).await > 10);
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    let sender = send_forever(camera);
+    let at_bob = subscribed(&mut bob).await;
+    at_bob.next_packet().await.unwrap();
+    sender.abort();
+    for sender in senders {
+        sender.abort();
+    }
+}
