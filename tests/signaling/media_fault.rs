@@ -108,16 +108,22 @@ async fn media_events_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished() {
-    if !inside_namespace("a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished") {
-        return;
-    }
-    let server = builder().start().await.unwrap();
+/// Alice (media on the veth) and bob in room `r` of `server`, each sending camera packets and
+/// receiving the other's: the two users, their senders, and the track each receives (alice's
+/// at bob, bob's at alice), each with a packet through already.
+async fn both_publishing(
+    server: &jrtc::ServerHandle,
+) -> (
+    User,
+    User,
+    [tokio::task::JoinHandle<()>; 2],
+    jrtc::RemoteTrack,
+    jrtc::RemoteTrack,
+) {
     let url = server.url();
-    let mut alice = User::connect_with(&url, token(&server, "alice"), on_the_veth()).await;
+    let mut alice = User::connect_with(&url, token(server, "alice"), on_the_veth()).await;
     alice.join("r").await;
-    let mut bob = User::connect(&server, "bob").await;
+    let mut bob = User::connect(server, "bob").await;
     bob.join("r").await;
     let alice_camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
     let bob_camera = bob.call.publish_track(TrackSource::Camera).await.unwrap();
@@ -126,6 +132,16 @@ async fn a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished() {
     let at_alice = subscribed(&mut alice).await;
     at_bob.next_packet().await.unwrap();
     at_alice.next_packet().await.unwrap();
+    (alice, bob, senders, at_bob, at_alice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished() {
+    if !inside_namespace("a_dead_media_path_is_noticed_restarted_and_nothing_is_unpublished") {
+        return;
+    }
+    let server = builder().start().await.unwrap();
+    let (mut alice, mut bob, senders, at_bob, at_alice) = both_publishing(&server).await;
 
     // Alice's media path dies: both her connections fail, on both sides.
     address(false);
@@ -195,17 +211,7 @@ async fn a_media_path_dead_past_the_grace_period_ends_publications_for_network()
         .start()
         .await
         .unwrap();
-    let url = server.url();
-    let mut alice = User::connect_with(&url, token(&server, "alice"), on_the_veth()).await;
-    alice.join("r").await;
-    let mut bob = User::connect(&server, "bob").await;
-    bob.join("r").await;
-    let alice_camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
-    let bob_camera = bob.call.publish_track(TrackSource::Camera).await.unwrap();
-    let senders = [send_forever(alice_camera.clone()), send_forever(bob_camera)];
-    let at_bob = subscribed(&mut bob).await;
-    subscribed(&mut alice).await;
-    at_bob.next_packet().await.unwrap();
+    let (mut alice, mut bob, senders, at_bob, _) = both_publishing(&server).await;
 
     address(false);
     // Bob hears alice's camera is gone, and why; his track of it ends.

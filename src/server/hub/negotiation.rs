@@ -32,6 +32,33 @@ pub(crate) fn codec_name(kind: MediaKind) -> &'static str {
     }
 }
 
+/// Whether a connection is interrupted (failed, being restarted), and until when what it
+/// carries is kept.
+#[derive(Debug, Default)]
+pub(crate) struct Interruption(Option<Millis>);
+
+impl Interruption {
+    /// The connection failed; kept until `until`. False if it was interrupted already (the
+    /// first deadline stands).
+    pub(crate) fn start(&mut self, until: Millis) -> bool {
+        if self.0.is_some() {
+            return false;
+        }
+        self.0 = Some(until);
+        true
+    }
+
+    /// The connection is up again; whether it had been interrupted.
+    pub(crate) fn end(&mut self) -> bool {
+        self.0.take().is_some()
+    }
+
+    /// The deadline, if the connection is interrupted.
+    pub(crate) fn until(&self) -> Option<Millis> {
+        self.0
+    }
+}
+
 /// The publishing connection: what the member sends, and what it asked to publish.
 #[derive(Debug, Default)]
 pub(crate) struct Publishing {
@@ -48,9 +75,8 @@ pub(crate) struct Publishing {
     wanted: BTreeSet<TrackSource>,
     /// The server's last answer (its candidates are not sent again).
     answer: Description,
-    /// While the connection is interrupted (failed, being restarted): when its publications
-    /// end unless it is back.
-    interrupted: Option<Millis>,
+    /// While the connection is interrupted: when its publications end unless it is back.
+    pub(crate) interrupted: Interruption,
 }
 
 /// What a publishing offer asks for, once checked.
@@ -211,26 +237,6 @@ impl Publishing {
         self.answer.has_candidate(&candidate.candidate)
     }
 
-    /// The connection failed; its publications are kept until `until`. False if it was
-    /// interrupted already (the first deadline stands).
-    pub(crate) fn interrupt(&mut self, until: Millis) -> bool {
-        if self.interrupted.is_some() {
-            return false;
-        }
-        self.interrupted = Some(until);
-        true
-    }
-
-    /// The connection is up again; whether it had been interrupted.
-    pub(crate) fn restored(&mut self) -> bool {
-        self.interrupted.take().is_some()
-    }
-
-    /// The deadline of the interruption, if the connection is interrupted.
-    pub(crate) fn interrupted(&self) -> Option<Millis> {
-        self.interrupted
-    }
-
     /// Whether the member has made an offer (its connection exists on the server).
     pub(crate) fn negotiated(&self) -> bool {
         self.open.is_some() || !self.answer.media.is_empty() || !self.sending.is_empty()
@@ -289,7 +295,7 @@ pub(crate) struct Receiving {
     /// The last offer sent (maps legs to media lines; its candidates are not sent again).
     offer: Description,
     /// While the connection is interrupted: when what it carries ends unless it is back.
-    interrupted: Option<Millis>,
+    pub(crate) interrupted: Interruption,
     /// The next offer restarts ICE.
     restart: bool,
 }
@@ -377,21 +383,7 @@ impl Receiving {
     pub(crate) fn interrupt(&mut self, until: Millis) -> bool {
         self.restart = true;
         self.dirty = true;
-        if self.interrupted.is_some() {
-            return false;
-        }
-        self.interrupted = Some(until);
-        true
-    }
-
-    /// The connection is up again; whether it had been interrupted.
-    pub(crate) fn restored(&mut self) -> bool {
-        self.interrupted.take().is_some()
-    }
-
-    /// The deadline of the interruption, if the connection is interrupted.
-    pub(crate) fn interrupted(&self) -> Option<Millis> {
-        self.interrupted
+        self.interrupted.start(until)
     }
 
     /// The publication ids of the legs whose offer was answered.

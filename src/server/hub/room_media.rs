@@ -228,7 +228,7 @@ impl Room {
         let member = &mut self.members[i];
         let fresh = match connection {
             MediaConnection::Publish => {
-                member.publishing.negotiated() && member.publishing.interrupt(until)
+                member.publishing.negotiated() && member.publishing.interrupted.start(until)
             }
             MediaConnection::Subscribe => {
                 if !member.receiving.negotiated() {
@@ -262,7 +262,7 @@ impl Room {
         let conn = self.members[i].conn;
         match connection {
             MediaConnection::Publish => {
-                if !self.members[i].publishing.restored() {
+                if !self.members[i].publishing.interrupted.end() {
                     return;
                 }
                 let key = self.members[i].key.clone();
@@ -271,7 +271,7 @@ impl Room {
                 }
             }
             MediaConnection::Subscribe => {
-                if !self.members[i].receiving.restored() {
+                if !self.members[i].receiving.interrupted.end() {
                     return;
                 }
                 let ids: Vec<String> = self.members[i]
@@ -308,7 +308,7 @@ impl Room {
         let key = self.members[i].key.clone();
         match connection {
             MediaConnection::Publish => {
-                if self.members[i].publishing.interrupted() != Some(until) {
+                if self.members[i].publishing.interrupted.until() != Some(until) {
                     return;
                 }
                 let sources: Vec<TrackSource> = self
@@ -331,7 +331,7 @@ impl Room {
                 out.push(command(&key, MediaAction::ClosePublishing));
             }
             MediaConnection::Subscribe => {
-                if self.members[i].receiving.interrupted() != Some(until) {
+                if self.members[i].receiving.interrupted.until() != Some(until) {
                     return;
                 }
                 if let Some(op) = self.members[i].receiving.failed() {
@@ -342,20 +342,15 @@ impl Room {
                         "the receiving connection failed",
                     ));
                 }
-                let running: Vec<String> = self
-                    .subscriptions
-                    .iter()
-                    .filter(|(c, _)| *c == conn)
-                    .map(|(_, id)| id.clone())
-                    .collect();
-                let paused: Vec<String> = self
-                    .paused
-                    .iter()
-                    .filter(|(c, _)| *c == conn)
-                    .map(|(_, id)| id.clone())
-                    .collect();
-                self.subscriptions.retain(|(c, _)| *c != conn);
-                self.paused.retain(|(c, _)| *c != conn);
+                let take = |set: &mut std::collections::BTreeSet<(ConnId, String)>| {
+                    let (mine, others) = std::mem::take(set)
+                        .into_iter()
+                        .partition::<std::collections::BTreeSet<_>, _>(|(c, _)| *c == conn);
+                    *set = others;
+                    mine.into_iter().map(|(_, id)| id).collect::<Vec<String>>()
+                };
+                let running = take(&mut self.subscriptions);
+                let paused = take(&mut self.paused);
                 out.push(command(&key, MediaAction::CloseReceiving));
                 // What it received is offered again, on a new connection.
                 for id in running.iter().chain(&paused) {
