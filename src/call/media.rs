@@ -299,6 +299,17 @@ struct Restoring {
     attempts: u32,
 }
 
+impl Restoring {
+    /// A connection to restore, with the first ICE restart due at once.
+    fn now() -> Self {
+        Restoring {
+            in_flight: false,
+            next: Some(tokio::time::Instant::now()),
+            attempts: 0,
+        }
+    }
+}
+
 /// What the media task keeps about the call's two connections.
 struct Connections {
     subscriber: Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)>,
@@ -389,7 +400,7 @@ pub(crate) async fn run(
                 Some(MediaWork::Signal(MediaSignal::Interrupted { connection: MediaConnection::Publish })) => {
                     // The server's side failed first: restart as if this side had seen it.
                     if c.publishing_down.is_none() && media.publishing().await {
-                        c.publishing_down = Some(Restoring { in_flight: false, next: Some(tokio::time::Instant::now()), attempts: 0 });
+                        c.publishing_down = Some(Restoring::now());
                         publish(MediaEvent::Interrupted { connection: MediaConnection::Publish });
                     }
                 }
@@ -416,7 +427,7 @@ pub(crate) async fn run(
                         // Failed again after a restart: restart again now.
                         Some(restoring) => restoring.next = Some(tokio::time::Instant::now()),
                         None => {
-                            c.publishing_down = Some(Restoring { in_flight: false, next: Some(tokio::time::Instant::now()), attempts: 0 });
+                            c.publishing_down = Some(Restoring::now());
                             publish(MediaEvent::Interrupted { connection: MediaConnection::Publish });
                         }
                     }
