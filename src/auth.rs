@@ -35,6 +35,12 @@ pub struct Grants {
     pub record: bool,
     /// Set custom call properties (as a host).
     pub set_properties: bool,
+    /// Create rooms: join a room that does not exist yet (its first member hosts it), invite
+    /// from outside a room, or join a server-named room. Without it, a holder only joins rooms
+    /// that exist. Off by default.
+    pub create: bool,
+    /// Administer the server: revoke tokens. Off by default; give it to backends, not users.
+    pub admin: bool,
 }
 
 impl Default for Grants {
@@ -46,12 +52,14 @@ impl Default for Grants {
             moderate: false,
             record: false,
             set_properties: false,
+            create: false,
+            admin: false,
         }
     }
 }
 
 impl Grants {
-    /// Every grant.
+    /// Every grant, [`Grants::admin`] included.
     pub fn all() -> Self {
         Grants {
             publish: true,
@@ -59,6 +67,16 @@ impl Grants {
             moderate: true,
             record: true,
             set_properties: true,
+            create: true,
+            admin: true,
+        }
+    }
+
+    /// What a call's organiser needs: every grant but [`Grants::admin`].
+    pub fn host() -> Self {
+        Grants {
+            admin: false,
+            ..Grants::all()
         }
     }
 
@@ -70,9 +88,21 @@ impl Grants {
             moderate: false,
             record: false,
             set_properties: false,
+            create: false,
+            admin: false,
         }
     }
 
+    /// Sets [`Grants::create`].
+    pub fn create(mut self, on: bool) -> Self {
+        self.create = on;
+        self
+    }
+    /// Sets [`Grants::admin`].
+    pub fn admin(mut self, on: bool) -> Self {
+        self.admin = on;
+        self
+    }
     /// Sets [`Grants::publish`].
     pub fn publish(mut self, on: bool) -> Self {
         self.publish = on;
@@ -108,6 +138,9 @@ struct Claims {
     /// Display name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     name: String,
+    /// The token's id, for revoking it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     exp: u64,
     /// Not valid before, seconds since the Unix epoch.
@@ -123,6 +156,9 @@ struct Claims {
     /// member hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     role: Option<Role>,
+    /// Rooms the holder joins as a host (whatever `role` says).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<RoomId>,
     /// What the holder may do.
     #[serde(default)]
     grants: Grants,
@@ -168,11 +204,13 @@ impl AccessToken {
             claims: Claims {
                 sub: user_id.into(),
                 name: String::new(),
+                jti: None,
                 exp: 0,
                 nbf: None,
                 iat: None,
                 rooms: None,
                 role: None,
+                hosts: Vec::new(),
                 grants: Grants::default(),
             },
             ttl: DEFAULT_TOKEN_TTL,
@@ -221,6 +259,19 @@ impl AccessToken {
         self
     }
 
+    /// Joins `room` as a host (call it again for more rooms), whatever [`AccessToken::role`]
+    /// says for other rooms. It does not allow creating the room: that is [`Grants::create`].
+    pub fn host_of(mut self, room: impl Into<RoomId>) -> Self {
+        self.claims.hosts.push(room.into());
+        self
+    }
+
+    /// The token's id (`jti`), for revoking it later; by default a random one.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.claims.jti = Some(id.into());
+        self
+    }
+
     /// What the holder may do.
     pub fn grants(mut self, grants: Grants) -> Self {
         self.claims.grants = grants;
@@ -235,7 +286,7 @@ impl AccessToken {
         if !valid_id(&self.claims.sub) {
             return Err(TokenError::InvalidUserId(self.claims.sub.clone()));
         }
-        for room in self.claims.rooms.iter().flatten() {
+        for room in self.claims.rooms.iter().flatten().chain(&self.claims.hosts) {
             if !valid_id(room.as_str()) {
                 return Err(TokenError::InvalidRoomId(room.to_string()));
             }
@@ -245,6 +296,9 @@ impl AccessToken {
         claims.iat = Some(unix(now));
         claims.exp = unix(self.expires_at.unwrap_or(now + self.ttl));
         claims.nbf = self.not_before.map(unix);
+        if claims.jti.is_none() {
+            claims.jti = Some(random_id());
+        }
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -261,7 +315,14 @@ pub(crate) struct Identity {
     pub(crate) name: String,
     pub(crate) rooms: Option<Vec<RoomId>>,
     pub(crate) role: Option<Role>,
+    pub(crate) hosts: Vec<RoomId>,
     pub(crate) grants: Grants,
+    /// The token's id, if it has one.
+    pub(crate) jti: Option<String>,
+    /// When the token was issued (seconds since the Unix epoch), if it says.
+    pub(crate) issued_at: Option<u64>,
+    /// When the token expires (seconds since the Unix epoch).
+    pub(crate) expires_at: u64,
 }
 
 impl Identity {
@@ -269,11 +330,22 @@ impl Identity {
     pub(crate) fn may_enter(&self, room: &RoomId) -> bool {
         self.rooms.as_ref().is_none_or(|rooms| rooms.contains(room))
     }
+
+    /// Whether the holder joins `room` as a host.
+    pub(crate) fn hosts(&self, room: &RoomId) -> bool {
+        self.role == Some(Role::Host) || self.hosts.contains(room)
+    }
 }
 
 /// Checks a token at `now` (seconds since the Unix epoch): signature, algorithm, time window,
+/// lifetime (at most `max_lifetime` seconds from issue to expiry, and from now to expiry),
 /// claims. Returns the refusal's code and a detail otherwise.
-pub(crate) fn verify(token: &str, secret: &[u8], now: u64) -> Result<Identity, Refusal> {
+pub(crate) fn verify(
+    token: &str,
+    secret: &[u8],
+    now: u64,
+    max_lifetime: u64,
+) -> Result<Identity, Refusal> {
     let mut validation = Validation::new(Algorithm::HS256);
     // Time is checked below against the caller's clock, so the core stays deterministic.
     validation.validate_exp = false;
@@ -307,6 +379,21 @@ pub(crate) fn verify(token: &str, secret: &[u8], now: u64) -> Result<Identity, R
             format!("valid from {nbf}"),
         ));
     }
+    let lifetime = claims.exp - claims.iat.unwrap_or(now).min(now);
+    if lifetime > max_lifetime {
+        return Err(Refusal::new(
+            ErrorCode::TokenTooLongLived,
+            format!(
+                "the token is valid for {lifetime} s; this server takes tokens valid for at most {max_lifetime} s"
+            ),
+        ));
+    }
+    if claims.jti.as_ref().is_some_and(|j| j.is_empty() || j.len() > 128) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidToken,
+            "the token id (jti) must be 1 to 128 bytes",
+        ));
+    }
     if !valid_id(&claims.sub) {
         return Err(Refusal::new(
             ErrorCode::InvalidUserId,
@@ -319,7 +406,13 @@ pub(crate) fn verify(token: &str, secret: &[u8], now: u64) -> Result<Identity, R
             "the display name is longer than 128 bytes",
         ));
     }
-    if claims.rooms.iter().flatten().any(|r| !valid_id(r.as_str())) {
+    if claims
+        .rooms
+        .iter()
+        .flatten()
+        .chain(&claims.hosts)
+        .any(|r| !valid_id(r.as_str()))
+    {
         return Err(Refusal::new(
             ErrorCode::InvalidToken,
             "a room id breaks the id rules",
@@ -335,8 +428,19 @@ pub(crate) fn verify(token: &str, secret: &[u8], now: u64) -> Result<Identity, R
         name,
         rooms: claims.rooms,
         role: claims.role,
+        hosts: claims.hosts,
         grants: claims.grants,
+        jti: claims.jti,
+        issued_at: claims.iat,
+        expires_at: claims.exp,
     })
+}
+
+/// A random token id: 128 bits, hex.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A random secret of [`MIN_SECRET_LEN`] bytes, for development servers.
@@ -344,4 +448,53 @@ pub(crate) fn random_secret() -> Vec<u8> {
     let mut secret = vec![0; MIN_SECRET_LEN];
     getrandom::fill(&mut secret).expect("the operating system's random source works");
     secret
+}
+
+/// Tokens the server must refuse from now on, though their signature is good (see
+/// [`ServerHandle::revoke`](crate::ServerHandle::revoke) and the `revoke` frame). Sessions
+/// logged in with such a token end at once, with reason
+/// [`TokenRevoked`](crate::Reason::TokenRevoked).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The token with this id (`jti`).
+    Token {
+        /// The token's id.
+        jti: String,
+    },
+    /// Every token of `user_id` issued before `issued_before` (seconds since the Unix epoch);
+    /// a token without `iat` counts as issued before any time.
+    User {
+        /// Whose tokens.
+        user_id: UserId,
+        /// Tokens issued before this moment are refused.
+        issued_before: u64,
+    },
+}
+
+impl Revocation {
+    /// Revokes the token with this id.
+    pub fn token(jti: impl Into<String>) -> Self {
+        Revocation::Token { jti: jti.into() }
+    }
+
+    /// Revokes every token of `user` issued before `at`.
+    pub fn user_before(user: impl Into<UserId>, at: SystemTime) -> Self {
+        Revocation::User {
+            user_id: user.into(),
+            issued_before: unix(at),
+        }
+    }
+
+    /// Whether a token of this identity is revoked by this.
+    pub(crate) fn covers(&self, identity: &Identity) -> bool {
+        match self {
+            Revocation::Token { jti } => identity.jti.as_deref() == Some(jti.as_str()),
+            Revocation::User {
+                user_id,
+                issued_before,
+            } => &identity.user == user_id && identity.issued_at.unwrap_or(0) < *issued_before,
+        }
+    }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{
-    CallProperties, Invitation, InviteFailure, MediaConnection, MessageScope, OperationId,
+    Ban, CallProperties, Invitation, InviteFailure, MediaConnection, MessageScope, OperationId,
     Participant, ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, Text, UserId,
 };
 use crate::protocol::ErrorCode;
@@ -89,6 +89,16 @@ pub enum OperationKind {
     /// The call's own join of its room again, after the server lost its session
     /// ([`CallEvent::Rejoined`]).
     Rejoin,
+    /// [`Call::ban`](crate::Call::ban).
+    Ban,
+    /// [`Call::unban`](crate::Call::unban).
+    Unban,
+    /// [`Call::list_bans`](crate::Call::list_bans).
+    ListBans,
+    /// [`Call::refresh_token`](crate::Call::refresh_token) (or the call's own refresh).
+    RefreshToken,
+    /// [`Call::revoke`](crate::Call::revoke).
+    Revoke,
 }
 
 /// Everything a [`Call`](crate::Call) reports, in the server's order.
@@ -182,6 +192,13 @@ pub enum CallEvent {
     Rejoined {
         /// The room now.
         snapshot: RoomSnapshot,
+    },
+    /// The outcome of [`Call::list_bans`](crate::Call::list_bans): the room's bans in force.
+    Bans {
+        /// The operation's id.
+        op: OperationId,
+        /// The bans, by user id, or the refusal.
+        result: Result<Vec<Ban>, OpError>,
     },
     /// The call is over: the last event of every stream.
     Closed {
@@ -451,6 +468,8 @@ pub enum Outcome {
     Joined(RoomSnapshot),
     /// An invite: who was invited and who could not be.
     Invited(InviteReport),
+    /// A ban list.
+    Bans(Vec<Ban>),
     /// Any other operation.
     Done,
 }
@@ -613,6 +632,11 @@ impl std::fmt::Display for CallEvent {
             CallEvent::Rejoined { snapshot } => {
                 write!(f, "rejoined {} at #{}", snapshot.room, snapshot.seq)
             }
+            CallEvent::Bans { op, result: Ok(bans) } => {
+                let users: Vec<&str> = bans.iter().map(|b| b.user_id.as_str()).collect();
+                write!(f, "{op}: bans [{}]", users.join(", "))
+            }
+            CallEvent::Bans { op, result: Err(e) } => write!(f, "{op}: listing bans failed: {e}"),
             CallEvent::Closed { reason } => write!(f, "closed ({reason})"),
         }
     }

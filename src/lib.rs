@@ -96,11 +96,12 @@ pub mod server;
 #[doc(hidden)]
 pub mod testing;
 mod text;
+mod tls;
 
-pub use auth::{AccessToken, Grants, TokenError};
+pub use auth::{AccessToken, Grants, Revocation, TokenError};
 pub use call::{
     Call, CallError, CallOptions, Credentials, EventStream, InviteOptions, JoinOptions, KindStream,
-    Lagged, ReconnectPolicy,
+    Lagged, ReconnectPolicy, TlsRoots, TokenProvider,
 };
 pub use event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
@@ -108,7 +109,7 @@ pub use event::{
 };
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    CallProperties, ConnectionState, Invitation, InvitationId, InviteFailure, MediaConnection,
+    Ban, BanTerm, CallProperties, ConnectionState, Invitation, InvitationId, InviteFailure, MediaConnection,
     MediaKind, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
     PropertyChanges, PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId,
     ScreenShare, TrackSource, UserId,

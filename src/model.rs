@@ -579,6 +579,10 @@ pub enum Reason {
     RejectedElsewhere,
     /// Another connection resumed this session (the user's own, after a network change).
     Replaced,
+    /// The session's access token expired and was not refreshed in time.
+    TokenExpired,
+    /// The session's access token was revoked.
+    TokenRevoked,
 }
 
 impl fmt::Display for Reason {
@@ -610,6 +614,46 @@ mod double_option {
     ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
     }
+}
+
+/// How long a ban lasts: the `ban` of a `kick` (see [`Call::ban`](crate::Call::ban)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BanTerm {
+    /// For this many milliseconds from the ban; absent: for as long as the room exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_ms: Option<u64>,
+}
+
+impl BanTerm {
+    /// Until the room ends (its last member leaves, or a host ends the call).
+    pub fn room() -> Self {
+        BanTerm { for_ms: None }
+    }
+
+    /// For this long (whether or not the room lives that long: a room made again under the
+    /// same id keeps the ban).
+    pub fn lasting(duration: std::time::Duration) -> Self {
+        BanTerm {
+            for_ms: Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// Longest ban a host may set: a year.
+pub const MAX_BAN_MS: u64 = 365 * 24 * 3600 * 1000;
+
+/// A user banned from a room (an entry of [`Call::list_bans`](crate::Call::list_bans)).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Ban {
+    /// Who is banned.
+    pub user_id: UserId,
+    /// Until when, in milliseconds since the Unix epoch; absent: until the room ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    /// The host who banned them.
+    pub by: UserId,
 }
 
 #[cfg(test)]

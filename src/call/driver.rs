@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::shared::{Shared, lock};
-use super::{CallError, CallOptions, Command, Credentials};
+use super::{CallError, CallOptions, Command, Credentials, TlsRoots};
 use crate::event::{CallEvent, OpError};
 use crate::model::{OperationId, Reason, UserId};
 use crate::protocol::{self, ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
@@ -29,22 +29,28 @@ const HELD_FRAMES: usize = 256;
 /// Where the call connects, and as whom.
 pub(super) struct Link {
     pub(super) url: String,
-    pub(super) credentials: Credentials,
     pub(super) options: CallOptions,
     /// The current session's resume key (from its `welcome`).
     pub(super) resume_key: String,
 }
 
-async fn open(url: &str) -> Result<Ws, CallError> {
+async fn open(url: &str, tls: &TlsRoots) -> Result<Ws, CallError> {
     // Small frames that wait for an answer: send each at once (no Nagle coalescing). A small
     // read buffer: tungstenite zero-fills the free part of it before every read, and the default
     // (128 KiB) made that a large share of receiving a frame; larger frames still fit (the buffer
     // grows for them).
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .map_err(|e| connect_err(url, &e))?;
+    let connector = if url.starts_with("wss://") {
+        let config = crate::tls::client_config(tls).map_err(|e| connect_err(url, &e))?;
+        tokio_tungstenite::Connector::Rustls(config)
+    } else {
+        tokio_tungstenite::Connector::Plain
+    };
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector))
+            .await
+            .map_err(|e| connect_err(url, &e))?;
     Ok(ws)
 }
 
@@ -87,14 +93,26 @@ fn hello(credentials: &Credentials) -> ClientFrame {
     }
 }
 
+/// What a `welcome` says: the user, the session's resume key, and when the token expires.
+pub(super) struct Welcome {
+    pub(super) user_id: UserId,
+    pub(super) resume_key: String,
+    pub(super) expires_at: u64,
+}
+
 /// Waits for `welcome` after a `hello`.
-async fn welcomed(ws: &mut Ws, url: &str) -> Result<(UserId, String), CallError> {
+async fn welcomed(ws: &mut Ws, url: &str) -> Result<Welcome, CallError> {
     match next_frame(ws, url).await?.0 {
         ServerFrame::Welcome {
             user_id,
             resume_key,
+            expires_at,
             ..
-        } => Ok((user_id, resume_key)),
+        } => Ok(Welcome {
+            user_id,
+            resume_key,
+            expires_at,
+        }),
         ServerFrame::Error { code, message, .. } => {
             Err(CallError::Rejected(OpError { code, message }))
         }
@@ -108,11 +126,12 @@ async fn welcomed(ws: &mut Ws, url: &str) -> Result<(UserId, String), CallError>
 pub(super) async fn login(
     url: &str,
     credentials: &Credentials,
-) -> Result<(Ws, UserId, String), CallError> {
-    let mut ws = open(url).await?;
+    tls: &TlsRoots,
+) -> Result<(Ws, Welcome), CallError> {
+    let mut ws = open(url, tls).await?;
     send(&mut ws, url, &hello(credentials)).await?;
-    let (user, key) = welcomed(&mut ws, url).await?;
-    Ok((ws, user, key))
+    let welcome = welcomed(&mut ws, url).await?;
+    Ok((ws, welcome))
 }
 
 /// How a connection ended.
@@ -240,11 +259,15 @@ enum Attempt {
 /// One attempt: connect, `resume`; when the session is unknown, `hello` on the same socket.
 async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallError> {
     let url = link.url.as_str();
-    let mut ws = open(url).await?;
-    let taken = lock(shared).session.taken();
+    let mut ws = open(url, &link.options.tls).await?;
+    // The latest token: a refreshed one if the call refreshed it.
+    let (taken, credentials) = {
+        let s = lock(shared);
+        (s.session.taken(), s.credentials.clone())
+    };
     let resume = ClientFrame::Resume {
         version: PROTOCOL_VERSION,
-        token: link.credentials.token.clone(),
+        token: credentials.token.clone(),
         resume_key: link.resume_key.clone(),
         received: taken.received,
         room: taken.room,
@@ -278,9 +301,10 @@ async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallErr
             code: ErrorCode::UnknownSession,
             ..
         } => {
-            send(&mut ws, url, &hello(&link.credentials)).await?;
-            let (_, key) = welcomed(&mut ws, url).await?;
-            Ok(Attempt::Fresh(ws, key))
+            send(&mut ws, url, &hello(&credentials)).await?;
+            let welcome = welcomed(&mut ws, url).await?;
+            lock(shared).token_expires(welcome.expires_at);
+            Ok(Attempt::Fresh(ws, welcome.resume_key))
         }
         ServerFrame::Error { code, message, .. } => {
             Err(CallError::Rejected(OpError { code, message }))
@@ -348,10 +372,14 @@ async fn reconnect(
                 held.clear();
                 (ws, true)
             }
-            // Refused for good (the token expired, the user is banned…): no use retrying.
+            // Refused for good (the token expired or was revoked…): no use retrying.
             Ok(Err(CallError::Rejected(e))) => {
                 tracing::warn!(error = %e, "reconnecting refused");
-                return Err(Reason::InvalidPassword);
+                return Err(match e.code {
+                    ErrorCode::TokenExpired => Reason::TokenExpired,
+                    ErrorCode::TokenRevoked => Reason::TokenRevoked,
+                    _ => Reason::InvalidPassword,
+                });
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, attempt = n, "reconnecting failed");

@@ -6,6 +6,7 @@
 mod driver;
 mod media;
 mod options;
+mod refresh;
 pub(crate) mod ring;
 pub(crate) mod session;
 mod shared;
@@ -19,13 +20,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use options::{
     CallError, CallOptions, Credentials, InviteOptions, JoinOptions, ReconnectPolicy,
+    TlsRoots, TokenProvider,
 };
 pub use stream::{EventStream, KindStream, Lagged};
 
 use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
 use crate::media::{LocalTrack, RemoteTrack};
+use crate::auth::Revocation;
 use crate::model::{
-    Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
+    BanTerm, Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
     ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
 use crate::protocol::ClientFrame;
@@ -59,6 +62,8 @@ struct Inner {
     media: Arc<media::ClientMedia>,
     /// [`CallOptions::offline_queue`].
     offline_queue: usize,
+    /// When the session's token expires (seconds since the Unix epoch).
+    expiry: watch::Receiver<u64>,
 }
 
 pub(crate) enum Command {
@@ -88,10 +93,18 @@ impl Call {
     ) -> Result<Call, CallError> {
         options.validate()?;
         let credentials = credentials.into();
-        let (ws, user_id, resume_key) =
-            tokio::time::timeout(options.connect_timeout, driver::login(url, &credentials))
-                .await
-                .map_err(|_| CallError::Timeout)??;
+        let (ws, welcome) = tokio::time::timeout(
+            options.connect_timeout,
+            driver::login(url, &credentials, &options.tls),
+        )
+        .await
+        .map_err(|_| CallError::Timeout)??;
+        let driver::Welcome {
+            user_id,
+            resume_key,
+            expires_at,
+        } = welcome;
+        let (expiry_tx, expiry) = watch::channel(expires_at);
         let (events, _) = ring::channel(options.event_capacity);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let media_tx_weak = media_tx.downgrade();
@@ -105,6 +118,9 @@ impl Call {
             media_work: Some(media_tx),
             answers: HashMap::new(),
             online: true,
+            credentials,
+            refreshing: HashMap::new(),
+            expires_at: expiry_tx,
         }));
         let (commands, rx) = mpsc::channel(256);
         let (done_tx, finished) = watch::channel(false);
@@ -125,15 +141,15 @@ impl Call {
             commands.downgrade(),
             media_rx,
         ));
+        let provider = options.token_provider.clone();
         let link = driver::Link {
             url: url.to_owned(),
-            credentials,
             options: options.clone(),
             resume_key,
         };
         let offline_queue = options.offline_queue;
         tokio::spawn(driver::run(ws, shared.clone(), rx, done_tx, link));
-        Ok(Call {
+        let call = Call {
             inner: Arc::new(Inner {
                 user_id,
                 shared,
@@ -141,8 +157,86 @@ impl Call {
                 finished,
                 media,
                 offline_queue,
+                expiry: expiry.clone(),
             }),
+        };
+        if let Some(provider) = provider {
+            tokio::spawn(refresh::run(Arc::downgrade(&call.inner), provider, expiry));
+        }
+        Ok(call)
+    }
+
+    /// When the session's access token expires: the server ends the session then (reason
+    /// [`Reason::TokenExpired`]) unless it was refreshed ([`Call::refresh_token`], or a
+    /// [`CallOptions::token_provider`]).
+    pub fn token_expires_at(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(*self.inner.expiry.borrow())
+    }
+
+    /// Hands the server a new access token of the same user before the current one expires;
+    /// the session goes on with it (its expiry and rights), and a resume after a lost
+    /// connection sends it. The outcome is [`CallEvent::Completed`] with
+    /// [`OperationKind::RefreshToken`]; a token of another user is refused
+    /// ([`ErrorCode::WrongUser`](crate::ErrorCode::WrongUser)).
+    pub async fn refresh_token(&self, token: impl Into<String>) -> Result<OperationId, CallError> {
+        let token = token.into();
+        let sent = token.clone();
+        self.request_with(
+            OperationKind::RefreshToken,
+            None,
+            |op| ClientFrame::Refresh { op, token: sent },
+            |shared, op| {
+                shared.refreshing.insert(op, token);
+            },
+        )
+        .await
+    }
+
+    /// Removes a member (or someone not in the room) and bans them for `term` (host with the
+    /// `moderate` grant): their joins, invitation acceptances and re-creations of the room are
+    /// refused with [`ErrorCode::Banned`](crate::ErrorCode::Banned), on any connection and with
+    /// any token. The outcome is [`CallEvent::Completed`] with [`OperationKind::Ban`].
+    pub async fn ban(&self, user: &str, term: BanTerm) -> Result<OperationId, CallError> {
+        let user_id = UserId::from(user);
+        self.request(OperationKind::Ban, |op| ClientFrame::Kick {
+            op,
+            user_id,
+            ban: Some(term),
         })
+        .await
+    }
+
+    /// Lifts a ban (host with the `moderate` grant).
+    pub async fn unban(&self, user: &str) -> Result<OperationId, CallError> {
+        let user_id = UserId::from(user);
+        self.request(OperationKind::Unban, |op| ClientFrame::Unban { op, user_id })
+            .await
+    }
+
+    /// Asks for the room's bans (host with the `moderate` grant); the outcome is
+    /// [`CallEvent::Bans`] ([`Outcome::Bans`]).
+    pub async fn list_bans(&self) -> Result<OperationId, CallError> {
+        self.request(OperationKind::ListBans, |op| ClientFrame::ListBans { op })
+            .await
+    }
+
+    /// Revokes tokens on the server (needs the `admin` grant): sessions logged in with them
+    /// end, and they are refused from now on.
+    pub async fn revoke(&self, revocation: Revocation) -> Result<OperationId, CallError> {
+        let (jti, user_id, issued_before) = match revocation {
+            Revocation::Token { jti } => (Some(jti), None, None),
+            Revocation::User {
+                user_id,
+                issued_before,
+            } => (None, Some(user_id), Some(issued_before)),
+        };
+        self.request(OperationKind::Revoke, |op| ClientFrame::Revoke {
+            op,
+            jti,
+            user_id,
+            issued_before,
+        })
+        .await
     }
 
     /// The logged-in user.
@@ -226,8 +320,12 @@ impl Call {
     /// Removes a member (host only).
     pub async fn kick(&self, user: &str) -> Result<OperationId, CallError> {
         let user_id = UserId::from(user);
-        self.request(OperationKind::Kick, |op| ClientFrame::Kick { op, user_id })
-            .await
+        self.request(OperationKind::Kick, |op| ClientFrame::Kick {
+            op,
+            user_id,
+            ban: None,
+        })
+        .await
     }
 
     /// Gives a member another role (host only). A room keeps at least one host.

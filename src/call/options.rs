@@ -76,6 +76,63 @@ pub struct CallOptions {
     /// Where the call's peer connections bind their UDP sockets; `None`: loopback for a server
     /// on this machine, any address otherwise.
     pub media_bind: Option<std::net::SocketAddr>,
+    /// Which certificate authorities a `wss://` server's certificate must come from (the
+    /// platform's by default).
+    pub tls: TlsRoots,
+    /// Where the call gets a new access token before its current one expires; `None`: the
+    /// application refreshes it ([`Call::refresh_token`](crate::Call::refresh_token)) or the
+    /// session ends at expiry.
+    pub token_provider: Option<TokenProvider>,
+}
+
+/// Where a call gets fresh access tokens: an async function, typically asking the
+/// application's backend. Made with [`TokenProvider::new`].
+#[derive(Clone)]
+pub struct TokenProvider(
+    pub(crate)  std::sync::Arc<
+        dyn Fn() -> futures::future::BoxFuture<
+                'static,
+                Result<String, Box<dyn std::error::Error + Send + Sync>>,
+            > + Send
+            + Sync,
+    >,
+);
+
+impl TokenProvider {
+    /// A provider that calls `f` for each new token.
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>>
+            + Send
+            + 'static,
+    {
+        TokenProvider(std::sync::Arc::new(move || Box::pin(f())))
+    }
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenProvider")
+    }
+}
+
+/// The certificate authorities a `wss://` server is checked against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsRoots {
+    /// The platform's trusted roots (the operating system's store).
+    #[default]
+    Platform,
+    /// Only these certificates (PEM), e.g. a private CA or a self-signed server certificate.
+    Pem(Vec<u8>),
+}
+
+impl TlsRoots {
+    /// Trusts only the certificates of this PEM text.
+    pub fn pem(pem: impl Into<Vec<u8>>) -> Self {
+        TlsRoots::Pem(pem.into())
+    }
 }
 
 impl Default for CallOptions {
@@ -88,6 +145,8 @@ impl Default for CallOptions {
             reconnect: ReconnectPolicy::default(),
             offline_queue: 64,
             media_bind: None,
+            tls: TlsRoots::Platform,
+            token_provider: None,
         }
     }
 }
@@ -113,6 +172,11 @@ impl CallOptions {
         if self.offline_queue == 0 {
             return invalid("offline_queue must be at least 1");
         }
+        if let TlsRoots::Pem(pem) = &self.tls
+            && crate::tls::certificates(pem).is_none_or(|c| c.is_empty())
+        {
+            return invalid("tls: the PEM text holds no readable certificate");
+        }
         let r = &self.reconnect;
         if r.max_attempts > 0 && (r.max_delay < r.first_delay || r.max_delay.is_zero()) {
             return invalid("reconnect.max_delay must be more than 0 and at least first_delay");
@@ -121,6 +185,18 @@ impl CallOptions {
             return invalid("reconnect.jitter must be between 0 and 1");
         }
         Ok(())
+    }
+
+    /// Sets [`CallOptions::tls`].
+    pub fn tls(mut self, roots: TlsRoots) -> Self {
+        self.tls = roots;
+        self
+    }
+
+    /// Sets [`CallOptions::token_provider`].
+    pub fn token_provider(mut self, provider: TokenProvider) -> Self {
+        self.token_provider = Some(provider);
+        self
     }
 
     /// Sets [`CallOptions::reconnect`].

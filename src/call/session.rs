@@ -462,6 +462,18 @@ impl Session {
                     None => out.events.push(CallEvent::ServerError(error)),
                 }
             }
+            ServerFrame::Refreshed { op, .. } => match self.pending.remove(&op) {
+                Some(pending) => self.finish(op, pending, Ok(()), None, &mut out),
+                None => tracing::warn!(%op, "answer to an operation this call did not send"),
+            },
+            ServerFrame::Bans { op, bans, .. } => {
+                self.pending.remove(&op);
+                out.events.push(CallEvent::Bans {
+                    op,
+                    result: Ok(bans.clone()),
+                });
+                out.outcomes.push((op, Ok(Outcome::Bans(bans))));
+            }
             ServerFrame::Invited {
                 op,
                 room,
@@ -726,7 +738,10 @@ impl Session {
         // Joins, invites and accepts are answered with `joined` / `invited`; a `done` for them
         // is a server fault, reported as a failed operation rather than trusted.
         let result = match pending.kind {
-            OperationKind::Join | OperationKind::Invite | OperationKind::AcceptInvite => {
+            OperationKind::Join
+            | OperationKind::Invite
+            | OperationKind::AcceptInvite
+            | OperationKind::ListBans => {
                 result.and_then(|()| Err(answered_with_done()))
             }
             _ => result,
@@ -756,6 +771,10 @@ impl Session {
                 seq,
                 result: result.clone(),
             }),
+            OperationKind::ListBans => CallEvent::Bans {
+                op,
+                result: result.clone().and_then(|()| Err(answered_with_done())),
+            },
             OperationKind::Invite => CallEvent::Invite(InviteEvent::Sent {
                 op,
                 result: result.clone().and_then(|()| Err(answered_with_done())),

@@ -39,6 +39,12 @@ pub(super) struct Shared {
     /// Whether the connection is up: requests go to the socket now. While it is down they wait
     /// in the session (at most `offline_queue`) and are sent once it is back.
     pub(super) online: bool,
+    /// The access token the session holds now (the last refreshed one): a resume sends it.
+    pub(super) credentials: super::Credentials,
+    /// Tokens sent in `refresh` requests not answered yet.
+    pub(super) refreshing: HashMap<OperationId, String>,
+    /// When the session's token expires (seconds since the Unix epoch).
+    pub(super) expires_at: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -66,6 +72,18 @@ impl Shared {
     }
 
     pub(super) fn handle(&mut self, frame: ServerFrame, n: Option<u64>) {
+        match &frame {
+            ServerFrame::Refreshed { op, expires_at } => {
+                if let Some(token) = self.refreshing.remove(op) {
+                    self.credentials = super::Credentials::token(token);
+                    self.token_expires(*expires_at);
+                }
+            }
+            ServerFrame::Error { op: Some(op), .. } => {
+                self.refreshing.remove(op);
+            }
+            _ => {}
+        }
         let handled = self.session.handle(frame, n);
         self.apply(handled);
     }
@@ -121,6 +139,11 @@ impl Shared {
                 signal => self.media(media::MediaWork::Signal(signal)),
             }
         }
+    }
+
+    /// The session's token expires at `at` (seconds since the Unix epoch).
+    pub(super) fn token_expires(&mut self, at: u64) {
+        self.expires_at.send_replace(at);
     }
 
     pub(super) fn media(&self, work: media::MediaWork) {

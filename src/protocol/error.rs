@@ -143,6 +143,29 @@ pub enum ErrorCode {
     /// A `subscribe_answer` to an offer that is not waiting for one (stale or unknown number).
     #[error("no such offer is waiting for an answer")]
     NoSuchOffer,
+    /// The user is banned from this room (a host kicked it with a ban that still runs).
+    #[error("banned from this room")]
+    Banned,
+    /// The room does not exist, and the access token does not allow creating rooms.
+    #[error("no such room, and the access token does not allow creating one")]
+    NoSuchRoom,
+    /// The access token was revoked (by its id, or all of its user's tokens issued before a
+    /// time).
+    #[error("the access token was revoked")]
+    TokenRevoked,
+    /// The access token is valid for longer than this server allows (from its `iat`, or from
+    /// now, to its `exp`).
+    #[error("the access token is valid for longer than the server allows")]
+    TokenTooLongLived,
+    /// A `refresh` token names another user than the session's.
+    #[error("the token is for another user")]
+    WrongUser,
+    /// `unban` named a user who is not banned from the room.
+    #[error("the user is not banned from this room")]
+    NotBanned,
+    /// The room (or the server) holds as many bans as it allows.
+    #[error("too many bans")]
+    TooManyBans,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]

@@ -14,7 +14,7 @@ pub(crate) use error::refuse;
 pub use error::{ErrorCode, FrameError, Refusal};
 
 use crate::model::{
-    CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
+    Ban, BanTerm, CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
     Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
     Publication, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
@@ -163,12 +163,53 @@ tagged_frames! {
             /// Request id.
             op: OperationId,
         },
-        /// Remove a member (host only).
+        /// Remove a member (host only), and with `ban` keep them out: a banned user's joins,
+        /// invitation acceptances and re-creations of the room are refused (`banned`). With a
+        /// ban, the user need not be in the room.
         Kick {
             /// Request id.
             op: OperationId,
             /// Who to remove.
             user_id: UserId,
+            /// Ban them too, for this long.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ban: Option<BanTerm>,
+        },
+        /// Lift a ban (host with `moderate`).
+        Unban {
+            /// Request id.
+            op: OperationId,
+            /// Whose ban.
+            user_id: UserId,
+        },
+        /// List the room's bans (host with `moderate`); answered by `bans`.
+        ListBans {
+            /// Request id.
+            op: OperationId,
+        },
+        /// Go on with a new access token of the same user before the current one expires; the
+        /// new token's expiry and rights hold from now on. Answered by `refreshed`.
+        Refresh {
+            /// Request id.
+            op: OperationId,
+            /// The new token.
+            token: String,
+        },
+        /// Refuse tokens from now on (needs the `admin` grant): the one with id `jti`, or every
+        /// token of `user_id` issued before `issued_before` (seconds since the Unix epoch).
+        /// Sessions logged in with such a token end (`token_revoked`).
+        Revoke {
+            /// Request id.
+            op: OperationId,
+            /// A token id.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            jti: Option<String>,
+            /// A user whose tokens to revoke (with `issued_before`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            user_id: Option<UserId>,
+            /// Tokens of `user_id` issued before this are revoked.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            issued_before: Option<u64>,
         },
         /// Change a member's role (host only).
         SetRole {
@@ -339,6 +380,26 @@ tagged_frames! {
             /// only with a token of the session's user).
             #[serde(default)]
             resume_key: String,
+            /// When the session's token expires (seconds since the Unix epoch): the session
+            /// ends then (`goodbye` with `token_expired`) unless it is `refresh`ed.
+            #[serde(default)]
+            expires_at: u64,
+        },
+        /// Answer to `refresh`: the session now expires at `expires_at`.
+        Refreshed {
+            /// The request id.
+            op: OperationId,
+            /// When the new token expires (seconds since the Unix epoch).
+            expires_at: u64,
+        },
+        /// Answer to `list_bans`.
+        Bans {
+            /// The request id.
+            op: OperationId,
+            /// The room.
+            room: RoomId,
+            /// The bans in force, by user id.
+            bans: Vec<Ban>,
         },
         /// Answer to a valid `resume`: the next `replayed` frames are what the lost connection
         /// did not deliver, in their first order; live frames follow.

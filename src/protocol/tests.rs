@@ -138,6 +138,20 @@ fn every_server_frame_decodes_as_it_was_encoded() {
             user_id: "bob".into(),
             session: 9,
             resume_key: "00ab.9".into(),
+            expires_at: 1_800_000_000,
+        },
+        ServerFrame::Refreshed {
+            op: OperationId(4),
+            expires_at: 1_800_000_600,
+        },
+        ServerFrame::Bans {
+            op: OperationId(5),
+            room: "r".into(),
+            bans: vec![crate::model::Ban {
+                user_id: "mallory".into(),
+                until_ms: Some(1_800_000_000_000),
+                by: "hana".into(),
+            }],
         },
         ServerFrame::Resumed {
             session: 9,

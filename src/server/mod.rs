@@ -3,6 +3,7 @@
 //! The async shell here accepts WebSocket connections and moves frames; all decisions are taken
 //! by the sans-IO hub (`hub.rs`) and its rooms (`room.rs`).
 
+mod admission;
 pub(crate) mod hub;
 mod options;
 mod sfu;
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::auth::{AccessToken, MIN_SECRET_LEN, TokenError, random_secret};
 use hub::{Hub, HubConfig};
-pub use options::{Limits, ServerError, ServerOptions};
+pub use options::{Limits, ServerError, ServerOptions, TlsIdentity};
 use shell::State;
 
 /// The embeddable server: `Server::builder().bind("127.0.0.1:0").start().await`.
@@ -125,6 +126,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves `wss://` with this certificate and key ([`ServerOptions::tls`]).
+    pub fn tls(mut self, identity: TlsIdentity) -> Self {
+        self.options.tls = Some(identity);
+        self
+    }
+
     /// Sets [`ServerOptions::auto_reject_busy`].
     pub fn auto_reject_busy(mut self, on: bool) -> Self {
         self.options.auto_reject_busy = on;
@@ -148,6 +155,13 @@ impl ServerBuilder {
             (Some(secret), _) => secret.clone(),
             (None, true) => random_secret(),
             (None, false) => return Err(ServerError::NoSecret),
+        };
+        let tls = match &self.options.tls {
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::server_config(&identity.cert_pem, &identity.key_pem)
+                    .map_err(|reason| ServerError::Tls { reason })?,
+            )),
+            None => None,
         };
         let listener = TcpListener::bind(&self.bind)
             .await
@@ -176,6 +190,8 @@ impl ServerBuilder {
             },
             grace_ms: self.options.grace_period.as_millis() as u64,
             outbox_capacity: self.options.resume_buffer,
+            max_token_lifetime_ms: limits.max_token_lifetime.as_millis() as u64,
+            max_bans: limits.max_bans,
         };
         let peer_settings = crate::media::PeerSettings {
             bind: self.options.media_bind,
@@ -192,11 +208,13 @@ impl ServerBuilder {
             self.options,
             peer_settings,
             workers,
+            tls.clone(),
             stop_rx,
         );
-        tracing::info!(%addr, "jrtc server listening");
+        tracing::info!(%addr, tls = tls.is_some(), "jrtc server listening");
         Ok(ServerHandle {
             addr,
+            tls: tls.is_some(),
             secret,
             stop: stop_tx,
             task: Some(task),
@@ -209,6 +227,7 @@ impl ServerBuilder {
 /// stops it in order and waits.
 pub struct ServerHandle {
     addr: SocketAddr,
+    tls: bool,
     secret: Vec<u8>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -216,9 +235,24 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The `ws://` URL clients connect to.
+    /// The URL clients connect to: `ws://`, or `wss://` with TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Connections not logged in yet, and how many of them were closed to make room for newer
+    /// ones since the start ([`Limits::max_unauthenticated`]).
+    pub fn waiting_connections(&self) -> (usize, u64) {
+        self.state.waiting_connections()
+    }
+
+    /// Refuses the tokens `revocation` covers from now on and ends the sessions logged in with
+    /// one (reason [`TokenRevoked`](crate::Reason::TokenRevoked)). Revocations live in memory:
+    /// a restart forgets them (a restarted server's tokens should come from a new secret or a
+    /// backend that no longer mints them).
+    pub fn revoke(&self, revocation: crate::auth::Revocation) {
+        self.state.handle(hub::Input::Revoke(revocation));
     }
 
     /// Signs `token` with this server's secret, for a client to log in with.

@@ -28,6 +28,12 @@ pub enum ServerError {
     /// The secret is too short to be safe.
     #[error("the token secret must be at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
+    /// The TLS certificate or key is not usable.
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What is wrong with them.
+        reason: String,
+    },
     /// An option is out of its range; nothing was started.
     #[error("server option `{option}`: {rule}")]
     InvalidOption {
@@ -78,6 +84,15 @@ impl ServerOptions {
         if limits.requests_per_second == 0 || limits.request_burst == 0 {
             return invalid("requests_per_second / request_burst", "at least 1");
         }
+        if limits.max_token_lifetime < Duration::from_secs(60) {
+            return invalid("max_token_lifetime", "at least a minute");
+        }
+        if limits.max_unauthenticated == 0 || limits.max_unauthenticated_per_address == 0 {
+            return invalid(
+                "max_unauthenticated / max_unauthenticated_per_address",
+                "at least 1",
+            );
+        }
         Ok(())
     }
 }
@@ -105,6 +120,17 @@ pub struct Limits {
     pub requests_per_second: u32,
     /// Requests one connection may make in a burst (100).
     pub request_burst: u32,
+    /// Longest an access token may be valid, from its `iat` (and from now) to its `exp`
+    /// (24 hours); longer-lived tokens are refused (`token_too_long_lived`).
+    pub max_token_lifetime: Duration,
+    /// Most bans the server holds in all rooms (100,000; a room holds at most 1,024).
+    pub max_bans: usize,
+    /// Most connections not logged in yet, in all (1,024): a new one over the limit closes the
+    /// oldest of them.
+    pub max_unauthenticated: usize,
+    /// Most connections not logged in yet from one IP address (64): a new one over the limit
+    /// from that address is refused (closed at once).
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl Default for Limits {
@@ -119,6 +145,10 @@ impl Default for Limits {
             max_connections_per_user: 8,
             requests_per_second: 50,
             request_burst: 100,
+            max_token_lifetime: Duration::from_secs(24 * 3600),
+            max_bans: 100_000,
+            max_unauthenticated: 1024,
+            max_unauthenticated_per_address: 64,
         }
     }
 }
@@ -156,6 +186,14 @@ setters! {
     requests_per_second: u32;
     /// Sets [`Limits::request_burst`].
     request_burst: u32;
+    /// Sets [`Limits::max_token_lifetime`].
+    max_token_lifetime: Duration;
+    /// Sets [`Limits::max_bans`].
+    max_bans: usize;
+    /// Sets [`Limits::max_unauthenticated`].
+    max_unauthenticated: usize;
+    /// Sets [`Limits::max_unauthenticated_per_address`].
+    max_unauthenticated_per_address: usize;
 }
 
 /// Server settings. Every server needs a token secret ([`ServerOptions::secret`]) unless it is a
@@ -199,6 +237,42 @@ pub struct ServerOptions {
     /// tells clients to reconnect (false by default: the server goes away; `jrtc-server` sets it
     /// for SIGTERM, where a restart or another server follows).
     pub reconnect_after_shutdown: bool,
+    /// Serve `wss://` with this certificate and key; `None` (the default): plain `ws://`, for
+    /// loopback or behind a TLS-terminating proxy.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server's TLS identity: its certificate chain and private key, as PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub(crate) cert_pem: Vec<u8>,
+    pub(crate) key_pem: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// From PEM text: the certificate chain (leaf first) and its private key (PKCS #8, PKCS #1
+    /// or SEC1).
+    pub fn from_pem(cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        TlsIdentity {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        }
+    }
+
+    /// Reads the two PEM files.
+    pub fn from_files(
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> std::io::Result<Self> {
+        Ok(TlsIdentity::from_pem(std::fs::read(cert)?, std::fs::read(key)?))
+    }
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key stays out of logs.
+        f.write_str("TlsIdentity { .. }")
+    }
 }
 
 impl Default for ServerOptions {
@@ -217,6 +291,7 @@ impl Default for ServerOptions {
             grace_period: Duration::from_secs(20),
             resume_buffer: 1024,
             reconnect_after_shutdown: false,
+            tls: None,
         }
     }
 }

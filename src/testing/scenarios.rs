@@ -210,6 +210,7 @@ fn a_kick_needs_a_host_and_a_refusal_changes_nothing() {
         ClientFrame::Kick {
             op,
             user_id: "alice".into(),
+            ban: None,
         },
     );
     assert_eq!(only_refusal(&out, bob, op), ErrorCode::PermissionDenied);
@@ -279,6 +280,7 @@ fn publishing_needs_the_grant_and_is_checked_before_the_shell() {
         "viewer",
         Grants {
             publish: false,
+            create: true,
             ..Grants::default()
         },
     );

@@ -510,6 +510,7 @@ impl World {
                 self.request(dev, OperationKind::Kick, None, |op| ClientFrame::Kick {
                     op,
                     user_id: uid(target),
+                    ban: None,
                 })
             }
             Action::SetRole { dev, target, host } => {

@@ -333,6 +333,14 @@ impl Hub {
         let user = login.user().clone();
         if open.invitation.callee == user {
             login.may_enter(Some(&room))?;
+            // What the join below would refuse, refused before the invitation is answered.
+            self.bans.check(&room, &user, self.now)?;
+            if !self.rooms.contains_key(&room) && !login.identity.grants.create {
+                return refuse(
+                    ErrorCode::NoSuchRoom,
+                    format!("room `{room}` is over"),
+                );
+            }
             if let Some(r) = self.rooms.get(&room) {
                 if r.has_user(&user) {
                     return refuse(
@@ -498,7 +506,7 @@ mod tests {
                 (1, "invited".to_owned())
             ]
         );
-        assert_eq!(hub.next_deadline(), Some(6_000));
+        assert_eq!(hub.invitations.next_deadline(), Some(6_000));
         assert!(hub.handle(5_999, Input::Tick).is_empty(), "not yet");
         let out = hub.handle(6_000, Input::Tick);
         assert_eq!(
@@ -509,7 +517,7 @@ mod tests {
                 (3, "invite_canceled".to_owned(), Some(Reason::NoResponse)),
             ]
         );
-        assert_eq!(hub.next_deadline(), None);
+        assert_eq!(hub.invitations.next_deadline(), None);
         assert!(hub.handle(60_000, Input::Tick).is_empty(), "it ends once");
     }
 
@@ -530,6 +538,6 @@ mod tests {
                 timeout_ms: None,
             },
         );
-        assert_eq!(hub.next_deadline(), Some(30_500));
+        assert_eq!(hub.invitations.next_deadline(), Some(30_500));
     }
 }

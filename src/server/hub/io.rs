@@ -24,6 +24,8 @@ pub(crate) enum Input {
     Tick,
     /// What the media shell did or saw.
     Media(MediaReport),
+    /// The server's operator revokes tokens.
+    Revoke(crate::auth::Revocation),
 }
 
 /// What the shell must do.
@@ -183,6 +185,10 @@ pub(crate) struct HubConfig {
     pub grace_ms: Millis,
     /// Most frames a session keeps for a resume (beyond it, a resume gets a resync).
     pub outbox_capacity: usize,
+    /// Longest a token may be valid (from its `iat`, and from now, to its `exp`).
+    pub max_token_lifetime_ms: Millis,
+    /// Most bans the server holds in all.
+    pub max_bans: usize,
 }
 
 pub(crate) use crate::protocol::{Refusal, refuse};

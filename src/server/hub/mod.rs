@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
-use crate::auth::{Identity, verify};
+use crate::auth::Identity;
 use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId, valid_id};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
+mod bans;
 mod interruptions;
 mod invites;
 pub(crate) mod io;
@@ -18,8 +19,11 @@ pub(crate) mod room;
 mod room_media;
 pub(crate) mod sdp;
 mod sessions;
+mod tokens;
 
+use bans::BanBook;
 use invites::InvitationBook;
+use tokens::TokenBook;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use outbox::Outbox;
@@ -107,6 +111,10 @@ pub(crate) struct Hub {
     pub(super) invitations: InvitationBook,
     /// Interrupted peer connections, by the end of their grace period.
     pub(super) media_deadlines: interruptions::Deadlines,
+    /// Who is banned from which room.
+    bans: BanBook,
+    /// Token expiries and revocations.
+    tokens: TokenBook,
     next_room: u64,
     /// The last membership's media id (see [`MediaId`](io::MediaId)).
     next_media: u64,
@@ -124,9 +132,16 @@ impl Hub {
             rooms: HashMap::new(),
             invitations: InvitationBook::default(),
             media_deadlines: Default::default(),
+            bans: BanBook::default(),
+            tokens: TokenBook::default(),
             next_room: 0,
             next_media: 0,
         }
+    }
+
+    /// Whether connection `conn` carries a session (it logged in with `hello` or `resume`).
+    pub(crate) fn is_logged_in(&self, conn: ConnId) -> bool {
+        self.transports.contains_key(&conn)
     }
 
     /// Number of rooms alive.
@@ -141,6 +156,8 @@ impl Hub {
             self.invitations.next_deadline(),
             grace,
             self.next_media_deadline(),
+            self.bans.next_deadline(),
+            self.tokens.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -189,6 +206,12 @@ impl Hub {
                 self.expire_invitations(&mut out);
                 self.expire_sessions(&mut out);
                 self.expire_media(&mut out);
+                self.expire_tokens(&mut out);
+                self.bans.expire(self.now);
+            }
+            Input::Revoke(revocation) => {
+                // The operator's own request: a refusal (too many) has no one to go to.
+                let _ = self.revoke(revocation, &mut out);
             }
             Input::Media(MediaReport {
                 from,
@@ -215,6 +238,8 @@ impl Hub {
         if let Some(at) = login.lost_at {
             self.lost.remove(&(at + self.config.grace_ms, conn));
         }
+        self.tokens
+            .session_ended(conn, login.identity.expires_at.saturating_mul(1000));
         if let Some(conns) = self.users.get_mut(login.user()) {
             conns.retain(|c| *c != conn);
             if conns.is_empty() {
@@ -239,6 +264,7 @@ impl Hub {
         room.flush_offers(out);
         if room.is_empty() {
             self.rooms.remove(id);
+            self.bans.room_ended(id);
         }
         result
     }
@@ -285,8 +311,11 @@ impl Hub {
                 user_id: user.clone(),
                 session: conn,
                 resume_key: self.resume_key(conn),
+                expires_at: identity.expires_at,
             },
         });
+        self.tokens
+            .session_expires(conn, None, identity.expires_at.saturating_mul(1000));
         self.users.entry(user.clone()).or_default().push(conn);
         // Invitations still open for this user reach this device too.
         for invitation in self.invitations.for_callee(&user) {
@@ -326,7 +355,7 @@ impl Hub {
                 format!("this server speaks version {PROTOCOL_VERSION}, not {version}"),
             );
         }
-        verify(token, &self.config.secret, self.now / 1000)
+        self.verify_token(token)
     }
 
     /// A fresh server-made room id.
@@ -361,6 +390,20 @@ impl Hub {
             Some(id) => id,
             None => self.new_room_id(),
         };
+        let identity = &self.logins.get(&conn).expect("a joining session").identity;
+        self.bans.check(&id, &identity.user, self.now)?;
+        if !self.rooms.contains_key(&id) && !identity.grants.create {
+            return refuse(
+                ErrorCode::NoSuchRoom,
+                format!(
+                    "room `{id}` does not exist, and the access token does not allow creating rooms"
+                ),
+            );
+        }
+        let mut participant = participant;
+        if identity.hosts(&id) {
+            participant.role = Role::Host;
+        }
         if !self.rooms.contains_key(&id) && self.rooms.len() >= self.config.max_rooms {
             return refuse(
                 ErrorCode::TooManyRooms,
@@ -438,6 +481,9 @@ pub(crate) mod testing {
             resume_secret: b"the core tests' resume key secret".to_vec(),
             grace_ms: 15_000,
             outbox_capacity: 1024,
+            // The core tests' clock starts at 0, long before the tokens' real `iat`: no cap.
+            max_token_lifetime_ms: u64::MAX,
+            max_bans: 100_000,
         }
     }
 

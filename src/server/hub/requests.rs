@@ -2,7 +2,7 @@
 //! by what it needs: nothing (`hello`), a login (joining, invitations), or a room and perhaps a
 //! grant (moderation, properties, messages, media).
 
-use crate::auth::Grants;
+use crate::auth::{Grants, Revocation};
 use crate::model::{OperationId, Participant, PropertyUpdate, Reason, RoomId};
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
@@ -94,6 +94,39 @@ impl Hub {
                 Ok(())
             }
 
+            ClientFrame::Refresh { op, token } => {
+                self.login(conn)?;
+                self.refresh(conn, op, &token, out)
+            }
+            ClientFrame::Revoke {
+                op,
+                jti,
+                user_id,
+                issued_before,
+            } => {
+                let login = self.login(conn)?;
+                login.require(login.identity.grants.admin, "revoking tokens")?;
+                let revocation = match (jti, user_id, issued_before) {
+                    (Some(jti), None, None) => Revocation::Token { jti },
+                    (None, Some(user_id), Some(issued_before)) => Revocation::User {
+                        user_id,
+                        issued_before,
+                    },
+                    _ => {
+                        return refuse(
+                            ErrorCode::InvalidParam,
+                            "give either jti, or user_id and issued_before",
+                        );
+                    }
+                };
+                // The answer goes first: the revocation may end the sender's own session.
+                let mut ended = Vec::new();
+                self.revoke(revocation, &mut ended)?;
+                out.push(done(op, None));
+                out.append(&mut ended);
+                Ok(())
+            }
+
             // The room: membership, moderation, properties, messages.
             ClientFrame::Leave { op } => {
                 self.room_of_member(conn, None)?;
@@ -111,12 +144,48 @@ impl Hub {
                 out.push(done(op, None));
                 Ok(())
             }
-            ClientFrame::Kick { op, user_id } => {
+            ClientFrame::Kick { op, user_id, ban } => {
                 let room = self.room_of_member(conn, Some(MODERATE))?;
+                if let Some(term) = ban {
+                    self.rooms[&room].require_host(conn, "ban")?;
+                    let by = self.logins[&conn].user().clone();
+                    if by == user_id {
+                        return refuse(ErrorCode::InvalidParam, "a host cannot ban itself");
+                    }
+                    self.bans
+                        .check_room_for(&room, &user_id, term, self.config.max_bans)?;
+                    self.bans.add(&room, &user_id, term, &by, self.now);
+                    if !self.rooms[&room].has_user(&user_id) {
+                        out.push(done(op, None));
+                        return Ok(());
+                    }
+                }
                 let kicked = self.with_room(&room, |r, out| r.kick(conn, &user_id, out), out)?;
                 self.set_room(kicked, None);
                 self.caller_left(kicked, Reason::Kicked, true, out);
                 out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::Unban { op, user_id } => {
+                let room = self.room_of_member(conn, Some(MODERATE))?;
+                self.rooms[&room].require_host(conn, "unban")?;
+                if !self.bans.remove(&room, &user_id) {
+                    return refuse(
+                        ErrorCode::NotBanned,
+                        format!("`{user_id}` is not banned from room `{room}`"),
+                    );
+                }
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::ListBans { op } => {
+                let room = self.room_of_member(conn, Some(MODERATE))?;
+                self.rooms[&room].require_host(conn, "list bans")?;
+                let bans = self.bans.list(&room, self.now);
+                out.push(Output::Send {
+                    to: conn,
+                    frame: ServerFrame::Bans { op, room, bans },
+                });
                 Ok(())
             }
             ClientFrame::SetRole { op, user_id, role } => {

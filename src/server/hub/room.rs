@@ -112,7 +112,7 @@ impl Room {
         &self.members[self.index_of_conn(conn).expect("connection is a member")]
     }
 
-    fn require_host(&self, conn: ConnId, what: &str) -> Result<(), Refusal> {
+    pub(crate) fn require_host(&self, conn: ConnId, what: &str) -> Result<(), Refusal> {
         if self.member(conn).participant.role == Role::Host {
             Ok(())
         } else {

@@ -166,6 +166,11 @@ impl Hub {
                 format!("the access token does not allow room `{room}`"),
             );
         }
+        self.tokens.session_expires(
+            session,
+            Some(login.identity.expires_at.saturating_mul(1000)),
+            identity.expires_at.saturating_mul(1000),
+        );
         login.identity = identity;
         // The new connection takes over (an old one the server still holds is a ghost: the
         // client would not resume otherwise).

@@ -1,10 +1,12 @@
 //! One client connection: reads frames into the hub, writes the hub's frames out.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -36,26 +38,87 @@ pub(crate) async fn serve(
     socket: TcpStream,
     peer: SocketAddr,
     state: Arc<State>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    evict: oneshot::Receiver<()>,
 ) {
+    let deadline = tokio::time::sleep(state.options.limits.handshake_timeout);
+    tokio::pin!(deadline);
+    let mut start = Start {
+        conn,
+        peer,
+        state,
+        stop,
+        evict,
+    };
+    match start.state.tls.clone() {
+        Some(acceptor) => {
+            let tls = tokio::select! {
+                tls = acceptor.accept(socket) => tls,
+                _ = &mut deadline => return start.done(),
+                _ = stopped(&mut start.stop) => return start.done(),
+                _ = &mut start.evict => return start.done(),
+            };
+            match tls {
+                Ok(tls) => handshake(tls, deadline, start).await,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    start.done()
+                }
+            }
+        }
+        None => handshake(socket, deadline, start).await,
+    }
+}
+
+/// What a connection's task starts with.
+struct Start {
+    conn: ConnId,
+    peer: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Receiver<bool>,
+    /// Fires when the connection is closed to make room (it has not logged in yet).
+    evict: oneshot::Receiver<()>,
+}
+
+impl Start {
+    fn done(self) {
+        self.state.settled(self.conn);
+    }
+}
+
+/// The WebSocket handshake on a (TLS or plain) stream, then the connection's life.
+async fn handshake<S>(socket: S, mut deadline: Pin<&mut tokio::time::Sleep>, mut start: Start)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .max_message_size(Some(HARD_FRAME_LIMIT))
         .max_frame_size(Some(HARD_FRAME_LIMIT));
-    let deadline = tokio::time::sleep(state.options.limits.handshake_timeout);
-    tokio::pin!(deadline);
     let accepted = tokio::select! {
         ws = tokio_tungstenite::accept_async_with_config(socket, Some(config)) => ws,
-        _ = &mut deadline => return,
-        _ = stopped(&mut stop) => return,
+        _ = &mut deadline => return start.done(),
+        _ = stopped(&mut start.stop) => return start.done(),
+        _ = &mut start.evict => return start.done(),
     };
-    let mut ws = match accepted {
-        Ok(ws) => ws,
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
-            return;
-        }
-    };
+    match accepted {
+        Ok(ws) => run(ws, deadline, &mut start).await,
+        Err(e) => tracing::debug!(peer = %start.peer, error = %e, "WebSocket handshake failed"),
+    }
+    start.done();
+}
+
+async fn run<S>(
+    mut ws: WebSocketStream<S>,
+    mut deadline: Pin<&mut tokio::time::Sleep>,
+    start: &mut Start,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (conn, peer, state) = (start.conn, start.peer, start.state.clone());
+    let stop = &mut start.stop;
+    let evict = &mut start.evict;
+    let mut waiting = true;
     let (tx, mut rx) = mpsc::channel(state.options.outbound_queue);
     let (kill_tx, mut kill) = oneshot::channel();
     state.core().conns.insert(
@@ -84,13 +147,21 @@ pub(crate) async fn serve(
     // Why the connection ends: a close frame from the client is an orderly quit, anything else a
     // lost connection.
     let mut reason = Reason::Network;
+    let mut oversized = false;
     let farewell: Option<ServerFrame> = loop {
         tokio::select! {
             _ = &mut deadline, if login_deadline_armed => {
                 login_deadline_armed = false;
                 state.handle(Input::HandshakeTimeout { conn });
             }
-            _ = stopped(&mut stop) => {
+            evicted = &mut *evict, if waiting => {
+                waiting = false;
+                if evicted.is_ok() {
+                    // Closed to make room for a newer connection (it had not logged in).
+                    break Some(ServerFrame::Goodbye { reason: Reason::Timeout, reconnect: false });
+                }
+            }
+            _ = stopped(stop) => {
                 reason = Reason::ServerShutdown;
                 break Some(goodbye(reason, &state));
             }
@@ -107,7 +178,7 @@ pub(crate) async fn serve(
                         Err(_) => break None,
                     },
                     _ = &mut kill => break Some(slow_consumer()),
-                    _ = stopped(&mut stop) => {
+                    _ = stopped(stop) => {
                         reason = Reason::ServerShutdown;
                         break Some(goodbye(reason, &state));
                     }
@@ -130,7 +201,15 @@ pub(crate) async fn serve(
                 match msg {
                 Some(Ok(Message::Text(text))) => {
                     match read_frame(&text, limits, &mut bucket) {
-                        Ok(frame) => state.handle(Input::Frame { conn, frame }),
+                        Ok(frame) => {
+                            let login = matches!(frame, ClientFrame::Hello { .. } | ClientFrame::Resume { .. });
+                            state.handle(Input::Frame { conn, frame });
+                            if waiting && login && state.logged_in(conn) {
+                                // Logged in: no longer limited as a connection that has not.
+                                waiting = false;
+                                state.settled(conn);
+                            }
+                        }
                         Err(refusal) => reply(refusal.into_frame()),
                     }
                 }
@@ -149,11 +228,13 @@ pub(crate) async fn serve(
                 }
                 None => break None,
                 Some(Ok(_)) => {}
-                Some(Err(WsError::Capacity(e))) => break Some(ServerFrame::Error {
+                Some(Err(WsError::Capacity(e))) => break Some({
+                    oversized = true;
+                    ServerFrame::Error {
                     op: None,
                     code: ErrorCode::FrameTooLarge,
                     message: format!("{e}; frames over {HARD_FRAME_LIMIT} bytes close the connection (limit {MAX_FRAME_LEN})"),
-                }),
+                }}),
                 Some(Err(e)) => {
                     tracing::debug!(conn, error = %e, "connection failed");
                     break None;
@@ -170,14 +251,37 @@ pub(crate) async fn serve(
             ws.close(None).await
         })
         .await;
+        if oversized {
+            drain(ws.get_mut()).await;
+        }
     }
-    tracing::debug!(conn, "disconnected");
+    tracing::debug!(conn, %peer, "disconnected");
+}
+
+/// After refusing an oversized frame: end the sending side and read (and drop) what the client
+/// is still sending, for a bounded time and amount, before closing. Closing a socket with
+/// unread bytes resets the connection, and a reset can destroy the refusal before the client
+/// reads it.
+async fn drain<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    const DRAIN_LIMIT: usize = 4 * HARD_FRAME_LIMIT;
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, async {
+        let _ = stream.shutdown().await;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut read = 0;
+        while read < DRAIN_LIMIT {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Writes `first` and whatever else is queued (up to a batch) with one flush. Returns the reason
 /// when the queue asked to close the connection.
-async fn write_batch(
-    ws: &mut WebSocketStream<TcpStream>,
+async fn write_batch<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
     first: Outgoing,
     rx: &mut mpsc::Receiver<Outgoing>,
 ) -> Result<Option<Reason>, WsError> {

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::admission::{Admission, Admit};
 use super::hub::io::MediaReport;
 use super::hub::{ConnId, Hub, Input, Millis, Output};
 use super::options::ServerOptions;
@@ -31,15 +32,25 @@ pub(super) fn start(
     options: ServerOptions,
     peers: PeerSettings,
     workers: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
 ) -> (Arc<State>, tokio::task::JoinHandle<()>) {
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let gate = Gate {
+        admission: Admission::new(
+            options.limits.max_unauthenticated,
+            options.limits.max_unauthenticated_per_address,
+        ),
+        evict: HashMap::new(),
+    };
     let state = Arc::new(State {
         core: Mutex::new(Core {
             hub,
             conns: HashMap::new(),
         }),
+        gate: Mutex::new(gate),
+        tls,
         options,
         deadline: deadline_tx,
         sfu: Sfu::new(peers, MediaWorkers::new(workers), reports_tx),
@@ -68,9 +79,18 @@ struct ConnEntry {
     kill: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// Connections not logged in yet: the admission policy, and how to close each.
 #[derive(Debug)]
+struct Gate {
+    admission: Admission,
+    evict: HashMap<ConnId, tokio::sync::oneshot::Sender<()>>,
+}
+
 pub(crate) struct State {
     core: Mutex<Core>,
+    gate: Mutex<Gate>,
+    /// Terminates TLS (`wss://`) when the server has a certificate.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     options: ServerOptions,
     /// The core's next deadline, watched by the timer task.
     deadline: watch::Sender<Option<Millis>>,
@@ -91,9 +111,47 @@ impl std::fmt::Debug for Core {
     }
 }
 
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("core", &self.core)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl State {
     fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connection `conn` logged in or is gone: it no longer counts against the limits on
+    /// connections not logged in.
+    pub(crate) fn settled(&self, conn: ConnId) {
+        let mut gate = self.gate();
+        gate.evict.remove(&conn);
+        if let Some(over) = gate.admission.settled(conn) {
+            tracing::warn!(
+                address = %over.address,
+                refused = over.refused,
+                "a flood of connections from one address is over"
+            );
+        }
+    }
+
+    /// Whether connection `conn` carries a session (it logged in).
+    pub(crate) fn logged_in(&self, conn: ConnId) -> bool {
+        self.core().hub.is_logged_in(conn)
+    }
+
+    /// Connections not logged in yet, and connections closed to make room for newer ones.
+    pub(super) fn waiting_connections(&self) -> (usize, u64) {
+        let gate = self.gate();
+        (gate.admission.waiting(), gate.admission.evicted())
     }
 
     pub(super) fn sfu(&self) -> &Sfu {
@@ -196,18 +254,54 @@ async fn accept_loop(
 ) {
     let mut tasks = JoinSet::new();
     let mut next_conn: ConnId = 0;
+    let mut failing = AcceptFailures::default();
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    failing.recovered();
                     next_conn += 1;
+                    let conn = next_conn;
+                    let (evict_tx, evict_rx) = tokio::sync::oneshot::channel();
+                    let admitted = {
+                        let mut gate = state.gate();
+                        let (admit, first) = gate.admission.admit(conn, peer.ip());
+                        if first {
+                            tracing::warn!(
+                                address = %peer.ip(),
+                                "an address holds as many connections not logged in as it may: \
+                                 refusing more until they go (one line when it is over)"
+                            );
+                        }
+                        match admit {
+                            Admit::Refuse => false,
+                            Admit::Accept => {
+                                gate.evict.insert(conn, evict_tx);
+                                true
+                            }
+                            Admit::AcceptEvicting(oldest) => {
+                                if let Some(kill) = gate.evict.remove(&oldest) {
+                                    let _ = kill.send(());
+                                }
+                                gate.evict.insert(conn, evict_tx);
+                                true
+                            }
+                        }
+                    };
+                    if !admitted {
+                        // Closed at once: no task, no buffers.
+                        drop(socket);
+                        continue;
+                    }
                     let _ = socket.set_nodelay(true);
-                    tasks.spawn(conn::serve(next_conn, socket, peer, state.clone(), stop.clone()));
+                    tasks.spawn(conn::serve(conn, socket, peer, state.clone(), stop.clone(), evict_rx));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors, most likely: wait for some to be freed, longer
+                    // each time, and say so once per incident rather than once per try.
+                    let delay = failing.failed(&e);
+                    tokio::time::sleep(delay).await;
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -220,6 +314,40 @@ async fn accept_loop(
         let _ = task.await;
     }
     tracing::info!("jrtc server stopped");
+}
+
+/// The accept loop's failures in a row (an incident): how long to back off, and one log line
+/// at its start and one at its end.
+#[derive(Default)]
+struct AcceptFailures {
+    count: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    const FIRST_DELAY: Duration = Duration::from_millis(5);
+    const MAX_DELAY: Duration = Duration::from_secs(1);
+
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        self.count += 1;
+        if self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+            tracing::warn!(%error, "accepting connections fails; backing off until it works again");
+        }
+        let factor = 1u32 << (self.count.min(9) - 1);
+        Self::FIRST_DELAY.saturating_mul(factor).min(Self::MAX_DELAY)
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::warn!(
+                failures = self.count,
+                lasted_ms = since.elapsed().as_millis() as u64,
+                "accepting connections works again"
+            );
+        }
+        self.count = 0;
+    }
 }
 
 /// Resolves once the server is told to stop.

@@ -1,0 +1,159 @@
+//! Which new connections the server takes while they are not logged in yet. Sans-IO: the accept
+//! loop asks, and tells it when a connection logs in or goes; nothing here touches a socket.
+//!
+//! Two limits hold connections that have not logged in: per source address (a new connection
+//! over it is refused: closed at once, so one attacker cannot crowd out others) and in total (a
+//! new connection over it closes the oldest one not logged in, so a flood from many addresses
+//! cannot stop new users from getting in, only make the oldest idle ones go). A connection
+//! stops counting once it logs in; from then on the per-user limits hold.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use super::hub::ConnId;
+
+/// What to do with a new connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Take it.
+    Accept,
+    /// Take it, and close this older connection that has not logged in.
+    AcceptEvicting(ConnId),
+    /// Close it at once: its address has as many connections not logged in as it may.
+    Refuse,
+}
+
+/// A source address that reached its limit and has since let go of all its connections: how
+/// many it had refused meanwhile (one log line per incident).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FloodOver {
+    pub(crate) address: IpAddr,
+    pub(crate) refused: u64,
+}
+
+/// The connections not logged in yet.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    max_total: usize,
+    max_per_address: usize,
+    /// Waiting connections in accept order (ids grow), with their address.
+    waiting: BTreeMap<ConnId, IpAddr>,
+    /// Per address: waiting connections, and connections refused since it reached its limit.
+    addresses: HashMap<IpAddr, (usize, u64)>,
+    /// Connections closed to make room, in all.
+    evicted: u64,
+}
+
+impl Admission {
+    pub(crate) fn new(max_total: usize, max_per_address: usize) -> Self {
+        Admission {
+            max_total: max_total.max(1),
+            max_per_address: max_per_address.max(1),
+            waiting: BTreeMap::new(),
+            addresses: HashMap::new(),
+            evicted: 0,
+        }
+    }
+
+    /// A connection from `address` was accepted as `conn` (ids must grow). The second value is
+    /// true for the first refusal of an incident (worth one log line).
+    pub(crate) fn admit(&mut self, conn: ConnId, address: IpAddr) -> (Admit, bool) {
+        let address = address.to_canonical();
+        let entry = self.addresses.entry(address).or_default();
+        if entry.0 >= self.max_per_address {
+            entry.1 += 1;
+            return (Admit::Refuse, entry.1 == 1);
+        }
+        entry.0 += 1;
+        let evict = if self.waiting.len() >= self.max_total {
+            self.waiting.first_key_value().map(|(oldest, _)| *oldest)
+        } else {
+            None
+        };
+        self.waiting.insert(conn, address);
+        match evict {
+            Some(oldest) => {
+                // Its address's count drops now; the connection's own `settled` finds nothing.
+                let _ = self.settled(oldest);
+                self.evicted += 1;
+                (Admit::AcceptEvicting(oldest), false)
+            }
+            None => (Admit::Accept, false),
+        }
+    }
+
+    /// `conn` logged in, or is gone: it no longer counts. Returns the end of its address's
+    /// incident, if this was the address's last waiting connection and it had refused some.
+    pub(crate) fn settled(&mut self, conn: ConnId) -> Option<FloodOver> {
+        let address = self.waiting.remove(&conn)?;
+        let entry = self.addresses.get_mut(&address)?;
+        entry.0 -= 1;
+        if entry.0 > 0 {
+            return None;
+        }
+        let refused = entry.1;
+        self.addresses.remove(&address);
+        (refused > 0).then_some(FloodOver { address, refused })
+    }
+
+    /// Connections not logged in yet.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Connections closed to make room for newer ones, in all.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn one_address_is_refused_over_its_limit_and_others_still_get_in() {
+        let mut a = Admission::new(100, 2);
+        assert_eq!(a.admit(1, ip(2)), (Admit::Accept, false));
+        assert_eq!(a.admit(2, ip(2)), (Admit::Accept, false));
+        assert_eq!(a.admit(3, ip(2)), (Admit::Refuse, true));
+        assert_eq!(a.admit(4, ip(2)), (Admit::Refuse, false));
+        assert_eq!(a.admit(5, ip(1)), (Admit::Accept, false));
+        // Logging in frees the slot.
+        assert_eq!(a.settled(1), None);
+        assert_eq!(a.admit(6, ip(2)), (Admit::Accept, false));
+        assert_eq!(a.settled(2), None);
+        assert_eq!(
+            a.settled(6),
+            Some(FloodOver {
+                address: ip(2),
+                refused: 2
+            })
+        );
+        assert_eq!(a.waiting(), 1);
+    }
+
+    #[test]
+    fn the_total_limit_closes_the_oldest_waiting_connection() {
+        let mut a = Admission::new(2, 10);
+        a.admit(1, ip(2));
+        a.admit(2, ip(3));
+        assert_eq!(a.admit(3, ip(4)), (Admit::AcceptEvicting(1), false));
+        // The evicted connection's own end changes nothing.
+        assert_eq!(a.settled(1), None);
+        assert_eq!(a.waiting(), 2);
+        assert_eq!(a.evicted(), 1);
+    }
+
+    #[test]
+    fn v4_mapped_v6_addresses_count_as_their_v4_address() {
+        let mut a = Admission::new(10, 1);
+        a.admit(1, ip(2));
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert_eq!(a.admit(2, mapped).0, Admit::Refuse);
+    }
+}

@@ -1,0 +1,265 @@
+//! Token lifetimes and revocations: when each session's token expires (the session ends then
+//! unless it was refreshed), and which tokens the server refuses though their signature is good.
+//! A revocation is kept only as long as a token it covers could still be valid: the server
+//! refuses tokens valid for longer than its maximum lifetime, so after that long every token a
+//! revocation covers has expired anyway.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::auth::{Identity, Revocation};
+use crate::model::UserId;
+use crate::protocol::ErrorCode;
+
+use super::io::{ConnId, Millis, Refusal, refuse};
+
+/// Revocations the server keeps at most (each is forgotten after the maximum token lifetime).
+pub(super) const MAX_REVOCATIONS: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub(super) struct TokenBook {
+    /// Sessions by when their token expires.
+    expiries: BTreeSet<(Millis, ConnId)>,
+    /// Revoked token ids, with when they may be forgotten.
+    jtis: HashMap<String, Millis>,
+    /// Per user: tokens issued before this (seconds) are refused; with when it may be forgotten.
+    users: HashMap<UserId, (u64, Millis)>,
+    /// Revocations by when they may be forgotten.
+    forget: BTreeSet<(Millis, Revocation)>,
+}
+
+impl TokenBook {
+    /// Refuses a revoked token.
+    pub(super) fn check(&self, identity: &Identity) -> Result<(), Refusal> {
+        let by_id = identity
+            .jti
+            .as_ref()
+            .is_some_and(|jti| self.jtis.contains_key(jti));
+        let by_user = self
+            .users
+            .get(&identity.user)
+            .is_some_and(|(before, _)| identity.issued_at.unwrap_or(0) < *before);
+        if by_id || by_user {
+            return refuse(ErrorCode::TokenRevoked, "the access token was revoked");
+        }
+        Ok(())
+    }
+
+    /// Records a revocation at `now`, kept for `keep` ms.
+    pub(super) fn revoke(
+        &mut self,
+        revocation: Revocation,
+        now: Millis,
+        keep: Millis,
+    ) -> Result<(), Refusal> {
+        if self.forget.len() >= MAX_REVOCATIONS {
+            return refuse(
+                ErrorCode::InvalidParam,
+                format!("the server holds at most {MAX_REVOCATIONS} revocations"),
+            );
+        }
+        let until = now.saturating_add(keep);
+        match &revocation {
+            Revocation::Token { jti } => {
+                if jti.is_empty() || jti.len() > 128 {
+                    return refuse(ErrorCode::InvalidParam, "jti must be 1 to 128 bytes");
+                }
+                if let Some(old) = self.jtis.insert(jti.clone(), until) {
+                    self.forget.remove(&(old, revocation.clone()));
+                }
+            }
+            Revocation::User {
+                user_id,
+                issued_before,
+            } => {
+                let before = match self.users.get(user_id) {
+                    Some(&(old_before, old_until)) => {
+                        self.forget.remove(&(
+                            old_until,
+                            Revocation::User {
+                                user_id: user_id.clone(),
+                                issued_before: old_before,
+                            },
+                        ));
+                        old_before.max(*issued_before)
+                    }
+                    None => *issued_before,
+                };
+                self.users.insert(user_id.clone(), (before, until));
+                self.forget.insert((
+                    until,
+                    Revocation::User {
+                        user_id: user_id.clone(),
+                        issued_before: before,
+                    },
+                ));
+                return Ok(());
+            }
+        }
+        self.forget.insert((until, revocation));
+        Ok(())
+    }
+
+    /// Session `session`'s token expires at `at` (replacing what it had).
+    pub(super) fn session_expires(&mut self, session: ConnId, old: Option<Millis>, at: Millis) {
+        if let Some(old) = old {
+            self.expiries.remove(&(old, session));
+        }
+        self.expiries.insert((at, session));
+    }
+
+    /// Session `session` (whose token expired at `at`) is over.
+    pub(super) fn session_ended(&mut self, session: ConnId, at: Millis) {
+        self.expiries.remove(&(at, session));
+    }
+
+    /// The sessions whose token expired by `now`, taken out of the book.
+    pub(super) fn expired(&mut self, now: Millis) -> Vec<ConnId> {
+        let mut expired = Vec::new();
+        while let Some(&(at, session)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            expired.push(session);
+        }
+        expired
+    }
+
+    /// Forgets the revocations no valid token can be covered by any more.
+    pub(super) fn forget_old(&mut self, now: Millis) {
+        while let Some((at, revocation)) = self.forget.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.forget.pop_first();
+            match revocation {
+                Revocation::Token { jti } => {
+                    self.jtis.remove(&jti);
+                }
+                Revocation::User { user_id, .. } => {
+                    self.users.remove(&user_id);
+                }
+            }
+        }
+    }
+
+    /// When the book next needs the clock: a token expiring or a revocation to forget.
+    pub(super) fn next_deadline(&self) -> Option<Millis> {
+        let expiry = self.expiries.first().map(|(at, _)| *at);
+        let forget = self.forget.first().map(|(at, _)| *at);
+        expiry.into_iter().chain(forget).min()
+    }
+}
+
+use crate::model::{OperationId, Reason};
+use crate::protocol::ServerFrame;
+
+use super::{Hub, Output};
+
+impl super::Hub {
+    /// Ends session `session` for good: its connection (if it has one) gets a goodbye with
+    /// `reason` and no reconnecting; its room sees it leave with `reason`.
+    pub(super) fn close_session(&mut self, session: ConnId, reason: Reason, out: &mut Vec<Output>) {
+        if let Some(transport) = self.logins.get(&session).and_then(|l| l.transport) {
+            self.end_session(session, reason, out);
+            out.push(Output::Close {
+                conn: transport,
+                reason,
+            });
+        } else {
+            self.end_session(session, reason, out);
+        }
+    }
+
+    /// Ends the sessions whose token expired (they were not refreshed in time).
+    pub(super) fn expire_tokens(&mut self, out: &mut Vec<Output>) {
+        for session in self.tokens.expired(self.now) {
+            self.close_session(session, Reason::TokenExpired, out);
+        }
+        self.tokens.forget_old(self.now);
+    }
+
+    /// Refuses the tokens `revocation` covers from now on, and ends the sessions logged in with
+    /// one. Returns how many sessions ended.
+    pub(super) fn revoke(
+        &mut self,
+        revocation: Revocation,
+        out: &mut Vec<Output>,
+    ) -> Result<usize, Refusal> {
+        self.tokens.revoke(
+            revocation.clone(),
+            self.now,
+            self.config.max_token_lifetime_ms,
+        )?;
+        let mut ended: Vec<ConnId> = self
+            .logins
+            .iter()
+            .filter(|(_, login)| revocation.covers(&login.identity))
+            .map(|(session, _)| *session)
+            .collect();
+        ended.sort_unstable();
+        for session in &ended {
+            self.close_session(*session, Reason::TokenRevoked, out);
+        }
+        Ok(ended.len())
+    }
+
+    /// `refresh`: session `session` goes on with a new token of its user, which decides its
+    /// expiry and rights from now on.
+    pub(super) fn refresh(
+        &mut self,
+        session: ConnId,
+        op: OperationId,
+        token: &str,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let identity = self.verify_token(token)?;
+        let login = self
+            .logins
+            .get_mut(&session)
+            .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "send hello first"))?;
+        if identity.user != login.identity.user {
+            return refuse(
+                ErrorCode::WrongUser,
+                format!(
+                    "the token is for `{}`, the session is `{}`'s",
+                    identity.user, login.identity.user
+                ),
+            );
+        }
+        if let Some(room) = &login.room
+            && !identity.may_enter(room)
+        {
+            return refuse(
+                ErrorCode::WrongRoom,
+                format!("the new access token does not allow room `{room}`"),
+            );
+        }
+        let expires_at = identity.expires_at;
+        self.tokens.session_expires(
+            session,
+            Some(login.identity.expires_at.saturating_mul(1000)),
+            expires_at.saturating_mul(1000),
+        );
+        login.identity = identity;
+        out.push(Output::Send {
+            to: session,
+            frame: ServerFrame::Refreshed { op, expires_at },
+        });
+        Ok(())
+    }
+}
+
+impl Hub {
+    /// Checks a token: signature, time window, lifetime, claims, revocation.
+    pub(super) fn verify_token(&self, token: &str) -> Result<Identity, Refusal> {
+        let identity = crate::auth::verify(
+            token,
+            &self.config.secret,
+            self.now / 1000,
+            self.config.max_token_lifetime_ms / 1000,
+        )?;
+        self.tokens.check(&identity)?;
+        Ok(identity)
+    }
+}
