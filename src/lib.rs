@@ -115,5 +115,7 @@ pub use model::{
     ScreenShare, TrackSource, UserId,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
-pub use server::{Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions};
+pub use server::{
+    Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions, TlsIdentity,
+};
 pub use text::Text;

@@ -161,23 +161,9 @@ pub(crate) fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     })
 }
 
-/// Raises the open-file limit to the hard limit (10,000 users need more than the usual 1,024).
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: both calls only read or write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
-    raise_fd_limit();
+    // 10,000 users need more than the usual 1,024 open files.
+    crate::fdlimit::raise();
     let embedded;
     let (url, secret) = match &args.url {
         Some(url) => (

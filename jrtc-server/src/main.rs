@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod fdlimit;
 mod load;
 mod raw;
 
 use clap::{Args, Parser, Subcommand};
-use jrtc::{AccessToken, Grants, Role};
+use jrtc::{AccessToken, Grants, Revocation, Role};
 use tracing_subscriber::EnvFilter;
 
 /// The jrtc signaling server: rooms, participants, invitations, properties and messages over
@@ -26,6 +27,9 @@ enum Command {
     Serve(Serve),
     /// Mint an access token and print it.
     Token(Token),
+    /// Tell a running server to refuse a token (by its id) or every token of a user issued
+    /// before a time; sessions logged in with them end. Signs an admin token with the secret.
+    Revoke(Revoke),
     /// Load-test a server (an embedded one by default): N rooms × M users connect, join, send a
     /// message storm and leave; prints latencies, throughput, memory and CPU.
     LoadTest(load::LoadTest),
@@ -71,9 +75,26 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7600")]
     bind: String,
-    /// Log level or filter (e.g. `info`, `debug`, `jrtc=trace`); `RUST_LOG` overrides it.
+    /// Log level or filter for jrtc's own logs (e.g. `info`, `debug`, `jrtc=trace`); other
+    /// crates (the WebRTC stack, which logs per negotiation) are capped at `warn` unless the
+    /// filter names them. `RUST_LOG` overrides it all.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// The TLS certificate chain (PEM) to serve `wss://` with; needs `--tls-key`.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Longest token lifetime accepted, in seconds (from `iat`, and from now, to `exp`).
+    #[arg(long, default_value_t = 24 * 3600)]
+    max_token_lifetime: u64,
+    /// Most connections not logged in yet from one IP address (newer ones are refused).
+    #[arg(long, default_value_t = 64)]
+    max_unauthenticated_per_address: usize,
+    /// Most connections not logged in yet in all (a newer one closes the oldest).
+    #[arg(long, default_value_t = 1024)]
+    max_unauthenticated: usize,
     /// Tell clients not to reconnect when the server stops (by default the goodbye says
     /// reconnect: a restart, or another server, follows).
     #[arg(long)]
@@ -109,14 +130,84 @@ struct Token {
     /// `host` joins every room as a host; `guest` lets the room decide.
     #[arg(long, value_parser = ["host", "guest"])]
     role: Option<String>,
-    /// Grants, comma-separated: publish, message, moderate, record, set_properties, all, none.
+    /// A room the holder joins as a host (repeat for more).
+    #[arg(long)]
+    host_of: Vec<String>,
+    /// Grants, comma-separated: publish, message, moderate, record, set_properties, create,
+    /// admin, host (all but admin), all, none.
     #[arg(long, value_delimiter = ',', default_value = "publish,message")]
     grants: Vec<String>,
+    /// The token's id (`jti`), for revoking it; default: a random one, printed to stderr.
+    #[arg(long)]
+    id: Option<String>,
     /// Validity in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     ttl: u64,
     #[command(flatten)]
     secret: SecretArgs,
+}
+
+#[derive(Debug, Args)]
+struct Revoke {
+    /// The server's URL (`ws://…` or `wss://…`).
+    #[arg(long)]
+    url: String,
+    /// The id (`jti`) of the token to revoke.
+    #[arg(long, conflicts_with_all = ["user", "before"], required_unless_present = "user")]
+    jti: Option<String>,
+    /// Revoke every token of this user issued before `--before`.
+    #[arg(long, requires = "before")]
+    user: Option<String>,
+    /// Seconds since the Unix epoch, or `now`.
+    #[arg(long)]
+    before: Option<String>,
+    /// A PEM file of the CA that signed a `wss://` server's certificate (default: the
+    /// platform's roots).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+async fn revoke(args: Revoke) -> Result<(), Box<dyn std::error::Error>> {
+    let secret = args
+        .secret
+        .load()?
+        .ok_or("no secret: set JRTC_SECRET or pass --secret-file")?;
+    let revocation = match (&args.jti, &args.user, &args.before) {
+        (Some(jti), _, _) => Revocation::token(jti.as_str()),
+        (None, Some(user), Some(before)) => {
+            let at = match before.as_str() {
+                "now" => std::time::SystemTime::now(),
+                secs => std::time::UNIX_EPOCH + Duration::from_secs(secs.parse()?),
+            };
+            Revocation::user_before(user.as_str(), at)
+        }
+        _ => return Err("give --jti, or --user and --before".into()),
+    };
+    // A short-lived admin identity of its own, for this one request.
+    let token = AccessToken::new("jrtc-admin-cli")
+        .ttl(Duration::from_secs(60))
+        .grants(Grants::none().admin(true))
+        .sign(&secret)?;
+    let mut options = jrtc::CallOptions::default().reconnect(jrtc::ReconnectPolicy::never());
+    if let Some(ca) = &args.ca {
+        options = options.tls(jrtc::TlsRoots::pem(std::fs::read(ca)?));
+    }
+    let call = jrtc::Call::connect_with(&args.url, token, options).await?;
+    let op = call.revoke(revocation).await?;
+    call.outcome(op).await?;
+    call.close().await;
+    println!("revoked");
+    Ok(())
+}
+
+/// 128 bits from the standard library's randomly seeded hasher keys: unique enough for a
+/// token id (it is not a secret).
+fn random_id() -> String {
+    use std::hash::BuildHasher;
+    let half = |n: u64| std::collections::hash_map::RandomState::new().hash_one(n);
+    format!("{:016x}{:016x}", half(1), half(2))
 }
 
 fn grants(names: &[String]) -> Result<Grants, String> {
@@ -128,6 +219,9 @@ fn grants(names: &[String]) -> Result<Grants, String> {
             "moderate" => g.moderate(true),
             "record" => g.record(true),
             "set_properties" => g.set_properties(true),
+            "create" => g.create(true),
+            "admin" => g.admin(true),
+            "host" => Grants::host(),
             "all" => Grants::all(),
             "none" => Grants::none(),
             other => return Err(format!("unknown grant `{other}`")),
@@ -140,6 +234,7 @@ fn grants(names: &[String]) -> Result<Grants, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Revoke(args) => revoke(args).await,
         Command::LoadTest(args) => load::run(args).await,
         Command::RawServe(args) => {
             let listener = tokio::net::TcpListener::bind(args.bind).await?;
@@ -161,6 +256,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut token = AccessToken::new(&args.user)
                 .ttl(Duration::from_secs(args.ttl))
                 .grants(grants(&args.grants)?);
+            for room in &args.host_of {
+                token = token.host_of(room.as_str());
+            }
+            // The id is printed (to stderr) so the token can be revoked later.
+            let id = args.id.clone().unwrap_or_else(random_id);
+            eprintln!("token id (jti): {id}");
+            token = token.id(id);
             if let Some(name) = &args.name {
                 token = token.name(name);
             }
@@ -178,14 +280,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// The log filter for `--log-level`: ours at that level, everyone else's at `warn` at most
+/// (the WebRTC stack logs several lines per negotiation at `info`, which any logged-in user
+/// could otherwise turn into a log flood), unless the filter names crates itself.
+fn log_filter(level: &str) -> String {
+    if level.contains('=') || level.contains(',') {
+        return level.to_owned();
+    }
+    let others = match level {
+        "error" | "off" => level,
+        _ => "warn",
+    };
+    format!("{others},jrtc={level},jrtc_server={level}")
+}
+
 async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
-    let filter =
-        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log_level))?;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(log_filter(&args.log_level)))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    match fdlimit::raise() {
+        Some((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the open-file limit")
+        }
+        Some((_, after)) => tracing::info!(limit = after, "open-file limit"),
+        None => tracing::warn!("the open-file limit could not be read"),
+    }
+    let limits = jrtc::Limits::default()
+        .max_token_lifetime(Duration::from_secs(args.max_token_lifetime))
+        .max_unauthenticated(args.max_unauthenticated)
+        .max_unauthenticated_per_address(args.max_unauthenticated_per_address);
     let mut builder = jrtc::Server::builder()
         .bind(args.bind)
+        .limits(limits)
         .media_addresses(args.media_bind, args.media_public_ip)
         .media_workers(args.media_workers);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.tls(jrtc::TlsIdentity::from_files(cert, key)?);
+    }
     if let Some(secret) = args.secret.load()? {
         builder = builder.secret(secret);
     }

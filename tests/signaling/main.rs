@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bans;
 mod hostile;
 mod invites;
 mod join_leave;

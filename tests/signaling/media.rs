@@ -289,7 +289,7 @@ async fn one_screen_share_at_a_time_and_the_property_follows_it() {
 async fn publishing_needs_the_publish_grant() {
     let server = server().await;
     let token = server
-        .mint(&jrtc::AccessToken::new("lee").grants(jrtc::Grants::none()))
+        .mint(&jrtc::AccessToken::new("lee").grants(jrtc::Grants::none().create(true)))
         .unwrap();
     let mut lee = User::connect_url(&server.url(), token).await;
     lee.join("r").await;

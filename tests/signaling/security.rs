@@ -178,6 +178,7 @@ async fn tokens_bound_to_rooms_keep_their_holders_out_of_other_rooms() {
         AccessToken::new(user)
             .room("standup")
             .room("retro")
+            .grants(Grants::default().create(true))
             .sign(SECRET)
             .unwrap()
     };
@@ -243,8 +244,12 @@ async fn tokens_bound_to_rooms_keep_their_holders_out_of_other_rooms() {
 #[tokio::test]
 async fn each_request_needs_its_grant() {
     let server = server().await;
-    // Alice hosts (first in the room) but her token grants nothing beyond the defaults.
-    let plain = AccessToken::new("alice").sign(SECRET).unwrap();
+    // Alice hosts (first in the room) but her token grants nothing beyond the defaults and
+    // making the room.
+    let plain = AccessToken::new("alice")
+        .grants(Grants::default().create(true))
+        .sign(SECRET)
+        .unwrap();
     let mut alice = User::connect_url(&server.url(), plain).await;
     alice.join("r").await;
     let mut bob =
@@ -320,8 +325,11 @@ async fn each_request_needs_its_grant() {
 #[tokio::test]
 async fn a_host_token_makes_a_host_in_any_room() {
     let server = server().await;
-    let mut guest =
-        User::connect_url(&server.url(), AccessToken::new("gus").sign(SECRET).unwrap()).await;
+    let gus = AccessToken::new("gus")
+        .grants(Grants::default().create(true))
+        .sign(SECRET)
+        .unwrap();
+    let mut guest = User::connect_url(&server.url(), gus).await;
     assert_eq!(
         guest.join("r").await.participants[0].role,
         Role::Host,
