@@ -7,6 +7,7 @@ mod hostile;
 mod invites;
 mod join_leave;
 mod kick_roles;
+mod lifetime;
 mod media;
 mod media_fault;
 mod messages;
