@@ -3,6 +3,7 @@
 mod support;
 
 mod bans;
+mod floods;
 mod hostile;
 mod invites;
 mod join_leave;
