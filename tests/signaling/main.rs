@@ -20,3 +20,4 @@ mod resume;
 mod security;
 mod streams;
 mod third_party;
+mod tls;
