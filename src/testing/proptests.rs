@@ -24,7 +24,8 @@ fn action() -> impl Strategy<Value = Action> {
         4 => (d.clone(), 0..ROOMS.len()).prop_map(|(dev, room)| Action::Join { dev, room }),
         1 => d.clone().prop_map(|dev| Action::Leave { dev }),
         1 => d.clone().prop_map(|dev| Action::End { dev }),
-        1 => (d.clone(), u.clone()).prop_map(|(dev, target)| Action::Kick { dev, target }),
+        1 => (d.clone(), u.clone(), 0..3u8)
+            .prop_map(|(dev, target, ban)| Action::Kick { dev, target, ban }),
         1 => (d.clone(), u.clone(), any::<bool>()).prop_map(|(dev, target, host)| Action::SetRole { dev, target, host }),
         1 => (d.clone(), any::<bool>(), 0..3u8).prop_map(|(dev, audio, state)| Action::Update { dev, audio, state }),
         1 => (d.clone(), 0..3u8, proptest::option::of(0..3u8)).prop_map(|(dev, key, value)| Action::SetCustom { dev, key, value }),

@@ -506,11 +506,21 @@ impl World {
             Action::End { dev } => {
                 self.request(dev, OperationKind::End, None, |op| ClientFrame::End { op })
             }
-            Action::Kick { dev, target } => {
-                self.request(dev, OperationKind::Kick, None, |op| ClientFrame::Kick {
+            Action::Kick { dev, target, ban } => {
+                let (kind, ban) = match ban {
+                    0 => (OperationKind::Kick, None),
+                    1 => (OperationKind::Ban, Some(crate::model::BanTerm::room())),
+                    _ => (
+                        OperationKind::Ban,
+                        Some(crate::model::BanTerm::lasting(std::time::Duration::from_secs(
+                            10,
+                        ))),
+                    ),
+                };
+                self.request(dev, kind, None, |op| ClientFrame::Kick {
                     op,
                     user_id: uid(target),
-                    ban: None,
+                    ban,
                 })
             }
             Action::SetRole { dev, target, host } => {
@@ -775,6 +785,7 @@ impl World {
 
     pub(crate) fn check(&self) {
         self.sfu.check(!self.stall && self.queued.is_empty());
+        assert_eq!(self.hub.banned_members(), 0, "a banned user is in the room");
         let open = self.hub.open_invitations();
         for (dev, device) in self.devices.iter().enumerate() {
             let Some(Device {

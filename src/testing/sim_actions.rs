@@ -21,9 +21,11 @@ pub(crate) enum Action {
     End {
         dev: usize,
     },
+    /// A kick, with a ban: 0 none, 1 for the room's life, 2 for ten seconds.
     Kick {
         dev: usize,
         target: usize,
+        ban: u8,
     },
     SetRole {
         dev: usize,
@@ -175,7 +177,11 @@ impl Action {
             },
             1 => Action::Leave { dev },
             2 => Action::End { dev },
-            3 => Action::Kick { dev, target: user },
+            3 => Action::Kick {
+                dev,
+                target: user,
+                ban: (b % 3) as u8,
+            },
             4 => Action::SetRole {
                 dev,
                 target: user,

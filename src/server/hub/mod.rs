@@ -171,6 +171,22 @@ impl Hub {
         Some(room.member(conn).key.media)
     }
 
+    /// Members who are banned from the room they are in (an invariant: none).
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn banned_members(&self) -> usize {
+        self.rooms
+            .values()
+            .flat_map(|room| {
+                let id = room.state().room;
+                room.state()
+                    .participants
+                    .into_iter()
+                    .map(move |p| (id.clone(), p.user_id))
+            })
+            .filter(|(room, user)| self.bans.is_banned(room, user, self.now))
+            .count()
+    }
+
     #[cfg(any(test, feature = "internals"))]
     pub(crate) fn room(&self, id: &RoomId) -> Option<&Room> {
         self.rooms.get(id)
