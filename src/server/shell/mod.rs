@@ -361,3 +361,23 @@ fn unix_millis() -> Millis {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Millis)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_doubling_to_a_second_and_reset_when_it_works() {
+        let mut failing = AcceptFailures::default();
+        let error = std::io::Error::from_raw_os_error(24); // EMFILE
+        let delays: Vec<u64> = (0..10)
+            .map(|_| failing.failed(&error).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(failing.count, 10);
+        failing.recovered();
+        assert_eq!(failing.count, 0);
+        assert!(failing.since.is_none());
+        assert_eq!(failing.failed(&error), Duration::from_millis(5));
+    }
+}
