@@ -388,7 +388,11 @@ pub(crate) fn verify(
             ),
         ));
     }
-    if claims.jti.as_ref().is_some_and(|j| j.is_empty() || j.len() > 128) {
+    if claims
+        .jti
+        .as_ref()
+        .is_some_and(|j| j.is_empty() || j.len() > 128)
+    {
         return Err(Refusal::new(
             ErrorCode::InvalidToken,
             "the token id (jti) must be 1 to 128 bytes",

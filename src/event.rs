@@ -632,7 +632,10 @@ impl std::fmt::Display for CallEvent {
             CallEvent::Rejoined { snapshot } => {
                 write!(f, "rejoined {} at #{}", snapshot.room, snapshot.seq)
             }
-            CallEvent::Bans { op, result: Ok(bans) } => {
+            CallEvent::Bans {
+                op,
+                result: Ok(bans),
+            } => {
                 let users: Vec<&str> = bans.iter().map(|b| b.user_id.as_str()).collect();
                 write!(f, "{op}: bans [{}]", users.join(", "))
             }

@@ -101,7 +101,7 @@ mod tls;
 pub use auth::{AccessToken, Grants, Revocation, TokenError};
 pub use call::{
     Call, CallError, CallOptions, Credentials, EventStream, InviteOptions, JoinOptions, KindStream,
-    Lagged, ReconnectPolicy, TlsRoots, TokenProvider,
+    Lagged, ReconnectPolicy, TlsRoots, TokenProvider, TokenResult,
 };
 pub use event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
@@ -109,10 +109,10 @@ pub use event::{
 };
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    Ban, BanTerm, CallProperties, ConnectionState, Invitation, InvitationId, InviteFailure, MediaConnection,
-    MediaKind, MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate,
-    PropertyChanges, PropertyUpdate, Publication, Reason, RecordingState, Rejection, Role, RoomId,
-    ScreenShare, TrackSource, UserId,
+    Ban, BanTerm, CallProperties, ConnectionState, Invitation, InvitationId, InviteFailure,
+    MediaConnection, MediaKind, MessageScope, OperationId, Participant, ParticipantChanges,
+    ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason, RecordingState,
+    Rejection, Role, RoomId, ScreenShare, TrackSource, UserId,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

@@ -61,10 +61,7 @@ pub(crate) fn client_config(roots: &TlsRoots) -> Result<Arc<ClientConfig>, Strin
 }
 
 /// A server configuration from a PEM certificate chain and a PEM private key.
-pub(crate) fn server_config(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<Arc<ServerConfig>, String> {
+pub(crate) fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
     let chain = certificates(cert_pem).ok_or("the certificate file is not readable PEM")?;
     if chain.is_empty() {
         return Err("the certificate file holds no certificate".into());

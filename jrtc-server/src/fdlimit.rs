@@ -4,7 +4,7 @@
 
 /// Raises the soft open-file limit to the hard limit; returns (before, after), or `None` when
 /// the limit cannot be read.
-pub fn raise() -> Option<(u64, u64)> {
+pub fn raise() -> Option<(libc::rlim_t, libc::rlim_t)> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -14,7 +14,7 @@ pub fn raise() -> Option<(u64, u64)> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return None;
         }
-        let before = limit.rlim_cur as u64;
+        let before = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
         if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
             return Some((before, before));
@@ -22,6 +22,6 @@ pub fn raise() -> Option<(u64, u64)> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return Some((before, before));
         }
-        Some((before, limit.rlim_cur as u64))
+        Some((before, limit.rlim_cur))
     }
 }

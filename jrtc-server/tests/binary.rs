@@ -110,15 +110,26 @@ async fn serve_with_tls_mint_with_new_grants_and_revoke_from_the_command_line() 
     let hana = cli(
         secret,
         &[
-            "token", "--user", "hana", "--grants", "publish,message,create,moderate", "--host-of",
-            "r", "--id", "hana-1",
+            "token",
+            "--user",
+            "hana",
+            "--grants",
+            "publish,message,create,moderate",
+            "--host-of",
+            "r",
+            "--id",
+            "hana-1",
         ],
     );
-    let hana = Call::connect_with(&url, hana, options.clone()).await.unwrap();
+    let hana = Call::connect_with(&url, hana, options.clone())
+        .await
+        .unwrap();
     let op = hana.join("r", JoinOptions::default()).await.unwrap();
     assert!(matches!(hana.outcome(op).await, Ok(Outcome::Joined(_))));
     let gus = cli(secret, &["token", "--user", "gus", "--id", "gus-1"]);
-    let gus = Call::connect_with(&url, gus, options.clone()).await.unwrap();
+    let gus = Call::connect_with(&url, gus, options.clone())
+        .await
+        .unwrap();
     let mut gus_events = gus.events();
     let op = gus.join("elsewhere", JoinOptions::default()).await.unwrap();
     match gus.outcome(op).await {
@@ -133,7 +144,10 @@ async fn serve_with_tls_mint_with_new_grants_and_revoke_from_the_command_line() 
     // `jrtc-server revoke` ends gus's session and keeps the token out.
     let ca = cert.to_str().unwrap();
     assert_eq!(
-        cli(secret, &["revoke", "--url", &url, "--ca", ca, "--jti", "gus-1"]),
+        cli(
+            secret,
+            &["revoke", "--url", &url, "--ca", ca, "--jti", "gus-1"]
+        ),
         "revoked"
     );
     let wait = std::time::Duration::from_secs(5);

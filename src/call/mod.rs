@@ -19,14 +19,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use options::{
-    CallError, CallOptions, Credentials, InviteOptions, JoinOptions, ReconnectPolicy,
-    TlsRoots, TokenProvider,
+    CallError, CallOptions, Credentials, InviteOptions, JoinOptions, ReconnectPolicy, TlsRoots,
+    TokenProvider, TokenResult,
 };
 pub use stream::{EventStream, KindStream, Lagged};
 
+use crate::auth::Revocation;
 use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
 use crate::media::{LocalTrack, RemoteTrack};
-use crate::auth::Revocation;
 use crate::model::{
     BanTerm, Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
     ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
@@ -209,8 +209,11 @@ impl Call {
     /// Lifts a ban (host with the `moderate` grant).
     pub async fn unban(&self, user: &str) -> Result<OperationId, CallError> {
         let user_id = UserId::from(user);
-        self.request(OperationKind::Unban, |op| ClientFrame::Unban { op, user_id })
-            .await
+        self.request(OperationKind::Unban, |op| ClientFrame::Unban {
+            op,
+            user_id,
+        })
+        .await
     }
 
     /// Asks for the room's bans (host with the `moderate` grant); the outcome is

@@ -85,27 +85,22 @@ pub struct CallOptions {
     pub token_provider: Option<TokenProvider>,
 }
 
+/// What a [`TokenProvider`] gives: a new token, or why there is none.
+pub type TokenResult = Result<String, Box<dyn std::error::Error + Send + Sync>>;
+
+type ProvideFn = dyn Fn() -> futures::future::BoxFuture<'static, TokenResult> + Send + Sync;
+
 /// Where a call gets fresh access tokens: an async function, typically asking the
 /// application's backend. Made with [`TokenProvider::new`].
 #[derive(Clone)]
-pub struct TokenProvider(
-    pub(crate)  std::sync::Arc<
-        dyn Fn() -> futures::future::BoxFuture<
-                'static,
-                Result<String, Box<dyn std::error::Error + Send + Sync>>,
-            > + Send
-            + Sync,
-    >,
-);
+pub struct TokenProvider(pub(crate) std::sync::Arc<ProvideFn>);
 
 impl TokenProvider {
     /// A provider that calls `f` for each new token.
     pub fn new<F, Fut>(f: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>>
-            + Send
-            + 'static,
+        Fut: std::future::Future<Output = TokenResult> + Send + 'static,
     {
         TokenProvider(std::sync::Arc::new(move || Box::pin(f())))
     }

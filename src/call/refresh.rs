@@ -22,7 +22,11 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub(super) async fn run(call: Weak<Inner>, provider: TokenProvider, mut expiry: watch::Receiver<u64>) {
+pub(super) async fn run(
+    call: Weak<Inner>,
+    provider: TokenProvider,
+    mut expiry: watch::Receiver<u64>,
+) {
     loop {
         let expires_at = *expiry.borrow_and_update();
         if expires_at <= unix_now() {

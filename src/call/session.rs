@@ -741,9 +741,7 @@ impl Session {
             OperationKind::Join
             | OperationKind::Invite
             | OperationKind::AcceptInvite
-            | OperationKind::ListBans => {
-                result.and_then(|()| Err(answered_with_done()))
-            }
+            | OperationKind::ListBans => result.and_then(|()| Err(answered_with_done())),
             _ => result,
         };
         let invite = |event: fn(OperationId, Result<(), OpError>) -> InviteEvent| {

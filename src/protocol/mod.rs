@@ -14,9 +14,9 @@ pub(crate) use error::refuse;
 pub use error::{ErrorCode, FrameError, Refusal};
 
 use crate::model::{
-    Ban, BanTerm, CallProperties, Invitation, InvitationId, InviteFailure, MessageScope, OperationId,
-    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
-    Publication, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
+    Ban, BanTerm, CallProperties, Invitation, InvitationId, InviteFailure, MessageScope,
+    OperationId, Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges,
+    PropertyUpdate, Publication, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
 };
 
 /// `track_unpublished` without a reason (a server before reasons): unpublished on purpose.

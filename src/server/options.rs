@@ -264,7 +264,10 @@ impl TlsIdentity {
         cert: impl AsRef<std::path::Path>,
         key: impl AsRef<std::path::Path>,
     ) -> std::io::Result<Self> {
-        Ok(TlsIdentity::from_pem(std::fs::read(cert)?, std::fs::read(key)?))
+        Ok(TlsIdentity::from_pem(
+            std::fs::read(cert)?,
+            std::fs::read(key)?,
+        ))
     }
 }
 

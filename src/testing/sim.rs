@@ -512,9 +512,9 @@ impl World {
                     1 => (OperationKind::Ban, Some(crate::model::BanTerm::room())),
                     _ => (
                         OperationKind::Ban,
-                        Some(crate::model::BanTerm::lasting(std::time::Duration::from_secs(
-                            10,
-                        ))),
+                        Some(crate::model::BanTerm::lasting(
+                            std::time::Duration::from_secs(10),
+                        )),
                     ),
                 };
                 self.request(dev, kind, None, |op| ClientFrame::Kick {

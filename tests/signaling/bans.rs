@@ -12,9 +12,7 @@ use jrtc::{
 use crate::support::{User, done, refused, room_of, server};
 
 fn token_with(server: &ServerHandle, user: &str, grants: Grants) -> String {
-    server
-        .mint(&AccessToken::new(user).grants(grants))
-        .unwrap()
+    server.mint(&AccessToken::new(user).grants(grants)).unwrap()
 }
 
 async fn join_refused(user: &User, room: &str) -> ErrorCode {
@@ -36,7 +34,10 @@ async fn a_banned_user_is_refused_on_every_path() {
         .ban("gus", BanTerm::lasting(Duration::from_secs(60)))
         .await
         .unwrap();
-    assert_eq!(refused(&mallory.call, op).await, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused(&mallory.call, op).await,
+        ErrorCode::PermissionDenied
+    );
     mallory.events = mallory.call.events();
 
     let op = hana
@@ -77,11 +78,7 @@ async fn a_banned_user_is_refused_on_every_path() {
         panic!("an invite report");
     };
     let invitation = report.invitations[0].id;
-    let op = mallory
-        .call
-        .accept_invite(invitation, false)
-        .await
-        .unwrap();
+    let op = mallory.call.accept_invite(invitation, false).await.unwrap();
     assert_eq!(refused(&mallory.call, op).await, ErrorCode::Banned);
     assert!(
         mallory
@@ -90,7 +87,11 @@ async fn a_banned_user_is_refused_on_every_path() {
             .iter()
             .any(|i| i.id == invitation)
     );
-    done(&hana.call, hana.call.cancel_invite(invitation).await.unwrap()).await;
+    done(
+        &hana.call,
+        hana.call.cancel_invite(invitation).await.unwrap(),
+    )
+    .await;
 
     // The host lists the ban.
     let op = hana.call.list_bans().await.unwrap();
@@ -140,7 +141,10 @@ async fn a_ban_for_the_room_ends_with_the_room_and_a_ban_needs_no_presence() {
     assert_eq!(refused(&hana.call, op).await, ErrorCode::InvalidParam);
     let op = hana
         .call
-        .ban("bob", BanTerm::lasting(Duration::from_secs(400 * 24 * 3600)))
+        .ban(
+            "bob",
+            BanTerm::lasting(Duration::from_secs(400 * 24 * 3600)),
+        )
         .await
         .unwrap();
     assert_eq!(refused(&hana.call, op).await, ErrorCode::InvalidParam);

@@ -63,7 +63,9 @@ async fn closed(stream: &mut TcpStream, wait: Duration) -> bool {
 /// Connect, log in and join as a fresh user; the time it took.
 async fn join_once(server: &jrtc::ServerHandle, user: &str) -> Duration {
     let started = Instant::now();
-    let call = Call::connect(&server.url(), token(server, user)).await.unwrap();
+    let call = Call::connect(&server.url(), token(server, user))
+        .await
+        .unwrap();
     let op = call.join("lobby", JoinOptions::default()).await.unwrap();
     done(&call, op).await;
     let took = started.elapsed();
@@ -107,8 +109,16 @@ async fn one_address_cannot_crowd_out_the_others() {
             held.push(stream);
         }
     }
-    assert_eq!(held.len(), PER_ADDRESS, "the oldest up to the limit are held");
-    assert_eq!(refused, ATTEMPTS - PER_ADDRESS, "the newest over the limit are refused");
+    assert_eq!(
+        held.len(),
+        PER_ADDRESS,
+        "the oldest up to the limit are held"
+    );
+    assert_eq!(
+        refused,
+        ATTEMPTS - PER_ADDRESS,
+        "the newest over the limit are refused"
+    );
     assert_eq!(server.waiting_connections().0, PER_ADDRESS);
 
     // Meanwhile a legitimate user from another address gets in, every time.
@@ -165,7 +175,9 @@ async fn a_hello_over_the_hard_limit_is_answered_before_the_close() {
     let server = builder().start().await.unwrap();
     // Twenty times on fresh connections: a reset would lose the answer now and then.
     for _ in 0..20 {
-        let (mut ws, _) = tokio_tungstenite::connect_async(server.url()).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(server.url())
+            .await
+            .unwrap();
         let token = "x".repeat(2 * 1024 * 1024);
         let hello = format!(r#"{{"type":"hello","version":1,"token":"{token}"}}"#);
         // The server stops reading the frame once its header says it is too large; the client
@@ -190,4 +202,3 @@ async fn a_hello_over_the_hard_limit_is_answered_before_the_close() {
     }
     assert_eq!(server.connection_count(), 0);
 }
-

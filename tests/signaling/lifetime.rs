@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use jrtc::{
-    AccessToken, CallError, CallEvent, CallOptions, ErrorCode, Grants, Limits, Reason,
-    Revocation, ServerHandle, TokenProvider,
+    AccessToken, CallError, CallEvent, CallOptions, ErrorCode, Grants, Limits, Reason, Revocation,
+    ServerHandle, TokenProvider,
 };
 
 use crate::support::{User, builder, done, refused, room_of, unlimited};
@@ -87,7 +87,10 @@ async fn a_session_ends_when_its_token_expires_unless_it_is_refreshed() {
     let late = SystemTime::now()
         .duration_since(expires)
         .unwrap_or_default();
-    println!("session closed {} ms after its token's expiry", late.as_millis());
+    println!(
+        "session closed {} ms after its token's expiry",
+        late.as_millis()
+    );
     assert_eq!(left, Some(Reason::TokenExpired));
     assert_eq!(closed, Reason::TokenExpired);
 
@@ -111,7 +114,10 @@ async fn a_session_ends_when_its_token_expires_unless_it_is_refreshed() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let room = hana.call.room().unwrap();
     assert!(room.participant("bob").is_some(), "bob refreshed by hand");
-    assert!(room.participant("carol").is_some(), "carol's call refreshed");
+    assert!(
+        room.participant("carol").is_some(),
+        "carol's call refreshed"
+    );
     assert_eq!(*provided.lock().unwrap(), 1);
     assert!(carol.call.token_expires_at() > SystemTime::now() + Duration::from_secs(3000));
     for user in [&bob, &carol] {
@@ -183,7 +189,10 @@ async fn tokens_valid_for_longer_than_the_server_allows_are_refused() {
     );
     // `exp` at the end of time.
     let forever = server
-        .mint(&AccessToken::new("alice").expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 4)))
+        .mint(
+            &AccessToken::new("alice")
+                .expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 4)),
+        )
         .unwrap();
     assert_eq!(
         login_refused(&server, forever).await,
@@ -209,13 +218,22 @@ async fn revoked_tokens_are_refused_and_end_their_sessions() {
     let started = Instant::now();
     server.revoke(Revocation::token("t-1"));
     let (left, closed) = until_closed(&mut mallory, Duration::from_secs(5)).await;
-    println!("revoked session closed in {} ms", started.elapsed().as_millis());
-    assert_eq!((left, closed), (Some(Reason::TokenRevoked), Reason::TokenRevoked));
+    println!(
+        "revoked session closed in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(
+        (left, closed),
+        (Some(Reason::TokenRevoked), Reason::TokenRevoked)
+    );
     assert_eq!(
         hana.participant_left().await,
         ("mallory".to_owned(), Reason::TokenRevoked)
     );
-    assert_eq!(login_refused(&server, marked).await, ErrorCode::TokenRevoked);
+    assert_eq!(
+        login_refused(&server, marked).await,
+        ErrorCode::TokenRevoked
+    );
 
     // Another token of the user still works, until all of the user's tokens issued before now
     // are revoked, by an admin over the protocol.
@@ -223,11 +241,7 @@ async fn revoked_tokens_are_refused_and_end_their_sessions() {
         .mint(&AccessToken::new("mallory").grants(Grants::host()))
         .unwrap();
     let mut mallory = User::connect_url(&server.url(), other.clone()).await;
-    let op = mallory
-        .call
-        .revoke(Revocation::token("x"))
-        .await
-        .unwrap();
+    let op = mallory.call.revoke(Revocation::token("x")).await.unwrap();
     assert_eq!(refused(&mallory.call, op).await, ErrorCode::MissingGrant);
     let admin = server
         .mint(&AccessToken::new("ops").grants(Grants::none().admin(true)))
@@ -244,7 +258,10 @@ async fn revoked_tokens_are_refused_and_end_their_sessions() {
     let (_, closed) = until_closed(&mut mallory, Duration::from_secs(5)).await;
     assert_eq!(closed, Reason::TokenRevoked);
     assert_eq!(login_refused(&server, other).await, ErrorCode::TokenRevoked);
-    assert!(admin.call.closed_reason().is_none(), "other users are untouched");
+    assert!(
+        admin.call.closed_reason().is_none(),
+        "other users are untouched"
+    );
 }
 
 impl User {

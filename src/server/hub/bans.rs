@@ -209,7 +209,9 @@ mod tests {
         let mut book = BanBook::default();
         let zero = BanTerm { for_ms: Some(0) };
         assert_eq!(
-            book.check_room_for(&room, &user, zero, 10).unwrap_err().code,
+            book.check_room_for(&room, &user, zero, 10)
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidParam
         );
         book.add(&room, &"a".into(), BanTerm::room(), &host, 0);

@@ -336,10 +336,7 @@ impl Hub {
             // What the join below would refuse, refused before the invitation is answered.
             self.bans.check(&room, &user, self.now)?;
             if !self.rooms.contains_key(&room) && !login.identity.grants.create {
-                return refuse(
-                    ErrorCode::NoSuchRoom,
-                    format!("room `{room}` is over"),
-                );
+                return refuse(ErrorCode::NoSuchRoom, format!("room `{room}` is over"));
             }
             if let Some(r) = self.rooms.get(&room) {
                 if r.has_user(&user) {

@@ -23,11 +23,11 @@ mod tokens;
 
 use bans::BanBook;
 use invites::InvitationBook;
-use tokens::TokenBook;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use outbox::Outbox;
 use room::{Room, check_display_name, check_state};
+use tokens::TokenBook;
 
 /// A logged-in session: it outlives its connection for the grace period (see `sessions.rs`).
 pub(super) struct Login {

@@ -335,7 +335,9 @@ impl AcceptFailures {
             tracing::warn!(%error, "accepting connections fails; backing off until it works again");
         }
         let factor = 1u32 << (self.count.min(9) - 1);
-        Self::FIRST_DELAY.saturating_mul(factor).min(Self::MAX_DELAY)
+        Self::FIRST_DELAY
+            .saturating_mul(factor)
+            .min(Self::MAX_DELAY)
     }
 
     fn recovered(&mut self) {
