@@ -34,7 +34,7 @@ async fn first_invitation(call: &Call) -> jrtc::Invitation {
 
 /// A token for a demo user with every grant, signed by the development server.
 fn token(server: &ServerHandle, user: &str, name: &str) -> Result<String, jrtc::TokenError> {
-    server.mint(&AccessToken::new(user).name(name).grants(Grants::all()))
+    server.mint(&AccessToken::new(user).name(name).grants(Grants::host()))
 }
 
 #[tokio::main]

@@ -24,7 +24,7 @@ const FIXTURE: &str = concat!(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder().development().start().await?;
-    let token = |user: &str| server.mint(&AccessToken::new(user).grants(Grants::all()));
+    let token = |user: &str| server.mint(&AccessToken::new(user).grants(Grants::host()));
     let alice = Call::connect(&server.url(), token("alice")?).await?;
     let bob = Call::connect(&server.url(), token("bob")?).await?;
     for call in [&alice, &bob] {

@@ -21,7 +21,7 @@ fn print_events(name: &'static str, mut events: EventStream) -> tokio::task::Joi
 
 /// A token for a demo user with every grant, signed by the development server.
 fn token(server: &ServerHandle, user: &str, name: &str) -> Result<String, jrtc::TokenError> {
-    server.mint(&AccessToken::new(user).name(name).grants(Grants::all()))
+    server.mint(&AccessToken::new(user).name(name).grants(Grants::host()))
 }
 
 #[tokio::main]

@@ -22,7 +22,7 @@
 //! let server = Server::builder().development().start().await?;
 //!
 //! // Users log in with signed access tokens; your backend would mint these with the secret.
-//! let alice_token = server.mint(&AccessToken::new("alice").name("Alice").grants(Grants::all()))?;
+//! let alice_token = server.mint(&AccessToken::new("alice").name("Alice").grants(Grants::host()))?;
 //! let bob_token = server.mint(&AccessToken::new("bob").name("Bob").room("standup"))?;
 //!
 //! // Each `Call` is one logged-in user's handle.

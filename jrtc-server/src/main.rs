@@ -338,3 +338,19 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
     server.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn other_crates_are_capped_at_warn_unless_the_filter_names_them() {
+        assert_eq!(log_filter("info"), "warn,jrtc=info,jrtc_server=info");
+        assert_eq!(log_filter("debug"), "warn,jrtc=debug,jrtc_server=debug");
+        assert_eq!(log_filter("error"), "error,jrtc=error,jrtc_server=error");
+        assert_eq!(
+            log_filter("jrtc=trace,webrtc=info"),
+            "jrtc=trace,webrtc=info"
+        );
+    }
+}

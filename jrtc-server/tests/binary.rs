@@ -6,11 +6,12 @@ use std::process::{Command, Stdio};
 use futures::StreamExt;
 use jrtc::{Call, CallEvent, JoinOptions, Outcome};
 
-#[tokio::test]
-async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
-    let secret = "a test secret that is long enough to be accepted";
+/// Starts `jrtc-server serve` on a free loopback port with `extra` flags; the child and the URL
+/// it prints.
+fn serve(secret: &str, extra: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
         .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .args(extra)
         .env("JRTC_SECRET", secret)
         .stdout(Stdio::piped())
         .spawn()
@@ -20,7 +21,14 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
         .read_line(&mut line)
         .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+    (child, url)
+}
+
+#[tokio::test]
+async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
+    let secret = "a test secret that is long enough to be accepted";
+    let (child, url) = serve(secret, &[]);
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
 
     // A token minted by the binary's own `token` command logs in.
     let minted = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
@@ -42,12 +50,32 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
     };
     assert_eq!(snap.participants.len(), 1);
 
+    interrupt(&child);
+    // The server says goodbye: the call's stream ends with the shutdown reason.
+    assert_eq!(closed(&mut events).await, jrtc::Reason::ServerShutdown);
+    exits_cleanly(child).await;
+}
+
+/// Sends SIGINT to the server.
+fn interrupt(child: &std::process::Child) {
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    // The server says goodbye: the call's stream ends with the shutdown reason.
+}
+
+/// Waits for the server to exit, which must be with status 0.
+async fn exits_cleanly(mut child: std::process::Child) {
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// Reads `events` until `Closed`; its reason.
+async fn closed(events: &mut jrtc::EventStream) -> jrtc::Reason {
     let wait = std::time::Duration::from_secs(5);
     loop {
         let event = tokio::time::timeout(wait, events.next())
@@ -55,15 +83,9 @@ async fn the_standalone_server_serves_clients_and_stops_on_sigint() {
             .expect("an event in time")
             .expect("the stream ends after Closed");
         if let CallEvent::Closed { reason } = event {
-            assert_eq!(reason, jrtc::Reason::ServerShutdown);
-            break;
+            return reason;
         }
     }
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
 }
 
 /// Runs `jrtc-server` with `args` and the secret; its stdout, which must be a success.
@@ -86,22 +108,9 @@ async fn serve_with_tls_mint_with_new_grants_and_revoke_from_the_command_line() 
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).unwrap();
     std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .env("JRTC_SECRET", secret)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("wss://127.0.0.1:"), "{line}");
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let (child, url) = serve(secret, &["--tls-cert", cert_arg, "--tls-key", key_arg]);
+    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
     let options = jrtc::CallOptions::default()
         .tls(jrtc::TlsRoots::pem(made.cert.pem()))
         .reconnect(jrtc::ReconnectPolicy::never());
@@ -150,27 +159,9 @@ async fn serve_with_tls_mint_with_new_grants_and_revoke_from_the_command_line() 
         ),
         "revoked"
     );
-    let wait = std::time::Duration::from_secs(5);
-    loop {
-        let event = tokio::time::timeout(wait, gus_events.next())
-            .await
-            .expect("an event in time")
-            .expect("the stream ends after Closed");
-        if let CallEvent::Closed { reason } = event {
-            assert_eq!(reason, jrtc::Reason::TokenRevoked);
-            break;
-        }
-    }
+    assert_eq!(closed(&mut gus_events).await, jrtc::Reason::TokenRevoked);
     assert!(hana.closed_reason().is_none());
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    interrupt(&child);
+    exits_cleanly(child).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,10 +5,9 @@
 //! The per-address test needs a second source address: it re-runs itself in a network namespace
 //! made for it (`unshare -n`, as `media_fault.rs` does), where the attacker connects from
 //! 127.0.0.2 and the legitimate user from 127.0.0.1, both on the namespace's own loopback, with
-//! the open-file limit at the common default of 1,024 (`prlimit`).
+//! the open-file limit at the common default of 1,024.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -19,29 +18,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{builder, done, token, unlimited};
 
-const INSIDE: &str = "JRTC_FLOOD_TEST_IN_NETNS";
-
+/// Runs `test` in a new network namespace with its loopback up and the open-file limit at the
+/// common default of 1,024, which the attack exceeds.
 fn inside_namespace(test: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let name = format!("floods::{test}");
-    let status = Command::new("unshare")
-        // The common default of 1,024 open files, which the attack exceeds.
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            "ip link set lo up && exec prlimit --nofile=1024:1024 \"$0\" \"$@\"",
-        ])
-        .arg(&exe)
-        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .status()
-        .expect("unshare runs (util-linux)");
-    assert!(status.success(), "the test inside the namespace failed");
-    false
+    crate::support::in_namespace(
+        &format!("floods::{test}"),
+        "ip link set lo up && ulimit -n 1024",
+    )
 }
 
 /// A TCP connection from `from` that never says anything.

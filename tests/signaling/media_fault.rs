@@ -13,29 +13,16 @@ use jrtc::{CallEvent, CallOptions, MediaConnection, MediaEvent, Reason, TrackSou
 
 use crate::support::{User, builder, token};
 
-const INSIDE: &str = "JRTC_TEST_IN_NETNS";
 const ADDRESS: &str = "10.77.0.1";
 
-/// Runs `test` (this file's test of that name) in a new network namespace; true when this
-/// process is the one inside, which then runs the body.
+/// Runs `test` (this file's test of that name) in a new network namespace with `lo` and a veth
+/// pair carrying 10.77.0.1; true when this process is the one inside, which then runs the body.
 fn inside_namespace(test: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let name = format!("media_fault::{test}");
-    let script = "ip link set lo up && ip link add jv0 type veth peer name jv1 && \
-                  ip link set jv0 up && ip link set jv1 up && \
-                  ip addr add 10.77.0.1/24 dev jv0 && exec \"$0\" \"$@\"";
-    let status = Command::new("unshare")
-        .args(["-n", "sh", "-c", script])
-        .arg(&exe)
-        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .status()
-        .expect("unshare runs (util-linux)");
-    assert!(status.success(), "the test inside the namespace failed");
-    false
+    crate::support::in_namespace(
+        &format!("media_fault::{test}"),
+        "ip link set lo up && ip link add jv0 type veth peer name jv1 && \
+         ip link set jv0 up && ip link set jv1 up && ip addr add 10.77.0.1/24 dev jv0",
+    )
 }
 
 fn address(add: bool) {

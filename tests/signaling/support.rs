@@ -179,3 +179,24 @@ pub async fn refused(call: &Call, op: OperationId) -> jrtc::ErrorCode {
         other => panic!("expected {op} to be refused, got {other:?}"),
     }
 }
+
+/// Runs test `name` (a path like `floods::a_test`) again in a new network namespace, where
+/// `setup` (shell commands) runs first; true when this process is the one inside, which then
+/// runs the body. The namespace needs root (as `.ci/run` has) and `unshare` (util-linux).
+pub fn in_namespace(name: &str, setup: &str) -> bool {
+    const INSIDE: &str = "JRTC_TEST_IN_NETNS";
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let script = format!("{setup} && exec \"$0\" \"$@\"");
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(status.success(), "the test inside the namespace failed");
+    false
+}

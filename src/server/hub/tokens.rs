@@ -7,10 +7,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::auth::{Identity, Revocation};
-use crate::model::UserId;
-use crate::protocol::ErrorCode;
+use crate::model::{OperationId, Reason, UserId};
+use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::io::{ConnId, Millis, Refusal, refuse};
+use super::{Hub, Output};
 
 /// Revocations the server keeps at most (each is forgotten after the maximum token lifetime).
 pub(super) const MAX_REVOCATIONS: usize = 100_000;
@@ -151,12 +152,7 @@ impl TokenBook {
     }
 }
 
-use crate::model::{OperationId, Reason};
-use crate::protocol::ServerFrame;
-
-use super::{Hub, Output};
-
-impl super::Hub {
+impl Hub {
     /// Ends session `session` for good: its connection (if it has one) gets a goodbye with
     /// `reason` and no reconnecting; its room sees it leave with `reason`.
     pub(super) fn close_session(&mut self, session: ConnId, reason: Reason, out: &mut Vec<Output>) {
@@ -248,9 +244,7 @@ impl super::Hub {
         });
         Ok(())
     }
-}
 
-impl Hub {
     /// Checks a token: signature, time window, lifetime, claims, revocation.
     pub(super) fn verify_token(&self, token: &str) -> Result<Identity, Refusal> {
         let identity = crate::auth::verify(
