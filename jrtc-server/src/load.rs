@@ -179,7 +179,10 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
                 .requests_per_second(1_000_000)
                 .request_burst(1_000_000)
                 .max_participants(args.users.max(1))
-                .max_connections_per_user(1);
+                .max_connections_per_user(1)
+                // Every simulated user connects from 127.0.0.1, thousands at once.
+                .max_unauthenticated(usize::MAX)
+                .max_unauthenticated_per_address(usize::MAX);
             embedded = Some(
                 jrtc::Server::builder()
                     .secret(secret.clone())

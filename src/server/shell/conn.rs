@@ -51,22 +51,32 @@ pub(crate) async fn serve(
         evict,
     };
     match start.state.tls.clone() {
-        Some(acceptor) => {
-            let tls = tokio::select! {
-                tls = acceptor.accept(socket) => tls,
-                _ = &mut deadline => return start.done(),
-                _ = stopped(&mut start.stop) => return start.done(),
-                _ = &mut start.evict => return start.done(),
-            };
-            match tls {
-                Ok(tls) => handshake(tls, deadline, start).await,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    start.done()
-                }
-            }
-        }
+        // On the heap: a TLS connection's state is several KiB, and a plain connection's task
+        // would otherwise reserve room for it too (a task's future is as large as its largest
+        // state).
+        Some(acceptor) => Box::pin(serve_tls(acceptor, socket, deadline, start)).await,
         None => handshake(socket, deadline, start).await,
+    }
+}
+
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    socket: TcpStream,
+    mut deadline: Pin<&mut tokio::time::Sleep>,
+    mut start: Start,
+) {
+    let tls = tokio::select! {
+        tls = acceptor.accept(socket) => tls,
+        _ = &mut deadline => return start.done(),
+        _ = stopped(&mut start.stop) => return start.done(),
+        _ = &mut start.evict => return start.done(),
+    };
+    match tls {
+        Ok(tls) => handshake(tls, deadline, start).await,
+        Err(e) => {
+            tracing::debug!(peer = %start.peer, error = %e, "TLS handshake failed");
+            start.done()
+        }
     }
 }
 
