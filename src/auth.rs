@@ -16,6 +16,18 @@ use crate::protocol::{ErrorCode, Refusal};
 /// Shortest secret the server accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// Longest token id (`jti`), in bytes.
+pub const MAX_TOKEN_ID_LEN: usize = 128;
+
+/// How far in the future a token's `iat` may be (the minter's clock ahead of the server's), in
+/// seconds.
+pub const CLOCK_SKEW: u64 = 60;
+
+/// Whether `id` may be a token id: 1 to [`MAX_TOKEN_ID_LEN`] bytes.
+pub(crate) fn valid_token_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_TOKEN_ID_LEN
+}
+
 /// How long a token is valid when the minter does not say.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
@@ -176,6 +188,9 @@ pub enum TokenError {
     /// A room id breaks the id rules.
     #[error("`{0}` is not a valid room id")]
     InvalidRoomId(String),
+    /// The token id is empty or longer than [`MAX_TOKEN_ID_LEN`] bytes.
+    #[error("a token id must be 1 to {MAX_TOKEN_ID_LEN} bytes, not {} bytes", .0.len())]
+    InvalidId(String),
     /// The secret is shorter than [`MIN_SECRET_LEN`].
     #[error("the secret must be at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
@@ -191,6 +206,7 @@ pub struct AccessToken {
     ttl: Duration,
     expires_at: Option<SystemTime>,
     not_before: Option<SystemTime>,
+    issued_at: Option<SystemTime>,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -204,7 +220,7 @@ impl AccessToken {
             claims: Claims {
                 sub: user_id.into(),
                 name: String::new(),
-                jti: None,
+                jti: Some(random_id()),
                 exp: 0,
                 nbf: None,
                 iat: None,
@@ -216,6 +232,7 @@ impl AccessToken {
             ttl: DEFAULT_TOKEN_TTL,
             expires_at: None,
             not_before: None,
+            issued_at: None,
         }
     }
 
@@ -235,6 +252,13 @@ impl AccessToken {
     /// Valid until this moment.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.expires_at = Some(at);
+        self
+    }
+
+    /// Dated as issued at this moment (`iat`; by default the moment of signing). The lifetime
+    /// the server allows counts from here.
+    pub fn issued_at(mut self, at: SystemTime) -> Self {
+        self.issued_at = Some(at);
         self
     }
 
@@ -266,10 +290,17 @@ impl AccessToken {
         self
     }
 
-    /// The token's id (`jti`), for revoking it later; by default a random one.
+    /// The token's id (`jti`), for revoking it later: 1 to 128 bytes. By default a random one
+    /// (128 bits) made with the builder, so every token signed from one builder carries the same
+    /// id.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.claims.jti = Some(id.into());
         self
+    }
+
+    /// The token's id (`jti`), for revoking it later.
+    pub fn token_id(&self) -> &str {
+        self.claims.jti.as_deref().unwrap_or("")
     }
 
     /// What the holder may do.
@@ -286,6 +317,11 @@ impl AccessToken {
         if !valid_id(&self.claims.sub) {
             return Err(TokenError::InvalidUserId(self.claims.sub.clone()));
         }
+        if let Some(id) = &self.claims.jti
+            && !valid_token_id(id)
+        {
+            return Err(TokenError::InvalidId(id.clone()));
+        }
         for room in self.claims.rooms.iter().flatten().chain(&self.claims.hosts) {
             if !valid_id(room.as_str()) {
                 return Err(TokenError::InvalidRoomId(room.to_string()));
@@ -293,12 +329,9 @@ impl AccessToken {
         }
         let now = SystemTime::now();
         let mut claims = self.claims.clone();
-        claims.iat = Some(unix(now));
+        claims.iat = Some(unix(self.issued_at.unwrap_or(now)));
         claims.exp = unix(self.expires_at.unwrap_or(now + self.ttl));
         claims.nbf = self.not_before.map(unix);
-        if claims.jti.is_none() {
-            claims.jti = Some(random_id());
-        }
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -319,8 +352,8 @@ pub(crate) struct Identity {
     pub(crate) grants: Grants,
     /// The token's id, if it has one.
     pub(crate) jti: Option<String>,
-    /// When the token was issued (seconds since the Unix epoch), if it says.
-    pub(crate) issued_at: Option<u64>,
+    /// When the token was issued (seconds since the Unix epoch).
+    pub(crate) issued_at: u64,
     /// When the token expires (seconds since the Unix epoch).
     pub(crate) expires_at: u64,
 }
@@ -329,6 +362,11 @@ impl Identity {
     /// Whether the token lets its holder into `room`.
     pub(crate) fn may_enter(&self, room: &RoomId) -> bool {
         self.rooms.as_ref().is_none_or(|rooms| rooms.contains(room))
+    }
+
+    /// When the token expires, in milliseconds since the Unix epoch (the core's clock).
+    pub(crate) fn expires_at_ms(&self) -> u64 {
+        self.expires_at.saturating_mul(1000)
     }
 
     /// Whether the holder joins `room` as a host.
@@ -379,25 +417,6 @@ pub(crate) fn verify(
             format!("valid from {nbf}"),
         ));
     }
-    let lifetime = claims.exp - claims.iat.unwrap_or(now).min(now);
-    if lifetime > max_lifetime {
-        return Err(Refusal::new(
-            ErrorCode::TokenTooLongLived,
-            format!(
-                "the token is valid for {lifetime} s; this server takes tokens valid for at most {max_lifetime} s"
-            ),
-        ));
-    }
-    if claims
-        .jti
-        .as_ref()
-        .is_some_and(|j| j.is_empty() || j.len() > 128)
-    {
-        return Err(Refusal::new(
-            ErrorCode::InvalidToken,
-            "the token id (jti) must be 1 to 128 bytes",
-        ));
-    }
     if !valid_id(&claims.sub) {
         return Err(Refusal::new(
             ErrorCode::InvalidUserId,
@@ -422,6 +441,35 @@ pub(crate) fn verify(
             "a room id breaks the id rules",
         ));
     }
+    if claims.jti.as_ref().is_some_and(|j| !valid_token_id(j)) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidToken,
+            format!("the token id (jti) must be 1 to {MAX_TOKEN_ID_LEN} bytes"),
+        ));
+    }
+    // `iat` bounds the token's life, so that a revocation need only be kept for the maximum
+    // lifetime: a token without it, or dated in the future, could outlive any revocation.
+    let Some(iat) = claims.iat else {
+        return Err(Refusal::new(
+            ErrorCode::InvalidToken,
+            "the token has no `iat` (issued at) claim",
+        ));
+    };
+    if iat > now + CLOCK_SKEW {
+        return Err(Refusal::new(
+            ErrorCode::TokenNotYetValid,
+            format!("issued at {iat}, in the future"),
+        ));
+    }
+    let lifetime = claims.exp - iat.min(now);
+    if lifetime > max_lifetime {
+        return Err(Refusal::new(
+            ErrorCode::TokenTooLongLived,
+            format!(
+                "the token is valid for {lifetime} s; this server takes tokens valid for at most {max_lifetime} s"
+            ),
+        ));
+    }
     let name = if claims.name.is_empty() {
         claims.sub.clone()
     } else {
@@ -435,7 +483,7 @@ pub(crate) fn verify(
         hosts: claims.hosts,
         grants: claims.grants,
         jti: claims.jti,
-        issued_at: claims.iat,
+        issued_at: iat,
         expires_at: claims.exp,
     })
 }
@@ -467,8 +515,8 @@ pub enum Revocation {
         /// The token's id.
         jti: String,
     },
-    /// Every token of `user_id` issued before `issued_before` (seconds since the Unix epoch);
-    /// a token without `iat` counts as issued before any time.
+    /// Every token of `user_id` issued (`iat`) before `issued_before` (seconds since the Unix
+    /// epoch).
     User {
         /// Whose tokens.
         user_id: UserId,
@@ -498,7 +546,7 @@ impl Revocation {
             Revocation::User {
                 user_id,
                 issued_before,
-            } => &identity.user == user_id && identity.issued_at.unwrap_or(0) < *issued_before,
+            } => &identity.user == user_id && identity.issued_at < *issued_before,
         }
     }
 }

@@ -179,7 +179,9 @@ async fn revoke(args: Revoke) -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(user), Some(before)) => {
             let at = match before.as_str() {
                 "now" => std::time::SystemTime::now(),
-                secs => std::time::UNIX_EPOCH + Duration::from_secs(secs.parse()?),
+                secs => std::time::UNIX_EPOCH
+                    .checked_add(Duration::from_secs(secs.parse()?))
+                    .ok_or("--before is too far in the future")?,
             };
             Revocation::user_before(user.as_str(), at)
         }
@@ -200,14 +202,6 @@ async fn revoke(args: Revoke) -> Result<(), Box<dyn std::error::Error>> {
     call.close().await;
     println!("revoked");
     Ok(())
-}
-
-/// 128 bits from the standard library's randomly seeded hasher keys: unique enough for a
-/// token id (it is not a secret).
-fn random_id() -> String {
-    use std::hash::BuildHasher;
-    let half = |n: u64| std::collections::hash_map::RandomState::new().hash_one(n);
-    format!("{:016x}{:016x}", half(1), half(2))
 }
 
 fn grants(names: &[String]) -> Result<Grants, String> {
@@ -259,10 +253,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for room in &args.host_of {
                 token = token.host_of(room.as_str());
             }
+            if let Some(id) = &args.id {
+                token = token.id(id);
+            }
             // The id is printed (to stderr) so the token can be revoked later.
-            let id = args.id.clone().unwrap_or_else(random_id);
-            eprintln!("token id (jti): {id}");
-            token = token.id(id);
+            eprintln!("token id (jti): {}", token.token_id());
             if let Some(name) = &args.name {
                 token = token.name(name);
             }

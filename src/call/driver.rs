@@ -263,7 +263,7 @@ async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallErr
     // The latest token: a refreshed one if the call refreshed it.
     let (taken, credentials) = {
         let s = lock(shared);
-        (s.session.taken(), s.credentials.clone())
+        (s.session.taken(), s.resume_credentials())
     };
     let resume = ClientFrame::Resume {
         version: PROTOCOL_VERSION,

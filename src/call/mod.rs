@@ -169,8 +169,12 @@ impl Call {
     /// When the session's access token expires: the server ends the session then (reason
     /// [`Reason::TokenExpired`]) unless it was refreshed ([`Call::refresh_token`], or a
     /// [`CallOptions::token_provider`]).
-    pub fn token_expires_at(&self) -> std::time::SystemTime {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(*self.inner.expiry.borrow())
+    /// `None` when the server did not say (a server from before token expiry).
+    pub fn token_expires_at(&self) -> Option<std::time::SystemTime> {
+        match *self.inner.expiry.borrow() {
+            0 => None,
+            secs => std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)),
+        }
     }
 
     /// Hands the server a new access token of the same user before the current one expires;
@@ -723,7 +727,9 @@ impl Call {
         // Offline, the session holds the request; the connection task sends it once it is
         // back.
         if online && let Err(e) = self.send_command(Command::Request(op, text)).await {
-            self.shared().session.forget(op);
+            let mut shared = self.shared();
+            shared.session.forget(op);
+            shared.refreshing.remove(&op);
             return Err(e);
         }
         Ok(op)

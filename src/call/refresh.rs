@@ -33,7 +33,8 @@ pub(super) async fn run(
             // Expired: the server has ended the session (or will at once).
             return;
         }
-        // At least a second between attempts, so a failing provider is not called in a loop.
+        // At least a second between attempts, so a failing provider is not called in a loop:
+        // when a refresh fails, the expiry stays and the next wait is half of what is left.
         let wait = refresh_in(expires_at, unix_now()).max(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -44,24 +45,28 @@ pub(super) async fn run(
                 continue;
             }
         }
+        if call.strong_count() == 0 {
+            return;
+        }
+        // The provider runs without a handle on the call, so dropping the last handle while it
+        // works still ends the call.
+        let token = match (provider.0)().await {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(error = %e, "the token provider failed");
+                continue;
+            }
+        };
         let Some(inner) = call.upgrade() else {
             return;
         };
         let call = Call { inner };
-        if call.closed_reason().is_some() {
-            return;
-        }
-        match (provider.0)().await {
-            Ok(token) => match call.refresh_token(token).await {
-                Ok(op) => {
-                    if let Err(e) = call.outcome(op).await {
-                        tracing::warn!(error = %e, "refreshing the access token failed");
-                    }
-                }
-                Err(CallError::Closed { .. }) => return,
-                Err(e) => tracing::warn!(error = %e, "refreshing the access token failed"),
-            },
-            Err(e) => tracing::warn!(error = %e, "the token provider failed"),
+        match call.refresh_token(token).await {
+            // Its outcome is the application's to see (`Completed`); success moves the expiry,
+            // which wakes this loop.
+            Ok(_) => {}
+            Err(CallError::Closed { .. }) => return,
+            Err(e) => tracing::warn!(error = %e, "refreshing the access token failed"),
         }
     }
 }

@@ -141,6 +141,16 @@ impl Shared {
         }
     }
 
+    /// The token a resume sends: the newest one, including one a `refresh` still in flight
+    /// carries (the server may have applied it before the connection was lost; if it did not,
+    /// the refresh is sent again after the resume and takes effect then).
+    pub(super) fn resume_credentials(&self) -> super::Credentials {
+        match self.refreshing.iter().max_by_key(|(op, _)| op.0) {
+            Some((_, token)) => super::Credentials::token(token.clone()),
+            None => self.credentials.clone(),
+        }
+    }
+
     /// The session's token expires at `at` (seconds since the Unix epoch).
     pub(super) fn token_expires(&mut self, at: u64) {
         self.expires_at.send_replace(at);

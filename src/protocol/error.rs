@@ -163,9 +163,12 @@ pub enum ErrorCode {
     /// `unban` named a user who is not banned from the room.
     #[error("the user is not banned from this room")]
     NotBanned,
-    /// The room (or the server) holds as many bans as it allows.
+    /// The room, the host (or the server) holds as many bans as it allows.
     #[error("too many bans")]
     TooManyBans,
+    /// The server holds as many revocations as it allows.
+    #[error("too many revocations")]
+    TooManyRevocations,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]

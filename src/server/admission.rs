@@ -1,8 +1,9 @@
 //! Which new connections the server takes while they are not logged in yet. Sans-IO: the accept
 //! loop asks, and tells it when a connection logs in or goes; nothing here touches a socket.
 //!
-//! Two limits hold connections that have not logged in: per source address (a new connection
-//! over it is refused: closed at once, so one attacker cannot crowd out others) and in total (a
+//! Two limits hold connections that have not logged in: per source (an IPv4 address or an IPv6
+//! /64; a new connection over it is refused: closed at once, so one attacker cannot crowd out
+//! others) and in total (a
 //! new connection over it closes the oldest one not logged in, so a flood from many addresses
 //! cannot stop new users from getting in, only make the oldest idle ones go). A connection
 //! stops counting once it logs in; from then on the per-user limits hold.
@@ -42,6 +43,8 @@ pub(crate) struct Admission {
     addresses: HashMap<IpAddr, (usize, u64)>,
     /// Connections closed to make room, in all.
     evicted: u64,
+    /// Floods found over while making room, not yet taken by the shell (for its log).
+    over: Vec<FloodOver>,
 }
 
 impl Admission {
@@ -52,13 +55,14 @@ impl Admission {
             waiting: BTreeMap::new(),
             addresses: HashMap::new(),
             evicted: 0,
+            over: Vec::new(),
         }
     }
 
     /// A connection from `address` was accepted as `conn` (ids must grow). The second value is
     /// true for the first refusal of an incident (worth one log line).
     pub(crate) fn admit(&mut self, conn: ConnId, address: IpAddr) -> (Admit, bool) {
-        let address = address.to_canonical();
+        let address = source(address);
         let entry = self.addresses.entry(address).or_default();
         if entry.0 >= self.max_per_address {
             entry.1 += 1;
@@ -74,7 +78,9 @@ impl Admission {
         match evict {
             Some(oldest) => {
                 // Its address's count drops now; the connection's own `settled` finds nothing.
-                let _ = self.settled(oldest);
+                if let Some(over) = self.settled(oldest) {
+                    self.over.push(over);
+                }
                 self.evicted += 1;
                 (Admit::AcceptEvicting(oldest), false)
             }
@@ -96,6 +102,11 @@ impl Admission {
         (refused > 0).then_some(FloodOver { address, refused })
     }
 
+    /// The floods that ended when their last connection was closed to make room.
+    pub(crate) fn take_over(&mut self) -> Vec<FloodOver> {
+        std::mem::take(&mut self.over)
+    }
+
     /// Connections not logged in yet.
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.len()
@@ -104,6 +115,18 @@ impl Admission {
     /// Connections closed to make room for newer ones, in all.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted
+    }
+}
+
+/// The source a limit counts by: an IPv4 address (v4-mapped IPv6 ones included), or an IPv6
+/// /64, the block one subscriber usually holds whole.
+fn source(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -147,6 +170,20 @@ mod tests {
         assert_eq!(a.settled(1), None);
         assert_eq!(a.waiting(), 2);
         assert_eq!(a.evicted(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_source() {
+        let mut a = Admission::new(10, 1);
+        a.admit(1, "2001:db8:1:2::1".parse().unwrap());
+        assert_eq!(
+            a.admit(2, "2001:db8:1:2::ffff".parse().unwrap()).0,
+            Admit::Refuse
+        );
+        assert_eq!(
+            a.admit(3, "2001:db8:1:3::1".parse().unwrap()).0,
+            Admit::Accept
+        );
     }
 
     #[test]

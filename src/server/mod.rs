@@ -176,7 +176,7 @@ impl ServerBuilder {
         let limits = &self.options.limits;
         let config = HubConfig {
             room_prefix: room_prefix(),
-            invite_timeout_ms: (self.options.invite_timeout.as_millis() as u64).max(1),
+            invite_timeout_ms: millis(self.options.invite_timeout).max(1),
             auto_reject_busy: self.options.auto_reject_busy,
             hold_offline_invitations: self.options.hold_offline_invitations,
             secret: secret.clone(),
@@ -188,9 +188,9 @@ impl ServerBuilder {
                 getrandom::fill(&mut bytes).expect("the operating system's random source works");
                 bytes
             },
-            grace_ms: self.options.grace_period.as_millis() as u64,
+            grace_ms: millis(self.options.grace_period),
             outbox_capacity: self.options.resume_buffer,
-            max_token_lifetime_ms: limits.max_token_lifetime.as_millis() as u64,
+            max_token_lifetime_ms: millis(limits.max_token_lifetime),
             max_bans: limits.max_bans,
         };
         let peer_settings = crate::media::PeerSettings {
@@ -251,8 +251,16 @@ impl ServerHandle {
     /// one (reason [`TokenRevoked`](crate::Reason::TokenRevoked)). Revocations live in memory:
     /// a restart forgets them (a restarted server's tokens should come from a new secret or a
     /// backend that no longer mints them).
-    pub fn revoke(&self, revocation: crate::auth::Revocation) {
-        self.state.handle(hub::Input::Revoke(revocation));
+    /// Returns how many sessions ended; refused (nothing done) with
+    /// [`ServerError::Refused`] when the revocation names no valid token id or user id, or the
+    /// server holds as many revocations as it allows (100,000).
+    pub fn revoke(&self, revocation: crate::auth::Revocation) -> Result<usize, ServerError> {
+        self.state
+            .revoke(revocation)
+            .map_err(|refusal| ServerError::Refused {
+                code: refusal.code,
+                message: refusal.message,
+            })
     }
 
     /// Signs `token` with this server's secret, for a client to log in with.
@@ -311,6 +319,11 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// A duration in the core's milliseconds (saturating: a huge option means "no limit").
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An unguessable prefix for server-made room ids.

@@ -28,6 +28,14 @@ pub enum ServerError {
     /// The secret is too short to be safe.
     #[error("the token secret must be at least {MIN_SECRET_LEN} bytes")]
     WeakSecret,
+    /// A request to the running server was refused (nothing was done).
+    #[error("refused ({code}): {message}")]
+    Refused {
+        /// Why, for programs.
+        code: crate::protocol::ErrorCode,
+        /// Why, for humans.
+        message: String,
+    },
     /// The TLS certificate or key is not usable.
     #[error("TLS: {reason}")]
     Tls {

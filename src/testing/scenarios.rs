@@ -2,7 +2,7 @@
 //! every frame and media command that comes out (and so proves what does *not* happen without
 //! waiting for it). No sockets, no runtime, no clock.
 
-use crate::auth::{AccessToken, Grants};
+use crate::auth::Grants;
 use crate::model::{MediaConnection, OperationId, Reason, Role, TrackSource};
 use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
 use crate::server::hub::io::{MediaAction, MediaCommand, MediaFact, MediaKey, MediaReport};
@@ -41,10 +41,7 @@ impl Harness {
     pub(super) fn login_with(&mut self, user: &str, grants: Grants) -> ConnId {
         self.next_conn += 1;
         let conn = self.next_conn;
-        let token = AccessToken::new(user)
-            .grants(grants)
-            .sign(testing::SECRET)
-            .unwrap();
+        let token = testing::token(user, grants);
         let out = self.frame(
             conn,
             ClientFrame::Hello {

@@ -2,16 +2,13 @@
 //! connection whose session was taken over may still do, and what the handshake timer leaves
 //! alone.
 
-use crate::auth::{AccessToken, Grants};
+use crate::auth::Grants;
 use crate::model::{OperationId, Reason};
 use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
 use crate::server::hub::{ConnId, Hub, Input, Output, testing};
 
 fn token(user: &str) -> String {
-    AccessToken::new(user)
-        .grants(Grants::all())
-        .sign(testing::SECRET)
-        .unwrap()
+    testing::token(user, Grants::all())
 }
 
 fn frame(hub: &mut Hub, conn: ConnId, frame: ClientFrame) -> Vec<Output> {
@@ -154,4 +151,80 @@ fn a_resumed_connection_outlives_the_handshake_timer() {
                 reason: Reason::Timeout
             })
     );
+}
+
+/// Logs `user` in on `conn` with `grants` and joins room "r": the join's outputs.
+fn member_with(hub: &mut Hub, conn: ConnId, user: &str, grants: Grants) -> Vec<Output> {
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        token: testing::token(user, grants),
+    };
+    frame(hub, conn, hello);
+    let join = ClientFrame::Join {
+        op: OperationId(1),
+        room: Some("r".into()),
+        display_name: None,
+        audio: false,
+        video: false,
+        state: String::new(),
+        auto_subscribe: true,
+    };
+    frame(hub, conn, join)
+}
+
+#[test]
+fn a_user_back_on_a_new_session_takes_its_own_seat_without_the_create_grant() {
+    let mut hub = Hub::new(testing::config());
+    member(&mut hub, 1, "hana");
+    member_with(&mut hub, 2, "gus", Grants::default());
+    frame(&mut hub, 1, ClientFrame::Leave { op: OperationId(2) });
+    // Gus, alone in the room, loses his connection; his seat waits for him.
+    hub.handle(
+        1_000,
+        Input::Disconnected {
+            conn: 2,
+            reason: Reason::Network,
+        },
+    );
+    // Back on a new session (not a resume), he takes it though he may not make rooms.
+    let out = member_with(&mut hub, 3, "gus", Grants::default());
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Deliver { to: 3, frame, .. } if matches!(**frame, ServerFrame::Joined { .. })
+        )),
+        "{out:?}"
+    );
+    assert_eq!(hub.room(&"r".into()).unwrap().participants().len(), 1);
+}
+
+#[test]
+fn a_revoke_answers_its_sender_before_its_own_session_ends() {
+    let mut hub = Hub::new(testing::config());
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        token: testing::token("ops", Grants::none().admin(true)),
+    };
+    frame(&mut hub, 1, hello);
+    let revoke = ClientFrame::Revoke {
+        op: OperationId(5),
+        jti: None,
+        user_id: Some("ops".into()),
+        issued_before: Some(10),
+    };
+    let out = frame(&mut hub, 1, revoke);
+    let done = out.iter().position(|o| {
+        matches!(o, Output::Deliver { to: 1, frame, .. }
+            if matches!(**frame, ServerFrame::Done { op: OperationId(5), .. }))
+    });
+    let close = out.iter().position(|o| {
+        matches!(
+            o,
+            Output::Close {
+                conn: 1,
+                reason: Reason::TokenRevoked
+            }
+        )
+    });
+    assert!(done.is_some() && close.is_some() && done < close, "{out:?}");
 }

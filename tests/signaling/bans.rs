@@ -136,6 +136,13 @@ async fn a_ban_for_the_room_ends_with_the_room_and_a_ban_needs_no_presence() {
     .await;
     let mallory = User::connect(&server, "mallory").await;
     assert_eq!(join_refused(&mallory, "r").await, ErrorCode::Banned);
+    // Only user ids can be banned: no storing of arbitrary strings.
+    let op = hana
+        .call
+        .ban(&"x".repeat(1000), BanTerm::room())
+        .await
+        .unwrap();
+    assert_eq!(refused(&hana.call, op).await, ErrorCode::InvalidParam);
     // A host cannot ban itself; bad terms are refused before anything changes.
     let op = hana.call.ban("hana", BanTerm::room()).await.unwrap();
     assert_eq!(refused(&hana.call, op).await, ErrorCode::InvalidParam);

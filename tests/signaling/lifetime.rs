@@ -72,7 +72,7 @@ async fn a_session_ends_when_its_token_expires_unless_it_is_refreshed() {
     for user in [&mut alice, &mut bob, &mut carol] {
         user.join("r").await;
     }
-    let expires = alice.call.token_expires_at();
+    let expires = alice.call.token_expires_at().unwrap();
     assert!(expires <= SystemTime::now() + ttl);
 
     let refreshed = server
@@ -80,7 +80,7 @@ async fn a_session_ends_when_its_token_expires_unless_it_is_refreshed() {
         .unwrap();
     let op = bob.call.refresh_token(refreshed).await.unwrap();
     done(&bob.call, op).await;
-    assert!(bob.call.token_expires_at() > SystemTime::now() + Duration::from_secs(3000));
+    assert!(bob.call.token_expires_at().unwrap() > SystemTime::now() + Duration::from_secs(3000));
 
     // Alice's session ends at expiry, with the reason, in order: out of the room, then closed.
     let (left, closed) = until_closed(&mut alice, Duration::from_secs(6)).await;
@@ -119,7 +119,7 @@ async fn a_session_ends_when_its_token_expires_unless_it_is_refreshed() {
         "carol's call refreshed"
     );
     assert_eq!(*provided.lock().unwrap(), 1);
-    assert!(carol.call.token_expires_at() > SystemTime::now() + Duration::from_secs(3000));
+    assert!(carol.call.token_expires_at().unwrap() > SystemTime::now() + Duration::from_secs(3000));
     for user in [&bob, &carol] {
         let op = user
             .call
@@ -139,7 +139,7 @@ async fn a_refresh_must_be_for_the_same_user_and_a_valid_token() {
         .unwrap();
     let mut users = room_of(&server, "r", &["alice"]).await;
     let alice = users.pop().unwrap();
-    let before = alice.call.token_expires_at();
+    let before = alice.call.token_expires_at().unwrap();
     let cases = [
         (
             AccessToken::new("bob").grants(Grants::all()),
@@ -165,7 +165,7 @@ async fn a_refresh_must_be_for_the_same_user_and_a_valid_token() {
     let op = alice.call.refresh_token("not a token").await.unwrap();
     assert_eq!(refused(&alice.call, op).await, ErrorCode::InvalidToken);
     assert_eq!(
-        alice.call.token_expires_at(),
+        alice.call.token_expires_at().unwrap(),
         before,
         "a refused refresh changes nothing"
     );
@@ -216,7 +216,14 @@ async fn revoked_tokens_are_refused_and_end_their_sessions() {
     let _ = hana.participant_joined_or_skip().await;
 
     let started = Instant::now();
-    server.revoke(Revocation::token("t-1"));
+    assert_eq!(server.revoke(Revocation::token("t-1")).unwrap(), 1);
+    assert!(matches!(
+        server.revoke(Revocation::token("")),
+        Err(jrtc::ServerError::Refused {
+            code: ErrorCode::InvalidParam,
+            ..
+        })
+    ));
     let (left, closed) = until_closed(&mut mallory, Duration::from_secs(5)).await;
     println!(
         "revoked session closed in {} ms",

@@ -160,6 +160,33 @@ async fn forged_expired_tampered_and_malformed_tokens_are_refused() {
             ),
             ErrorCode::InvalidToken,
         ),
+        (
+            "no iat (its lifetime is unknown, so no revocation could be kept long enough)",
+            forge(
+                json!({"sub": "alice", "exp": in_an_hour()}),
+                SECRET,
+                Algorithm::HS256,
+            ),
+            ErrorCode::InvalidToken,
+        ),
+        (
+            "issued in the future",
+            forge(
+                json!({"sub": "alice", "exp": in_an_hour(), "iat": in_an_hour() - 60}),
+                SECRET,
+                Algorithm::HS256,
+            ),
+            ErrorCode::TokenNotYetValid,
+        ),
+        (
+            "an empty token id",
+            forge(
+                json!({"sub": "alice", "exp": in_an_hour(), "iat": in_an_hour() - 3600, "jti": ""}),
+                SECRET,
+                Algorithm::HS256,
+            ),
+            ErrorCode::InvalidToken,
+        ),
     ];
     assert!(cases.len() >= 12);
     for (what, token, code) in cases {

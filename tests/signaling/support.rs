@@ -188,6 +188,10 @@ pub fn in_namespace(name: &str, setup: &str) -> bool {
     if std::env::var_os(INSIDE).is_some() {
         return true;
     }
+    // One namespace test at a time: each is timing-sensitive (media paths dying and coming
+    // back, latencies measured), and two at once on two cores disturb each other.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let exe = std::env::current_exe().unwrap();
     let script = format!("{setup} && exec \"$0\" \"$@\"");
     let status = std::process::Command::new("unshare")

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::model::{Ban, BanTerm, MAX_BAN_MS, RoomId, UserId};
+use crate::model::{Ban, BanTerm, MAX_BAN_MS, RoomId, UserId, valid_id};
 use crate::protocol::ErrorCode;
 
 use super::io::{Millis, Refusal, refuse};
@@ -12,12 +12,18 @@ use super::io::{Millis, Refusal, refuse};
 /// Bans one room may hold.
 pub(super) const MAX_BANS_PER_ROOM: usize = 1024;
 
+/// Bans one host may hold in force, in all rooms (so one user who may make rooms cannot fill
+/// the server's limit alone).
+pub(super) const MAX_BANS_PER_HOST: usize = 1024;
+
 /// Every ban the server holds.
 #[derive(Debug, Default)]
 pub(super) struct BanBook {
     rooms: HashMap<RoomId, HashMap<UserId, Ban>>,
     /// Timed bans by their end.
     ends: BTreeSet<(Millis, RoomId, UserId)>,
+    /// Bans in force by the host who made them.
+    by_host: HashMap<UserId, usize>,
     total: usize,
 }
 
@@ -41,15 +47,19 @@ impl BanBook {
         Ok(())
     }
 
-    /// Checks that a ban of `user` in `room` can be added (the limits, the term), so a kick
-    /// with a ban is refused before anything changes.
+    /// Checks that `by` may ban `user` from `room` for `term` (the ids, the term, the limits),
+    /// so a kick with a ban is refused before anything changes.
     pub(super) fn check_room_for(
         &self,
         room: &RoomId,
         user: &UserId,
         term: BanTerm,
+        by: &UserId,
         max_total: usize,
     ) -> Result<(), Refusal> {
+        if !valid_id(user.as_str()) {
+            return refuse(ErrorCode::InvalidParam, "user_id breaks the id rules");
+        }
         if term.for_ms.is_some_and(|ms| ms == 0 || ms > MAX_BAN_MS) {
             return refuse(
                 ErrorCode::InvalidParam,
@@ -57,13 +67,22 @@ impl BanBook {
             );
         }
         let bans = self.rooms.get(room);
-        if bans.is_some_and(|b| b.contains_key(user)) {
-            return Ok(());
+        if let Some(old) = bans.and_then(|b| b.get(user)) {
+            // A replacement: the counts change only if another host made the old ban.
+            if &old.by == by || self.by_host.get(by).copied().unwrap_or(0) < MAX_BANS_PER_HOST {
+                return Ok(());
+            }
         }
         if bans.map_or(0, HashMap::len) >= MAX_BANS_PER_ROOM {
             return refuse(
                 ErrorCode::TooManyBans,
                 format!("a room holds at most {MAX_BANS_PER_ROOM} bans"),
+            );
+        }
+        if self.by_host.get(by).copied().unwrap_or(0) >= MAX_BANS_PER_HOST {
+            return refuse(
+                ErrorCode::TooManyBans,
+                format!("a host holds at most {MAX_BANS_PER_HOST} bans"),
             );
         }
         if self.total >= max_total {
@@ -98,6 +117,7 @@ impl BanBook {
                 by: by.clone(),
             },
         );
+        *self.by_host.entry(by.clone()).or_default() += 1;
         self.total += 1;
     }
 
@@ -115,8 +135,19 @@ impl BanBook {
         if let Some(until) = ban.until_ms {
             self.ends.remove(&(until, room.clone(), user.clone()));
         }
-        self.total -= 1;
+        self.forget_one(&ban.by);
         true
+    }
+
+    /// One ban by `by` is over.
+    fn forget_one(&mut self, by: &UserId) {
+        if let Some(count) = self.by_host.get_mut(by) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_host.remove(by);
+            }
+        }
+        self.total -= 1;
     }
 
     /// The room's bans in force at `now`, by user id.
@@ -138,11 +169,19 @@ impl BanBook {
         let Some(bans) = self.rooms.get_mut(room) else {
             return;
         };
-        let before = bans.len();
-        bans.retain(|_, ban| ban.until_ms.is_some());
-        self.total -= before - bans.len();
+        let mut ended = Vec::new();
+        bans.retain(|_, ban| {
+            let timed = ban.until_ms.is_some();
+            if !timed {
+                ended.push(ban.by.clone());
+            }
+            timed
+        });
         if bans.is_empty() {
             self.rooms.remove(room);
+        }
+        for by in ended {
+            self.forget_one(&by);
         }
     }
 
@@ -181,7 +220,7 @@ mod tests {
         let (room, user, host) = ids();
         let mut book = BanBook::default();
         let term = BanTerm::lasting(std::time::Duration::from_secs(10));
-        book.check_room_for(&room, &user, term, 10).unwrap();
+        book.check_room_for(&room, &user, term, &host, 10).unwrap();
         book.add(&room, &user, term, &host, 1_000);
         book.room_ended(&room);
         assert!(book.is_banned(&room, &user, 10_999));
@@ -204,26 +243,62 @@ mod tests {
     }
 
     #[test]
+    fn one_host_cannot_fill_the_server_alone() {
+        let (room, _, host) = ids();
+        let mut book = BanBook::default();
+        for i in 0..MAX_BANS_PER_HOST {
+            let user: UserId = format!("u{i}").into();
+            let room: RoomId = format!("r{}", i / MAX_BANS_PER_ROOM.min(512)).into();
+            book.check_room_for(&room, &user, BanTerm::room(), &host, usize::MAX)
+                .unwrap();
+            book.add(&room, &user, BanTerm::room(), &host, 0);
+        }
+        let refused = book
+            .check_room_for(&room, &"late".into(), BanTerm::room(), &host, usize::MAX)
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::TooManyBans);
+        // Another host still may; and once rooms end, the host's count goes down.
+        book.check_room_for(
+            &room,
+            &"late".into(),
+            BanTerm::room(),
+            &"other".into(),
+            usize::MAX,
+        )
+        .unwrap();
+        book.room_ended(&"r0".into());
+        book.check_room_for(&room, &"late".into(), BanTerm::room(), &host, usize::MAX)
+            .unwrap();
+    }
+
+    #[test]
     fn limits_and_terms_are_checked_before_anything_changes() {
         let (room, user, host) = ids();
         let mut book = BanBook::default();
         let zero = BanTerm { for_ms: Some(0) };
         assert_eq!(
-            book.check_room_for(&room, &user, zero, 10)
+            book.check_room_for(&room, &user, zero, &host, 10)
                 .unwrap_err()
                 .code,
             ErrorCode::InvalidParam
         );
         book.add(&room, &"a".into(), BanTerm::room(), &host, 0);
         assert_eq!(
-            book.check_room_for(&room, &user, BanTerm::room(), 1)
+            book.check_room_for(&room, &user, BanTerm::room(), &host, 1)
                 .unwrap_err()
                 .code,
             ErrorCode::TooManyBans
         );
         // Banning someone banned already replaces the ban: no new entry.
-        book.check_room_for(&room, &"a".into(), BanTerm::room(), 1)
+        book.check_room_for(&room, &"a".into(), BanTerm::room(), &host, 1)
             .unwrap();
+        let bad: UserId = "../x".into();
+        assert_eq!(
+            book.check_room_for(&room, &bad, BanTerm::room(), &host, 10)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidParam
+        );
         assert!(book.remove(&room, &"a".into()));
         assert!(!book.remove(&room, &"a".into()));
     }

@@ -333,22 +333,14 @@ impl Hub {
         let user = login.user().clone();
         if open.invitation.callee == user {
             login.may_enter(Some(&room))?;
+            if self.rooms.get(&room).is_some_and(|r| r.has_user(&user)) {
+                return refuse(
+                    ErrorCode::AlreadyInRoom,
+                    format!("you are in room `{room}` already"),
+                );
+            }
             // What the join below would refuse, refused before the invitation is answered.
-            self.bans.check(&room, &user, self.now)?;
-            if !self.rooms.contains_key(&room) && !login.identity.grants.create {
-                return refuse(ErrorCode::NoSuchRoom, format!("room `{room}` is over"));
-            }
-            if let Some(r) = self.rooms.get(&room) {
-                if r.has_user(&user) {
-                    return refuse(
-                        ErrorCode::AlreadyInRoom,
-                        format!("you are in room `{room}` already"),
-                    );
-                }
-                if r.len() >= self.config.max_participants {
-                    return refuse(ErrorCode::RoomFull, format!("room `{room}` is full"));
-                }
-            }
+            self.may_join(conn, &room)?;
         }
         let open = self.answer(conn, id)?;
         // Accepting while in another call leaves that call.

@@ -24,8 +24,6 @@ pub(crate) enum Input {
     Tick,
     /// What the media shell did or saw.
     Media(MediaReport),
-    /// The server's operator revokes tokens.
-    Revoke(crate::auth::Revocation),
 }
 
 /// What the shell must do.

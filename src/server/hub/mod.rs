@@ -225,10 +225,7 @@ impl Hub {
                 self.expire_tokens(&mut out);
                 self.bans.expire(self.now);
             }
-            Input::Revoke(revocation) => {
-                // The operator's own request: a refusal (too many) has no one to go to.
-                let _ = self.revoke(revocation, &mut out);
-            }
+
             Input::Media(MediaReport {
                 from,
                 fact: MediaFact::PeerFailed { connection },
@@ -243,6 +240,19 @@ impl Hub {
         self.route(out)
     }
 
+    /// The operator revokes tokens at time `now` (see [`Hub::revoke`]): how many sessions
+    /// ended, and what to send.
+    pub(crate) fn revoke_now(
+        &mut self,
+        now: Millis,
+        revocation: crate::auth::Revocation,
+    ) -> Result<(usize, Vec<Output>), Refusal> {
+        self.now = self.now.max(now);
+        let mut out = Vec::new();
+        let ended = self.revoke(revocation, &mut out)?;
+        Ok((ended, self.route(out)))
+    }
+
     /// Ends session `conn`: it leaves its room, its invitations end.
     pub(super) fn end_session(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
         let Some(login) = self.logins.remove(&conn) else {
@@ -255,7 +265,7 @@ impl Hub {
             self.lost.remove(&(at + self.config.grace_ms, conn));
         }
         self.tokens
-            .session_ended(conn, login.identity.expires_at.saturating_mul(1000));
+            .session_ended(conn, login.identity.expires_at_ms());
         if let Some(conns) = self.users.get_mut(login.user()) {
             conns.retain(|c| *c != conn);
             if conns.is_empty() {
@@ -331,7 +341,7 @@ impl Hub {
             },
         });
         self.tokens
-            .session_expires(conn, None, identity.expires_at.saturating_mul(1000));
+            .session_expires(conn, None, identity.expires_at_ms());
         self.users.entry(user.clone()).or_default().push(conn);
         // Invitations still open for this user reach this device too.
         for invitation in self.invitations.for_callee(&user) {
@@ -385,17 +395,46 @@ impl Hub {
         }
     }
 
+    /// What stops session `conn` from joining room `id` (or making it, if it does not exist):
+    /// a ban, no `create` grant, the limits. The same checks for `join` and `accept_invite`.
+    pub(super) fn may_join(&self, conn: ConnId, id: &RoomId) -> Result<(), Refusal> {
+        let identity = &self.logins.get(&conn).expect("a joining session").identity;
+        self.bans.check(id, &identity.user, self.now)?;
+        match self.rooms.get(id) {
+            Some(room) if room.len() >= self.config.max_participants => refuse(
+                ErrorCode::RoomFull,
+                format!(
+                    "room `{id}` holds at most {} members",
+                    self.config.max_participants
+                ),
+            ),
+            Some(_) => Ok(()),
+            None if !identity.grants.create => refuse(
+                ErrorCode::NoSuchRoom,
+                format!(
+                    "room `{id}` does not exist, and the access token does not allow creating rooms"
+                ),
+            ),
+            None if self.rooms.len() >= self.config.max_rooms => refuse(
+                ErrorCode::TooManyRooms,
+                format!("the server holds at most {} rooms", self.config.max_rooms),
+            ),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn join(
         &mut self,
         conn: ConnId,
         op: OperationId,
         room: Option<RoomId>,
-        participant: Participant,
+        mut participant: Participant,
         auto_subscribe: bool,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         check_display_name(&participant.display_name)?;
         check_state(&participant.state)?;
+        let identity = &self.logins.get(&conn).expect("a joining session").identity;
         let id = match room {
             Some(id) if !valid_id(id.as_str()) => {
                 return refuse(
@@ -404,38 +443,34 @@ impl Hub {
                 );
             }
             Some(id) => id,
+            None if !identity.grants.create => {
+                return refuse(
+                    ErrorCode::NoSuchRoom,
+                    "a server-named room is a new room, and the access token does not allow \
+                     creating rooms",
+                );
+            }
             None => self.new_room_id(),
         };
-        let identity = &self.logins.get(&conn).expect("a joining session").identity;
-        self.bans.check(&id, &identity.user, self.now)?;
-        if !self.rooms.contains_key(&id) && !identity.grants.create {
-            return refuse(
-                ErrorCode::NoSuchRoom,
-                format!(
-                    "room `{id}` does not exist, and the access token does not allow creating rooms"
-                ),
-            );
+        let ghost = self
+            .rooms
+            .get(&id)
+            .and_then(|room| room.lost_seat_of(&participant.user_id, &self.logins));
+        if ghost.is_none() {
+            self.may_join(conn, &id)?;
+        } else {
+            // Its own seat, kept for it: only a ban keeps it out (the room exists, and the
+            // seat is freed for it below).
+            self.bans.check(&id, &participant.user_id, self.now)?;
         }
-        let mut participant = participant;
+        let identity = &self.logins[&conn].identity;
         if identity.hosts(&id) {
             participant.role = Role::Host;
         }
-        if !self.rooms.contains_key(&id) && self.rooms.len() >= self.config.max_rooms {
-            return refuse(
-                ErrorCode::TooManyRooms,
-                format!("the server holds at most {} rooms", self.config.max_rooms),
-            );
-        }
-        let max = self.config.max_participants;
-        if let Some(ghost) = self
-            .rooms
-            .get(&id)
-            .and_then(|room| room.lost_seat_of(&participant.user_id, &self.logins))
-        {
+        if let Some(ghost) = ghost {
             // The user is back on a new session while its old one is lost: the new one takes
-            // the seat at once.
+            // the seat at once (if the ghost was alone, the room is made again for it).
             self.end_session(ghost, Reason::Replaced, out);
-            return self.join(conn, op, Some(id), participant, auto_subscribe, out);
         }
         let room = self
             .rooms
@@ -445,12 +480,6 @@ impl Hub {
             return refuse(
                 ErrorCode::DuplicateUser,
                 format!("`{}` is already in room `{id}`", participant.user_id),
-            );
-        }
-        if room.len() >= max {
-            return refuse(
-                ErrorCode::RoomFull,
-                format!("room `{id}` holds at most {max} members"),
             );
         }
         self.next_media += 1;
@@ -503,14 +532,21 @@ pub(crate) mod testing {
         }
     }
 
+    /// A token for `user` with `grants`, dated as issued at the start of the core tests'
+    /// clock (which starts at 0, not at the real time).
+    pub(crate) fn token(user: &str, grants: Grants) -> String {
+        AccessToken::new(user)
+            .grants(grants)
+            .issued_at(std::time::UNIX_EPOCH)
+            .sign(SECRET)
+            .expect("a valid test token")
+    }
+
     /// A `hello` for `user`, with a token holding every grant.
     pub(crate) fn hello(user: &str) -> ClientFrame {
         ClientFrame::Hello {
             version: PROTOCOL_VERSION,
-            token: AccessToken::new(user)
-                .grants(Grants::all())
-                .sign(SECRET)
-                .expect("a valid test token"),
+            token: token(user, Grants::all()),
         }
     }
 }

@@ -119,10 +119,20 @@ impl Hub {
                         );
                     }
                 };
-                // The answer goes first: the revocation may end the sender's own session.
+                // The answer goes first: the revocation may end the sender's own session, and
+                // then straight to its connection (the session is gone when frames are routed).
+                let transport = login.transport;
                 let mut ended = Vec::new();
                 self.revoke(revocation, &mut ended)?;
-                out.push(done(op, None));
+                match (self.logins.contains_key(&conn), transport) {
+                    (true, _) => out.push(done(op, None)),
+                    (false, Some(transport)) => out.push(Output::Deliver {
+                        to: transport,
+                        n: None,
+                        frame: std::sync::Arc::new(ServerFrame::Done { op, seq: None }),
+                    }),
+                    (false, None) => {}
+                }
                 out.append(&mut ended);
                 Ok(())
             }
@@ -147,13 +157,13 @@ impl Hub {
             ClientFrame::Kick { op, user_id, ban } => {
                 let room = self.room_of_member(conn, Some(MODERATE))?;
                 if let Some(term) = ban {
-                    self.rooms[&room].require_host(conn, "ban")?;
+                    let room = self.host_room(conn, "ban")?;
                     let by = self.logins[&conn].user().clone();
                     if by == user_id {
                         return refuse(ErrorCode::InvalidParam, "a host cannot ban itself");
                     }
                     self.bans
-                        .check_room_for(&room, &user_id, term, self.config.max_bans)?;
+                        .check_room_for(&room, &user_id, term, &by, self.config.max_bans)?;
                     self.bans.add(&room, &user_id, term, &by, self.now);
                     if !self.rooms[&room].has_user(&user_id) {
                         out.push(done(op, None));
@@ -167,8 +177,7 @@ impl Hub {
                 Ok(())
             }
             ClientFrame::Unban { op, user_id } => {
-                let room = self.room_of_member(conn, Some(MODERATE))?;
-                self.rooms[&room].require_host(conn, "unban")?;
+                let room = self.host_room(conn, "unban")?;
                 if !self.bans.remove(&room, &user_id) {
                     return refuse(
                         ErrorCode::NotBanned,
@@ -179,8 +188,7 @@ impl Hub {
                 Ok(())
             }
             ClientFrame::ListBans { op } => {
-                let room = self.room_of_member(conn, Some(MODERATE))?;
-                self.rooms[&room].require_host(conn, "list bans")?;
+                let room = self.host_room(conn, "list bans")?;
                 let bans = self.bans.list(&room, self.now);
                 out.push(Output::Send {
                     to: conn,
@@ -302,6 +310,13 @@ impl Hub {
         self.logins
             .get(&conn)
             .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "send hello first"))
+    }
+
+    /// The room `conn` hosts with the `moderate` grant (bans), or a refusal.
+    fn host_room(&self, conn: ConnId, what: &str) -> Result<RoomId, Refusal> {
+        let room = self.room_of_member(conn, Some(MODERATE))?;
+        self.rooms[&room].require_host(conn, what)?;
+        Ok(room)
     }
 
     /// The room `conn` is in, checking `grant` if the request needs one.

@@ -150,28 +150,17 @@ impl Hub {
             return unknown();
         };
         let grace = self.config.grace_ms;
-        let Some(login) = self.logins.get_mut(&session) else {
-            return unknown();
-        };
-        if login.identity.user != identity.user {
+        if self
+            .logins
+            .get(&session)
+            .is_none_or(|login| login.identity.user != identity.user)
+        {
             return unknown();
         }
         // The new token is the session's from now on (a refreshed one, or one with other
-        // rights): it must allow the room the session is in.
-        if let Some(room) = &login.room
-            && !identity.may_enter(room)
-        {
-            return refuse(
-                ErrorCode::WrongRoom,
-                format!("the access token does not allow room `{room}`"),
-            );
-        }
-        self.tokens.session_expires(
-            session,
-            Some(login.identity.expires_at.saturating_mul(1000)),
-            identity.expires_at.saturating_mul(1000),
-        );
-        login.identity = identity;
+        // rights).
+        self.replace_identity(session, identity)?;
+        let login = self.logins.get_mut(&session).expect("looked up above");
         // The new connection takes over (an old one the server still holds is a ghost: the
         // client would not resume otherwise).
         if let Some(old) = login.transport.replace(conn) {

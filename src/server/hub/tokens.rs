@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::auth::{Identity, Revocation};
-use crate::model::{OperationId, Reason, UserId};
+use crate::auth::{Identity, MAX_TOKEN_ID_LEN, Revocation, valid_token_id};
+use crate::model::{OperationId, Reason, UserId, valid_id};
 use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::io::{ConnId, Millis, Refusal, refuse};
@@ -38,65 +38,76 @@ impl TokenBook {
         let by_user = self
             .users
             .get(&identity.user)
-            .is_some_and(|(before, _)| identity.issued_at.unwrap_or(0) < *before);
+            .is_some_and(|(before, _)| identity.issued_at < *before);
         if by_id || by_user {
             return refuse(ErrorCode::TokenRevoked, "the access token was revoked");
         }
         Ok(())
     }
 
-    /// Records a revocation at `now`, kept for `keep` ms.
+    /// Records a revocation at `now`. A token it covers is valid at most `keep` ms after it was
+    /// issued, so the revocation is kept until then: `keep` from now (a token id: only tokens
+    /// issued by now carry it), or from `issued_before` if that is later.
     pub(super) fn revoke(
         &mut self,
         revocation: Revocation,
         now: Millis,
         keep: Millis,
     ) -> Result<(), Refusal> {
-        if self.forget.len() >= MAX_REVOCATIONS {
+        let known = match &revocation {
+            Revocation::Token { jti } => self.jtis.contains_key(jti),
+            Revocation::User { user_id, .. } => self.users.contains_key(user_id),
+        };
+        if !known && self.forget.len() >= MAX_REVOCATIONS {
             return refuse(
-                ErrorCode::InvalidParam,
+                ErrorCode::TooManyRevocations,
                 format!("the server holds at most {MAX_REVOCATIONS} revocations"),
             );
         }
-        let until = now.saturating_add(keep);
-        match &revocation {
+        match revocation {
             Revocation::Token { jti } => {
-                if jti.is_empty() || jti.len() > 128 {
-                    return refuse(ErrorCode::InvalidParam, "jti must be 1 to 128 bytes");
+                if !valid_token_id(&jti) {
+                    return refuse(
+                        ErrorCode::InvalidParam,
+                        format!("jti must be 1 to {MAX_TOKEN_ID_LEN} bytes"),
+                    );
                 }
-                if let Some(old) = self.jtis.insert(jti.clone(), until) {
+                let until = now.saturating_add(keep);
+                let revocation = Revocation::Token { jti: jti.clone() };
+                if let Some(old) = self.jtis.insert(jti, until) {
                     self.forget.remove(&(old, revocation.clone()));
                 }
+                self.forget.insert((until, revocation));
             }
             Revocation::User {
                 user_id,
                 issued_before,
             } => {
-                let before = match self.users.get(user_id) {
-                    Some(&(old_before, old_until)) => {
-                        self.forget.remove(&(
-                            old_until,
-                            Revocation::User {
-                                user_id: user_id.clone(),
-                                issued_before: old_before,
-                            },
-                        ));
-                        old_before.max(*issued_before)
-                    }
-                    None => *issued_before,
-                };
+                if !valid_id(user_id.as_str()) {
+                    return refuse(ErrorCode::InvalidParam, "user_id breaks the id rules");
+                }
+                let mut before = issued_before;
+                if let Some((old_before, old_until)) = self.users.remove(&user_id) {
+                    self.forget.remove(&(
+                        old_until,
+                        Revocation::User {
+                            user_id: user_id.clone(),
+                            issued_before: old_before,
+                        },
+                    ));
+                    before = before.max(old_before);
+                }
+                let until = now.max(before.saturating_mul(1000)).saturating_add(keep);
                 self.users.insert(user_id.clone(), (before, until));
                 self.forget.insert((
                     until,
                     Revocation::User {
-                        user_id: user_id.clone(),
+                        user_id,
                         issued_before: before,
                     },
                 ));
-                return Ok(());
             }
         }
-        self.forget.insert((until, revocation));
         Ok(())
     }
 
@@ -210,6 +221,23 @@ impl Hub {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         let identity = self.verify_token(token)?;
+        let expires_at = identity.expires_at;
+        self.replace_identity(session, identity)?;
+        out.push(Output::Send {
+            to: session,
+            frame: ServerFrame::Refreshed { op, expires_at },
+        });
+        Ok(())
+    }
+
+    /// Session `session` goes on with `identity`, a newer token of its user (`refresh`,
+    /// `resume`): its expiry and rights hold from now on. It must allow the room the session
+    /// is in. Changes nothing when refused.
+    pub(super) fn replace_identity(
+        &mut self,
+        session: ConnId,
+        identity: Identity,
+    ) -> Result<(), Refusal> {
         let login = self
             .logins
             .get_mut(&session)
@@ -228,20 +256,15 @@ impl Hub {
         {
             return refuse(
                 ErrorCode::WrongRoom,
-                format!("the new access token does not allow room `{room}`"),
+                format!("the access token does not allow room `{room}`"),
             );
         }
-        let expires_at = identity.expires_at;
         self.tokens.session_expires(
             session,
-            Some(login.identity.expires_at.saturating_mul(1000)),
-            expires_at.saturating_mul(1000),
+            Some(login.identity.expires_at_ms()),
+            identity.expires_at_ms(),
         );
         login.identity = identity;
-        out.push(Output::Send {
-            to: session,
-            frame: ServerFrame::Refreshed { op, expires_at },
-        });
         Ok(())
     }
 

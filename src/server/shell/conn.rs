@@ -43,7 +43,7 @@ pub(crate) async fn serve(
 ) {
     let deadline = tokio::time::sleep(state.options.limits.handshake_timeout);
     tokio::pin!(deadline);
-    let mut start = Start {
+    let start = Start {
         conn,
         peer,
         state,

@@ -171,6 +171,22 @@ impl State {
     pub(crate) fn handle(&self, input: Input) {
         let mut core = self.core();
         let outputs = core.hub.handle(unix_millis(), input);
+        self.deliver(&mut core, outputs);
+    }
+
+    /// The operator revokes tokens: how many sessions ended, or why nothing was done.
+    pub(crate) fn revoke(
+        &self,
+        revocation: crate::auth::Revocation,
+    ) -> Result<usize, crate::protocol::Refusal> {
+        let mut core = self.core();
+        let (ended, outputs) = core.hub.revoke_now(unix_millis(), revocation)?;
+        self.deliver(&mut core, outputs);
+        Ok(ended)
+    }
+
+    /// Carries out the core's outputs, under the lock they were made under.
+    fn deliver(&self, core: &mut Core, outputs: Vec<Output>) {
         let next = core.hub.next_deadline();
         self.deadline
             .send_if_modified(|d| std::mem::replace(d, next) != next);
@@ -191,8 +207,12 @@ impl State {
                     }
                 }
                 Output::Close { conn, reason } => {
-                    if let Some(entry) = core.conns.get(&conn) {
-                        let _ = entry.tx.try_send(Outgoing::Close(reason));
+                    if let Some(entry) = core.conns.get_mut(&conn)
+                        && entry.tx.try_send(Outgoing::Close(reason)).is_err()
+                        && let Some(kill) = entry.kill.take()
+                    {
+                        // Its queue is full: it cannot even take its goodbye.
+                        let _ = kill.send(());
                     }
                 }
                 Output::Media(command) => self.sfu.dispatch(command),
@@ -267,6 +287,13 @@ async fn accept_loop(
                     let admitted = {
                         let mut gate = state.gate();
                         let (admit, first) = gate.admission.admit(conn, peer.ip());
+                        for over in gate.admission.take_over() {
+                            tracing::warn!(
+                                address = %over.address,
+                                refused = over.refused,
+                                "a flood of connections from one address is over"
+                            );
+                        }
                         if first {
                             tracing::warn!(
                                 address = %peer.ip(),
@@ -301,7 +328,10 @@ async fn accept_loop(
                     // Out of file descriptors, most likely: wait for some to be freed, longer
                     // each time, and say so once per incident rather than once per try.
                     let delay = failing.failed(&e);
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stopped(&mut stop) => break,
+                    }
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
