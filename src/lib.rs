@@ -91,6 +91,7 @@ pub mod model;
 pub mod protocol;
 #[cfg(not(feature = "internals"))]
 mod protocol;
+pub mod record;
 pub mod server;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]

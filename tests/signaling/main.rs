@@ -16,6 +16,7 @@ mod options;
 mod properties;
 mod proxy;
 mod raw;
+mod recording_files;
 mod resume;
 mod security;
 mod streams;
