@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::shared::{Shared, lock};
@@ -30,27 +31,38 @@ const HELD_FRAMES: usize = 256;
 pub(super) struct Link {
     pub(super) url: String,
     pub(super) options: CallOptions,
+    /// How to open the socket: plain, or TLS with the configuration made once for the call.
+    pub(super) connector: Connector,
     /// The current session's resume key (from its `welcome`).
     pub(super) resume_key: String,
 }
 
-async fn open(url: &str, tls: &TlsRoots) -> Result<Ws, CallError> {
+/// How a call's connections to `url` are opened: TLS for `wss://` (its configuration, with
+/// the roots read, is made once per call and shared by every reconnect), plain otherwise.
+pub(super) fn connector(url: &str, tls: &TlsRoots) -> Result<Connector, CallError> {
+    if url.starts_with("wss://") {
+        let config = crate::tls::client_config(tls).map_err(|e| connect_err(url, &e))?;
+        Ok(Connector::Rustls(config))
+    } else {
+        Ok(Connector::Plain)
+    }
+}
+
+async fn open(url: &str, connector: &Connector) -> Result<Ws, CallError> {
     // Small frames that wait for an answer: send each at once (no Nagle coalescing). A small
     // read buffer: tungstenite zero-fills the free part of it before every read, and the default
     // (128 KiB) made that a large share of receiving a frame; larger frames still fit (the buffer
     // grows for them).
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER);
-    let connector = if url.starts_with("wss://") {
-        let config = crate::tls::client_config(tls).map_err(|e| connect_err(url, &e))?;
-        tokio_tungstenite::Connector::Rustls(config)
-    } else {
-        tokio_tungstenite::Connector::Plain
-    };
-    let (ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector))
-            .await
-            .map_err(|e| connect_err(url, &e))?;
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        Some(config),
+        true,
+        Some(connector.clone()),
+    )
+    .await
+    .map_err(|e| connect_err(url, &e))?;
     Ok(ws)
 }
 
@@ -126,9 +138,9 @@ async fn welcomed(ws: &mut Ws, url: &str) -> Result<Welcome, CallError> {
 pub(super) async fn login(
     url: &str,
     credentials: &Credentials,
-    tls: &TlsRoots,
+    connector: &Connector,
 ) -> Result<(Ws, Welcome), CallError> {
-    let mut ws = open(url, tls).await?;
+    let mut ws = open(url, connector).await?;
     send(&mut ws, url, &hello(credentials)).await?;
     let welcome = welcomed(&mut ws, url).await?;
     Ok((ws, welcome))
@@ -259,7 +271,7 @@ enum Attempt {
 /// One attempt: connect, `resume`; when the session is unknown, `hello` on the same socket.
 async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallError> {
     let url = link.url.as_str();
-    let mut ws = open(url, &link.options.tls).await?;
+    let mut ws = open(url, &link.connector).await?;
     // The latest token: a refreshed one if the call refreshed it.
     let (taken, credentials) = {
         let s = lock(shared);

@@ -93,9 +93,10 @@ impl Call {
     ) -> Result<Call, CallError> {
         options.validate()?;
         let credentials = credentials.into();
+        let connector = driver::connector(url, &options.tls)?;
         let (ws, welcome) = tokio::time::timeout(
             options.connect_timeout,
-            driver::login(url, &credentials, &options.tls),
+            driver::login(url, &credentials, &connector),
         )
         .await
         .map_err(|_| CallError::Timeout)??;
@@ -145,6 +146,7 @@ impl Call {
         let link = driver::Link {
             url: url.to_owned(),
             options: options.clone(),
+            connector,
             resume_key,
         };
         let offline_queue = options.offline_queue;

@@ -26,6 +26,12 @@ fn member(hub: &mut Hub, conn: ConnId, user: &str) -> String {
         panic!("welcome: {out:?}");
     };
     let key = resume_key.clone();
+    join_r(hub, conn);
+    key
+}
+
+/// Joins room "r" on `conn`: the join's outputs.
+fn join_r(hub: &mut Hub, conn: ConnId) -> Vec<Output> {
     let join = ClientFrame::Join {
         op: OperationId(1),
         room: Some("r".into()),
@@ -35,8 +41,7 @@ fn member(hub: &mut Hub, conn: ConnId, user: &str) -> String {
         state: String::new(),
         auto_subscribe: true,
     };
-    frame(hub, conn, join);
-    key
+    frame(hub, conn, join)
 }
 
 fn resume(hub: &mut Hub, conn: ConnId, user: &str, key: &str) -> Vec<Output> {
@@ -160,16 +165,7 @@ fn member_with(hub: &mut Hub, conn: ConnId, user: &str, grants: Grants) -> Vec<O
         token: testing::token(user, grants),
     };
     frame(hub, conn, hello);
-    let join = ClientFrame::Join {
-        op: OperationId(1),
-        room: Some("r".into()),
-        display_name: None,
-        audio: false,
-        video: false,
-        state: String::new(),
-        auto_subscribe: true,
-    };
-    frame(hub, conn, join)
+    join_r(hub, conn)
 }
 
 #[test]

@@ -139,7 +139,11 @@ async fn the_oldest_connection_not_logged_in_makes_room_for_a_new_one() {
     for _ in 0..4 {
         held.push(idle_from([127, 0, 0, 1], addr).await);
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The server counts them once its accept loop has taken them.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.waiting_connections() != (4, 0) && Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
     assert_eq!(server.waiting_connections(), (4, 0));
     // A fifth closes the oldest.
     held.push(idle_from([127, 0, 0, 1], addr).await);

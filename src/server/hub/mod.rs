@@ -77,16 +77,13 @@ impl Login {
         }
     }
 
-    /// The participant this login joins a room as.
+    /// The participant this login joins a room as (a guest: `Hub::join` decides the role, from
+    /// the token's claims for that room and the room's first member).
     pub(super) fn participant(&self, display_name: Option<String>) -> Participant {
         Participant {
             user_id: self.identity.user.clone(),
             display_name: display_name.unwrap_or_else(|| self.identity.name.clone()),
-            role: if self.identity.role == Some(Role::Host) {
-                Role::Host
-            } else {
-                Role::Guest
-            },
+            role: Role::Guest,
             audio: false,
             video: false,
             state: String::new(),
@@ -175,15 +172,9 @@ impl Hub {
     #[cfg(any(test, feature = "internals"))]
     pub(crate) fn banned_members(&self) -> usize {
         self.rooms
-            .values()
-            .flat_map(|room| {
-                let id = room.state().room;
-                room.state()
-                    .participants
-                    .into_iter()
-                    .map(move |p| (id.clone(), p.user_id))
-            })
-            .filter(|(room, user)| self.bans.is_banned(room, user, self.now))
+            .iter()
+            .flat_map(|(id, room)| room.participants().into_iter().map(move |p| (id, p)))
+            .filter(|(id, p)| self.bans.is_banned(id, &p.user_id, self.now))
             .count()
     }
 

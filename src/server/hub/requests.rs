@@ -155,9 +155,11 @@ impl Hub {
                 Ok(())
             }
             ClientFrame::Kick { op, user_id, ban } => {
-                let room = self.room_of_member(conn, Some(MODERATE))?;
+                let room = match ban {
+                    Some(_) => self.host_room(conn, "ban")?,
+                    None => self.room_of_member(conn, Some(MODERATE))?,
+                };
                 if let Some(term) = ban {
-                    let room = self.host_room(conn, "ban")?;
                     let by = self.logins[&conn].user().clone();
                     if by == user_id {
                         return refuse(ErrorCode::InvalidParam, "a host cannot ban itself");
