@@ -53,6 +53,9 @@ pub struct Grants {
     pub create: bool,
     /// Administer the server: revoke tokens. Off by default; give it to backends, not users.
     pub admin: bool,
+    /// Act as a recorder: take recording jobs from the server and join rooms in the
+    /// `recorder` role. Off by default; give it to recorder processes only.
+    pub recorder: bool,
 }
 
 impl Default for Grants {
@@ -66,6 +69,7 @@ impl Default for Grants {
             set_properties: false,
             create: false,
             admin: false,
+            recorder: false,
         }
     }
 }
@@ -81,13 +85,16 @@ impl Grants {
             set_properties: true,
             create: true,
             admin: true,
+            recorder: true,
         }
     }
 
-    /// What a call's organiser needs: every grant but [`Grants::admin`].
+    /// What a call's organiser needs: every grant but [`Grants::admin`] and
+    /// [`Grants::recorder`].
     pub fn host() -> Self {
         Grants {
             admin: false,
+            recorder: false,
             ..Grants::all()
         }
     }
@@ -102,6 +109,7 @@ impl Grants {
             set_properties: false,
             create: false,
             admin: false,
+            recorder: false,
         }
     }
 
@@ -128,6 +136,11 @@ impl Grants {
     /// Sets [`Grants::moderate`].
     pub fn moderate(mut self, on: bool) -> Self {
         self.moderate = on;
+        self
+    }
+    /// Sets [`Grants::recorder`].
+    pub fn recorder(mut self, on: bool) -> Self {
+        self.recorder = on;
         self
     }
     /// Sets [`Grants::record`].

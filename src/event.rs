@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{
-    Ban, CallProperties, Invitation, InviteFailure, MediaConnection, MessageScope, OperationId,
-    Participant, ParticipantChanges, PropertyChanges, Publication, Reason, RoomId, Text, UserId,
+    AbortReason, Ban, CallProperties, Invitation, InviteFailure, MediaConnection, MessageScope,
+    OperationId, Participant, ParticipantChanges, PropertyChanges, Publication, Reason,
+    RecordedFile, RecordingId, RecordingJob, RoomId, StopReason, Text, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -99,6 +100,12 @@ pub enum OperationKind {
     RefreshToken,
     /// [`Call::revoke`](crate::Call::revoke).
     Revoke,
+    /// [`Call::start_recording`](crate::Call::start_recording).
+    StartRecording,
+    /// [`Call::stop_recording`](crate::Call::stop_recording).
+    StopRecording,
+    /// A recorder's offer to take recording jobs (see [`crate::record::Recorder`]).
+    RecorderReady,
 }
 
 /// Everything a [`Call`](crate::Call) reports, in the server's order.
@@ -135,6 +142,8 @@ pub enum CallEvent {
     Invite(InviteEvent),
     /// Tracks published and unpublished in the room, and remote tracks arriving at this call.
     Media(MediaEvent),
+    /// The room's recording started, stopped, or stopped abnormally.
+    Recording(RecordingEvent),
     /// Outcome of any other operation (end, kick, set role, update, set properties, and a failed
     /// leave).
     Completed {
@@ -375,6 +384,67 @@ pub enum InviteEvent {
     },
 }
 
+/// The room's recording (the seed's "delivery" callbacks). Yielded by
+/// [`EventStream::recording`](crate::EventStream::recording). The recording state itself is a
+/// call property ([`CallProperties::recording`]); these events say what happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordingEvent {
+    /// Recording began: the recorder receives the room's tracks and writes them.
+    Started {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The recording.
+        recording: RecordingId,
+        /// The recorder (a member with the `recorder` role).
+        recorder: UserId,
+        /// The host who started it.
+        by: UserId,
+    },
+    /// The recording ended normally and its files are closed.
+    Stopped {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The recording.
+        recording: RecordingId,
+        /// Why: a host stopped it, a limit was reached, or the call ended.
+        reason: StopReason,
+        /// The files written.
+        files: Vec<RecordedFile>,
+    },
+    /// The seed's `onDeliveryAbort`: the recording stopped abnormally. What was written
+    /// before stays playable. With `shut_down`, the server ends the call because of it:
+    /// [`CallEvent::Left`] with [`Reason::RecordingFailed`] follows.
+    Aborted {
+        /// The room.
+        room: RoomId,
+        /// Room sequence number.
+        seq: u64,
+        /// The recording.
+        recording: RecordingId,
+        /// Whether the server ends the call because of it (the recording was required).
+        shut_down: bool,
+        /// The recorder that failed (the seed's delivery user), if one had taken the job.
+        recorder: Option<UserId>,
+        /// Why.
+        reason: AbortReason,
+    },
+    /// To a recorder's session only: the server hands it a job.
+    Job(RecordingJob),
+    /// To a recorder's session only: stop recording `recording`.
+    StopAsked {
+        /// The recording.
+        recording: RecordingId,
+        /// Why.
+        reason: StopReason,
+    },
+}
+
 /// Media in the room. Yielded by [`EventStream::media`](crate::EventStream::media).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -580,6 +650,40 @@ impl std::fmt::Display for CallEvent {
                     "{} turned {} down ({reason})",
                     invitation.callee, invitation.id
                 )
+            }
+            CallEvent::Recording(RecordingEvent::Started {
+                seq,
+                recording,
+                recorder,
+                ..
+            }) => write!(f, "#{seq} recording {recording} started by {recorder}"),
+            CallEvent::Recording(RecordingEvent::Stopped {
+                seq,
+                recording,
+                reason,
+                files,
+                ..
+            }) => write!(
+                f,
+                "#{seq} recording {recording} stopped ({reason:?}, {} files)",
+                files.len()
+            ),
+            CallEvent::Recording(RecordingEvent::Aborted {
+                seq,
+                recording,
+                reason,
+                shut_down,
+                ..
+            }) => write!(
+                f,
+                "#{seq} recording {recording} aborted ({reason:?}{})",
+                if *shut_down { ", the call ends" } else { "" }
+            ),
+            CallEvent::Recording(RecordingEvent::Job(job)) => {
+                write!(f, "recording job {} in `{}`", job.recording, job.room)
+            }
+            CallEvent::Recording(RecordingEvent::StopAsked { recording, reason }) => {
+                write!(f, "stop recording {recording} ({reason:?})")
             }
             CallEvent::Media(MediaEvent::Published {
                 seq, publication, ..

@@ -106,14 +106,15 @@ pub use call::{
 };
 pub use event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
-    Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
+    Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RecordingEvent, RoomSnapshot,
 };
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    Ban, BanTerm, CallProperties, ConnectionState, Invitation, InvitationId, InviteFailure,
-    MediaConnection, MediaKind, MessageScope, OperationId, Participant, ParticipantChanges,
-    ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason, RecordingState,
-    Rejection, Role, RoomId, ScreenShare, TrackSource, UserId,
+    AbortReason, Ban, BanTerm, CallProperties, ConnectionState, Invitation, InvitationId,
+    InviteFailure, MediaConnection, MediaKind, MessageScope, OperationId, Participant,
+    ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
+    RecordedFile, RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState,
+    Rejection, Role, RoomId, ScreenShare, StopReason, TrackSource, UserId,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

@@ -33,6 +33,10 @@ enum Command {
     /// Load-test a server (an embedded one by default): N rooms × M users connect, join, send a
     /// message storm and leave; prints latencies, throughput, memory and CPU.
     LoadTest(load::LoadTest),
+    /// Run a recorder: connect to a server, take its recording jobs, write the files under
+    /// `--dir`. Exits when its connection to the server ends (run it under a supervisor that
+    /// restarts it).
+    Recorder(RecorderArgs),
     /// Run the load test's raw baseline server (a minimal room server on tokio-tungstenite), to
     /// give it a process (and a core) of its own: `load-test --raw-url`.
     RawServe(RawServe),
@@ -112,8 +116,64 @@ struct Serve {
     /// Threads that forward media; each room's media runs on one (0: one per core).
     #[arg(long, default_value_t = 0)]
     media_workers: usize,
+    /// Where the embedded recorder writes recordings.
+    #[arg(long, default_value = "recordings")]
+    recording_dir: PathBuf,
+    /// Run no recorder in the server: recordings need a `jrtc-server recorder` process.
+    #[arg(long)]
+    no_embedded_recorder: bool,
     #[command(flatten)]
     secret: SecretArgs,
+}
+
+#[derive(Debug, Args)]
+struct RecorderArgs {
+    /// The server's URL (`ws://…` or `wss://…`).
+    #[arg(long)]
+    url: String,
+    /// Where recordings go (one directory per recording).
+    #[arg(long, default_value = "recordings")]
+    dir: PathBuf,
+    /// The recorder's user id.
+    #[arg(long, default_value = "recorder")]
+    user: String,
+    /// Abort a job that receives no media for this many seconds while tracks are unmuted.
+    #[arg(long, default_value_t = 30)]
+    no_media_timeout: u64,
+    /// A PEM file of the CA that signed a `wss://` server's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Log level (as for `serve`).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+async fn recorder(args: RecorderArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(log_filter(&args.log_level)))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let secret = args
+        .secret
+        .load()?
+        .ok_or("no secret: set JRTC_SECRET or pass --secret-file")?;
+    let mut call = jrtc::CallOptions::default().reconnect(jrtc::ReconnectPolicy::never());
+    if let Some(ca) = &args.ca {
+        call = call.tls(jrtc::TlsRoots::pem(std::fs::read(ca)?));
+    }
+    let options = jrtc::record::RecorderOptions::default()
+        .user(&args.user)
+        .dir(&args.dir)
+        .no_media_timeout(Duration::from_secs(args.no_media_timeout))
+        .call_options(call);
+    println!(
+        "jrtc recorder for {} writing to {}",
+        args.url,
+        args.dir.display()
+    );
+    jrtc::record::Recorder::run(&args.url, &secret, options).await?;
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +194,7 @@ struct Token {
     #[arg(long)]
     host_of: Vec<String>,
     /// Grants, comma-separated: publish, message, moderate, record, set_properties, create,
-    /// admin, host (all but admin), all, none.
+    /// admin, recorder, host (all but admin and recorder), all, none.
     #[arg(long, value_delimiter = ',', default_value = "publish,message")]
     grants: Vec<String>,
     /// The token's id (`jti`), for revoking it; default: a random one, printed to stderr.
@@ -215,6 +275,7 @@ fn grants(names: &[String]) -> Result<Grants, String> {
             "set_properties" => g.set_properties(true),
             "create" => g.create(true),
             "admin" => g.admin(true),
+            "recorder" => g.recorder(true),
             "host" => Grants::host(),
             "all" => Grants::all(),
             "none" => Grants::none(),
@@ -229,6 +290,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Revoke(args) => revoke(args).await,
+        Command::Recorder(args) => recorder(args).await,
         Command::LoadTest(args) => load::run(args).await,
         Command::RawServe(args) => {
             let listener = tokio::net::TcpListener::bind(args.bind).await?;
@@ -308,7 +370,9 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
         .bind(args.bind)
         .limits(limits)
         .media_addresses(args.media_bind, args.media_public_ip)
-        .media_workers(args.media_workers);
+        .media_workers(args.media_workers)
+        .recording_dir(args.recording_dir)
+        .embedded_recorder(!args.no_embedded_recorder);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         builder = builder.tls(jrtc::TlsIdentity::from_files(cert, key)?);
     }

@@ -29,7 +29,8 @@ use crate::event::{CallEvent, OpError, OperationKind, Outcome, RoomSnapshot};
 use crate::media::{LocalTrack, RemoteTrack};
 use crate::model::{
     BanTerm, Invitation, InvitationId, MAX_INVITE_EXTRA_LEN, MAX_MESSAGE_LEN, OperationId,
-    ParticipantUpdate, PropertyUpdate, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
+    ParticipantUpdate, PropertyUpdate, Reason, RecordingId, RecordingOptions, Rejection, Role,
+    RoomId, Text, TrackSource, UserId,
 };
 use crate::protocol::ClientFrame;
 use session::Session;
@@ -312,6 +313,69 @@ impl Call {
             auto_subscribe: options.auto_subscribe,
         })
         .await
+    }
+
+    /// Starts recording the room (a host with the `record` grant). The outcome says a
+    /// recorder took the job; [`RecordingEvent::Started`](crate::RecordingEvent::Started)
+    /// follows once it records, and the recording state (a call property) goes starting →
+    /// recording. Refused with `already_recording`, `no_recorder`, `permission_denied` (not a
+    /// host), `missing_grant`, or `invalid_param` for options that fail
+    /// [`RecordingOptions::validate`] (those are refused here, before anything is sent).
+    pub async fn start_recording(
+        &self,
+        options: RecordingOptions,
+    ) -> Result<OperationId, CallError> {
+        options
+            .validate()
+            .map_err(|message| CallError::InvalidParam {
+                message: message.to_owned(),
+            })?;
+        self.request(OperationKind::StartRecording, |op| {
+            ClientFrame::StartRecording { op, options }
+        })
+        .await
+    }
+
+    /// Stops the room's recording (a host with the `record` grant); the recorder closes its
+    /// files and [`RecordingEvent::Stopped`](crate::RecordingEvent::Stopped) follows with
+    /// them. Refused with `not_recording` when nothing is recorded.
+    pub async fn stop_recording(&self) -> Result<OperationId, CallError> {
+        self.request(OperationKind::StopRecording, |op| {
+            ClientFrame::StopRecording { op }
+        })
+        .await
+    }
+
+    /// A recorder offers to take recording jobs (they arrive as
+    /// [`RecordingEvent::Job`](crate::RecordingEvent::Job)).
+    pub(crate) async fn recorder_ready(&self) -> Result<OperationId, CallError> {
+        self.request(OperationKind::RecorderReady, |op| {
+            ClientFrame::RecorderReady { op }
+        })
+        .await
+    }
+
+    /// A recorder joins the room of its job `recording` (the outcome is a `Joined` event).
+    pub(crate) async fn recorder_join(
+        &self,
+        recording: RecordingId,
+    ) -> Result<OperationId, CallError> {
+        self.request(OperationKind::Join, |op| ClientFrame::RecorderJoin {
+            op,
+            recording,
+        })
+        .await
+    }
+
+    /// A recorder reports how its job goes (no answer is sent).
+    pub(crate) async fn report_recording(
+        &self,
+        recording: RecordingId,
+        report: crate::protocol::RecorderReport,
+    ) -> Result<(), CallError> {
+        let frame = ClientFrame::RecordingReport { recording, report };
+        self.send_command(Command::Frame(crate::protocol::encode(&frame)))
+            .await
     }
 
     /// Leaves the room; the outcome is [`CallEvent::Left`] with reason `Quit` and this id.

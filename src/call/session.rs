@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
-    Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RoomSnapshot,
+    Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RecordingEvent, RoomSnapshot,
 };
 use crate::model::{Invitation, InvitationId, OperationId, Reason, RoomId, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
@@ -629,15 +629,84 @@ impl Session {
                     )));
                 }
             }
-            ServerFrame::CallEnded { room, seq, .. } => {
+            ServerFrame::CallEnded {
+                room, seq, reason, ..
+            } => {
                 if self.advance(&room, seq).is_some() {
                     self.room = None;
                     out.events.push(CallEvent::Left {
                         room,
-                        reason: Reason::Over,
+                        reason,
                         op: None,
                     });
                 }
+            }
+            ServerFrame::RecordingStarted {
+                room,
+                seq,
+                recording,
+                recorder,
+                by,
+            } => {
+                if self.advance(&room, seq).is_some() {
+                    out.events
+                        .push(CallEvent::Recording(RecordingEvent::Started {
+                            room,
+                            seq,
+                            recording,
+                            recorder,
+                            by,
+                        }));
+                }
+            }
+            ServerFrame::RecordingStopped {
+                room,
+                seq,
+                recording,
+                reason,
+                files,
+            } => {
+                if self.advance(&room, seq).is_some() {
+                    out.events
+                        .push(CallEvent::Recording(RecordingEvent::Stopped {
+                            room,
+                            seq,
+                            recording,
+                            reason,
+                            files,
+                        }));
+                }
+            }
+            ServerFrame::RecordingAborted {
+                room,
+                seq,
+                recording,
+                recorder,
+                reason,
+                shut_down,
+            } => {
+                if self.advance(&room, seq).is_some() {
+                    out.events
+                        .push(CallEvent::Recording(RecordingEvent::Aborted {
+                            room,
+                            seq,
+                            recording,
+                            shut_down,
+                            recorder,
+                            reason,
+                        }));
+                }
+            }
+            ServerFrame::RecordJob { job } => {
+                out.events
+                    .push(CallEvent::Recording(RecordingEvent::Job(job)));
+            }
+            ServerFrame::RecordStop { recording, reason } => {
+                out.events
+                    .push(CallEvent::Recording(RecordingEvent::StopAsked {
+                        recording,
+                        reason,
+                    }));
             }
             // A goodbye that asks to reconnect is the shell's business (it resumes).
             ServerFrame::Goodbye { reason, reconnect } => {

@@ -81,6 +81,14 @@ impl EventStream {
         })
     }
 
+    /// Only recording events (started, stopped, aborted).
+    pub fn recording(self) -> KindStream<crate::event::RecordingEvent> {
+        self.kind(|ev| match ev {
+            CallEvent::Recording(r) => Some(r),
+            _ => None,
+        })
+    }
+
     /// Only media events (tracks published and unpublished, remote tracks arriving and leaving).
     pub fn media(self) -> KindStream<MediaEvent> {
         self.kind(|ev| match ev {

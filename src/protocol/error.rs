@@ -169,6 +169,18 @@ pub enum ErrorCode {
     /// The server holds as many revocations as it allows.
     #[error("too many revocations")]
     TooManyRevocations,
+    /// `start_recording` while a recording is starting, running or stopping.
+    #[error("the room is already recording")]
+    AlreadyRecording,
+    /// `stop_recording` while nothing is recorded.
+    #[error("the room is not recording")]
+    NotRecording,
+    /// `start_recording` on a server with no recorder to take the job.
+    #[error("no recorder is available")]
+    NoRecorder,
+    /// A recorder's report or join names a recording that is not its own (or is over).
+    #[error("no such recording")]
+    NoSuchRecording,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]

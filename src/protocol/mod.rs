@@ -14,9 +14,10 @@ pub(crate) use error::refuse;
 pub use error::{ErrorCode, FrameError, Refusal};
 
 use crate::model::{
-    Ban, BanTerm, CallProperties, Invitation, InvitationId, InviteFailure, MessageScope,
-    OperationId, Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges,
-    PropertyUpdate, Publication, Reason, Rejection, Role, RoomId, Text, TrackSource, UserId,
+    AbortReason, Ban, BanTerm, CallProperties, Invitation, InvitationId, InviteFailure,
+    MessageScope, OperationId, Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges,
+    PropertyUpdate, Publication, Reason, RecordedFile, RecordingId, RecordingJob, RecordingOptions,
+    Rejection, Role, RoomId, StopReason, Text, TrackSource, UserId,
 };
 
 /// `track_unpublished` without a reason (a server before reasons): unpublished on purpose.
@@ -346,6 +347,42 @@ tagged_frames! {
             /// The answer, with its ICE candidates.
             sdp: String,
         },
+        /// Start recording the room (host with the `record` grant). Answered by `done` once a
+        /// recorder has the job; `recording_started` follows when it records.
+        StartRecording {
+            /// Request id.
+            op: OperationId,
+            /// What to record, the policy and the limits.
+            #[serde(flatten)]
+            options: RecordingOptions,
+        },
+        /// Stop the room's recording (host with the `record` grant); `recording_stopped`
+        /// follows once the recorder has closed its files.
+        StopRecording {
+            /// Request id.
+            op: OperationId,
+        },
+        /// A recorder (a session whose token has the `recorder` grant) offers to take
+        /// recording jobs: the server sends it `record_job` frames from now on.
+        RecorderReady {
+            /// Request id.
+            op: OperationId,
+        },
+        /// A recorder joins the room of one of its jobs, in the `recorder` role (answered by
+        /// `joined`, like `join`). It receives every track of the room.
+        RecorderJoin {
+            /// Request id.
+            op: OperationId,
+            /// The job's recording.
+            recording: RecordingId,
+        },
+        /// A recorder says how its job goes: recording, stopped (files closed), or failed.
+        RecordingReport {
+            /// The job's recording.
+            recording: RecordingId,
+            /// What happened.
+            report: RecorderReport,
+        },
         /// Turn an invitation down.
         RejectInvite {
             /// Request id.
@@ -360,6 +397,34 @@ tagged_frames! {
 
 fn yes() -> bool {
     true
+}
+
+fn ended_by_host() -> Reason {
+    Reason::Over
+}
+
+/// What a recorder reports about its job (`recording_report`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecorderReport {
+    /// It is in the room and writing.
+    Recording,
+    /// It closed its files (asked to, or a limit was reached).
+    Stopped {
+        /// Why.
+        reason: StopReason,
+        /// The files written.
+        files: Vec<RecordedFile>,
+    },
+    /// It cannot go on.
+    Failed {
+        /// Why.
+        reason: AbortReason,
+        /// Details for logs.
+        #[serde(default)]
+        message: String,
+    },
 }
 
 tagged_frames! {
@@ -516,8 +581,12 @@ tagged_frames! {
             room: RoomId,
             /// Room sequence number.
             seq: u64,
-            /// The host who ended it.
+            /// The host who ended it (or, for `recording_failed`, the recording's host).
             by: UserId,
+            /// Why: `over` (a host ended it) or `recording_failed` (its required recording
+            /// failed).
+            #[serde(default = "ended_by_host")]
+            reason: Reason,
         },
         /// Answer to `invite`: who was invited, and who could not be. An invite sent from outside a
         /// room that reached someone is preceded by a `joined` frame with the same `op`.
@@ -644,6 +713,62 @@ tagged_frames! {
             #[serde(default = "unpublished_on_purpose")]
             reason: Reason,
         },
+        /// To a recorder that said `recorder_ready`: record this room (join it with
+        /// `recorder_join`).
+        RecordJob {
+            /// The job.
+            job: RecordingJob,
+        },
+        /// To a recorder: stop recording (close the files, report `stopped`, leave the room).
+        RecordStop {
+            /// The job's recording.
+            recording: RecordingId,
+            /// Why.
+            reason: StopReason,
+        },
+        /// The room's recording began: the recorder receives the room's tracks and writes them.
+        RecordingStarted {
+            /// The room.
+            room: RoomId,
+            /// Room sequence number.
+            seq: u64,
+            /// The recording.
+            recording: RecordingId,
+            /// The recorder writing it (a member with the `recorder` role).
+            recorder: UserId,
+            /// The host who started it.
+            by: UserId,
+        },
+        /// The room's recording ended normally; its files are closed.
+        RecordingStopped {
+            /// The room.
+            room: RoomId,
+            /// Room sequence number.
+            seq: u64,
+            /// The recording.
+            recording: RecordingId,
+            /// Why it ended.
+            reason: StopReason,
+            /// The files written.
+            files: Vec<RecordedFile>,
+        },
+        /// The room's recording stopped abnormally. With `shut_down`, the server ends the call
+        /// (the recording was required): `call_ended` with reason `recording_failed` follows.
+        RecordingAborted {
+            /// The room.
+            room: RoomId,
+            /// Room sequence number.
+            seq: u64,
+            /// The recording.
+            recording: RecordingId,
+            /// The recorder that failed, if one had taken the job.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            recorder: Option<UserId>,
+            /// Why.
+            reason: AbortReason,
+            /// Whether the server ends the call because of it.
+            shut_down: bool,
+        },
         /// The server is closing this connection.
         Goodbye {
             /// Why.
@@ -669,6 +794,9 @@ impl ServerFrame {
             | ServerFrame::TrackPublished { room, seq, .. }
             | ServerFrame::TrackMuted { room, seq, .. }
             | ServerFrame::TrackUnpublished { room, seq, .. }
+            | ServerFrame::RecordingStarted { room, seq, .. }
+            | ServerFrame::RecordingStopped { room, seq, .. }
+            | ServerFrame::RecordingAborted { room, seq, .. }
             | ServerFrame::Message {
                 room,
                 seq: Some(seq),

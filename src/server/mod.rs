@@ -138,6 +138,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::embedded_recorder`].
+    pub fn embedded_recorder(mut self, on: bool) -> Self {
+        self.options.embedded_recorder = on;
+        self
+    }
+
+    /// Sets [`ServerOptions::recording_dir`].
+    pub fn recording_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.options.recording_dir = dir.into();
+        self
+    }
+
+    /// Sets [`ServerOptions::recorder_start_timeout`].
+    pub fn recorder_start_timeout(mut self, timeout: Duration) -> Self {
+        self.options.recorder_start_timeout = timeout;
+        self
+    }
+
     /// Sets [`ServerOptions::hold_offline_invitations`].
     pub fn hold_offline_invitations(mut self, on: bool) -> Self {
         self.options.hold_offline_invitations = on;
@@ -192,6 +210,8 @@ impl ServerBuilder {
             outbox_capacity: self.options.resume_buffer,
             max_token_lifetime_ms: millis(limits.max_token_lifetime),
             max_bans: limits.max_bans,
+            embedded_recorder: self.options.embedded_recorder,
+            recorder_start_timeout_ms: millis(self.options.recorder_start_timeout).max(1),
         };
         let peer_settings = crate::media::PeerSettings {
             bind: self.options.media_bind,
@@ -201,6 +221,30 @@ impl ServerBuilder {
             0 => sfu::workers::default_count(),
             n => n,
         };
+        let embedded = {
+            let ip = match addr.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+                ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+                ip => ip,
+            };
+            let local = SocketAddr::new(ip, addr.port());
+            let mut call = crate::CallOptions::default().reconnect(crate::ReconnectPolicy::never());
+            let url = match &self.options.tls {
+                // The certificate must name `localhost` for the embedded recorder.
+                Some(identity) => {
+                    call = call.tls(crate::TlsRoots::Pem(identity.cert_pem.clone()));
+                    format!("wss://localhost:{}", addr.port())
+                }
+                None => format!("ws://{local}"),
+            };
+            shell::EmbeddedRecorder {
+                url,
+                secret: secret.clone(),
+                options: crate::record::RecorderOptions::default()
+                    .dir(self.options.recording_dir.clone())
+                    .call_options(call),
+            }
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (state, task) = shell::start(
             listener,
@@ -209,6 +253,7 @@ impl ServerBuilder {
             peer_settings,
             workers,
             tls.clone(),
+            embedded,
             stop_rx,
         );
         tracing::info!(%addr, tls = tls.is_some(), "jrtc server listening");
@@ -287,6 +332,12 @@ impl ServerHandle {
     /// readers); 0 once no member has media.
     pub fn media_task_count(&self) -> usize {
         self.state.sfu().task_count()
+    }
+
+    /// Recorders connected and taking jobs (recorder processes, and the embedded one once it
+    /// started).
+    pub fn recorder_count(&self) -> usize {
+        self.state.recorder_count()
     }
 
     /// Rooms alive now.

@@ -248,6 +248,15 @@ pub struct ServerOptions {
     /// Serve `wss://` with this certificate and key; `None` (the default): plain `ws://`, for
     /// loopback or behind a TLS-terminating proxy.
     pub tls: Option<TlsIdentity>,
+    /// Run a recorder inside the server when a recording starts and no recorder process is
+    /// connected (true by default). It connects to the server's own port over loopback.
+    pub embedded_recorder: bool,
+    /// Where the embedded recorder writes (`recordings`, relative to the working directory):
+    /// one directory per recording.
+    pub recording_dir: std::path::PathBuf,
+    /// How long a recording may take to begin, from `start_recording` to the recorder
+    /// recording (10 s); then it is aborted with reason `no_recorder` (or `recorder_failed`).
+    pub recorder_start_timeout: Duration,
 }
 
 /// A server's TLS identity: its certificate chain and private key, as PEM.
@@ -303,6 +312,9 @@ impl Default for ServerOptions {
             resume_buffer: 1024,
             reconnect_after_shutdown: false,
             tls: None,
+            embedded_recorder: true,
+            recording_dir: std::path::PathBuf::from("recordings"),
+            recorder_start_timeout: Duration::from_secs(10),
         }
     }
 }

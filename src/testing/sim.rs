@@ -334,7 +334,7 @@ impl World {
                     commands.push(command);
                     continue;
                 }
-                Output::Close { .. } => continue,
+                Output::Close { .. } | Output::StartRecorder => continue,
             };
             for to in targets {
                 let Some(dev) = self

@@ -16,6 +16,8 @@ mod options;
 mod properties;
 mod proxy;
 mod raw;
+mod record_support;
+mod recording;
 mod recording_files;
 mod resume;
 mod security;

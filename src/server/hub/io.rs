@@ -48,6 +48,9 @@ pub(crate) enum Output {
     Close { conn: ConnId, reason: Reason },
     /// Work for the media shell.
     Media(MediaCommand),
+    /// Start the server's embedded recorder (asked for once, when a recording finds no
+    /// recorder connected): it connects to this server and says `recorder_ready`.
+    StartRecorder,
 }
 
 /// One membership's media: made when a connection joins a room, never reused. Every media
@@ -187,6 +190,10 @@ pub(crate) struct HubConfig {
     pub max_token_lifetime_ms: Millis,
     /// Most bans the server holds in all.
     pub max_bans: usize,
+    /// Whether the server runs a recorder of its own when none is connected.
+    pub embedded_recorder: bool,
+    /// How long a recording may take to begin (a recorder joined and recording).
+    pub recorder_start_timeout_ms: Millis,
 }
 
 pub(crate) use crate::protocol::{Refusal, refuse};

@@ -14,6 +14,7 @@ mod invites;
 pub(crate) mod io;
 mod negotiation;
 mod outbox;
+mod recording;
 mod requests;
 pub(crate) mod room;
 mod room_media;
@@ -26,6 +27,7 @@ use invites::InvitationBook;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use outbox::Outbox;
+use recording::RecorderBook;
 use room::{Room, check_display_name, check_state};
 use tokens::TokenBook;
 
@@ -112,6 +114,8 @@ pub(crate) struct Hub {
     bans: BanBook,
     /// Token expiries and revocations.
     tokens: TokenBook,
+    /// Recorders and recording jobs.
+    recorders: RecorderBook,
     next_room: u64,
     /// The last membership's media id (see [`MediaId`](io::MediaId)).
     next_media: u64,
@@ -131,6 +135,7 @@ impl Hub {
             media_deadlines: Default::default(),
             bans: BanBook::default(),
             tokens: TokenBook::default(),
+            recorders: RecorderBook::default(),
             next_room: 0,
             next_media: 0,
         }
@@ -155,6 +160,7 @@ impl Hub {
             self.next_media_deadline(),
             self.bans.next_deadline(),
             self.tokens.next_deadline(),
+            self.recorders.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -214,6 +220,7 @@ impl Hub {
                 self.expire_sessions(&mut out);
                 self.expire_media(&mut out);
                 self.expire_tokens(&mut out);
+                self.expire_recordings(&mut out);
                 self.bans.expire(self.now);
             }
 
@@ -263,10 +270,19 @@ impl Hub {
                 self.users.remove(login.user());
             }
         }
-        if let Some(room) = login.room {
-            self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
+        if let Some(room) = &login.room {
+            self.with_room(room, |r, out| r.remove(conn, reason, out), out);
+        }
+        self.recording_session_ended(conn, out);
+        if let Some(room) = &login.room {
+            self.recording_after_departure(room, out);
         }
         self.caller_left(conn, reason, false, out);
+    }
+
+    /// Recorders connected and taking jobs.
+    pub(crate) fn recorder_count(&self) -> usize {
+        self.recorders.agents()
     }
 
     /// Runs `f` on a room and drops the room if it is left empty.
@@ -293,6 +309,8 @@ impl Hub {
         };
         self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
         self.set_room(conn, None);
+        self.recording_member_left(conn, out);
+        self.recording_after_departure(&room, out);
         self.caller_left(conn, reason, true, out);
     }
 
@@ -520,6 +538,8 @@ pub(crate) mod testing {
             // The core tests' clock starts at 0, long before the tokens' real `iat`: no cap.
             max_token_lifetime_ms: u64::MAX,
             max_bans: 100_000,
+            embedded_recorder: false,
+            recorder_start_timeout_ms: 10_000,
         }
     }
 

@@ -3,7 +3,7 @@
 //! grant (moderation, properties, messages, media).
 
 use crate::auth::{Grants, Revocation};
-use crate::model::{OperationId, Participant, PropertyUpdate, Reason, RoomId};
+use crate::model::{OperationId, Participant, PropertyUpdate, Reason, Role, RoomId};
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 use super::io::{ConnId, Output, Refusal, refuse};
@@ -15,6 +15,7 @@ type Grant = (fn(&Grants) -> bool, &'static str);
 const MODERATE: Grant = (|g| g.moderate, "moderating (kick, end, roles)");
 const MESSAGE: Grant = (|g| g.message, "messages");
 const PUBLISH: Grant = (|g| g.publish, "publishing media");
+const RECORD: Grant = (|g| g.record, "recording");
 
 impl Hub {
     /// Handles one decoded frame from `conn`.
@@ -151,6 +152,7 @@ impl Hub {
                     self.set_room(member, None);
                     self.caller_left(member, Reason::Over, true, out);
                 }
+                self.room_recordings_over(&room, out);
                 out.push(done(op, None));
                 Ok(())
             }
@@ -221,6 +223,14 @@ impl Hub {
                 } = &update;
                 login.require(grants.publish || screen_share.is_none(), "screen sharing")?;
                 login.require(grants.record || recording.is_none(), "recording")?;
+                if recording.is_some() {
+                    self.rooms[&room].require_host(conn, "record")?;
+                    return refuse(
+                        ErrorCode::InvalidParam,
+                        "the recording state follows the recorder: use start_recording and \
+                         stop_recording",
+                    );
+                }
                 login.require(
                     grants.set_properties || custom.is_empty(),
                     "custom properties",
@@ -248,6 +258,9 @@ impl Hub {
             // Media: publishing, negotiating, receiving.
             ClientFrame::PublishOffer { op, sdp, source } => {
                 let room = self.room_of_member(conn, Some(PUBLISH))?;
+                if self.rooms[&room].member(conn).participant.role == Role::Recorder {
+                    return refuse(ErrorCode::PermissionDenied, "a recorder publishes nothing");
+                }
                 self.with_room(
                     &room,
                     |r, out| r.publish_offer(conn, op, sdp, source, out),
@@ -291,6 +304,38 @@ impl Hub {
             }
             ClientFrame::MediaInterrupted { connection } => {
                 self.media_interrupted_by(conn, connection, out)
+            }
+            // Recording.
+            ClientFrame::StartRecording { op, options } => {
+                let room = self.room_of_member(conn, Some(RECORD))?;
+                self.rooms[&room].require_host(conn, "record")?;
+                self.start_recording(conn, room, options, out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::StopRecording { op } => {
+                let room = self.room_of_member(conn, Some(RECORD))?;
+                self.rooms[&room].require_host(conn, "record")?;
+                self.stop_recording(conn, &room, out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::RecorderReady { op } => {
+                let login = self.login(conn)?;
+                login.require(login.identity.grants.recorder, "recording jobs")?;
+                self.recorder_ready(conn, out);
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::RecorderJoin { op, recording } => {
+                let login = self.login(conn)?;
+                login.require(login.identity.grants.recorder, "recording jobs")?;
+                self.recorder_join(conn, op, &recording, out)
+            }
+            ClientFrame::RecordingReport { recording, report } => {
+                let login = self.login(conn)?;
+                login.require(login.identity.grants.recorder, "recording jobs")?;
+                self.recording_report(conn, recording, report, out)
             }
             ClientFrame::Subscribe { op, publication } => {
                 let room = self.room_of_member(conn, None)?;

@@ -6,7 +6,7 @@ use crate::model::{
     CallProperties, MAX_DISPLAY_NAME_LEN, MAX_MESSAGE_LEN, MAX_PROPERTY_KEY_LEN, MAX_PROPERTY_KEYS,
     MAX_PROPERTY_VALUE_LEN, MAX_STATE_LEN, MessageScope, OperationId, Participant,
     ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
-    RecordingState, Role, RoomId, Text, UserId,
+    Role, RoomId, Text, UserId,
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -288,17 +288,22 @@ impl Room {
             };
             self.emit_properties(changes, user.clone(), out);
         }
-        if !self
+        // A recorder is never made host.
+        let host = self
             .members
             .iter()
-            .any(|m| m.participant.role == Role::Host)
-        {
-            self.members[0].participant.role = Role::Host;
+            .any(|m| m.participant.role == Role::Host);
+        let next = self
+            .members
+            .iter()
+            .position(|m| m.participant.role != Role::Recorder);
+        if !host && let Some(i) = next {
+            self.members[i].participant.role = Role::Host;
             let changes = ParticipantChanges {
                 role: true,
                 ..Default::default()
             };
-            self.emit_updated(0, changes, out);
+            self.emit_updated(i, changes, out);
         }
     }
 
@@ -342,12 +347,23 @@ impl Room {
         out: &mut Vec<Output>,
     ) -> Result<Vec<ConnId>, Refusal> {
         self.require_host(conn, "end the call")?;
-        let seq = self.next_seq();
         let by = self.member(conn).participant.user_id.clone();
+        Ok(self.close(by, Reason::Over, out))
+    }
+
+    /// Ends the call because its required recording failed (recording `by`'s): every member
+    /// is out. Returns the members' connections.
+    pub(crate) fn shut_down(&mut self, by: UserId, out: &mut Vec<Output>) -> Vec<ConnId> {
+        self.close(by, Reason::RecordingFailed, out)
+    }
+
+    fn close(&mut self, by: UserId, reason: Reason, out: &mut Vec<Output>) -> Vec<ConnId> {
+        let seq = self.next_seq();
         let frame = ServerFrame::CallEnded {
             room: self.id.clone(),
             seq,
             by,
+            reason,
         };
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
@@ -358,7 +374,7 @@ impl Room {
         self.subscriptions.clear();
         self.paused.clear();
         self.manual.clear();
-        Ok(conns)
+        conns
     }
 
     /// Removes `target` on a host's request. Returns the kicked member's connection.
@@ -402,6 +418,12 @@ impl Room {
         let i = self.index_of_user(target)?;
         if self.members[i].participant.role == role {
             return Ok(());
+        }
+        if role == Role::Recorder || self.members[i].participant.role == Role::Recorder {
+            return refuse(
+                ErrorCode::InvalidParam,
+                "the recorder role is the server's to give",
+            );
         }
         let hosts = self
             .members
@@ -506,15 +528,8 @@ impl Room {
                 next.screen_share = None;
             }
         }
-        if let Some(on) = update.recording {
-            if !is_host {
-                return refuse(ErrorCode::PermissionDenied, "only a host may record");
-            }
-            next.recording = match (&next.recording, on) {
-                (RecordingState::Idle, true) => RecordingState::Recording { by: by.clone() },
-                (_, false) => RecordingState::Idle,
-                (current, true) => current.clone(),
-            };
+        if update.recording.is_some() && !is_host {
+            return refuse(ErrorCode::PermissionDenied, "only a host may record");
         }
         if !update.custom.is_empty() && !is_host {
             return refuse(

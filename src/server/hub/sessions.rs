@@ -246,8 +246,13 @@ impl Hub {
         if login.transport != Some(conn) {
             return;
         }
+        // A recorder's session is not held for a resume: its job fails over at once
+        // (`recorder_lost`), so members learn of it within the time the loss is seen.
+        let recorder = self.is_recorder(session);
+        let login = self.logins.get_mut(&session).expect("looked up above");
         match reason {
             Reason::Quit | Reason::ServerShutdown => self.end_session(session, reason, out),
+            _ if recorder => self.end_session(session, Reason::Network, out),
             _ => {
                 login.transport = None;
                 login.lost_at = Some(self.now);

@@ -33,6 +33,7 @@ pub(super) fn start(
     peers: PeerSettings,
     workers: usize,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    embedded: EmbeddedRecorder,
     stop: watch::Receiver<bool>,
 ) -> (Arc<State>, tokio::task::JoinHandle<()>) {
     let (deadline_tx, deadline_rx) = watch::channel(None);
@@ -52,6 +53,7 @@ pub(super) fn start(
         gate: Mutex::new(gate),
         tls,
         options,
+        embedded: Mutex::new(Some(embedded)),
         deadline: deadline_tx,
         sfu: Sfu::new(peers, MediaWorkers::new(workers), reports_tx),
     });
@@ -61,6 +63,13 @@ pub(super) fn start(
     ];
     let task = tokio::spawn(accept_loop(listener, state.clone(), stop, background));
     (state, task)
+}
+
+/// What the server's own recorder needs: where to connect, the token secret, and how.
+pub(super) struct EmbeddedRecorder {
+    pub(super) url: String,
+    pub(super) secret: Vec<u8>,
+    pub(super) options: crate::record::RecorderOptions,
 }
 
 /// A connection's outbound queue entry.
@@ -92,6 +101,8 @@ pub(crate) struct State {
     /// Terminates TLS (`wss://`) when the server has a certificate.
     tls: Option<tokio_rustls::TlsAcceptor>,
     options: ServerOptions,
+    /// How to start the embedded recorder (taken when the core first asks for it).
+    embedded: Mutex<Option<EmbeddedRecorder>>,
     /// The core's next deadline, watched by the timer task.
     deadline: watch::Sender<Option<Millis>>,
     /// The media shell.
@@ -166,6 +177,10 @@ impl State {
         self.core().hub.room_count()
     }
 
+    pub(super) fn recorder_count(&self) -> usize {
+        self.core().hub.recorder_count()
+    }
+
     /// Feeds one input to the hub and delivers what it says, under one lock so that every
     /// connection receives room events in the room's order.
     pub(crate) fn handle(&self, input: Input) {
@@ -204,6 +219,23 @@ impl State {
                     let text = encode(&frame);
                     for conn in to {
                         core.deliver(conn, text.clone());
+                    }
+                }
+                Output::StartRecorder => {
+                    let embedded = self.embedded.lock().ok().and_then(|mut e| e.take());
+                    if let Some(EmbeddedRecorder {
+                        url,
+                        secret,
+                        options,
+                    }) = embedded
+                    {
+                        tokio::spawn(async move {
+                            if let Err(e) =
+                                crate::record::Recorder::run(&url, &secret, options).await
+                            {
+                                tracing::warn!(error = %e, "the embedded recorder stopped");
+                            }
+                        });
                     }
                 }
                 Output::Close { conn, reason } => {

@@ -98,6 +98,12 @@ macro_rules! string_id {
     };
 }
 
+mod recording;
+pub use recording::{
+    AbortReason, MAX_RECORDING_DURATION_MS, RecordedFile, RecordingId, RecordingJob,
+    RecordingOptions, RecordingPolicy, RecordingState, StopReason,
+};
+
 string_id!(
     /// A user's id: who is logged in. At most 64 bytes of `[A-Za-z0-9+_.-]`.
     UserId
@@ -305,6 +311,10 @@ pub enum Role {
     /// An ordinary member.
     #[default]
     Guest,
+    /// A recorder, not a person: it receives every track and writes them to files. It
+    /// publishes nothing, is never made host, and its seat does not count towards the room's
+    /// limit. Show it as "this call is being recorded", not as a tile.
+    Recorder,
 }
 
 /// One member of a room, as every member sees it.
@@ -374,21 +384,6 @@ pub struct ScreenShare {
     pub stream_id: String,
 }
 
-/// The room's recording state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum RecordingState {
-    /// Not recording.
-    #[default]
-    Idle,
-    /// Recording, started by `by`.
-    Recording {
-        /// Who started it.
-        by: UserId,
-    },
-}
-
 /// The call's shared properties, the same for every member.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallProperties {
@@ -429,7 +424,9 @@ pub struct PropertyUpdate {
         with = "double_option"
     )]
     pub screen_share: Option<Option<ScreenShare>>,
-    /// `Some(true)` starts recording, `Some(false)` stops it (host only).
+    /// Refused (`invalid_param`): the recording state follows the recorder; use
+    /// [`Call::start_recording`](crate::Call::start_recording) and
+    /// [`Call::stop_recording`](crate::Call::stop_recording).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<bool>,
     /// Keys to set (`Some`) or remove (`None`) (host only).
@@ -470,7 +467,8 @@ impl PropertyUpdate {
         self
     }
 
-    /// Starts (`true`) or stops (`false`) recording.
+    /// Sets [`PropertyUpdate::recording`] (refused by the server: use
+    /// [`Call::start_recording`](crate::Call::start_recording)).
     pub fn recording(mut self, on: bool) -> Self {
         self.recording = Some(on);
         self
@@ -583,6 +581,9 @@ pub enum Reason {
     TokenExpired,
     /// The session's access token was revoked.
     TokenRevoked,
+    /// The call ended because its required recording failed
+    /// ([`RecordingPolicy::Required`]).
+    RecordingFailed,
 }
 
 impl fmt::Display for Reason {

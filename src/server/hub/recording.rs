@@ -1,0 +1,533 @@
+//! Recording jobs: which recorder records which room, and the room's recording state as it
+//! follows what the recorder reports. Sans-IO like the rest of the core.
+//!
+//! A recorder is a session whose token has the `recorder` grant and that said `recorder_ready`.
+//! `start_recording` makes a job and hands it to the least busy recorder (`record_job`); the
+//! recorder joins the room in the `recorder` role on a session of its own (`recorder_join`)
+//! and reports `recording`, then `stopped` (with its files) or `failed`. A job ends abnormally
+//! (`recording_aborted`) when the recorder reports a failure, when its session or its member
+//! is lost, or when no recorder has begun recording within the start timeout.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use crate::model::{
+    AbortReason, OperationId, PropertyChanges, Reason, RecordingId, RecordingJob, RecordingOptions,
+    RecordingPolicy, RecordingState, Role, RoomId, StopReason, UserId,
+};
+use crate::protocol::{ErrorCode, RecorderReport, ServerFrame};
+
+use super::Hub;
+use super::io::{ConnId, Millis, Output, Refusal, refuse};
+
+/// The core's recording jobs and recorders.
+#[derive(Default)]
+pub(super) struct RecorderBook {
+    /// Sessions that take jobs, with how many they hold.
+    agents: BTreeMap<ConnId, usize>,
+    jobs: HashMap<RecordingId, Job>,
+    /// Jobs no recorder has taken yet, oldest first.
+    waiting: VecDeque<RecordingId>,
+    /// Jobs that must be recording by then.
+    deadlines: BTreeSet<(Millis, RecordingId)>,
+    /// The embedded recorder was asked for (it is started once).
+    embedded_asked: bool,
+    made: u64,
+}
+
+struct Job {
+    room: RoomId,
+    options: RecordingOptions,
+    by: UserId,
+    /// The recorder session that took it.
+    agent: Option<ConnId>,
+    /// The recorder's member session in the room, once it joined.
+    member: Option<ConnId>,
+    started: bool,
+    deadline: Millis,
+}
+
+impl RecorderBook {
+    /// When a job's start timeout next runs out.
+    pub(super) fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Recorders taking jobs.
+    pub(super) fn agents(&self) -> usize {
+        self.agents.len()
+    }
+
+    fn least_busy(&self) -> Option<ConnId> {
+        self.agents
+            .iter()
+            .min_by_key(|(conn, jobs)| (**jobs, **conn))
+            .map(|(conn, _)| *conn)
+    }
+
+    /// Whether session `conn` takes jobs or records one.
+    pub(super) fn is_recorder(&self, conn: ConnId) -> bool {
+        self.agents.contains_key(&conn) || self.job_of_member(conn).is_some()
+    }
+
+    /// The job recorded by member session `conn`, if any.
+    fn job_of_member(&self, conn: ConnId) -> Option<RecordingId> {
+        self.jobs
+            .iter()
+            .find(|(_, job)| job.member == Some(conn))
+            .map(|(id, _)| id.clone())
+    }
+}
+
+impl Hub {
+    /// Whether session `conn` is a recorder's (it is not held for a resume).
+    pub(super) fn is_recorder(&self, conn: ConnId) -> bool {
+        self.recorders.is_recorder(conn)
+    }
+
+    /// `start_recording` from `conn` (checked: a host of `room` with the `record` grant).
+    pub(super) fn start_recording(
+        &mut self,
+        conn: ConnId,
+        room: RoomId,
+        options: RecordingOptions,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if let Err(message) = options.validate() {
+            return refuse(ErrorCode::InvalidParam, message);
+        }
+        let current = &self.rooms[&room].properties.recording;
+        if current.active().is_some() {
+            return refuse(ErrorCode::AlreadyRecording, "the room is already recording");
+        }
+        let agent = self.recorders.least_busy();
+        if agent.is_none() && !self.config.embedded_recorder {
+            return refuse(
+                ErrorCode::NoRecorder,
+                "no recorder is connected to this server",
+            );
+        }
+        self.recorders.made += 1;
+        let id = RecordingId::from(format!("rec-{}-{}", self.now, self.recorders.made));
+        let by = self.logins[&conn].user().clone();
+        let deadline = self.now + self.config.recorder_start_timeout_ms;
+        self.recorders.jobs.insert(
+            id.clone(),
+            Job {
+                room: room.clone(),
+                options,
+                by: by.clone(),
+                agent: None,
+                member: None,
+                started: false,
+                deadline,
+            },
+        );
+        self.recorders.deadlines.insert((deadline, id.clone()));
+        match agent {
+            Some(agent) => self.assign(&id, agent, out),
+            None => {
+                self.recorders.waiting.push_back(id.clone());
+                if !self.recorders.embedded_asked {
+                    self.recorders.embedded_asked = true;
+                    out.push(Output::StartRecorder);
+                }
+            }
+        }
+        self.set_recording(
+            &room,
+            RecordingState::Starting {
+                recording: id,
+                by: by.clone(),
+            },
+            by,
+            out,
+        );
+        Ok(())
+    }
+
+    fn assign(&mut self, id: &RecordingId, agent: ConnId, out: &mut Vec<Output>) {
+        let Some(job) = self.recorders.jobs.get_mut(id) else {
+            return;
+        };
+        job.agent = Some(agent);
+        *self.recorders.agents.entry(agent).or_default() += 1;
+        out.push(Output::Send {
+            to: agent,
+            frame: ServerFrame::RecordJob {
+                job: RecordingJob {
+                    recording: id.clone(),
+                    room: job.room.clone(),
+                    options: job.options.clone(),
+                },
+            },
+        });
+    }
+
+    /// `recorder_ready` from `conn`: it takes jobs, the waiting ones first.
+    pub(super) fn recorder_ready(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        self.recorders.agents.entry(conn).or_default();
+        while let Some(id) = self.recorders.waiting.pop_front() {
+            self.assign(&id, conn, out);
+        }
+    }
+
+    /// `recorder_join` from `conn`: a recorder session joins the room of its job.
+    pub(super) fn recorder_join(
+        &mut self,
+        conn: ConnId,
+        op: OperationId,
+        recording: &RecordingId,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let login = &self.logins[&conn];
+        if let Some(current) = &login.room {
+            return refuse(
+                ErrorCode::AlreadyJoined,
+                format!("already in room `{current}`"),
+            );
+        }
+        let user = login.user().clone();
+        let job = self
+            .recorders
+            .jobs
+            .get(recording)
+            .filter(|job| job.member.is_none())
+            .filter(|job| {
+                job.agent
+                    .and_then(|a| self.logins.get(&a))
+                    .is_some_and(|a| a.user() == &user)
+            })
+            .ok_or_else(|| Refusal::new(ErrorCode::NoSuchRecording, "not a job of yours"))?;
+        let room_id = job.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return refuse(ErrorCode::NoSuchRecording, "the room is gone");
+        };
+        if room.has_user(&user) {
+            return refuse(
+                ErrorCode::DuplicateUser,
+                format!("`{user}` is already in room `{room_id}`"),
+            );
+        }
+        let participant = crate::model::Participant {
+            role: Role::Recorder,
+            ..self.logins[&conn].participant(Some("Recorder".into()))
+        };
+        self.next_media += 1;
+        room.join(conn, self.next_media, op, participant, true, out);
+        room.flush_offers(out);
+        self.set_room(conn, Some(room_id));
+        if let Some(job) = self.recorders.jobs.get_mut(recording) {
+            job.member = Some(conn);
+        }
+        Ok(())
+    }
+
+    /// `recording_report` from `conn`, a session of the job's recorder.
+    pub(super) fn recording_report(
+        &mut self,
+        conn: ConnId,
+        recording: RecordingId,
+        report: RecorderReport,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let user = self.logins[&conn].user().clone();
+        let Some(job) = self.recorders.jobs.get_mut(&recording).filter(|job| {
+            [job.agent, job.member]
+                .into_iter()
+                .flatten()
+                .any(|c| c == conn || self.logins.get(&c).is_some_and(|l| l.user() == &user))
+        }) else {
+            return refuse(ErrorCode::NoSuchRecording, "not a job of yours");
+        };
+        match report {
+            RecorderReport::Recording => {
+                if job.started || job.member.is_none() {
+                    return Ok(());
+                }
+                job.started = true;
+                let deadline = job.deadline;
+                let (room, by) = (job.room.clone(), job.by.clone());
+                self.recorders
+                    .deadlines
+                    .remove(&(deadline, recording.clone()));
+                if !self.rooms.contains_key(&room) {
+                    return Ok(());
+                }
+                let state = RecordingState::Recording {
+                    recording: recording.clone(),
+                    by: by.clone(),
+                    since: self.now,
+                    recorder: user.clone(),
+                };
+                self.set_recording(&room, state, user.clone(), out);
+                let r = self.rooms.get_mut(&room).expect("checked");
+                let seq = r.next_seq();
+                let frame = ServerFrame::RecordingStarted {
+                    room: room.clone(),
+                    seq,
+                    recording,
+                    recorder: user,
+                    by,
+                };
+                r.broadcast(r.conns(), frame, out);
+            }
+            RecorderReport::Stopped { reason, files } => {
+                let Some(job) = self.finish_job(&recording) else {
+                    return Ok(());
+                };
+                if let Some(r) = self.rooms.get_mut(&job.room)
+                    && r.properties.recording.active() == Some(&recording)
+                {
+                    self.set_recording(&job.room, RecordingState::Idle, user, out);
+                    let r = self.rooms.get_mut(&job.room).expect("checked");
+                    let seq = r.next_seq();
+                    let frame = ServerFrame::RecordingStopped {
+                        room: job.room.clone(),
+                        seq,
+                        recording,
+                        reason,
+                        files,
+                    };
+                    r.broadcast(r.conns(), frame, out);
+                }
+            }
+            RecorderReport::Failed { reason, .. } => self.abort_recording(&recording, reason, out),
+        }
+        Ok(())
+    }
+
+    /// `stop_recording` from `conn` (checked: a host of `room` with the `record` grant).
+    pub(super) fn stop_recording(
+        &mut self,
+        conn: ConnId,
+        room: &RoomId,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let state = self.rooms[room].properties.recording.clone();
+        let (recording, by) = match state {
+            RecordingState::Starting { recording, by }
+            | RecordingState::Recording { recording, by, .. } => (recording, by),
+            RecordingState::Stopping { .. } => {
+                return refuse(ErrorCode::NotRecording, "the recording is already stopping");
+            }
+            _ => return refuse(ErrorCode::NotRecording, "the room is not recording"),
+        };
+        let host = self.logins[&conn].user().clone();
+        let job = &self.recorders.jobs[&recording];
+        let recorder = job
+            .member
+            .and_then(|m| self.logins.get(&m))
+            .map(|l| l.user().clone());
+        match (job.agent, recorder) {
+            (Some(agent), Some(recorder)) => {
+                out.push(Output::Send {
+                    to: agent,
+                    frame: ServerFrame::RecordStop {
+                        recording: recording.clone(),
+                        reason: StopReason::Requested,
+                    },
+                });
+                let state = RecordingState::Stopping {
+                    recording,
+                    by,
+                    recorder,
+                };
+                self.set_recording(room, state, host, out);
+            }
+            _ => {
+                // Nothing recorded yet: the job ends here, with no files.
+                let job = self.finish_job(&recording).expect("a running job");
+                if let Some(agent) = job.agent {
+                    out.push(Output::Send {
+                        to: agent,
+                        frame: ServerFrame::RecordStop {
+                            recording: recording.clone(),
+                            reason: StopReason::Requested,
+                        },
+                    });
+                }
+                self.set_recording(room, RecordingState::Idle, host, out);
+                let r = self.rooms.get_mut(room).expect("checked");
+                let seq = r.next_seq();
+                let frame = ServerFrame::RecordingStopped {
+                    room: room.clone(),
+                    seq,
+                    recording,
+                    reason: StopReason::Requested,
+                    files: Vec::new(),
+                };
+                r.broadcast(r.conns(), frame, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends job `recording` abnormally: every member hears why, and with the `required`
+    /// policy the call ends for everyone.
+    pub(super) fn abort_recording(
+        &mut self,
+        recording: &RecordingId,
+        reason: AbortReason,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(job) = self.finish_job(recording) else {
+            return;
+        };
+        let recorder = job
+            .member
+            .and_then(|m| self.logins.get(&m))
+            .map(|l| l.user().clone());
+        if let Some(agent) = job.agent.filter(|a| self.logins.contains_key(a)) {
+            out.push(Output::Send {
+                to: agent,
+                frame: ServerFrame::RecordStop {
+                    recording: recording.clone(),
+                    reason: StopReason::RoomEnded,
+                },
+            });
+        }
+        if !self.rooms.contains_key(&job.room) {
+            return;
+        }
+        let shut_down = job.options.policy == RecordingPolicy::Required;
+        let state = RecordingState::Failed {
+            recording: recording.clone(),
+            reason,
+            recorder: recorder.clone(),
+        };
+        let by = recorder.clone().unwrap_or_else(|| job.by.clone());
+        self.set_recording(&job.room, state, by, out);
+        let r = self.rooms.get_mut(&job.room).expect("checked");
+        let seq = r.next_seq();
+        let frame = ServerFrame::RecordingAborted {
+            room: job.room.clone(),
+            seq,
+            recording: recording.clone(),
+            recorder,
+            reason,
+            shut_down,
+        };
+        r.broadcast(r.conns(), frame, out);
+        if shut_down {
+            let members = self.with_room(&job.room, |r, out| r.shut_down(job.by.clone(), out), out);
+            for member in members {
+                self.set_room(member, None);
+                self.caller_left(member, Reason::RecordingFailed, true, out);
+            }
+        }
+    }
+
+    /// Takes job `recording` out of the books.
+    fn finish_job(&mut self, recording: &RecordingId) -> Option<Job> {
+        let job = self.recorders.jobs.remove(recording)?;
+        self.recorders
+            .deadlines
+            .remove(&(job.deadline, recording.clone()));
+        self.recorders.waiting.retain(|w| w != recording);
+        if let Some(agent) = job.agent
+            && let Some(jobs) = self.recorders.agents.get_mut(&agent)
+        {
+            *jobs = jobs.saturating_sub(1);
+        }
+        Some(job)
+    }
+
+    /// Session `conn` ended: a recorder's jobs are lost with it; a recorder member that left
+    /// its room lost its job.
+    pub(super) fn recording_session_ended(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        if self.recorders.agents.remove(&conn).is_some() {
+            let lost: Vec<RecordingId> = self
+                .recorders
+                .jobs
+                .iter()
+                .filter(|(_, job)| job.agent == Some(conn))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in lost {
+                self.abort_recording(&id, AbortReason::RecorderLost, out);
+            }
+        }
+        self.recording_member_left(conn, out);
+    }
+
+    /// Member session `conn` left its room: if it was recording it, the job is lost.
+    pub(super) fn recording_member_left(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        if let Some(id) = self.recorders.job_of_member(conn) {
+            self.abort_recording(&id, AbortReason::RecorderLost, out);
+        }
+    }
+
+    /// Someone left `room`: when only recorders are left, the call is over and so are its
+    /// recordings.
+    pub(super) fn recording_after_departure(&mut self, room: &RoomId, out: &mut Vec<Output>) {
+        let only_recorders = self.rooms.get(room).is_none_or(|r| {
+            r.members
+                .iter()
+                .all(|m| m.participant.role == Role::Recorder)
+        });
+        if only_recorders {
+            self.room_recordings_over(room, out);
+        }
+    }
+
+    /// The call in `room` is over (ended, or everyone left): its recordings stop, reason
+    /// `room_ended`.
+    pub(super) fn room_recordings_over(&mut self, room: &RoomId, out: &mut Vec<Output>) {
+        let over: Vec<RecordingId> = self
+            .recorders
+            .jobs
+            .iter()
+            .filter(|(_, job)| &job.room == room)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in over {
+            if let Some(job) = self.finish_job(&id)
+                && let Some(agent) = job.agent
+            {
+                out.push(Output::Send {
+                    to: agent,
+                    frame: ServerFrame::RecordStop {
+                        recording: id,
+                        reason: StopReason::RoomEnded,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Jobs not recording by their start deadline end, reason `no_recorder`.
+    pub(super) fn expire_recordings(&mut self, out: &mut Vec<Output>) {
+        while let Some((at, id)) = self.recorders.deadlines.first().cloned() {
+            if at > self.now {
+                break;
+            }
+            self.recorders.deadlines.pop_first();
+            let reason = match self.recorders.jobs.get(&id) {
+                Some(job) if job.member.is_some() => AbortReason::RecorderFailed,
+                _ => AbortReason::NoRecorder,
+            };
+            self.abort_recording(&id, reason, out);
+        }
+    }
+
+    fn set_recording(
+        &mut self,
+        room: &RoomId,
+        state: RecordingState,
+        by: UserId,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.properties.recording == state {
+            return;
+        }
+        r.properties.recording = state;
+        let changes = PropertyChanges {
+            recording: true,
+            ..Default::default()
+        };
+        r.emit_properties(changes, by, out);
+    }
+}

@@ -1,0 +1,357 @@
+//! Recording through the embedded recorder: real media through the SFU into real WebM files,
+//! read back by ffprobe; the recording state and events every member sees; typed refusals and
+//! limits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jrtc::{
+    CallError, CallEvent, ErrorCode, RecordingEvent, RecordingOptions, RecordingState, StopReason,
+    TrackSource,
+};
+
+use crate::record_support::{MediaSender, probe, recording_dir, stream};
+use crate::support::{User, builder, done, refused, room_of};
+
+/// The next event of `user` that `pick` takes, skipping the others (within `wait`).
+async fn until<T>(
+    user: &mut User,
+    wait: Duration,
+    mut pick: impl FnMut(CallEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, user.events.next())
+            .await
+            .unwrap_or_else(|_| panic!("{}: the event did not come in time", user.call.user_id()))
+            .expect("the stream is open");
+        if let Some(t) = pick(ev) {
+            return t;
+        }
+    }
+}
+
+fn started(ev: CallEvent) -> Option<jrtc::UserId> {
+    match ev {
+        CallEvent::Recording(RecordingEvent::Started { recorder, .. }) => Some(recorder),
+        _ => None,
+    }
+}
+
+fn stopped(ev: CallEvent) -> Option<(StopReason, Vec<jrtc::RecordedFile>)> {
+    match ev {
+        CallEvent::Recording(RecordingEvent::Stopped { reason, files, .. }) => {
+            Some((reason, files))
+        }
+        _ => None,
+    }
+}
+
+/// Each user publishes a camera and a microphone; returns their senders.
+async fn publish_all(users: &[User]) -> Vec<MediaSender> {
+    let mut senders = Vec::new();
+    for u in users {
+        let camera = u.call.publish_track(TrackSource::Camera).await.unwrap();
+        let mic = u.call.publish_track(TrackSource::Microphone).await.unwrap();
+        senders.push(MediaSender::new(Some(camera), Some(mic)));
+    }
+    senders
+}
+
+/// Checks one participant's file: VP8 and Opus, the frames sent, the span, and sync.
+fn check_file(path: &Path, video: usize, audio: usize) {
+    let streams = probe(path).unwrap_or_else(|| panic!("ffprobe reads {}", path.display()));
+    let v = stream(&streams, "vp8");
+    let a = stream(&streams, "opus");
+    assert_eq!(
+        v.packets as usize,
+        video,
+        "{}: video frames",
+        path.display()
+    );
+    // An audio frame or two may be in flight at the edges of the span.
+    assert!(
+        (a.packets as i64 - audio as i64).abs() <= 2,
+        "{}: {} audio frames, {audio} sent",
+        path.display(),
+        a.packets
+    );
+    let span = video as f64 / 15.0;
+    let v_span = v.last - v.first + 1.0 / 15.0;
+    assert!(
+        (v_span - span).abs() <= span * 0.1,
+        "{}: video spans {v_span:.3} s, {span:.3} s sent",
+        path.display()
+    );
+    assert!(
+        (v.first - a.first).abs() < 0.1 && (v.last - a.last).abs() < 0.1,
+        "{}: audio and video out of sync: video {:.3}..{:.3}, audio {:.3}..{:.3}",
+        path.display(),
+        v.first,
+        v.last,
+        a.first,
+        a.last
+    );
+}
+
+/// Three members publish; a host records about 5 s and stops; every file holds what was sent,
+/// and the manifest matches the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_are_recorded_into_playable_files() {
+    let dir = recording_dir("three");
+    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let mut users = room_of(&server, "rec", &["alice", "bob", "carol"]).await;
+    let mut senders = publish_all(&users).await;
+    let op = users[0]
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    done(&users[0].call, op).await;
+    let mut recorder = None;
+    for u in &mut users {
+        recorder = Some(until(u, Duration::from_secs(15), started).await);
+    }
+    let recorder = recorder.unwrap();
+    assert_eq!(recorder.as_str(), "recorder");
+    // The recorder is a member, flagged by its role; the state says who records.
+    let room = users[1].call.room().unwrap();
+    let seat = room
+        .participants
+        .iter()
+        .find(|p| p.user_id == recorder)
+        .unwrap();
+    assert_eq!(seat.role, jrtc::Role::Recorder);
+    assert!(matches!(
+        &room.properties.recording,
+        RecordingState::Recording { recorder: r, by, .. } if *r == recorder && by.as_str() == "alice"
+    ));
+    // Open the tracks end to end, then send 5 s from a key frame.
+    futures::future::join_all(senders.iter_mut().map(|s| s.prime())).await;
+    let sends = senders.iter_mut().map(|s| s.send(75));
+    let sent = futures::future::join_all(sends).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let op = users[0].call.stop_recording().await.unwrap();
+    done(&users[0].call, op).await;
+    let mut files = Vec::new();
+    for u in &mut users {
+        let (reason, f) = until(u, Duration::from_secs(10), stopped).await;
+        assert_eq!(reason, StopReason::Requested);
+        files = f;
+    }
+    assert_eq!(
+        users[2].call.room().unwrap().properties.recording,
+        RecordingState::Idle
+    );
+    let mut names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["alice.webm", "bob.webm", "carol.webm"]);
+    let rec_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for (file, (video, audio)) in files.iter().zip(sent.iter().cycle()) {
+        let path = rec_dir.join(&file.name);
+        check_file(&path, *video, *audio);
+        assert_eq!(file.bytes, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(file.sources, [TrackSource::Camera, TrackSource::Microphone]);
+        assert!((file.duration_ms as f64 - 5000.0).abs() < 500.0, "{file:?}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rec_dir.join(jrtc::record::MANIFEST)).unwrap())
+            .unwrap();
+    assert_eq!(manifest["room"], "rec");
+    assert_eq!(manifest["ended"], "stopped");
+    assert_eq!(manifest["reason"], "requested");
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 3);
+    for f in manifest["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let ours = files.iter().find(|x| x.name == name).unwrap();
+        assert_eq!(f["bytes"].as_u64(), Some(ours.bytes));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A member who joins mid-recording is recorded from its first packet; one who leaves
+/// mid-recording has its file closed there; a screen share gets a file of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joiners_leavers_and_screens_get_their_own_files() {
+    let dir = recording_dir("midway");
+    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let mut users = room_of(&server, "mid", &["alice", "bob"]).await;
+    let mut alice = publish_all(&users[..1]).await.remove(0);
+    alice.prime().await;
+    let op = users[0]
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    done(&users[0].call, op).await;
+    until(&mut users[1], Duration::from_secs(15), started).await;
+    // Bob publishes his camera, microphone and screen only now.
+    let bob_cam = users[1]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
+    let bob_mic = users[1]
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let bob_screen = users[1]
+        .call
+        .publish_track(TrackSource::Screen)
+        .await
+        .unwrap();
+    let mut bob = MediaSender::new(Some(bob_cam), Some(bob_mic));
+    let mut screen = MediaSender::new(Some(bob_screen), None);
+    tokio::join!(bob.prime(), screen.prime());
+    let (a1, (b, s)) = tokio::join!(alice.send(30), async {
+        tokio::join!(bob.send(30), screen.send(30))
+    });
+    // Bob leaves; alice goes on for another second.
+    let op = users[1].call.leave().await.unwrap();
+    done(&users[1].call, op).await;
+    let a2 = alice.send(15).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let op = users[0].call.stop_recording().await.unwrap();
+    done(&users[0].call, op).await;
+    let (_, files) = until(&mut users[0], Duration::from_secs(10), stopped).await;
+    let rec_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let by_name = |n: &str| {
+        files
+            .iter()
+            .find(|f| f.name == n)
+            .unwrap_or_else(|| panic!("no {n} in {files:?}"))
+    };
+    check_file(
+        &rec_dir.join(&by_name("alice.webm").name),
+        a1.0 + a2.0,
+        a1.1 + a2.1,
+    );
+    check_file(&rec_dir.join(&by_name("bob.webm").name), b.0, b.1);
+    let screen_file = by_name("bob-screen.webm");
+    assert_eq!(screen_file.sources, [TrackSource::Screen]);
+    let streams = probe(&rec_dir.join(&screen_file.name)).unwrap();
+    assert_eq!(stream(&streams, "vp8").packets as usize, s.0);
+    // Bob's file started when he did, after alice's.
+    assert!(by_name("bob.webm").start_ms > by_name("alice.webm").start_ms);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Who may record, and what a wrong request gets: typed refusals, nothing changed.
+#[tokio::test]
+async fn recording_requests_are_checked() {
+    let dir = recording_dir("checks");
+    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let mut users = room_of(&server, "chk", &["alice", "bob"]).await;
+    // Bob is a guest.
+    let op = users[1]
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(&users[1].call, op).await,
+        ErrorCode::PermissionDenied
+    );
+    // Stopping when idle.
+    let op = users[0].call.stop_recording().await.unwrap();
+    assert_eq!(refused(&users[0].call, op).await, ErrorCode::NotRecording);
+    // Options refused before anything is sent.
+    let err = users[0]
+        .call
+        .start_recording(RecordingOptions::default().audio(false).video(false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::InvalidParam { .. }), "{err:?}");
+    // The property is not the way to record any more.
+    let op = users[0]
+        .call
+        .set_properties(jrtc::PropertyUpdate::default().recording(true))
+        .await
+        .unwrap();
+    assert_eq!(refused(&users[0].call, op).await, ErrorCode::InvalidParam);
+    // Starting twice.
+    let op = users[0]
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    done(&users[0].call, op).await;
+    let op = users[0]
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(&users[0].call, op).await,
+        ErrorCode::AlreadyRecording
+    );
+    until(&mut users[1], Duration::from_secs(15), started).await;
+    let op = users[0].call.stop_recording().await.unwrap();
+    done(&users[0].call, op).await;
+    until(&mut users[1], Duration::from_secs(10), stopped).await;
+
+    // A host without the `record` grant.
+    let token = server
+        .mint(&jrtc::AccessToken::new("dave").grants(jrtc::Grants::host().record(false)))
+        .unwrap();
+    let mut dave = User::connect_url(&server.url(), token).await;
+    dave.join("dave-room").await;
+    let op = dave
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(refused(&dave.call, op).await, ErrorCode::MissingGrant);
+
+    // A server without a recorder of its own and none connected.
+    let bare = builder().embedded_recorder(false).start().await.unwrap();
+    let mut erin = User::connect(&bare, "erin").await;
+    erin.join("e").await;
+    let op = erin
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(refused(&erin.call, op).await, ErrorCode::NoRecorder);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A 2 s maximum ends the recording with "limit reached", not an abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duration_limit_stops_the_recording() {
+    let dir = recording_dir("limit");
+    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let mut users = room_of(&server, "lim", &["alice", "bob"]).await;
+    let mut alice = publish_all(&users[..1]).await.remove(0);
+    let options = RecordingOptions::default().max_duration(Duration::from_secs(2));
+    let op = users[0].call.start_recording(options).await.unwrap();
+    done(&users[0].call, op).await;
+    until(&mut users[1], Duration::from_secs(15), started).await;
+    let sending = tokio::spawn(async move {
+        alice.prime().await;
+        alice.send(60).await
+    });
+    let started_at = std::time::Instant::now();
+    let (reason, files) = until(&mut users[1], Duration::from_secs(10), stopped).await;
+    assert_eq!(reason, StopReason::LimitReached);
+    assert!(started_at.elapsed() < Duration::from_secs(3));
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        users[1].call.room().unwrap().properties.recording,
+        RecordingState::Idle
+    );
+    sending.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
