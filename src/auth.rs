@@ -187,6 +187,9 @@ struct Claims {
     /// What the holder may do.
     #[serde(default)]
     grants: Grants,
+    /// A room this token creates records from its start, with these options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<crate::model::RecordingOptions>,
 }
 
 /// Why a token could not be minted.
@@ -241,6 +244,7 @@ impl AccessToken {
                 role: None,
                 hosts: Vec::new(),
                 grants: Grants::default(),
+                record: None,
             },
             ttl: DEFAULT_TOKEN_TTL,
             expires_at: None,
@@ -316,6 +320,13 @@ impl AccessToken {
         self.claims.jti.as_deref().unwrap_or("")
     }
 
+    /// A room the holder creates (its first member) records from its start, with `options`
+    /// (claim `record`; needs [`Grants::record`] to take effect).
+    pub fn record_from_start(mut self, options: crate::model::RecordingOptions) -> Self {
+        self.claims.record = Some(options);
+        self
+    }
+
     /// What the holder may do.
     pub fn grants(mut self, grants: Grants) -> Self {
         self.claims.grants = grants;
@@ -369,6 +380,8 @@ pub(crate) struct Identity {
     pub(crate) issued_at: u64,
     /// When the token expires (seconds since the Unix epoch).
     pub(crate) expires_at: u64,
+    /// A room the holder creates records from its start, so.
+    pub(crate) record: Option<crate::model::RecordingOptions>,
 }
 
 impl Identity {
@@ -498,6 +511,7 @@ pub(crate) fn verify(
         jti: claims.jti,
         issued_at: iat,
         expires_at: claims.exp,
+        record: claims.record,
     })
 }
 

@@ -191,7 +191,10 @@ mod tests {
     fn vp8_frames_are_reassembled_from_a_key_frame_on() {
         let mut a = FrameAssembler::new(Codec::Vp8);
         // A delta frame first: dropped (no key frame yet).
-        assert_eq!(a.push(&packet(1, 0, true, &vp8(true, &[1, 0, 0, 0])), 100), None);
+        assert_eq!(
+            a.push(&packet(1, 0, true, &vp8(true, &[1, 0, 0, 0])), 100),
+            None
+        );
         // A key frame in two packets.
         assert_eq!(
             a.push(&packet(2, 3000, false, &vp8(true, &KEY[..5])), 133),
@@ -206,8 +209,14 @@ mod tests {
         // The track's anchor is its first packet: 3,000 ticks later is 33 ms later.
         assert_eq!(f.at_ms, 133);
         // A lost packet drops frames until the next key frame.
-        assert_eq!(a.push(&packet(5, 6000, true, &vp8(true, &[1, 0, 0, 0])), 166), None);
-        assert_eq!(a.push(&packet(6, 9000, true, &vp8(true, &[1, 0, 0, 0])), 200), None);
+        assert_eq!(
+            a.push(&packet(5, 6000, true, &vp8(true, &[1, 0, 0, 0])), 166),
+            None
+        );
+        assert_eq!(
+            a.push(&packet(6, 9000, true, &vp8(true, &[1, 0, 0, 0])), 200),
+            None
+        );
         let f = a
             .push(&packet(7, 12000, true, &vp8(true, &KEY)), 233)
             .unwrap();

@@ -72,7 +72,6 @@ struct Track {
     file: String,
     record: RecordTrack,
     frames: FrameAssembler,
-    muted: bool,
 }
 
 /// The job's state while it runs.
@@ -91,6 +90,8 @@ struct Job {
     parts: HashMap<String, usize>,
     total: Arc<AtomicU64>,
     last_packet: Instant,
+    /// The publications recorded, and whether each is muted (for the no-media rule).
+    publications: HashMap<String, bool>,
 }
 
 /// Runs job `job` until it stops (`stop` says why, or is dropped when the recorder goes).
@@ -139,6 +140,7 @@ pub(crate) async fn run(
         parts: HashMap::new(),
         total,
         last_packet: Instant::now(),
+        publications: HashMap::new(),
     };
     for publication in &snapshot.publications {
         state.published(publication);
@@ -252,6 +254,12 @@ impl Job {
             return;
         }
         let (stem, record) = file_of(&publication.participant, publication.source);
+        if !self.publications.contains_key(&publication.id) {
+            self.publications
+                .insert(publication.id.clone(), publication.muted);
+            // The no-media timeout runs from the publication.
+            self.last_packet = Instant::now();
+        }
         self.participants.insert(publication.participant.clone());
         let total = self.total.clone();
         let first_part = self.parts.get(&stem).copied().unwrap_or(0);
@@ -265,6 +273,7 @@ impl Job {
 
     /// A track is gone: when its file has no track left, the file is closed now.
     fn unpublished(&mut self, publication: &Publication) -> Result<(), FileError> {
+        self.publications.remove(&publication.id);
         let Some(track) = self.tracks.remove(&publication.id) else {
             return Ok(());
         };
@@ -309,7 +318,6 @@ impl Job {
                 file,
                 record,
                 frames: FrameAssembler::new(codec),
-                muted: publication.muted,
             },
         );
         let packets = packets.clone();
@@ -332,14 +340,18 @@ impl Job {
     }
 
     fn muted(&mut self, publication: &Publication, muted: bool) {
-        if let Some(track) = self.tracks.get_mut(&publication.id) {
-            track.muted = muted;
+        if let Some(m) = self.publications.get_mut(&publication.id) {
+            *m = muted;
+        }
+        if !muted {
+            // The no-media timeout runs from the unmute.
+            self.last_packet = Instant::now();
         }
     }
 
-    /// No packet for longer than allowed while an unmuted track is received.
+    /// No packet for longer than allowed while an unmuted track is published.
     fn starved(&self) -> bool {
-        let live = self.tracks.values().any(|t| !t.muted);
+        let live = self.publications.values().any(|muted| !muted);
         live && self.last_packet.elapsed() > self.ctx.no_media_timeout
     }
 

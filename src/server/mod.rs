@@ -150,6 +150,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::auto_record`]: every new room records from its start.
+    pub fn auto_record(mut self, options: crate::model::RecordingOptions) -> Self {
+        self.options.auto_record = Some(options);
+        self
+    }
+
     /// Sets [`ServerOptions::recorder_start_timeout`].
     pub fn recorder_start_timeout(mut self, timeout: Duration) -> Self {
         self.options.recorder_start_timeout = timeout;
@@ -212,6 +218,7 @@ impl ServerBuilder {
             max_bans: limits.max_bans,
             embedded_recorder: self.options.embedded_recorder,
             recorder_start_timeout_ms: millis(self.options.recorder_start_timeout).max(1),
+            auto_record: self.options.auto_record.clone(),
         };
         let peer_settings = crate::media::PeerSettings {
             bind: self.options.media_bind,

@@ -65,6 +65,12 @@ impl ServerOptions {
         {
             return invalid("invite_timeout", "more than 0 and at most 10 minutes");
         }
+        if let Some(Err(rule)) = self.auto_record.as_ref().map(|o| o.validate()) {
+            return invalid("auto_record", rule);
+        }
+        if self.recorder_start_timeout.is_zero() {
+            return invalid("recorder_start_timeout", "more than 0");
+        }
         if limits.handshake_timeout.is_zero() {
             return invalid("handshake_timeout", "more than 0");
         }
@@ -257,6 +263,9 @@ pub struct ServerOptions {
     /// How long a recording may take to begin, from `start_recording` to the recorder
     /// recording (10 s); then it is aborted with reason `no_recorder` (or `recorder_failed`).
     pub recorder_start_timeout: Duration,
+    /// Every new room records from its start with these options (`None`, the default: only
+    /// when a host starts it, or the creator's token says so with its `record` claim).
+    pub auto_record: Option<crate::model::RecordingOptions>,
 }
 
 /// A server's TLS identity: its certificate chain and private key, as PEM.
@@ -315,6 +324,7 @@ impl Default for ServerOptions {
             embedded_recorder: true,
             recording_dir: std::path::PathBuf::from("recordings"),
             recorder_start_timeout: Duration::from_secs(10),
+            auto_record: None,
         }
     }
 }

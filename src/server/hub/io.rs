@@ -194,6 +194,8 @@ pub(crate) struct HubConfig {
     pub embedded_recorder: bool,
     /// How long a recording may take to begin (a recorder joined and recording).
     pub recorder_start_timeout_ms: Millis,
+    /// Every new room records from its start, with these options.
+    pub auto_record: Option<crate::model::RecordingOptions>,
 }
 
 pub(crate) use crate::protocol::{Refusal, refuse};

@@ -481,6 +481,7 @@ impl Hub {
             // the seat at once (if the ghost was alone, the room is made again for it).
             self.end_session(ghost, Reason::Replaced, out);
         }
+        let created = !self.rooms.contains_key(&id);
         let room = self
             .rooms
             .entry(id.clone())
@@ -494,7 +495,10 @@ impl Hub {
         self.next_media += 1;
         room.join(conn, self.next_media, op, participant, auto_subscribe, out);
         room.flush_offers(out);
-        self.set_room(conn, Some(id));
+        self.set_room(conn, Some(id.clone()));
+        if created {
+            self.record_from_start(conn, &id, out);
+        }
         Ok(())
     }
 
@@ -540,6 +544,7 @@ pub(crate) mod testing {
             max_bans: 100_000,
             embedded_recorder: false,
             recorder_start_timeout_ms: 10_000,
+            auto_record: None,
         }
     }
 

@@ -40,8 +40,9 @@ struct Job {
     by: UserId,
     /// The recorder session that took it.
     agent: Option<ConnId>,
-    /// The recorder's member session in the room, once it joined.
+    /// The recorder's member session in the room, once it joined, and its user.
     member: Option<ConnId>,
+    recorder: Option<UserId>,
     started: bool,
     deadline: Millis,
 }
@@ -118,6 +119,7 @@ impl Hub {
                 by: by.clone(),
                 agent: None,
                 member: None,
+                recorder: None,
                 started: false,
                 deadline,
             },
@@ -143,6 +145,35 @@ impl Hub {
             out,
         );
         Ok(())
+    }
+
+    /// Room `room` was just made by `conn`'s join: it records from its start if the server
+    /// says so, or the creator's token (with the `record` grant). If no recorder can take it,
+    /// the state says `failed` (`no_recorder`) so that the members see it is not recorded.
+    pub(super) fn record_from_start(&mut self, conn: ConnId, room: &RoomId, out: &mut Vec<Output>) {
+        let identity = &self.logins[&conn].identity;
+        let options = identity
+            .record
+            .clone()
+            .filter(|_| identity.grants.record)
+            .or_else(|| self.config.auto_record.clone());
+        let Some(options) = options else {
+            return;
+        };
+        if self
+            .start_recording(conn, room.clone(), options, out)
+            .is_err()
+        {
+            self.recorders.made += 1;
+            let recording = RecordingId::from(format!("rec-{}-{}", self.now, self.recorders.made));
+            let state = RecordingState::Failed {
+                recording,
+                reason: AbortReason::NoRecorder,
+                recorder: None,
+            };
+            let by = self.logins[&conn].user().clone();
+            self.set_recording(room, state, by, out);
+        }
     }
 
     fn assign(&mut self, id: &RecordingId, agent: ConnId, out: &mut Vec<Output>) {
@@ -218,6 +249,7 @@ impl Hub {
         self.set_room(conn, Some(room_id));
         if let Some(job) = self.recorders.jobs.get_mut(recording) {
             job.member = Some(conn);
+            job.recorder = Some(user);
         }
         Ok(())
     }
@@ -314,10 +346,7 @@ impl Hub {
         };
         let host = self.logins[&conn].user().clone();
         let job = &self.recorders.jobs[&recording];
-        let recorder = job
-            .member
-            .and_then(|m| self.logins.get(&m))
-            .map(|l| l.user().clone());
+        let recorder = job.recorder.clone();
         match (job.agent, recorder) {
             (Some(agent), Some(recorder)) => {
                 out.push(Output::Send {
@@ -373,10 +402,7 @@ impl Hub {
         let Some(job) = self.finish_job(recording) else {
             return;
         };
-        let recorder = job
-            .member
-            .and_then(|m| self.logins.get(&m))
-            .map(|l| l.user().clone());
+        let recorder = job.recorder.clone();
         if let Some(agent) = job.agent.filter(|a| self.logins.contains_key(a)) {
             out.push(Output::Send {
                 to: agent,
