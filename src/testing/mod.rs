@@ -9,6 +9,8 @@
 //!   grants, negotiation order, failed connections, rooms kept apart).
 //! - `media_recovery_scenarios`: peer connections that fail, are kept for the grace period,
 //!   and come back (ICE restart) or end.
+//! - `recording_scenarios`: recording jobs (handed out, joined, reported, lost, required,
+//!   untaken, ended with the call).
 //! - `session_scenarios`: the same for sessions (who may resume one, what a connection whose
 //!   session was taken over may still do).
 //! - [`fuzzing`]: the fuzz targets' entry points and the corpus replay.
@@ -21,6 +23,8 @@ pub mod fuzzing;
 mod media_recovery_scenarios;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod recording_scenarios;
 #[cfg(test)]
 mod scenarios;
 #[cfg(test)]
