@@ -63,13 +63,15 @@ async fn recorder_with(
             });
         }
     }
-    let child = cmd.spawn().expect("the recorder starts");
+    let mut child = cmd.spawn().expect("the recorder starts");
     for _ in 0..200 {
         if server.recorder_count() == 1 {
             return child;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the recorder did not register");
 }
 
@@ -266,7 +268,7 @@ async fn a_recording_that_receives_no_media_is_aborted() {
     let server = server().await;
     let dir = recording_dir("no-media");
     let mut child = recorder_with(&server, &dir, None, &["--no-media-timeout", "1"]).await;
-    let mut members = vec![member(&server, "alice").await];
+    let mut members = [member(&server, "alice").await];
     let camera = members[0]
         .call
         .publish_track(TrackSource::Camera)

@@ -110,9 +110,7 @@ impl FrameAssembler {
                     }
                     self.partial = Some((ts, Vec::new()));
                 }
-                let Some((frame_ts, bytes)) = self.partial.as_mut() else {
-                    return None;
-                };
+                let (frame_ts, bytes) = self.partial.as_mut()?;
                 if *frame_ts != ts {
                     self.partial = None;
                     self.dropped += 1;

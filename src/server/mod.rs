@@ -257,8 +257,10 @@ impl ServerBuilder {
             listener,
             Hub::new(config),
             self.options,
-            peer_settings,
-            workers,
+            shell::Media {
+                peers: peer_settings,
+                workers,
+            },
             tls.clone(),
             embedded,
             stop_rx,

@@ -30,12 +30,12 @@ pub(super) fn start(
     listener: TcpListener,
     hub: Hub,
     options: ServerOptions,
-    peers: PeerSettings,
-    workers: usize,
+    media: Media,
     tls: Option<tokio_rustls::TlsAcceptor>,
     embedded: EmbeddedRecorder,
     stop: watch::Receiver<bool>,
 ) -> (Arc<State>, tokio::task::JoinHandle<()>) {
+    let Media { peers, workers } = media;
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let gate = Gate {
@@ -63,6 +63,12 @@ pub(super) fn start(
     ];
     let task = tokio::spawn(accept_loop(listener, state.clone(), stop, background));
     (state, task)
+}
+
+/// How the SFU runs: its peer connections' settings, and how many worker threads.
+pub(super) struct Media {
+    pub(super) peers: PeerSettings,
+    pub(super) workers: usize,
 }
 
 /// What the server's own recorder needs: where to connect, the token secret, and how.
