@@ -3,7 +3,7 @@
 //! The server (`jrtc-server serve --no-embedded-recorder`) and the recorder (`jrtc-server
 //! recorder`) run as processes of their own; `PARTICIPANTS` members (4 by default) in one room
 //! each publish the VP8 fixture (15 frames/s) and 50 Opus frames/s, and receive each other.
-//! For `RECORD_SECONDS` (10) without recording, then `SECONDS` while recording: the CPU time each
+//! For `RECORD_SECONDS` (10) without recording, then as long while recording: the CPU time each
 //! process used (from /proc), the bytes the recorder wrote per second, and from SIGKILL of the
 //! recorder to `Aborted` at a member.
 

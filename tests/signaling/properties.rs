@@ -121,7 +121,7 @@ async fn guests_may_not_set_custom_properties_or_record() {
     // Not even a host sets the recording state: it follows the recorder (start_recording).
     let op = users[0].call.set_properties(rec).await.unwrap();
     assert_eq!(refused(&users[0].call, op).await, ErrorCode::InvalidParam);
-    users[1].assert_quiet().await;
+    users[2].assert_quiet().await;
     // Oversized values are refused whole.
     let op = users[0]
         .call
@@ -129,7 +129,7 @@ async fn guests_may_not_set_custom_properties_or_record() {
         .await
         .unwrap();
     assert_eq!(refused(&users[0].call, op).await, ErrorCode::InvalidParam);
-    users[1].assert_quiet().await;
+    users[2].assert_quiet().await;
 }
 
 #[tokio::test]

@@ -2,6 +2,10 @@
 //! read back by ffprobe; the recording state and events every member sees; typed refusals and
 //! limits.
 
+// `support::heavy()` is held for a whole test: each test has a runtime of its own, so waiting
+// on it blocks only that test's thread.
+#![allow(clippy::await_holding_lock)]
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -99,6 +103,7 @@ fn check_file(path: &Path, video: usize, audio: usize) {
 /// and the manifest matches the files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_are_recorded_into_playable_files() {
+    let _turn = crate::support::heavy();
     let dir = recording_dir("three");
     let server = builder().recording_dir(&dir).start().await.unwrap();
     let mut users = room_of(&server, "rec", &["alice", "bob", "carol"]).await;
@@ -179,6 +184,7 @@ async fn three_members_are_recorded_into_playable_files() {
 /// mid-recording has its file closed there; a screen share gets a file of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joiners_leavers_and_screens_get_their_own_files() {
+    let _turn = crate::support::heavy();
     let dir = recording_dir("midway");
     let server = builder().recording_dir(&dir).start().await.unwrap();
     let mut users = room_of(&server, "mid", &["alice", "bob"]).await;
@@ -332,6 +338,7 @@ async fn recording_requests_are_checked() {
 /// A 2 s maximum ends the recording with "limit reached", not an abort.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duration_limit_stops_the_recording() {
+    let _turn = crate::support::heavy();
     let dir = recording_dir("limit");
     let server = builder().recording_dir(&dir).start().await.unwrap();
     let mut users = room_of(&server, "lim", &["alice", "bob"]).await;
@@ -360,6 +367,7 @@ async fn a_duration_limit_stops_the_recording() {
 /// A room records from its start when the server says so, or the token that creates it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_can_record_from_their_start() {
+    let _turn = crate::support::heavy();
     let dir = recording_dir("auto");
     let server = builder()
         .recording_dir(&dir)

@@ -190,8 +190,7 @@ pub fn in_namespace(name: &str, setup: &str) -> bool {
     }
     // One namespace test at a time: each is timing-sensitive (media paths dying and coming
     // back, latencies measured), and two at once on two cores disturb each other.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy();
     let exe = std::env::current_exe().unwrap();
     let script = format!("{setup} && exec \"$0\" \"$@\"");
     let status = std::process::Command::new("unshare")
@@ -203,4 +202,11 @@ pub fn in_namespace(name: &str, setup: &str) -> bool {
         .expect("unshare runs (util-linux)");
     assert!(status.success(), "the test inside the namespace failed");
     false
+}
+
+/// Held by the tests that are timing-sensitive or load the machine (the namespace tests, the
+/// recording tests with real media), so that on two cores they do not run together.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
