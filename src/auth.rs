@@ -75,7 +75,8 @@ impl Default for Grants {
 }
 
 impl Grants {
-    /// Every grant, [`Grants::admin`] included.
+    /// Every grant a person may hold, [`Grants::admin`] included; not [`Grants::recorder`],
+    /// which is for recorder processes (`Grants::none().recorder(true)`).
     pub fn all() -> Self {
         Grants {
             publish: true,
@@ -85,16 +86,15 @@ impl Grants {
             set_properties: true,
             create: true,
             admin: true,
-            recorder: true,
+            recorder: false,
         }
     }
 
-    /// What a call's organiser needs: every grant but [`Grants::admin`] and
-    /// [`Grants::recorder`].
+    /// What a call's organiser needs: every grant but [`Grants::admin`] (and
+    /// [`Grants::recorder`]).
     pub fn host() -> Self {
         Grants {
             admin: false,
-            recorder: false,
             ..Grants::all()
         }
     }

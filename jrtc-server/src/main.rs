@@ -194,7 +194,7 @@ struct Token {
     #[arg(long)]
     host_of: Vec<String>,
     /// Grants, comma-separated: publish, message, moderate, record, set_properties, create,
-    /// admin, recorder, host (all but admin and recorder), all, none.
+    /// admin, recorder, host (all but admin and recorder), all (all but recorder), none.
     #[arg(long, value_delimiter = ',', default_value = "publish,message")]
     grants: Vec<String>,
     /// The token's id (`jti`), for revoking it; default: a random one, printed to stderr.

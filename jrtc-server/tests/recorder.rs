@@ -255,6 +255,13 @@ async fn a_killed_recorder_is_reported_to_every_member_at_once() {
             ..
         }
     ));
+    // Its other session (the one that took the job) goes too, as soon as its close is seen.
+    for _ in 0..100 {
+        if server.recorder_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(server.recorder_count(), 0);
     // What the killed recorder wrote plays up to where it stopped.
     let streams = probe(&only_recording(&dir).join("alice.webm")).expect("the file reads");

@@ -3,7 +3,7 @@
 //! wait a moment in a reorder buffer and are written in time order. The file opens once it
 //! knows its tracks: at the first video key frame (it gives the picture size) and first audio
 //! frame, or a second after the first frame, with what has come by then. A track that shows up
-//! after that starts a new part (`name.1.webm`, …).
+//! after that starts a new part (`name@1.webm`, …).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -141,8 +141,8 @@ impl RecordingFile {
         open: &mut Opener<'_>,
     ) -> (Vec<RecordedFile>, Option<FileError>) {
         let error = self.write_due(true, open).err();
-        self.close_part();
-        (self.parts, error)
+        let closing = self.close_part().err();
+        (self.parts, error.or(closing))
     }
 
     /// The parts closed so far, and the open one as it stands.
@@ -196,7 +196,7 @@ impl RecordingFile {
                 // Video starts at a key frame.
                 return Ok(());
             }
-            self.close_part();
+            self.close_part()?;
             self.open_part(&frame, track, open)?;
         }
         let o = self.open.as_mut().expect("opened above");
@@ -236,7 +236,7 @@ impl RecordingFile {
         let part = self.first_part + self.parts.len();
         let name = match part {
             0 => format!("{}.webm", self.stem),
-            n => format!("{}.{n}.webm", self.stem),
+            n => format!("{}@{n}.webm", self.stem),
         };
         let dest = open(&name).map_err(|source| FileError::Create {
             name: name.clone(),
@@ -295,11 +295,21 @@ impl RecordingFile {
         }
     }
 
-    fn close_part(&mut self) {
-        if let Some(open) = self.open.take() {
-            let file = self.describe(&open);
-            let _ = open.writer.finish();
-            self.parts.push(file);
-        }
+    /// Closes the open part (flushing its destination).
+    fn close_part(&mut self) -> Result<(), FileError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let mut file = self.describe(&open);
+        let name = open.name.clone();
+        let written = open.written.clone();
+        let result = open
+            .writer
+            .finish()
+            .and_then(|mut dest| dest.flush().map_err(RecordError::Flush))
+            .map_err(|source| FileError::Write { name, source });
+        file.bytes = written.load(Ordering::Relaxed);
+        self.parts.push(file);
+        result
     }
 }

@@ -70,6 +70,12 @@ impl FrameAssembler {
     /// Takes a packet that arrived at `arrival_ms` on the timeline; returns the frame it
     /// completes, if any.
     pub(crate) fn push(&mut self, packet: &RtpPacket, arrival_ms: u64) -> Option<Frame> {
+        if let Some(next) = self.next_seq
+            && (packet.header.sequence_number.wrapping_sub(next) as i16) < 0
+        {
+            // A repeat, or a packet later than the ones after it: already counted as lost.
+            return None;
+        }
         let ts = self.extend(packet.header.timestamp);
         let (anchor_ms, anchor_ts) = *self.anchor.get_or_insert((arrival_ms, ts));
         let at = |ts: i64| {
@@ -137,6 +143,12 @@ impl FrameAssembler {
                 })
             }
         }
+    }
+
+    /// Whether video frames are being dropped until the next key frame (ask the publisher for
+    /// one).
+    pub(crate) fn needs_keyframe(&self) -> bool {
+        self.codec == Codec::Vp8 && self.broken
     }
 
     /// Extends a 32-bit RTP timestamp past wrap-arounds (to the nearest of its aliases).
@@ -220,6 +232,13 @@ mod tests {
             .unwrap();
         assert_eq!(f.at_ms, 100 + 12000 / 90);
         assert_eq!(a.dropped, 3);
+        // A repeated packet is ignored, not taken for a loss.
+        assert_eq!(a.push(&packet(7, 12000, true, &vp8(true, &KEY)), 240), None);
+        assert!(!a.needs_keyframe());
+        assert!(
+            a.push(&packet(8, 15000, true, &vp8(true, &[1, 0, 0, 0])), 266)
+                .is_some()
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ use crate::model::{
 use crate::protocol::RecorderReport;
 use crate::{Call, RecordingId};
 
+/// How often a track that lost packets asks for a key frame, at most.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
 /// The manifest's file name, beside the media files.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -62,7 +65,8 @@ fn unix_ms() -> u64 {
 /// The file a source goes to: camera and microphone share one, a screen share has its own.
 fn file_of(user: &UserId, source: TrackSource) -> (String, RecordTrack) {
     match source {
-        TrackSource::Screen => (format!("{user}-screen"), RecordTrack::Video),
+        // `@` is not in the user id alphabet: no user's file name is another's.
+        TrackSource::Screen => (format!("{user}@screen"), RecordTrack::Video),
         TrackSource::Camera => (user.to_string(), RecordTrack::Video),
         _ => (user.to_string(), RecordTrack::Audio),
     }
@@ -72,6 +76,9 @@ struct Track {
     file: String,
     record: RecordTrack,
     frames: FrameAssembler,
+    /// To ask its publisher for a key frame when frames are being dropped.
+    remote: crate::RemoteTrack,
+    asked_at: Option<Instant>,
 }
 
 /// The job's state while it runs.
@@ -97,6 +104,7 @@ struct Job {
 /// Runs job `job` until it stops (`stop` says why, or is dropped when the recorder goes).
 pub(crate) async fn run(
     ctx: Arc<RecorderContext>,
+    control: Call,
     job: RecordingJob,
     mut stop: mpsc::Receiver<StopReason>,
 ) {
@@ -105,6 +113,12 @@ pub(crate) async fn run(
         Ok(call) => call,
         Err(e) => {
             tracing::warn!(%recording, error = %e, "the recorder cannot connect for a job");
+            // Said on the session that took the job, so the members hear it now.
+            let report = RecorderReport::Failed {
+                reason: AbortReason::RecorderFailed,
+                message: e.to_string(),
+            };
+            let _ = control.report_recording(recording, report).await;
             return;
         }
     };
@@ -168,7 +182,8 @@ pub(crate) async fn run(
             }
         };
         tokio::select! {
-            reason = stop.recv() => break reason.map_or(Ending::Stopped(StopReason::RoomEnded), Ending::Stopped),
+            // No sender: the recorder lost the server (which aborted the job as `recorder_lost`).
+            reason = stop.recv() => break reason.map_or(Ending::Aborted(AbortReason::RecorderLost), Ending::Stopped),
             () = limit => break Ending::Stopped(StopReason::LimitReached),
             Some((id, at, packet)) = packets.recv() => {
                 if let Err(e) = state.packet(&id, at, &packet) {
@@ -318,6 +333,8 @@ impl Job {
                 file,
                 record,
                 frames: FrameAssembler::new(codec),
+                remote: remote.clone(),
+                asked_at: Some(Instant::now()),
             },
         );
         let packets = packets.clone();
@@ -361,7 +378,20 @@ impl Job {
             return Ok(());
         };
         let arrival_ms = at.saturating_duration_since(self.start).as_millis() as u64;
-        let Some(frame) = track.frames.push(packet, arrival_ms) else {
+        let frame = track.frames.push(packet, arrival_ms);
+        if track.frames.needs_keyframe()
+            && track
+                .asked_at
+                .is_none_or(|t| t.elapsed() > KEYFRAME_REQUEST_INTERVAL)
+        {
+            // A packet was lost: nothing is written until the next key frame; ask for one.
+            track.asked_at = Some(Instant::now());
+            let remote = track.remote.clone();
+            tokio::spawn(async move {
+                let _ = remote.request_keyframe().await;
+            });
+        }
+        let Some(frame) = frame else {
             return Ok(());
         };
         let Some(file) = self.files.get_mut(&track.file) else {

@@ -152,7 +152,7 @@ impl Recorder {
                     let (tx, rx) = mpsc::channel(1);
                     jobs.retain(|_, tx| !tx.is_closed());
                     jobs.insert(job.recording.clone(), tx);
-                    tokio::spawn(super::job::run(ctx.clone(), job, rx));
+                    tokio::spawn(super::job::run(ctx.clone(), control.clone(), job, rx));
                 }
                 CallEvent::Recording(RecordingEvent::StopAsked { recording, reason }) => {
                     if let Some(tx) = jobs.remove(&recording) {

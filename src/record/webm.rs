@@ -24,6 +24,9 @@ pub enum RecordError {
     /// Writing to the file failed (a full disk, a size limit, a closed pipe…).
     #[error("writing the recording failed: {0}")]
     Write(#[source] TagWriterError),
+    /// Flushing the file failed.
+    #[error("flushing the recording failed: {0}")]
+    Flush(#[source] std::io::Error),
     /// A frame for a track the file does not have.
     #[error("the recording has no {0:?} track")]
     NoSuchTrack(RecordTrack),

@@ -32,12 +32,16 @@ fn frames_to(out: &[Output], to: ConnId) -> Vec<ServerFrame> {
 }
 
 fn join(hub: &mut Hub, conn: ConnId) -> Vec<Output> {
+    join_as(hub, conn, OperationId(1))
+}
+
+fn join_as(hub: &mut Hub, conn: ConnId, op: OperationId) -> Vec<Output> {
     send(
         hub,
         0,
         conn,
         ClientFrame::Join {
-            op: OperationId(1),
+            op,
             room: Some("r".into()),
             display_name: None,
             audio: false,
@@ -381,4 +385,107 @@ fn a_recorder_is_never_host_and_the_call_ending_stops_its_job() {
         recording: id,
         reason: StopReason::RoomEnded
     }));
+}
+
+#[test]
+fn a_room_left_to_its_recorder_is_idle_and_whoever_comes_back_hosts_it() {
+    let mut hub = world(testing::config(), true);
+    let (_, id) = start(&mut hub, RecordingOptions::default());
+    recording(&mut hub, &id);
+    // The recorder cannot be kicked.
+    let kick = ClientFrame::Kick {
+        op: OperationId(5),
+        user_id: "rec".into(),
+        ban: None,
+    };
+    let out = send(&mut hub, 350, ALICE, kick);
+    assert!(matches!(
+        frames_to(&out, ALICE)[0],
+        ServerFrame::Error {
+            code: ErrorCode::InvalidParam,
+            ..
+        }
+    ));
+    for conn in [ALICE, BOB] {
+        send(
+            &mut hub,
+            400,
+            conn,
+            ClientFrame::Leave { op: OperationId(6) },
+        );
+    }
+    // Only the recorder is left, closing its files: the state is idle already.
+    assert_eq!(state(&hub), RecordingState::Idle);
+    let out = join_as(&mut hub, ALICE, OperationId(11));
+    assert!(
+        matches!(&frames_to(&out, ALICE)[0], ServerFrame::Joined { participants, .. }
+        if participants.iter().any(|p| p.user_id.as_str() == "alice" && p.role == Role::Host))
+    );
+    // Nothing to stop (and no panic); a new recording may start.
+    let out = send(
+        &mut hub,
+        500,
+        ALICE,
+        ClientFrame::StopRecording { op: OperationId(9) },
+    );
+    assert!(matches!(
+        frames_to(&out, ALICE)[0],
+        ServerFrame::Error {
+            code: ErrorCode::NotRecording,
+            ..
+        }
+    ));
+    let out = send(
+        &mut hub,
+        500,
+        ALICE,
+        ClientFrame::StartRecording {
+            op: OperationId(10),
+            options: RecordingOptions::default(),
+        },
+    );
+    assert!(frames_to(&out, ALICE).contains(&ServerFrame::Done {
+        op: OperationId(10),
+        seq: None
+    }));
+}
+
+#[test]
+fn a_report_after_a_stop_does_not_bring_the_recording_back() {
+    let mut hub = world(testing::config(), true);
+    let (_, id) = start(&mut hub, RecordingOptions::default());
+    let join = ClientFrame::RecorderJoin {
+        op: OperationId(2),
+        recording: id.clone(),
+    };
+    send(&mut hub, 200, MEMBER, join);
+    // The host stops before the recorder said it records.
+    send(
+        &mut hub,
+        250,
+        ALICE,
+        ClientFrame::StopRecording { op: OperationId(8) },
+    );
+    assert!(matches!(state(&hub), RecordingState::Stopping { .. }));
+    let late = ClientFrame::RecordingReport {
+        recording: id.clone(),
+        report: RecorderReport::Recording,
+    };
+    let out = send(&mut hub, 300, MEMBER, late);
+    assert!(
+        !frames_to(&out, BOB)
+            .iter()
+            .any(|f| matches!(f, ServerFrame::RecordingStarted { .. }))
+    );
+    assert!(matches!(state(&hub), RecordingState::Stopping { .. }));
+    // A recorder that never finishes is given up on (as long again as a start may take).
+    assert_eq!(hub.next_deadline(), Some(250 + 10_000));
+    let out = hub.handle(250 + 10_000, Input::Tick);
+    assert!(frames_to(&out, BOB).iter().any(|f| matches!(
+        f,
+        ServerFrame::RecordingAborted {
+            reason: AbortReason::RecorderFailed,
+            ..
+        }
+    )));
 }

@@ -245,7 +245,7 @@ async fn joiners_leavers_and_screens_get_their_own_files() {
         a1.1 + a2.1,
     );
     check_file(&rec_dir.join(&by_name("bob.webm").name), b.0, b.1);
-    let screen_file = by_name("bob-screen.webm");
+    let screen_file = by_name("bob@screen.webm");
     assert_eq!(screen_file.sources, [TrackSource::Screen]);
     let streams = probe(&rec_dir.join(&screen_file.name)).unwrap();
     assert_eq!(stream(&streams, "vp8").packets as usize, s.0);

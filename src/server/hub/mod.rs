@@ -329,7 +329,8 @@ impl Hub {
     ) -> Result<(), Refusal> {
         let identity = self.logging_in(conn, version, token)?;
         let conns = self.users.get(&identity.user).map_or(0, Vec::len);
-        if conns >= self.config.max_connections_per_user {
+        // A recorder has a session per job it runs (and one taking jobs): not capped.
+        if conns >= self.config.max_connections_per_user && !identity.grants.recorder {
             return refuse(
                 ErrorCode::TooManyConnections,
                 format!(
@@ -410,7 +411,7 @@ impl Hub {
         let identity = &self.logins.get(&conn).expect("a joining session").identity;
         self.bans.check(id, &identity.user, self.now)?;
         match self.rooms.get(id) {
-            Some(room) if room.len() >= self.config.max_participants => refuse(
+            Some(room) if room.people() >= self.config.max_participants => refuse(
                 ErrorCode::RoomFull,
                 format!(
                     "room `{id}` holds at most {} members",

@@ -65,6 +65,15 @@ impl RecorderBook {
             .map(|(conn, _)| *conn)
     }
 
+    /// Moves job `recording`'s deadline to `at` (a stop: the recorder must finish by then).
+    fn postpone(&mut self, recording: &RecordingId, at: Millis) {
+        if let Some(job) = self.jobs.get_mut(recording) {
+            self.deadlines.remove(&(job.deadline, recording.clone()));
+            job.deadline = at;
+            self.deadlines.insert((at, recording.clone()));
+        }
+    }
+
     /// Whether session `conn` takes jobs or records one.
     pub(super) fn is_recorder(&self, conn: ConnId) -> bool {
         self.agents.contains_key(&conn) || self.job_of_member(conn).is_some()
@@ -160,20 +169,32 @@ impl Hub {
         let Some(options) = options else {
             return;
         };
-        if self
-            .start_recording(conn, room.clone(), options, out)
-            .is_err()
-        {
-            self.recorders.made += 1;
-            let recording = RecordingId::from(format!("rec-{}-{}", self.now, self.recorders.made));
-            let state = RecordingState::Failed {
-                recording,
-                reason: AbortReason::NoRecorder,
+        let Err(refusal) = self.start_recording(conn, room.clone(), options.clone(), out) else {
+            return;
+        };
+        // It cannot start: the members hear so, as of an aborted recording (and with the
+        // `required` policy the call ends).
+        let reason = match refusal.code {
+            ErrorCode::NoRecorder => AbortReason::NoRecorder,
+            _ => AbortReason::RecorderFailed,
+        };
+        self.recorders.made += 1;
+        let id = RecordingId::from(format!("rec-{}-{}", self.now, self.recorders.made));
+        let deadline = self.now;
+        self.recorders.jobs.insert(
+            id.clone(),
+            Job {
+                room: room.clone(),
+                options,
+                by: self.logins[&conn].user().clone(),
+                agent: None,
+                member: None,
                 recorder: None,
-            };
-            let by = self.logins[&conn].user().clone();
-            self.set_recording(room, state, by, out);
-        }
+                started: false,
+                deadline,
+            },
+        );
+        self.abort_recording(&id, reason, out);
     }
 
     fn assign(&mut self, id: &RecordingId, agent: ConnId, out: &mut Vec<Output>) {
@@ -273,7 +294,12 @@ impl Hub {
         };
         match report {
             RecorderReport::Recording => {
-                if job.started || job.member.is_none() {
+                let starting = self.rooms.get(&job.room).is_some_and(|r| {
+                    matches!(&r.properties.recording,
+                        RecordingState::Starting { recording: id, .. } if *id == recording)
+                });
+                // Late (a host stopped it meanwhile) or repeated: nothing changes.
+                if job.started || job.member.is_none() || !starting {
                     return Ok(());
                 }
                 job.started = true;
@@ -345,10 +371,15 @@ impl Hub {
             _ => return refuse(ErrorCode::NotRecording, "the room is not recording"),
         };
         let host = self.logins[&conn].user().clone();
-        let job = &self.recorders.jobs[&recording];
-        let recorder = job.recorder.clone();
-        match (job.agent, recorder) {
+        let (agent, recorder) = match self.recorders.jobs.get(&recording) {
+            Some(job) => (job.agent, job.recorder.clone()),
+            None => (None, None),
+        };
+        match (agent, recorder) {
             (Some(agent), Some(recorder)) => {
+                // The recorder has as long to close its files as it had to begin.
+                let by_then = self.now + self.config.recorder_start_timeout_ms;
+                self.recorders.postpone(&recording, by_then);
                 out.push(Output::Send {
                     to: agent,
                     frame: ServerFrame::RecordStop {
@@ -365,8 +396,7 @@ impl Hub {
             }
             _ => {
                 // Nothing recorded yet: the job ends here, with no files.
-                let job = self.finish_job(&recording).expect("a running job");
-                if let Some(agent) = job.agent {
+                if let Some(agent) = self.finish_job(&recording).and_then(|job| job.agent) {
                     out.push(Output::Send {
                         to: agent,
                         frame: ServerFrame::RecordStop {
@@ -462,6 +492,8 @@ impl Hub {
     /// its room lost its job.
     pub(super) fn recording_session_ended(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         if self.recorders.agents.remove(&conn).is_some() {
+            // The next recording with no recorder connected asks for the embedded one again.
+            self.recorders.embedded_asked = false;
             let lost: Vec<RecordingId> = self
                 .recorders
                 .jobs
@@ -506,6 +538,21 @@ impl Hub {
             .filter(|(_, job)| &job.room == room)
             .map(|(id, _)| id.clone())
             .collect();
+        let recorder = self.rooms.get(room).and_then(|r| {
+            r.members
+                .iter()
+                .find(|m| m.participant.role == Role::Recorder)
+                .map(|m| m.participant.user_id.clone())
+        });
+        let active = self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.properties.recording.active().is_some());
+        if let Some(by) = recorder.filter(|_| active) {
+            // The recorder is still in the room, closing its files: the state says idle at
+            // once, so that whoever comes back may record again.
+            self.set_recording(room, RecordingState::Idle, by, out);
+        }
         for id in over {
             if let Some(job) = self.finish_job(&id)
                 && let Some(agent) = job.agent
@@ -530,6 +577,11 @@ impl Hub {
             self.recorders.deadlines.pop_first();
             let reason = match self.recorders.jobs.get(&id) {
                 Some(job) if job.member.is_some() => AbortReason::RecorderFailed,
+                Some(job) if job.agent.is_none() => {
+                    // The embedded recorder never came: ask for it again next time.
+                    self.recorders.embedded_asked = false;
+                    AbortReason::NoRecorder
+                }
                 _ => AbortReason::NoRecorder,
             };
             self.abort_recording(&id, reason, out);

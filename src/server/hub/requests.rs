@@ -161,6 +161,12 @@ impl Hub {
                     Some(_) => self.host_room(conn, "ban")?,
                     None => self.room_of_member(conn, Some(MODERATE))?,
                 };
+                if self.rooms[&room].is_recorder(&user_id) {
+                    return refuse(
+                        ErrorCode::InvalidParam,
+                        "the recorder leaves when its recording stops: use stop_recording",
+                    );
+                }
                 if let Some(term) = ban {
                     let by = self.logins[&conn].user().clone();
                     if by == user_id {

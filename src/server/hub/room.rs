@@ -62,8 +62,19 @@ impl Room {
         self.members.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.members.len()
+    /// Members who count towards the room's size limit: all but recorders.
+    pub(crate) fn people(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.participant.role != Role::Recorder)
+            .count()
+    }
+
+    /// Whether `user` is in the room as its recorder.
+    pub(crate) fn is_recorder(&self, user: &UserId) -> bool {
+        self.members
+            .iter()
+            .any(|m| &m.participant.user_id == user && m.participant.role == Role::Recorder)
     }
 
     #[cfg(any(test, feature = "internals"))]
@@ -210,7 +221,13 @@ impl Room {
         if !auto_subscribe {
             self.manual.insert(conn);
         }
-        if self.members.is_empty() {
+        // The first person in is host: with no host present (only a recorder, finishing its
+        // files), a person joining becomes one.
+        let hosted = self
+            .members
+            .iter()
+            .any(|m| m.participant.role == Role::Host);
+        if !hosted && participant.role != Role::Recorder {
             participant.role = Role::Host;
         }
         let seq = self.next_seq();

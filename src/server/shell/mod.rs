@@ -72,6 +72,7 @@ pub(super) struct Media {
 }
 
 /// What the server's own recorder needs: where to connect, the token secret, and how.
+#[derive(Clone)]
 pub(super) struct EmbeddedRecorder {
     pub(super) url: String,
     pub(super) secret: Vec<u8>,
@@ -228,7 +229,8 @@ impl State {
                     }
                 }
                 Output::StartRecorder => {
-                    let embedded = self.embedded.lock().ok().and_then(|mut e| e.take());
+                    // Kept: if this one goes, the core asks again for the next recording.
+                    let embedded = self.embedded.lock().ok().and_then(|e| e.clone());
                     if let Some(EmbeddedRecorder {
                         url,
                         secret,
