@@ -9,7 +9,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use jrtc::{
     AbortReason, AccessToken, Call, CallEvent, EventStream, Grants, JoinOptions, Outcome, Reason,
     RecordingEvent, RecordingOptions, RecordingPolicy, RecordingState, ServerHandle, TrackSource,
@@ -91,22 +90,9 @@ async fn member(server: &ServerHandle, id: &str) -> Member {
     Member { call, events }
 }
 
-/// The next event of `m` that `pick` takes, within `wait`.
-async fn until<T>(
-    m: &mut Member,
-    wait: Duration,
-    mut pick: impl FnMut(CallEvent) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, m.events.next())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no such event in time", m.call.user_id()))
-            .expect("the stream is open");
-        if let Some(t) = pick(ev) {
-            return t;
-        }
-    }
+/// The next event of `m` that `pick` takes (see `record_support::until`).
+async fn until<T>(m: &mut Member, wait: Duration, pick: impl FnMut(CallEvent) -> Option<T>) -> T {
+    record_support::until(&m.call, &mut m.events, wait, pick).await
 }
 
 fn aborted(ev: CallEvent) -> Option<(bool, Option<jrtc::UserId>, AbortReason)> {

@@ -134,6 +134,27 @@ impl MediaSender {
     }
 }
 
+/// The next event of `call`'s stream `events` that `pick` takes, skipping the others; fails
+/// the test if none comes within `wait`.
+pub async fn until<T>(
+    call: &jrtc::Call,
+    events: &mut jrtc::EventStream,
+    wait: Duration,
+    mut pick: impl FnMut(jrtc::CallEvent) -> Option<T>,
+) -> T {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("{}: the event did not come in time", call.user_id()))
+            .expect("the stream is open");
+        if let Some(t) = pick(ev) {
+            return t;
+        }
+    }
+}
+
 /// One stream of a file, as ffprobe reads it.
 #[derive(Debug, Clone)]
 pub struct Stream {

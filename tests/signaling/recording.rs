@@ -9,31 +9,17 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jrtc::{
     CallError, CallEvent, ErrorCode, RecordingEvent, RecordingOptions, RecordingState, StopReason,
     TrackSource,
 };
 
-use crate::record_support::{MediaSender, probe, recording_dir, stream};
+use crate::record_support::{self, MediaSender, probe, recording_dir, stream};
 use crate::support::{User, builder, done, refused, room_of};
 
-/// The next event of `user` that `pick` takes, skipping the others (within `wait`).
-async fn until<T>(
-    user: &mut User,
-    wait: Duration,
-    mut pick: impl FnMut(CallEvent) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, user.events.next())
-            .await
-            .unwrap_or_else(|_| panic!("{}: the event did not come in time", user.call.user_id()))
-            .expect("the stream is open");
-        if let Some(t) = pick(ev) {
-            return t;
-        }
-    }
+/// The next event of `user` that `pick` takes (see `record_support::until`).
+async fn until<T>(user: &mut User, wait: Duration, pick: impl FnMut(CallEvent) -> Option<T>) -> T {
+    record_support::until(&user.call, &mut user.events, wait, pick).await
 }
 
 fn started(ev: CallEvent) -> Option<jrtc::UserId> {
