@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod config;
 mod fdlimit;
 mod load;
 mod raw;
@@ -37,9 +38,24 @@ enum Command {
     /// `--dir`. Exits when its connection to the server ends (run it under a supervisor that
     /// restarts it).
     Recorder(RecorderArgs),
+    /// Configuration files: `config example` prints a commented one with every `serve` option.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the load test's raw baseline server (a minimal room server on tokio-tungstenite), to
     /// give it a process (and a core) of its own: `load-test --raw-url`.
     RawServe(RawServe),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented configuration with every `serve` option and its default.
+    Example,
+    /// Check a configuration file (and print the options it sets, secrets left out).
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 /// Options of `raw-serve`.
@@ -76,51 +92,59 @@ impl SecretArgs {
 
 #[derive(Debug, Args)]
 struct Serve {
+    /// A configuration file (TOML; `jrtc-server config example` prints one): its values apply
+    /// where neither a flag nor its environment variable is given.
+    #[arg(long, env = "JRTC_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7600")]
+    #[arg(long, default_value = "127.0.0.1:7600", env = "JRTC_BIND")]
     bind: String,
     /// Log level or filter for jrtc's own logs (e.g. `info`, `debug`, `jrtc=trace`); other
     /// crates (the WebRTC stack, which logs per negotiation) are capped at `warn` unless the
     /// filter names them. `RUST_LOG` overrides it all.
-    #[arg(long, default_value = "info")]
+    #[arg(long, default_value = "info", env = "JRTC_LOG_LEVEL")]
     log_level: String,
     /// The TLS certificate chain (PEM) to serve `wss://` with; needs `--tls-key`.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, requires = "tls_key", env = "JRTC_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// The TLS private key (PEM) of `--tls-cert`.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert", env = "JRTC_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// Longest token lifetime accepted, in seconds (from `iat`, and from now, to `exp`).
-    #[arg(long, default_value_t = 24 * 3600)]
+    #[arg(long, default_value_t = 24 * 3600, env = "JRTC_MAX_TOKEN_LIFETIME")]
     max_token_lifetime: u64,
     /// Most connections not logged in yet from one IP address (newer ones are refused).
-    #[arg(long, default_value_t = 64)]
+    #[arg(
+        long,
+        default_value_t = 64,
+        env = "JRTC_MAX_UNAUTHENTICATED_PER_ADDRESS"
+    )]
     max_unauthenticated_per_address: usize,
     /// Most connections not logged in yet in all (a newer one closes the oldest).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, env = "JRTC_MAX_UNAUTHENTICATED")]
     max_unauthenticated: usize,
     /// Tell clients not to reconnect when the server stops (by default the goodbye says
     /// reconnect: a restart, or another server, follows).
-    #[arg(long)]
+    #[arg(long, env = "JRTC_NO_RECONNECT_HINT")]
     no_reconnect_hint: bool,
     /// A development server: without a secret, a random one is made (no token from outside
     /// can log in then). Never for production.
-    #[arg(long)]
+    #[arg(long, env = "JRTC_DEV")]
     dev: bool,
     /// Address the SFU's peer connections bind (port 0: a free port per connection).
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, default_value = "127.0.0.1:0", env = "JRTC_MEDIA_BIND")]
     media_bind: std::net::SocketAddr,
     /// An address to announce in ICE candidates instead of the bound one (repeat for more).
-    #[arg(long)]
+    #[arg(long, env = "JRTC_MEDIA_PUBLIC_IP")]
     media_public_ip: Vec<String>,
     /// Threads that forward media; each room's media runs on one (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, env = "JRTC_MEDIA_WORKERS")]
     media_workers: usize,
     /// Where the embedded recorder writes recordings.
-    #[arg(long, default_value = "recordings")]
+    #[arg(long, default_value = "recordings", env = "JRTC_RECORDING_DIR")]
     recording_dir: PathBuf,
     /// Run no recorder in the server: recordings need a `jrtc-server recorder` process.
-    #[arg(long)]
+    #[arg(long, env = "JRTC_NO_EMBEDDED_RECORDER")]
     no_embedded_recorder: bool,
     #[command(flatten)]
     secret: SecretArgs,
@@ -287,8 +311,29 @@ fn grants(names: &[String]) -> Result<Grants, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches)?;
+    match cli.command {
+        Command::Serve(mut args) => {
+            if let Some(path) = args.config.clone() {
+                let sub = matches
+                    .subcommand_matches("serve")
+                    .expect("the serve subcommand's matches");
+                // Shown as the error's text: its file, line and message.
+                let config = config::ServeConfig::load(&path).map_err(|e| e.to_string())?;
+                config.apply(&mut args, sub);
+            }
+            serve(args).await
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = config::ServeConfig::load(&file).map_err(|e| e.to_string())?;
+            println!("{config:#?}");
+            Ok(())
+        }
         Command::Revoke(args) => revoke(args).await,
         Command::Recorder(args) => recorder(args).await,
         Command::LoadTest(args) => load::run(args).await,

@@ -1,0 +1,125 @@
+//! `serve --config`: the example round-trips, and a flag beats its environment variable, which
+//! beats the file, which beats the default; bad files are refused without echoing them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
+}
+
+fn dir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("jrtc-config-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts `serve` with `args` (and `env`); the URL it listens on. The server is stopped.
+fn listening_url(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = bin();
+    cmd.arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd.env_remove("JRTC_SECRET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    // Log lines may come first (they go to standard output too).
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    line.trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn the_example_round_trips_and_layers_go_flag_env_file_default() {
+    let d = dir("layers");
+    let out = bin().args(["config", "example"]).output().unwrap();
+    assert!(out.status.success());
+    let example = d.join("example.toml");
+    std::fs::write(&example, &out.stdout).unwrap();
+    let check = bin()
+        .args(["config", "check"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+
+    // The example's bind (7600) is beaten by the flag.
+    let url = listening_url(
+        &[
+            "--config",
+            example.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            "--dev",
+        ],
+        &[],
+    );
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && !url.ends_with(":7600"),
+        "{url}"
+    );
+
+    // The file beats the default (7600), and names the secret's file relative to itself.
+    std::fs::write(d.join("secret"), "a secret from a file, 32 bytes or more\n").unwrap();
+    let own = d.join("own.toml");
+    std::fs::write(&own, "bind = \"127.0.0.1:0\"\nsecret_file = \"secret\"\n").unwrap();
+    let url = listening_url(&["--config", own.to_str().unwrap()], &[]);
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && !url.ends_with(":7600"),
+        "{url}"
+    );
+
+    // The environment beats the file: the file's bind cannot be bound.
+    let bad_bind = d.join("bad-bind.toml");
+    std::fs::write(&bad_bind, "bind = \"203.0.113.1:7600\"\ndev = true\n").unwrap();
+    let url = listening_url(
+        &["--config", bad_bind.to_str().unwrap()],
+        &[("JRTC_BIND", "127.0.0.1:0")],
+    );
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn bad_files_are_refused_without_echoing_them() {
+    let d = dir("bad");
+    let typo = d.join("typo.toml");
+    std::fs::write(&typo, "dev = true\nbnid = \"127.0.0.1:0\"\n").unwrap();
+    let out = bin()
+        .args(["serve", "--config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("typo.toml:2") && err.contains("bnid"), "{err}");
+
+    let secret = d.join("secret.toml");
+    std::fs::write(
+        &secret,
+        "secret = \"hunter2 hunter2 hunter2 hunter2 hunter2\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["serve", "--config"])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("secret") && !err.contains("hunter2"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
