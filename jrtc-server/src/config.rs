@@ -17,6 +17,7 @@ use crate::Serve;
 pub(crate) struct ServeConfig {
     bind: Option<String>,
     log_level: Option<String>,
+    log_format: Option<crate::LogFormat>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_token_lifetime: Option<u64>,
@@ -114,6 +115,7 @@ impl ServeConfig {
         take!(
             bind,
             log_level,
+            log_format,
             max_token_lifetime,
             max_unauthenticated_per_address,
             max_unauthenticated,
@@ -145,6 +147,9 @@ bind = "127.0.0.1:7600"
 
 # Log level or filter for jrtc's own logs (other crates are capped at "warn" unless named).
 log_level = "info"
+
+# "text" (for people) or "json" (one object per line, for log shippers).
+log_format = "text"
 
 # Serve wss:// with this certificate chain and key (PEM); both or neither.
 # tls_cert = "cert.pem"
@@ -192,6 +197,7 @@ mod tests {
         let keys = [
             "bind",
             "log_level",
+            "log_format",
             "tls_cert",
             "tls_key",
             "max_token_lifetime",

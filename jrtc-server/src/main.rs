@@ -104,6 +104,9 @@ struct Serve {
     /// filter names them. `RUST_LOG` overrides it all.
     #[arg(long, default_value = "info", env = "JRTC_LOG_LEVEL")]
     log_level: String,
+    /// `text` (for people) or `json` (one object per line, for log shippers).
+    #[arg(long, value_enum, default_value = "text", env = "JRTC_LOG_FORMAT")]
+    log_format: LogFormat,
     /// The TLS certificate chain (PEM) to serve `wss://` with; needs `--tls-key`.
     #[arg(long, requires = "tls_key", env = "JRTC_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -170,14 +173,15 @@ struct RecorderArgs {
     /// Log level (as for `serve`).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Log format (as for `serve`).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(flatten)]
     secret: SecretArgs,
 }
 
 async fn recorder(args: RecorderArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(log_filter(&args.log_level)))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    init_logs(&args.log_level, args.log_format)?;
     let secret = args
         .secret
         .load()?
@@ -385,6 +389,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The log filter for `--log-level`: ours at that level, everyone else's at `warn` at most
 /// (the WebRTC stack logs several lines per negotiation at `info`, which any logged-in user
 /// could otherwise turn into a log flood), unless the filter names crates itself.
+/// How log lines are written (to standard output).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LogFormat {
+    /// For people: one line per event, colored on a terminal.
+    #[default]
+    Text,
+    /// For log shippers: one JSON object per line (`timestamp`, `level`, `target`, `fields`,
+    /// and the spans an event is in).
+    Json,
+}
+
+/// Starts logging at `level` (see [`log_filter`]; `RUST_LOG` overrides it) in `format`.
+fn init_logs(level: &str, format: LogFormat) -> Result<(), Box<dyn std::error::Error>> {
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(log_filter(level)))?;
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+    Ok(())
+}
+
 fn log_filter(level: &str) -> String {
     if level.contains('=') || level.contains(',') {
         return level.to_owned();
@@ -397,9 +425,7 @@ fn log_filter(level: &str) -> String {
 }
 
 async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(log_filter(&args.log_level)))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    init_logs(&args.log_level, args.log_format)?;
     match fdlimit::raise() {
         Some((before, after)) if after > before => {
             tracing::info!(before, after, "raised the open-file limit")

@@ -123,3 +123,41 @@ fn bad_files_are_refused_without_echoing_them() {
     assert!(err.contains("secret") && !err.contains("hunter2"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut child = bin()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--dev",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut objects = Vec::new();
+    while reader.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
+        objects.push(serde_json::from_str::<serde_json::Value>(&line).expect(&line));
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let listening = objects
+        .iter()
+        .find(|o| o["fields"]["message"] == "jrtc server listening")
+        .expect("the listening event, as JSON");
+    assert_eq!(listening["level"], "INFO");
+    assert!(
+        listening["fields"]["addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}
