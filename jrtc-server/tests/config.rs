@@ -84,7 +84,7 @@ fn the_example_round_trips_and_layers_go_flag_env_file_default() {
 
     // The environment beats the file: the file's bind cannot be bound.
     let bad_bind = d.join("bad-bind.toml");
-    std::fs::write(&bad_bind, "bind = \"203.0.113.1:7600\"\ndev = true\n").unwrap();
+    std::fs::write(&bad_bind, "bind = \"no such address\"\ndev = true\n").unwrap();
     let url = listening_url(
         &["--config", bad_bind.to_str().unwrap()],
         &[("JRTC_BIND", "127.0.0.1:0")],

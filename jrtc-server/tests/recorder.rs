@@ -221,7 +221,14 @@ async fn a_killed_recorder_is_reported_to_every_member_at_once() {
     let dir = recording_dir("sigkill");
     let mut child = recorder(&server, &dir, None).await;
     let (mut members, media) = recording(&server, RecordingPolicy::Optional).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Killed once it has written some of alice's media (a few frames past the file's header).
+    let file = only_recording(&dir).join("alice.webm");
+    for _ in 0..400 {
+        if std::fs::metadata(&file).is_ok_and(|m| m.len() > 16 * 1024) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     child.kill().unwrap(); // SIGKILL
     let killed = Instant::now();
     let _ = child.wait();

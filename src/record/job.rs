@@ -99,6 +99,8 @@ struct Job {
     last_packet: Instant,
     /// The publications recorded, and whether each is muted (for the no-media rule).
     publications: HashMap<String, bool>,
+    /// Frames lost by tracks no longer received.
+    dropped: u64,
 }
 
 /// Runs job `job` until it stops (`stop` says why, or is dropped when the recorder goes).
@@ -155,6 +157,7 @@ pub(crate) async fn run(
         total,
         last_packet: Instant::now(),
         publications: HashMap::new(),
+        dropped: 0,
     };
     for publication in &snapshot.publications {
         state.published(publication);
@@ -165,6 +168,12 @@ pub(crate) async fn run(
         state.subscribed(&call, track.publication().clone(), &packets_tx);
     }
     state.write_manifest(Ending::Recording, None);
+    tracing::info!(
+        %recording,
+        room = %state.job.room,
+        location = %state.ctx.storage.location(&recording),
+        "recording"
+    );
     let _ = call
         .report_recording(recording.clone(), RecorderReport::Recording)
         .await;
@@ -246,7 +255,9 @@ pub(crate) async fn run(
         },
         Ending::Recording => unreachable!("the loop ends the recording"),
     };
-    tracing::info!(%recording, ?ending, "recording ended");
+    // Frames lost on the way (incomplete, or waiting for a key frame after a loss).
+    let dropped = state.dropped + state.tracks.values().map(|t| t.frames.dropped).sum::<u64>();
+    tracing::info!(%recording, ?ending, dropped, "recording ended");
     let _ = call.report_recording(recording, report).await;
     if let Ok(op) = call.leave().await {
         let _ = tokio::time::timeout(Duration::from_secs(2), call.outcome(op)).await;
@@ -292,6 +303,7 @@ impl Job {
         let Some(track) = self.tracks.remove(&publication.id) else {
             return Ok(());
         };
+        self.dropped += track.frames.dropped;
         if self.tracks.values().any(|t| t.file == track.file) {
             return Ok(());
         }

@@ -228,30 +228,7 @@ impl ServerBuilder {
             0 => sfu::workers::default_count(),
             n => n,
         };
-        let embedded = {
-            let ip = match addr.ip() {
-                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
-                ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-                ip => ip,
-            };
-            let local = SocketAddr::new(ip, addr.port());
-            let mut call = crate::CallOptions::default().reconnect(crate::ReconnectPolicy::never());
-            let url = match &self.options.tls {
-                // The certificate must name `localhost` for the embedded recorder.
-                Some(identity) => {
-                    call = call.tls(crate::TlsRoots::Pem(identity.cert_pem.clone()));
-                    format!("wss://localhost:{}", addr.port())
-                }
-                None => format!("ws://{local}"),
-            };
-            shell::EmbeddedRecorder {
-                url,
-                secret: secret.clone(),
-                options: crate::record::RecorderOptions::default()
-                    .dir(self.options.recording_dir.clone())
-                    .call_options(call),
-            }
-        };
+        let embedded = embedded_recorder(addr, &self.options, &secret);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (state, task) = shell::start(
             listener,
@@ -378,6 +355,36 @@ impl std::fmt::Debug for ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// How the server's own recorder reaches it: over loopback (the bound address's family when
+/// bound to every address), `wss://localhost` trusting the server's own certificate with TLS.
+fn embedded_recorder(
+    addr: SocketAddr,
+    options: &ServerOptions,
+    secret: &[u8],
+) -> shell::EmbeddedRecorder {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let mut call = crate::CallOptions::default().reconnect(crate::ReconnectPolicy::never());
+    let url = match &options.tls {
+        // The certificate must name `localhost` for the embedded recorder.
+        Some(identity) => {
+            call = call.tls(crate::TlsRoots::Pem(identity.cert_pem.clone()));
+            format!("wss://localhost:{}", addr.port())
+        }
+        None => format!("ws://{}", SocketAddr::new(ip, addr.port())),
+    };
+    shell::EmbeddedRecorder {
+        url,
+        secret: secret.to_vec(),
+        options: crate::record::RecorderOptions::default()
+            .dir(options.recording_dir.clone())
+            .call_options(call),
     }
 }
 

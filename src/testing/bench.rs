@@ -136,15 +136,7 @@ impl Core {
 
 /// A request to join room "r" with the defaults.
 fn join_r(op: OperationId) -> ClientFrame {
-    ClientFrame::Join {
-        op,
-        room: Some(RoomId::from("r")),
-        display_name: None,
-        audio: false,
-        video: false,
-        state: String::new(),
-        auto_subscribe: true,
-    }
+    crate::server::hub::testing::join("r", op)
 }
 
 fn frames_sent(outputs: &[Output]) -> usize {

@@ -36,20 +36,7 @@ fn join(hub: &mut Hub, conn: ConnId) -> Vec<Output> {
 }
 
 fn join_as(hub: &mut Hub, conn: ConnId, op: OperationId) -> Vec<Output> {
-    send(
-        hub,
-        0,
-        conn,
-        ClientFrame::Join {
-            op,
-            room: Some("r".into()),
-            display_name: None,
-            audio: false,
-            video: false,
-            state: String::new(),
-            auto_subscribe: true,
-        },
-    )
+    send(hub, 0, conn, testing::join("r", op))
 }
 
 /// Alice (host) and bob in room "r", a recorder logged in on `AGENT` and `MEMBER`; with

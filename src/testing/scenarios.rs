@@ -84,18 +84,7 @@ impl Harness {
     /// Joins `room` (auto-subscribing); returns the outputs.
     pub(super) fn join(&mut self, conn: ConnId, room: &str) -> Vec<Output> {
         let op = self.op();
-        self.frame(
-            conn,
-            ClientFrame::Join {
-                op,
-                room: Some(room.into()),
-                display_name: None,
-                audio: false,
-                video: false,
-                state: String::new(),
-                auto_subscribe: true,
-            },
-        )
+        self.frame(conn, crate::server::hub::testing::join(room, op))
     }
 
     pub(super) fn key(&self, conn: ConnId) -> MediaKey {

@@ -32,16 +32,7 @@ fn member(hub: &mut Hub, conn: ConnId, user: &str) -> String {
 
 /// Joins room "r" on `conn`: the join's outputs.
 fn join_r(hub: &mut Hub, conn: ConnId) -> Vec<Output> {
-    let join = ClientFrame::Join {
-        op: OperationId(1),
-        room: Some("r".into()),
-        display_name: None,
-        audio: false,
-        video: false,
-        state: String::new(),
-        auto_subscribe: true,
-    };
-    frame(hub, conn, join)
+    frame(hub, conn, testing::join("r", OperationId(1)))
 }
 
 fn resume(hub: &mut Hub, conn: ConnId, user: &str, key: &str) -> Vec<Output> {

@@ -38,6 +38,30 @@ fn stopped(ev: CallEvent) -> Option<(StopReason, Vec<jrtc::RecordedFile>)> {
     }
 }
 
+/// For a recording test: the heavy-test lock, a fresh recording directory, and a server
+/// builder writing there.
+fn recording_setup(
+    test: &str,
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    std::path::PathBuf,
+    jrtc::ServerBuilder,
+) {
+    let turn = crate::support::heavy();
+    let dir = recording_dir(test);
+    let builder = builder().recording_dir(&dir);
+    (turn, dir, builder)
+}
+
+/// `host` starts a recording with `options`, which must be accepted.
+async fn start(host: &User, options: RecordingOptions) {
+    done(
+        &host.call,
+        host.call.start_recording(options).await.unwrap(),
+    )
+    .await;
+}
+
 /// Each user publishes a camera and a microphone; returns their senders.
 async fn publish_all(users: &[User]) -> Vec<MediaSender> {
     let mut senders = Vec::new();
@@ -89,17 +113,11 @@ fn check_file(path: &Path, video: usize, audio: usize) {
 /// and the manifest matches the files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_are_recorded_into_playable_files() {
-    let _turn = crate::support::heavy();
-    let dir = recording_dir("three");
-    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let (_turn, dir, builder) = recording_setup("three");
+    let server = builder.start().await.unwrap();
     let mut users = room_of(&server, "rec", &["alice", "bob", "carol"]).await;
     let mut senders = publish_all(&users).await;
-    let op = users[0]
-        .call
-        .start_recording(RecordingOptions::default())
-        .await
-        .unwrap();
-    done(&users[0].call, op).await;
+    start(&users[0], RecordingOptions::default()).await;
     let mut recorder = None;
     for u in &mut users {
         recorder = Some(until(u, Duration::from_secs(15), started).await);
@@ -170,18 +188,12 @@ async fn three_members_are_recorded_into_playable_files() {
 /// mid-recording has its file closed there; a screen share gets a file of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joiners_leavers_and_screens_get_their_own_files() {
-    let _turn = crate::support::heavy();
-    let dir = recording_dir("midway");
-    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let (_turn, dir, builder) = recording_setup("midway");
+    let server = builder.start().await.unwrap();
     let mut users = room_of(&server, "mid", &["alice", "bob"]).await;
     let mut alice = publish_all(&users[..1]).await.remove(0);
     alice.prime().await;
-    let op = users[0]
-        .call
-        .start_recording(RecordingOptions::default())
-        .await
-        .unwrap();
-    done(&users[0].call, op).await;
+    start(&users[0], RecordingOptions::default()).await;
     until(&mut users[1], Duration::from_secs(15), started).await;
     // Bob publishes his camera, microphone and screen only now.
     let bob_cam = users[1]
@@ -275,12 +287,7 @@ async fn recording_requests_are_checked() {
         .unwrap();
     assert_eq!(refused(&users[0].call, op).await, ErrorCode::InvalidParam);
     // Starting twice.
-    let op = users[0]
-        .call
-        .start_recording(RecordingOptions::default())
-        .await
-        .unwrap();
-    done(&users[0].call, op).await;
+    start(&users[0], RecordingOptions::default()).await;
     let op = users[0]
         .call
         .start_recording(RecordingOptions::default())
@@ -324,14 +331,12 @@ async fn recording_requests_are_checked() {
 /// A 2 s maximum ends the recording with "limit reached", not an abort.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duration_limit_stops_the_recording() {
-    let _turn = crate::support::heavy();
-    let dir = recording_dir("limit");
-    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let (_turn, dir, builder) = recording_setup("limit");
+    let server = builder.start().await.unwrap();
     let mut users = room_of(&server, "lim", &["alice", "bob"]).await;
     let mut alice = publish_all(&users[..1]).await.remove(0);
     let options = RecordingOptions::default().max_duration(Duration::from_secs(2));
-    let op = users[0].call.start_recording(options).await.unwrap();
-    done(&users[0].call, op).await;
+    start(&users[0], options).await;
     until(&mut users[1], Duration::from_secs(15), started).await;
     let sending = tokio::spawn(async move {
         alice.prime().await;
@@ -353,10 +358,8 @@ async fn a_duration_limit_stops_the_recording() {
 /// A room records from its start when the server says so, or the token that creates it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_can_record_from_their_start() {
-    let _turn = crate::support::heavy();
-    let dir = recording_dir("auto");
-    let server = builder()
-        .recording_dir(&dir)
+    let (_turn, dir, builder) = recording_setup("auto");
+    let server = builder
         .auto_record(RecordingOptions::default().audio(false))
         .start()
         .await
@@ -366,7 +369,11 @@ async fn rooms_can_record_from_their_start() {
     let recorder = until(&mut alice, Duration::from_secs(15), started).await;
     assert_eq!(recorder.as_str(), "recorder");
 
-    let plain = builder().recording_dir(&dir).start().await.unwrap();
+    let plain = crate::support::builder()
+        .recording_dir(&dir)
+        .start()
+        .await
+        .unwrap();
     let token = plain
         .mint(
             &jrtc::AccessToken::new("bob")

@@ -566,4 +566,17 @@ pub(crate) mod testing {
             token: token(user, Grants::all()),
         }
     }
+
+    /// Request `op`: join `room` with the defaults (auto-subscribing).
+    pub(crate) fn join(room: &str, op: crate::model::OperationId) -> ClientFrame {
+        ClientFrame::Join {
+            op,
+            room: Some(room.into()),
+            display_name: None,
+            audio: false,
+            video: false,
+            state: String::new(),
+            auto_subscribe: true,
+        }
+    }
 }

@@ -38,13 +38,19 @@ struct Job {
     room: RoomId,
     options: RecordingOptions,
     by: UserId,
-    /// The recorder session that took it.
+    /// The recorder session that took it, and its user (whose sessions may join and report).
     agent: Option<ConnId>,
-    /// The recorder's member session in the room, once it joined, and its user.
+    owner: Option<UserId>,
+    /// The recorder's member session in the room, once it joined.
     member: Option<ConnId>,
-    recorder: Option<UserId>,
-    started: bool,
     deadline: Millis,
+}
+
+impl Job {
+    /// The recorder members see: the owner, once its member joined.
+    fn recorder(&self) -> Option<UserId> {
+        self.member.and(self.owner.clone())
+    }
 }
 
 impl RecorderBook {
@@ -127,9 +133,8 @@ impl Hub {
                 options,
                 by: by.clone(),
                 agent: None,
+                owner: None,
                 member: None,
-                recorder: None,
-                started: false,
                 deadline,
             },
         );
@@ -188,9 +193,8 @@ impl Hub {
                 options,
                 by: self.logins[&conn].user().clone(),
                 agent: None,
+                owner: None,
                 member: None,
-                recorder: None,
-                started: false,
                 deadline,
             },
         );
@@ -202,6 +206,7 @@ impl Hub {
             return;
         };
         job.agent = Some(agent);
+        job.owner = self.logins.get(&agent).map(|l| l.user().clone());
         *self.recorders.agents.entry(agent).or_default() += 1;
         out.push(Output::Send {
             to: agent,
@@ -243,12 +248,7 @@ impl Hub {
             .recorders
             .jobs
             .get(recording)
-            .filter(|job| job.member.is_none())
-            .filter(|job| {
-                job.agent
-                    .and_then(|a| self.logins.get(&a))
-                    .is_some_and(|a| a.user() == &user)
-            })
+            .filter(|job| job.member.is_none() && job.owner.as_ref() == Some(&user))
             .ok_or_else(|| Refusal::new(ErrorCode::NoSuchRecording, "not a job of yours"))?;
         let room_id = job.room.clone();
         let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -270,7 +270,6 @@ impl Hub {
         self.set_room(conn, Some(room_id));
         if let Some(job) = self.recorders.jobs.get_mut(recording) {
             job.member = Some(conn);
-            job.recorder = Some(user);
         }
         Ok(())
     }
@@ -284,12 +283,12 @@ impl Hub {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         let user = self.logins[&conn].user().clone();
-        let Some(job) = self.recorders.jobs.get_mut(&recording).filter(|job| {
-            [job.agent, job.member]
-                .into_iter()
-                .flatten()
-                .any(|c| c == conn || self.logins.get(&c).is_some_and(|l| l.user() == &user))
-        }) else {
+        let Some(job) = self
+            .recorders
+            .jobs
+            .get(&recording)
+            .filter(|job| job.owner.as_ref() == Some(&user))
+        else {
             return refuse(ErrorCode::NoSuchRecording, "not a job of yours");
         };
         match report {
@@ -298,19 +297,15 @@ impl Hub {
                     matches!(&r.properties.recording,
                         RecordingState::Starting { recording: id, .. } if *id == recording)
                 });
-                // Late (a host stopped it meanwhile) or repeated: nothing changes.
-                if job.started || job.member.is_none() || !starting {
+                // Repeated, or late (a host stopped it meanwhile): nothing changes.
+                if job.member.is_none() || !starting {
                     return Ok(());
                 }
-                job.started = true;
                 let deadline = job.deadline;
                 let (room, by) = (job.room.clone(), job.by.clone());
                 self.recorders
                     .deadlines
                     .remove(&(deadline, recording.clone()));
-                if !self.rooms.contains_key(&room) {
-                    return Ok(());
-                }
                 let state = RecordingState::Recording {
                     recording: recording.clone(),
                     by: by.clone(),
@@ -318,16 +313,17 @@ impl Hub {
                     recorder: user.clone(),
                 };
                 self.set_recording(&room, state, user.clone(), out);
-                let r = self.rooms.get_mut(&room).expect("checked");
-                let seq = r.next_seq();
-                let frame = ServerFrame::RecordingStarted {
-                    room: room.clone(),
-                    seq,
-                    recording,
-                    recorder: user,
-                    by,
-                };
-                r.broadcast(r.conns(), frame, out);
+                self.room_event(
+                    &room,
+                    |room, seq| ServerFrame::RecordingStarted {
+                        room,
+                        seq,
+                        recording,
+                        recorder: user,
+                        by,
+                    },
+                    out,
+                );
             }
             RecorderReport::Stopped { reason, files } => {
                 let Some(job) = self.finish_job(&recording) else {
@@ -337,16 +333,17 @@ impl Hub {
                     && r.properties.recording.active() == Some(&recording)
                 {
                     self.set_recording(&job.room, RecordingState::Idle, user, out);
-                    let r = self.rooms.get_mut(&job.room).expect("checked");
-                    let seq = r.next_seq();
-                    let frame = ServerFrame::RecordingStopped {
-                        room: job.room.clone(),
-                        seq,
-                        recording,
-                        reason,
-                        files,
-                    };
-                    r.broadcast(r.conns(), frame, out);
+                    self.room_event(
+                        &job.room,
+                        |room, seq| ServerFrame::RecordingStopped {
+                            room,
+                            seq,
+                            recording,
+                            reason,
+                            files,
+                        },
+                        out,
+                    );
                 }
             }
             RecorderReport::Failed { reason, .. } => self.abort_recording(&recording, reason, out),
@@ -372,7 +369,7 @@ impl Hub {
         };
         let host = self.logins[&conn].user().clone();
         let (agent, recorder) = match self.recorders.jobs.get(&recording) {
-            Some(job) => (job.agent, job.recorder.clone()),
+            Some(job) => (job.agent, job.recorder()),
             None => (None, None),
         };
         match (agent, recorder) {
@@ -406,16 +403,17 @@ impl Hub {
                     });
                 }
                 self.set_recording(room, RecordingState::Idle, host, out);
-                let r = self.rooms.get_mut(room).expect("checked");
-                let seq = r.next_seq();
-                let frame = ServerFrame::RecordingStopped {
-                    room: room.clone(),
-                    seq,
-                    recording,
-                    reason: StopReason::Requested,
-                    files: Vec::new(),
-                };
-                r.broadcast(r.conns(), frame, out);
+                self.room_event(
+                    room,
+                    |room, seq| ServerFrame::RecordingStopped {
+                        room,
+                        seq,
+                        recording,
+                        reason: StopReason::Requested,
+                        files: Vec::new(),
+                    },
+                    out,
+                );
             }
         }
         Ok(())
@@ -432,7 +430,7 @@ impl Hub {
         let Some(job) = self.finish_job(recording) else {
             return;
         };
-        let recorder = job.recorder.clone();
+        let recorder = job.recorder();
         if let Some(agent) = job.agent.filter(|a| self.logins.contains_key(a)) {
             out.push(Output::Send {
                 to: agent,
@@ -453,17 +451,18 @@ impl Hub {
         };
         let by = recorder.clone().unwrap_or_else(|| job.by.clone());
         self.set_recording(&job.room, state, by, out);
-        let r = self.rooms.get_mut(&job.room).expect("checked");
-        let seq = r.next_seq();
-        let frame = ServerFrame::RecordingAborted {
-            room: job.room.clone(),
-            seq,
-            recording: recording.clone(),
-            recorder,
-            reason,
-            shut_down,
-        };
-        r.broadcast(r.conns(), frame, out);
+        self.room_event(
+            &job.room,
+            |room, seq| ServerFrame::RecordingAborted {
+                room,
+                seq,
+                recording: recording.clone(),
+                recorder,
+                reason,
+                shut_down,
+            },
+            out,
+        );
         if shut_down {
             let members = self.with_room(&job.room, |r, out| r.shut_down(job.by.clone(), out), out);
             for member in members {
@@ -585,6 +584,20 @@ impl Hub {
                 _ => AbortReason::NoRecorder,
             };
             self.abort_recording(&id, reason, out);
+        }
+    }
+
+    /// Broadcasts to `room`'s members the room event `make` builds from its id and next `seq`.
+    fn room_event(
+        &mut self,
+        room: &RoomId,
+        make: impl FnOnce(RoomId, u64) -> ServerFrame,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            let seq = r.next_seq();
+            let frame = make(r.id.clone(), seq);
+            r.broadcast(r.conns(), frame, out);
         }
     }
 
