@@ -98,6 +98,11 @@ macro_rules! string_id {
     };
 }
 
+mod server_api;
+pub use server_api::{
+    DEFAULT_EMPTY_TIMEOUT_SECS, RoomDetails, RoomOptions, RoomSummary, ServerEvent, Webhook,
+};
+
 mod recording;
 pub use recording::{
     AbortReason, MAX_RECORDING_DURATION_MS, RecordedFile, RecordingId, RecordingJob,

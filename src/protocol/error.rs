@@ -181,6 +181,9 @@ pub enum ErrorCode {
     /// A recorder's report or join names a recording that is not its own (or is over).
     #[error("no such recording")]
     NoSuchRecording,
+    /// The server API was asked to make a room that exists.
+    #[error("the room exists")]
+    RoomExists,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     #[error("unknown error code")]

@@ -179,6 +179,17 @@ macro_rules! tagged_frames {
                 }
             }
 
+            /// This frame's `type` name, as written on the wire (for the metrics).
+            #[allow(dead_code)]
+            pub fn type_name(&self) -> &'static str {
+                #[allow(dead_code)]
+                enum Tag { $( $variant ),* }
+                let at = match self {
+                    $( $name::$variant { .. } => Tag::$variant as usize ),*
+                };
+                &Self::type_names()[at]
+            }
+
             /// Every frame's `type` name, as written on the wire (from the definition above, so
             /// the decoder and this list cannot disagree). The decoder reads the client's; the
             /// docs test reads both.

@@ -336,6 +336,12 @@ impl ServerHandle {
     /// gives each connection a bounded time (1 s) to take it, and waits until all server tasks
     /// are done.
     pub async fn shutdown(mut self) {
+        self.state.start_draining();
+        let delay = self.state.drain_delay();
+        if !delay.is_zero() {
+            tracing::info!(delay_ms = delay.as_millis() as u64, "draining: /readyz says 503");
+            tokio::time::sleep(delay).await;
+        }
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -68,6 +68,20 @@ impl ServerOptions {
         if let Some(Err(rule)) = self.auto_record.as_ref().map(|o| o.validate()) {
             return invalid("auto_record", rule);
         }
+        for url in &self.webhook_urls {
+            let ok = url
+                .parse::<hyper::Uri>()
+                .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+            if !ok {
+                return invalid("webhook_urls", "absolute http:// or https:// URLs");
+            }
+        }
+        if self.webhook_queue == 0 || self.webhook_attempts == 0 || self.webhook_timeout.is_zero() {
+            return invalid(
+                "webhook_queue / webhook_attempts / webhook_timeout",
+                "at least 1 (and more than 0 s)",
+            );
+        }
         if self.recorder_start_timeout.is_zero() {
             return invalid("recorder_start_timeout", "more than 0");
         }
@@ -266,6 +280,20 @@ pub struct ServerOptions {
     /// Every new room records from its start with these options (`None`, the default: only
     /// when a host starts it, or the creator's token says so with its `record` claim).
     pub auto_record: Option<crate::model::RecordingOptions>,
+    /// Where the server posts its events (room, participant, track and recording events; see
+    /// `docs/api.md`): `http://` or `https://` URLs, each with its own queue. None by default.
+    pub webhook_urls: Vec<String>,
+    /// Events one webhook URL may have waiting (10,000); past that, new events for it are
+    /// dropped and counted (`jrtc_webhooks_total{kind="dropped"}`).
+    pub webhook_queue: usize,
+    /// How long one webhook delivery may take before it counts as failed (5 s).
+    pub webhook_timeout: Duration,
+    /// Tries per event before it is given up (and counted as dropped): 8, waiting 250 ms
+    /// doubling to 8 s between them.
+    pub webhook_attempts: u32,
+    /// On shutdown, how long `/readyz` answers 503 while calls go on, so that a load balancer
+    /// stops sending new ones before the server says goodbye (0: at once).
+    pub drain_delay: Duration,
 }
 
 /// A server's TLS identity: its certificate chain and private key, as PEM.
@@ -325,6 +353,11 @@ impl Default for ServerOptions {
             recording_dir: std::path::PathBuf::from("recordings"),
             recorder_start_timeout: Duration::from_secs(10),
             auto_record: None,
+            webhook_urls: Vec::new(),
+            webhook_queue: 10_000,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_attempts: 8,
+            drain_delay: Duration::ZERO,
         }
     }
 }

@@ -334,7 +334,7 @@ impl World {
                     commands.push(command);
                     continue;
                 }
-                Output::Close { .. } | Output::StartRecorder => continue,
+                Output::Close { .. } | Output::StartRecorder | Output::Notice(_) => continue,
             };
             for to in targets {
                 let Some(dev) = self

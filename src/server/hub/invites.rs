@@ -454,7 +454,10 @@ mod tests {
                 Output::Send { to, frame } => (vec![*to], frame),
                 Output::Broadcast { to, frame } => (to.clone(), &**frame),
                 Output::Deliver { to, frame, .. } => (vec![*to], &**frame),
-                Output::Close { .. } | Output::Media(_) | Output::StartRecorder => continue,
+                Output::Close { .. }
+                | Output::Media(_)
+                | Output::StartRecorder
+                | Output::Notice(_) => continue,
             };
             let value = serde_json::to_value(frame).unwrap();
             let reason = value

@@ -51,6 +51,9 @@ pub(crate) enum Output {
     /// Start the server's embedded recorder (asked for once, when a recording finds no
     /// recorder connected): it connects to this server and says `recorder_ready`.
     StartRecorder,
+    /// Tell the application's backend (webhooks): a room, participant, track or recording
+    /// event.
+    Notice(crate::model::ServerEvent),
 }
 
 /// One membership's media: made when a connection joins a room, never reused. Every media

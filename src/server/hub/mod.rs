@@ -8,11 +8,13 @@ use crate::auth::Identity;
 use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId, valid_id};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
+mod admin;
 mod bans;
 mod interruptions;
 mod invites;
 pub(crate) mod io;
 mod negotiation;
+mod notices;
 mod outbox;
 mod recording;
 mod requests;
@@ -24,6 +26,7 @@ mod tokens;
 
 use bans::BanBook;
 use invites::InvitationBook;
+pub(crate) use admin::{AdminReply, AdminRequest, HubStats};
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use outbox::Outbox;
@@ -116,6 +119,9 @@ pub(crate) struct Hub {
     tokens: TokenBook,
     /// Recorders and recording jobs.
     recorders: RecorderBook,
+    /// When managed rooms with no member are gone (entries of rooms that have members again,
+    /// or are gone, are dropped when due).
+    empty_rooms: std::collections::BTreeSet<(Millis, RoomId)>,
     next_room: u64,
     /// The last membership's media id (see [`MediaId`](io::MediaId)).
     next_media: u64,
@@ -136,6 +142,7 @@ impl Hub {
             bans: BanBook::default(),
             tokens: TokenBook::default(),
             recorders: RecorderBook::default(),
+            empty_rooms: Default::default(),
             next_room: 0,
             next_media: 0,
         }
@@ -161,6 +168,7 @@ impl Hub {
             self.bans.next_deadline(),
             self.tokens.next_deadline(),
             self.recorders.next_deadline(),
+            self.empty_rooms.first().map(|(at, _)| *at),
         ]
         .into_iter()
         .flatten()
@@ -221,6 +229,7 @@ impl Hub {
                 self.expire_media(&mut out);
                 self.expire_tokens(&mut out);
                 self.expire_recordings(&mut out);
+                self.expire_empty_rooms(&mut out);
                 self.bans.expire(self.now);
             }
 
@@ -285,7 +294,8 @@ impl Hub {
         self.recorders.agents()
     }
 
-    /// Runs `f` on a room and drops the room if it is left empty.
+    /// Runs `f` on a room and drops the room if it is left empty (a managed room waits for
+    /// its empty timeout instead).
     pub(super) fn with_room<T>(
         &mut self,
         id: &RoomId,
@@ -296,10 +306,40 @@ impl Hub {
         let result = f(room, out);
         room.flush_offers(out);
         if room.is_empty() {
-            self.rooms.remove(id);
-            self.bans.room_ended(id);
+            if room.managed {
+                if room.empty_since.is_none() {
+                    room.empty_since = Some(self.now);
+                    if let Some(at) = room.empty_deadline() {
+                        self.empty_rooms.insert((at, id.clone()));
+                    }
+                }
+            } else {
+                self.drop_room(id, out);
+            }
         }
         result
+    }
+
+    /// Room `id` is gone: its bans for the room end, the backend hears it.
+    pub(super) fn drop_room(&mut self, id: &RoomId, out: &mut Vec<Output>) {
+        if self.rooms.remove(id).is_some() {
+            self.bans.room_ended(id);
+            out.push(Output::Notice(crate::model::ServerEvent::RoomFinished {
+                room: id.clone(),
+            }));
+        }
+    }
+
+    /// Ends the call in `room` (checked: a host's request, or the server API's): every member
+    /// is out, the room is gone.
+    pub(super) fn end_room(&mut self, room: &RoomId, by: UserId, out: &mut Vec<Output>) {
+        let members = self.with_room(room, |r, out| r.end_by(by, out), out);
+        for member in members {
+            self.set_room(member, None);
+            self.caller_left(member, Reason::Over, true, out);
+        }
+        self.drop_room(room, out);
+        self.room_recordings_over(room, out);
     }
 
     /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).
@@ -411,13 +451,15 @@ impl Hub {
         let identity = &self.logins.get(&conn).expect("a joining session").identity;
         self.bans.check(id, &identity.user, self.now)?;
         match self.rooms.get(id) {
-            Some(room) if room.people() >= self.config.max_participants => refuse(
-                ErrorCode::RoomFull,
-                format!(
-                    "room `{id}` holds at most {} members",
-                    self.config.max_participants
-                ),
-            ),
+            Some(room) if room.people() >= room.max_people(self.config.max_participants) => {
+                refuse(
+                    ErrorCode::RoomFull,
+                    format!(
+                        "room `{id}` holds at most {} members",
+                        room.max_people(self.config.max_participants)
+                    ),
+                )
+            }
             Some(_) => Ok(()),
             None if !identity.grants.create => refuse(
                 ErrorCode::NoSuchRoom,
@@ -483,10 +525,17 @@ impl Hub {
             self.end_session(ghost, Reason::Replaced, out);
         }
         let created = !self.rooms.contains_key(&id);
+        if created {
+            out.push(Output::Notice(crate::model::ServerEvent::RoomStarted {
+                room: id.clone(),
+            }));
+        }
         let room = self
             .rooms
             .entry(id.clone())
             .or_insert_with(|| Room::new(id.clone()));
+        let first = room.is_empty();
+        room.empty_since = None;
         if room.has_user(&participant.user_id) {
             return refuse(
                 ErrorCode::DuplicateUser,
@@ -497,7 +546,7 @@ impl Hub {
         room.join(conn, self.next_media, op, participant, auto_subscribe, out);
         room.flush_offers(out);
         self.set_room(conn, Some(id.clone()));
-        if created {
+        if first {
             self.record_from_start(conn, &id, out);
         }
         Ok(())

@@ -100,10 +100,11 @@ impl Hub {
         self.recorders.is_recorder(conn)
     }
 
-    /// `start_recording` from `conn` (checked: a host of `room` with the `record` grant).
+    /// `start_recording` by `by` (checked: a host of `room` with the `record` grant, or the
+    /// server API).
     pub(super) fn start_recording(
         &mut self,
-        conn: ConnId,
+        by: UserId,
         room: RoomId,
         options: RecordingOptions,
         out: &mut Vec<Output>,
@@ -124,7 +125,6 @@ impl Hub {
         }
         self.recorders.made += 1;
         let id = RecordingId::from(format!("rec-{}-{}", self.now, self.recorders.made));
-        let by = self.logins[&conn].user().clone();
         let deadline = self.now + self.config.recorder_start_timeout_ms;
         self.recorders.jobs.insert(
             id.clone(),
@@ -166,15 +166,17 @@ impl Hub {
     /// the state says `failed` (`no_recorder`) so that the members see it is not recorded.
     pub(super) fn record_from_start(&mut self, conn: ConnId, room: &RoomId, out: &mut Vec<Output>) {
         let identity = &self.logins[&conn].identity;
-        let options = identity
-            .record
+        let by = identity.user.clone();
+        let options = self.rooms[room]
+            .options
+            .auto_record
             .clone()
-            .filter(|_| identity.grants.record)
+            .or_else(|| identity.record.clone().filter(|_| identity.grants.record))
             .or_else(|| self.config.auto_record.clone());
         let Some(options) = options else {
             return;
         };
-        let Err(refusal) = self.start_recording(conn, room.clone(), options.clone(), out) else {
+        let Err(refusal) = self.start_recording(by.clone(), room.clone(), options.clone(), out) else {
             return;
         };
         // It cannot start: the members hear so, as of an aborted recording (and with the
@@ -191,7 +193,7 @@ impl Hub {
             Job {
                 room: room.clone(),
                 options,
-                by: self.logins[&conn].user().clone(),
+                by,
                 agent: None,
                 owner: None,
                 member: None,
@@ -351,10 +353,11 @@ impl Hub {
         Ok(())
     }
 
-    /// `stop_recording` from `conn` (checked: a host of `room` with the `record` grant).
+    /// `stop_recording` by `host` (checked: a host of `room` with the `record` grant, or the
+    /// server API).
     pub(super) fn stop_recording(
         &mut self,
-        conn: ConnId,
+        host: UserId,
         room: &RoomId,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
@@ -367,7 +370,6 @@ impl Hub {
             }
             _ => return refuse(ErrorCode::NotRecording, "the room is not recording"),
         };
-        let host = self.logins[&conn].user().clone();
         let (agent, recorder) = match self.recorders.jobs.get(&recording) {
             Some(job) => (job.agent, job.recorder()),
             None => (None, None),

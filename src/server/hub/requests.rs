@@ -147,12 +147,9 @@ impl Hub {
             }
             ClientFrame::End { op } => {
                 let room = self.room_of_member(conn, Some(MODERATE))?;
-                let members = self.with_room(&room, |r, out| r.end(conn, out), out)?;
-                for member in members {
-                    self.set_room(member, None);
-                    self.caller_left(member, Reason::Over, true, out);
-                }
-                self.room_recordings_over(&room, out);
+                self.rooms[&room].require_host(conn, "end the call")?;
+                let by = self.logins[&conn].user().clone();
+                self.end_room(&room, by, out);
                 out.push(done(op, None));
                 Ok(())
             }
@@ -315,14 +312,16 @@ impl Hub {
             ClientFrame::StartRecording { op, options } => {
                 let room = self.room_of_member(conn, Some(RECORD))?;
                 self.rooms[&room].require_host(conn, "record")?;
-                self.start_recording(conn, room, options, out)?;
+                let by = self.logins[&conn].user().clone();
+                self.start_recording(by, room, options, out)?;
                 out.push(done(op, None));
                 Ok(())
             }
             ClientFrame::StopRecording { op } => {
                 let room = self.room_of_member(conn, Some(RECORD))?;
                 self.rooms[&room].require_host(conn, "record")?;
-                self.stop_recording(conn, &room, out)?;
+                let by = self.logins[&conn].user().clone();
+                self.stop_recording(by, &room, out)?;
                 out.push(done(op, None));
                 Ok(())
             }

@@ -41,6 +41,12 @@ pub(crate) struct Room {
     pub(super) manual: std::collections::BTreeSet<ConnId>,
     /// Some member's legs (or offer) changed since the last `flush_offers`.
     pub(super) offers_due: bool,
+    /// What the server API made it with (nothing for a room a `join` made).
+    pub(super) options: crate::model::RoomOptions,
+    /// Made by the server API: it outlives its members for its empty timeout.
+    pub(super) managed: bool,
+    /// Since when a managed room has had no member.
+    pub(super) empty_since: Option<super::io::Millis>,
 }
 
 impl Room {
@@ -55,6 +61,9 @@ impl Room {
             paused: Default::default(),
             manual: Default::default(),
             offers_due: false,
+            options: Default::default(),
+            managed: false,
+            empty_since: None,
         }
     }
 
@@ -100,7 +109,7 @@ impl Room {
         self.members.iter().position(|m| m.conn == conn)
     }
 
-    fn index_of_user(&self, user: &UserId) -> Result<usize, Refusal> {
+    pub(super) fn index_of_user(&self, user: &UserId) -> Result<usize, Refusal> {
         self.members
             .iter()
             .position(|m| &m.participant.user_id == user)
@@ -151,7 +160,12 @@ impl Room {
             .collect()
     }
 
+    /// Sends a room event to `to`; what the application's backend hears of it (a webhook) goes
+    /// out whoever receives it (the first member's `participant_joined` reaches no member).
     pub(super) fn broadcast(&self, to: Vec<ConnId>, frame: ServerFrame, out: &mut Vec<Output>) {
+        if let Some(event) = super::notices::event_of(&frame) {
+            out.push(Output::Notice(event));
+        }
         if !to.is_empty() {
             out.push(Output::Broadcast {
                 to,
@@ -357,15 +371,10 @@ impl Room {
         self.broadcast(self.conns(), frame, out);
     }
 
-    /// Ends the call: every member is out, the room is done. Returns the members' connections.
-    pub(crate) fn end(
-        &mut self,
-        conn: ConnId,
-        out: &mut Vec<Output>,
-    ) -> Result<Vec<ConnId>, Refusal> {
-        self.require_host(conn, "end the call")?;
-        let by = self.member(conn).participant.user_id.clone();
-        Ok(self.close(by, Reason::Over, out))
+    /// Ends the call (a host's or the server API's request, `by`): every member is out.
+    /// Returns the members' connections.
+    pub(super) fn end_by(&mut self, by: UserId, out: &mut Vec<Output>) -> Vec<ConnId> {
+        self.close(by, Reason::Over, out)
     }
 
     /// Ends the call because its required recording failed (recording `by`'s): every member
@@ -384,6 +393,13 @@ impl Room {
         };
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
+        for member in &self.members {
+            out.push(Output::Notice(crate::model::ServerEvent::ParticipantLeft {
+                room: self.id.clone(),
+                participant: member.participant.clone(),
+                reason,
+            }));
+        }
         for member in std::mem::take(&mut self.members) {
             super::room_media::end_media(&member, out);
         }
@@ -409,6 +425,16 @@ impl Room {
                 "use leave to leave; a host cannot kick itself",
             );
         }
+        self.kick_user(target, out)
+    }
+
+    /// Removes `target` (a host's or the server API's request). Returns its connection.
+    pub(super) fn kick_user(
+        &mut self,
+        target: &UserId,
+        out: &mut Vec<Output>,
+    ) -> Result<ConnId, Refusal> {
+        let i = self.index_of_user(target)?;
         let seq = self.next_seq();
         let frame = ServerFrame::ParticipantLeft {
             room: self.id.clone(),
@@ -508,6 +534,17 @@ impl Room {
         let sender = &self.member(conn).participant;
         let is_host = sender.role == Role::Host;
         let by = sender.user_id.clone();
+        self.set_properties_as(by, is_host, update, out)
+    }
+
+    /// Changes call properties as `by` (with a host's rights if `is_host`), all or nothing.
+    pub(super) fn set_properties_as(
+        &mut self,
+        by: UserId,
+        is_host: bool,
+        update: PropertyUpdate,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
         let mut next = self.properties.clone();
         match update.screen_share {
             None => {}
@@ -597,6 +634,21 @@ impl Room {
         content: Text,
         out: &mut Vec<Output>,
     ) -> Result<Option<u64>, Refusal> {
+        let from = self.member(conn).participant.user_id.clone();
+        self.message_from(from, Some(conn), to, content_type, content, out)
+    }
+
+    /// Sends a message from `from` (a member, whose connection `sender` is, or the server
+    /// API's backend); returns the room sequence number a group message used.
+    pub(super) fn message_from(
+        &mut self,
+        from: UserId,
+        sender: Option<ConnId>,
+        to: Option<&UserId>,
+        content_type: Text,
+        content: Text,
+        out: &mut Vec<Output>,
+    ) -> Result<Option<u64>, Refusal> {
         if content.len() > MAX_MESSAGE_LEN {
             return refuse(
                 ErrorCode::MessageTooLarge,
@@ -609,11 +661,10 @@ impl Room {
                 "content_type is longer than 128 bytes",
             );
         }
-        let from = self.member(conn).participant.user_id.clone();
         match to {
             Some(user) => {
                 let i = self.index_of_user(user)?;
-                if self.members[i].conn == conn {
+                if Some(self.members[i].conn) == sender {
                     return refuse(ErrorCode::InvalidParam, "a message to oneself");
                 }
                 out.push(Output::Send {
@@ -639,7 +690,11 @@ impl Room {
                     content_type,
                     content,
                 };
-                self.broadcast(self.conns_except(conn), frame, out);
+                let to = match sender {
+                    Some(conn) => self.conns_except(conn),
+                    None => self.conns(),
+                };
+                self.broadcast(to, frame, out);
                 Ok(Some(seq))
             }
         }

@@ -7,6 +7,7 @@
 //! queue has room and drops it for that leg otherwise, so one slow subscriber cannot hold up the
 //! others (a receiver recovers with NACKs and key-frame requests, as after any loss).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
@@ -20,6 +21,20 @@ use crate::media::RtpPacket;
 use crate::model::RoomId;
 use crate::server::hub::io::MediaId;
 
+/// What forwarding did, for the metrics: each reader adds its counts once per packet (relaxed
+/// atomic adds, no lock), whatever the number of legs.
+#[derive(Debug, Default)]
+pub(crate) struct ForwardCounters {
+    /// Packets written to subscribers' legs (one per leg).
+    pub(crate) packets: AtomicU64,
+    /// Their bytes (RTP payload and fixed header).
+    pub(crate) bytes: AtomicU64,
+    /// Packets a leg lost because its queue was full (a slow subscriber).
+    pub(crate) dropped_queue_full: AtomicU64,
+    /// Packets a leg did not get because its subscriber had not yet answered the offer.
+    pub(crate) dropped_not_negotiated: AtomicU64,
+}
+
 /// A published track, as subscribers find it.
 #[derive(Clone)]
 pub(crate) struct Forward {
@@ -30,6 +45,7 @@ pub(crate) struct Forward {
     /// The publisher's track, to ask for key frames.
     pub(crate) remote: Arc<dyn TrackRemote>,
     legs: Arc<Mutex<Vec<Leg>>>,
+    counters: Arc<ForwardCounters>,
 }
 
 /// One subscriber's copy of the track.
@@ -49,35 +65,35 @@ impl Forward {
         room: RoomId,
         codec: RTCRtpCodec,
         remote: Arc<dyn TrackRemote>,
-    ) -> (Self, JoinHandle<()>) {
-        Self::start_with_legs(room, codec, remote, Arc::new(Mutex::new(Vec::new())))
-    }
-
-    /// Starts forwarding `remote` to the legs of `old`, which it replaces (the publisher sent the
-    /// source again on a new track): its subscribers keep receiving without a new negotiation.
-    pub(crate) fn replace(old: &Forward, remote: Arc<dyn TrackRemote>) -> (Self, JoinHandle<()>) {
-        Self::start_with_legs(
-            old.room.clone(),
-            old.codec.clone(),
-            remote,
-            old.legs.clone(),
-        )
-    }
-
-    fn start_with_legs(
-        room: RoomId,
-        codec: RTCRtpCodec,
-        remote: Arc<dyn TrackRemote>,
-        legs: Arc<Mutex<Vec<Leg>>>,
+        counters: Arc<ForwardCounters>,
     ) -> (Self, JoinHandle<()>) {
         let forward = Forward {
             room,
             codec,
             remote,
-            legs,
+            legs: Arc::new(Mutex::new(Vec::new())),
+            counters,
         };
-        let reader = tokio::spawn(read(forward.remote.clone(), forward.legs.clone()));
-        (forward, reader)
+        forward.begin()
+    }
+
+    /// Starts forwarding `remote` to the legs of `old`, which it replaces (the publisher sent the
+    /// source again on a new track): its subscribers keep receiving without a new negotiation.
+    pub(crate) fn replace(old: &Forward, remote: Arc<dyn TrackRemote>) -> (Self, JoinHandle<()>) {
+        Forward {
+            remote,
+            ..old.clone()
+        }
+        .begin()
+    }
+
+    fn begin(self) -> (Self, JoinHandle<()>) {
+        let reader = tokio::spawn(read(
+            self.remote.clone(),
+            self.legs.clone(),
+            self.counters.clone(),
+        ));
+        (self, reader)
     }
 
     /// Adds a subscriber's leg; packets flow once its payload type is set.
@@ -122,10 +138,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn read(remote: Arc<dyn TrackRemote>, legs: Arc<Mutex<Vec<Leg>>>) {
+async fn read(
+    remote: Arc<dyn TrackRemote>,
+    legs: Arc<Mutex<Vec<Leg>>>,
+    counters: Arc<ForwardCounters>,
+) {
     while let Some(event) = remote.poll().await {
         match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => write_legs(&legs, packet),
+            TrackRemoteEvent::OnRtpPacket(packet) => write_legs(&legs, packet, &counters),
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
@@ -133,8 +153,14 @@ async fn read(remote: Arc<dyn TrackRemote>, legs: Arc<Mutex<Vec<Leg>>>) {
 }
 
 /// Writes one packet to every flowing leg (the last one gets the packet itself, no copy).
-fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket) {
+fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket, counters: &ForwardCounters) {
     let legs = lock(legs);
+    let size = packet.payload.len() as u64 + 12;
+    let (mut written, mut full) = (0u64, 0u64);
+    let waiting = legs
+        .iter()
+        .filter(|leg| leg.payload_type.is_none())
+        .count() as u64;
     let mut flowing = legs
         .iter()
         .filter_map(|leg| Some((leg, leg.payload_type.filter(|_| !leg.paused)?)))
@@ -151,10 +177,26 @@ fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket) {
         // Not ready at once: the leg's driver queue is full (or the leg is being rebound);
         // this leg loses this packet.
         if leg.track.write_rtp(copy).now_or_never().is_none() {
+            full += 1;
             tracing::trace!(
                 subscriber = leg.subscriber,
                 "forwarding queue full; packet dropped"
             );
+        } else {
+            written += 1;
         }
+    }
+    drop(legs);
+    if written > 0 {
+        counters.packets.fetch_add(written, Ordering::Relaxed);
+        counters.bytes.fetch_add(written * size, Ordering::Relaxed);
+    }
+    if full > 0 {
+        counters.dropped_queue_full.fetch_add(full, Ordering::Relaxed);
+    }
+    if waiting > 0 {
+        counters
+            .dropped_not_negotiated
+            .fetch_add(waiting, Ordering::Relaxed);
     }
 }

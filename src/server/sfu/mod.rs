@@ -10,6 +10,7 @@
 //! to the publisher.
 
 mod forward;
+pub(crate) use forward::ForwardCounters;
 pub(crate) mod workers;
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ struct Shared {
     /// Published tracks, by the publisher's membership and the source. A membership belongs to
     /// one room, so no lookup can find another room's track (and each track knows its room).
     forwards: Mutex<HashMap<(MediaId, TrackSource), Forward>>,
+    /// What forwarding did (the metrics read them).
+    counters: Arc<forward::ForwardCounters>,
 }
 
 enum Work {
@@ -78,9 +81,15 @@ impl Sfu {
                 workers,
                 reports,
                 forwards: Mutex::new(HashMap::new()),
+                counters: Default::default(),
             }),
             actors: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// What forwarding did since the start.
+    pub(crate) fn counters(&self) -> &forward::ForwardCounters {
+        &self.shared.counters
     }
 
     /// Hands a command to its membership's actor (started on first use). Never blocks.
@@ -326,7 +335,12 @@ impl Actor {
             // the new track feeds the old one's legs, and the old reader stops.
             let (forward, reader) = match forwards.get(&key) {
                 Some(old) => Forward::replace(old, track),
-                None => Forward::start(self.key.room.clone(), codec, track),
+                None => Forward::start(
+                    self.key.room.clone(),
+                    codec,
+                    track,
+                    self.shared.counters.clone(),
+                ),
             };
             forwards.insert(key, forward);
             drop(forwards);

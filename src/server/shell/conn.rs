@@ -55,7 +55,7 @@ pub(crate) async fn serve(
         // would otherwise reserve room for it too (a task's future is as large as its largest
         // state).
         Some(acceptor) => Box::pin(serve_tls(acceptor, socket, deadline, start)).await,
-        None => handshake(socket, deadline, start).await,
+        None => super::http::serve(socket, deadline, start).await,
     }
 }
 
@@ -72,7 +72,7 @@ async fn serve_tls(
         _ = &mut start.evict => return start.done(),
     };
     match tls {
-        Ok(tls) => handshake(tls, deadline, start).await,
+        Ok(tls) => super::http::serve(tls, deadline, start).await,
         Err(e) => {
             tracing::debug!(peer = %start.peer, error = %e, "TLS handshake failed");
             start.done()
@@ -81,44 +81,32 @@ async fn serve_tls(
 }
 
 /// What a connection's task starts with.
-struct Start {
-    conn: ConnId,
-    peer: SocketAddr,
-    state: Arc<State>,
-    stop: watch::Receiver<bool>,
+pub(super) struct Start {
+    pub(super) conn: ConnId,
+    pub(super) peer: SocketAddr,
+    pub(super) state: Arc<State>,
+    pub(super) stop: watch::Receiver<bool>,
     /// Fires when the connection is closed to make room (it has not logged in yet).
-    evict: oneshot::Receiver<()>,
+    pub(super) evict: oneshot::Receiver<()>,
 }
 
 impl Start {
-    fn done(self) {
+    pub(super) fn done(self) {
         self.state.settled(self.conn);
     }
 }
 
-/// The WebSocket handshake on a (TLS or plain) stream, then the connection's life.
-async fn handshake<S>(socket: S, mut deadline: Pin<&mut tokio::time::Sleep>, mut start: Start)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let config = WebSocketConfig::default()
+/// A signaling connection's WebSocket settings: a small read buffer (an idle connection keeps
+/// it), and the hard frame limit.
+pub(super) fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
         .read_buffer_size(4096)
         .max_message_size(Some(HARD_FRAME_LIMIT))
-        .max_frame_size(Some(HARD_FRAME_LIMIT));
-    let accepted = tokio::select! {
-        ws = tokio_tungstenite::accept_async_with_config(socket, Some(config)) => ws,
-        _ = &mut deadline => return start.done(),
-        _ = stopped(&mut start.stop) => return start.done(),
-        _ = &mut start.evict => return start.done(),
-    };
-    match accepted {
-        Ok(ws) => run(ws, deadline, &mut start).await,
-        Err(e) => tracing::debug!(peer = %start.peer, error = %e, "WebSocket handshake failed"),
-    }
-    start.done();
+        .max_frame_size(Some(HARD_FRAME_LIMIT))
 }
 
-async fn run<S>(
+/// A signaling connection's life, once its WebSocket is up.
+pub(super) async fn run<S>(
     mut ws: WebSocketStream<S>,
     mut deadline: Pin<&mut tokio::time::Sleep>,
     start: &mut Start,
@@ -140,6 +128,7 @@ async fn run<S>(
     );
     tracing::debug!(conn, %peer, "connected");
     let reply = |frame: ServerFrame| {
+        state.count_sent(&frame, 1);
         // Our own answers go through the same queue as room events, keeping one order.
         let _ = tx.try_send(Outgoing::Frame(encode(&frame)));
     };

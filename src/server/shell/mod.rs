@@ -2,12 +2,17 @@
 //! delivery of the core's outputs. It moves bytes and time; every decision is the core's
 //! ([`Hub`]). Media commands go to the SFU; the SFU's reports come back here as inputs.
 
+mod api;
 mod conn;
+mod http;
 mod limits;
+mod metrics;
+mod webhooks;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -15,14 +20,16 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::admission::{Admission, Admit};
-use super::hub::io::MediaReport;
-use super::hub::{ConnId, Hub, Input, Millis, Output};
+use super::hub::io::{MediaFact, MediaReport};
+use super::hub::{AdminReply, AdminRequest, ConnId, Hub, Input, Millis, Output, Refusal};
 use super::options::ServerOptions;
 use super::sfu::Sfu;
 use super::sfu::workers::MediaWorkers;
 use crate::media::PeerSettings;
 use crate::model::Reason;
-use crate::protocol::{self, ServerFrame};
+use crate::protocol::{self, ClientFrame, ErrorCode, ServerFrame};
+use metrics::Metrics;
+use webhooks::Webhooks;
 
 /// Starts serving `listener`: returns the shared state and the accept loop's task (it ends
 /// once `stop` says so and every connection is closed).
@@ -35,6 +42,17 @@ pub(super) fn start(
     embedded: EmbeddedRecorder,
     stop: watch::Receiver<bool>,
 ) -> (Arc<State>, tokio::task::JoinHandle<()>) {
+    let metrics = Arc::new(Metrics::new());
+    let webhooks = Webhooks::start(
+        &options.webhook_urls,
+        options.webhook_queue,
+        webhooks::Delivery {
+            secret: Arc::new(embedded.secret.clone()),
+            timeout: options.webhook_timeout,
+            attempts: options.webhook_attempts,
+            metrics: metrics.clone(),
+        },
+    );
     let Media { peers, workers } = media;
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
@@ -49,7 +67,10 @@ pub(super) fn start(
         core: Mutex::new(Core {
             hub,
             conns: HashMap::new(),
+            webhooks,
         }),
+        metrics,
+        draining: AtomicBool::new(false),
         gate: Mutex::new(gate),
         tls,
         options,
@@ -104,6 +125,10 @@ struct Gate {
 
 pub(crate) struct State {
     core: Mutex<Core>,
+    /// The server's metrics (`GET /metrics`).
+    metrics: Arc<Metrics>,
+    /// Shutting down: `/readyz` says 503.
+    draining: AtomicBool,
     gate: Mutex<Gate>,
     /// Terminates TLS (`wss://`) when the server has a certificate.
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -119,6 +144,8 @@ pub(crate) struct State {
 struct Core {
     hub: Hub,
     conns: HashMap<ConnId, ConnEntry>,
+    /// The webhook queues (posted to under this lock, so in the core's order).
+    webhooks: Webhooks,
 }
 
 impl std::fmt::Debug for Core {
@@ -191,9 +218,125 @@ impl State {
     /// Feeds one input to the hub and delivers what it says, under one lock so that every
     /// connection receives room events in the room's order.
     pub(crate) fn handle(&self, input: Input) {
+        let timed = match &input {
+            Input::Frame { frame, .. } => {
+                self.count_frame_in(frame);
+                Some((matches!(frame, ClientFrame::Join { .. }), Instant::now()))
+            }
+            _ => None,
+        };
         let mut core = self.core();
         let outputs = core.hub.handle(unix_millis(), input);
         self.deliver(&mut core, outputs);
+        drop(core);
+        if let Some((join, since)) = timed {
+            let took = since.elapsed().as_secs_f64();
+            self.metrics.request_latency.observe(took);
+            if join {
+                self.metrics.join_latency.observe(took);
+            }
+        }
+    }
+
+    /// A server API request with the caller's token: the core's answer (its outputs are
+    /// delivered like any others).
+    pub(super) fn admin(&self, token: &str, request: AdminRequest) -> Result<AdminReply, Refusal> {
+        let mut core = self.core();
+        let (answer, outputs) = core.hub.admin(unix_millis(), token, request);
+        self.deliver(&mut core, outputs);
+        answer
+    }
+
+    /// Counts a server API request's outcome.
+    pub(super) fn count_api(&self, outcome: Result<(), ErrorCode>) {
+        match outcome {
+            Ok(()) => Metrics::count(&self.metrics.api_requests, "ok"),
+            Err(code) => Metrics::count(&self.metrics.api_requests, &code_name(code)),
+        }
+    }
+
+    /// Why the server is not ready for calls (`/readyz`); empty when it is.
+    pub(super) fn not_ready(&self) -> Vec<&'static str> {
+        let mut reasons = Vec::new();
+        if self.draining.load(Ordering::Relaxed) {
+            reasons.push("draining");
+        }
+        if self.options.auto_record.is_some()
+            && !self.options.embedded_recorder
+            && self.recorder_count() == 0
+        {
+            reasons.push("no_recorder");
+        }
+        reasons
+    }
+
+    /// How long the server stays up saying it drains.
+    pub(super) fn drain_delay(&self) -> Duration {
+        self.options.drain_delay
+    }
+
+    /// From now on `/readyz` says the server is draining.
+    pub(super) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub(super) fn render_metrics(&self) -> String {
+        let (hub, webhook_queue) = {
+            let core = self.core();
+            (core.hub.stats(), core.webhooks.waiting())
+        };
+        let (waiting, _) = self.waiting_connections();
+        self.metrics.render(metrics::Snapshot {
+            waiting,
+            hub,
+            media_members: self.sfu.actor_count(),
+            forwarding: self.sfu.counters(),
+            webhook_queue,
+        })
+    }
+
+    fn count_frame_in(&self, frame: &ClientFrame) {
+        let m = &self.metrics;
+        Metrics::count(&m.frames_in, frame.type_name());
+        match frame {
+            ClientFrame::Invite { callees, .. } => {
+                m.invitations
+                    .get_or_create(&metrics::Kind::of("sent"))
+                    .inc_by(callees.len() as u64);
+            }
+            ClientFrame::AcceptInvite { .. } => Metrics::count(&m.invitations, "accepted"),
+            ClientFrame::RejectInvite { .. } => Metrics::count(&m.invitations, "rejected"),
+            ClientFrame::CancelInvite { .. } => Metrics::count(&m.invitations, "canceled"),
+            ClientFrame::SendMessage { .. } => {
+                m.messages.inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts a frame sent to `receivers` connections.
+    pub(crate) fn count_sent(&self, frame: &ServerFrame, receivers: usize) {
+        let m = &self.metrics;
+        m.frames_out
+            .get_or_create(&metrics::Kind::of(frame.type_name()))
+            .inc_by(receivers as u64);
+        match frame {
+            ServerFrame::Welcome { .. } => {
+                m.logins.inc();
+            }
+            ServerFrame::Resumed { replayed, .. } => {
+                m.resumes.inc();
+                m.replayed.inc_by(*replayed);
+            }
+            ServerFrame::Error { code, .. } => {
+                if *code == ErrorCode::RateLimited {
+                    m.rate_limited.inc();
+                }
+                Metrics::count(&m.refusals, &code_name(*code));
+            }
+            _ => {}
+        }
     }
 
     /// The operator revokes tokens: how many sessions ended, or why nothing was done.
@@ -214,20 +357,26 @@ impl State {
             .send_if_modified(|d| std::mem::replace(d, next) != next);
         for output in outputs {
             match output {
-                Output::Send { to, frame } => core.deliver(to, encode(&frame)),
+                Output::Send { to, frame } => {
+                    self.count_sent(&frame, 1);
+                    self.send(core, to, encode(&frame));
+                }
                 Output::Deliver { to, n, frame } => {
+                    self.count_sent(&frame, 1);
                     let text = match n {
                         Some(n) => protocol::with_number(protocol::encode(&*frame), n),
                         None => protocol::encode(&*frame),
                     };
-                    core.deliver(to, Utf8Bytes::from(text))
+                    self.send(core, to, Utf8Bytes::from(text));
                 }
                 Output::Broadcast { to, frame } => {
+                    self.count_sent(&frame, to.len());
                     let text = encode(&frame);
                     for conn in to {
-                        core.deliver(conn, text.clone());
+                        self.send(core, conn, text.clone());
                     }
                 }
+                Output::Notice(event) => core.webhooks.post(event, unix_millis(), &self.metrics),
                 Output::StartRecorder => {
                     // Kept: if this one goes, the core asks again for the next recording.
                     let embedded = self.embedded.lock().ok().and_then(|e| e.clone());
@@ -261,17 +410,27 @@ impl State {
     }
 }
 
-impl Core {
-    fn deliver(&mut self, conn: ConnId, text: Utf8Bytes) {
-        let Some(entry) = self.conns.get_mut(&conn) else {
+impl State {
+    /// Queues `text` for `conn`; a connection whose queue is full is closed.
+    fn send(&self, core: &mut Core, conn: ConnId, text: Utf8Bytes) {
+        let Some(entry) = core.conns.get_mut(&conn) else {
             return;
         };
         if entry.tx.try_send(Outgoing::Frame(text)).is_err()
             && let Some(kill) = entry.kill.take()
         {
             tracing::warn!(conn, "closing a connection that does not read its events");
+            self.metrics.slow_consumers.inc();
             let _ = kill.send(());
         }
+    }
+}
+
+/// An error code's wire name (`room_full`), for metric labels.
+fn code_name(code: ErrorCode) -> String {
+    match serde_json::to_value(code) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "unknown".to_owned(),
     }
 }
 
@@ -302,6 +461,15 @@ async fn timer(state: Arc<State>, mut deadline: watch::Receiver<Option<Millis>>)
 /// Feeds the SFU's reports to the core, in the order the SFU made them.
 async fn media_reports(state: Arc<State>, mut reports: mpsc::UnboundedReceiver<MediaReport>) {
     while let Some(report) = reports.recv().await {
+        match &report.fact {
+            MediaFact::PeerConnected { .. } => {
+                Metrics::count(&state.metrics.peer_connections, "connected")
+            }
+            MediaFact::PeerFailed { .. } => {
+                Metrics::count(&state.metrics.peer_connections, "failed")
+            }
+            _ => {}
+        }
         state.handle(Input::Media(report));
     }
 }

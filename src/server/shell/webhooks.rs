@@ -1,0 +1,242 @@
+//! Webhooks: the core's notices, posted as JSON to every configured URL. Each URL has its own
+//! bounded queue and one task delivering in order (so per room too), retrying with backoff; a
+//! full queue drops the new event and counts it. Posting never waits: a receiver that is down or
+//! slow holds up only its own queue, never a call.
+//!
+//! Each body is signed: `Jrtc-Signature: sha256=<hex HMAC-SHA256 of the body under the server's
+//! token secret>` (the backend has the secret: it mints the tokens).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::Full;
+use hyper::{Request, Uri, header};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+use super::metrics::Metrics;
+use crate::model::{ServerEvent, Webhook};
+
+/// The header carrying the body's signature.
+pub(crate) const SIGNATURE_HEADER: &str = "jrtc-signature";
+
+/// The first wait before a retry; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// The webhook side of a server: one queue per URL.
+pub(crate) struct Webhooks {
+    targets: Vec<Target>,
+    /// Names events: `{run}-{n}`.
+    run: String,
+    next: u64,
+}
+
+struct Target {
+    tx: mpsc::Sender<Bytes>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// How each URL's deliveries go.
+#[derive(Clone)]
+pub(crate) struct Delivery {
+    pub(crate) secret: Arc<Vec<u8>>,
+    pub(crate) timeout: Duration,
+    pub(crate) attempts: u32,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Webhooks {
+    /// Starts one delivery task per URL (none without URLs).
+    pub(crate) fn start(urls: &[String], queue: usize, delivery: Delivery) -> Self {
+        let targets = urls
+            .iter()
+            .filter_map(|url| url.parse::<Uri>().ok())
+            .map(|uri| {
+                let (tx, rx) = mpsc::channel(queue);
+                let waiting = Arc::new(AtomicUsize::new(0));
+                tokio::spawn(deliver(uri, rx, waiting.clone(), delivery.clone()));
+                Target { tx, waiting }
+            })
+            .collect();
+        let mut run = [0u8; 4];
+        getrandom::fill(&mut run).expect("the operating system's random source works");
+        Webhooks {
+            targets,
+            run: run.iter().map(|b| format!("{b:02x}")).collect(),
+            next: 0,
+        }
+    }
+
+    /// Queues `event` (seen at `at_ms`) for every URL; never waits.
+    pub(crate) fn post(&mut self, event: ServerEvent, at_ms: u64, metrics: &Metrics) {
+        if self.targets.is_empty() {
+            return;
+        }
+        self.next += 1;
+        let webhook = Webhook {
+            id: format!("{}-{}", self.run, self.next),
+            at_ms,
+            event,
+        };
+        let body = Bytes::from(serde_json::to_vec(&webhook).expect("events serialize"));
+        for target in &self.targets {
+            if target.tx.try_send(body.clone()).is_ok() {
+                target.waiting.fetch_add(1, Ordering::Relaxed);
+            } else {
+                Metrics::count(&metrics.webhooks, "dropped");
+            }
+        }
+    }
+
+    /// Deliveries waiting, over every URL.
+    pub(crate) fn waiting(&self) -> usize {
+        self.targets
+            .iter()
+            .map(|t| t.waiting.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Delivers one URL's events in order, each until it is taken or out of tries.
+async fn deliver(
+    uri: Uri,
+    mut rx: mpsc::Receiver<Bytes>,
+    waiting: Arc<AtomicUsize>,
+    delivery: Delivery,
+) {
+    let mut client = Client::new(uri);
+    while let Some(body) = rx.recv().await {
+        let signature = sign(&delivery.secret, &body);
+        let mut backoff = FIRST_BACKOFF;
+        let mut delivered = false;
+        for attempt in 1..=delivery.attempts {
+            let sent = tokio::time::timeout(delivery.timeout, client.post(&body, &signature)).await;
+            match sent {
+                Ok(Ok(())) => {
+                    delivered = true;
+                    break;
+                }
+                Ok(Err(e)) => tracing::debug!(url = %client.uri, attempt, error = %e, "webhook not taken"),
+                Err(_) => {
+                    tracing::debug!(url = %client.uri, attempt, "webhook timed out");
+                    client.sender = None;
+                }
+            }
+            if attempt < delivery.attempts {
+                Metrics::count(&delivery.metrics.webhooks, "retried");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        if delivered {
+            Metrics::count(&delivery.metrics.webhooks, "delivered");
+        } else {
+            tracing::warn!(url = %client.uri, "a webhook was given up after every try");
+            Metrics::count(&delivery.metrics.webhooks, "dropped");
+        }
+    }
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.
+pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key size");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Why a delivery did not go through.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    #[error("connecting: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("the receiver answered {0}")]
+    Status(hyper::StatusCode),
+}
+
+/// One URL's HTTP/1.1 client, keeping its connection between deliveries.
+struct Client {
+    uri: Uri,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    fn new(uri: Uri) -> Self {
+        Client { uri, sender: None }
+    }
+
+    async fn post(&mut self, body: &Bytes, signature: &str) -> Result<(), PostError> {
+        let mut sender = match self.sender.take() {
+            Some(sender) if sender.is_ready() => sender,
+            _ => self.connect().await?,
+        };
+        let host = self.uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let request = Request::post(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(header::HOST, host)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .body(Full::new(body.clone()))
+            .expect("a valid request");
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        // Read to its end, so the connection can take the next delivery.
+        http_body_util::BodyExt::collect(response.into_body()).await?;
+        if status.is_success() {
+            self.sender = Some(sender);
+            Ok(())
+        } else {
+            Err(PostError::Status(status))
+        }
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, PostError> {
+        let host = self.uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let https = self.uri.scheme_str() == Some("https");
+        let port = self
+            .uri
+            .port_u16()
+            .unwrap_or(if https { 443 } else { 80 });
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(PostError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        if https {
+            let config = crate::tls::client_config(&crate::TlsRoots::Platform)
+                .map_err(PostError::Tls)?;
+            let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| PostError::Tls(e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(PostError::Connect)?;
+            handshake(tls).await
+        } else {
+            handshake(tcp).await
+        }
+    }
+}
+
+async fn handshake<S>(
+    stream: S,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, PostError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
