@@ -162,6 +162,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a webhook URL ([`ServerOptions::webhook_urls`]).
+    pub fn webhook(mut self, url: impl Into<String>) -> Self {
+        self.options.webhook_urls.push(url.into());
+        self
+    }
+
+    /// Sets [`ServerOptions::webhook_queue`].
+    pub fn webhook_queue(mut self, events: usize) -> Self {
+        self.options.webhook_queue = events;
+        self
+    }
+
+    /// Sets [`ServerOptions::webhook_timeout`] and [`ServerOptions::webhook_attempts`].
+    pub fn webhook_retries(mut self, timeout: Duration, attempts: u32) -> Self {
+        self.options.webhook_timeout = timeout;
+        self.options.webhook_attempts = attempts;
+        self
+    }
+
+    /// Sets [`ServerOptions::drain_delay`].
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.options.drain_delay = delay;
+        self
+    }
+
     /// Sets [`ServerOptions::hold_offline_invitations`].
     pub fn hold_offline_invitations(mut self, on: bool) -> Self {
         self.options.hold_offline_invitations = on;
@@ -269,6 +294,14 @@ impl ServerHandle {
     /// The URL clients connect to: `ws://`, or `wss://` with TLS.
     pub fn url(&self) -> String {
         let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The base URL of the server's HTTP routes on the same port: `http://` (or `https://`
+    /// with TLS) and the address: `/healthz`, `/readyz`, `/metrics` and the server API under
+    /// `/api/` (`docs/api.md`).
+    pub fn http_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
     }
 

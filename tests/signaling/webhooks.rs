@@ -1,0 +1,254 @@
+//! Webhooks to a real HTTP receiver on 127.0.0.1: order, signatures, retries after the receiver
+//! fails, and a dead receiver that never slows a call.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use jrtc::{ServerHandle, TrackSource};
+use serde_json::Value;
+
+use crate::operations::{scrape, value};
+use crate::support::{User, WAIT, builder};
+
+const SECRET: &[u8] = b"the webhook tests' token secret, 32 bytes or more";
+
+/// A receiver: what it took (signature header, body), and how many requests it still fails.
+#[derive(Clone, Default)]
+struct Receiver {
+    took: Arc<Mutex<Vec<(String, Bytes)>>>,
+    fail: Arc<AtomicUsize>,
+    asked: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    /// Listens on 127.0.0.1; returns the hook's URL. The first `fail` requests get a 500.
+    async fn start(fail: usize) -> (Receiver, String) {
+        let receiver = Receiver::default();
+        receiver.fail.store(fail, Ordering::SeqCst);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let state = receiver.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move {
+                    state.asked.fetch_add(1, Ordering::SeqCst);
+                    let failing = state
+                        .fail
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if failing {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let signature = headers
+                        .get("jrtc-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    state.took.lock().unwrap().push((signature, body));
+                    StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    /// Waits until `n` events were taken; returns them as JSON, checking each signature.
+    async fn events(&self, n: usize) -> Vec<Value> {
+        let end = tokio::time::Instant::now() + WAIT * 2;
+        loop {
+            let took = self.took.lock().unwrap().clone();
+            if took.len() >= n {
+                return took
+                    .iter()
+                    .map(|(signature, body)| {
+                        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+                        mac.update(body);
+                        let hex: String = mac
+                            .finalize()
+                            .into_bytes()
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                        assert_eq!(signature, &format!("sha256={hex}"), "signed body");
+                        serde_json::from_slice(body).unwrap()
+                    })
+                    .collect();
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "{} of {n} events: {took:?}",
+                took.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Alice and bob meet; alice publishes her microphone; bob leaves, then alice.
+async fn a_short_call(server: &ServerHandle) {
+    let mut alice = User::connect(server, "alice").await;
+    alice.join("w").await;
+    let mut bob = User::connect(server, "bob").await;
+    bob.join("w").await;
+    let mic = alice
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let pump = crate::operations::pump(mic);
+    loop {
+        if let jrtc::CallEvent::Media(jrtc::MediaEvent::Published { .. }) = bob.next().await {
+            break;
+        }
+    }
+    let op = bob.call.leave().await.unwrap();
+    crate::support::done(&bob.call, op).await;
+    let op = alice.call.leave().await.unwrap();
+    crate::support::done(&alice.call, op).await;
+    pump.abort();
+}
+
+/// The (event, who or what, reason) of each webhook.
+fn summary(events: &[Value]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let what = e["participant"]["user_id"]
+                .as_str()
+                .or(e["publication"]["id"].as_str())
+                .or(e["room"].as_str())
+                .unwrap_or_default();
+            let reason = e["reason"].as_str().unwrap_or_default();
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                what.to_owned(),
+                reason.to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn expected() -> Vec<(String, String, String)> {
+    [
+        ("room_started", "w", ""),
+        ("participant_joined", "alice", ""),
+        ("participant_joined", "bob", ""),
+        ("track_published", "alice/microphone", ""),
+        ("participant_left", "bob", "quit"),
+        ("participant_left", "alice", "quit"),
+        ("track_unpublished", "alice/microphone", "quit"),
+        ("room_finished", "w", ""),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect()
+}
+
+/// Ids are `{run}-{n}` with `n` rising by one; times never go back.
+fn check_ids(events: &[Value]) {
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|e| {
+            let id = e["id"].as_str().unwrap();
+            id.rsplit_once('-').unwrap().1.parse().unwrap()
+        })
+        .collect();
+    let first = numbers[0];
+    assert_eq!(numbers, (first..first + numbers.len() as u64).collect::<Vec<_>>());
+    let times: Vec<u64> = events.iter().map(|e| e["at_ms"].as_u64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+#[tokio::test]
+async fn events_arrive_signed_and_in_order() {
+    let (receiver, url) = Receiver::start(0).await;
+    let server = builder().secret(SECRET).webhook(url).start().await.unwrap();
+    a_short_call(&server).await;
+    let events = receiver.events(8).await;
+    assert_eq!(summary(&events), expected());
+    check_ids(&events);
+    assert_eq!(events[1]["participant"]["role"], "host");
+    // Nothing more, nothing twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.took.lock().unwrap().len(), 8);
+    let page = scrape(&server).await;
+    assert_eq!(value(&page, "jrtc_webhooks_total{kind=\"delivered\"}"), 8.0);
+    assert_eq!(value(&page, "jrtc_webhook_queue"), 0.0);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_every_event_again_in_order() {
+    let (receiver, url) = Receiver::start(3).await;
+    let server = builder()
+        .secret(SECRET)
+        .webhook(url)
+        .webhook_retries(Duration::from_secs(2), 8)
+        .start()
+        .await
+        .unwrap();
+    a_short_call(&server).await;
+    let events = receiver.events(8).await;
+    assert_eq!(summary(&events), expected());
+    check_ids(&events);
+    assert_eq!(receiver.asked.load(Ordering::SeqCst), 8 + 3);
+    let page = scrape(&server).await;
+    assert_eq!(value(&page, "jrtc_webhooks_total{kind=\"retried\"}"), 3.0);
+    assert_eq!(value(&page, "jrtc_webhooks_total{kind=\"delivered\"}"), 8.0);
+    assert_eq!(value(&page, "jrtc_webhooks_total{kind=\"dropped\"}"), 0.0);
+}
+
+#[tokio::test]
+async fn a_dead_receiver_never_slows_a_call_and_its_drops_are_counted() {
+    // Accepts connections and never answers (a hung backend).
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", hole.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let server = builder()
+        .secret(SECRET)
+        .webhook(url)
+        .webhook_queue(4)
+        .webhook_retries(Duration::from_millis(500), 2)
+        .start()
+        .await
+        .unwrap();
+    // Ten calls, each well within the usual wait, while the hook hangs.
+    let started = tokio::time::Instant::now();
+    for round in 0..10 {
+        let room = format!("dead-{round}");
+        let mut alice = User::connect(&server, "alice").await;
+        alice.join(&room).await;
+        let mut bob = User::connect(&server, "bob").await;
+        bob.join(&room).await;
+        let op = alice
+            .call
+            .send_message(None, "text/plain", "hi")
+            .await
+            .unwrap();
+        crate::support::done(&alice.call, op).await;
+        assert!(matches!(bob.next().await, jrtc::CallEvent::Message(_)));
+        alice.call.close().await;
+        bob.call.close().await;
+    }
+    eprintln!("ten calls with a dead webhook receiver took {:?}", started.elapsed());
+    let page = scrape(&server).await;
+    // 10 rooms × (started, 2 joined, 2 left, finished) = 60 events; at most 4 wait, and one is
+    // being tried.
+    assert!(value(&page, "jrtc_webhook_queue") <= 5.0, "{page}");
+    assert!(
+        value(&page, "jrtc_webhooks_total{kind=\"dropped\"}") >= 50.0,
+        "{page}"
+    );
+    held.abort();
+}
