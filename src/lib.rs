@@ -96,6 +96,7 @@ pub mod server;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod testing;
+mod http_client;
 mod text;
 mod tls;
 
@@ -114,10 +115,12 @@ pub use model::{
     InviteFailure, MediaConnection, MediaKind, MessageScope, OperationId, Participant,
     ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
     RecordedFile, RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState,
-    Rejection, Role, RoomId, ScreenShare, StopReason, TrackSource, UserId,
+    Rejection, Role, RoomDetails, RoomId, RoomOptions, RoomSummary, ScreenShare, ServerEvent,
+    StopReason, TrackSource, UserId, Webhook,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{
-    Limits, Server, ServerBuilder, ServerError, ServerHandle, ServerOptions, TlsIdentity,
+    ApiError, Limits, Server, ServerApi, ServerBuilder, ServerError, ServerHandle, ServerOptions,
+    TlsIdentity,
 };
 pub use text::Text;

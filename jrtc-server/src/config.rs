@@ -30,6 +30,15 @@ pub(crate) struct ServeConfig {
     media_workers: Option<usize>,
     recording_dir: Option<PathBuf>,
     no_embedded_recorder: Option<bool>,
+    max_rooms: Option<usize>,
+    max_participants: Option<usize>,
+    grace_period: Option<u64>,
+    invite_timeout: Option<u64>,
+    webhook_url: Option<Vec<String>>,
+    webhook_queue: Option<usize>,
+    webhook_timeout: Option<u64>,
+    webhook_attempts: Option<u32>,
+    drain_delay: Option<u64>,
     secret_file: Option<PathBuf>,
 }
 
@@ -125,7 +134,16 @@ impl ServeConfig {
             media_public_ip,
             media_workers,
             recording_dir,
-            no_embedded_recorder
+            no_embedded_recorder,
+            max_rooms,
+            max_participants,
+            grace_period,
+            invite_timeout,
+            webhook_url,
+            webhook_queue,
+            webhook_timeout,
+            webhook_attempts,
+            drain_delay
         );
         take_some!(tls_cert, tls_key);
         if self.secret_file.is_some() && unset("secret_file") && unset("secret") {
@@ -142,7 +160,7 @@ pub(crate) const EXAMPLE: &str = r#"# jrtc-server serve --config FILE
 # (JRTC_ and the name in capitals, e.g. JRTC_BIND), which wins over this file, which wins over
 # the default shown. Relative paths are taken from this file's directory.
 
-# Address the signaling WebSocket listens on.
+# Address the server listens on: signaling (/signal), health, metrics and the server API.
 bind = "127.0.0.1:7600"
 
 # Log level or filter for jrtc's own logs (other crates are capped at "warn" unless named).
@@ -181,6 +199,24 @@ media_workers = 0
 # need a `jrtc-server recorder` process).
 recording_dir = "recordings"
 no_embedded_recorder = false
+
+# Most rooms at once, and most members in one room.
+max_rooms = 10000
+max_participants = 256
+
+# Seconds a lost session is held for its client to resume; seconds an invitation rings.
+grace_period = 20
+invite_timeout = 30
+
+# Where the server POSTs its events (signed with the token secret; docs/api.md), how many may
+# wait per URL, how long one delivery may take (seconds), and the tries per event.
+webhook_url = []
+webhook_queue = 10000
+webhook_timeout = 5
+webhook_attempts = 8
+
+# On SIGTERM, seconds to keep serving with /readyz answering 503 before the goodbye.
+drain_delay = 0
 "#;
 
 #[cfg(test)]
@@ -193,25 +229,17 @@ mod tests {
         assert_eq!(config.bind.as_deref(), Some("127.0.0.1:7600"));
         assert_eq!(config.max_token_lifetime, Some(86_400));
         assert_eq!(config.no_embedded_recorder, Some(false));
-        // Every key of the struct appears in the example (commented out or not).
-        let keys = [
-            "bind",
-            "log_level",
-            "log_format",
-            "tls_cert",
-            "tls_key",
-            "max_token_lifetime",
-            "max_unauthenticated_per_address",
-            "max_unauthenticated",
-            "no_reconnect_hint",
-            "dev",
-            "media_bind",
-            "media_public_ip",
-            "media_workers",
-            "recording_dir",
-            "no_embedded_recorder",
-            "secret_file",
-        ];
+        // Every field of the struct appears in the example (commented out or not): the
+        // field names are read off its Debug output, so a new option cannot be left out.
+        let debug = format!("{:?}", ServeConfig::default());
+        let fields = debug.trim_start_matches("ServeConfig {").trim_end_matches('}');
+        let keys: Vec<&str> = fields
+            .split(',')
+            .filter_map(|f| f.split(':').next())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        assert!(keys.len() >= 25, "{keys:?}");
         for key in keys {
             assert!(EXAMPLE.contains(&format!("{key} = ")), "{key}");
         }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod api_cli;
 mod config;
 mod fdlimit;
 mod load;
@@ -38,6 +39,13 @@ enum Command {
     /// `--dir`. Exits when its connection to the server ends (run it under a supervisor that
     /// restarts it).
     Recorder(RecorderArgs),
+    /// The server API's rooms (docs/api.md): list, show, create, end. Signs an admin token with
+    /// the secret.
+    #[command(subcommand)]
+    Rooms(api_cli::RoomsCommand),
+    /// The server API's participants: remove (kick or ban), mute.
+    #[command(subcommand)]
+    Participants(api_cli::ParticipantsCommand),
     /// Configuration files: `config example` prints a commented one with every `serve` option.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -149,6 +157,35 @@ struct Serve {
     /// Run no recorder in the server: recordings need a `jrtc-server recorder` process.
     #[arg(long, env = "JRTC_NO_EMBEDDED_RECORDER")]
     no_embedded_recorder: bool,
+    /// Most rooms at once.
+    #[arg(long, default_value_t = 10_000, env = "JRTC_MAX_ROOMS")]
+    max_rooms: usize,
+    /// Most members in one room (a room made by the server API may allow fewer).
+    #[arg(long, default_value_t = 256, env = "JRTC_MAX_PARTICIPANTS")]
+    max_participants: usize,
+    /// Seconds a lost session is held for its client to resume.
+    #[arg(long, default_value_t = 20, env = "JRTC_GRACE_PERIOD")]
+    grace_period: u64,
+    /// Seconds an invitation rings by default.
+    #[arg(long, default_value_t = 30, env = "JRTC_INVITE_TIMEOUT")]
+    invite_timeout: u64,
+    /// POST room, participant, track and recording events to this URL (repeat for more;
+    /// signed with the token secret, see docs/api.md).
+    #[arg(long, env = "JRTC_WEBHOOK_URL", value_delimiter = ',')]
+    webhook_url: Vec<String>,
+    /// Events one webhook URL may have waiting; past that, new ones are dropped and counted.
+    #[arg(long, default_value_t = 10_000, env = "JRTC_WEBHOOK_QUEUE")]
+    webhook_queue: usize,
+    /// Seconds one webhook delivery may take.
+    #[arg(long, default_value_t = 5, env = "JRTC_WEBHOOK_TIMEOUT")]
+    webhook_timeout: u64,
+    /// Tries per webhook event before it is given up.
+    #[arg(long, default_value_t = 8, env = "JRTC_WEBHOOK_ATTEMPTS")]
+    webhook_attempts: u32,
+    /// On SIGTERM, seconds to keep serving with /readyz answering 503 before saying goodbye
+    /// (so that a load balancer stops sending new calls first).
+    #[arg(long, default_value_t = 0, env = "JRTC_DRAIN_DELAY")]
+    drain_delay: u64,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -339,6 +376,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Revoke(args) => revoke(args).await,
+        Command::Rooms(command) => api_cli::rooms(command).await,
+        Command::Participants(command) => api_cli::participants(command).await,
         Command::Recorder(args) => recorder(args).await,
         Command::LoadTest(args) => load::run(args).await,
         Command::RawServe(args) => {
@@ -434,6 +473,8 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
         None => tracing::warn!("the open-file limit could not be read"),
     }
     let limits = jrtc::Limits::default()
+        .max_rooms(args.max_rooms)
+        .max_participants(args.max_participants)
         .max_token_lifetime(Duration::from_secs(args.max_token_lifetime))
         .max_unauthenticated(args.max_unauthenticated)
         .max_unauthenticated_per_address(args.max_unauthenticated_per_address);
@@ -443,7 +484,18 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
         .media_addresses(args.media_bind, args.media_public_ip)
         .media_workers(args.media_workers)
         .recording_dir(args.recording_dir)
-        .embedded_recorder(!args.no_embedded_recorder);
+        .embedded_recorder(!args.no_embedded_recorder)
+        .grace_period(Duration::from_secs(args.grace_period))
+        .invite_timeout(Duration::from_secs(args.invite_timeout))
+        .webhook_queue(args.webhook_queue)
+        .webhook_retries(
+            Duration::from_secs(args.webhook_timeout),
+            args.webhook_attempts,
+        )
+        .drain_delay(Duration::from_secs(args.drain_delay));
+    for url in args.webhook_url {
+        builder = builder.webhook(url);
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         builder = builder.tls(jrtc::TlsIdentity::from_files(cert, key)?);
     }
@@ -458,6 +510,10 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     println!("jrtc-server listening on {}", server.url());
+    tracing::info!(
+        http = %server.http_url(),
+        "signaling at /signal; /healthz, /readyz, /metrics and the server API (/api/) on the same port"
+    );
     // SIGTERM (systemd, docker, Kubernetes) and SIGINT (Ctrl-C) both drain: stop accepting,
     // goodbye to every client, then exit 0.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

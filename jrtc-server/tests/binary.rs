@@ -165,3 +165,98 @@ async fn serve_with_tls_mint_with_new_grants_and_revoke_from_the_command_line() 
     exits_cleanly(child).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `jrtc-server ARGS` against the server at `http`, signing with `secret`: (exit ok, stdout,
+/// stderr).
+fn api_cli(secret: &str, http: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jrtc-server"))
+        .args(args)
+        .args(["--url", http])
+        .env("JRTC_SECRET", secret)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_wraps_the_server_api() {
+    let secret = "a test secret that is long enough to be accepted";
+    let (child, url) = serve(secret, &["--drain-delay", "0"]);
+    let http = url.replacen("ws://", "http://", 1);
+
+    let (ok, out, err) = api_cli(
+        secret,
+        &http,
+        &["rooms", "create", "standup", "--max-participants", "4"],
+    );
+    assert!(ok, "{err}");
+    let made: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(made["options"]["max_participants"], 4);
+    let (ok, out, _) = api_cli(secret, &http, &["rooms", "list"]);
+    assert!(ok);
+    let rooms: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rooms[0]["room"], "standup");
+
+    // A member joins; the CLI sees and removes them.
+    let token = jrtc::AccessToken::new("alice")
+        .grants(jrtc::Grants::host())
+        .sign(secret.as_bytes())
+        .unwrap();
+    let once = jrtc::CallOptions::default().reconnect(jrtc::ReconnectPolicy::never());
+    let alice = Call::connect_with(&url, token, once).await.expect("login");
+    let mut events = alice.events();
+    let op = alice.join("standup", JoinOptions::default()).await.unwrap();
+    assert!(matches!(alice.outcome(op).await, Ok(Outcome::Joined(_))));
+    let (ok, out, _) = api_cli(secret, &http, &["rooms", "show", "standup"]);
+    assert!(ok);
+    let room: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(room["participants"][0]["user_id"], "alice");
+    let (ok, _, err) = api_cli(
+        secret,
+        &http,
+        &["participants", "remove", "standup", "nobody"],
+    );
+    assert!(!ok);
+    assert!(err.contains("no_such_participant"), "{err}");
+    let (ok, out, err) = api_cli(
+        secret,
+        &http,
+        &["participants", "remove", "standup", "alice", "--ban-secs", "60"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("banned alice"), "{out}");
+    assert_eq!(closed_or_left(&mut events).await, jrtc::Reason::Kicked);
+
+    // A wrong secret is refused by the server, not by the CLI.
+    let (ok, _, err) = api_cli(
+        "another secret, also long enough to be used here",
+        &http,
+        &["rooms", "end", "standup"],
+    );
+    assert!(!ok);
+    assert!(err.contains("bad_signature"), "{err}");
+    let (ok, out, _) = api_cli(secret, &http, &["rooms", "end", "standup"]);
+    assert!(ok && out.contains("ended standup"), "{out}");
+    let (ok, _, err) = api_cli(secret, &http, &["rooms", "show", "standup"]);
+    assert!(!ok && err.contains("no_such_room"), "{err}");
+
+    interrupt(&child);
+    exits_cleanly(child).await;
+}
+
+/// Reads `events` until the call is left (or closed); why.
+async fn closed_or_left(events: &mut jrtc::EventStream) -> jrtc::Reason {
+    let wait = std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout(wait, events.next()).await {
+            Ok(Some(CallEvent::Left { reason, .. })) => return reason,
+            Ok(Some(CallEvent::Closed { reason })) => return reason,
+            Ok(Some(_)) => {}
+            other => panic!("expected the call to be left, got {other:?}"),
+        }
+    }
+}

@@ -161,3 +161,85 @@ fn json_logs_are_one_object_per_line() {
             .starts_with("127.0.0.1:")
     );
 }
+
+#[tokio::test]
+async fn log_lines_name_the_connection_user_room_and_http_request() {
+    let secret = "a test secret that is long enough to be accepted";
+    let mut child = bin()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ])
+        .env("JRTC_SECRET", secret)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = lines.recv().unwrap();
+        if line.contains("listening on") && !line.starts_with('{') {
+            break line.trim().rsplit(' ').next().unwrap().to_owned();
+        }
+    };
+    let token = jrtc::AccessToken::new("alice")
+        .grants(jrtc::Grants::host())
+        .sign(secret.as_bytes())
+        .unwrap();
+    let once = jrtc::CallOptions::default().reconnect(jrtc::ReconnectPolicy::never());
+    let alice = jrtc::Call::connect_with(&url, token, once).await.unwrap();
+    let op = alice
+        .join("logged", jrtc::JoinOptions::default())
+        .await
+        .unwrap();
+    alice.outcome(op).await.unwrap();
+    alice.close().await;
+    // An HTTP request names itself with the client's request id, and the answer says it too.
+    let http = url.replacen("ws://", "http://", 1);
+    let answer = reqwest::Client::new()
+        .get(format!("{http}/healthz"))
+        .header("x-request-id", "probe-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "probe-42");
+
+    let (mut user_seen, mut request_seen) = (false, false);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(user_seen && request_seen) && std::time::Instant::now() < end {
+        let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(1)) else {
+            continue;
+        };
+        let Ok(object) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        // The event's spans, outermost first, and the one it names as its own.
+        let mut spans = object["spans"].as_array().cloned().unwrap_or_default();
+        spans.push(object["span"].clone());
+        user_seen |= spans.iter().any(|s| {
+            s["name"] == "connection" && s["user"] == "alice" && s["room"] == "logged"
+        });
+        request_seen |= spans
+            .iter()
+            .any(|s| s["name"] == "http" && s["request"] == "probe-42" && s["path"] == "/healthz");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(user_seen, "no log line named alice's connection and room");
+    assert!(request_seen, "no log line named the HTTP request");
+}

@@ -190,6 +190,16 @@ pub enum ErrorCode {
     Unknown,
 }
 
+impl ErrorCode {
+    /// The code as the wire spells it (`room_full`).
+    pub fn wire_name(self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => name,
+            _ => "unknown".to_owned(),
+        }
+    }
+}
+
 /// A refused request: the code and a human-readable detail. The one shape every refusal has
 /// (the token check, the decoder, the server core); it becomes an `error` frame carrying the
 /// request's op.

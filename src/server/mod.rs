@@ -4,6 +4,7 @@
 //! by the sans-IO hub (`hub.rs`) and its rooms (`room.rs`).
 
 mod admission;
+mod api_client;
 pub(crate) mod hub;
 mod options;
 mod sfu;
@@ -18,6 +19,8 @@ use tokio::sync::watch;
 
 use crate::auth::{AccessToken, MIN_SECRET_LEN, TokenError, random_secret};
 use hub::{Hub, HubConfig};
+pub use crate::http_client::HttpError;
+pub use api_client::{ApiError, ServerApi};
 pub use options::{Limits, ServerError, ServerOptions, TlsIdentity};
 use shell::State;
 

@@ -202,6 +202,12 @@ impl Hub {
         self.invitations.list()
     }
 
+    /// The user and room of the session connection `conn` carries (for log fields).
+    pub(crate) fn whereabouts(&self, conn: ConnId) -> Option<(UserId, Option<RoomId>)> {
+        let login = self.logins.get(self.transports.get(&conn)?)?;
+        Some((login.user().clone(), login.room.clone()))
+    }
+
     #[cfg(any(test, feature = "internals"))]
     pub(crate) fn room_of(&self, conn: ConnId) -> Option<RoomId> {
         self.logins.get(&conn).and_then(|l| l.room.clone())

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use tracing::Instrument;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -50,12 +51,29 @@ pub(crate) async fn serve(
         stop,
         evict,
     };
+    // Every line a connection logs says which connection, from where, and (once known) whose
+    // session and which room.
+    let span = tracing::info_span!(
+        "connection",
+        conn,
+        peer = %peer,
+        user = tracing::field::Empty,
+        room = tracing::field::Empty,
+    );
     match start.state.tls.clone() {
         // On the heap: a TLS connection's state is several KiB, and a plain connection's task
         // would otherwise reserve room for it too (a task's future is as large as its largest
         // state).
-        Some(acceptor) => Box::pin(serve_tls(acceptor, socket, deadline, start)).await,
-        None => super::http::serve(socket, deadline, start).await,
+        Some(acceptor) => {
+            Box::pin(serve_tls(acceptor, socket, deadline, start))
+                .instrument(span)
+                .await
+        }
+        None => {
+            super::http::serve(socket, deadline, start)
+                .instrument(span)
+                .await
+        }
     }
 }
 
@@ -202,7 +220,12 @@ pub(super) async fn run<S>(
                     match read_frame(&text, limits, &mut bucket) {
                         Ok(frame) => {
                             let login = matches!(frame, ClientFrame::Hello { .. } | ClientFrame::Resume { .. });
-                            state.handle(Input::Frame { conn, frame });
+                            let moves = login || matches!(frame, ClientFrame::Join { .. } | ClientFrame::Leave { .. } | ClientFrame::AcceptInvite { .. } | ClientFrame::Invite { .. });
+                            let request = tracing::debug_span!("request", r#type = frame.type_name(), op = frame.op().map(|op| op.0));
+                            request.in_scope(|| state.handle(Input::Frame { conn, frame }));
+                            if moves {
+                                record_whereabouts(&state, conn);
+                            }
                             if waiting && login && state.logged_in(conn) {
                                 // Logged in: no longer limited as a connection that has not.
                                 waiting = false;
@@ -255,6 +278,16 @@ pub(super) async fn run<S>(
         }
     }
     tracing::debug!(conn, %peer, "disconnected");
+}
+
+/// Puts the session's user and room on the connection's log span.
+fn record_whereabouts(state: &State, conn: ConnId) {
+    if let Some((user, room)) = state.whereabouts(conn) {
+        let span = tracing::Span::current();
+        span.record("user", user.as_str());
+        span.record("room", room.as_ref().map_or("", |r| r.as_str()));
+        tracing::debug!("session logged in, or in another room");
+    }
 }
 
 /// After refusing an oversized frame: end the sending side and read (and drop) what the client

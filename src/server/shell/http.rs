@@ -6,12 +6,13 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tracing::Instrument;
 
 use super::conn::{self, Start};
 use super::{State, stopped};
@@ -37,7 +39,31 @@ pub(super) async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (upgrade_tx, upgrade_rx) = oneshot::channel::<OnUpgrade>();
+    // The HTTP phase on the heap, freed once the connection upgrades: a task's future is as
+    // large as its largest state, and an idle signaling connection keeps none of hyper's.
+    let upgraded = Box::pin(http_phase(socket, deadline.as_mut(), &mut start)).await;
+    if let Some(upgraded) = upgraded {
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(conn::websocket_config()),
+        )
+        .await;
+        conn::run(ws, deadline, &mut start).await;
+    }
+    start.done();
+}
+
+/// HTTP/1.1 until the connection upgrades (its upgraded socket) or ends (`None`).
+async fn http_phase<S>(
+    socket: S,
+    mut deadline: Pin<&mut tokio::time::Sleep>,
+    start: &mut Start,
+) -> Option<Upgraded>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (upgrade_tx, mut upgrade_rx) = oneshot::channel::<OnUpgrade>();
     let slot = Arc::new(Mutex::new(Some(upgrade_tx)));
     let state = start.state.clone();
     let service = hyper::service::service_fn(move |request| {
@@ -51,29 +77,21 @@ pub(super) async fn serve<S>(
     tokio::pin!(http);
     let served = tokio::select! {
         served = &mut http => served,
-        _ = &mut deadline => return start.done(),
-        _ = stopped(&mut start.stop) => return start.done(),
-        _ = &mut start.evict => return start.done(),
+        _ = &mut deadline => return None,
+        _ = stopped(&mut start.stop) => return None,
+        _ = &mut start.evict => return None,
     };
     if let Err(e) = served {
         tracing::debug!(peer = %start.peer, error = %e, "HTTP connection failed");
     }
-    let mut upgrade_rx = upgrade_rx;
-    if let Ok(upgrade) = upgrade_rx.try_recv() {
-        match upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(conn::websocket_config()),
-                )
-                .await;
-                conn::run(ws, deadline, &mut start).await;
-            }
-            Err(e) => tracing::debug!(peer = %start.peer, error = %e, "WebSocket upgrade failed"),
+    let upgrade = upgrade_rx.try_recv().ok()?;
+    match upgrade.await {
+        Ok(upgraded) => Some(upgraded),
+        Err(e) => {
+            tracing::debug!(peer = %start.peer, error = %e, "WebSocket upgrade failed");
+            None
         }
     }
-    start.done();
 }
 
 /// Answers one request: the WebSocket upgrade itself, or the routes.
@@ -83,7 +101,7 @@ async fn respond(
     slot: Arc<Mutex<Option<oneshot::Sender<OnUpgrade>>>>,
 ) -> Response<Body> {
     if !wants_websocket(request.headers()) {
-        return super::api::route(state, request.map(Body::new)).await;
+        return routed(state, request).await;
     }
     if !SIGNAL_PATHS.contains(&request.uri().path()) {
         return plain(
@@ -110,6 +128,36 @@ async fn respond(
     }
     response
 }
+
+/// A request for the routes, in a span naming it by its request id: the client's
+/// `X-Request-Id` (up to 64 visible characters), or one made here; the answer carries it.
+async fn routed(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("req-{}", MADE.fetch_add(1, Ordering::Relaxed) + 1));
+    let span = tracing::info_span!(
+        "http",
+        request = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = super::api::route(state, request.map(Body::new))
+        .instrument(span.clone())
+        .await;
+    tracing::debug!(parent: &span, status = response.status().as_u16(), "answered");
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The header naming a request in logs and answers.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Whether the request asks for a WebSocket (`Upgrade: websocket`).
 fn wants_websocket(headers: &HeaderMap) -> bool {

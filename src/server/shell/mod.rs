@@ -188,6 +188,11 @@ impl State {
         }
     }
 
+    /// Who connection `conn`'s session is and which room it is in (for log fields).
+    pub(crate) fn whereabouts(&self, conn: ConnId) -> Option<(crate::model::UserId, Option<crate::model::RoomId>)> {
+        self.core().hub.whereabouts(conn)
+    }
+
     /// Whether connection `conn` carries a session (it logged in).
     pub(crate) fn logged_in(&self, conn: ConnId) -> bool {
         self.core().hub.is_logged_in(conn)
@@ -428,10 +433,7 @@ impl State {
 
 /// An error code's wire name (`room_full`), for metric labels.
 fn code_name(code: ErrorCode) -> String {
-    match serde_json::to_value(code) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => "unknown".to_owned(),
-    }
+    code.wire_name()
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::Full;
-use hyper::{Request, Uri, header};
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
+use crate::http_client::HttpClient;
 use crate::model::{ServerEvent, Webhook};
 
 /// The header carrying the body's signature.
@@ -54,11 +53,11 @@ impl Webhooks {
     pub(crate) fn start(urls: &[String], queue: usize, delivery: Delivery) -> Self {
         let targets = urls
             .iter()
-            .filter_map(|url| url.parse::<Uri>().ok())
-            .map(|uri| {
+            .filter_map(|url| HttpClient::new(url, crate::TlsRoots::Platform).ok())
+            .map(|client| {
                 let (tx, rx) = mpsc::channel(queue);
                 let waiting = Arc::new(AtomicUsize::new(0));
-                tokio::spawn(deliver(uri, rx, waiting.clone(), delivery.clone()));
+                tokio::spawn(deliver(client, rx, waiting.clone(), delivery.clone()));
                 Target { tx, waiting }
             })
             .collect();
@@ -103,27 +102,39 @@ impl Webhooks {
 
 /// Delivers one URL's events in order, each until it is taken or out of tries.
 async fn deliver(
-    uri: Uri,
+    mut client: HttpClient,
     mut rx: mpsc::Receiver<Bytes>,
     waiting: Arc<AtomicUsize>,
     delivery: Delivery,
 ) {
-    let mut client = Client::new(uri);
     while let Some(body) = rx.recv().await {
         let signature = sign(&delivery.secret, &body);
         let mut backoff = FIRST_BACKOFF;
         let mut delivered = false;
         for attempt in 1..=delivery.attempts {
-            let sent = tokio::time::timeout(delivery.timeout, client.post(&body, &signature)).await;
+            let headers = [
+                ("content-type", "application/json"),
+                (SIGNATURE_HEADER, signature.as_str()),
+            ];
+            let sent = tokio::time::timeout(
+                delivery.timeout,
+                client.request(Method::POST, None, &headers, body.clone()),
+            )
+            .await;
             match sent {
-                Ok(Ok(())) => {
+                Ok(Ok((status, _))) if status.is_success() => {
                     delivered = true;
                     break;
                 }
-                Ok(Err(e)) => tracing::debug!(url = %client.uri, attempt, error = %e, "webhook not taken"),
+                Ok(Ok((status, _))) => {
+                    tracing::debug!(url = %client.uri(), attempt, %status, "webhook refused")
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(url = %client.uri(), attempt, error = %e, "webhook not taken")
+                }
                 Err(_) => {
-                    tracing::debug!(url = %client.uri, attempt, "webhook timed out");
-                    client.sender = None;
+                    tracing::debug!(url = %client.uri(), attempt, "webhook timed out");
+                    client.reset();
                 }
             }
             if attempt < delivery.attempts {
@@ -136,7 +147,7 @@ async fn deliver(
         if delivered {
             Metrics::count(&delivery.metrics.webhooks, "delivered");
         } else {
-            tracing::warn!(url = %client.uri, "a webhook was given up after every try");
+            tracing::warn!(url = %client.uri(), "a webhook was given up after every try");
             Metrics::count(&delivery.metrics.webhooks, "dropped");
         }
     }
@@ -151,92 +162,3 @@ pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// Why a delivery did not go through.
-#[derive(Debug, thiserror::Error)]
-enum PostError {
-    #[error("connecting: {0}")]
-    Connect(#[source] std::io::Error),
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("HTTP: {0}")]
-    Http(#[from] hyper::Error),
-    #[error("the receiver answered {0}")]
-    Status(hyper::StatusCode),
-}
-
-/// One URL's HTTP/1.1 client, keeping its connection between deliveries.
-struct Client {
-    uri: Uri,
-    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
-}
-
-impl Client {
-    fn new(uri: Uri) -> Self {
-        Client { uri, sender: None }
-    }
-
-    async fn post(&mut self, body: &Bytes, signature: &str) -> Result<(), PostError> {
-        let mut sender = match self.sender.take() {
-            Some(sender) if sender.is_ready() => sender,
-            _ => self.connect().await?,
-        };
-        let host = self.uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let request = Request::post(self.uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(header::HOST, host)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .body(Full::new(body.clone()))
-            .expect("a valid request");
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        // Read to its end, so the connection can take the next delivery.
-        http_body_util::BodyExt::collect(response.into_body()).await?;
-        if status.is_success() {
-            self.sender = Some(sender);
-            Ok(())
-        } else {
-            Err(PostError::Status(status))
-        }
-    }
-
-    async fn connect(
-        &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, PostError> {
-        let host = self.uri.host().unwrap_or_default().trim_matches(['[', ']']);
-        let https = self.uri.scheme_str() == Some("https");
-        let port = self
-            .uri
-            .port_u16()
-            .unwrap_or(if https { 443 } else { 80 });
-        let tcp = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(PostError::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        if https {
-            let config = crate::tls::client_config(&crate::TlsRoots::Platform)
-                .map_err(PostError::Tls)?;
-            let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-                .map_err(|e| PostError::Tls(e.to_string()))?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(PostError::Connect)?;
-            handshake(tls).await
-        } else {
-            handshake(tcp).await
-        }
-    }
-}
-
-async fn handshake<S>(
-    stream: S,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, PostError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
