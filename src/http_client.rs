@@ -97,11 +97,9 @@ impl HttpClient {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| HttpError::Tls {
-                reason: format!("a request could not be made: {e}"),
-            })?;
+        let request = request.body(Full::new(body)).map_err(|e| HttpError::Tls {
+            reason: format!("a request could not be made: {e}"),
+        })?;
         let response = sender.send_request(request).await?;
         let status = response.status();
         // Read to its end, so the connection can take the next request.

@@ -86,6 +86,7 @@ pub mod media;
 pub mod model;
 // The wire frames are described for every language in docs/protocol.md; they are not a Rust API
 // to keep stable. The fuzzers and benchmarks reach them through the hidden `internals` feature.
+mod http_client;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod protocol;
@@ -96,7 +97,6 @@ pub mod server;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod testing;
-mod http_client;
 mod text;
 mod tls;
 

@@ -172,7 +172,10 @@ pub(crate) async fn participants(
                 .remove_participant(&room, &user, term)
                 .await
                 .map_err(refused)?;
-            println!("{} {user} from {room}", if banned { "banned" } else { "removed" });
+            println!(
+                "{} {user} from {room}",
+                if banned { "banned" } else { "removed" }
+            );
         }
         ParticipantsCommand::Mute {
             api,

@@ -232,7 +232,9 @@ mod tests {
         // Every field of the struct appears in the example (commented out or not): the
         // field names are read off its Debug output, so a new option cannot be left out.
         let debug = format!("{:?}", ServeConfig::default());
-        let fields = debug.trim_start_matches("ServeConfig {").trim_end_matches('}');
+        let fields = debug
+            .trim_start_matches("ServeConfig {")
+            .trim_end_matches('}');
         let keys: Vec<&str> = fields
             .split(',')
             .filter_map(|f| f.split(':').next())

@@ -225,7 +225,14 @@ async fn the_cli_wraps_the_server_api() {
     let (ok, out, err) = api_cli(
         secret,
         &http,
-        &["participants", "remove", "standup", "alice", "--ban-secs", "60"],
+        &[
+            "participants",
+            "remove",
+            "standup",
+            "alice",
+            "--ban-secs",
+            "60",
+        ],
     );
     assert!(ok, "{err}");
     assert!(out.contains("banned alice"), "{out}");

@@ -231,9 +231,9 @@ async fn log_lines_name_the_connection_user_room_and_http_request() {
         // The event's spans, outermost first, and the one it names as its own.
         let mut spans = object["spans"].as_array().cloned().unwrap_or_default();
         spans.push(object["span"].clone());
-        user_seen |= spans.iter().any(|s| {
-            s["name"] == "connection" && s["user"] == "alice" && s["room"] == "logged"
-        });
+        user_seen |= spans
+            .iter()
+            .any(|s| s["name"] == "connection" && s["user"] == "alice" && s["room"] == "logged");
         request_seen |= spans
             .iter()
             .any(|s| s["name"] == "http" && s["request"] == "probe-42" && s["path"] == "/healthz");

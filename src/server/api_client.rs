@@ -82,7 +82,11 @@ impl ServerApi {
     }
 
     /// The same, trusting `roots` for `https://` (a private CA, a self-signed certificate).
-    pub fn with_roots(url: &str, token: impl Into<String>, roots: TlsRoots) -> Result<Self, ApiError> {
+    pub fn with_roots(
+        url: &str,
+        token: impl Into<String>,
+        roots: TlsRoots,
+    ) -> Result<Self, ApiError> {
         Ok(ServerApi {
             client: Mutex::new(HttpClient::new(url.trim_end_matches('/'), roots)?),
             authorization: format!("Bearer {}", token.into()),
@@ -169,7 +173,8 @@ impl ServerApi {
     ) -> Result<Option<u64>, ApiError> {
         let path = format!("/api/rooms/{}/messages", id(room)?);
         let to = to.map(id).transpose()?;
-        let body = serde_json::json!({ "to": to, "content_type": content_type, "content": content });
+        let body =
+            serde_json::json!({ "to": to, "content_type": content_type, "content": content });
         self.done(Method::POST, path, Some(body)).await
     }
 

@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{AccessToken, MIN_SECRET_LEN, TokenError, random_secret};
-use hub::{Hub, HubConfig};
 pub use crate::http_client::HttpError;
 pub use api_client::{ApiError, ServerApi};
+use hub::{Hub, HubConfig};
 pub use options::{Limits, ServerError, ServerOptions, TlsIdentity};
 use shell::State;
 
@@ -375,7 +375,10 @@ impl ServerHandle {
         self.state.start_draining();
         let delay = self.state.drain_delay();
         if !delay.is_zero() {
-            tracing::info!(delay_ms = delay.as_millis() as u64, "draining: /readyz says 503");
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "draining: /readyz says 503"
+            );
             tokio::time::sleep(delay).await;
         }
         let _ = self.stop.send(true);

@@ -69,9 +69,9 @@ impl ServerOptions {
             return invalid("auto_record", rule);
         }
         for url in &self.webhook_urls {
-            let ok = url
-                .parse::<hyper::Uri>()
-                .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+            let ok = url.parse::<hyper::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            });
             if !ok {
                 return invalid("webhook_urls", "absolute http:// or https:// URLs");
             }

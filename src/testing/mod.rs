@@ -31,4 +31,5 @@ mod scenarios;
 mod session_scenarios;
 pub(crate) mod sim;
 mod sim_actions;
+mod sim_backend;
 mod sim_media;

@@ -32,6 +32,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (d.clone(), u.clone(), any::<bool>()).prop_map(|(dev, target, start)| Action::Share { dev, target, start }),
         1 => (d.clone(), any::<bool>()).prop_map(|(dev, on)| Action::Record { dev, on }),
         1 => (d.clone(), proptest::option::of(u.clone())).prop_map(|(dev, to)| Action::Message { dev, to }),
+        2 => (0..ROOMS.len(), 0..8u8, u.clone()).prop_map(|(room, kind, user)| Action::Backend { room, kind, user }),
         4 => (d.clone(), proptest::collection::vec(u.clone(), 1..3), proptest::option::of(1..60u8))
             .prop_map(|(dev, callees, timeout_s)| Action::Invite { dev, callees, timeout_s }),
         3 => (d.clone(), 0..3usize).prop_map(|(dev, pick)| Action::Accept { dev, pick }),

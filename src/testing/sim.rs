@@ -91,6 +91,8 @@ pub(crate) struct World {
     made: HashMap<InvitationId, ConnId>,
     /// How each ended invitation ended, as first seen.
     ended: HashMap<InvitationId, End>,
+    /// The application's backend: what the webhooks told it.
+    backend: super::sim_backend::Backend,
 }
 
 impl World {
@@ -113,6 +115,7 @@ impl World {
             next_life: 0,
             made: HashMap::new(),
             ended: HashMap::new(),
+            backend: Default::default(),
         };
         for dev in 0..DEVICES.len() {
             w.connect(dev);
@@ -334,7 +337,11 @@ impl World {
                     commands.push(command);
                     continue;
                 }
-                Output::Close { .. } | Output::StartRecorder | Output::Notice(_) => continue,
+                Output::Notice(event) => {
+                    self.backend.notice(&event);
+                    continue;
+                }
+                Output::Close { .. } | Output::StartRecorder => continue,
             };
             for to in targets {
                 let Some(dev) = self
@@ -489,6 +496,12 @@ impl World {
 
     pub(crate) fn apply(&mut self, action: Action) {
         match action {
+            Action::Backend { room, kind, user } => {
+                let request = super::sim_backend::request(ROOMS[room], kind, uid(user));
+                let token = testing::token("backend", crate::auth::Grants::none().admin(true));
+                let (_, out) = self.hub.admin(self.now, &token, request);
+                self.deliver(out);
+            }
             Action::Join { dev, room } => {
                 self.request(dev, OperationKind::Join, None, |op| ClientFrame::Join {
                     op,
@@ -785,6 +798,7 @@ impl World {
 
     pub(crate) fn check(&self) {
         self.sfu.check(!self.stall && self.queued.is_empty());
+        self.backend.check(&self.hub);
         assert_eq!(self.hub.banned_members(), 0, "a banned user is in the room");
         let open = self.hub.open_invitations();
         for (dev, device) in self.devices.iter().enumerate() {

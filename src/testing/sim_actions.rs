@@ -142,6 +142,13 @@ pub(crate) enum Action {
         source: TrackSource,
         muted: bool,
     },
+    /// The application's backend makes a server API request about `room` (`kind` picks which:
+    /// make it, end it, remove `user`, ban them, a message, properties, mute).
+    Backend {
+        room: usize,
+        kind: u8,
+        user: usize,
+    },
     /// The device subscribes to (or unsubscribes from) another user's track.
     Receive {
         dev: usize,
@@ -170,7 +177,7 @@ impl Action {
         let a = next()?;
         let b = next()?;
         let user = a % USERS;
-        Some(match kind % 29 {
+        Some(match kind % 30 {
             0 => Action::Join {
                 dev,
                 room: a % ROOMS.len(),
@@ -268,6 +275,11 @@ impl Action {
             25 => Action::Cut { dev },
             26 => Action::Notice { dev },
             27 => Action::Resume { dev },
+            28 => Action::Backend {
+                room: a % ROOMS.len(),
+                kind: (b % 8) as u8,
+                user,
+            },
             _ => Action::Release { pick: a },
         })
     }

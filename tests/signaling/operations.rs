@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use jrtc::{CallEvent, ServerHandle};
 use serde_json::Value;
 
@@ -130,7 +129,11 @@ async fn signaling_is_at_slash_signal_and_at_the_root_and_other_paths_are_refuse
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(WAIT, raw.read_to_end(&mut buf)).await;
     }
-    let op = alice.call.send_message(None, "text/plain", "hi").await.unwrap();
+    let op = alice
+        .call
+        .send_message(None, "text/plain", "hi")
+        .await
+        .unwrap();
     crate::support::done(&alice.call, op).await;
     assert!(matches!(bob.next().await, CallEvent::Message(_)));
 }
@@ -139,7 +142,10 @@ async fn signaling_is_at_slash_signal_and_at_the_root_and_other_paths_are_refuse
 async fn metrics_follow_the_calls() {
     let server = builder().start().await.unwrap();
     let before = scrape(&server).await;
-    assert!(before.contains("# TYPE jrtc_participants gauge"), "{before}");
+    assert!(
+        before.contains("# TYPE jrtc_participants gauge"),
+        "{before}"
+    );
     assert_eq!(value(&before, "jrtc_participants"), 0.0);
 
     let mut users = room_of(&server, "m", &["a", "b", "c"]).await;

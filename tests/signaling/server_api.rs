@@ -56,9 +56,20 @@ impl Api {
     }
 
     /// A call that must be refused with `status` and `code`.
-    pub async fn refused(&self, method: &str, path: &str, body: Option<Value>, status: u16, code: &str) {
+    pub async fn refused(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+        code: &str,
+    ) {
         let (got, value) = self.call(method, path, body).await;
-        assert_eq!((got, value["code"].as_str()), (status, Some(code)), "{method} {path}: {value}");
+        assert_eq!(
+            (got, value["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {value}"
+        );
     }
 }
 
@@ -91,10 +102,19 @@ async fn the_api_needs_an_admin_token() {
         .refused("GET", "/api/rooms", None, 401, "bad_signature")
         .await;
     let api = Api::admin(&server);
-    assert_eq!(api.ok("GET", "/api/rooms", None).await, json!({ "rooms": [] }));
+    assert_eq!(
+        api.ok("GET", "/api/rooms", None).await,
+        json!({ "rooms": [] })
+    );
     // Bodies are checked before anything is done.
-    api.refused("POST", "/api/rooms", Some(json!({ "room": "x", "colour": "red" })), 400, "invalid_frame")
-        .await;
+    api.refused(
+        "POST",
+        "/api/rooms",
+        Some(json!({ "room": "x", "colour": "red" })),
+        400,
+        "invalid_frame",
+    )
+    .await;
     let (status, value) = api.call("GET", "/api/rooms", None).await;
     assert_eq!((status, value), (200, json!({ "rooms": [] })));
     let page = crate::operations::scrape(&server).await;
@@ -118,10 +138,22 @@ async fn rooms_are_made_listed_shown_and_ended() {
     assert_eq!(made["room"], "standup");
     assert_eq!(made["managed"], true);
     assert_eq!(made["options"]["max_participants"], 2);
-    api.refused("POST", "/api/rooms", Some(json!({ "room": "standup" })), 409, "room_exists")
-        .await;
-    api.refused("POST", "/api/rooms", Some(json!({ "room": "-bad" })), 400, "invalid_param")
-        .await;
+    api.refused(
+        "POST",
+        "/api/rooms",
+        Some(json!({ "room": "standup" })),
+        409,
+        "room_exists",
+    )
+    .await;
+    api.refused(
+        "POST",
+        "/api/rooms",
+        Some(json!({ "room": "-bad" })),
+        400,
+        "invalid_param",
+    )
+    .await;
     api.refused(
         "POST",
         "/api/rooms",
@@ -147,7 +179,10 @@ async fn rooms_are_made_listed_shown_and_ended() {
         .join("standup", jrtc::JoinOptions::default())
         .await
         .unwrap();
-    assert_eq!(crate::support::refused(&carol.call, op).await, jrtc::ErrorCode::RoomFull);
+    assert_eq!(
+        crate::support::refused(&carol.call, op).await,
+        jrtc::ErrorCode::RoomFull
+    );
 
     let rooms = api.ok("GET", "/api/rooms", None).await;
     assert_eq!(rooms["rooms"][0]["room"], "standup");
@@ -162,10 +197,14 @@ async fn rooms_are_made_listed_shown_and_ended() {
     assert_eq!(ids, ["alice", "bob"]);
     assert_eq!(room["participants"][0]["role"], "host");
     assert_eq!(room["properties"]["recording"]["state"], "idle");
-    api.refused("GET", "/api/rooms/nowhere", None, 404, "no_such_room").await;
+    api.refused("GET", "/api/rooms/nowhere", None, 404, "no_such_room")
+        .await;
 
     // Ended: everyone is out, the room is gone.
-    assert_eq!(api.ok("DELETE", "/api/rooms/standup", None).await, json!({ "done": true }));
+    assert_eq!(
+        api.ok("DELETE", "/api/rooms/standup", None).await,
+        json!({ "done": true })
+    );
     for user in [&mut alice, &mut bob] {
         loop {
             match user.next().await {
@@ -178,16 +217,22 @@ async fn rooms_are_made_listed_shown_and_ended() {
             }
         }
     }
-    api.refused("GET", "/api/rooms/standup", None, 404, "no_such_room").await;
-    api.refused("DELETE", "/api/rooms/standup", None, 404, "no_such_room").await;
+    api.refused("GET", "/api/rooms/standup", None, 404, "no_such_room")
+        .await;
+    api.refused("DELETE", "/api/rooms/standup", None, 404, "no_such_room")
+        .await;
 }
 
 #[tokio::test]
 async fn an_empty_made_room_goes_after_its_timeout() {
     let server = builder().start().await.unwrap();
     let api = Api::admin(&server);
-    api.ok("POST", "/api/rooms", Some(json!({ "room": "brief", "empty_timeout_secs": 1 })))
-        .await;
+    api.ok(
+        "POST",
+        "/api/rooms",
+        Some(json!({ "room": "brief", "empty_timeout_secs": 1 })),
+    )
+    .await;
     let mut alice = User::connect(&server, "alice").await;
     alice.join("brief").await;
     // With a member it stays past its timeout.
@@ -232,7 +277,11 @@ async fn the_backend_moderates_speaks_and_sets_properties() {
     }
     // Messages to the room and to one member.
     let sent = api
-        .ok("POST", "/api/rooms/r/messages", Some(json!({ "content": "welcome" })))
+        .ok(
+            "POST",
+            "/api/rooms/r/messages",
+            Some(json!({ "content": "welcome" })),
+        )
         .await;
     assert!(sent["seq"].is_u64());
     for user in &mut users {
@@ -276,11 +325,20 @@ async fn the_backend_moderates_speaks_and_sets_properties() {
     .await;
 
     // Recording: refused without a recorder; stopping nothing is refused.
-    api.refused("POST", "/api/rooms/r/recording", None, 503, "no_recorder").await;
-    api.refused("DELETE", "/api/rooms/r/recording", None, 409, "not_recording").await;
+    api.refused("POST", "/api/rooms/r/recording", None, 503, "no_recorder")
+        .await;
+    api.refused(
+        "DELETE",
+        "/api/rooms/r/recording",
+        None,
+        409,
+        "not_recording",
+    )
+    .await;
 
     // Removing: carol is kicked; bob is banned and cannot come back.
-    api.ok("POST", "/api/rooms/r/participants/carol/remove", None).await;
+    api.ok("POST", "/api/rooms/r/participants/carol/remove", None)
+        .await;
     loop {
         match users[2].next().await {
             CallEvent::Left { reason, .. } => {
@@ -297,10 +355,20 @@ async fn the_backend_moderates_speaks_and_sets_properties() {
         Some(json!({ "ban": { "for_ms": 60000 } })),
     )
     .await;
-    api.refused("POST", "/api/rooms/r/participants/bob/remove", None, 404, "no_such_participant")
-        .await;
+    api.refused(
+        "POST",
+        "/api/rooms/r/participants/bob/remove",
+        None,
+        404,
+        "no_such_participant",
+    )
+    .await;
     let bob = &users[1];
-    let op = bob.call.join("r", jrtc::JoinOptions::default()).await.unwrap();
+    let op = bob
+        .call
+        .join("r", jrtc::JoinOptions::default())
+        .await
+        .unwrap();
     // Bob's stream first says he was kicked (and carol left, seen before).
     let code = crate::support::refused(&bob.call, op).await;
     assert_eq!(code, jrtc::ErrorCode::Banned);
@@ -313,7 +381,11 @@ async fn the_backend_mutes_a_published_track() {
     let server = builder().start().await.unwrap();
     let api = Api::admin(&server);
     let mut users = room_of(&server, "m", &["alice", "bob"]).await;
-    let mic = users[0].call.publish_track(TrackSource::Microphone).await.unwrap();
+    let mic = users[0]
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
     let pump = crate::operations::pump(mic);
     // Alice's publication reaches both (once her media reaches the server).
     for user in &mut users {

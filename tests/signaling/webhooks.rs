@@ -161,8 +161,14 @@ fn check_ids(events: &[Value]) {
         })
         .collect();
     let first = numbers[0];
-    assert_eq!(numbers, (first..first + numbers.len() as u64).collect::<Vec<_>>());
-    let times: Vec<u64> = events.iter().map(|e| e["at_ms"].as_u64().unwrap()).collect();
+    assert_eq!(
+        numbers,
+        (first..first + numbers.len() as u64).collect::<Vec<_>>()
+    );
+    let times: Vec<u64> = events
+        .iter()
+        .map(|e| e["at_ms"].as_u64().unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
 
@@ -241,7 +247,10 @@ async fn a_dead_receiver_never_slows_a_call_and_its_drops_are_counted() {
         alice.call.close().await;
         bob.call.close().await;
     }
-    eprintln!("ten calls with a dead webhook receiver took {:?}", started.elapsed());
+    eprintln!(
+        "ten calls with a dead webhook receiver took {:?}",
+        started.elapsed()
+    );
     let page = scrape(&server).await;
     // 10 rooms × (started, 2 joined, 2 left, finished) = 60 events; at most 4 wait, and one is
     // being tried.

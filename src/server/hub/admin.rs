@@ -10,9 +10,9 @@ use crate::model::{
 };
 use crate::protocol::ErrorCode;
 
+use super::Hub;
 use super::io::{Millis, Output, Refusal, refuse};
 use super::room::Room;
-use super::Hub;
 
 /// A server API request.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,9 +112,9 @@ impl Hub {
                 rooms.sort_by(|a, b| a.room.cmp(&b.room));
                 Ok(AdminReply::Rooms(rooms))
             }
-            AdminRequest::GetRoom { room } => {
-                Ok(AdminReply::Room(Box::new(self.named_room(&room)?.details())))
-            }
+            AdminRequest::GetRoom { room } => Ok(AdminReply::Room(Box::new(
+                self.named_room(&room)?.details(),
+            ))),
             AdminRequest::CreateRoom { room, options } => {
                 if !valid_id(room.as_str()) {
                     return refuse(
@@ -243,7 +243,11 @@ impl Hub {
 
 impl Room {
     /// A room the server API makes ahead of its call, empty since `now`.
-    pub(crate) fn managed(id: RoomId, options: crate::model::RoomOptions, now: super::io::Millis) -> Self {
+    pub(crate) fn managed(
+        id: RoomId,
+        options: crate::model::RoomOptions,
+        now: super::io::Millis,
+    ) -> Self {
         Room {
             options,
             managed: true,
@@ -285,7 +289,6 @@ impl Room {
         }
     }
 
-
     /// The most members (recorders aside) the room takes, under the server's limit `server`.
     pub(super) fn max_people(&self, server: usize) -> usize {
         self.options
@@ -315,7 +318,12 @@ impl Hub {
     /// The counts the metrics show (one pass over the rooms).
     pub(crate) fn stats(&self) -> HubStats {
         use crate::model::RecordingState;
-        let mut recordings = [("starting", 0), ("recording", 0), ("stopping", 0), ("failed", 0)];
+        let mut recordings = [
+            ("starting", 0),
+            ("recording", 0),
+            ("stopping", 0),
+            ("failed", 0),
+        ];
         let mut stats = HubStats {
             sessions: self.logins.len(),
             lost_sessions: self.lost.len(),

@@ -24,9 +24,9 @@ pub(crate) mod sdp;
 mod sessions;
 mod tokens;
 
+pub(crate) use admin::{AdminReply, AdminRequest, HubStats};
 use bans::BanBook;
 use invites::InvitationBook;
-pub(crate) use admin::{AdminReply, AdminRequest, HubStats};
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use outbox::Outbox;
@@ -190,6 +190,12 @@ impl Hub {
             .flat_map(|(id, room)| room.participants().into_iter().map(move |p| (id, p)))
             .filter(|(id, p)| self.bans.is_banned(id, &p.user_id, self.now))
             .count()
+    }
+
+    /// The rooms alive, by id.
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn room_ids(&self) -> std::collections::BTreeSet<RoomId> {
+        self.rooms.keys().cloned().collect()
     }
 
     #[cfg(any(test, feature = "internals"))]
@@ -457,15 +463,13 @@ impl Hub {
         let identity = &self.logins.get(&conn).expect("a joining session").identity;
         self.bans.check(id, &identity.user, self.now)?;
         match self.rooms.get(id) {
-            Some(room) if room.people() >= room.max_people(self.config.max_participants) => {
-                refuse(
-                    ErrorCode::RoomFull,
-                    format!(
-                        "room `{id}` holds at most {} members",
-                        room.max_people(self.config.max_participants)
-                    ),
-                )
-            }
+            Some(room) if room.people() >= room.max_people(self.config.max_participants) => refuse(
+                ErrorCode::RoomFull,
+                format!(
+                    "room `{id}` holds at most {} members",
+                    room.max_people(self.config.max_participants)
+                ),
+            ),
             Some(_) => Ok(()),
             None if !identity.grants.create => refuse(
                 ErrorCode::NoSuchRoom,

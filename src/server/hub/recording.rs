@@ -176,7 +176,8 @@ impl Hub {
         let Some(options) = options else {
             return;
         };
-        let Err(refusal) = self.start_recording(by.clone(), room.clone(), options.clone(), out) else {
+        let Err(refusal) = self.start_recording(by.clone(), room.clone(), options.clone(), out)
+        else {
             return;
         };
         // It cannot start: the members hear so, as of an aborted recording (and with the

@@ -393,12 +393,23 @@ impl Room {
         };
         let conns = self.conns();
         self.broadcast(conns.clone(), frame, out);
+        // The backend hears each member leave, and its tracks end, as when members go one by
+        // one (the members themselves only need `call_ended`).
         for member in &self.members {
             out.push(Output::Notice(crate::model::ServerEvent::ParticipantLeft {
                 room: self.id.clone(),
                 participant: member.participant.clone(),
                 reason,
             }));
+            for (_, publication) in self.publications.iter().filter(|(c, _)| *c == member.conn) {
+                out.push(Output::Notice(
+                    crate::model::ServerEvent::TrackUnpublished {
+                        room: self.id.clone(),
+                        publication: publication.clone(),
+                        reason,
+                    },
+                ));
+            }
         }
         for member in std::mem::take(&mut self.members) {
             super::room_media::end_media(&member, out);

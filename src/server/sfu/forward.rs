@@ -157,10 +157,7 @@ fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket, counters: &ForwardCount
     let legs = lock(legs);
     let size = packet.payload.len() as u64 + 12;
     let (mut written, mut full) = (0u64, 0u64);
-    let waiting = legs
-        .iter()
-        .filter(|leg| leg.payload_type.is_none())
-        .count() as u64;
+    let waiting = legs.iter().filter(|leg| leg.payload_type.is_none()).count() as u64;
     let mut flowing = legs
         .iter()
         .filter_map(|leg| Some((leg, leg.payload_type.filter(|_| !leg.paused)?)))
@@ -192,7 +189,9 @@ fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket, counters: &ForwardCount
         counters.bytes.fetch_add(written * size, Ordering::Relaxed);
     }
     if full > 0 {
-        counters.dropped_queue_full.fetch_add(full, Ordering::Relaxed);
+        counters
+            .dropped_queue_full
+            .fetch_add(full, Ordering::Relaxed);
     }
     if waiting > 0 {
         counters

@@ -105,7 +105,7 @@ async fn create_room(
         Ok(CreateRoom { room, options }) => {
             call(&state, &headers, AdminRequest::CreateRoom { room, options })
         }
-        Err(refused) => refused,
+        Err(refused) => refusal(refused),
     }
 }
 
@@ -141,7 +141,7 @@ async fn remove_participant(
                 ban,
             },
         ),
-        Err(refused) => refused,
+        Err(refused) => refusal(refused),
     }
 }
 
@@ -167,7 +167,7 @@ async fn mute_track(
                 source,
             },
         ),
-        Err(refused) => refused,
+        Err(refused) => refusal(refused),
     }
 }
 
@@ -192,7 +192,7 @@ async fn set_properties(
                 custom,
             },
         ),
-        Err(refused) => refused,
+        Err(refused) => refusal(refused),
     }
 }
 
@@ -231,7 +231,7 @@ async fn send_message(
                 content,
             },
         ),
-        Err(refused) => refused,
+        Err(refused) => refusal(refused),
     }
 }
 
@@ -250,7 +250,7 @@ async fn start_recording(
                 options,
             },
         ),
-        Err(refused) => refused,
+        Err(refused) => refusal(refused),
     }
 }
 
@@ -264,23 +264,20 @@ async fn stop_recording(
 }
 
 /// A JSON body (`{}` when empty and `empty_ok`), or the refusal.
-fn parse<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-    empty_ok: bool,
-) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], empty_ok: bool) -> Result<T, Refusal> {
     if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_slice(b"{}").map_err(|e| invalid(&e));
     }
     serde_json::from_slice(body).map_err(|e| invalid(&e))
 }
 
-fn invalid(e: &serde_json::Error) -> Response {
+fn invalid(e: &serde_json::Error) -> Refusal {
     let code = if e.is_syntax() || e.is_eof() {
         ErrorCode::BadJson
     } else {
         ErrorCode::InvalidFrame
     };
-    refusal(Refusal::new(code, format!("the request body: {e}")))
+    Refusal::new(code, format!("the request body: {e}"))
 }
 
 /// Hands the request to the core with the caller's token; answers with its reply or refusal.

@@ -111,7 +111,18 @@ async fn respond(
     }
     let key = match check_upgrade(&request) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(Unfit::Request(why)) => return plain(StatusCode::BAD_REQUEST, why),
+        Err(Unfit::Version) => {
+            let mut refused = plain(
+                StatusCode::UPGRADE_REQUIRED,
+                "this server speaks WebSocket version 13",
+            );
+            refused.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return refused;
+        }
     };
     let upgrade = hyper::upgrade::on(&mut request);
     let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) else {
@@ -167,20 +178,25 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Checks an upgrade request (RFC 6455, section 4.2.1); returns its key, or the refusal.
-fn check_upgrade(request: &Request<Incoming>) -> Result<String, Response<Body>> {
+/// Why an upgrade request is refused.
+enum Unfit {
+    /// Not a well-formed upgrade (400).
+    Request(&'static str),
+    /// Another WebSocket version than 13 (426).
+    Version,
+}
+
+/// Checks an upgrade request (RFC 6455, section 4.2.1); returns its key, or why not.
+fn check_upgrade(request: &Request<Incoming>) -> Result<String, Unfit> {
     let headers = request.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     if request.method() != Method::GET || !has_token(header::CONNECTION, "upgrade") {
-        return Err(plain(
-            StatusCode::BAD_REQUEST,
+        return Err(Unfit::Request(
             "a WebSocket upgrade is a GET with Connection: upgrade",
         ));
     }
@@ -188,23 +204,14 @@ fn check_upgrade(request: &Request<Incoming>) -> Result<String, Response<Body>> 
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut refused = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "this server speaks WebSocket version 13",
-        );
-        refused.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(refused);
+        return Err(Unfit::Version);
     }
     match headers
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|k| k.to_str().ok())
     {
         Some(key) if !key.is_empty() => Ok(key.to_owned()),
-        _ => Err(plain(
-            StatusCode::BAD_REQUEST,
+        _ => Err(Unfit::Request(
             "a WebSocket upgrade needs Sec-WebSocket-Key",
         )),
     }

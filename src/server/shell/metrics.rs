@@ -256,7 +256,11 @@ impl Metrics {
         set(&self.connections, "waiting", now.waiting);
         let hub = &now.hub;
         set(&self.connections, "logged_in", hub.logged_in);
-        set(&self.sessions, "connected", hub.sessions - hub.lost_sessions);
+        set(
+            &self.sessions,
+            "connected",
+            hub.sessions - hub.lost_sessions,
+        );
         set(&self.sessions, "lost", hub.lost_sessions);
         self.rooms.set(hub.rooms as i64);
         self.participants.set(hub.participants as i64);
@@ -282,7 +286,9 @@ impl Metrics {
             f.dropped_queue_full.load(Ordering::Relaxed),
         );
         catch_up(
-            &self.dropped_packets.get_or_create(&Kind::of("not_negotiated")),
+            &self
+                .dropped_packets
+                .get_or_create(&Kind::of("not_negotiated")),
             f.dropped_not_negotiated.load(Ordering::Relaxed),
         );
         let mut text = String::new();

@@ -189,7 +189,10 @@ impl State {
     }
 
     /// Who connection `conn`'s session is and which room it is in (for log fields).
-    pub(crate) fn whereabouts(&self, conn: ConnId) -> Option<(crate::model::UserId, Option<crate::model::RoomId>)> {
+    pub(crate) fn whereabouts(
+        &self,
+        conn: ConnId,
+    ) -> Option<(crate::model::UserId, Option<crate::model::RoomId>)> {
         self.core().hub.whereabouts(conn)
     }
 

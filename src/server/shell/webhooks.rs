@@ -161,4 +161,3 @@ pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
 }
-
