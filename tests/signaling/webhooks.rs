@@ -261,3 +261,69 @@ async fn a_dead_receiver_never_slows_a_call_and_its_drops_are_counted() {
     );
     held.abort();
 }
+
+#[tokio::test]
+async fn a_recording_started_and_stopped_by_the_backend_is_announced_to_it() {
+    let (receiver, url) = Receiver::start(0).await;
+    let dir = crate::record_support::recording_dir("webhooks");
+    let server = builder()
+        .secret(SECRET)
+        .webhook(url)
+        .recording_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("rec").await;
+    let api = crate::server_api::Api::admin(&server);
+    api.ok("POST", "/api/rooms/rec/recording", None).await;
+    crate::record_support::until(&alice.call, &mut alice.events, WAIT * 3, |e| match e {
+        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Started { .. }) => Some(()),
+        _ => None,
+    })
+    .await;
+    let room = api.ok("GET", "/api/rooms/rec", None).await;
+    assert_eq!(room["properties"]["recording"]["state"], "recording");
+    assert_eq!(room["properties"]["recording"]["by"], "backend");
+    api.ok("DELETE", "/api/rooms/rec/recording", None).await;
+    crate::record_support::until(&alice.call, &mut alice.events, WAIT * 3, |e| match e {
+        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Stopped { .. }) => Some(()),
+        _ => None,
+    })
+    .await;
+    // The backend heard it start (by itself) and stop, after the recorder joined.
+    let end = tokio::time::Instant::now() + WAIT;
+    let events = loop {
+        let n = receiver.took.lock().unwrap().len();
+        let events = receiver.events(n).await;
+        if events.iter().any(|e| e["event"] == "recording_stopped") {
+            break events;
+        }
+        assert!(tokio::time::Instant::now() < end, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let at = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("{name}: {names:?}"))
+    };
+    assert!(at("room_started") < at("recording_started"));
+    assert!(at("recording_started") < at("recording_stopped"));
+    let started = &events[at("recording_started")];
+    assert_eq!(started["by"], "backend");
+    let stopped = &events[at("recording_stopped")];
+    assert_eq!(stopped["reason"], "requested");
+    let recorder_joined = events
+        .iter()
+        .position(|e| e["event"] == "participant_joined" && e["participant"]["role"] == "recorder");
+    assert!(
+        recorder_joined.is_some_and(|i| i < at("recording_started")),
+        "{names:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
