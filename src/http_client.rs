@@ -34,6 +34,12 @@ pub enum HttpError {
         /// What is wrong.
         reason: String,
     },
+    /// The request could not be made (a header value that is not one).
+    #[error("a request could not be made: {reason}")]
+    Request {
+        /// What is wrong.
+        reason: String,
+    },
     /// The HTTP exchange failed.
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
@@ -82,25 +88,38 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), HttpError> {
-        let mut sender = match self.sender.take() {
-            Some(sender) if sender.is_ready() => sender,
-            _ => self.connect().await?,
+        let (mut sender, reused) = match self.sender.take() {
+            Some(sender) if sender.is_ready() => (sender, true),
+            _ => (self.connect().await?, false),
         };
         let base = self.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path.unwrap_or(base))
-            .header(
-                header::HOST,
-                self.uri.authority().map_or("", |a| a.as_str()),
-            );
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(body)).map_err(|e| HttpError::Tls {
-            reason: format!("a request could not be made: {e}"),
-        })?;
-        let response = sender.send_request(request).await?;
+        let make = || {
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(path.unwrap_or(base))
+                .header(
+                    header::HOST,
+                    self.uri.authority().map_or("", |a| a.as_str()),
+                );
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request
+                .body(Full::new(body.clone()))
+                .map_err(|e| HttpError::Request {
+                    reason: e.to_string(),
+                })
+        };
+        let response = match sender.send_request(make()?).await {
+            Ok(response) => response,
+            // A kept connection the server closed meanwhile (it closes idle ones): once more,
+            // on a new one.
+            Err(e) if reused && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
+                sender = self.connect().await?;
+                sender.send_request(make()?).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let status = response.status();
         // Read to its end, so the connection can take the next request.
         let body = response.into_body().collect().await?.to_bytes();

@@ -38,6 +38,9 @@ pub enum ApiError {
         /// Why, for humans.
         message: String,
     },
+    /// No answer within the client's timeout (10 s).
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
     /// The answer is not what the API returns.
     #[error("an unexpected answer ({status}): {source}")]
     BadAnswer {
@@ -222,12 +225,19 @@ impl ServerApi {
             ("authorization", self.authorization.as_str()),
             ("content-type", "application/json"),
         ];
-        let (status, answer) = self
-            .client
-            .lock()
-            .await
-            .request(method, Some(&path), &headers, body)
-            .await?;
+        let mut client = self.client.lock().await;
+        let answer =
+            tokio::time::timeout(TIMEOUT, client.request(method, Some(&path), &headers, body))
+                .await;
+        let (status, answer) = match answer {
+            Ok(answer) => answer?,
+            Err(_) => {
+                // The connection may be stuck: the next call makes a new one.
+                client.reset();
+                return Err(ApiError::Timeout(TIMEOUT));
+            }
+        };
+        drop(client);
         let status = status.as_u16();
         if (200..300).contains(&status) {
             return serde_json::from_slice(&answer)
@@ -248,6 +258,9 @@ impl ServerApi {
         }
     }
 }
+
+/// How long a call may take.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `value` if it is a valid room or user id.
 fn id(value: &str) -> Result<&str, ApiError> {

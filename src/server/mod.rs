@@ -385,6 +385,10 @@ impl ServerHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        // The last events (members leaving as the server stops) reach the backend, within a
+        // bound: a dead receiver does not hold the shutdown.
+        let webhooks = futures::future::join_all(self.state.close_webhooks());
+        let _ = tokio::time::timeout(WEBHOOK_FLUSH, webhooks).await;
     }
 }
 
@@ -432,6 +436,9 @@ fn embedded_recorder(
             .call_options(call),
     }
 }
+
+/// How long a shutdown waits for the webhooks still queued.
+const WEBHOOK_FLUSH: Duration = Duration::from_secs(5);
 
 /// A duration in the core's milliseconds (saturating: a huge option means "no limit").
 fn millis(d: Duration) -> u64 {

@@ -423,3 +423,57 @@ async fn the_backend_mutes_a_published_track() {
     assert_eq!(room["publications"][0]["muted"], true);
     pump.abort();
 }
+
+#[tokio::test]
+async fn the_rust_client_calls_the_api_with_typed_answers_and_refusals() {
+    let server = builder().start().await.unwrap();
+    let token = server
+        .mint(&AccessToken::new("backend").grants(Grants::none().admin(true)))
+        .unwrap();
+    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let made = api
+        .create_room("typed", jrtc::RoomOptions::default().max_participants(3))
+        .await
+        .unwrap();
+    assert_eq!(made.options.max_participants, Some(3));
+    match api.create_room("typed", Default::default()).await {
+        Err(jrtc::ApiError::Refused { status, code, .. }) => {
+            assert_eq!((status, code), (409, jrtc::ErrorCode::RoomExists))
+        }
+        other => panic!("expected room_exists, got {other:?}"),
+    }
+    assert!(matches!(
+        api.room("no room").await,
+        Err(jrtc::ApiError::InvalidId { .. })
+    ));
+    let mut users = room_of(&server, "typed", &["alice", "bob"]).await;
+    let seq = api
+        .send_message("typed", None, "text/plain", "hello")
+        .await
+        .unwrap();
+    assert!(seq.is_some());
+    for user in &mut users {
+        assert!(matches!(user.next().await, CallEvent::Message(_)));
+    }
+    let rooms = api.list_rooms().await.unwrap();
+    assert_eq!((rooms.len(), rooms[0].participants), (1, 2));
+    api.set_properties("typed", [("k".to_owned(), Some("v".to_owned()))].into())
+        .await
+        .unwrap();
+    api.remove_participant("typed", "bob", Some(jrtc::BanTerm::room()))
+        .await
+        .unwrap();
+    assert_eq!(api.room("typed").await.unwrap().participants.len(), 1);
+    api.end_room("typed").await.unwrap();
+    assert!(matches!(
+        api.room("typed").await,
+        Err(jrtc::ApiError::Refused { status: 404, .. })
+    ));
+    // A wrong address is an HTTP error, not a refusal.
+    let nowhere = jrtc::ServerApi::new("http://127.0.0.1:1", "t").unwrap();
+    assert!(matches!(
+        nowhere.list_rooms().await,
+        Err(jrtc::ApiError::Http(_))
+    ));
+    assert!(jrtc::ServerApi::new("ftp://x", "t").is_err());
+}

@@ -327,3 +327,114 @@ async fn a_recording_started_and_stopped_by_the_backend_is_announced_to_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// GETs room `room` until it is gone (404), failing after `wait`.
+async fn gone(api: &crate::server_api::Api, room: &str, wait: Duration) {
+    let end = tokio::time::Instant::now() + wait;
+    loop {
+        let (status, body) = api.call("GET", &format!("/api/rooms/{room}"), None).await;
+        if status == 404 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < end, "{room} stays: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn removing_the_last_member_ends_the_recording_and_the_room() {
+    let (receiver, url) = Receiver::start(0).await;
+    let dir = crate::record_support::recording_dir("webhooks-last");
+    let server = builder()
+        .secret(SECRET)
+        .webhook(url)
+        .recording_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("last").await;
+    let api = crate::server_api::Api::admin(&server);
+    api.ok("POST", "/api/rooms/last/recording", None).await;
+    crate::record_support::until(&alice.call, &mut alice.events, WAIT * 3, |e| match e {
+        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Started { .. }) => Some(()),
+        _ => None,
+    })
+    .await;
+    // The backend removes the only person: the call is over, and so is its recording.
+    api.ok("POST", "/api/rooms/last/participants/alice/remove", None)
+        .await;
+    gone(&api, "last", WAIT * 2).await;
+    let end = tokio::time::Instant::now() + WAIT;
+    let events = loop {
+        let n = receiver.took.lock().unwrap().len();
+        let events = receiver.events(n).await;
+        if events.iter().any(|e| e["event"] == "room_finished") {
+            break events;
+        }
+        assert!(tokio::time::Instant::now() < end, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stopped: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "recording_stopped")
+        .collect();
+    assert_eq!(stopped.len(), 1, "{events:?}");
+    assert_eq!(stopped[0]["reason"], "room_ended");
+    assert_eq!(events.last().unwrap()["event"], "room_finished");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_made_room_recorded_while_empty_still_goes_after_its_timeout() {
+    let dir = crate::record_support::recording_dir("webhooks-empty");
+    let server = builder().recording_dir(&dir).start().await.unwrap();
+    let api = crate::server_api::Api::admin(&server);
+    api.ok(
+        "POST",
+        "/api/rooms",
+        Some(serde_json::json!({ "room": "hall", "empty_timeout_secs": 1 })),
+    )
+    .await;
+    api.ok("POST", "/api/rooms/hall/recording", None).await;
+    // The recorder is in the room: it stays past its timeout while recording.
+    let end = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        let room = api.ok("GET", "/api/rooms/hall", None).await;
+        if room["properties"]["recording"]["state"] == "recording" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "{room}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    api.ok("GET", "/api/rooms/hall", None).await;
+    // Stopped, the recorder leaves: empty again, the room goes after its timeout.
+    api.ok("DELETE", "/api/rooms/hall/recording", None).await;
+    gone(&api, "hall", WAIT * 2).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_last_events_reach_the_backend_before_a_shutdown_ends() {
+    let (receiver, url) = Receiver::start(0).await;
+    let server = builder().secret(SECRET).webhook(url).start().await.unwrap();
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("bye").await;
+    server.shutdown().await;
+    // Taken by the time the shutdown is over: no waiting here.
+    let took = receiver.took.lock().unwrap().len();
+    let events = receiver.events(took).await;
+    let last: Vec<(String, String, String)> = summary(&events).into_iter().rev().take(2).collect();
+    assert_eq!(
+        last,
+        [
+            ("room_finished".into(), "bye".into(), "".into()),
+            (
+                "participant_left".into(),
+                "alice".into(),
+                "server_shutdown".into()
+            ),
+        ]
+    );
+}

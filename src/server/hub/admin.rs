@@ -168,6 +168,8 @@ impl Hub {
                 let kicked = self.with_room(&room, |r, out| r.kick_user(&user, out), out)?;
                 self.set_room(kicked, None);
                 self.caller_left(kicked, crate::model::Reason::Kicked, true, out);
+                // The last person may be gone (a host cannot kick itself; the backend can).
+                self.recording_after_departure(&room, out);
                 done(None)
             }
             AdminRequest::MuteTrack { room, user, source } => {

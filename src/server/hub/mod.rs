@@ -332,8 +332,14 @@ impl Hub {
         result
     }
 
-    /// Room `id` is gone: its bans for the room end, the backend hears it.
+    /// Room `id` is gone: its recordings are over, its bans for the room end, the backend
+    /// hears it.
     pub(super) fn drop_room(&mut self, id: &RoomId, out: &mut Vec<Output>) {
+        if !self.rooms.contains_key(id) {
+            return;
+        }
+        self.room_recordings_over(id, out);
+        self.occupied(id);
         if self.rooms.remove(id).is_some() {
             self.bans.room_ended(id);
             out.push(Output::Notice(crate::model::ServerEvent::RoomFinished {
@@ -351,7 +357,16 @@ impl Hub {
             self.caller_left(member, Reason::Over, true, out);
         }
         self.drop_room(room, out);
-        self.room_recordings_over(room, out);
+    }
+
+    /// Someone is in managed room `id` again: it no longer waits for its empty timeout.
+    pub(super) fn occupied(&mut self, id: &RoomId) {
+        if let Some(room) = self.rooms.get_mut(id) {
+            if let Some(at) = room.empty_deadline() {
+                self.empty_rooms.remove(&(at, id.clone()));
+            }
+            room.empty_since = None;
+        }
     }
 
     /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).
@@ -540,12 +555,12 @@ impl Hub {
                 room: id.clone(),
             }));
         }
+        self.occupied(&id);
         let room = self
             .rooms
             .entry(id.clone())
             .or_insert_with(|| Room::new(id.clone()));
         let first = room.is_empty();
-        room.empty_since = None;
         if room.has_user(&participant.user_id) {
             return refuse(
                 ErrorCode::DuplicateUser,

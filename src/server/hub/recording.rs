@@ -270,6 +270,7 @@ impl Hub {
         self.next_media += 1;
         room.join(conn, self.next_media, op, participant, true, out);
         room.flush_offers(out);
+        self.occupied(&room_id);
         self.set_room(conn, Some(room_id));
         if let Some(job) = self.recorders.jobs.get_mut(recording) {
             job.member = Some(conn);
@@ -556,9 +557,20 @@ impl Hub {
             self.set_recording(room, RecordingState::Idle, by, out);
         }
         for id in over {
-            if let Some(job) = self.finish_job(&id)
-                && let Some(agent) = job.agent
-            {
+            let Some(job) = self.finish_job(&id) else {
+                continue;
+            };
+            // The members are gone or going; the backend hears the recording is over (its
+            // files are in the recorder's manifest: the job is over before it reports them).
+            out.push(Output::Notice(
+                crate::model::ServerEvent::RecordingStopped {
+                    room: room.clone(),
+                    recording: id.clone(),
+                    reason: StopReason::RoomEnded,
+                    files: Vec::new(),
+                },
+            ));
+            if let Some(agent) = job.agent {
                 out.push(Output::Send {
                     to: agent,
                     frame: ServerFrame::RecordStop {

@@ -45,6 +45,13 @@ pub(super) async fn route(state: Arc<State>, request: axum::http::Request<Body>)
             post(start_recording).delete(stop_recording),
         )
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            api_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .with_state(state);
     match router.oneshot(request).await {
         Ok(response) => response,

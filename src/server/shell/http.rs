@@ -31,6 +31,9 @@ pub(crate) const SIGNAL_PATHS: [&str; 2] = ["/signal", "/"];
 /// Largest request head (line and headers) read, in bytes: an API request needs far less.
 const MAX_HEAD: usize = 16 * 1024;
 
+/// How long a request in flight at the handshake deadline may take to be answered.
+const LAST_ANSWER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves one accepted (and, with TLS, decrypted) connection.
 pub(super) async fn serve<S>(
     socket: S,
@@ -77,7 +80,15 @@ where
     tokio::pin!(http);
     let served = tokio::select! {
         served = &mut http => served,
-        _ = &mut deadline => return None,
+        // Time is up for a connection that has not upgraded: a request in flight is answered,
+        // then the connection closes (keep-alive clients open a new one).
+        _ = &mut deadline => {
+            http.as_mut().graceful_shutdown();
+            match tokio::time::timeout(LAST_ANSWER, &mut http).await {
+                Ok(served) => served,
+                Err(_) => return None,
+            }
+        }
         _ = stopped(&mut start.stop) => return None,
         _ = &mut start.evict => return None,
     };

@@ -31,6 +31,8 @@ impl Kind {
 /// Every metric the server keeps.
 pub(crate) struct Metrics {
     registry: Registry,
+    /// One scrape at a time (the forwarding counters are copied in by difference).
+    scraping: std::sync::Mutex<()>,
     pub(crate) logins: Counter,
     pub(crate) frames_in: Family<Kind, Counter>,
     pub(crate) frames_out: Family<Kind, Counter>,
@@ -82,6 +84,7 @@ impl Metrics {
         let latency = || Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let m = Metrics {
             registry: Registry::with_prefix("jrtc"),
+            scraping: std::sync::Mutex::new(()),
             logins: Counter::default(),
             frames_in: Family::default(),
             frames_out: Family::default(),
@@ -250,6 +253,7 @@ impl Metrics {
 
     /// The metrics as Prometheus text, with the gauges set from `now`.
     pub(crate) fn render(&self, now: Snapshot<'_>) -> String {
+        let _one = self.scraping.lock().unwrap_or_else(|e| e.into_inner());
         let set = |family: &Family<Kind, Gauge>, kind: &str, value: usize| {
             family.get_or_create(&Kind::of(kind)).set(value as i64);
         };

@@ -278,6 +278,12 @@ impl State {
         reasons
     }
 
+    /// The webhooks take no more events: their tasks, which end once what is queued is
+    /// delivered.
+    pub(super) fn close_webhooks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.core().webhooks.close()
+    }
+
     /// How long the server stays up saying it drains.
     pub(super) fn drain_delay(&self) -> Duration {
         self.options.drain_delay

@@ -37,6 +37,7 @@ pub(crate) struct Webhooks {
 struct Target {
     tx: mpsc::Sender<Bytes>,
     waiting: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// How each URL's deliveries go.
@@ -57,8 +58,8 @@ impl Webhooks {
             .map(|client| {
                 let (tx, rx) = mpsc::channel(queue);
                 let waiting = Arc::new(AtomicUsize::new(0));
-                tokio::spawn(deliver(client, rx, waiting.clone(), delivery.clone()));
-                Target { tx, waiting }
+                let task = tokio::spawn(deliver(client, rx, waiting.clone(), delivery.clone()));
+                Target { tx, waiting, task }
             })
             .collect();
         let mut run = [0u8; 4];
@@ -89,6 +90,15 @@ impl Webhooks {
                 Metrics::count(&metrics.webhooks, "dropped");
             }
         }
+    }
+
+    /// Takes no more events; the delivering tasks end once their queues are delivered (or
+    /// given up), which the returned handles say.
+    pub(crate) fn close(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut self.targets)
+            .into_iter()
+            .map(|t| t.task)
+            .collect()
     }
 
     /// Deliveries waiting, over every URL.
