@@ -378,6 +378,8 @@ async fn the_backend_moderates_speaks_and_sets_properties() {
 
 #[tokio::test]
 async fn the_backend_mutes_a_published_track() {
+    // Real media and recording: not beside the timing-sensitive namespace tests.
+    let _turn = crate::support::heavy();
     let server = builder().start().await.unwrap();
     let api = Api::admin(&server);
     let mut users = room_of(&server, "m", &["alice", "bob"]).await;

@@ -144,6 +144,17 @@ pub async fn room_of(server: &ServerHandle, room: &str, ids: &[&str]) -> Vec<Use
     users
 }
 
+/// A group message from `from` is sent and reaches `to` (next in its stream).
+pub async fn message_reaches(from: &User, to: &mut User) {
+    let op = from
+        .call
+        .send_message(None, "text/plain", "hi")
+        .await
+        .expect("send the message");
+    done(&from.call, op).await;
+    assert!(matches!(to.next().await, CallEvent::Message(_)));
+}
+
 /// The awaited outcome of `op`, which must succeed.
 pub async fn done(call: &Call, op: OperationId) -> Outcome {
     tokio::time::timeout(WAIT, call.outcome(op))

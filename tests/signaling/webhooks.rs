@@ -174,6 +174,8 @@ fn check_ids(events: &[Value]) {
 
 #[tokio::test]
 async fn events_arrive_signed_and_in_order() {
+    // Real media and recording: not beside the timing-sensitive namespace tests.
+    let _turn = crate::support::heavy();
     let (receiver, url) = Receiver::start(0).await;
     let server = builder().secret(SECRET).webhook(url).start().await.unwrap();
     a_short_call(&server).await;
@@ -191,6 +193,8 @@ async fn events_arrive_signed_and_in_order() {
 
 #[tokio::test]
 async fn a_failing_receiver_gets_every_event_again_in_order() {
+    // Real media and recording: not beside the timing-sensitive namespace tests.
+    let _turn = crate::support::heavy();
     let (receiver, url) = Receiver::start(3).await;
     let server = builder()
         .secret(SECRET)
@@ -237,13 +241,7 @@ async fn a_dead_receiver_never_slows_a_call_and_its_drops_are_counted() {
         alice.join(&room).await;
         let mut bob = User::connect(&server, "bob").await;
         bob.join(&room).await;
-        let op = alice
-            .call
-            .send_message(None, "text/plain", "hi")
-            .await
-            .unwrap();
-        crate::support::done(&alice.call, op).await;
-        assert!(matches!(bob.next().await, jrtc::CallEvent::Message(_)));
+        crate::support::message_reaches(&alice, &mut bob).await;
         alice.call.close().await;
         bob.call.close().await;
     }
@@ -262,10 +260,10 @@ async fn a_dead_receiver_never_slows_a_call_and_its_drops_are_counted() {
     held.abort();
 }
 
-#[tokio::test]
-async fn a_recording_started_and_stopped_by_the_backend_is_announced_to_it() {
+/// A server that records into a directory of its own and posts to a new receiver.
+async fn recording_server(test: &str) -> (Receiver, ServerHandle, std::path::PathBuf) {
     let (receiver, url) = Receiver::start(0).await;
-    let dir = crate::record_support::recording_dir("webhooks");
+    let dir = crate::record_support::recording_dir(test);
     let server = builder()
         .secret(SECRET)
         .webhook(url)
@@ -273,35 +271,52 @@ async fn a_recording_started_and_stopped_by_the_backend_is_announced_to_it() {
         .start()
         .await
         .unwrap();
+    (receiver, server, dir)
+}
+
+/// Waits until `user` hears the room's recording start (`started`) or stop.
+async fn recording(user: &mut User, started: bool) {
+    crate::record_support::until(&user.call, &mut user.events, WAIT * 3, |e| match e {
+        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Started { .. }) if started => Some(()),
+        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Stopped { .. }) if !started => Some(()),
+        _ => None,
+    })
+    .await
+}
+
+impl Receiver {
+    /// Every event taken, once one named `event` is among them.
+    async fn through(&self, event: &str) -> Vec<Value> {
+        let end = tokio::time::Instant::now() + WAIT;
+        loop {
+            let n = self.took.lock().unwrap().len();
+            let events = self.events(n).await;
+            if events.iter().any(|e| e["event"] == event) {
+                return events;
+            }
+            assert!(tokio::time::Instant::now() < end, "no {event}: {events:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_recording_started_and_stopped_by_the_backend_is_announced_to_it() {
+    // Real media and recording: not beside the timing-sensitive namespace tests.
+    let _turn = crate::support::heavy();
+    let (receiver, server, dir) = recording_server("webhooks").await;
     let mut alice = User::connect(&server, "alice").await;
     alice.join("rec").await;
     let api = crate::server_api::Api::admin(&server);
     api.ok("POST", "/api/rooms/rec/recording", None).await;
-    crate::record_support::until(&alice.call, &mut alice.events, WAIT * 3, |e| match e {
-        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Started { .. }) => Some(()),
-        _ => None,
-    })
-    .await;
+    recording(&mut alice, true).await;
     let room = api.ok("GET", "/api/rooms/rec", None).await;
     assert_eq!(room["properties"]["recording"]["state"], "recording");
     assert_eq!(room["properties"]["recording"]["by"], "backend");
     api.ok("DELETE", "/api/rooms/rec/recording", None).await;
-    crate::record_support::until(&alice.call, &mut alice.events, WAIT * 3, |e| match e {
-        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Stopped { .. }) => Some(()),
-        _ => None,
-    })
-    .await;
+    recording(&mut alice, false).await;
     // The backend heard it start (by itself) and stop, after the recorder joined.
-    let end = tokio::time::Instant::now() + WAIT;
-    let events = loop {
-        let n = receiver.took.lock().unwrap().len();
-        let events = receiver.events(n).await;
-        if events.iter().any(|e| e["event"] == "recording_stopped") {
-            break events;
-        }
-        assert!(tokio::time::Instant::now() < end, "{events:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = receiver.through("recording_stopped").await;
     let names: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -343,38 +358,19 @@ async fn gone(api: &crate::server_api::Api, room: &str, wait: Duration) {
 
 #[tokio::test]
 async fn removing_the_last_member_ends_the_recording_and_the_room() {
-    let (receiver, url) = Receiver::start(0).await;
-    let dir = crate::record_support::recording_dir("webhooks-last");
-    let server = builder()
-        .secret(SECRET)
-        .webhook(url)
-        .recording_dir(&dir)
-        .start()
-        .await
-        .unwrap();
+    // Real media and recording: not beside the timing-sensitive namespace tests.
+    let _turn = crate::support::heavy();
+    let (receiver, server, dir) = recording_server("webhooks-last").await;
     let mut alice = User::connect(&server, "alice").await;
     alice.join("last").await;
     let api = crate::server_api::Api::admin(&server);
     api.ok("POST", "/api/rooms/last/recording", None).await;
-    crate::record_support::until(&alice.call, &mut alice.events, WAIT * 3, |e| match e {
-        jrtc::CallEvent::Recording(jrtc::RecordingEvent::Started { .. }) => Some(()),
-        _ => None,
-    })
-    .await;
+    recording(&mut alice, true).await;
     // The backend removes the only person: the call is over, and so is its recording.
     api.ok("POST", "/api/rooms/last/participants/alice/remove", None)
         .await;
     gone(&api, "last", WAIT * 2).await;
-    let end = tokio::time::Instant::now() + WAIT;
-    let events = loop {
-        let n = receiver.took.lock().unwrap().len();
-        let events = receiver.events(n).await;
-        if events.iter().any(|e| e["event"] == "room_finished") {
-            break events;
-        }
-        assert!(tokio::time::Instant::now() < end, "{events:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = receiver.through("room_finished").await;
     let stopped: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "recording_stopped")
@@ -387,6 +383,8 @@ async fn removing_the_last_member_ends_the_recording_and_the_room() {
 
 #[tokio::test]
 async fn a_made_room_recorded_while_empty_still_goes_after_its_timeout() {
+    // Real media and recording: not beside the timing-sensitive namespace tests.
+    let _turn = crate::support::heavy();
     let dir = crate::record_support::recording_dir("webhooks-empty");
     let server = builder().recording_dir(&dir).start().await.unwrap();
     let api = crate::server_api::Api::admin(&server);
