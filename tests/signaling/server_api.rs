@@ -1,5 +1,9 @@
 //! The server API over real HTTP: every call, and its refusals.
 
+// `support::heavy()` is held for a whole test: each test has a runtime of its own, so waiting
+// on it blocks only that test's thread.
+#![allow(clippy::await_holding_lock)]
+
 use std::time::Duration;
 
 use jrtc::{AccessToken, CallEvent, Grants, ServerHandle, TrackSource};

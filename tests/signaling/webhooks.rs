@@ -1,6 +1,10 @@
 //! Webhooks to a real HTTP receiver on 127.0.0.1: order, signatures, retries after the receiver
 //! fails, and a dead receiver that never slows a call.
 
+// `support::heavy()` is held for a whole test: each test has a runtime of its own, so waiting
+// on it blocks only that test's thread.
+#![allow(clippy::await_holding_lock)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
