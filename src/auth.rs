@@ -517,9 +517,19 @@ pub(crate) fn verify(
 
 /// A random token id: 128 bits, hex.
 fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    random_hex::<16>()
+}
+
+/// `bytes` in lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `N` random bytes, in hex.
+pub(crate) fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    hex(&bytes)
 }
 
 /// A random secret of [`MIN_SECRET_LEN`] bytes, for development servers.

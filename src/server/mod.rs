@@ -447,8 +447,5 @@ fn millis(d: Duration) -> u64 {
 
 /// An unguessable prefix for server-made room ids.
 fn room_prefix() -> String {
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("r{hex}-")
+    format!("r{}-", crate::auth::random_hex::<6>())
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{
     BanTerm, PropertyUpdate, RecordingOptions, RoomDetails, RoomId, RoomOptions, RoomSummary,
-    ServerEvent, Text, TrackSource, UserId, valid_id,
+    ServerEvent, Text, TrackSource, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -116,12 +116,7 @@ impl Hub {
                 self.named_room(&room)?.details(),
             ))),
             AdminRequest::CreateRoom { room, options } => {
-                if !valid_id(room.as_str()) {
-                    return refuse(
-                        ErrorCode::InvalidParam,
-                        "room must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or .",
-                    );
-                }
+                super::room::check_room_id(&room)?;
                 if let Err(message) = options.validate() {
                     return refuse(ErrorCode::InvalidParam, message);
                 }

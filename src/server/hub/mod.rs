@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::auth::Identity;
-use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId, valid_id};
+use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
 
 mod admin;
@@ -32,7 +32,7 @@ pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use outbox::Outbox;
 use recording::RecorderBook;
-use room::{Room, check_display_name, check_state};
+use room::{Room, check_display_name, check_room_id, check_state};
 use tokens::TokenBook;
 
 /// A logged-in session: it outlives its connection for the grace period (see `sessions.rs`).
@@ -514,13 +514,10 @@ impl Hub {
         check_state(&participant.state)?;
         let identity = &self.logins.get(&conn).expect("a joining session").identity;
         let id = match room {
-            Some(id) if !valid_id(id.as_str()) => {
-                return refuse(
-                    ErrorCode::InvalidParam,
-                    "room must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or .",
-                );
+            Some(id) => {
+                check_room_id(&id)?;
+                id
             }
-            Some(id) => id,
             None if !identity.grants.create => {
                 return refuse(
                     ErrorCode::NoSuchRoom,

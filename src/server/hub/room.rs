@@ -533,6 +533,17 @@ impl Room {
     }
 }
 
+/// Refuses a room id that cannot be one (a member's `join`, the server API's room).
+pub(crate) fn check_room_id(id: &RoomId) -> Result<(), Refusal> {
+    if !crate::model::valid_id(id.as_str()) {
+        return refuse(
+            ErrorCode::InvalidParam,
+            "room must be 1 to 64 bytes of [A-Za-z0-9+_.-], not starting with - _ or .",
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn check_display_name(name: &str) -> Result<(), Refusal> {
     if name.len() > MAX_DISPLAY_NAME_LEN {
         return refuse(

@@ -105,10 +105,7 @@ impl Hub {
     /// (before a restart) names no session of this one. A `resume` needs a valid token of the
     /// session's user too.
     pub(super) fn resume_key(&self, session: ConnId) -> String {
-        let tag: String = key_tag(&self.config.resume_secret, session)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let tag = crate::auth::hex(&key_tag(&self.config.resume_secret, session));
         format!("{session}.{tag}")
     }
 

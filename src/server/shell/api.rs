@@ -108,12 +108,13 @@ async fn create_room(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse::<CreateRoom>(&body, false) {
-        Ok(CreateRoom { room, options }) => {
-            call(&state, &headers, AdminRequest::CreateRoom { room, options })
-        }
-        Err(refused) => refusal(refused),
-    }
+    call_with(
+        &state,
+        &headers,
+        &body,
+        false,
+        |CreateRoom { room, options }| AdminRequest::CreateRoom { room, options },
+    )
 }
 
 async fn end_room(
@@ -125,7 +126,7 @@ async fn end_room(
     call(&state, &headers, AdminRequest::EndRoom { room })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Remove {
     #[serde(default)]
@@ -138,18 +139,13 @@ async fn remove_participant(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse::<Remove>(&body, true) {
-        Ok(Remove { ban }) => call(
-            &state,
-            &headers,
-            AdminRequest::RemoveParticipant {
-                room: RoomId::from(room),
-                user: UserId::from(user),
-                ban,
-            },
-        ),
-        Err(refused) => refusal(refused),
-    }
+    call_with(&state, &headers, &body, true, |Remove { ban }| {
+        AdminRequest::RemoveParticipant {
+            room: RoomId::from(room),
+            user: UserId::from(user),
+            ban,
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -164,18 +160,13 @@ async fn mute_track(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse::<Mute>(&body, false) {
-        Ok(Mute { source }) => call(
-            &state,
-            &headers,
-            AdminRequest::MuteTrack {
-                room: RoomId::from(room),
-                user: UserId::from(user),
-                source,
-            },
-        ),
-        Err(refused) => refusal(refused),
-    }
+    call_with(&state, &headers, &body, false, |Mute { source }| {
+        AdminRequest::MuteTrack {
+            room: RoomId::from(room),
+            user: UserId::from(user),
+            source,
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -190,17 +181,12 @@ async fn set_properties(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse::<Properties>(&body, false) {
-        Ok(Properties { custom }) => call(
-            &state,
-            &headers,
-            AdminRequest::SetProperties {
-                room: RoomId::from(room),
-                custom,
-            },
-        ),
-        Err(refused) => refusal(refused),
-    }
+    call_with(&state, &headers, &body, false, |Properties { custom }| {
+        AdminRequest::SetProperties {
+            room: RoomId::from(room),
+            custom,
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -223,23 +209,14 @@ async fn send_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse::<Message>(&body, false) {
-        Ok(Message {
-            to,
-            content_type,
-            content,
-        }) => call(
-            &state,
-            &headers,
-            AdminRequest::SendMessage {
-                room: RoomId::from(room),
-                to,
-                content_type,
-                content,
-            },
-        ),
-        Err(refused) => refusal(refused),
-    }
+    call_with(&state, &headers, &body, false, |m: Message| {
+        AdminRequest::SendMessage {
+            room: RoomId::from(room),
+            to: m.to,
+            content_type: m.content_type,
+            content: m.content,
+        }
+    })
 }
 
 async fn start_recording(
@@ -248,17 +225,16 @@ async fn start_recording(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse::<RecordingOptions>(&body, true) {
-        Ok(options) => call(
-            &state,
-            &headers,
-            AdminRequest::StartRecording {
-                room: RoomId::from(room),
-                options,
-            },
-        ),
-        Err(refused) => refusal(refused),
-    }
+    call_with(
+        &state,
+        &headers,
+        &body,
+        true,
+        |options: RecordingOptions| AdminRequest::StartRecording {
+            room: RoomId::from(room),
+            options,
+        },
+    )
 }
 
 async fn stop_recording(
@@ -268,6 +244,21 @@ async fn stop_recording(
 ) -> Response {
     let room = RoomId::from(room);
     call(&state, &headers, AdminRequest::StopRecording { room })
+}
+
+/// Reads the JSON body (`{}` when empty and `empty_ok`) and hands the request `make` builds
+/// from it to the core; a body that does not read is refused before anything is done.
+fn call_with<T: serde::de::DeserializeOwned>(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+    empty_ok: bool,
+    make: impl FnOnce(T) -> AdminRequest,
+) -> Response {
+    match parse::<T>(body, empty_ok) {
+        Ok(body) => call(state, headers, make(body)),
+        Err(refused) => refusal(refused),
+    }
 }
 
 /// A JSON body (`{}` when empty and `empty_ok`), or the refusal.

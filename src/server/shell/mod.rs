@@ -259,7 +259,7 @@ impl State {
     pub(super) fn count_api(&self, outcome: Result<(), ErrorCode>) {
         match outcome {
             Ok(()) => Metrics::count(&self.metrics.api_requests, "ok"),
-            Err(code) => Metrics::count(&self.metrics.api_requests, &code_name(code)),
+            Err(code) => Metrics::count(&self.metrics.api_requests, &code.wire_name()),
         }
     }
 
@@ -347,7 +347,7 @@ impl State {
                 if *code == ErrorCode::RateLimited {
                     m.rate_limited.inc();
                 }
-                Metrics::count(&m.refusals, &code_name(*code));
+                Metrics::count(&m.refusals, &code.wire_name());
             }
             _ => {}
         }
@@ -438,11 +438,6 @@ impl State {
             let _ = kill.send(());
         }
     }
-}
-
-/// An error code's wire name (`room_full`), for metric labels.
-fn code_name(code: ErrorCode) -> String {
-    code.wire_name()
 }
 
 fn encode(frame: &ServerFrame) -> Utf8Bytes {

@@ -62,11 +62,9 @@ impl Webhooks {
                 Target { tx, waiting, task }
             })
             .collect();
-        let mut run = [0u8; 4];
-        getrandom::fill(&mut run).expect("the operating system's random source works");
         Webhooks {
             targets,
-            run: run.iter().map(|b| format!("{b:02x}")).collect(),
+            run: crate::auth::random_hex::<4>(),
             next: 0,
         }
     }
@@ -167,7 +165,5 @@ async fn deliver(
 pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key size");
     mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", crate::auth::hex(&mac.finalize().into_bytes()))
 }
