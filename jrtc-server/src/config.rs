@@ -39,6 +39,7 @@ pub(crate) struct ServeConfig {
     webhook_timeout: Option<u64>,
     webhook_attempts: Option<u32>,
     drain_delay: Option<u64>,
+    call_page: Option<bool>,
     secret_file: Option<PathBuf>,
 }
 
@@ -145,7 +146,7 @@ impl ServeConfig {
             webhook_attempts,
             drain_delay
         );
-        take_some!(tls_cert, tls_key);
+        take_some!(tls_cert, tls_key, call_page);
         if self.secret_file.is_some() && unset("secret_file") && unset("secret") {
             serve.secret.secret_file = self.secret_file;
         }
@@ -217,6 +218,9 @@ webhook_attempts = 8
 
 # On SIGTERM, seconds to keep serving with /readyz answering 503 before the goodbye.
 drain_delay = 0
+
+# Serve the call page at / (a browser joins a room there). Unset: only with dev = true.
+# call_page = true
 "#;
 
 #[cfg(test)]

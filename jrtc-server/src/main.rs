@@ -186,6 +186,10 @@ struct Serve {
     /// (so that a load balancer stops sending new calls first).
     #[arg(long, default_value_t = 0, env = "JRTC_DRAIN_DELAY")]
     drain_delay: u64,
+    /// Serve the call page at / (true or false; by default only a --dev server does). The
+    /// JavaScript client, /jrtc.js, is served either way.
+    #[arg(long, env = "JRTC_CALL_PAGE")]
+    call_page: Option<bool>,
     #[command(flatten)]
     secret: SecretArgs,
 }
@@ -504,6 +508,9 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.dev {
         builder = builder.development();
+    }
+    if let Some(on) = args.call_page {
+        builder = builder.call_page(on);
     }
     let server = builder
         .reconnect_after_shutdown(!args.no_reconnect_hint)

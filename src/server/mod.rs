@@ -65,6 +65,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::call_page`]: serve the call page at `/` (on by default only for a
+    /// development server).
+    pub fn call_page(mut self, on: bool) -> Self {
+        self.options.call_page = Some(on);
+        self
+    }
+
     /// Where the SFU's peer connections bind (default `127.0.0.1:0`), and the addresses to
     /// announce in ICE candidates instead of the bound one (for a server behind NAT).
     pub fn media_addresses(mut self, bind: std::net::SocketAddr, public_ips: Vec<String>) -> Self {

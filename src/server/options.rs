@@ -294,6 +294,10 @@ pub struct ServerOptions {
     /// On shutdown, how long `/readyz` answers 503 while calls go on, so that a load balancer
     /// stops sending new ones before the server says goodbye (0: at once).
     pub drain_delay: Duration,
+    /// Serve the call page at `/` (a browser joins a room there; `docs/browser.md`). `None`,
+    /// the default: on for a development server, off otherwise. The JavaScript client
+    /// (`/jrtc.js`) is served either way.
+    pub call_page: Option<bool>,
 }
 
 /// A server's TLS identity: its certificate chain and private key, as PEM.
@@ -358,6 +362,7 @@ impl Default for ServerOptions {
             webhook_timeout: Duration::from_secs(5),
             webhook_attempts: 8,
             drain_delay: Duration::ZERO,
+            call_page: None,
         }
     }
 }

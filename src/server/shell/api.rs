@@ -44,6 +44,14 @@ pub(super) async fn route(state: Arc<State>, request: axum::http::Request<Body>)
             "/api/rooms/{room}/recording",
             post(start_recording).delete(stop_recording),
         )
+        .route("/dev/token", post(super::web::dev_token));
+    let router = super::web::ASSETS.iter().fold(router, |router, asset| {
+        router.route(
+            asset.path,
+            get(move |Shared(state): Shared<Arc<State>>| async move { asset.serve(&state) }),
+        )
+    });
+    let router = router
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             api_error(
@@ -323,7 +331,7 @@ fn refusal(refused: Refusal) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({ "code": code, "message": message });
     (status, axum::Json(body)).into_response()
 }

@@ -7,6 +7,7 @@ mod conn;
 mod http;
 mod limits;
 mod metrics;
+mod web;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -43,11 +44,12 @@ pub(super) fn start(
     stop: watch::Receiver<bool>,
 ) -> (Arc<State>, tokio::task::JoinHandle<()>) {
     let metrics = Arc::new(Metrics::new());
+    let secret = Arc::new(embedded.secret.clone());
     let webhooks = Webhooks::start(
         &options.webhook_urls,
         options.webhook_queue,
         webhooks::Delivery {
-            secret: Arc::new(embedded.secret.clone()),
+            secret: secret.clone(),
             timeout: options.webhook_timeout,
             attempts: options.webhook_attempts,
             metrics: metrics.clone(),
@@ -74,6 +76,7 @@ pub(super) fn start(
         gate: Mutex::new(gate),
         tls,
         options,
+        secret,
         embedded: Mutex::new(Some(embedded)),
         deadline: deadline_tx,
         sfu: Sfu::new(peers, MediaWorkers::new(workers), reports_tx),
@@ -133,6 +136,8 @@ pub(crate) struct State {
     /// Terminates TLS (`wss://`) when the server has a certificate.
     tls: Option<tokio_rustls::TlsAcceptor>,
     options: ServerOptions,
+    /// The secret tokens are signed with (the development token endpoint mints with it).
+    secret: Arc<Vec<u8>>,
     /// How to start the embedded recorder (taken when the core first asks for it).
     embedded: Mutex<Option<EmbeddedRecorder>>,
     /// The core's next deadline, watched by the timer task.
@@ -261,6 +266,11 @@ impl State {
             Ok(()) => Metrics::count(&self.metrics.api_requests, "ok"),
             Err(code) => Metrics::count(&self.metrics.api_requests, &code.wire_name()),
         }
+    }
+
+    /// Whether the call page is served at `/` ([`ServerOptions::call_page`]).
+    pub(super) fn call_page(&self) -> bool {
+        self.options.call_page.unwrap_or(self.options.development)
     }
 
     /// Why the server is not ready for calls (`/readyz`); empty when it is.

@@ -1,0 +1,17 @@
+//! Browsers in jrtc calls: headless Debian Chromium running `jrtc.js` (and the call page) next
+//! to Rust clients, all inside a network namespace of the test's own that holds only `lo`.
+//! Needs root (for `unshare -n`), `/usr/bin/chromium` and Node.js; `npm ci` in `tests/browser`
+//! is run on first use (`.ci/run` installs all of it).
+
+mod support;
+
+#[path = "../signaling/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+#[path = "../signaling/record_support.rs"]
+mod record_support;
+
+mod media;
+mod page;
+mod resume;
+mod rooms;

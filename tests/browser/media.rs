@@ -1,0 +1,146 @@
+//! A browser and a Rust client in one call: media both ways (video frames reassembled from RTP
+//! on the Rust side, decoded frames on the browser's), audio both ways, messages both ways, and
+//! the Rust client's mute and screen share seen by the browser as events.
+
+use jrtc::{CallEvent, MessageScope, TrackSource};
+use serde_json::json;
+
+use crate::record_support::MediaSender;
+use crate::support::{Browser, Member, in_namespace, packets, server, token, vp8_frames};
+
+/// Sends the VP8 fixture (and Opus frames) on these tracks until aborted.
+pub fn send_media(
+    camera: Option<jrtc::LocalTrack>,
+    mic: Option<jrtc::LocalTrack>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut sender = MediaSender::new(camera, mic);
+        loop {
+            sender.send(30).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
+    if !in_namespace("media::a_browser_and_a_rust_client_exchange_media_messages_and_events") {
+        return;
+    }
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "r").await;
+    let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
+    let mic = rust.call.publish_track(TrackSource::Microphone).await.unwrap();
+    let sending = send_media(Some(camera), Some(mic.clone()));
+
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    let code = format!(
+        "await T.connect('web', {}, {});
+         const call = T.calls.web;
+         await call.outcome(call.join('r'));
+         await call.outcome(call.publishCamera());
+         await call.outcome(call.publishMicrophone());
+         return call.room().participants.map((p) => p.user_id);",
+        json!(server.url()),
+        json!(token(&server, "web")),
+    );
+    assert_eq!(browser.eval(page, &code).await, json!(["rust", "web"]));
+
+    // The browser's camera and microphone reach the Rust client.
+    let video = rust.remote("web/camera").await;
+    assert!(vp8_frames(&video, 50).await >= 50);
+    let audio = rust.remote("web/microphone").await;
+    assert!(packets(&audio, 50).await >= 50);
+
+    // The Rust client's fixture video and audio reach the browser.
+    let stats = browser
+        .eval(
+            page,
+            "return await T.poll(async () => {
+               const s = await T.inbound('web', 'rust/camera');
+               const v = s.find((x) => x.kind === 'video');
+               return { ok: v && v.framesDecoded >= 50, v };
+             });",
+        )
+        .await;
+    assert!(stats["v"]["framesDecoded"].as_u64().unwrap() >= 50, "{stats}");
+    assert_eq!(stats["v"]["frameWidth"], json!(160), "{stats}");
+    let stats = browser
+        .eval(
+            page,
+            "return await T.poll(async () => {
+               const s = await T.inbound('web', 'rust/microphone');
+               const a = s.find((x) => x.kind === 'audio');
+               return { ok: a && a.packets >= 50, a };
+             });",
+        )
+        .await;
+    assert!(stats["a"]["packets"].as_u64().unwrap() >= 50, "{stats}");
+
+    // Messages both ways, to the group and one to one.
+    browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             await call.outcome(call.sendMessage(null, 'text/plain', 'hello from the browser'));
+             await call.outcome(call.sendMessage('rust', 'text/plain', 'just for you, rust'));",
+        )
+        .await;
+    for (content, scope) in [
+        ("hello from the browser", MessageScope::Group),
+        ("just for you, rust", MessageScope::OneToOne),
+    ] {
+        let got = rust
+            .until(|ev| match ev {
+                CallEvent::Message(jrtc::MessageEvent::Received(m)) => Some(m.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            (got.from.as_str(), got.content.as_str(), got.scope),
+            ("web", content, scope)
+        );
+    }
+    for (to, content) in [(None, "hello from rust"), (Some("web"), "a secret for web")] {
+        let op = rust
+            .call
+            .send_message(to, "text/plain", content)
+            .await
+            .unwrap();
+        rust.call.outcome(op).await.unwrap();
+    }
+    let got = browser
+        .eval(
+            page,
+            "const a = await T.until('web', (e) => e.type === 'message' && e.kind === 'received' && e.message.content === 'hello from rust');
+             const b = await T.until('web', (e) => e.type === 'message' && e.kind === 'received' && e.message.content === 'a secret for web');
+             return [a.message.scope, a.message.from, b.message.scope, b.message.from];",
+        )
+        .await;
+    assert_eq!(got, json!(["group", "rust", "one_to_one", "rust"]));
+
+    // The Rust client mutes its microphone and shares its screen: the browser sees both.
+    let op = rust.call.set_muted(&mic, true).await.unwrap();
+    rust.call.outcome(op).await.unwrap();
+    let screen = rust.call.publish_track(TrackSource::Screen).await.unwrap();
+    let sharing = send_media(Some(screen), None);
+    let got = browser
+        .eval(
+            page,
+            "const muted = await T.until('web', (e) => e.type === 'media' && e.kind === 'muted');
+             const flag = await T.until('web', (e) => e.type === 'participant' && e.kind === 'updated' && e.participant.user_id === 'rust' && e.changes.audio);
+             const share = await T.until('web', (e) => e.type === 'property' && e.changes.screen_share);
+             const published = await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.source === 'screen');
+             const received = await T.until('web', (e) => e.type === 'media' && e.kind === 'subscribed' && e.publication.id === 'rust/screen');
+             return [muted.publication.id, flag.participant.audio, share.properties.screen_share.user_id, published.publication.id, received.publication.id];",
+        )
+        .await;
+    assert_eq!(
+        got,
+        json!(["rust/microphone", false, "rust", "rust/screen", "rust/screen"])
+    );
+
+    sending.abort();
+    sharing.abort();
+    browser.quit().await;
+}

@@ -1,0 +1,351 @@
+//! The browser tests' tools: headless Debian Chromium driven by playwright-core (a Node.js
+//! process, `driver.mjs`, speaking JSON lines), the test's own network namespace, and a jrtc
+//! client in Rust that sends the VP8 fixture.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jrtc::{AccessToken, Call, CallEvent, CallOptions, Grants, ServerHandle};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{Mutex, oneshot};
+
+/// The longest a browser step may take.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Runs test `name` again in a new network namespace holding only `lo` (Chromium then offers
+/// loopback candidates only); true when this process is the one inside. Needs root and
+/// `unshare` (util-linux), as `.ci/run` has.
+pub fn in_namespace(name: &str) -> bool {
+    const INSIDE: &str = "JRTC_TEST_IN_NETNS";
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    // One browser test at a time: each runs Chromium, the server and its media on two cores.
+    let _turn = heavy();
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(status.success(), "the test inside the namespace failed");
+    false
+}
+
+/// Held by the tests that load the machine, so that on two cores they do not run together.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A development server on 127.0.0.1 (call page on, dev tokens on).
+pub async fn server() -> ServerHandle {
+    jrtc::Server::builder()
+        .development()
+        .start()
+        .await
+        .expect("the server starts")
+}
+
+/// A token with a host's grants for `user`.
+pub fn token(server: &ServerHandle, user: &str) -> String {
+    let name = format!("{}{}", user[..1].to_uppercase(), &user[1..]);
+    server
+        .mint(&AccessToken::new(user).name(name).grants(Grants::host()))
+        .unwrap()
+}
+
+/// A Rust member of a room, with its event stream.
+pub struct Member {
+    pub call: Call,
+    pub events: jrtc::EventStream,
+}
+
+impl Member {
+    pub async fn join(server: &ServerHandle, user: &str, room: &str) -> Member {
+        let call = Call::connect_with(&server.url(), token(server, user), CallOptions::default())
+            .await
+            .expect("the Rust client connects");
+        let events = call.events();
+        let op = call.join(room, Default::default()).await.unwrap();
+        tokio::time::timeout(WAIT, call.outcome(op))
+            .await
+            .expect("joined in time")
+            .expect("the join succeeds");
+        Member { call, events }
+    }
+
+    /// The next event that `pick` takes, skipping the others.
+    pub async fn until<T>(&mut self, mut pick: impl FnMut(&CallEvent) -> Option<T>) -> T {
+        use futures::StreamExt;
+        let end = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ev = tokio::time::timeout_at(end, self.events.next())
+                .await
+                .expect("the event in time")
+                .expect("the stream goes on");
+            if let Some(t) = pick(&ev) {
+                return t;
+            }
+        }
+    }
+
+    /// Waits until this member receives publication `id`; its remote track.
+    pub async fn remote(&mut self, id: &str) -> jrtc::RemoteTrack {
+        if let Some(track) = self.call.remote_track(id) {
+            return track;
+        }
+        let id = id.to_owned();
+        self.until(|ev| match ev {
+            CallEvent::Media(jrtc::MediaEvent::Subscribed { publication }) if publication.id == id => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        self.call.remote_track(&id).expect("the remote track")
+    }
+}
+
+/// VP8 frames reassembled from the RTP of `track` until `want` complete ones arrived (a frame
+/// counts once its marker packet came and every packet of it was in order).
+pub async fn vp8_frames(track: &jrtc::RemoteTrack, want: usize) -> usize {
+    use jrtc::media::rtc::rtp::codec::vp8::Vp8Packet;
+    use jrtc::media::rtc::rtp::packetizer::Depacketizer;
+    let mut depacketizer = Vp8Packet::default();
+    let mut frame = Vec::new();
+    let mut last_seq: Option<u16> = None;
+    let mut whole = false;
+    let mut frames = 0;
+    while frames < want {
+        let packet = tokio::time::timeout(WAIT, track.next_packet())
+            .await
+            .expect("a video packet in time")
+            .expect("the track is live");
+        let seq = packet.header.sequence_number;
+        if last_seq.is_some_and(|last| seq != last.wrapping_add(1)) {
+            whole = false; // a packet missing: drop the frame being built
+        }
+        last_seq = Some(seq);
+        let Ok(part) = depacketizer.depacketize(&packet.payload) else {
+            whole = false;
+            continue;
+        };
+        if depacketizer.is_partition_head(&packet.payload) {
+            frame.clear();
+            whole = true;
+        }
+        frame.extend_from_slice(&part);
+        if packet.header.marker {
+            if whole && !frame.is_empty() {
+                frames += 1;
+            }
+            frame.clear();
+            whole = false;
+        }
+    }
+    frames
+}
+
+/// Packets of `track` until `want` came.
+pub async fn packets(track: &jrtc::RemoteTrack, want: usize) -> usize {
+    let mut n = 0;
+    while n < want {
+        tokio::time::timeout(WAIT, track.next_packet())
+            .await
+            .expect("a packet in time")
+            .expect("the track is live");
+        n += 1;
+    }
+    n
+}
+
+/// Headless Chromium, driven through `driver.mjs`.
+pub struct Browser {
+    child: Child,
+    stdin: Mutex<ChildStdin>,
+    waiting: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>,
+    next: AtomicU64,
+}
+
+/// A page (a tab) of the browser.
+#[derive(Clone, Copy, Debug)]
+pub struct Page(u64);
+
+/// Installs playwright-core (from `package-lock.json`) when it is not there yet.
+fn npm_ci() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if here().join("node_modules/playwright-core").exists() {
+            return;
+        }
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(here())
+            .status()
+            .expect("npm runs (Node.js is needed for the browser tests)");
+        assert!(status.success(), "npm ci in tests/browser failed");
+    });
+}
+
+impl Browser {
+    /// Starts Chromium (Debian's, at /usr/bin/chromium, or `$CHROMIUM`).
+    pub async fn launch() -> Browser {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            Path::new(&chromium).exists(),
+            "the browser tests need Chromium at {chromium} (apt-get install -y chromium)"
+        );
+        npm_ci();
+        let mut child = Command::new("node")
+            .arg(here().join("driver.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let waiting: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>> =
+            Arc::default();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let table = waiting.clone();
+        tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(reply) = serde_json::from_str::<Value>(&line) else {
+                    eprintln!("driver: {line}");
+                    continue;
+                };
+                let id = reply["id"].as_u64().unwrap_or(u64::MAX);
+                if id == 0 {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                    continue;
+                }
+                let result = if reply["ok"] == json!(true) {
+                    Ok(reply["value"].clone())
+                } else {
+                    Err(reply["error"].as_str().unwrap_or("?").to_owned())
+                };
+                if let Some(tx) = table.lock().unwrap().remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .expect("Chromium starts in time")
+            .expect("the driver starts");
+        Browser {
+            child,
+            stdin: Mutex::new(stdin),
+            waiting,
+            next: AtomicU64::new(1),
+        }
+    }
+
+    async fn command(&self, mut command: Value) -> Result<Value, String> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        command["id"] = json!(id);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap().insert(id, tx);
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin
+            .lock()
+            .await
+            .write_all(line.as_bytes())
+            .await
+            .expect("the driver reads");
+        tokio::time::timeout(WAIT * 2, rx)
+            .await
+            .map_err(|_| format!("no answer to {command}"))?
+            .map_err(|_| "the driver exited".to_owned())?
+    }
+
+    /// Opens `url` in a new tab.
+    pub async fn open(&self, url: &str) -> Page {
+        let id = self
+            .command(json!({"cmd": "open", "url": url}))
+            .await
+            .expect("the page opens");
+        Page(id.as_u64().unwrap())
+    }
+
+    /// Opens `url` and loads the test harness (`harness.js`: `jrtc` and `T`) into it.
+    pub async fn open_harness(&self, url: &str) -> Page {
+        let page = self.open(url).await;
+        self.eval(page, include_str!("harness.js")).await;
+        page
+    }
+
+    /// Runs `code` (the body of an async function) in `page`; its return value. Panics if it
+    /// throws.
+    pub async fn eval(&self, page: Page, code: &str) -> Value {
+        match self.try_eval(page, code).await {
+            Ok(value) => value,
+            Err(e) => panic!("the page failed: {e}\nin: {code}"),
+        }
+    }
+
+    /// Runs `code` in `page`: its return value, or what it threw.
+    pub async fn try_eval(&self, page: Page, code: &str) -> Result<Value, String> {
+        self.command(json!({"cmd": "eval", "page": page.0, "code": code}))
+            .await
+    }
+
+    /// Types `value` into the element `selector`.
+    pub async fn fill(&self, page: Page, selector: &str, value: &str) {
+        self.command(json!({"cmd": "fill", "page": page.0, "selector": selector, "value": value}))
+            .await
+            .expect("the field takes the text");
+    }
+
+    /// Clicks the element `selector`.
+    pub async fn click(&self, page: Page, selector: &str) {
+        self.command(json!({"cmd": "click", "page": page.0, "selector": selector}))
+            .await
+            .expect("the click lands");
+    }
+
+    /// Waits until the expression `code` is true in `page`.
+    pub async fn wait_for(&self, page: Page, code: &str) {
+        if let Err(e) = self
+            .command(json!({"cmd": "wait", "page": page.0, "code": code, "timeout": 45000}))
+            .await
+        {
+            panic!("waiting for {code}: {e}");
+        }
+    }
+
+    /// A PNG of `page` at `width`×`height`, written to `path`.
+    pub async fn screenshot(&self, page: Page, path: &Path, width: u32, height: u32) {
+        self.command(json!({"cmd": "screenshot", "page": page.0, "path": path, "width": width, "height": height}))
+            .await
+            .expect("the screenshot is taken");
+    }
+
+    /// Closes the browser.
+    pub async fn quit(mut self) {
+        // The driver exits without answering; closing its input is the same order.
+        drop(self.stdin);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}

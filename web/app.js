@@ -1,0 +1,416 @@
+// The call page: join a room by name, a video grid, the participant list, chat, screen share,
+// invitations and host actions — all through jrtc.js, as an application would use it.
+import { Call } from "/jrtc.js";
+
+const $ = (selector) => document.querySelector(selector);
+const params = new URLSearchParams(location.search);
+const signalUrl = params.get("signal") ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/signal`;
+
+const page = {
+  call: null,
+  userId: null,
+  name: "",
+  tiles: new Map(), // tile key (user id, or "user@screen") -> element
+  remote: new Map(), // publication id -> MediaStream
+  unread: 0,
+  devTokens: true,
+};
+
+// -- tokens -----------------------------------------------------------------------------------
+
+async function devToken(name, userId) {
+  const body = userId ? { name, user_id: userId } : { name };
+  const response = await fetch("/dev/token", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (response.status === 404) return null;
+  const json = await response.json();
+  if (!response.ok) throw new Error(json.message ?? "no token");
+  return json;
+}
+
+async function tokenFor(name) {
+  const pasted = $("#token").value.trim() || params.get("token");
+  if (pasted) return pasted;
+  const minted = await devToken(name);
+  if (!minted) {
+    page.devTokens = false;
+    $("#token-field").classList.remove("hidden");
+    throw new Error("This server makes no tokens (it is not in development mode): paste a token.");
+  }
+  page.userId = minted.user_id;
+  return minted.token;
+}
+
+// -- joining ----------------------------------------------------------------------------------
+
+$("#room").value = params.get("room") ?? localStorage.getItem("jrtc.room") ?? "";
+$("#name").value = params.get("name") ?? localStorage.getItem("jrtc.name") ?? "";
+
+$("#join-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const room = $("#room").value.trim();
+  const name = $("#name").value.trim();
+  $("#join-error").textContent = "";
+  $("#join").disabled = true;
+  try {
+    localStorage.setItem("jrtc.room", room);
+    localStorage.setItem("jrtc.name", name);
+    page.name = name;
+    const token = await tokenFor(name);
+    const refreshToken = page.devTokens ? async () => (await devToken(name, page.call.userId)).token : null;
+    const call = await Call.connect(signalUrl, token, { refreshToken });
+    page.call = call;
+    page.userId = call.userId;
+    listen(call);
+    const snapshot = await call.outcome(call.join(room, { displayName: name }));
+    enterCall(snapshot);
+    if ($("#with-camera").checked) publish("camera");
+    if ($("#with-mic").checked) publish("microphone");
+  } catch (err) {
+    $("#join-error").textContent = err.message ?? String(err);
+    if (page.call) page.call.close();
+    page.call = null;
+  } finally {
+    $("#join").disabled = false;
+  }
+});
+
+function enterCall(snapshot) {
+  $("#lobby").classList.add("hidden");
+  $("#call").classList.remove("hidden");
+  $("#room-title").textContent = snapshot.room;
+  history.replaceState(null, "", `?room=${encodeURIComponent(snapshot.room)}${params.get("signal") ? `&signal=${encodeURIComponent(signalUrl)}` : ""}`);
+  render();
+}
+
+function backToLobby(text) {
+  for (const tile of page.tiles.values()) tile.remove();
+  page.tiles.clear();
+  page.remote.clear();
+  $("#chat-list").replaceChildren();
+  $("#call").classList.add("hidden");
+  $("#lobby").classList.remove("hidden");
+  $("#room-title").textContent = "";
+  status("");
+  if (text) toast(text);
+}
+
+async function publish(source) {
+  const call = page.call;
+  const op = source === "camera" ? call.publishCamera() : source === "microphone" ? call.publishMicrophone() : call.publishScreen();
+  try {
+    await call.outcome(op);
+  } catch (err) {
+    if (err.code !== "device_failed" || source !== "screen") toast(`${source}: ${err.message}`);
+  }
+  render();
+}
+
+// -- events -----------------------------------------------------------------------------------
+
+const REASONS = {
+  quit: "You left the call.", kicked: "A host removed you from the call.", over: "The call is over.",
+  network: "The connection was lost.", recording_failed: "The call ended: its recording failed.",
+  token_expired: "Your session expired.", token_revoked: "Your access was revoked.",
+  server_shutdown: "The server shut down.",
+};
+
+async function listen(call) {
+  for await (const ev of call.events()) {
+    switch (ev.type) {
+      case "participant":
+        if (ev.kind === "joined") toast(`${ev.participant.display_name} joined`);
+        if (ev.kind === "left") toast(`${ev.participant.display_name} left${ev.reason === "kicked" ? " (removed)" : ""}`);
+        render();
+        break;
+      case "property":
+      case "rejoined":
+      case "resynced":
+        render();
+        break;
+      case "media":
+        if (ev.kind === "subscribed") page.remote.set(ev.publication.id, ev.stream);
+        if (ev.kind === "unsubscribed") page.remote.delete(ev.publication.id);
+        if (ev.kind === "interrupted") status("media reconnecting…");
+        if (ev.kind === "restored") status("");
+        render();
+        break;
+      case "message":
+        if (ev.kind === "received") chatLine(ev.message.from, ev.message.content, ev.message.scope === "one_to_one" ? "to you" : null);
+        if (ev.kind === "sent" && ev.error) toast(`Not sent: ${ev.error.message}`);
+        break;
+      case "invite":
+        if (ev.kind === "received") inviteToast(ev.invitation);
+        if (ev.kind === "accepted") toast(`${ev.invitation.callee_name} accepted your invitation`);
+        if (ev.kind === "rejected") toast(`${ev.invitation.callee_name} did not accept (${ev.reason})`);
+        if (ev.kind === "sent" && ev.report) for (const f of ev.report.failed) toast(`${f.user_id} was not reached (${f.reason})`);
+        if (ev.kind === "sent" && ev.error) toast(`Invite failed: ${ev.error.message}`);
+        break;
+      case "recording":
+        render();
+        break;
+      case "completed":
+        if (ev.error) toast(`${ev.kind.replace("_", " ")} failed: ${ev.error.message}`);
+        break;
+      case "reconnecting":
+        status(`reconnecting (attempt ${ev.attempt})…`);
+        break;
+      case "reconnected":
+        status("");
+        break;
+      case "joined":
+        if (ev.snapshot && $("#lobby").classList.contains("hidden")) enterCall(ev.snapshot);
+        else if (ev.snapshot) enterCall(ev.snapshot);
+        break;
+      case "left":
+        backToLobby(REASONS[ev.reason] ?? `You are out of the call (${ev.reason}).`);
+        break;
+      case "closed":
+        if (!$("#call").classList.contains("hidden")) backToLobby(REASONS[ev.reason] ?? "Disconnected.");
+        page.call = null;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// -- rendering --------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== false && v != null) node.setAttribute(k, v === true ? "" : v);
+  }
+  node.append(...children.filter((c) => c != null));
+  return node;
+}
+
+function initials(name) {
+  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("") || "?";
+}
+
+function render() {
+  const call = page.call;
+  const room = call?.room();
+  if (!room) return;
+  const me = room.participants.find((p) => p.user_id === page.userId);
+  const host = me?.role === "host";
+  $("#end").classList.toggle("hidden", !host);
+  $("#people-count").textContent = String(room.participants.filter((p) => p.role !== "recorder").length);
+  const rec = room.properties.recording;
+  const recording = rec.state === "recording" ? " · ● recording" : "";
+  $("#room-title").textContent = `${room.room}${recording}`;
+  renderGrid(room);
+  renderPeople(room, host);
+  renderControls(room);
+  renderRecipients(room);
+}
+
+function publicationOf(room, userId, source) {
+  return room.publications.find((p) => p.participant === userId && p.source === source);
+}
+
+function streamFor(userId, source) {
+  if (userId === page.userId) {
+    const track = page.call.localTrack(source);
+    return track ? new MediaStream([track]) : null;
+  }
+  return page.remote.get(`${userId}/${source}`) ?? null;
+}
+
+function renderGrid(room) {
+  const grid = $("#grid");
+  const wanted = new Map();
+  const share = room.properties.screen_share;
+  for (const p of room.participants) {
+    if (p.role === "recorder") continue;
+    if (share && share.user_id === p.user_id && publicationOf(room, p.user_id, "screen")) wanted.set(`${p.user_id}@screen`, { p, source: "screen" });
+    wanted.set(p.user_id, { p, source: "camera" });
+  }
+  for (const [key, tile] of page.tiles) {
+    if (!wanted.has(key)) { tile.remove(); page.tiles.delete(key); }
+  }
+  for (const [key, { p, source }] of wanted) {
+    let tile = page.tiles.get(key);
+    if (!tile) {
+      tile = el("figure", { class: `tile${source === "screen" ? " screen" : ""}`, "data-user": p.user_id, "data-source": source },
+        el("video", { autoplay: true, playsinline: true, muted: p.user_id === page.userId }),
+        el("div", { class: "avatar" }),
+        el("figcaption", {}, el("span", { class: "who" }), el("span", { class: "flags" })));
+      tile.querySelector("video").muted = p.user_id === page.userId || source === "screen";
+      page.tiles.set(key, tile);
+      grid.append(tile);
+    }
+    const video = tile.querySelector("video");
+    const stream = streamFor(p.user_id, source);
+    const pub = publicationOf(room, p.user_id, source);
+    const showing = stream && pub && !pub.muted;
+    if (stream && video.srcObject?.getTracks()[0] !== stream.getTracks()[0]) video.srcObject = stream;
+    if (!stream) video.srcObject = null;
+    tile.classList.toggle("no-video", !showing);
+    tile.classList.toggle("self", p.user_id === page.userId);
+    tile.classList.toggle("reconnecting", p.connection === "reconnecting");
+    tile.querySelector(".avatar").textContent = initials(p.display_name);
+    tile.querySelector(".who").textContent = source === "screen" ? `${p.display_name}'s screen` : `${p.display_name}${p.user_id === page.userId ? " (you)" : ""}`;
+    const flags = [];
+    if (source === "camera") {
+      const mic = publicationOf(room, p.user_id, "microphone");
+      if (!p.audio || !mic || mic.muted) flags.push(el("span", { class: "flag muted", title: "microphone off" }, "🔇"));
+      if (share?.user_id === p.user_id) flags.push(el("span", { class: "flag sharing", title: "sharing the screen" }, "🖥"));
+      if (p.role === "host") flags.push(el("span", { class: "flag role" }, "host"));
+    }
+    tile.querySelector(".flags").replaceChildren(...flags);
+    attachAudio(p.user_id);
+  }
+  grid.dataset.count = String(Math.min(page.tiles.size, 9));
+}
+
+function attachAudio(userId) {
+  if (userId === page.userId) return;
+  const stream = page.remote.get(`${userId}/microphone`);
+  const tile = page.tiles.get(userId);
+  if (!tile) return;
+  let audio = tile.querySelector("audio");
+  if (!stream) { audio?.remove(); return; }
+  if (!audio) { audio = el("audio", { autoplay: true }); tile.append(audio); }
+  if (audio.srcObject !== stream) audio.srcObject = stream;
+}
+
+function renderPeople(room, host) {
+  const list = $("#people");
+  list.replaceChildren(...room.participants.map((p) => {
+    const actions = [];
+    if (host && p.user_id !== page.userId && p.role !== "recorder") {
+      actions.push(el("button", { class: "small", onclick: () => page.call.setRole(p.user_id, p.role === "host" ? "guest" : "host") }, p.role === "host" ? "Make guest" : "Make host"));
+      actions.push(el("button", { class: "small danger", onclick: () => page.call.kick(p.user_id) }, "Remove"));
+    }
+    if (p.user_id !== page.userId && p.role !== "recorder") {
+      actions.push(el("button", { class: "small", onclick: () => { $("#chat-to").value = p.user_id; showTab("chat"); $("#chat-input").focus(); } }, "Message"));
+    }
+    return el("li", { "data-user": p.user_id },
+      el("span", { class: "avatar small" }, initials(p.display_name)),
+      el("span", { class: "person" },
+        el("span", { class: "name" }, p.display_name, p.user_id === page.userId ? " (you)" : ""),
+        el("span", { class: "meta" }, [p.role, p.audio ? "mic on" : "mic off", p.video ? "camera on" : "camera off", p.connection === "reconnecting" ? "reconnecting" : null].filter(Boolean).join(" · "))),
+      el("span", { class: "actions" }, ...actions));
+  }));
+}
+
+function renderControls(room) {
+  const mic = publicationOf(room, page.userId, "microphone");
+  const cam = publicationOf(room, page.userId, "camera");
+  const screen = publicationOf(room, page.userId, "screen");
+  setToggle("#toggle-mic", mic && !mic.muted, mic ? (mic.muted ? "Unmute" : "Mute") : "Mic");
+  setToggle("#toggle-camera", cam && !cam.muted, cam && !cam.muted ? "Stop video" : "Start video");
+  setToggle("#toggle-screen", !!screen, screen ? "Stop share" : "Share");
+}
+
+function setToggle(selector, on, label) {
+  const b = $(selector);
+  b.classList.toggle("off", !on);
+  b.querySelector(".label").textContent = label;
+}
+
+function renderRecipients(room) {
+  const select = $("#chat-to");
+  const current = select.value;
+  const others = room.participants.filter((p) => p.user_id !== page.userId && p.role !== "recorder");
+  select.replaceChildren(el("option", { value: "" }, "Everyone"), ...others.map((p) => el("option", { value: p.user_id }, p.display_name)));
+  select.value = others.some((p) => p.user_id === current) ? current : "";
+}
+
+function chatLine(from, content, note) {
+  const room = page.call?.room();
+  const who = from === page.userId ? "You" : room?.participants.find((p) => p.user_id === from)?.display_name ?? from;
+  const time = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const list = $("#chat-list");
+  list.append(el("li", { class: from === page.userId ? "mine" : "" },
+    el("div", { class: "head" }, el("b", {}, who), note ? el("span", { class: "note" }, note) : null, el("time", {}, time)),
+    el("div", { class: "text" }, content)));
+  list.scrollTop = list.scrollHeight;
+  if ($("#tab-chat").classList.contains("hidden") && from !== page.userId) {
+    page.unread += 1;
+    $("#unread").textContent = String(page.unread);
+    $("#unread").classList.remove("hidden");
+  }
+}
+
+function status(text) {
+  $("#status").textContent = text;
+}
+
+function toast(text, actions = []) {
+  const node = el("div", { class: "toast" }, el("span", {}, text), ...actions);
+  $("#toasts").append(node);
+  if (!actions.length) setTimeout(() => node.remove(), 4000);
+  return node;
+}
+
+function inviteToast(invitation) {
+  const node = toast(`${invitation.caller_name} invites you to ${invitation.room}${invitation.extra ? ` — ${invitation.extra}` : ""}`, [
+    el("button", { class: "small primary", onclick: () => { page.call.acceptInvite(invitation.id, { video: true }); node.remove(); } }, "Join"),
+    el("button", { class: "small", onclick: () => { page.call.rejectInvite(invitation.id); node.remove(); } }, "Decline"),
+  ]);
+  setTimeout(() => node.remove(), invitation.timeout_ms);
+}
+
+// -- controls ---------------------------------------------------------------------------------
+
+$("#toggle-mic").addEventListener("click", () => {
+  const pub = publicationOf(page.call.room(), page.userId, "microphone");
+  if (!pub) publish("microphone");
+  else page.call.mute("microphone", !pub.muted);
+});
+$("#toggle-camera").addEventListener("click", () => {
+  const pub = publicationOf(page.call.room(), page.userId, "camera");
+  if (!pub) publish("camera");
+  else page.call.mute("camera", !pub.muted);
+});
+$("#toggle-screen").addEventListener("click", () => {
+  const pub = publicationOf(page.call.room(), page.userId, "screen");
+  if (pub) page.call.unpublish("screen");
+  else publish("screen");
+});
+$("#leave").addEventListener("click", () => page.call?.leave());
+$("#end").addEventListener("click", () => { if (confirm("End the call for everyone?")) page.call?.end(); });
+
+$("#chat-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = $("#chat-input");
+  const content = input.value.trim();
+  if (!content) return;
+  const to = $("#chat-to").value || null;
+  input.value = "";
+  try {
+    await page.call.outcome(page.call.sendMessage(to, "text/plain", content));
+    chatLine(page.userId, content, to ? `to ${$("#chat-to").selectedOptions[0].textContent}` : null);
+  } catch (err) {
+    input.value = content;
+  }
+});
+
+$("#invite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const user = $("#invite-user").value.trim();
+  if (!user) return;
+  $("#invite-user").value = "";
+  try {
+    const report = await page.call.outcome(page.call.invite([user], { video: true }));
+    if (report.invitations.length) toast(`Invited ${user}`);
+  } catch (err) {
+    /* reported by the event loop */
+  }
+});
+
+function showTab(name) {
+  for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.tab === name);
+  $("#tab-people").classList.toggle("hidden", name !== "people");
+  $("#tab-chat").classList.toggle("hidden", name !== "chat");
+  if (name === "chat") { page.unread = 0; $("#unread").classList.add("hidden"); }
+}
+for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
+$("#toggle-panel").addEventListener("click", () => document.body.classList.toggle("panel-open"));
+
+window.jrtcPage = page; // for debugging (and the browser tests)

@@ -1,0 +1,262 @@
+// TypeScript declarations of jrtc.js, the browser client of jrtc (docs/browser.md).
+
+export declare const PROTOCOL_VERSION: 1;
+export declare const SOURCES: Readonly<{ microphone: "audio"; camera: "video"; screen: "video" }>;
+
+/** A request id, chosen by the client (1, 2, 3, … per call). */
+export type OperationId = number;
+export type Source = "microphone" | "camera" | "screen";
+export type Role = "host" | "guest" | "recorder";
+/** A reason from docs/protocol.md ("quit", "kicked", "network", …); new ones may come. */
+export type Reason = string;
+
+export interface Participant {
+  user_id: string;
+  display_name: string;
+  role: Role;
+  audio: boolean;
+  video: boolean;
+  state: string;
+  connection?: "connected" | "reconnecting";
+}
+
+export interface Publication {
+  id: string;
+  participant: string;
+  source: Source;
+  kind: "audio" | "video";
+  muted: boolean;
+}
+
+export type RecordingState =
+  | { state: "idle" }
+  | { state: "starting"; recording: string; by: string }
+  | { state: "recording"; recording: string; by: string; since: number; recorder: string }
+  | { state: "stopping"; recording: string; by: string; recorder: string }
+  | { state: "failed"; recording: string; reason: string; recorder?: string };
+
+export interface Properties {
+  screen_share: null | { user_id: string; stream_id: string };
+  recording: RecordingState;
+  custom: Record<string, string>;
+}
+
+export interface RoomSnapshot {
+  room: string;
+  seq: number;
+  participants: Participant[];
+  properties: Properties;
+  publications: Publication[];
+}
+
+export interface Invitation {
+  id: number;
+  room: string;
+  caller: string;
+  caller_name: string;
+  callee: string;
+  callee_name: string;
+  video: boolean;
+  extra: string;
+  timeout_ms: number;
+}
+
+export interface InviteReport {
+  room: string | null;
+  invitations: Invitation[];
+  failed: { user_id: string; reason: Reason }[];
+}
+
+export interface Ban {
+  user_id: string;
+  until_ms?: number;
+  by: string;
+}
+
+export interface ReceivedMessage {
+  room: string;
+  /** The room's sequence number (group messages); null for one-to-one messages. */
+  seq: number | null;
+  from: string;
+  scope: "group" | "one_to_one";
+  content_type: string;
+  content: string;
+}
+
+export interface RecordedFile {
+  name: string;
+  participant: string;
+  sources: Source[];
+  bytes: number;
+  duration_ms: number;
+  start_ms: number;
+}
+
+/** Why a request failed: `code` is the protocol's error code (or `session_lost`, `closed`, `device_failed`). */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+/** Present on an outcome event when the operation failed. */
+interface Failure {
+  error?: ErrorInfo;
+}
+
+export type CallEvent =
+  | ({ type: "joined"; op: OperationId; snapshot?: RoomSnapshot } & Failure)
+  | { type: "left"; room: string; reason: Reason; op: OperationId | null; by?: string }
+  | ParticipantEvent
+  | PropertyEvent
+  | MessageEvent
+  | InviteEvent
+  | MediaEvent
+  | RecordingEvent
+  | ({ type: "completed"; op: OperationId; kind: string } & Failure)
+  | ({ type: "bans"; op: OperationId; bans: Ban[] | null } & Failure)
+  | { type: "server_error"; error: ErrorInfo & { op: OperationId | null } }
+  | { type: "lagged"; missed: number }
+  | { type: "reconnecting"; attempt: number; reason: Reason }
+  | { type: "reconnected"; replayed: number }
+  | { type: "resynced"; snapshot: RoomSnapshot | null; missed: number }
+  | { type: "rejoined"; snapshot: RoomSnapshot }
+  | { type: "closed"; reason: Reason };
+
+export type ParticipantEvent =
+  | { type: "participant"; kind: "joined"; room: string; seq: number; participant: Participant }
+  | { type: "participant"; kind: "left"; room: string; seq: number; participant: Participant; reason: Reason }
+  | {
+      type: "participant"; kind: "updated"; room: string; seq: number; participant: Participant;
+      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection", boolean>>;
+    };
+
+export type PropertyEvent = {
+  type: "property"; kind: "changed"; room: string; seq: number; properties: Properties;
+  changes: { screen_share: boolean; recording: boolean; custom: string[] }; by: string;
+};
+
+export type MessageEvent =
+  | { type: "message"; kind: "received"; message: ReceivedMessage }
+  | ({ type: "message"; kind: "sent"; op: OperationId; seq: number | null } & Failure);
+
+export type InviteEvent =
+  | ({ type: "invite"; kind: "sent"; op: OperationId; report: InviteReport | null } & Failure)
+  | ({ type: "invite"; kind: "cancel_result" | "accept_result" | "reject_result"; op: OperationId } & Failure)
+  | { type: "invite"; kind: "received" | "accepted"; invitation: Invitation }
+  | { type: "invite"; kind: "canceled" | "rejected"; invitation: Invitation; reason: Reason };
+
+export type MediaEvent =
+  | { type: "media"; kind: "published" | "muted" | "unmuted"; room: string; seq: number; publication: Publication }
+  | { type: "media"; kind: "unpublished"; room: string; seq: number; publication: Publication; reason: Reason }
+  | { type: "media"; kind: "subscribed"; publication: Publication; stream: MediaStream; track: MediaStreamTrack }
+  | { type: "media"; kind: "unsubscribed"; publication: Publication }
+  | { type: "media"; kind: "interrupted" | "restored"; connection: "publish" | "subscribe" }
+  | { type: "media"; kind: "failed"; connection: "publish" | "subscribe"; publication: string | null; message: string };
+
+export type RecordingEvent =
+  | { type: "recording"; kind: "started"; room: string; seq: number; recording: string; recorder: string; by: string }
+  | { type: "recording"; kind: "stopped"; room: string; seq: number; recording: string; reason: Reason; files: RecordedFile[] }
+  | {
+      type: "recording"; kind: "aborted"; room: string; seq: number; recording: string; recorder: string | null;
+      reason: Reason; shut_down: boolean;
+    }
+  | { type: "recording"; kind: "job"; job: { recording: string; room: string; options: object } }
+  | { type: "recording"; kind: "stop_asked"; recording: string; reason: Reason };
+
+export interface CallOptions {
+  /** How often to ping (and acknowledge); 2500 ms. */
+  pingIntervalMs?: number;
+  /** Silence after which the connection counts as lost; 7500 ms. */
+  idleTimeoutMs?: number;
+  /** Connect again and resume after a network loss; true. */
+  reconnect?: boolean;
+  /** Give up reconnecting after this long; 60000 ms. */
+  reconnectForMs?: number;
+  /** Events one reader may have waiting before it gets `lagged`; 4096. */
+  eventCapacity?: number;
+  /** ICE servers for both peer connections; none. */
+  iceServers?: RTCIceServer[];
+  /** Called a minute before the token expires, for a new one of the same user. */
+  refreshToken?: (() => Promise<string>) | null;
+  /** Another WebSocket implementation. */
+  WebSocket?: typeof WebSocket | null;
+}
+
+/** An async iterator of events; `break` (or `return()`) ends the subscription. */
+export interface EventIterator<T> extends AsyncIterableIterator<T> {
+  return(): Promise<IteratorResult<T>>;
+}
+
+export declare class CallError extends Error {
+  readonly code: string;
+  readonly op: OperationId | null;
+  readonly kind: string | null;
+}
+
+export interface RemoteMedia {
+  publication: Publication;
+  stream: MediaStream;
+  track: MediaStreamTrack;
+}
+
+export interface MediaStats {
+  inbound: { publication: string | null; kind: string; packets: number; bytes: number; framesDecoded: number; frameWidth: number; frameHeight: number }[];
+  outbound: { source: Source | null; kind: string; packets: number; bytes: number; framesEncoded: number }[];
+}
+
+export declare class Call {
+  /** Connects to `url` (`ws://HOST:PORT/signal`) and logs in with `token`. */
+  static connect(url: string, token: string, options?: CallOptions): Promise<Call>;
+  readonly url: string;
+  readonly userId: string | null;
+  readonly session: number | null;
+  readonly state: "connecting" | "connected" | "reconnecting" | "closed";
+  room(): RoomSnapshot | null;
+
+  events(filter?: CallEvent["type"] | CallEvent["type"][] | ((ev: CallEvent) => boolean)): EventIterator<CallEvent>;
+  participants(): EventIterator<ParticipantEvent | { type: "closed"; reason: Reason }>;
+  properties(): EventIterator<PropertyEvent | { type: "closed"; reason: Reason }>;
+  messages(): EventIterator<MessageEvent | { type: "closed"; reason: Reason }>;
+  invites(): EventIterator<InviteEvent | { type: "closed"; reason: Reason }>;
+  media(): EventIterator<MediaEvent | { type: "closed"; reason: Reason }>;
+  recordings(): EventIterator<RecordingEvent | { type: "closed"; reason: Reason }>;
+  outcome(op: OperationId): Promise<unknown>;
+
+  join(room: string | null, options?: { displayName?: string; audio?: boolean; video?: boolean; state?: string; autoSubscribe?: boolean }): OperationId;
+  leave(): OperationId;
+  end(): OperationId;
+  kick(userId: string, ban?: true | { forMs: number }): OperationId;
+  unban(userId: string): OperationId;
+  listBans(): OperationId;
+  setRole(userId: string, role: "host" | "guest"): OperationId;
+  update(fields: { audio?: boolean; video?: boolean; displayName?: string; state?: string }): OperationId;
+  setProperties(props: { screenShare?: { userId: string; streamId: string } | null; custom?: Record<string, string | null> }): OperationId;
+  sendMessage(to: string | null, contentType: string, content: string): OperationId;
+  invite(callees: string[], options?: { video?: boolean; extra?: string; timeoutMs?: number }): OperationId;
+  cancelInvite(invitation: number): OperationId;
+  acceptInvite(invitation: number, options?: { video?: boolean }): OperationId;
+  rejectInvite(invitation: number, reason?: "declined" | "busy"): OperationId;
+  startRecording(options?: { audio?: boolean; video?: boolean; policy?: "optional" | "required"; maxDurationMs?: number; maxBytes?: number }): OperationId;
+  stopRecording(): OperationId;
+  refresh(token: string): OperationId;
+  revoke(what: { jti: string } | { userId: string; issuedBefore: number }): OperationId;
+
+  publish(source: Source, track: MediaStreamTrack): OperationId;
+  publishCamera(constraints?: MediaTrackConstraints | true): OperationId;
+  publishMicrophone(constraints?: MediaTrackConstraints | true): OperationId;
+  publishScreen(constraints?: MediaTrackConstraints | true): OperationId;
+  unpublish(source: Source): OperationId;
+  mute(source: Source, muted?: boolean): OperationId;
+  subscribe(publication: string): OperationId;
+  unsubscribe(publication: string): OperationId;
+  localTrack(source: Source): MediaStreamTrack | null;
+  remote(publication: string): RemoteMedia | null;
+  remotes(): RemoteMedia[];
+  mediaStats(): Promise<MediaStats>;
+  peerConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null };
+
+  close(): void;
+}
+
+/** A publishing offer whose media sections name their sources as track ids. */
+export declare function renameTracks(sdp: string, sourceByMid: Map<string, Source>): string;
