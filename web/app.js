@@ -257,8 +257,8 @@ function renderGrid(room) {
     const flags = [];
     if (source === "camera") {
       const mic = publicationOf(room, p.user_id, "microphone");
-      if (!p.audio || !mic || mic.muted) flags.push(el("span", { class: "flag muted", title: "microphone off" }, "🔇"));
-      if (share?.user_id === p.user_id) flags.push(el("span", { class: "flag sharing", title: "sharing the screen" }, "🖥"));
+      if (!p.audio || !mic || mic.muted) flags.push(el("span", { class: "flag muted", title: "microphone off" }, "mic off"));
+      if (share?.user_id === p.user_id) flags.push(el("span", { class: "flag sharing", title: "sharing the screen" }, "sharing"));
       if (p.role === "host") flags.push(el("span", { class: "flag role" }, "host"));
     }
     tile.querySelector(".flags").replaceChildren(...flags);
@@ -304,7 +304,8 @@ function renderControls(room) {
   const screen = publicationOf(room, page.userId, "screen");
   setToggle("#toggle-mic", mic && !mic.muted, mic ? (mic.muted ? "Unmute" : "Mute") : "Mic");
   setToggle("#toggle-camera", cam && !cam.muted, cam && !cam.muted ? "Stop video" : "Start video");
-  setToggle("#toggle-screen", !!screen, screen ? "Stop share" : "Share");
+  $("#toggle-screen").classList.toggle("on", !!screen);
+  $("#toggle-screen").querySelector(".label").textContent = screen ? "Stop share" : "Share";
 }
 
 function setToggle(selector, on, label) {

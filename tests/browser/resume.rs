@@ -1,1 +1,92 @@
-//! (to come)
+//! A browser whose WebSocket is cut (reset by a proxy in the test, while messages flow both
+//! ways) resumes its session: every message arrives once, in order, both ways.
+
+use jrtc::CallEvent;
+use serde_json::json;
+
+use crate::proxy::{Cut, Proxy};
+use crate::support::{Browser, Member, in_namespace, server, token};
+
+const FROM_RUST: usize = 60;
+const FROM_BROWSER: usize = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message() {
+    if !in_namespace("resume::a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message")
+    {
+        return;
+    }
+    let server = server().await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let mut rust = Member::join(&server, "rust", "cut").await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    let code = format!(
+        "await T.connect('web', {url}, {token});
+         const call = T.calls.web;
+         await call.outcome(call.join('cut'));
+         // Send {n} messages, one every 40 ms, whatever the connection does meanwhile.
+         T.sent = (async () => {{
+           const ops = [];
+           for (let i = 0; i < {n}; i++) {{
+             ops.push(call.sendMessage(null, 'text/plain', `b${{i}}`));
+             await new Promise((r) => setTimeout(r, 40));
+           }}
+           return Promise.allSettled(ops.map((op) => call.outcome(op)));
+         }})();",
+        url = json!(format!("{}/signal", proxy.url())),
+        token = json!(token(&server, "web")),
+        n = FROM_BROWSER,
+    );
+    browser.eval(page, &code).await;
+
+    let sender = rust.call.clone();
+    let sending = tokio::spawn(async move {
+        for i in 0..FROM_RUST {
+            let op = sender
+                .send_message(None, "text/plain", format!("r{i}"))
+                .await
+                .unwrap();
+            sender.outcome(op).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    proxy.cut(Cut::Reset);
+    sending.await.unwrap();
+
+    // Every message from the browser reached the Rust client once, in order.
+    let mut got = Vec::new();
+    while got.len() < FROM_BROWSER {
+        let content = rust
+            .until(|ev| match ev {
+                CallEvent::Message(jrtc::MessageEvent::Received(m)) => Some(m.content.to_string()),
+                _ => None,
+            })
+            .await;
+        got.push(content);
+    }
+    let want: Vec<String> = (0..FROM_BROWSER).map(|i| format!("b{i}")).collect();
+    assert_eq!(got, want);
+
+    // Every message from the Rust client reached the browser once, in order, and the browser
+    // said how it got back.
+    let code = format!(
+        "const outcomes = await T.sent;
+         const failed = outcomes.filter((o) => o.status !== 'fulfilled').length;
+         await T.poll(async () => ({{ ok: T.find('web', (e) => e.type === 'message' && e.kind === 'received').length >= {n} }}));
+         await new Promise((r) => setTimeout(r, 500));
+         const got = T.find('web', (e) => e.type === 'message' && e.kind === 'received').map((e) => e.message.content);
+         const how = T.find('web', (e) => ['reconnecting', 'reconnected', 'resynced', 'rejoined'].includes(e.type)).map((e) => e.type);
+         return {{ failed, got, how, state: T.calls.web.state }};",
+        n = FROM_RUST
+    );
+    let seen = browser.eval(page, &code).await;
+    let want: Vec<String> = (0..FROM_RUST).map(|i| format!("r{i}")).collect();
+    assert_eq!(seen["got"], json!(want), "{seen}");
+    assert_eq!(seen["failed"], json!(0), "{seen}");
+    assert_eq!(seen["how"], json!(["reconnecting", "reconnected"]), "{seen}");
+    assert_eq!(seen["state"], json!("connected"));
+    assert!(proxy.accepted() >= 2, "the browser connected again");
+    browser.quit().await;
+}

@@ -1,1 +1,187 @@
-//! (to come)
+//! Rooms with browsers in them: two browsers and a Rust client all see and receive each other,
+//! and a browser's call ends cleanly when a host removes it or ends the call.
+
+use jrtc::TrackSource;
+use serde_json::{Value, json};
+
+use crate::media::send_media;
+use crate::support::{Browser, Member, Page, in_namespace, server, token, vp8_frames};
+
+/// Connects `name` in `page`, joins `room`, publishes the camera and the microphone.
+async fn browser_joins(
+    browser: &Browser,
+    page: Page,
+    server: &jrtc::ServerHandle,
+    name: &str,
+    room: &str,
+) {
+    let code = format!(
+        "await T.connect({name}, {url}, {token});
+         const call = T.calls[{name}];
+         await call.outcome(call.join({room}));
+         await call.outcome(call.publishCamera());
+         await call.outcome(call.publishMicrophone());",
+        name = json!(name),
+        url = json!(server.url()),
+        token = json!(token(server, name)),
+        room = json!(room),
+    );
+    browser.eval(page, &code).await;
+}
+
+/// Waits until `name` in `page` has decoded at least `frames` frames of each publication.
+async fn decodes(browser: &Browser, page: Page, name: &str, publications: &[&str], frames: u32) {
+    let code = format!(
+        "return await T.poll(async () => {{
+           const got = {{}};
+           for (const id of {ids}) {{
+             const v = (await T.inbound({name}, id)).find((s) => s.kind === 'video');
+             got[id] = v ? v.framesDecoded : 0;
+           }}
+           return {{ ok: Object.values(got).every((n) => n >= {frames}), got }};
+         }});",
+        ids = json!(publications),
+        name = json!(name),
+    );
+    let got = browser.eval(page, &code).await;
+    assert_eq!(got["ok"], json!(true), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_and_a_rust_client_see_and_receive_each_other() {
+    if !in_namespace("rooms::two_browsers_and_a_rust_client_see_and_receive_each_other") {
+        return;
+    }
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "trio").await;
+    let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
+    let sending = send_media(Some(camera), None);
+
+    let browser = Browser::launch().await;
+    let amy = browser.open_harness(&server.http_url()).await;
+    let bea = browser.open_harness(&server.http_url()).await;
+    browser_joins(&browser, amy, &server, "amy", "trio").await;
+    browser_joins(&browser, bea, &server, "bea", "trio").await;
+
+    // Everyone sees everyone…
+    for (page, name) in [(amy, "amy"), (bea, "bea")] {
+        let code = format!(
+            "return await T.poll(async () => {{
+               const ids = T.calls[{name}].room().participants.map((p) => p.user_id).sort();
+               return {{ ok: ids.length === 3, ids }};
+             }});",
+            name = json!(name)
+        );
+        assert_eq!(browser.eval(page, &code).await["ids"], json!(["amy", "bea", "rust"]));
+    }
+    let mut roster: Vec<String> = rust
+        .call
+        .room()
+        .unwrap()
+        .participants
+        .iter()
+        .map(|p| p.user_id.to_string())
+        .collect();
+    roster.sort();
+    assert_eq!(roster, ["amy", "bea", "rust"]);
+
+    // … and receives everyone else's video.
+    decodes(&browser, amy, "amy", &["bea/camera", "rust/camera"], 20).await;
+    decodes(&browser, bea, "bea", &["amy/camera", "rust/camera"], 20).await;
+    for id in ["amy/camera", "bea/camera"] {
+        let track = rust.remote(id).await;
+        assert!(vp8_frames(&track, 20).await >= 20, "{id}");
+    }
+    let audio = browser
+        .eval(
+            amy,
+            "return await T.poll(async () => {
+               const a = (await T.inbound('amy', 'bea/microphone')).find((s) => s.kind === 'audio');
+               return { ok: a && a.packets >= 20, a };
+             });",
+        )
+        .await;
+    assert_eq!(audio["ok"], json!(true), "{audio}");
+
+    sending.abort();
+    browser.quit().await;
+}
+
+/// The kinds of `name`'s events from index `from` on.
+async fn kinds(browser: &Browser, page: Page, name: &str) -> Vec<Value> {
+    let code = format!(
+        "return T.find({name}, () => true).map((e) => [e.type, e.kind ?? e.reason ?? null]);",
+        name = json!(name)
+    );
+    browser.eval(page, &code).await.as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_call_ends_cleanly_when_kicked_and_when_the_call_ends() {
+    if !in_namespace("rooms::a_browser_call_ends_cleanly_when_kicked_and_when_the_call_ends") {
+        return;
+    }
+    let server = server().await;
+    let host = Member::join(&server, "host", "k").await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    browser_joins(&browser, page, &server, "web", "k").await;
+
+    let op = host.call.kick("web").await.unwrap();
+    host.call.outcome(op).await.unwrap();
+    let got = browser
+        .eval(
+            page,
+            "const left = await T.until('web', (e) => e.type === 'left');
+             const call = T.calls.web;
+             const pcs = call.peerConnections();
+             return [left.reason, call.room(), pcs.publish, pcs.subscribe, call.remotes().length, call.localTrack('camera')];",
+        )
+        .await;
+    assert_eq!(got, json!(["kicked", null, null, null, 0, null]));
+
+    // Back in, with media again; then the host ends the call.
+    browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             T.logs.web.length = 0;
+             await call.outcome(call.join('k'));
+             await call.outcome(call.publishCamera());",
+        )
+        .await;
+    let op = host.call.end().await.unwrap();
+    host.call.outcome(op).await.unwrap();
+    let got = browser
+        .eval(
+            page,
+            "const left = await T.until('web', (e) => e.type === 'left');
+             const call = T.calls.web;
+             return [left.reason, left.by, call.room(), call.peerConnections().publish];",
+        )
+        .await;
+    assert_eq!(got, json!(["over", "host", null, null]));
+
+    // Closing the call ends every stream with `closed`, and nothing comes after it.
+    let got = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             const media = call.media();
+             call.close();
+             const seen = [];
+             for await (const ev of media) seen.push(ev.type);
+             await new Promise((r) => setTimeout(r, 300));
+             const last = T.logs.web[T.logs.web.length - 1];
+             return [seen, last.type, last.reason, call.state];",
+        )
+        .await;
+    assert_eq!(got, json!([["closed"], "closed", "quit", "closed"]));
+    let kinds = kinds(&browser, page, "web").await;
+    assert_eq!(
+        kinds.iter().filter(|k| k[0] == "closed").count(),
+        1,
+        "{kinds:?}"
+    );
+    browser.quit().await;
+}
