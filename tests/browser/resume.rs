@@ -90,3 +90,125 @@ async fn a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message() {
     assert!(proxy.accepted() >= 2, "the browser connected again");
     browser.quit().await;
 }
+
+/// `name`'s events of the connection's life (reconnecting, reconnected, resynced, rejoined).
+const HOW: &str = "T.find('web', (e) => ['reconnecting', 'reconnected', 'resynced', 'rejoined'].includes(e.type)).map((e) => e.type)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced() {
+    if !in_namespace(
+        "resume::a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced",
+    ) {
+        return;
+    }
+    // The server keeps 16 frames for a resume; the browser misses 40 messages.
+    let server = jrtc::Server::builder()
+        .development()
+        .resume_buffer(16)
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(server.local_addr()).await;
+    let rust = Member::join(&server, "rust", "lossy").await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    let code = format!(
+        "await T.connect('web', {url}, {token}, {{ idleTimeoutMs: 3000 }});
+         const call = T.calls.web;
+         await call.outcome(call.join('lossy'));",
+        url = json!(format!("{}/signal", proxy.url())),
+        token = json!(token(&server, "web")),
+    );
+    browser.eval(page, &code).await;
+    // Silence: neither side hears the other until the browser's idle timeout (3 s).
+    proxy.cut(Cut::BlackHole);
+    for i in 0..40 {
+        let op = rust
+            .call
+            .send_message(None, "text/plain", format!("m{i}"))
+            .await
+            .unwrap();
+        rust.call.outcome(op).await.unwrap();
+    }
+    let code = format!(
+        "const r = await T.until('web', (e) => e.type === 'resynced', 30000);
+         const call = T.calls.web;
+         return {{ missed: r.missed, room: r.snapshot.room, people: r.snapshot.participants.map((p) => p.user_id).sort(),
+                  how: {HOW}, state: call.state, seq: call.room().seq }};"
+    );
+    let seen = browser.eval(page, &code).await;
+    assert!(seen["missed"].as_u64().unwrap() >= 1, "{seen}");
+    assert_eq!(seen["room"], json!("lossy"));
+    assert_eq!(seen["people"], json!(["rust", "web"]));
+    assert_eq!(seen["how"][0], json!("reconnecting"));
+    assert_eq!(seen["how"][seen["how"].as_array().unwrap().len() - 1], json!("resynced"));
+
+    // After the resync, room events go on from the snapshot's seq, none twice.
+    let op = rust
+        .call
+        .send_message(None, "text/plain", "after")
+        .await
+        .unwrap();
+    rust.call.outcome(op).await.unwrap();
+    let got = browser
+        .eval(
+            page,
+            "await T.until('web', (e) => e.type === 'message' && e.kind === 'received' && e.message.content === 'after');
+             return T.find('web', (e) => e.type === 'message' && e.kind === 'received' && e.message.content === 'after').length;",
+        )
+        .await;
+    assert_eq!(got, json!(1));
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_joins_again_and_republishes_after_a_server_restart() {
+    if !in_namespace("resume::a_browser_joins_again_and_republishes_after_a_server_restart") {
+        return;
+    }
+    let secret = b"the browser restart test's secret, 32+ bytes".to_vec();
+    let first = jrtc::Server::builder()
+        .secret(secret.clone())
+        .call_page(true)
+        .reconnect_after_shutdown(true)
+        .start()
+        .await
+        .unwrap();
+    let addr = first.local_addr();
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&first.http_url()).await;
+    let code = format!(
+        "await T.connect('web', {url}, {token});
+         const call = T.calls.web;
+         await call.outcome(call.join('phoenix'));
+         await call.outcome(call.publishCamera());",
+        url = json!(first.url()),
+        token = json!(token(&first, "web")),
+    );
+    browser.eval(page, &code).await;
+    first.shutdown().await;
+
+    // The same address, a new server that knows nothing of the session.
+    let second = jrtc::Server::builder()
+        .secret(secret)
+        .bind(addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    let seen = browser
+        .eval(
+            page,
+            &format!(
+                "const r = await T.until('web', (e) => e.type === 'rejoined', 30000);
+                 return {{ room: r.snapshot.room, how: {HOW} }};"
+            ),
+        )
+        .await;
+    assert_eq!(seen["room"], json!("phoenix"), "{seen}");
+    assert_eq!(seen["how"][0], json!("reconnecting"), "{seen}");
+    // The camera is published again on the new server: a Rust member receives it.
+    let mut rust = Member::join(&second, "rust", "phoenix").await;
+    let video = rust.remote("web/camera").await;
+    assert!(crate::support::vp8_frames(&video, 20).await >= 20);
+    browser.quit().await;
+}

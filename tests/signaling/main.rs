@@ -26,4 +26,5 @@ mod server_api;
 mod streams;
 mod third_party;
 mod tls;
+mod web;
 mod webhooks;
