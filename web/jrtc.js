@@ -1160,7 +1160,10 @@ class Media {
         sub.described = true;
         for (const c of sub.candidates.splice(0)) await sub.pc.addIceCandidate(c).catch(() => {});
         const answer = await sub.pc.createAnswer();
-        await sub.pc.setLocalDescription(answer);
+        // Be the DTLS server (`passive`): the server then starts the handshake once its ICE is
+        // ready. A browser that takes `active` sends its first DTLS packet before that, loses
+        // it, and waits for its retransmission timer (~1.6 s to the first frame; docs/protocol.md).
+        await sub.pc.setLocalDescription({ type: "answer", sdp: answer.sdp.replace(/^a=setup:active/gm, "a=setup:passive") });
         call._sendOp(op, { type: "subscribe_answer", op, negotiation: f.negotiation, sdp: sub.pc.localDescription.sdp });
       } catch (e) {
         call._fail(op, "media_failed", String(e?.message ?? e));
@@ -1252,6 +1255,8 @@ class Media {
           publication: byMid.get(s.mid) ?? null, kind: s.kind, packets: s.packetsReceived ?? 0,
           bytes: s.bytesReceived ?? 0, framesDecoded: s.framesDecoded ?? 0,
           frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0,
+          framesReceived: s.framesReceived ?? 0, keyFramesDecoded: s.keyFramesDecoded ?? 0,
+          pliSent: s.pliCount ?? 0, nackSent: s.nackCount ?? 0,
         });
       }
     }

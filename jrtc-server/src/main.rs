@@ -517,6 +517,9 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     println!("jrtc-server listening on {}", server.url());
+    if let Some(page) = server.call_page_url() {
+        println!("call page: open {page} in two browser tabs");
+    }
     tracing::info!(
         http = %server.http_url(),
         "signaling at /signal; /healthz, /readyz, /metrics and the server API (/api/) on the same port"

@@ -315,6 +315,14 @@ impl ServerHandle {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// The call page's URL (the server's root), when this server serves it
+    /// ([`ServerOptions::call_page`]).
+    pub fn call_page_url(&self) -> Option<String> {
+        self.state
+            .call_page()
+            .then(|| format!("{}/", self.http_url()))
+    }
+
     /// Connections not logged in yet, and how many of them were closed to make room for newer
     /// ones since the start ([`Limits::max_unauthenticated`]).
     pub fn waiting_connections(&self) -> (usize, u64) {

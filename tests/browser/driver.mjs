@@ -19,6 +19,7 @@ const args = [
   "--allow-loopback-in-peer-connection",
   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
   "--autoplay-policy=no-user-gesture-required",
+  ...(process.env.JRTC_MDNS ? [] : ["--disable-features=WebRtcHideLocalIpsWithMdns"]),
   "--auto-accept-this-tab-capture", "--auto-select-desktop-capture-source=Entire screen",
 ];
 const context = await chromium.launchPersistentContext(userDataDir, {

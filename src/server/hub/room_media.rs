@@ -255,9 +255,10 @@ impl Room {
         Ok(self.members[self.member_index(conn)?].key.media)
     }
 
-    /// One of a member's connections is up (again): if it had been interrupted, its video
-    /// resumes from a key frame — the publisher's tracks for everyone receiving them, or every
-    /// publisher whose track this member receives.
+    /// One of a member's connections is up (again): its video starts from a key frame. A
+    /// publishing connection that had been interrupted: its tracks, for everyone receiving
+    /// them; a receiving connection (first connected, or restored): every publisher whose track
+    /// it carries.
     fn media_restored(&mut self, i: usize, connection: MediaConnection, out: &mut Vec<Output>) {
         let conn = self.members[i].conn;
         match connection {
@@ -271,9 +272,11 @@ impl Room {
                 }
             }
             MediaConnection::Subscribe => {
-                if !self.members[i].receiving.interrupted.end() {
-                    return;
-                }
+                // Connected for the first time, or again: either way the legs' key frames
+                // asked for when their answer was applied may have been sent before the
+                // connection could carry them, so the receiver could decode nothing until
+                // its own loss report reached the publisher (~300 ms with a browser).
+                self.members[i].receiving.interrupted.end();
                 let ids: Vec<String> = self.members[i]
                     .receiving
                     .started_legs()

@@ -269,7 +269,7 @@ impl State {
     }
 
     /// Whether the call page is served at `/` ([`ServerOptions::call_page`]).
-    pub(super) fn call_page(&self) -> bool {
+    pub(crate) fn call_page(&self) -> bool {
         self.options.call_page.unwrap_or(self.options.development)
     }
 
