@@ -28,7 +28,9 @@ async function devToken(name, userId) {
 }
 
 async function tokenFor(name) {
-  const pasted = $("#token").value.trim() || params.get("token");
+  // A token from the application's backend: pasted, or in the fragment (`/#token=…`, which the
+  // browser never sends to a server).
+  const pasted = $("#token").value.trim() || new URLSearchParams(location.hash.slice(1)).get("token");
   if (pasted) return pasted;
   const minted = await devToken(name);
   if (!minted) {

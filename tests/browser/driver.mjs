@@ -61,8 +61,14 @@ async function run(c) {
       return null;
     }
     case "wait": {
-      await pages[c.page].waitForFunction(c.code, null, { timeout: c.timeout ?? 30000, polling: 100 });
-      return null;
+      // Polled with evaluate (which the page's content security policy allows), not
+      // waitForFunction (which needs eval).
+      const end = Date.now() + (c.timeout ?? 30000);
+      for (;;) {
+        if (await pages[c.page].evaluate(`Boolean(${c.code})`)) return null;
+        if (Date.now() > end) throw new Error(`not true within ${c.timeout ?? 30000} ms: ${c.code}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     case "screenshot": {
       const page = pages[c.page];

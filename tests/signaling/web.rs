@@ -36,6 +36,9 @@ async fn dev_token(base: &str, body: Value) -> (u16, Value) {
 async fn a_development_server_serves_the_page_the_client_and_tokens() {
     let server = Server::builder().development().start().await.unwrap();
     let base = server.http_url();
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
     let (status, kind, body) = get(&format!("{base}/")).await;
     assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
     assert!(body.contains("<script type=\"module\" src=\"/app.js\">"));

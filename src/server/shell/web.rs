@@ -37,6 +37,11 @@ macro_rules! asset {
     };
 }
 
+/// The call page's content security policy.
+const CALL_PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 /// Every file served.
 pub(super) const ASSETS: &[Asset] = &[
     asset!("/jrtc.js", "jrtc.js", "text/javascript; charset=utf-8", false),
@@ -56,16 +61,29 @@ impl Asset {
                 "the call page is off on this server (serve --call-page turns it on)",
             );
         }
-        (
+        let mut response = (
             [
                 (header::CONTENT_TYPE, self.media_type),
                 // Served from the binary: a new server version may change them.
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::REFERRER_POLICY, "no-referrer"),
             ],
             self.body,
         )
-            .into_response()
+            .into_response();
+        if self.path == "/" {
+            // The page runs its own files only; it may open a WebSocket to another signaling
+            // URL (`?signal=`), and plays the media streams it receives.
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(CALL_PAGE_POLICY),
+            );
+            response
+                .headers_mut()
+                .insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+        }
+        response
     }
 }
 
