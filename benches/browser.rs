@@ -1,5 +1,5 @@
 //! Browser measurements (not a pass/fail test): `cargo bench --bench browser` (`JOINS=10`,
-//! `SECONDS=10` by default; `.ci/run` runs a short smoke).
+//! `CPU_SECONDS=10` by default; `.ci/run` runs a short smoke).
 //!
 //! Runs in a network namespace of its own holding only `lo` (needs root, as the browser tests
 //! do), with headless Chromium driven by `tests/browser/driver.mjs` and the server in this
@@ -12,7 +12,7 @@
 //!    `join` to the first RTP packet of the camera.
 //! 2. **Server CPU per browser participant.** N browser calls (N = 1, 2, 3) in one room, each
 //!    publishing camera and microphone and receiving the others': the CPU time of this process
-//!    (the server; the driver's share is a few JSON lines) over `SECONDS`, per participant.
+//!    (the server; the driver's share is a few JSON lines) over `CPU_SECONDS`, per participant.
 //!    Baseline: the same server idle over the same window.
 
 #[path = "../tests/browser/support.rs"]
@@ -57,7 +57,14 @@ fn main() {
     rt.block_on(run());
 }
 
-async fn connect_and_join(browser: &Browser, page: Page, server: &jrtc::ServerHandle, name: &str, room: &str, publish: bool) {
+async fn connect_and_join(
+    browser: &Browser,
+    page: Page,
+    server: &jrtc::ServerHandle,
+    name: &str,
+    room: &str,
+    publish: bool,
+) {
     let code = format!(
         "await T.connect({name}, {url}, {token});
          const call = T.calls[{name}];
@@ -76,7 +83,7 @@ async fn connect_and_join(browser: &Browser, page: Page, server: &jrtc::ServerHa
 
 async fn run() {
     let joins = env("JOINS", 10) as usize;
-    let seconds = env("SECONDS", 10);
+    let seconds = env("CPU_SECONDS", 10);
     let server = server().await;
     let browser = Browser::launch().await;
 
@@ -150,17 +157,29 @@ async fn run() {
         percentile(&mut connect_ms, 0.5),
         percentile(&mut connect_ms, 1.0)
     );
-    for (name, stage) in ["offer", "track", "ICE connected", "connected (DTLS)", "first packet", "first frame received", "(PLIs sent)"].iter().zip(stages.iter_mut()) {
-        println!("    of which until {name}: p50 {:.0} ms", percentile(stage, 0.5));
+    for (name, stage) in [
+        "the first offer",
+        "the remote track",
+        "ICE connected",
+        "DTLS connected",
+        "the first packet",
+        "the first frame received",
+    ]
+    .iter()
+    .zip(stages.iter_mut())
+    {
+        println!("    until {name}: p50 {:.0} ms", percentile(stage, 0.5));
     }
+    println!(
+        "    loss reports (PLI) the browser sent before its first frame: p50 {:.0}",
+        percentile(&mut stages[6], 0.5)
+    );
     println!(
         "  baseline, a Rust client from join to the first RTP packet: p50 {:.0} ms, max {:.0} ms",
         percentile(&mut rust_ms, 0.5),
         percentile(&mut rust_ms, 1.0)
     );
-    browser
-        .eval(publisher, "T.calls.pub.close();")
-        .await;
+    browser.eval(publisher, "T.calls.pub.close();").await;
 
     // 2. Server CPU per browser participant.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -180,7 +199,10 @@ async fn run() {
         }
         // Everyone decodes everyone else's camera before the window opens.
         for (i, page) in pages.iter().enumerate() {
-            let others: Vec<String> = (0..n).filter(|j| *j != i).map(|j| format!("p{n}x{j}/camera")).collect();
+            let others: Vec<String> = (0..n)
+                .filter(|j| *j != i)
+                .map(|j| format!("p{n}x{j}/camera"))
+                .collect();
             let code = format!(
                 "return await T.poll(async () => {{
                    let ok = true;
@@ -224,7 +246,10 @@ async fn run() {
         );
         for (i, page) in pages.iter().enumerate() {
             browser
-                .eval(*page, &format!("T.calls[{}].close();", json!(format!("p{n}x{i}"))))
+                .eval(
+                    *page,
+                    &format!("T.calls[{}].close();", json!(format!("p{n}x{i}"))),
+                )
                 .await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

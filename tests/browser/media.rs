@@ -29,7 +29,11 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
     let server = server().await;
     let mut rust = Member::join(&server, "rust", "r").await;
     let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
-    let mic = rust.call.publish_track(TrackSource::Microphone).await.unwrap();
+    let mic = rust
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
     let sending = send_media(Some(camera), Some(mic.clone()));
 
     let browser = Browser::launch().await;
@@ -63,7 +67,10 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
              });",
         )
         .await;
-    assert!(stats["v"]["framesDecoded"].as_u64().unwrap() >= 50, "{stats}");
+    assert!(
+        stats["v"]["framesDecoded"].as_u64().unwrap() >= 50,
+        "{stats}"
+    );
     assert_eq!(stats["v"]["frameWidth"], json!(160), "{stats}");
     let stats = browser
         .eval(
@@ -137,7 +144,13 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
         .await;
     assert_eq!(
         got,
-        json!(["rust/microphone", false, "rust", "rust/screen", "rust/screen"])
+        json!([
+            "rust/microphone",
+            false,
+            "rust",
+            "rust/screen",
+            "rust/screen"
+        ])
     );
 
     sending.abort();

@@ -13,7 +13,10 @@ async fn join_page(browser: &Browser, url: &str, name: &str) -> Page {
     browser.fill(page, "#name", name).await;
     browser.click(page, "#join").await;
     browser
-        .wait_for(page, "!document.querySelector('#call').classList.contains('hidden')")
+        .wait_for(
+            page,
+            "!document.querySelector('#call').classList.contains('hidden')",
+        )
         .await;
     page
 }
@@ -26,7 +29,11 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
     let server = server().await;
     let mut rust = Member::join(&server, "rust", "design-review").await;
     let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
-    let mic = rust.call.publish_track(TrackSource::Microphone).await.unwrap();
+    let mic = rust
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
     let sending = send_media(Some(camera), Some(mic));
 
     let browser = Browser::launch().await;
@@ -60,7 +67,11 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
         })
         .await;
     assert_eq!(got.content.as_str(), "Hello from the call page");
-    assert!(got.from.as_str().starts_with("ada-lovelace-"), "{}", got.from);
+    assert!(
+        got.from.as_str().starts_with("ada-lovelace-"),
+        "{}",
+        got.from
+    );
     // … and one from the Rust client shows in the page.
     let op = rust
         .call
@@ -104,7 +115,9 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
     browser
         .screenshot(ada, &dir.join("call-page-1280x800.png"), 1280, 800)
         .await;
-    browser.screenshot(ada, &dir.join("call-page-phone.png"), 390, 844).await;
+    browser
+        .screenshot(ada, &dir.join("call-page-phone.png"), 390, 844)
+        .await;
     for name in ["call-page-1280x800.png", "call-page-phone.png"] {
         assert!(std::fs::metadata(dir.join(name)).unwrap().len() > 10_000);
     }

@@ -12,8 +12,7 @@ const FROM_BROWSER: usize = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message() {
-    if !in_namespace("resume::a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message")
-    {
+    if !in_namespace("resume::a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message") {
         return;
     }
     let server = server().await;
@@ -85,7 +84,11 @@ async fn a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message() {
     let want: Vec<String> = (0..FROM_RUST).map(|i| format!("r{i}")).collect();
     assert_eq!(seen["got"], json!(want), "{seen}");
     assert_eq!(seen["failed"], json!(0), "{seen}");
-    assert_eq!(seen["how"], json!(["reconnecting", "reconnected"]), "{seen}");
+    assert_eq!(
+        seen["how"],
+        json!(["reconnecting", "reconnected"]),
+        "{seen}"
+    );
     assert_eq!(seen["state"], json!("connected"));
     assert!(proxy.accepted() >= 2, "the browser connected again");
     browser.quit().await;
@@ -96,9 +99,8 @@ const HOW: &str = "T.find('web', (e) => ['reconnecting', 'reconnected', 'resynce
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced() {
-    if !in_namespace(
-        "resume::a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced",
-    ) {
+    if !in_namespace("resume::a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced")
+    {
         return;
     }
     // The server keeps 16 frames for a resume; the browser misses 40 messages.
@@ -141,7 +143,10 @@ async fn a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced() 
     assert_eq!(seen["room"], json!("lossy"));
     assert_eq!(seen["people"], json!(["rust", "web"]));
     assert_eq!(seen["how"][0], json!("reconnecting"));
-    assert_eq!(seen["how"][seen["how"].as_array().unwrap().len() - 1], json!("resynced"));
+    assert_eq!(
+        seen["how"][seen["how"].as_array().unwrap().len() - 1],
+        json!("resynced")
+    );
 
     // After the resync, room events go on from the snapshot's seq, none twice.
     let op = rust

@@ -72,7 +72,10 @@ async fn two_browsers_and_a_rust_client_see_and_receive_each_other() {
              }});",
             name = json!(name)
         );
-        assert_eq!(browser.eval(page, &code).await["ids"], json!(["amy", "bea", "rust"]));
+        assert_eq!(
+            browser.eval(page, &code).await["ids"],
+            json!(["amy", "bea", "rust"])
+        );
     }
     let mut roster: Vec<String> = rust
         .call

@@ -111,7 +111,9 @@ impl Member {
         }
         let id = id.to_owned();
         self.until(|ev| match ev {
-            CallEvent::Media(jrtc::MediaEvent::Subscribed { publication }) if publication.id == id => {
+            CallEvent::Media(jrtc::MediaEvent::Subscribed { publication })
+                if publication.id == id =>
+            {
                 Some(())
             }
             _ => None,

@@ -68,7 +68,10 @@ async fn a_development_server_serves_the_page_the_client_and_tokens() {
     call.close().await;
     // The same user again (a page refreshing its token).
     let (status, again) = dev_token(&base, json!({"name": "Ada", "user_id": user})).await;
-    assert_eq!((status, again["user_id"].as_str()), (200, Some(user.as_str())));
+    assert_eq!(
+        (status, again["user_id"].as_str()),
+        (200, Some(user.as_str()))
+    );
 
     // Bad requests are refused, with the reason.
     for body in [
@@ -78,7 +81,11 @@ async fn a_development_server_serves_the_page_the_client_and_tokens() {
         json!([1, 2]),
     ] {
         let (status, answer) = dev_token(&base, body.clone()).await;
-        assert_eq!((status, answer["code"].as_str()), (400, Some("invalid_param")), "{body}");
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("invalid_param")),
+            "{body}"
+        );
     }
     server.shutdown().await;
 }

@@ -44,8 +44,18 @@ const CALL_PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src
 
 /// Every file served.
 pub(super) const ASSETS: &[Asset] = &[
-    asset!("/jrtc.js", "jrtc.js", "text/javascript; charset=utf-8", false),
-    asset!("/jrtc.d.ts", "jrtc.d.ts", "application/typescript; charset=utf-8", false),
+    asset!(
+        "/jrtc.js",
+        "jrtc.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/jrtc.d.ts",
+        "jrtc.d.ts",
+        "application/typescript; charset=utf-8",
+        false
+    ),
     asset!("/", "index.html", "text/html; charset=utf-8", true),
     asset!("/app.js", "app.js", "text/javascript; charset=utf-8", true),
     asset!("/style.css", "style.css", "text/css; charset=utf-8", true),
@@ -79,9 +89,10 @@ impl Asset {
                 header::CONTENT_SECURITY_POLICY,
                 header::HeaderValue::from_static(CALL_PAGE_POLICY),
             );
-            response
-                .headers_mut()
-                .insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+            response.headers_mut().insert(
+                header::X_FRAME_OPTIONS,
+                header::HeaderValue::from_static("DENY"),
+            );
         }
         response
     }
@@ -162,8 +173,9 @@ pub(super) async fn dev_token(Shared(state): Shared<Arc<State>>, body: Bytes) ->
         .name(name)
         .grants(Grants::host());
     match token.sign(&state.secret) {
-        Ok(token) => axum::Json(serde_json::json!({ "token": token, "user_id": user_id }))
-            .into_response(),
+        Ok(token) => {
+            axum::Json(serde_json::json!({ "token": token, "user_id": user_id })).into_response()
+        }
         Err(e) => api_error(StatusCode::BAD_REQUEST, "invalid_param", &e.to_string()),
     }
 }
