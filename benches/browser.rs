@@ -7,8 +7,8 @@
 //!
 //! 1. **Join → first remote frame.** A browser publishes its fake camera; another browser call
 //!    connects, joins, and waits for the first frame of that camera decoded (`framesDecoded`
-//!    > 0 in `getStats`, polled every 10 ms): `JOINS` times, p50 and max, from `join()` (and
-//!    from `Call.connect`). Baseline in the same run: a Rust client joining the same room, from
+//!    above 0 in `getStats`, polled every 10 ms): `JOINS` times, p50 and max, from `join()`
+//!    (and from `Call.connect`). Baseline in the same run: a Rust client joining the same room, from
 //!    `join` to the first RTP packet of the camera.
 //! 2. **Server CPU per browser participant.** N browser calls (N = 1, 2, 3) in one room, each
 //!    publishing camera and microphone and receiving the others': the CPU time of this process

@@ -176,11 +176,14 @@ pub async fn packets(track: &jrtc::RemoteTrack, want: usize) -> usize {
     n
 }
 
+/// The driver's answers waited for, by command id.
+type Waiting = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
+
 /// Headless Chromium, driven through `driver.mjs`.
 pub struct Browser {
     child: Child,
     stdin: Mutex<ChildStdin>,
-    waiting: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>,
+    waiting: Waiting,
     next: AtomicU64,
 }
 
@@ -223,8 +226,7 @@ impl Browser {
             .expect("node runs");
         let stdin = child.stdin.take().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let waiting: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>> =
-            Arc::default();
+        let waiting: Waiting = Arc::default();
         let (ready_tx, ready_rx) = oneshot::channel();
         let table = waiting.clone();
         tokio::spawn(async move {
