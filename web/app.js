@@ -57,20 +57,22 @@ $("#join-form").addEventListener("submit", async (e) => {
     localStorage.setItem("jrtc.room", room);
     localStorage.setItem("jrtc.name", name);
     page.name = name;
-    const token = await tokenFor(name);
-    const refreshToken = page.devTokens ? async () => (await devToken(name, page.call.userId)).token : null;
-    const call = await Call.connect(signalUrl, token, { refreshToken });
-    page.call = call;
-    page.userId = call.userId;
-    listen(call);
-    const snapshot = await call.outcome(call.join(room, { displayName: name }));
-    enterCall(snapshot);
+    // After a call, the session stays connected (invitations still reach the lobby): join
+    // again on it.
+    let call = page.call;
+    if (!call || call.state === "closed") {
+      const token = await tokenFor(name);
+      const refreshToken = page.devTokens ? async () => (await devToken(name, page.call.userId)).token : null;
+      call = await Call.connect(signalUrl, token, { refreshToken });
+      page.call = call;
+      page.userId = call.userId;
+      listen(call);
+    }
+    await call.outcome(call.join(room, { displayName: name }));
     if ($("#with-camera").checked) publish("camera");
     if ($("#with-mic").checked) publish("microphone");
   } catch (err) {
     $("#join-error").textContent = err.message ?? String(err);
-    if (page.call) page.call.close();
-    page.call = null;
   } finally {
     $("#join").disabled = false;
   }
@@ -159,16 +161,15 @@ async function listen(call) {
       case "reconnected":
         status("");
         break;
-      case "joined":
-        if (ev.snapshot && $("#lobby").classList.contains("hidden")) enterCall(ev.snapshot);
-        else if (ev.snapshot) enterCall(ev.snapshot);
+      case "joined": // a join of the form, or an accepted invitation
+        if (ev.snapshot) enterCall(ev.snapshot);
         break;
       case "left":
         backToLobby(REASONS[ev.reason] ?? `You are out of the call (${ev.reason}).`);
         break;
       case "closed":
         if (!$("#call").classList.contains("hidden")) backToLobby(REASONS[ev.reason] ?? "Disconnected.");
-        page.call = null;
+        if (page.call === call) page.call = null;
         break;
       default:
         break;

@@ -118,7 +118,7 @@ export type CallEvent =
   | { type: "lagged"; missed: number }
   | { type: "reconnecting"; attempt: number; reason: Reason }
   | { type: "reconnected"; replayed: number }
-  | { type: "resynced"; snapshot: RoomSnapshot | null; missed: number }
+  | { type: "resynced"; snapshot: RoomSnapshot | null; missed: number; invitations: Invitation[]; sent_invitations: Invitation[] }
   | { type: "rejoined"; snapshot: RoomSnapshot }
   | { type: "closed"; reason: Reason };
 
@@ -182,6 +182,9 @@ export interface CallOptions {
   WebSocket?: typeof WebSocket | null;
 }
 
+/** What every stream may also yield: a reader that fell behind, and the end of the call. */
+export type StreamEnd = { type: "lagged"; missed: number } | { type: "closed"; reason: Reason };
+
 /** An async iterator of events; `break` (or `return()`) ends the subscription. */
 export interface EventIterator<T> extends AsyncIterableIterator<T> {
   return(): Promise<IteratorResult<T>>;
@@ -200,7 +203,10 @@ export interface RemoteMedia {
 }
 
 export interface MediaStats {
-  inbound: { publication: string | null; kind: string; packets: number; bytes: number; framesDecoded: number; frameWidth: number; frameHeight: number }[];
+  inbound: {
+    publication: string | null; kind: string; packets: number; bytes: number; framesDecoded: number;
+    frameWidth: number; frameHeight: number; framesReceived: number; keyFramesDecoded: number; pliSent: number; nackSent: number;
+  }[];
   outbound: { source: Source | null; kind: string; packets: number; bytes: number; framesEncoded: number }[];
 }
 
@@ -214,12 +220,12 @@ export declare class Call {
   room(): RoomSnapshot | null;
 
   events(filter?: CallEvent["type"] | CallEvent["type"][] | ((ev: CallEvent) => boolean)): EventIterator<CallEvent>;
-  participants(): EventIterator<ParticipantEvent | { type: "closed"; reason: Reason }>;
-  properties(): EventIterator<PropertyEvent | { type: "closed"; reason: Reason }>;
-  messages(): EventIterator<MessageEvent | { type: "closed"; reason: Reason }>;
-  invites(): EventIterator<InviteEvent | { type: "closed"; reason: Reason }>;
-  media(): EventIterator<MediaEvent | { type: "closed"; reason: Reason }>;
-  recordings(): EventIterator<RecordingEvent | { type: "closed"; reason: Reason }>;
+  participants(): EventIterator<ParticipantEvent | StreamEnd>;
+  properties(): EventIterator<PropertyEvent | StreamEnd>;
+  messages(): EventIterator<MessageEvent | StreamEnd>;
+  invites(): EventIterator<InviteEvent | StreamEnd>;
+  media(): EventIterator<MediaEvent | StreamEnd>;
+  recordings(): EventIterator<RecordingEvent | StreamEnd>;
   outcome(op: OperationId): Promise<unknown>;
 
   join(room: string | null, options?: { displayName?: string; audio?: boolean; video?: boolean; state?: string; autoSubscribe?: boolean }): OperationId;

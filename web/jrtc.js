@@ -305,7 +305,14 @@ export class Call {
 
   _op(kind) {
     const op = this._nextOp++;
-    this._outcomes.set(op, deferred());
+    const d = deferred();
+    this._outcomes.set(op, d);
+    if (this._closed) {
+      // Nothing goes out any more: the outcome says so at once (no event: the streams ended).
+      d.settled = true;
+      d.reject(new CallError("closed", "the call is closed", op, kind));
+      return op;
+    }
     this._pending.set(op, { kind, frame: null });
     return op;
   }
@@ -314,6 +321,7 @@ export class Call {
   _request(frame, extra = {}) {
     const kind = KINDS[frame.type] ?? frame.type;
     const op = this._op(kind);
+    if (!this._pending.has(op)) return op;
     Object.assign(this._pending.get(op), extra);
     this._sendOp(op, { type: frame.type, op, ...frame });
     return op;
@@ -329,6 +337,7 @@ export class Call {
   /** Fails an operation on the client's side (it never reached the server, or cannot go on). */
   _fail(op, code, message) {
     const p = this._pending.get(op);
+    if (!p) return;
     this._pending.delete(op);
     const error = new CallError(code, message, op, p?.kind ?? null);
     this._outcomeEvent(op, p?.kind, error, undefined, p);
@@ -518,6 +527,12 @@ export class Call {
     return ws;
   }
 
+  /** Stops listening to `ws`, and forgets it if it is the current connection. */
+  _abandon(ws) {
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    if (this._ws === ws) this._ws = null;
+  }
+
   _open() {
     return new Promise((resolve, reject) => {
       let ws;
@@ -528,23 +543,27 @@ export class Call {
         return;
       }
       this._ws = ws;
-      const timer = setTimeout(() => { this._detach(); try { ws.close(); } catch { /* */ } reject(new CallError("timeout", "the server did not answer")); }, 10000);
+      const timer = setTimeout(() => { this._abandon(ws); try { ws.close(); } catch { /* */ } reject(new CallError("timeout", "the server did not answer")); }, 10000);
       ws.onopen = () => { clearTimeout(timer); resolve(ws); };
       ws.onerror = () => {};
-      ws.onclose = () => { clearTimeout(timer); this._detach(); reject(new CallError("network", `cannot connect to ${this.url}`)); };
+      ws.onclose = () => { clearTimeout(timer); this._abandon(ws); reject(new CallError("network", `cannot connect to ${this.url}`)); };
     });
   }
 
   /** Reads the first frame of a new connection (the answer to `hello` / `resume`). */
   _firstFrame(ws) {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new CallError("timeout", "no answer to hello")), 10000);
+      const timer = setTimeout(() => {
+        // Abandoned without a close frame (that could end a session it did resume).
+        this._abandon(ws);
+        reject(new CallError("timeout", "no answer to hello"));
+      }, 10000);
       ws.onmessage = (m) => {
         clearTimeout(timer);
         ws.onmessage = null;
         try { resolve(JSON.parse(m.data)); } catch (e) { reject(new CallError("bad_json", String(e))); }
       };
-      ws.onclose = () => { clearTimeout(timer); this._detach(); reject(new CallError("network", "the connection closed")); };
+      ws.onclose = () => { clearTimeout(timer); this._abandon(ws); reject(new CallError("network", "the connection closed")); };
     });
   }
 
@@ -555,6 +574,7 @@ export class Call {
       let frame;
       try { frame = JSON.parse(m.data); } catch { return; }
       try { this._onFrame(frame); } catch (e) { console.error("jrtc: a frame could not be handled", frame, e); }
+      if (this._replayLeft > 0 && --this._replayLeft === 0) this._resendPending();
     };
     ws.onclose = () => { if (this._ws === ws) this._lost("network"); };
   }
@@ -649,7 +669,7 @@ export class Call {
     const ws = await this._open();
     const first = this._firstFrame(ws);
     const frame = {
-      type: "resume", version: PROTOCOL_VERSION, token: this._token,
+      type: "resume", version: PROTOCOL_VERSION, token: this._newestToken(),
       resume_key: this._resumeKey, received: this._received,
     };
     if (this._room) { frame.room = this._room.room; frame.seq = this._room.seq; }
@@ -657,10 +677,13 @@ export class Call {
     const f = await first;
     if (f.type === "resumed") {
       this._state = "connected";
+      // Requests unanswered are sent again once the replay is in (its answers are not asked
+      // for twice: after a resync, a repeat would get `duplicate_request`).
+      this._replayLeft = f.replayed ?? 0;
       this._live(ws);
       if (f.resync) this._resynced(f.resync);
       else this._emit({ type: "reconnected", replayed: f.replayed });
-      this._resendPending();
+      if (this._replayLeft === 0) this._resendPending();
       return;
     }
     if (f.type === "error" && f.code === "unknown_session") {
@@ -673,6 +696,13 @@ export class Call {
     // A refused token will not be accepted on the next try either.
     error.fatal = f.type === "error" && f.code !== "internal" && f.code !== "rate_limited";
     throw error;
+  }
+
+  /** The token to log in with: a refresh's whose answer was not seen yet, else the session's. */
+  _newestToken() {
+    let token = this._token;
+    for (const p of this._pending.values()) if (p.kind === "refresh_token" && p.token) token = p.token;
+    return token;
   }
 
   _resendPending() {
@@ -688,18 +718,23 @@ export class Call {
     this._received = r.n;
     const before = this._room;
     if (r.room) {
+      if (before && before.room !== r.room.room) this._media.leaveRoom();
       this._setRoom(r.room);
     } else if (before) {
       this._media.leaveRoom();
       this._room = null;
+      this._emit({ type: "left", room: before.room, reason: "network", op: null });
     }
-    this._emit({ type: "resynced", snapshot: r.room ?? null, missed: r.missed });
-    if (before && !r.room) this._emit({ type: "left", room: before.room, reason: "network", op: null });
+    this._emit({
+      type: "resynced", snapshot: r.room ?? null, missed: r.missed,
+      invitations: r.invitations ?? [], sent_invitations: r.sent_invitations ?? [],
+    });
   }
 
   /** The server forgot the session (it restarted): log in again on `ws`, join the room again. */
   async _startOver(ws) {
     const first = this._firstFrame(ws);
+    this._token = this._newestToken();
     this._send({ type: "hello", version: PROTOCOL_VERSION, token: this._token });
     const f = await first;
     if (f.type !== "welcome") {
@@ -707,14 +742,20 @@ export class Call {
       e.fatal = true;
       throw e;
     }
+    const leaving = [...this._pending.values()].some((p) => p.kind === "leave" || p.kind === "end");
     for (const op of [...this._pending.keys()]) this._fail(op, "session_lost", "the server lost the session; whether it took effect is unknown");
+    this._outbox = []; // candidates and notices of the old session's peer connections
     this._welcomed(f);
     this._state = "connected";
     this._live(ws);
     const room = this._room;
-    const sources = this._media.leaveRoom(true);
+    const sources = this._media.leaveRoom(!leaving);
     this._room = null;
     if (!room) return;
+    if (leaving) {
+      this._emit({ type: "left", room: room.room, reason: "network", op: null });
+      return;
+    }
     const join = { ...(this._joinOptions ?? {}), type: "join", room: room.room };
     const op = this._op("rejoin");
     this._pending.get(op).rejoin = { room: room.room, sources };
@@ -780,12 +821,20 @@ export class Call {
   _joined(f) {
     const p = this._pending.get(f.op);
     const snapshot = { room: f.room, seq: f.seq, participants: f.participants, properties: f.properties, publications: f.publications ?? [] };
+    if (this._room && !p?.rejoin) {
+      // Accepting an invitation during another call: the server took this member out of it
+      // first (its peer connections ended with it).
+      const old = this._room.room;
+      this._media.leaveRoom();
+      this._room = null;
+      this._emit({ type: "left", room: old, reason: "quit", op: null });
+    }
     this._setRoom(snapshot);
     if (p?.rejoin) {
       this._pending.delete(f.op);
       this._settle(f.op, null, snapshot);
       this._emit({ type: "rejoined", snapshot });
-      for (const [source, track] of p.rejoin.sources) this._media.publish(source, track, true);
+      for (const local of p.rejoin.sources) this._media.republish(local);
       return;
     }
     this._emit({ type: "joined", op: f.op, snapshot });
@@ -821,6 +870,7 @@ export class Call {
     this._pending.delete(f.op);
     if (p.rejoin) {
       this._settle(f.op, error);
+      for (const local of p.rejoin.sources) if (local.captured) local.track.stop();
       this._emit({ type: "left", room: p.rejoin.room, reason: "network", op: null });
       return;
     }
@@ -893,6 +943,7 @@ export class Call {
         return this._emit({ type: "left", room: f.room, reason: f.reason ?? "over", by: f.by, op: null });
       case "track_published":
         r?.publications.set(f.publication.id, f.publication);
+        this._media.published(f.publication);
         return this._emit({ type: "media", kind: "published", room: f.room, seq: f.seq, publication: f.publication });
       case "track_muted":
         r?.publications.set(f.publication.id, f.publication);
@@ -963,10 +1014,34 @@ class Media {
       this.call._sendSoon({ type: "media_interrupted", connection });
       this.call._emit({ type: "media", kind: "interrupted", connection });
       if (connection === "publish") this.restartPublish();
-    } else if (state === "connected" && side.interrupted) {
-      side.interrupted = false;
-      this.call._emit({ type: "media", kind: "restored", connection });
+      this._retry(connection, side);
+    } else if (state === "connected") {
+      this._restored(connection, side);
     }
+  }
+
+  _restored(connection, side) {
+    if (!side.interrupted) return;
+    side.interrupted = false;
+    clearInterval(side.retry);
+    side.retry = null;
+    this.call._emit({ type: "media", kind: "restored", connection });
+  }
+
+  /** While `side` stays down, asks again every 5 s: an ICE restart (publish), or the server's
+   * (subscribe). It stops once connected, or when the server gives the connection up. */
+  _retry(connection, side) {
+    if (side.retry) return;
+    side.retry = setInterval(() => {
+      const current = connection === "publish" ? this.pub : this.sub;
+      if (current !== side || side.pc.connectionState === "closed") {
+        clearInterval(side.retry);
+        return;
+      }
+      if (side.pc.connectionState === "connected") return this._restored(connection, side);
+      if (connection === "publish") this.restartPublish();
+      else this.call._sendSoon({ type: "media_interrupted", connection });
+    }, 5000);
   }
 
   capture(source, get) {
@@ -981,6 +1056,10 @@ class Media {
         return;
       }
       const track = stream.getTracks()[0];
+      if (!call._pending.has(op)) {
+        track.stop(); // the call closed while the browser asked for the device
+        return;
+      }
       if (source === "screen") track.addEventListener("ended", () => { if (this.local.get("screen")?.track === track) this.unpublish("screen"); });
       this._publishOn(op, source, track, true);
     })();
@@ -993,19 +1072,40 @@ class Media {
     return op;
   }
 
-  _publishOn(op, source, track, captured) {
+  /** Publishes a source kept from before a rejoin, as it was (captured or not, muted or not). */
+  republish(local) {
+    const op = this.call._op("publish");
+    this._publishOn(op, local.source, local.track, local.captured, local.muted);
+    return op;
+  }
+
+  _publishOn(op, source, track, captured, muted = false) {
     const call = this.call;
-    if (!SOURCES[source]) return call._fail(op, "unknown_source", `no source ${source}`);
-    if (!track || track.kind !== SOURCES[source]) return call._fail(op, "unknown_source", `${source} takes a ${SOURCES[source]} track`);
-    if (!call._room) return call._fail(op, "not_in_room", "publish needs a room");
-    this.local.set(source, { track, captured, muted: false });
+    const refuse = (code, message) => {
+      if (captured && track) track.stop(); // a device opened for nothing is closed again
+      call._fail(op, code, message);
+    };
+    if (!SOURCES[source]) return refuse("unknown_source", `no source ${source}`);
+    if (!track || track.kind !== SOURCES[source]) return refuse("unknown_source", `${source} takes a ${SOURCES[source]} track`);
+    if (!call._room || !call._pending.has(op)) return refuse("not_in_room", "publish needs a room");
+    this.local.set(source, { track, captured, muted });
     const pub = this._publisher();
     pub.chain = pub.chain.then(async () => {
       try {
+        // A source muted before a rejoin is published muted again. The server publishes a
+        // track once its media arrives, so until then the sender carries a disabled copy
+        // (silence, black frames: nothing of the device), then nothing.
+        let sending = track;
+        if (muted) {
+          sending = track.clone();
+          sending.enabled = false;
+          const local = this.local.get(source);
+          if (local) { local.standIn = sending; local.muteWhenPublished = true; }
+        }
         let t = pub.transceivers.get(source);
-        if (t && t.currentDirection !== "stopped") await t.sender.replaceTrack(track);
+        if (t && t.currentDirection !== "stopped") await t.sender.replaceTrack(sending);
         else {
-          t = pub.pc.addTransceiver(track, { direction: "sendonly", streams: [new MediaStream([track])] });
+          t = pub.pc.addTransceiver(sending, { direction: "sendonly", streams: [new MediaStream([track])] });
           pub.transceivers.set(source, t);
         }
         await this._negotiatePublish(op, { source });
@@ -1063,6 +1163,7 @@ class Media {
       this.call._pending.get(op).silent = true;
       try {
         await this._negotiatePublish(op, {}, true);
+        if (pub.pc.connectionState === "connected") this._restored("publish", pub);
       } catch (e) {
         if (this.call._pending.has(op)) this.call._fail(op, e.code ?? "media_failed", String(e?.message ?? e));
       } finally {
@@ -1073,16 +1174,16 @@ class Media {
 
   unpublish(source) {
     const call = this.call;
-    const op = call._request({ type: "unpublish", source }, {
+    // Taken now: the room's `track_unpublished` comes before the answer and forgets it.
+    const local = this.local.get(source);
+    return call._request({ type: "unpublish", source }, {
       onDone: () => {
-        const local = this.local.get(source);
-        this.local.delete(source);
+        if (this.local.get(source) === local) this.local.delete(source);
         const t = this.pub?.transceivers.get(source);
-        if (t) t.sender.replaceTrack(null).catch(() => {});
-        if (local?.captured) local.track.stop();
+        if (t && !this.local.has(source)) t.sender.replaceTrack(null).catch(() => {});
+        if (local?.captured && this.local.get(source)?.track !== local.track) local.track.stop();
       },
     });
-    return op;
   }
 
   mute(source, muted) {
@@ -1096,13 +1197,28 @@ class Media {
     return call._request({ type: "mute", source, muted });
   }
 
+  /** A publication of this member is in the room now. */
+  published(publication) {
+    if (publication.participant !== this.call.userId) return;
+    const local = this.local.get(publication.source);
+    if (local?.muteWhenPublished) {
+      local.muteWhenPublished = false;
+      this.pub?.transceivers.get(publication.source)?.sender.replaceTrack(null).catch(() => {});
+      local.standIn?.stop();
+      local.standIn = null;
+      this.call._request({ type: "mute", source: publication.source, muted: true });
+    }
+  }
+
   /** A publication of this member ended on the server's side. */
   unpublished(publication) {
     if (publication.participant !== this.call.userId) return;
     const local = this.local.get(publication.source);
     if (!local) return;
-    // Unpublished by a host or a lost connection: the track stays the application's.
+    // Unpublished (by this call, or a lost connection): a track the call captured is stopped,
+    // one the application gave stays the application's.
     this.local.delete(publication.source);
+    if (local.captured) local.track.stop();
     const t = this.pub?.transceivers.get(publication.source);
     if (t) t.sender.replaceTrack(null).catch(() => {});
   }
@@ -1145,7 +1261,7 @@ class Media {
         const active = s.direction === "sendonly" && s.track;
         if (active && !leg) {
           const hash = s.track.lastIndexOf("#");
-          sub.legs.set(s.mid, { publication: hash > 0 ? s.track.slice(0, hash) : s.track, participant: s.stream, active: true, announced: false });
+          sub.legs.set(s.mid, { mid: s.mid, publication: hash > 0 ? s.track.slice(0, hash) : s.track, participant: s.stream, active: true, announced: false });
         } else if (!active && leg?.active) {
           leg.active = false;
           ended.push(leg);
@@ -1165,17 +1281,20 @@ class Media {
         // it, and waits for its retransmission timer (~1.6 s to the first frame; docs/protocol.md).
         await sub.pc.setLocalDescription({ type: "answer", sdp: answer.sdp.replace(/^a=setup:active/gm, "a=setup:passive") });
         call._sendOp(op, { type: "subscribe_answer", op, negotiation: f.negotiation, sdp: sub.pc.localDescription.sdp });
+        if (sub.pc.connectionState === "connected") this._restored("subscribe", sub);
       } catch (e) {
         call._fail(op, "media_failed", String(e?.message ?? e));
         call._emit({ type: "media", kind: "failed", connection: "subscribe", publication: null, message: String(e?.message ?? e) });
       }
-      for (const leg of ended) this._endRemote(leg.publication);
+      for (const leg of ended) this._endRemote(leg.publication, leg.mid);
     });
   }
 
-  _endRemote(id) {
+  /** The remote track of publication `id` ended (only if it is the one of line `mid`, if given:
+   * the same publication may have come back on a new line in the same offer). */
+  _endRemote(id, mid) {
     const remote = this.remote.get(id);
-    if (!remote) return;
+    if (!remote || (mid != null && remote.mid !== mid)) return;
     this.remote.delete(id);
     this.call._emit({ type: "media", kind: "unsubscribed", publication: remote.publication });
   }
@@ -1196,14 +1315,20 @@ class Media {
       this.call._emit({ type: "media", kind: "interrupted", connection: f.connection });
     }
     if (f.connection === "publish") this.restartPublish();
+    // The browser's side may never have left `connected`: the retry timer sees it restored.
+    this._retry(f.connection, side);
   }
 
   onLost(f) {
     this.call._emit({ type: "media", kind: "failed", connection: f.connection, publication: null, message: f.message ?? "lost" });
+    const side = f.connection === "publish" ? this.pub : this.sub;
+    if (side) clearInterval(side.retry);
     if (f.connection === "publish") {
       if (this.pub) this.pub.pc.close();
       this.pub = null;
-      // The publications ended (the room hears track_unpublished); the tracks stay, to publish again.
+      // The publications ended (the room hears track_unpublished with reason network), and so
+      // do the tracks the call captured; publish again to go on.
+      for (const local of this.local.values()) if (local.captured) local.track.stop();
       this.local.clear();
     } else {
       if (this.sub) this.sub.pc.close();
@@ -1228,15 +1353,19 @@ class Media {
   leaveRoom(keep = false) {
     const kept = [];
     for (const [source, local] of this.local) {
-      if (keep) kept.push([source, local.track]);
+      if (keep) kept.push({ source, ...local });
       else if (local.captured) local.track.stop();
     }
     this.local.clear();
     for (const id of [...this.remote.keys()]) this._endRemote(id);
-    if (this.pub) this.pub.pc.close();
-    if (this.sub) this.sub.pc.close();
+    for (const side of [this.pub, this.sub]) {
+      if (!side) continue;
+      clearInterval(side.retry);
+      side.pc.close();
+    }
     this.pub = null;
     this.sub = null;
+    this.call._outbox = [];
     return kept;
   }
 

@@ -101,7 +101,6 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
         )
         .await;
     assert_eq!(flags, json!(["host", "guest", "guest"]));
-    let _ = grace;
 
     let dir = std::env::var("JRTC_SCREENSHOTS")
         .map(std::path::PathBuf::from)
@@ -121,6 +120,20 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
     for name in ["call-page-1280x800.png", "call-page-phone.png"] {
         assert!(std::fs::metadata(dir.join(name)).unwrap().len() > 10_000);
     }
+
+    // The host removes Grace: her page goes back to the lobby and says why; Ada's list shrinks.
+    let grace_id = browser.eval(grace, "return window.jrtcPage.userId;").await;
+    let op = rust.call.kick(grace_id.as_str().unwrap()).await.unwrap();
+    rust.call.outcome(op).await.unwrap();
+    browser
+        .wait_for(
+            grace,
+            "!document.querySelector('#lobby').classList.contains('hidden') && document.querySelector('#toasts').textContent.includes('A host removed you')",
+        )
+        .await;
+    browser
+        .wait_for(ada, "document.querySelectorAll('#people li').length === 2 && document.querySelectorAll('.tile').length === 2")
+        .await;
 
     sending.abort();
     browser.quit().await;

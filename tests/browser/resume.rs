@@ -186,7 +186,11 @@ async fn a_browser_joins_again_and_republishes_after_a_server_restart() {
         "await T.connect('web', {url}, {token});
          const call = T.calls.web;
          await call.outcome(call.join('phoenix'));
-         await call.outcome(call.publishCamera());",
+         await call.outcome(call.publishCamera());
+         await call.outcome(call.publishMicrophone());
+         // A source is in the room once its media reached the server.
+         await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.id === 'web/microphone');
+         await call.outcome(call.mute('microphone', true));",
         url = json!(first.url()),
         token = json!(token(&first, "web")),
     );
@@ -211,7 +215,18 @@ async fn a_browser_joins_again_and_republishes_after_a_server_restart() {
         .await;
     assert_eq!(seen["room"], json!("phoenix"), "{seen}");
     assert_eq!(seen["how"][0], json!("reconnecting"), "{seen}");
-    // The camera is published again on the new server: a Rust member receives it.
+    // The camera is published again on the new server, and the microphone muted as it was.
+    let muted = browser
+        .eval(
+            page,
+            "return (await T.poll(async () => {
+               const p = T.calls.web.room().publications;
+               const mic = p.find((x) => x.id === 'web/microphone');
+               return { ok: p.some((x) => x.id === 'web/camera') && mic && mic.muted, mic };
+             })).mic.muted;",
+        )
+        .await;
+    assert_eq!(muted, json!(true));
     let mut rust = Member::join(&second, "rust", "phoenix").await;
     let video = rust.remote("web/camera").await;
     assert!(crate::support::vp8_frames(&video, 20).await >= 20);

@@ -130,6 +130,19 @@ async fn a_browser_call_ends_cleanly_when_kicked_and_when_the_call_ends() {
     let page = browser.open_harness(&server.http_url()).await;
     browser_joins(&browser, page, &server, "web", "k").await;
 
+    // Unpublishing stops the camera the call captured.
+    let got = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             const camera = call.localTrack('camera');
+             await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.id === 'web/camera');
+             await call.outcome(call.unpublish('camera'));
+             return [camera.readyState, call.localTrack('camera')];",
+        )
+        .await;
+    assert_eq!(got, json!(["ended", null]));
+
     let op = host.call.kick("web").await.unwrap();
     host.call.outcome(op).await.unwrap();
     let got = browser
@@ -186,5 +199,60 @@ async fn a_browser_call_ends_cleanly_when_kicked_and_when_the_call_ends() {
         1,
         "{kinds:?}"
     );
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_in_a_call_accepts_an_invitation_to_another() {
+    if !in_namespace("rooms::a_browser_in_a_call_accepts_an_invitation_to_another") {
+        return;
+    }
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "elsewhere").await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    browser_joins(&browser, page, &server, "web", "first").await;
+
+    let op = rust
+        .call
+        .invite(&["web"], Default::default())
+        .await
+        .unwrap();
+    rust.call.outcome(op).await.unwrap();
+    let got = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             const inv = await T.until('web', (e) => e.type === 'invite' && e.kind === 'received');
+             const camera = call.localTrack('camera');
+             const start = T.logs.web.length;
+             const room = await call.outcome(call.acceptInvite(inv.invitation.id));
+             await new Promise((r) => setTimeout(r, 200)); // the log's reader takes them in turn
+             const seen = T.find('web', () => true).slice(start - T.logs.web.length).map((e) => [e.type, e.room ?? e.snapshot?.room ?? e.kind]);
+             return { room: room.room, seen, camera: camera.readyState, pcs: call.peerConnections() };",
+        )
+        .await;
+    assert_eq!(got["room"], json!("elsewhere"), "{got}");
+    // The first call is left (its media with it) before the second is joined.
+    assert_eq!(
+        got["seen"],
+        json!([
+            ["left", "first"],
+            ["joined", "elsewhere"],
+            ["invite", "accept_result"]
+        ]),
+        "{got}"
+    );
+    assert_eq!(got["camera"], json!("ended"));
+    assert_eq!(got["pcs"], json!({"publish": null, "subscribe": null}));
+    // Media works in the new call.
+    browser
+        .eval(
+            page,
+            "await T.calls.web.outcome(T.calls.web.publishCamera());",
+        )
+        .await;
+    let video = rust.remote("web/camera").await;
+    assert!(vp8_frames(&video, 20).await >= 20);
     browser.quit().await;
 }
