@@ -15,6 +15,10 @@
 //!    (the server; the driver's share is a few JSON lines) over `CPU_SECONDS`, per participant.
 //!    Baseline: the same server idle over the same window.
 
+/// The signaling tests' helpers; the browser tests take their network namespace from it.
+#[path = "../tests/signaling/support.rs"]
+#[allow(dead_code)]
+mod netns;
 #[path = "../tests/browser/support.rs"]
 mod support;
 

@@ -5,6 +5,10 @@
 
 mod support;
 
+/// The signaling tests' helpers; the browser tests take their network namespace from it.
+#[path = "../signaling/support.rs"]
+#[allow(dead_code)]
+mod netns;
 #[path = "../signaling/proxy.rs"]
 #[allow(dead_code)]
 mod proxy;

@@ -21,6 +21,30 @@ pub fn send_media(
     })
 }
 
+/// Publishes `member`'s camera (and microphone, with `mic`) and sends the fixture on them until
+/// the returned task is aborted; the microphone's handle.
+pub async fn publish_fixture(
+    member: &Member,
+    mic: bool,
+) -> (tokio::task::JoinHandle<()>, Option<jrtc::LocalTrack>) {
+    let camera = member
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
+    let mic = match mic {
+        true => Some(
+            member
+                .call
+                .publish_track(TrackSource::Microphone)
+                .await
+                .unwrap(),
+        ),
+        false => None,
+    };
+    (send_media(Some(camera), mic.clone()), mic)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
     if !in_namespace("media::a_browser_and_a_rust_client_exchange_media_messages_and_events") {
@@ -28,13 +52,8 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
     }
     let server = server().await;
     let mut rust = Member::join(&server, "rust", "r").await;
-    let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
-    let mic = rust
-        .call
-        .publish_track(TrackSource::Microphone)
-        .await
-        .unwrap();
-    let sending = send_media(Some(camera), Some(mic.clone()));
+    let (sending, mic) = publish_fixture(&rust, true).await;
+    let mic = mic.unwrap();
 
     let browser = Browser::launch().await;
     let page = browser.open_harness(&server.http_url()).await;
@@ -108,14 +127,8 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
             ("web", content, scope)
         );
     }
-    for (to, content) in [(None, "hello from rust"), (Some("web"), "a secret for web")] {
-        let op = rust
-            .call
-            .send_message(to, "text/plain", content)
-            .await
-            .unwrap();
-        rust.call.outcome(op).await.unwrap();
-    }
+    rust.say(None, "hello from rust").await;
+    rust.say(Some("web"), "a secret for web").await;
     let got = browser
         .eval(
             page,

@@ -2,10 +2,10 @@
 //! remote video play, chat. Also takes the page's screenshots (desktop and phone widths) into
 //! `$JRTC_SCREENSHOTS` (default: the test's temporary directory).
 
-use jrtc::{CallEvent, TrackSource};
+use jrtc::CallEvent;
 use serde_json::json;
 
-use crate::media::send_media;
+use crate::media::publish_fixture;
 use crate::support::{Browser, Member, Page, in_namespace, server};
 
 async fn join_page(browser: &Browser, url: &str, name: &str) -> Page {
@@ -28,13 +28,7 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
     }
     let server = server().await;
     let mut rust = Member::join(&server, "rust", "design-review").await;
-    let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
-    let mic = rust
-        .call
-        .publish_track(TrackSource::Microphone)
-        .await
-        .unwrap();
-    let sending = send_media(Some(camera), Some(mic));
+    let (sending, _) = publish_fixture(&rust, true).await;
 
     let browser = Browser::launch().await;
     let url = format!("{}/?room=design-review", server.http_url());
@@ -73,12 +67,7 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
         got.from
     );
     // … and one from the Rust client shows in the page.
-    let op = rust
-        .call
-        .send_message(None, "text/plain", "Welcome, Ada!")
-        .await
-        .unwrap();
-    rust.call.outcome(op).await.unwrap();
+    rust.say(None, "Welcome, Ada!").await;
     browser
         .wait_for(
             ada,

@@ -125,12 +125,7 @@ async fn a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced() 
     // Silence: neither side hears the other until the browser's idle timeout (3 s).
     proxy.cut(Cut::BlackHole);
     for i in 0..40 {
-        let op = rust
-            .call
-            .send_message(None, "text/plain", format!("m{i}"))
-            .await
-            .unwrap();
-        rust.call.outcome(op).await.unwrap();
+        rust.say(None, &format!("m{i}")).await;
     }
     let code = format!(
         "const r = await T.until('web', (e) => e.type === 'resynced', 30000);
@@ -149,12 +144,7 @@ async fn a_browser_that_missed_more_than_the_server_kept_is_told_and_resynced() 
     );
 
     // After the resync, room events go on from the snapshot's seq, none twice.
-    let op = rust
-        .call
-        .send_message(None, "text/plain", "after")
-        .await
-        .unwrap();
-    rust.call.outcome(op).await.unwrap();
+    rust.say(None, "after").await;
     let got = browser
         .eval(
             page,

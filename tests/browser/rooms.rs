@@ -1,10 +1,9 @@
 //! Rooms with browsers in them: two browsers and a Rust client all see and receive each other,
 //! and a browser's call ends cleanly when a host removes it or ends the call.
 
-use jrtc::TrackSource;
 use serde_json::{Value, json};
 
-use crate::media::send_media;
+use crate::media::publish_fixture;
 use crate::support::{Browser, Member, Page, in_namespace, server, token, vp8_frames};
 
 /// Connects `name` in `page`, joins `room`, publishes the camera and the microphone.
@@ -54,8 +53,7 @@ async fn two_browsers_and_a_rust_client_see_and_receive_each_other() {
     }
     let server = server().await;
     let mut rust = Member::join(&server, "rust", "trio").await;
-    let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
-    let sending = send_media(Some(camera), None);
+    let (sending, _) = publish_fixture(&rust, false).await;
 
     let browser = Browser::launch().await;
     let amy = browser.open_harness(&server.http_url()).await;

@@ -26,30 +26,10 @@ fn here() -> PathBuf {
 
 /// Runs test `name` again in a new network namespace holding only `lo` (Chromium then offers
 /// loopback candidates only); true when this process is the one inside. Needs root and
-/// `unshare` (util-linux), as `.ci/run` has.
+/// `unshare` (util-linux), as `.ci/run` has. One such test runs at a time (Chromium, the
+/// server and its media share two cores).
 pub fn in_namespace(name: &str) -> bool {
-    const INSIDE: &str = "JRTC_TEST_IN_NETNS";
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    // One browser test at a time: each runs Chromium, the server and its media on two cores.
-    let _turn = heavy();
-    let exe = std::env::current_exe().unwrap();
-    let status = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .status()
-        .expect("unshare runs (util-linux)");
-    assert!(status.success(), "the test inside the namespace failed");
-    false
-}
-
-/// Held by the tests that load the machine, so that on two cores they do not run together.
-pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    crate::netns::in_namespace(name, "ip link set lo up")
 }
 
 /// A development server on 127.0.0.1 (call page on, dev tokens on).
@@ -87,6 +67,20 @@ impl Member {
             .expect("joined in time")
             .expect("the join succeeds");
         Member { call, events }
+    }
+
+    /// Sends a text message (to one member, or with `to` None to the room) and waits for its
+    /// outcome, which must be a success.
+    pub async fn say(&self, to: Option<&str>, content: &str) {
+        let op = self
+            .call
+            .send_message(to, "text/plain", content)
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, self.call.outcome(op))
+            .await
+            .expect("the message is answered in time")
+            .expect("the message is sent");
     }
 
     /// The next event that `pick` takes, skipping the others.
