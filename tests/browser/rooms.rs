@@ -1,6 +1,7 @@
 //! Rooms with browsers in them: two browsers and a Rust client all see and receive each other,
 //! and a browser's call ends cleanly when a host removes it or ends the call.
 
+use jrtc::CallEvent;
 use serde_json::{Value, json};
 
 use crate::media::publish_fixture;
@@ -252,5 +253,122 @@ async fn a_browser_in_a_call_accepts_an_invitation_to_another() {
         .await;
     let video = rust.remote("web/camera").await;
     assert!(vp8_frames(&video, 20).await >= 20);
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_host_invites_sets_properties_bans_and_ends_the_call() {
+    if !in_namespace("rooms::a_browser_host_invites_sets_properties_bans_and_ends_the_call") {
+        return;
+    }
+    let server = server().await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    let code = format!(
+        "await T.connect('web', {url}, {token});
+         const call = T.calls.web;
+         await call.outcome(call.join('hosted'));
+         return call.room().participants[0].role;",
+        url = json!(server.url()),
+        token = json!(token(&server, "web")),
+    );
+    assert_eq!(browser.eval(page, &code).await, json!("host"));
+
+    // The browser invites a Rust user who is in no call; it accepts.
+    let guest = jrtc::Call::connect(&server.url(), token(&server, "guest"))
+        .await
+        .unwrap();
+    let mut guest_events = guest.events();
+    let report = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             return await call.outcome(call.invite(['guest'], { extra: 'come in', video: true }));",
+        )
+        .await;
+    assert_eq!(
+        report["invitations"][0]["callee"],
+        json!("guest"),
+        "{report}"
+    );
+    let invitation = crate::support::next_matching(&mut guest_events, |ev| match ev {
+        CallEvent::Invite(jrtc::InviteEvent::Received(invitation)) => Some(invitation.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(invitation.extra.as_str(), "come in");
+    let op = guest.accept_invite(invitation.id, false).await.unwrap();
+    guest.outcome(op).await.unwrap();
+    browser
+        .eval(
+            page,
+            "await T.until('web', (e) => e.type === 'invite' && e.kind === 'accepted');
+             await T.until('web', (e) => e.type === 'participant' && e.kind === 'joined' && e.participant.user_id === 'guest');",
+        )
+        .await;
+
+    // Call properties set by the browser reach the guest.
+    browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             await call.outcome(call.setProperties({ custom: { topic: 'launch' } }));",
+        )
+        .await;
+    let topic = crate::support::next_matching(&mut guest_events, |ev| match ev {
+        CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. }) => {
+            properties.custom.get("topic").map(|t| t.to_string())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(topic, "launch");
+
+    // Kicked with a ban: the guest is out and cannot come back until unbanned.
+    browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             await call.outcome(call.kick('guest', true));",
+        )
+        .await;
+    let reason = crate::support::next_matching(&mut guest_events, |ev| match ev {
+        CallEvent::Left { reason, .. } => Some(*reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, jrtc::Reason::Kicked);
+    let op = guest.join("hosted", Default::default()).await.unwrap();
+    assert!(guest.outcome(op).await.is_err(), "a banned user is refused");
+    let bans = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             const bans = await call.outcome(call.listBans());
+             await call.outcome(call.unban('guest'));
+             return bans.map((b) => b.user_id);",
+        )
+        .await;
+    assert_eq!(bans, json!(["guest"]));
+    let op = guest.join("hosted", Default::default()).await.unwrap();
+    guest.outcome(op).await.unwrap();
+
+    // The browser ends the call: both are out.
+    let got = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             await call.outcome(call.end());
+             const left = await T.until('web', (e) => e.type === 'left');
+             return [left.reason, call.room()];",
+        )
+        .await;
+    assert_eq!(got, json!(["over", null]));
+    let reason = crate::support::next_matching(&mut guest_events, |ev| match ev {
+        CallEvent::Left { reason, .. } => Some(*reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, jrtc::Reason::Over);
     browser.quit().await;
 }

@@ -84,18 +84,8 @@ impl Member {
     }
 
     /// The next event that `pick` takes, skipping the others.
-    pub async fn until<T>(&mut self, mut pick: impl FnMut(&CallEvent) -> Option<T>) -> T {
-        use futures::StreamExt;
-        let end = tokio::time::Instant::now() + WAIT;
-        loop {
-            let ev = tokio::time::timeout_at(end, self.events.next())
-                .await
-                .expect("the event in time")
-                .expect("the stream goes on");
-            if let Some(t) = pick(&ev) {
-                return t;
-            }
-        }
+    pub async fn until<T>(&mut self, pick: impl FnMut(&CallEvent) -> Option<T>) -> T {
+        next_matching(&mut self.events, pick).await
     }
 
     /// Waits until this member receives publication `id`; its remote track.
@@ -114,6 +104,24 @@ impl Member {
         })
         .await;
         self.call.remote_track(&id).expect("the remote track")
+    }
+}
+
+/// The next event of `events` that `pick` takes, skipping the others.
+pub async fn next_matching<T>(
+    events: &mut jrtc::EventStream,
+    mut pick: impl FnMut(&CallEvent) -> Option<T>,
+) -> T {
+    use futures::StreamExt;
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ev = tokio::time::timeout_at(end, events.next())
+            .await
+            .expect("the event in time")
+            .expect("the stream goes on");
+        if let Some(t) = pick(&ev) {
+            return t;
+        }
     }
 }
 
