@@ -244,6 +244,12 @@ export declare class Call {
   rejectInvite(invitation: number, reason?: "declined" | "busy"): OperationId;
   startRecording(options?: { audio?: boolean; video?: boolean; policy?: "optional" | "required"; maxDurationMs?: number; maxBytes?: number }): OperationId;
   stopRecording(): OperationId;
+  recorderReady(): OperationId;
+  recorderJoin(recording: string): OperationId;
+  recordingReport(
+    recording: string,
+    report: { state: "recording" } | { state: "stopped"; reason: string; files: RecordedFile[] } | { state: "failed"; reason: string; message: string },
+  ): void;
   refresh(token: string): OperationId;
   revoke(what: { jti: string } | { userId: string; issuedBefore: number }): OperationId;
 

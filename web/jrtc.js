@@ -46,7 +46,7 @@ const KINDS = {
   unpublish: "unpublish", mute: "mute", subscribe: "subscribe_track",
   unsubscribe: "unsubscribe_track", unban: "unban", list_bans: "list_bans",
   refresh: "refresh_token", revoke: "revoke", start_recording: "start_recording",
-  stop_recording: "stop_recording", recorder_ready: "recorder_ready",
+  stop_recording: "stop_recording", recorder_ready: "recorder_ready", recorder_join: "recorder_join",
 };
 
 /** A request refused by the server (or failed on the way): `code` is the protocol's error code. */
@@ -437,6 +437,20 @@ export class Call {
   }
   /** Stops the room's recording. */
   stopRecording() { return this._request({ type: "stop_recording" }); }
+  /** A recorder (a token with the `recorder` grant) takes jobs from now on: `recording` events
+   * of kind `job` (record a room) and `stop_asked` (close the job's files). */
+  recorderReady() { return this._request({ type: "recorder_ready" }); }
+  /** Joins a job's room as its recorder (from a session of its own, outside a room); the
+   * outcome is the room snapshot, as for `join`. */
+  recorderJoin(recording) { return this._request({ type: "recorder_join", recording }); }
+  /**
+   * Reports on a job: `{state: "recording"}`, `{state: "stopped", reason, files}` or
+   * `{state: "failed", reason, message}`. It has no answer (no op); a refusal comes as a
+   * `server_error` event.
+   */
+  recordingReport(recording, report) {
+    this._sendSoon({ type: "recording_report", recording, report });
+  }
   /** Hands the server a newer token of the same user (before the current one expires). */
   refresh(token) { return this._request({ type: "refresh", token }, { token }); }
   /** Revokes a token (`{jti}`) or a user's tokens issued before a time (`{userId, issuedBefore}`); needs `admin`. */
@@ -897,6 +911,7 @@ export class Call {
     switch (kind) {
       case "join":
       case "rejoin":
+      case "recorder_join":
         if (error) this._emit({ type: "joined", op, ...result });
         return;
       case "leave": return this._emit({ type: "completed", op, kind, ...result });

@@ -17,5 +17,6 @@ mod record_support;
 
 mod media;
 mod page;
+mod recorder;
 mod resume;
 mod rooms;
