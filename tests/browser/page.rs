@@ -10,6 +10,8 @@ use crate::support::{Browser, Member, Page, in_namespace, server};
 
 async fn join_page(browser: &Browser, url: &str, name: &str) -> Page {
     let page = browser.open(url).await;
+    let lobby = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("call-page-lobby.png");
+    browser.screenshot(page, &lobby, 1280, 800).await;
     browser.fill(page, "#name", name).await;
     browser.click(page, "#join").await;
     browser
