@@ -170,3 +170,60 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
     sharing.abort();
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_shares_its_screen_with_a_rust_client() {
+    if !in_namespace("media::a_browser_shares_its_screen_with_a_rust_client") {
+        return;
+    }
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "demo").await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    // getDisplayMedia: headless Chromium's capture of its own (fake) screen, picked without a
+    // prompt (`--auto-select-desktop-capture-source`).
+    let code = format!(
+        "await T.connect('web', {}, {});
+         const call = T.calls.web;
+         await call.outcome(call.join('demo'));
+         await call.outcome(call.publishScreen());
+         return call.localTrack('screen').getSettings().displaySurface;",
+        json!(server.url()),
+        json!(token(&server, "web")),
+    );
+    assert_eq!(browser.eval(page, &code).await, json!("monitor"));
+    let sharer = rust
+        .until(|ev| match ev {
+            CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. }) => properties
+                .screen_share
+                .as_ref()
+                .map(|share| share.user_id.to_string()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(sharer, "web");
+    let screen = rust.remote("web/screen").await;
+    assert!(vp8_frames(&screen, 20).await >= 20);
+
+    // Stopping the share ends it for everyone, and the captured screen is released.
+    let state = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             const track = call.localTrack('screen');
+             await call.outcome(call.unpublish('screen'));
+             return track.readyState;",
+        )
+        .await;
+    assert_eq!(state, json!("ended"));
+    rust.until(|ev| match ev {
+        CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. })
+            if properties.screen_share.is_none() =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    browser.quit().await;
+}

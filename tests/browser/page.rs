@@ -112,6 +112,25 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
         assert!(std::fs::metadata(dir.join(name)).unwrap().len() > 10_000);
     }
 
+    // Ada shares her screen from the controls: a wide tile for it, and the room's sharer is her.
+    browser.click(ada, "#toggle-screen").await;
+    browser
+        .wait_for(
+            grace,
+            "(() => { const v = document.querySelector('.tile.screen video'); return v && v.videoWidth > 0; })()",
+        )
+        .await;
+    let sharer = rust
+        .until(|ev| match ev {
+            CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. }) => properties
+                .screen_share
+                .as_ref()
+                .map(|share| share.user_id.to_string()),
+            _ => None,
+        })
+        .await;
+    assert!(sharer.starts_with("ada-lovelace-"), "{sharer}");
+
     // The host removes Grace: her page goes back to the lobby and says why; Ada's list shrinks.
     let grace_id = browser.eval(grace, "return window.jrtcPage.userId;").await;
     let op = rust.call.kick(grace_id.as_str().unwrap()).await.unwrap();
@@ -123,7 +142,7 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
         )
         .await;
     browser
-        .wait_for(ada, "document.querySelectorAll('#people li').length === 2 && document.querySelectorAll('.tile').length === 2")
+        .wait_for(ada, "document.querySelectorAll('#people li').length === 2 && document.querySelectorAll('.tile:not(.screen)').length === 2")
         .await;
 
     sending.abort();
