@@ -27,11 +27,22 @@ async function devToken(name, userId) {
   return json;
 }
 
+// A token from the application's backend, in the fragment (`/#token=…`, which the browser never
+// sends to a server): taken, and taken out of the address bar and the history at once.
+const fragmentToken = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fragmentToken) history.replaceState(null, "", location.pathname + location.search);
+
+// Whether this server mints tokens for the page (development mode); if not, ask for one.
+fetch("/dev/token").then((r) => {
+  if (r.status === 404 && !fragmentToken) $("#token-field").classList.remove("hidden");
+}, () => {});
+
 async function tokenFor(name) {
-  // A token from the application's backend: pasted, or in the fragment (`/#token=…`, which the
-  // browser never sends to a server).
-  const pasted = $("#token").value.trim() || new URLSearchParams(location.hash.slice(1)).get("token");
-  if (pasted) return pasted;
+  const pasted = $("#token").value.trim() || fragmentToken;
+  if (pasted) {
+    page.devTokens = false; // the backend's token: the page cannot refresh it
+    return pasted;
+  }
   const minted = await devToken(name);
   if (!minted) {
     page.devTokens = false;

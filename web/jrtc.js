@@ -1123,7 +1123,29 @@ class Media {
           t = pub.pc.addTransceiver(sending, { direction: "sendonly", streams: [new MediaStream([track])] });
           pub.transceivers.set(source, t);
         }
-        await this._negotiatePublish(op, { source });
+        // Refused (`screen_share_busy`, …) or failed: the source is not published. Its line
+        // is stopped (a later offer without `source`, an ICE restart, would ask for it again),
+        // and a device the call opened for it is closed — before the outcome settles.
+        let withdrawn = false;
+        const withdraw = () => {
+          if (pub.transceivers.get(source) !== t || this.local.get(source)?.track !== track) return;
+          withdrawn = true;
+          pub.transceivers.delete(source);
+          this.local.delete(source);
+          t.sender.replaceTrack(null).catch(() => {});
+          if (captured) track.stop();
+        };
+        const p = call._pending.get(op);
+        if (p) p.onRefused = withdraw;
+        try {
+          await this._negotiatePublish(op, { source });
+        } catch (e) {
+          withdraw();
+          // The line stays, sending nothing (a stopped transceiver that was never negotiated
+          // confuses Chromium's next offer).
+          if (withdrawn) t.direction = "inactive";
+          throw e;
+        }
       } catch (e) {
         if (call._pending.has(op)) call._fail(op, e.code ?? "media_failed", String(e?.message ?? e));
       }
@@ -1143,7 +1165,9 @@ class Media {
     const p = call._pending.get(op);
     if (!p) return;
     const answered = new Promise((resolve) => { p.waitAnswer = resolve; });
-    const failed = new Promise((_, reject) => { p.onError = reject; });
+    const failed = new Promise((_, reject) => {
+      p.onError = (e) => { p.onRefused?.(); reject(e); };
+    });
     failed.catch(() => {});
     call._sendOp(op, { type: "publish_offer", op, sdp, ...extra });
     if (!pub.offered) {
@@ -1205,11 +1229,20 @@ class Media {
     const call = this.call;
     const local = this.local.get(source);
     const t = this.pub?.transceivers.get(source);
+    const before = local?.muted;
+    // At once (a muted source sends nothing from the moment it is asked), and put back if the
+    // server refuses (`no_such_track`: the source is not in the room yet, or any more).
     if (local && t) {
       local.muted = muted;
       t.sender.replaceTrack(muted ? null : local.track).catch(() => {});
     }
-    return call._request({ type: "mute", source, muted });
+    return call._request({ type: "mute", source, muted }, {
+      onError: () => {
+        if (!local || !t || this.local.get(source) !== local || local.muted !== muted) return;
+        local.muted = before;
+        t.sender.replaceTrack(before ? null : local.track).catch(() => {});
+      },
+    });
   }
 
   /** A publication of this member is in the room now. */

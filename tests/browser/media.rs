@@ -227,3 +227,75 @@ async fn a_browser_shares_its_screen_with_a_rust_client() {
     .await;
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_media_requests_leave_a_browsers_media_working() {
+    if !in_namespace("media::refused_media_requests_leave_a_browsers_media_working") {
+        return;
+    }
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "busy").await;
+    let screen = rust.call.publish_track(TrackSource::Screen).await.unwrap();
+    let sharing = send_media(Some(screen), None);
+    rust.until(|ev| match ev {
+        CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. })
+            if properties.screen_share.is_some() =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    // Someone else shares: the browser's share is refused, and its capture closed.
+    let code = format!(
+        "await T.connect('web', {}, {});
+         const call = T.calls.web;
+         await call.outcome(call.join('busy'));
+         const refused = await call.outcome(call.publishScreen()).then(() => null, (e) => e.code);
+         return [refused, call.localTrack('screen')];",
+        json!(server.url()),
+        json!(token(&server, "web")),
+    );
+    assert_eq!(
+        browser.eval(page, &code).await,
+        json!(["screen_share_busy", null])
+    );
+    // The publishing connection goes on: the camera is published and arrives.
+    browser
+        .eval(
+            page,
+            "await T.calls.web.outcome(T.calls.web.publishCamera());",
+        )
+        .await;
+    let video = rust.remote("web/camera").await;
+    assert!(vp8_frames(&video, 20).await >= 20);
+
+    // A mute asked for at once may come before the server has the track: whether it is taken
+    // or refused, the room ends up with the microphone as the browser has it.
+    let got = browser
+        .eval(
+            page,
+            "const call = T.calls.web;
+             await call.outcome(call.publishMicrophone());
+             const taken = await call.outcome(call.mute('microphone', true)).then(() => true, (e) => e.code);
+             const mic = await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.id === 'web/microphone');
+             await new Promise((r) => setTimeout(r, 500));
+             const now = call.room().publications.find((p) => p.id === 'web/microphone');
+             return [taken, now.muted];",
+        )
+        .await;
+    let want = if got[0] == json!(true) {
+        json!(true)
+    } else {
+        json!(false)
+    };
+    assert_eq!(got[1], want, "{got}");
+    if got[0] != json!(true) {
+        assert_eq!(got[0], json!("no_such_track"), "{got}");
+    }
+    sharing.abort();
+    browser.quit().await;
+}

@@ -148,3 +148,39 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
     sending.abort();
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_production_call_page_takes_its_token_from_the_backend() {
+    if !in_namespace("page::a_production_call_page_takes_its_token_from_the_backend") {
+        return;
+    }
+    let server = jrtc::Server::builder()
+        .secret(b"the production page test's secret, 32+ bytes".to_vec())
+        .call_page(true)
+        .start()
+        .await
+        .unwrap();
+    let browser = Browser::launch().await;
+    // Without a token, the page asks for one (this server mints none).
+    let page = browser
+        .open(&format!("{}/?room=prod", server.http_url()))
+        .await;
+    browser
+        .wait_for(
+            page,
+            "!document.querySelector('#token-field').classList.contains('hidden')",
+        )
+        .await;
+    // With the backend's token in the fragment: it joins, and the token leaves the address bar.
+    let token = crate::support::token(&server, "backend-user");
+    let url = format!("{}/?room=prod#token={token}", server.http_url());
+    let page = join_page(&browser, &url, "Backend User").await;
+    let got = browser
+        .eval(
+            page,
+            "return [location.hash, window.jrtcPage.userId, document.querySelector('#token-field').classList.contains('hidden')];",
+        )
+        .await;
+    assert_eq!(got, json!(["", "backend-user", true]));
+    browser.quit().await;
+}

@@ -56,6 +56,7 @@ async fn a_development_server_serves_the_page_the_client_and_tokens() {
     let (_, _, js) = get(&format!("{base}/jrtc.js")).await;
     assert!(js.contains("export class Call"));
 
+    assert_eq!(get(&format!("{base}/dev/token")).await.0, 200);
     // A token for a made-up user named after the display name; it logs in.
     let (status, answer) = dev_token(&base, json!({"name": "Ada Lovelace"})).await;
     assert_eq!(status, 200, "{answer}");
@@ -99,6 +100,7 @@ async fn a_production_server_serves_the_client_but_no_tokens_and_the_page_only_w
     assert_eq!(get(&format!("{base}/jrtc.js")).await.0, 200);
     let (status, answer) = dev_token(&base, json!({"name": "Mallory"})).await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(get(&format!("{base}/dev/token")).await.0, 404);
     server.shutdown().await;
 
     let server = production().call_page(true).start().await.unwrap();

@@ -307,7 +307,9 @@ impl Actor {
             self.publisher = Some(self.make_peer(MediaConnection::Publish).await?);
         }
         let peer = self.publisher.as_mut().expect("made above");
-        peer.answer(offer).await.map(|sdp| with_msid_semantic(&sdp))
+        peer.answer(offer.clone())
+            .await
+            .map(|sdp| with_msid_semantic(&inactive_where_not_sent(&offer, &sdp)))
     }
 
     async fn offer(&mut self, ice_restart: bool) -> Result<String, MediaError> {
@@ -450,6 +452,38 @@ impl Actor {
     }
 }
 
+/// The answer with every media line that the offer does not send on (`inactive`, `recvonly`)
+/// made `inactive`: the server only receives on a publishing connection, and the `webrtc`
+/// crate answers such a line `recvonly`, which browsers refuse ("incompatible send
+/// direction"). A client leaves a line it no longer sends on, or one the server refused,
+/// `inactive`.
+fn inactive_where_not_sent(offer: &str, answer: &str) -> String {
+    let sending: Vec<bool> = offer
+        .split("\nm=")
+        .skip(1)
+        .map(|section| {
+            !section
+                .lines()
+                .any(|line| matches!(line.trim_end(), "a=inactive" | "a=recvonly"))
+        })
+        .collect();
+    let mut out = String::with_capacity(answer.len());
+    let mut index: Option<usize> = None;
+    for line in answer.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            index = Some(index.map_or(0, |i| i + 1));
+        }
+        let silent = index.is_some_and(|i| sending.get(i) == Some(&false));
+        let direction = matches!(line.trim_end(), "a=sendrecv" | "a=sendonly" | "a=recvonly");
+        if silent && direction {
+            out.push_str("a=inactive\r\n");
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// The first description of a connection lacks `a=msid-semantic` in the `webrtc` crate (later
 /// ones have it); standard stacks ignore `a=msid` without it, so it is added.
 fn with_msid_semantic(sdp: &str) -> String {
@@ -493,7 +527,23 @@ async fn relay_keyframe_requests(track: Arc<TrackLocalStaticRTP>, publisher: Arc
 
 #[cfg(test)]
 mod tests {
-    use super::with_msid_semantic;
+    use super::{inactive_where_not_sent, with_msid_semantic};
+
+    #[test]
+    fn lines_the_offer_does_not_send_on_are_answered_inactive() {
+        let offer = "v=0\r\nt=0 0\r\nm=video 9 UDP 96\r\na=mid:0\r\na=inactive\r\n\
+                     m=audio 9 UDP 111\r\na=mid:1\r\na=sendonly\r\n\
+                     m=video 9 UDP 96\r\na=mid:2\r\na=recvonly\r\n";
+        let answer = "v=0\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\nm=video 9 UDP 96\r\na=mid:0\r\na=recvonly\r\n\
+                      m=audio 9 UDP 111\r\na=mid:1\r\na=recvonly\r\n\
+                      m=video 9 UDP 96\r\na=mid:2\r\na=recvonly\r\n";
+        assert_eq!(
+            inactive_where_not_sent(offer, answer),
+            "v=0\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\nm=video 9 UDP 96\r\na=mid:0\r\na=inactive\r\n\
+             m=audio 9 UDP 111\r\na=mid:1\r\na=recvonly\r\n\
+             m=video 9 UDP 96\r\na=mid:2\r\na=inactive\r\n"
+        );
+    }
 
     #[test]
     fn msid_semantic_is_added_once_after_the_timing_line() {

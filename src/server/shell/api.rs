@@ -44,7 +44,10 @@ pub(super) async fn route(state: Arc<State>, request: axum::http::Request<Body>)
             "/api/rooms/{room}/recording",
             post(start_recording).delete(stop_recording),
         )
-        .route("/dev/token", post(super::web::dev_token));
+        .route(
+            "/dev/token",
+            get(super::web::dev_token_offered).post(super::web::dev_token),
+        );
     let router = super::web::ASSETS.iter().fold(router, |router, asset| {
         router.route(
             asset.path,

@@ -132,8 +132,22 @@ fn user_id_for(name: &str) -> String {
     format!("{base}-{}", random_hex::<2>())
 }
 
-/// Mints a token with a host's grants for any room, in development mode only (404 otherwise:
-/// a production server's tokens come from the application's backend).
+/// `GET /dev/token`: whether this server mints tokens for the call page (`200` on a development
+/// server, `404` otherwise), without minting one.
+pub(super) async fn dev_token_offered(Shared(state): Shared<Arc<State>>) -> Response {
+    if state.options.development {
+        axum::Json(serde_json::json!({ "development": true })).into_response()
+    } else {
+        api_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "tokens are minted here only on a development server",
+        )
+    }
+}
+
+/// Mints a token with every grant but `admin`, for any room, in development mode only (404
+/// otherwise: a production server's tokens come from the application's backend).
 pub(super) async fn dev_token(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
     if !state.options.development {
         return api_error(
