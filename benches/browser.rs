@@ -61,30 +61,6 @@ fn main() {
     rt.block_on(run());
 }
 
-async fn connect_and_join(
-    browser: &Browser,
-    page: Page,
-    server: &jrtc::ServerHandle,
-    name: &str,
-    room: &str,
-    publish: bool,
-) {
-    let code = format!(
-        "await T.connect({name}, {url}, {token});
-         const call = T.calls[{name}];
-         await call.outcome(call.join({room}));
-         if ({publish}) {{
-           await call.outcome(call.publishCamera());
-           await call.outcome(call.publishMicrophone());
-         }}",
-        name = json!(name),
-        url = json!(server.url()),
-        token = json!(token(server, name)),
-        room = json!(room),
-    );
-    browser.eval(page, &code).await;
-}
-
 async fn run() {
     let joins = env("JOINS", 10) as usize;
     let seconds = env("CPU_SECONDS", 10);
@@ -93,7 +69,9 @@ async fn run() {
 
     // 1. Join → first remote frame.
     let publisher = browser.open_harness(&server.http_url()).await;
-    connect_and_join(&browser, publisher, &server, "pub", "bench", true).await;
+    browser
+        .join_call(publisher, &server, "pub", "bench", true)
+        .await;
     let mut rust_ms = Vec::new();
     for i in 0..joins {
         let started = Instant::now();
@@ -198,7 +176,9 @@ async fn run() {
         let mut pages = Vec::new();
         for i in 0..n {
             let page = browser.open_harness(&server.http_url()).await;
-            connect_and_join(&browser, page, &server, &format!("p{n}x{i}"), &room, true).await;
+            browser
+                .join_call(page, &server, &format!("p{n}x{i}"), &room, true)
+                .await;
             pages.push(page);
         }
         // Everyone decodes everyone else's camera before the window opens.

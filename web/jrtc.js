@@ -809,7 +809,6 @@ export class Call {
   _goodbye(f) {
     this._detach();
     if (f.reconnect && this.options.reconnect) {
-      this._state = "connected"; // so that _lost takes it
       this._lost(f.reason);
     } else {
       this._finish(f.reason);

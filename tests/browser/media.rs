@@ -6,7 +6,7 @@ use jrtc::{CallEvent, MessageScope, TrackSource};
 use serde_json::json;
 
 use crate::record_support::MediaSender;
-use crate::support::{Browser, Member, in_namespace, packets, server, token, vp8_frames};
+use crate::support::{Browser, Member, in_namespace, packets, server, vp8_frames};
 
 /// Sends the VP8 fixture (and Opus frames) on these tracks until aborted.
 pub fn send_media(
@@ -32,15 +32,16 @@ pub async fn publish_fixture(
         .publish_track(TrackSource::Camera)
         .await
         .unwrap();
-    let mic = match mic {
-        true => Some(
+    let mic = if mic {
+        Some(
             member
                 .call
                 .publish_track(TrackSource::Microphone)
                 .await
                 .unwrap(),
-        ),
-        false => None,
+        )
+    } else {
+        None
     };
     (send_media(Some(camera), mic.clone()), mic)
 }
@@ -57,17 +58,14 @@ async fn a_browser_and_a_rust_client_exchange_media_messages_and_events() {
 
     let browser = Browser::launch().await;
     let page = browser.open_harness(&server.http_url()).await;
-    let code = format!(
-        "await T.connect('web', {}, {});
-         const call = T.calls.web;
-         await call.outcome(call.join('r'));
-         await call.outcome(call.publishCamera());
-         await call.outcome(call.publishMicrophone());
-         return call.room().participants.map((p) => p.user_id);",
-        json!(server.url()),
-        json!(token(&server, "web")),
-    );
-    assert_eq!(browser.eval(page, &code).await, json!(["rust", "web"]));
+    browser.join_call(page, &server, "web", "r", true).await;
+    let roster = browser
+        .eval(
+            page,
+            "return T.calls.web.room().participants.map((p) => p.user_id);",
+        )
+        .await;
+    assert_eq!(roster, json!(["rust", "web"]));
 
     // The browser's camera and microphone reach the Rust client.
     let video = rust.remote("web/camera").await;
@@ -182,25 +180,12 @@ async fn a_browser_shares_its_screen_with_a_rust_client() {
     let page = browser.open_harness(&server.http_url()).await;
     // getDisplayMedia: headless Chromium's capture of its own (fake) screen, picked without a
     // prompt (`--auto-select-desktop-capture-source`).
-    let code = format!(
-        "await T.connect('web', {}, {});
-         const call = T.calls.web;
-         await call.outcome(call.join('demo'));
+    browser.join_call(page, &server, "web", "demo", false).await;
+    let code = "const call = T.calls.web;
          await call.outcome(call.publishScreen());
-         return call.localTrack('screen').getSettings().displaySurface;",
-        json!(server.url()),
-        json!(token(&server, "web")),
-    );
-    assert_eq!(browser.eval(page, &code).await, json!("monitor"));
-    let sharer = rust
-        .until(|ev| match ev {
-            CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. }) => properties
-                .screen_share
-                .as_ref()
-                .map(|share| share.user_id.to_string()),
-            _ => None,
-        })
-        .await;
+         return call.localTrack('screen').getSettings().displaySurface;";
+    assert_eq!(browser.eval(page, code).await, json!("monitor"));
+    let sharer = rust.screen_sharer().await;
     assert_eq!(sharer, "web");
     let screen = rust.remote("web/screen").await;
     assert!(vp8_frames(&screen, 20).await >= 20);
@@ -237,30 +222,17 @@ async fn refused_media_requests_leave_a_browsers_media_working() {
     let mut rust = Member::join(&server, "rust", "busy").await;
     let screen = rust.call.publish_track(TrackSource::Screen).await.unwrap();
     let sharing = send_media(Some(screen), None);
-    rust.until(|ev| match ev {
-        CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. })
-            if properties.screen_share.is_some() =>
-        {
-            Some(())
-        }
-        _ => None,
-    })
-    .await;
+    assert_eq!(rust.screen_sharer().await, "rust");
 
     let browser = Browser::launch().await;
     let page = browser.open_harness(&server.http_url()).await;
     // Someone else shares: the browser's share is refused, and its capture closed.
-    let code = format!(
-        "await T.connect('web', {}, {});
-         const call = T.calls.web;
-         await call.outcome(call.join('busy'));
+    browser.join_call(page, &server, "web", "busy", false).await;
+    let code = "const call = T.calls.web;
          const refused = await call.outcome(call.publishScreen()).then(() => null, (e) => e.code);
-         return [refused, call.localTrack('screen')];",
-        json!(server.url()),
-        json!(token(&server, "web")),
-    );
+         return [refused, call.localTrack('screen')];";
     assert_eq!(
-        browser.eval(page, &code).await,
+        browser.eval(page, code).await,
         json!(["screen_share_busy", null])
     );
     // The publishing connection goes on: the camera is published and arrives.
@@ -281,8 +253,7 @@ async fn refused_media_requests_leave_a_browsers_media_working() {
             "const call = T.calls.web;
              await call.outcome(call.publishMicrophone());
              const taken = await call.outcome(call.mute('microphone', true)).then(() => true, (e) => e.code);
-             const mic = await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.id === 'web/microphone');
-             await new Promise((r) => setTimeout(r, 500));
+             await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.id === 'web/microphone');
              const now = call.room().publications.find((p) => p.id === 'web/microphone');
              return [taken, now.muted];",
         )

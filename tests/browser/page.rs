@@ -120,15 +120,7 @@ async fn a_person_joins_from_the_call_page_sees_video_and_chats() {
             "(() => { const v = document.querySelector('.tile.screen video'); return v && v.videoWidth > 0; })()",
         )
         .await;
-    let sharer = rust
-        .until(|ev| match ev {
-            CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. }) => properties
-                .screen_share
-                .as_ref()
-                .map(|share| share.user_id.to_string()),
-            _ => None,
-        })
-        .await;
+    let sharer = rust.screen_sharer().await;
     assert!(sharer.starts_with("ada-lovelace-"), "{sharer}");
 
     // The host removes Grace: her page goes back to the lobby and says why; Ada's list shrinks.

@@ -50,7 +50,13 @@ async fn a_browser_resumes_after_its_websocket_is_cut_and_loses_no_message() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Cut while messages flow both ways: once the browser has taken some of the Rust client's.
+    browser
+        .eval(
+            page,
+            "await T.poll(async () => ({ ok: T.find('web', (e) => e.type === 'message' && e.kind === 'received').length >= 5 }));",
+        )
+        .await;
     proxy.cut(Cut::Reset);
     sending.await.unwrap();
 
@@ -172,19 +178,14 @@ async fn a_browser_joins_again_and_republishes_after_a_server_restart() {
     let addr = first.local_addr();
     let browser = Browser::launch().await;
     let page = browser.open_harness(&first.http_url()).await;
-    let code = format!(
-        "await T.connect('web', {url}, {token});
-         const call = T.calls.web;
-         await call.outcome(call.join('phoenix'));
-         await call.outcome(call.publishCamera());
-         await call.outcome(call.publishMicrophone());
-         // A source is in the room once its media reached the server.
+    browser
+        .join_call(page, &first, "web", "phoenix", true)
+        .await;
+    // A source is in the room once its media reached the server.
+    let code = "const call = T.calls.web;
          await T.until('web', (e) => e.type === 'media' && e.kind === 'published' && e.publication.id === 'web/microphone');
-         await call.outcome(call.mute('microphone', true));",
-        url = json!(first.url()),
-        token = json!(token(&first, "web")),
-    );
-    browser.eval(page, &code).await;
+         await call.outcome(call.mute('microphone', true));";
+    browser.eval(page, code).await;
     first.shutdown().await;
 
     // The same address, a new server that knows nothing of the session.

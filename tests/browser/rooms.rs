@@ -7,28 +7,6 @@ use serde_json::{Value, json};
 use crate::media::publish_fixture;
 use crate::support::{Browser, Member, Page, in_namespace, server, token, vp8_frames};
 
-/// Connects `name` in `page`, joins `room`, publishes the camera and the microphone.
-async fn browser_joins(
-    browser: &Browser,
-    page: Page,
-    server: &jrtc::ServerHandle,
-    name: &str,
-    room: &str,
-) {
-    let code = format!(
-        "await T.connect({name}, {url}, {token});
-         const call = T.calls[{name}];
-         await call.outcome(call.join({room}));
-         await call.outcome(call.publishCamera());
-         await call.outcome(call.publishMicrophone());",
-        name = json!(name),
-        url = json!(server.url()),
-        token = json!(token(server, name)),
-        room = json!(room),
-    );
-    browser.eval(page, &code).await;
-}
-
 /// Waits until `name` in `page` has decoded at least `frames` frames of each publication.
 async fn decodes(browser: &Browser, page: Page, name: &str, publications: &[&str], frames: u32) {
     let code = format!(
@@ -59,8 +37,8 @@ async fn two_browsers_and_a_rust_client_see_and_receive_each_other() {
     let browser = Browser::launch().await;
     let amy = browser.open_harness(&server.http_url()).await;
     let bea = browser.open_harness(&server.http_url()).await;
-    browser_joins(&browser, amy, &server, "amy", "trio").await;
-    browser_joins(&browser, bea, &server, "bea", "trio").await;
+    browser.join_call(amy, &server, "amy", "trio", true).await;
+    browser.join_call(bea, &server, "bea", "trio", true).await;
 
     // Everyone sees everyone…
     for (page, name) in [(amy, "amy"), (bea, "bea")] {
@@ -127,7 +105,7 @@ async fn a_browser_call_ends_cleanly_when_kicked_and_when_the_call_ends() {
     let host = Member::join(&server, "host", "k").await;
     let browser = Browser::launch().await;
     let page = browser.open_harness(&server.http_url()).await;
-    browser_joins(&browser, page, &server, "web", "k").await;
+    browser.join_call(page, &server, "web", "k", true).await;
 
     // Unpublishing stops the camera the call captured.
     let got = browser
@@ -210,7 +188,7 @@ async fn a_browser_in_a_call_accepts_an_invitation_to_another() {
     let mut rust = Member::join(&server, "rust", "elsewhere").await;
     let browser = Browser::launch().await;
     let page = browser.open_harness(&server.http_url()).await;
-    browser_joins(&browser, page, &server, "web", "first").await;
+    browser.join_call(page, &server, "web", "first", true).await;
 
     let op = rust
         .call
@@ -226,7 +204,8 @@ async fn a_browser_in_a_call_accepts_an_invitation_to_another() {
              const camera = call.localTrack('camera');
              const start = T.logs.web.length;
              const room = await call.outcome(call.acceptInvite(inv.invitation.id));
-             await new Promise((r) => setTimeout(r, 200)); // the log's reader takes them in turn
+             // The log's reader takes the events in turn: up to the acceptance's own.
+             await T.until('web', (e) => e.type === 'invite' && e.kind === 'accept_result');
              const seen = T.find('web', () => true).slice(start - T.logs.web.length).map((e) => [e.type, e.room ?? e.snapshot?.room ?? e.kind]);
              return { room: room.room, seen, camera: camera.readyState, pcs: call.peerConnections() };",
         )
@@ -264,15 +243,13 @@ async fn a_browser_host_invites_sets_properties_bans_and_ends_the_call() {
     let server = server().await;
     let browser = Browser::launch().await;
     let page = browser.open_harness(&server.http_url()).await;
-    let code = format!(
-        "await T.connect('web', {url}, {token});
-         const call = T.calls.web;
-         await call.outcome(call.join('hosted'));
-         return call.room().participants[0].role;",
-        url = json!(server.url()),
-        token = json!(token(&server, "web")),
-    );
-    assert_eq!(browser.eval(page, &code).await, json!("host"));
+    browser
+        .join_call(page, &server, "web", "hosted", false)
+        .await;
+    let role = browser
+        .eval(page, "return T.calls.web.room().participants[0].role;")
+        .await;
+    assert_eq!(role, json!("host"));
 
     // The browser invites a Rust user who is in no call; it accepts.
     let guest = jrtc::Call::connect(&server.url(), token(&server, "guest"))

@@ -88,6 +88,18 @@ impl Member {
         next_matching(&mut self.events, pick).await
     }
 
+    /// Waits until the room's screen is shared; by whom.
+    pub async fn screen_sharer(&mut self) -> String {
+        self.until(|ev| match ev {
+            CallEvent::Property(jrtc::PropertyEvent::Changed { properties, .. }) => properties
+                .screen_share
+                .as_ref()
+                .map(|share| share.user_id.to_string()),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits until this member receives publication `id`; its remote track.
     pub async fn remote(&mut self, id: &str) -> jrtc::RemoteTrack {
         if let Some(track) = self.call.remote_track(id) {
@@ -300,6 +312,53 @@ impl Browser {
         let page = self.open(url).await;
         self.eval(page, include_str!("harness.js")).await;
         page
+    }
+
+    /// Connects a call `name` (also its user id, with a host's grants) in `page` to `server`,
+    /// joins `room`, and with `publish` publishes the camera and the microphone.
+    pub async fn join_call(
+        &self,
+        page: Page,
+        server: &ServerHandle,
+        name: &str,
+        room: &str,
+        publish: bool,
+    ) {
+        self.join_call_via(
+            page,
+            &server.url(),
+            &token(server, name),
+            name,
+            room,
+            publish,
+        )
+        .await;
+    }
+
+    /// [`join_call`](Self::join_call) through signaling URL `url` with `token`.
+    pub async fn join_call_via(
+        &self,
+        page: Page,
+        url: &str,
+        token: &str,
+        name: &str,
+        room: &str,
+        publish: bool,
+    ) {
+        let code = format!(
+            "await T.connect({name}, {url}, {token});
+             const call = T.calls[{name}];
+             await call.outcome(call.join({room}));
+             if ({publish}) {{
+               await call.outcome(call.publishCamera());
+               await call.outcome(call.publishMicrophone());
+             }}",
+            name = json!(name),
+            url = json!(url),
+            token = json!(token),
+            room = json!(room),
+        );
+        self.eval(page, &code).await;
     }
 
     /// Runs `code` (the body of an async function) in `page`; its return value. Panics if it

@@ -138,23 +138,24 @@ pub(super) async fn dev_token_offered(Shared(state): Shared<Arc<State>>) -> Resp
     if state.options.development {
         axum::Json(serde_json::json!({ "development": true })).into_response()
     } else {
-        api_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "tokens are minted here only on a development server",
-        )
+        no_dev_tokens()
     }
+}
+
+/// What a server that is not in development mode answers at `/dev/token`.
+fn no_dev_tokens() -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "tokens are minted here only on a development server",
+    )
 }
 
 /// Mints a token with every grant but `admin`, for any room, in development mode only (404
 /// otherwise: a production server's tokens come from the application's backend).
 pub(super) async fn dev_token(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
     if !state.options.development {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "tokens are minted here only on a development server",
-        );
+        return no_dev_tokens();
     }
     let request: DevTokenRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
