@@ -79,7 +79,7 @@ pub enum OperationKind {
     Publish,
     /// [`Call::unpublish`](crate::Call::unpublish).
     Unpublish,
-    /// [`Call::set_muted`](crate::Call::set_muted).
+    /// [`Call::set_muted`](crate::Call::set_muted) or [`Call::mute_member`](crate::Call::mute_member).
     Mute,
     /// [`Call::subscribe_track`](crate::Call::subscribe_track).
     SubscribeTrack,
@@ -459,7 +459,11 @@ pub enum MediaEvent {
         /// The track.
         publication: Publication,
     },
-    /// A member muted a track (it sends nothing until unmuted).
+    /// A track was muted: by its publisher, or by a host or the application's backend (`by`).
+    /// The server forwards nothing of a muted track, to anyone, until its publisher unmutes
+    /// it. When the track is this call's own and someone else muted it, the call has stopped
+    /// sending it too ([`LocalTrack::is_muted`](crate::LocalTrack::is_muted)); unmute it with
+    /// [`Call::set_muted`](crate::Call::set_muted).
     Muted {
         /// The room.
         room: RoomId,
@@ -467,6 +471,9 @@ pub enum MediaEvent {
         seq: u64,
         /// The track.
         publication: Publication,
+        /// Who muted it, when not its publisher (a host's user id, or the backend's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
     },
     /// A member unmuted a track.
     Unmuted {
@@ -690,6 +697,12 @@ impl std::fmt::Display for CallEvent {
             }) => {
                 write!(f, "#{seq} {} published", publication.id)
             }
+            CallEvent::Media(MediaEvent::Muted {
+                seq,
+                publication,
+                by: Some(by),
+                ..
+            }) => write!(f, "#{seq} {} muted by {by}", publication.id),
             CallEvent::Media(MediaEvent::Muted {
                 seq, publication, ..
             }) => write!(f, "#{seq} {} muted", publication.id),

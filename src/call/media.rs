@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
+use super::candidates::CandidateGate;
 use super::session::MediaSignal;
 use super::{CallError, Shared, lock};
 use crate::event::{CallEvent, MediaEvent, OperationKind};
@@ -64,6 +65,8 @@ pub(crate) struct ClientMedia {
     /// unpublished track stays on the connection, silent: publishing the source again reuses
     /// it (the server still has it, so nothing new has to arrive there).
     local: Mutex<HashMap<TrackSource, (LocalTrack, bool)>>,
+    /// The publishing connection's candidates wait until the server has answered its offer.
+    gate: Arc<Mutex<CandidateGate>>,
 }
 
 impl ClientMedia {
@@ -78,6 +81,7 @@ impl ClientMedia {
             work,
             publisher: tokio::sync::Mutex::new(None),
             local: Mutex::new(HashMap::new()),
+            gate: Arc::default(),
         }
     }
 
@@ -105,6 +109,7 @@ impl ClientMedia {
         if let (Some(parked), Some(peer)) = (parked, publisher.as_mut()) {
             // Published before: the same track, negotiated again so the server publishes it.
             exchange(peer, negotiate).await?;
+            self.answered();
             let track = parked.revive();
             lock_plain(&self.local).insert(source, (track.clone(), true));
             return Ok(track);
@@ -139,6 +144,7 @@ impl ClientMedia {
             let _ = peer.pc.remove_track(&sender).await;
             return Err(e);
         }
+        self.answered();
         let payload_type = sender
             .get_parameters()
             .await
@@ -157,6 +163,14 @@ impl ClientMedia {
         match lock_plain(&self.local).get(&source) {
             Some((track, true)) => Some(track.clone()),
             _ => None,
+        }
+    }
+
+    /// Someone else muted this call's track of `source`: it sends nothing until the call
+    /// unmutes it.
+    pub(crate) fn muted_by_other(&self, source: TrackSource) {
+        if let Some((track, _)) = lock_plain(&self.local).get(&source) {
+            track.set_muted(true);
         }
     }
 
@@ -197,20 +211,37 @@ impl ClientMedia {
                 .map_err(|e| CallError::from(MediaError::from(e)))?;
         }
         exchange(&mut peer, negotiate).await?;
+        self.answered();
         *publisher = Some(peer);
         Ok(())
     }
 
-    /// A publishing connection whose candidates and failure go to the media task.
+    /// The server answered an offer of the publishing connection: the candidates held until
+    /// then go to the media task (which sends them), later ones as they are found.
+    fn answered(&self) {
+        let held = lock_plain(&self.gate).answered();
+        if let Some(work) = self.work.upgrade() {
+            for candidate in held {
+                let _ = work.send(MediaWork::LocalCandidate(candidate));
+            }
+        }
+    }
+
+    /// A publishing connection whose candidates (once the server knows the connection, see
+    /// [`CandidateGate`]) and failure go to the media task.
     async fn new_publisher(&self) -> Result<Peer, MediaError> {
         let (peer, mut events) = Peer::new(&self.settings).await?;
         let work = self.work.clone();
+        let gate = self.gate.clone();
+        let generation = lock_plain(&gate).new_connection();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 let Some(work) = work.upgrade() else { break };
                 match event {
                     PeerEvent::Candidate(candidate) => {
-                        let _ = work.send(MediaWork::LocalCandidate(candidate));
+                        if let Some(candidate) = lock_plain(&gate).found(generation, candidate) {
+                            let _ = work.send(MediaWork::LocalCandidate(candidate));
+                        }
                     }
                     PeerEvent::Failed => {
                         let _ = work.send(MediaWork::PublisherFailed);
@@ -238,6 +269,7 @@ impl ClientMedia {
         };
         peer.restart_ice().await.map_err(CallError::from)?;
         exchange(peer, negotiate).await?;
+        self.answered();
         Ok(true)
     }
 
@@ -381,7 +413,7 @@ pub(crate) async fn run(
                         break;
                     }
                 }
-                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. })) => {}
+                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. } | MediaSignal::MutedBy { .. })) => {}
                 Some(MediaWork::Signal(MediaSignal::Candidate { connection, candidate })) => {
                     let added = match connection {
                         MediaConnection::Subscribe => match c.subscriber.as_mut() {

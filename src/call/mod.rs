@@ -3,6 +3,7 @@
 //! Data flows one way: socket → the sans-IO session core (`session.rs`) → events → subscribers.
 //! Requests go the other way through a bounded queue to the same task.
 
+mod candidates;
 mod driver;
 mod media;
 mod options;
@@ -110,22 +111,6 @@ impl Call {
         let (events, _) = ring::channel(options.event_capacity);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let media_tx_weak = media_tx.downgrade();
-        let shared = Arc::new(Mutex::new(Shared {
-            session: Session::new(user_id.clone()),
-            events: Some(events),
-            waiters: HashMap::new(),
-            kept: VecDeque::new(),
-            closed: None,
-            remote_tracks: HashMap::new(),
-            media_work: Some(media_tx),
-            answers: HashMap::new(),
-            online: true,
-            credentials,
-            refreshing: HashMap::new(),
-            expires_at: expiry_tx,
-        }));
-        let (commands, rx) = mpsc::channel(256);
-        let (done_tx, finished) = watch::channel(false);
         let media_settings = crate::media::PeerSettings {
             bind: options
                 .media_bind
@@ -137,6 +122,23 @@ impl Call {
             user_id.clone(),
             media_tx_weak,
         ));
+        let shared = Arc::new(Mutex::new(Shared {
+            session: Session::new(user_id.clone()),
+            events: Some(events),
+            waiters: HashMap::new(),
+            kept: VecDeque::new(),
+            closed: None,
+            remote_tracks: HashMap::new(),
+            media_work: Some(media_tx),
+            local: Arc::downgrade(&media),
+            answers: HashMap::new(),
+            online: true,
+            credentials,
+            refreshing: HashMap::new(),
+            expires_at: expiry_tx,
+        }));
+        let (commands, rx) = mpsc::channel(256);
+        let (done_tx, finished) = watch::channel(false);
         tokio::spawn(media::run(
             media.clone(),
             Arc::downgrade(&shared),
@@ -646,6 +648,27 @@ impl Call {
             op,
             source,
             muted,
+            user_id: None,
+        })
+        .await
+    }
+
+    /// Mutes another member's track of `source` (host, with the `moderate` grant). The server
+    /// stops forwarding it to everyone (recordings included), the member's client stops
+    /// sending it, and everyone gets [`MediaEvent::Muted`](crate::MediaEvent::Muted) with `by`
+    /// set to this call's user. Only the member unmutes it. Refused (`no_such_track`) when the
+    /// member does not publish that source, and for the recorder.
+    pub async fn mute_member(
+        &self,
+        user: &str,
+        source: TrackSource,
+    ) -> Result<OperationId, CallError> {
+        let user_id = Some(UserId::from(user));
+        self.request(OperationKind::Mute, |op| ClientFrame::Mute {
+            op,
+            source,
+            muted: true,
+            user_id,
         })
         .await
     }

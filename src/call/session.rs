@@ -8,7 +8,7 @@ use crate::event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,
     Outcome, ParticipantEvent, PropertyEvent, ReceivedMessage, RecordingEvent, RoomSnapshot,
 };
-use crate::model::{Invitation, InvitationId, OperationId, Reason, RoomId, UserId};
+use crate::model::{Invitation, InvitationId, OperationId, Reason, RoomId, TrackSource, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
 
 use super::tracks::{TrackBook, TrackChanges};
@@ -46,6 +46,9 @@ pub(crate) enum MediaSignal {
     Lost {
         connection: crate::protocol::MediaConnection,
     },
+    /// Someone else (a host, the backend) muted this call's own track of `source`: stop
+    /// sending it until the call unmutes it.
+    MutedBy { source: TrackSource },
 }
 
 #[derive(Debug)]
@@ -405,6 +408,7 @@ impl Session {
                 room,
                 seq,
                 publication,
+                by,
             } => {
                 if let Some(snap) = self.advance(&room, seq) {
                     for p in &mut snap.publications {
@@ -412,11 +416,18 @@ impl Session {
                             *p = publication.clone();
                         }
                     }
+                    // Someone else muted this call's own track: it stops sending it too.
+                    if publication.muted && by.is_some() && publication.participant == self.me {
+                        out.media.push(MediaSignal::MutedBy {
+                            source: publication.source,
+                        });
+                    }
                     let event = if publication.muted {
                         MediaEvent::Muted {
                             room,
                             seq,
                             publication,
+                            by,
                         }
                     } else {
                         MediaEvent::Unmuted {

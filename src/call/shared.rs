@@ -34,6 +34,8 @@ pub(super) struct Shared {
     pub(super) remote_tracks: HashMap<String, RemoteTrack>,
     /// The media task's queue.
     pub(super) media_work: Option<mpsc::UnboundedSender<media::MediaWork>>,
+    /// The call's own tracks (a mute by someone else silences them before anyone hears of it).
+    pub(super) local: std::sync::Weak<media::ClientMedia>,
     /// Publishing offers waiting for the server's answer.
     pub(super) answers: HashMap<OperationId, oneshot::Sender<Result<String, OpError>>>,
     /// Whether the connection is up: requests go to the socket now. While it is down they wait
@@ -103,7 +105,17 @@ impl Shared {
         }
     }
 
-    fn apply(&mut self, handled: session::Handled) {
+    fn apply(&mut self, mut handled: session::Handled) {
+        // A mute of this call's track by someone else takes effect before its event is out.
+        handled.media.retain(|signal| match signal {
+            session::MediaSignal::MutedBy { source } => {
+                if let Some(media) = self.local.upgrade() {
+                    media.muted_by_other(*source);
+                }
+                false
+            }
+            _ => true,
+        });
         for id in &handled.tracks.ended {
             if let Some(track) = self.remote_tracks.remove(id) {
                 track.end();

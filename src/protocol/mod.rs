@@ -300,7 +300,10 @@ tagged_frames! {
             /// The source.
             source: TrackSource,
         },
-        /// Mute or unmute a published source.
+        /// Mute or unmute a published source: your own, or (with `user_id`, as a host with the
+        /// `moderate` grant) another member's. A host mutes others but never unmutes them: only
+        /// a track's publisher unmutes it. The server enforces a mute: a muted track's packets
+        /// reach no receiver and no recording, whatever its publisher keeps sending.
         Mute {
             /// Request id.
             op: OperationId,
@@ -308,6 +311,9 @@ tagged_frames! {
             source: TrackSource,
             /// Muted or not.
             muted: bool,
+            /// Whose track: absent (or your own id) for your own.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            user_id: Option<UserId>,
         },
         /// Receive a track (for members who joined without `auto_subscribe`, or after `unsubscribe`).
         Subscribe {
@@ -691,7 +697,8 @@ tagged_frames! {
             /// The track.
             publication: Publication,
         },
-        /// A member muted or unmuted a track (`publication.muted` says which).
+        /// A track was muted or unmuted (`publication.muted` says which): by its publisher, or
+        /// muted by a host or the application's backend (`by`).
         TrackMuted {
             /// The room.
             room: RoomId,
@@ -699,6 +706,10 @@ tagged_frames! {
             seq: u64,
             /// The track as it is now.
             publication: Publication,
+            /// Who muted it, when not its publisher: a host's user id, or the backend's (the
+            /// user id of its `admin` token).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            by: Option<UserId>,
         },
         /// A member stopped publishing a track (or left).
         TrackUnpublished {

@@ -22,6 +22,8 @@ pub mod fuzzing;
 #[cfg(test)]
 mod media_recovery_scenarios;
 #[cfg(test)]
+mod mute_scenarios;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod recording_scenarios;

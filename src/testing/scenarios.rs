@@ -141,7 +141,7 @@ impl Harness {
 }
 
 /// The code of the one output there is: `conn`'s request `op` refused.
-fn only_refusal(outputs: &[Output], conn: ConnId, op: OperationId) -> ErrorCode {
+pub(super) fn only_refusal(outputs: &[Output], conn: ConnId, op: OperationId) -> ErrorCode {
     match outputs {
         [Output::Deliver { to, frame, .. }] if *to == conn => match &**frame {
             ServerFrame::Error {

@@ -769,11 +769,18 @@ impl World {
                     ClientFrame::Unpublish { op, source }
                 })
             }
-            Action::Mute { dev, source, muted } => {
+            Action::Mute {
+                dev,
+                source,
+                muted,
+                user,
+            } => {
+                let user_id = user.map(uid);
                 self.request(dev, OperationKind::Mute, None, |op| ClientFrame::Mute {
                     op,
                     source,
                     muted,
+                    user_id,
                 })
             }
             Action::Receive {
@@ -848,6 +855,17 @@ impl World {
                         "device {dev}'s publications"
                     );
                     room.check_subscriptions();
+                    // What the room shows as muted is what the media shell withholds.
+                    for (media, publication) in room.publications_by_media() {
+                        assert!(
+                            !settled
+                                || self.sfu.is_muted(media, publication.source)
+                                    == publication.muted,
+                            "{}: muted {} in the room, but not so in the media shell",
+                            publication.id,
+                            publication.muted
+                        );
+                    }
                     let (media, legs) = room.legs_of(*conn);
                     assert!(
                         !settled || self.sfu.legs_of(media) == legs,

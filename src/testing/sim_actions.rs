@@ -136,11 +136,12 @@ pub(crate) enum Action {
         dev: usize,
         source: TrackSource,
     },
-    /// The device mutes or unmutes.
+    /// The device mutes or unmutes its own track, or (`user`) another member's, as a host.
     Mute {
         dev: usize,
         source: TrackSource,
         muted: bool,
+        user: Option<usize>,
     },
     /// The application's backend makes a server API request about `room` (`kind` picks which:
     /// make it, end it, remove `user`, ban them, a message, properties, mute).
@@ -254,6 +255,7 @@ impl Action {
                 dev,
                 source: SOURCES[a % 3],
                 muted: b % 2 == 0,
+                user: (b % 3 == 0).then_some(user),
             },
             21 => Action::Receive {
                 dev,

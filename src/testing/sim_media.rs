@@ -36,6 +36,8 @@ pub(crate) struct FakeSfu {
     legs: HashMap<MediaId, BTreeMap<String, Leg>>,
     /// Memberships torn down.
     over: HashSet<MediaId>,
+    /// Tracks the core muted: the shell forwards nothing of them.
+    muted: BTreeSet<(MediaId, TrackSource)>,
     /// Legs not made because their track was gone by the time the command ran (a slow shell
     /// took the publisher's teardown first); the core's removal of them follows.
     skipped: HashSet<(MediaId, String)>,
@@ -149,6 +151,13 @@ impl FakeSfu {
                     "pausing a leg that is not there"
                 );
             }
+            MediaAction::Forward { source, muted } => {
+                if muted {
+                    self.muted.insert((to.media, source));
+                } else {
+                    self.muted.remove(&(to.media, source));
+                }
+            }
             MediaAction::RequestKeyframe { .. } | MediaAction::AddCandidate { .. } => {}
             MediaAction::ClosePublishing => self.tracks.retain(|(m, _)| *m != to.media),
             MediaAction::CloseReceiving => {
@@ -194,6 +203,11 @@ impl FakeSfu {
             "skipped legs were never removed: {:?}",
             self.skipped
         );
+    }
+
+    /// Whether the core told the shell to forward nothing of this track.
+    pub(crate) fn is_muted(&self, media: MediaId, source: TrackSource) -> bool {
+        self.muted.contains(&(media, source))
     }
 
     /// A membership's key, if a command named it and it is not over.

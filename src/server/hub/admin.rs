@@ -171,7 +171,14 @@ impl Hub {
                 let r = self.named_room(&room)?;
                 let i = r.index_of_user(&user)?;
                 let conn = r.members[i].conn;
-                self.with_room(&room, |r, out| r.mute(conn, source, true, out), out)?;
+                if r.members[i].participant.role == crate::model::Role::Recorder {
+                    return refuse(ErrorCode::InvalidParam, "the recorder publishes nothing");
+                }
+                self.with_room(
+                    &room,
+                    |r, out| r.set_muted(conn, source, true, Some(by), out),
+                    out,
+                )?;
                 done(None)
             }
             AdminRequest::SetProperties { room, custom } => {

@@ -107,6 +107,9 @@ pub(crate) enum MediaAction {
     StartLegs { legs: Vec<(String, u8)> },
     /// Stop or resume a started leg's packets (it stays negotiated).
     PauseLeg { publication: String, paused: bool },
+    /// Forward this member's track of `source` to its legs, or (`muted`) forward nothing of
+    /// it to anyone until told otherwise: legs added meanwhile get nothing either.
+    Forward { source: TrackSource, muted: bool },
     /// Ask this member's track of `source` for a key frame (a new or resumed video receiver).
     RequestKeyframe { source: TrackSource },
     /// An ICE candidate from the member's side of one of its connections.

@@ -20,6 +20,7 @@ mod recording;
 mod requests;
 pub(crate) mod room;
 mod room_media;
+mod room_mute;
 mod room_talk;
 pub(crate) mod sdp;
 mod sessions;

@@ -12,7 +12,10 @@ use super::{Hub, Login};
 /// A token grant a request needs, and how a refusal names it.
 type Grant = (fn(&Grants) -> bool, &'static str);
 
-const MODERATE: Grant = (|g| g.moderate, "moderating (kick, end, roles)");
+const MODERATE: Grant = (
+    |g| g.moderate,
+    "moderating (kick, end, roles, muting others)",
+);
 const MESSAGE: Grant = (|g| g.message, "messages");
 const PUBLISH: Grant = (|g| g.publish, "publishing media");
 const RECORD: Grant = (|g| g.record, "recording");
@@ -276,9 +279,31 @@ impl Hub {
                 out.push(done(op, None));
                 Ok(())
             }
-            ClientFrame::Mute { op, source, muted } => {
+            ClientFrame::Mute {
+                op,
+                source,
+                muted,
+                user_id: None,
+            } => {
                 let room = self.room_of_member(conn, None)?;
                 self.with_room(&room, |r, out| r.mute(conn, source, muted, out), out)?;
+                out.push(done(op, None));
+                Ok(())
+            }
+            ClientFrame::Mute {
+                op,
+                source,
+                muted,
+                user_id: Some(user),
+            } => {
+                // Muting someone else is moderation; one's own track needs no grant.
+                let own = self.logins.get(&conn).is_some_and(|l| *l.user() == user);
+                let room = self.room_of_member(conn, (!own).then_some(MODERATE))?;
+                self.with_room(
+                    &room,
+                    |r, out| r.mute_member(conn, &user, source, muted, out),
+                    out,
+                )?;
                 out.push(done(op, None));
                 Ok(())
             }

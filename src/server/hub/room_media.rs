@@ -409,6 +409,15 @@ impl Room {
             return;
         }
         self.publications.push((conn, publication.clone()));
+        // A new publication is forwarded, even if its track was muted under an earlier one.
+        let key = self.members[i].key.clone();
+        out.push(command(
+            &key,
+            MediaAction::Forward {
+                source,
+                muted: false,
+            },
+        ));
         let seq = self.next_seq();
         let frame = ServerFrame::TrackPublished {
             room: self.id.clone(),
@@ -549,7 +558,11 @@ impl Room {
     }
 
     /// Where `conn`'s publication of `source` is.
-    fn own_publication(&self, conn: ConnId, source: TrackSource) -> Result<usize, Refusal> {
+    pub(super) fn own_publication(
+        &self,
+        conn: ConnId,
+        source: TrackSource,
+    ) -> Result<usize, Refusal> {
         self.publications
             .iter()
             .position(|(c, p)| *c == conn && p.source == source)
@@ -624,32 +637,6 @@ impl Room {
         Ok(())
     }
 
-    /// `conn` mutes or unmutes its `source`; the audio or video flag follows.
-    pub(crate) fn mute(
-        &mut self,
-        conn: ConnId,
-        source: TrackSource,
-        muted: bool,
-        out: &mut Vec<Output>,
-    ) -> Result<(), Refusal> {
-        let at = self.own_publication(conn, source)?;
-        if self.publications[at].1.muted == muted {
-            return Ok(());
-        }
-        self.publications[at].1.muted = muted;
-        if let Some(i) = self.index_of_conn(conn) {
-            self.set_flag(i, source, !muted, out);
-        }
-        let seq = self.next_seq();
-        let frame = ServerFrame::TrackMuted {
-            room: self.id.clone(),
-            seq,
-            publication: self.publications[at].1.clone(),
-        };
-        self.broadcast(self.conns(), frame, out);
-        Ok(())
-    }
-
     /// Ends everything of a member who left (its flags leave with it): its publications, what
     /// it received, and its peer connections. A negotiation of its still open is answered.
     pub(super) fn drop_media(&mut self, member: &Member, reason: Reason, out: &mut Vec<Output>) {
@@ -687,7 +674,13 @@ impl Room {
     }
 
     /// Microphone → audio flag, camera → video flag, announced when it changes.
-    fn set_flag(&mut self, i: usize, source: TrackSource, on: bool, out: &mut Vec<Output>) {
+    pub(super) fn set_flag(
+        &mut self,
+        i: usize,
+        source: TrackSource,
+        on: bool,
+        out: &mut Vec<Output>,
+    ) {
         let p = &mut self.members[i].participant;
         let mut changes = ParticipantChanges::default();
         match source {
@@ -706,7 +699,11 @@ impl Room {
 }
 
 /// Asks the publisher (membership `publisher`) of `publication` for a key frame (video only).
-fn request_keyframe(publisher: &MediaKey, publication: &Publication, out: &mut Vec<Output>) {
+pub(super) fn request_keyframe(
+    publisher: &MediaKey,
+    publication: &Publication,
+    out: &mut Vec<Output>,
+) {
     if publication.kind == MediaKind::Video {
         out.push(command(
             publisher,
@@ -743,6 +740,14 @@ impl Room {
             member.key.media,
             member.receiving.leg_ids().map(str::to_owned).collect(),
         )
+    }
+
+    /// The publications, in order, with their publishers' media ids.
+    pub(crate) fn publications_by_media(&self) -> Vec<(MediaId, Publication)> {
+        self.publications
+            .iter()
+            .map(|(conn, p)| (self.member(*conn).key.media, p.clone()))
+            .collect()
     }
 
     /// The publications, in order.

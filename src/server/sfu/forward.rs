@@ -7,7 +7,7 @@
 //! queue has room and drops it for that leg otherwise, so one slow subscriber cannot hold up the
 //! others (a receiver recovers with NACKs and key-frame requests, as after any loss).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
@@ -33,6 +33,8 @@ pub(crate) struct ForwardCounters {
     pub(crate) dropped_queue_full: AtomicU64,
     /// Packets a leg did not get because its subscriber had not yet answered the offer.
     pub(crate) dropped_not_negotiated: AtomicU64,
+    /// Packets of muted tracks, forwarded to nobody (the core muted them).
+    pub(crate) dropped_muted: AtomicU64,
 }
 
 /// A published track, as subscribers find it.
@@ -45,6 +47,8 @@ pub(crate) struct Forward {
     /// The publisher's track, to ask for key frames.
     pub(crate) remote: Arc<dyn TrackRemote>,
     legs: Arc<Mutex<Vec<Leg>>>,
+    /// Muted by the core: nothing is forwarded (shared with a replacing track's reader).
+    muted: Arc<AtomicBool>,
     counters: Arc<ForwardCounters>,
 }
 
@@ -72,6 +76,7 @@ impl Forward {
             codec,
             remote,
             legs: Arc::new(Mutex::new(Vec::new())),
+            muted: Arc::new(AtomicBool::new(false)),
             counters,
         };
         forward.begin()
@@ -91,6 +96,7 @@ impl Forward {
         let reader = tokio::spawn(read(
             self.remote.clone(),
             self.legs.clone(),
+            self.muted.clone(),
             self.counters.clone(),
         ));
         (self, reader)
@@ -128,6 +134,11 @@ impl Forward {
             .unwrap_or(false)
     }
 
+    /// Mutes or unmutes the track for every leg, present and future.
+    pub(crate) fn set_muted(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
+    }
+
     /// Removes a subscriber's leg.
     pub(crate) fn remove_leg(&self, subscriber: MediaId) {
         lock(&self.legs).retain(|leg| leg.subscriber != subscriber);
@@ -141,10 +152,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn read(
     remote: Arc<dyn TrackRemote>,
     legs: Arc<Mutex<Vec<Leg>>>,
+    muted: Arc<AtomicBool>,
     counters: Arc<ForwardCounters>,
 ) {
     while let Some(event) = remote.poll().await {
         match event {
+            TrackRemoteEvent::OnRtpPacket(_) if muted.load(Ordering::Relaxed) => {
+                counters.dropped_muted.fetch_add(1, Ordering::Relaxed);
+            }
             TrackRemoteEvent::OnRtpPacket(packet) => write_legs(&legs, packet, &counters),
             TrackRemoteEvent::OnEnded => break,
             _ => {}

@@ -251,6 +251,11 @@ impl Actor {
                     leg.forward.set_paused(self.key.media, paused);
                 }
             }
+            MediaAction::Forward { source, muted } => {
+                if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source) {
+                    forward.set_muted(muted);
+                }
+            }
             MediaAction::RequestKeyframe { source } => {
                 if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source) {
                     request_keyframe(&forward.remote).await;

@@ -295,6 +295,10 @@ impl Metrics {
                 .get_or_create(&Kind::of("not_negotiated")),
             f.dropped_not_negotiated.load(Ordering::Relaxed),
         );
+        catch_up(
+            &self.dropped_packets.get_or_create(&Kind::of("muted")),
+            f.dropped_muted.load(Ordering::Relaxed),
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String does not fail");
