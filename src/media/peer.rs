@@ -305,6 +305,24 @@ fn register_codecs(media: &mut MediaEngine) -> Result<(), MediaError> {
         },
         RtpCodecKind::Video,
     )?;
+    // Header extensions that mean the same at every receiver, so the SFU passes them on (with
+    // each leg's own ids): a packet's audio level (what receivers and, later, speaker
+    // detection read) and the camera's orientation (a phone held upright).
+    for (uri, kind) in [
+        (
+            "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            RtpCodecKind::Audio,
+        ),
+        ("urn:3gpp:video-orientation", RtpCodecKind::Video),
+    ] {
+        media.register_header_extension(
+            rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
     Ok(())
 }
 

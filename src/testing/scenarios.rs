@@ -5,7 +5,9 @@
 use crate::auth::Grants;
 use crate::model::{MediaConnection, OperationId, Reason, Role, TrackSource};
 use crate::protocol::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame};
-use crate::server::hub::io::{MediaAction, MediaCommand, MediaFact, MediaKey, MediaReport};
+use crate::server::hub::io::{
+    ExtensionMap, LegStart, MediaAction, MediaCommand, MediaFact, MediaKey, MediaReport,
+};
 use crate::server::hub::{ConnId, Hub, Input, Output, testing};
 
 /// The core and the connections the test made.
@@ -370,7 +372,11 @@ fn offers_are_numbered_one_open_at_a_time_and_made_again_after_the_answer() {
         actions_for(&out, &bob_key),
         [
             MediaAction::StartLegs {
-                legs: vec![("alice/camera".into(), 100)]
+                legs: vec![LegStart {
+                    publication: "alice/camera".into(),
+                    payload_type: 100,
+                    extensions: ExtensionMap::default(),
+                }]
             },
             // The microphone came while offer 1 was open: offer 2 carries it.
             MediaAction::CreateOffer {

@@ -132,7 +132,7 @@ impl FakeSfu {
                 );
             }
             MediaAction::StartLegs { legs } => {
-                for (id, _) in legs {
+                for id in legs.into_iter().map(|l| l.publication) {
                     match self.legs.get_mut(&to.media).and_then(|l| l.get_mut(&id)) {
                         Some(leg) => leg.started = true,
                         None => assert!(

@@ -103,8 +103,8 @@ pub(crate) enum MediaAction {
     },
     /// Remove a leg from the receiving connection (the next offer leaves it out).
     RemoveLeg { publication: String },
-    /// Start legs whose offer was answered, each with the payload type negotiated for it.
-    StartLegs { legs: Vec<(String, u8)> },
+    /// Start legs whose offer was answered, each with what was negotiated for it.
+    StartLegs { legs: Vec<LegStart> },
     /// Stop or resume a started leg's packets (it stays negotiated).
     PauseLeg { publication: String, paused: bool },
     /// Forward this member's track of `source` to its legs, or (`muted`) forward nothing of
@@ -205,3 +205,103 @@ pub(crate) struct HubConfig {
 }
 
 pub(crate) use crate::protocol::{Refusal, refuse};
+
+/// A leg to start: what its subscriber negotiated for it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LegStart {
+    /// The publication it copies.
+    pub publication: String,
+    /// The payload type its packets carry.
+    pub payload_type: u8,
+    /// Which of the publisher's header extensions its packets carry, under which id.
+    pub extensions: ExtensionMap,
+}
+
+/// Header extensions whose value means the same to every receiver of a track, so an SFU may
+/// pass them on: the audio level of a packet, the camera's orientation, capture time, playout
+/// delay, colour space, content type, and the transmission offset. Every other extension
+/// describes one hop (the media line's `mid`, a simulcast layer's `rid`, transport-wide
+/// sequence numbers, send times) or is unknown, and is dropped.
+pub(crate) const END_TO_END_EXTENSIONS: [&str; 7] = [
+    "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    "urn:3gpp:video-orientation",
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time",
+    "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+    "http://www.webrtc.org/experiments/rtp-hdrext/color-space",
+    "http://www.webrtc.org/experiments/rtp-hdrext/video-content-type",
+    "urn:ietf:params:rtp-hdrext:toffset",
+];
+
+/// How a leg rewrites a publisher's RTP header extensions: each pair is (the publisher's id,
+/// the subscriber's id) of one extension both negotiated; an extension not listed is dropped.
+/// Publishers and subscribers negotiate ids independently, and a stack drops a packet that
+/// carries an id its leg did not negotiate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ExtensionMap(pub Vec<(u8, u8)>);
+
+impl ExtensionMap {
+    /// The map for a leg: the end-to-end extensions that both the publisher's line and the
+    /// subscriber's line negotiated, each `(id, uri)`.
+    pub(crate) fn between(publisher: &[(u8, String)], subscriber: &[(u8, String)]) -> Self {
+        let mut pairs = Vec::new();
+        for (from, uri) in publisher {
+            if !END_TO_END_EXTENSIONS.contains(&uri.as_str())
+                || pairs.iter().any(|(f, _)| f == from)
+            {
+                continue;
+            }
+            if let Some((to, _)) = subscriber.iter().find(|(_, u)| u == uri) {
+                pairs.push((*from, *to));
+            }
+        }
+        ExtensionMap(pairs)
+    }
+
+    /// The subscriber's id for the publisher's extension `id`, if the leg carries it.
+    pub(crate) fn get(&self, id: u8) -> Option<u8> {
+        self.0
+            .iter()
+            .find(|(from, _)| *from == id)
+            .map(|(_, to)| *to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExtensionMap;
+
+    #[test]
+    fn a_leg_carries_the_end_to_end_extensions_both_sides_have_under_the_subscribers_ids() {
+        let ext = |id: u8, uri: &str| (id, uri.to_owned());
+        let publisher = [
+            ext(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            ext(3, "urn:ietf:params:rtp-hdrext:sdes:mid"),
+            ext(4, "urn:3gpp:video-orientation"),
+            ext(
+                5,
+                "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+            ),
+        ];
+        let subscriber = [
+            ext(9, "urn:3gpp:video-orientation"),
+            ext(10, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            ext(1, "urn:ietf:params:rtp-hdrext:sdes:mid"),
+            ext(
+                2,
+                "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+            ),
+        ];
+        let map = ExtensionMap::between(&publisher, &subscriber);
+        assert_eq!(map, ExtensionMap(vec![(1, 10), (4, 9)]));
+        assert_eq!(
+            map.get(3),
+            None,
+            "the mid is the leg's own, never the publisher's"
+        );
+        assert_eq!(map.get(5), None, "transport-wide numbers are per hop");
+        assert_eq!(
+            ExtensionMap::between(&publisher, &[]),
+            ExtensionMap::default()
+        );
+    }
+}

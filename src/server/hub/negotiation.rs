@@ -75,6 +75,8 @@ pub(crate) struct Publishing {
     wanted: BTreeSet<TrackSource>,
     /// The server's last answer (its candidates are not sent again).
     answer: Description,
+    /// The media line (mid) that sends each source, by the last answered offer.
+    mids: BTreeMap<TrackSource, String>,
     /// While the connection is interrupted: when its publications end unless it is back.
     pub(crate) interrupted: Interruption,
 }
@@ -86,6 +88,8 @@ pub(crate) struct PublishRequest {
     pub sources: Vec<TrackSource>,
     /// The sources the offer sends.
     sending: BTreeSet<TrackSource>,
+    /// The media line (mid) that sends each source.
+    mids: BTreeMap<TrackSource, String>,
 }
 
 impl Publishing {
@@ -113,6 +117,7 @@ impl Publishing {
             );
         }
         let mut sending = BTreeSet::new();
+        let mut mids = BTreeMap::new();
         for line in &offer.media {
             let Some(kind) = line.kind else { continue };
             if line.rejected || !line.direction.sends() {
@@ -152,6 +157,9 @@ impl Publishing {
                     format!("two lines send `{}`", source.as_str()),
                 );
             }
+            if let Some(mid) = &line.mid {
+                mids.insert(source, mid.clone());
+            }
         }
         let sources = match source {
             Some(source) if !sending.contains(&source) => {
@@ -167,7 +175,11 @@ impl Publishing {
                 .filter(|s| !self.wanted.contains(s) && !self.withdrawn.contains(s))
                 .collect(),
         };
-        Ok(PublishRequest { sources, sending })
+        Ok(PublishRequest {
+            sources,
+            sending,
+            mids,
+        })
     }
 
     /// The offer was checked and goes to the shell.
@@ -195,6 +207,7 @@ impl Publishing {
         if let Ok(sdp) = result {
             self.answer = Description::parse(sdp);
             self.sending = request.sending;
+            self.mids = request.mids;
             for source in request.sources {
                 self.withdrawn.remove(&source);
                 self.wanted.insert(source);
@@ -246,6 +259,15 @@ impl Publishing {
     pub(crate) fn first_mid(&self) -> Option<&str> {
         self.answer.first_mid()
     }
+
+    /// The header extensions (id, URI) the member's track of `source` carries: those the
+    /// server's answer accepted on its line.
+    pub(crate) fn extensions(&self, source: TrackSource) -> &[(u8, String)] {
+        self.mids
+            .get(&source)
+            .and_then(|mid| self.answer.line(mid))
+            .map_or(&[], |line| line.extensions.as_slice())
+    }
 }
 
 /// One leg on the receiving connection.
@@ -256,7 +278,13 @@ struct Leg {
     track_id: String,
     /// Its payload type, once an answer covered it.
     payload_type: Option<u8>,
+    /// The header extensions (id, URI) the member's answer accepted on its line.
+    extensions: Vec<(u8, String)>,
 }
+
+/// A leg an applied answer started (or changed): its publication id, payload type and the
+/// header extensions (id, URI) its line negotiated.
+pub(crate) type Started = (String, u8, Vec<(u8, String)>);
 
 #[derive(Debug, PartialEq)]
 enum OfferState {
@@ -265,10 +293,10 @@ enum OfferState {
     /// Sent to the member; waiting for the answer.
     Sent,
     /// The answer is being applied; these legs (publication id, track id) start with these
-    /// payload types once it is.
+    /// payload types and header extensions once it is.
     Applying {
         op: OperationId,
-        legs: Vec<(String, String, u8)>,
+        legs: Vec<(String, String, u8, Vec<(u8, String)>)>,
     },
 }
 
@@ -320,6 +348,7 @@ impl Receiving {
                 kind: publication.kind,
                 track_id: track_id.clone(),
                 payload_type: None,
+                extensions: Vec::new(),
             },
         );
         out.push(command(
@@ -466,12 +495,16 @@ impl Receiving {
             else {
                 continue;
             };
-            let payload_type = answer
-                .line(mid)
-                .filter(|l| !l.rejected)
-                .and_then(|l| l.payload_type_of(codec_name(leg.kind)));
-            if let Some(payload_type) = payload_type {
-                legs.push((id.clone(), leg.track_id.clone(), payload_type));
+            let Some(line) = answer.line(mid).filter(|l| !l.rejected) else {
+                continue;
+            };
+            if let Some(payload_type) = line.payload_type_of(codec_name(leg.kind)) {
+                legs.push((
+                    id.clone(),
+                    leg.track_id.clone(),
+                    payload_type,
+                    line.extensions.clone(),
+                ));
             }
         }
         self.open = Some(OfferState::Applying { op, legs });
@@ -485,17 +518,17 @@ impl Receiving {
         ))
     }
 
-    /// The shell applied the answer (or could not). Returns the legs that started now, so the
-    /// room can ask their publishers for key frames.
+    /// The shell applied the answer (or could not). Returns the legs that started now (or
+    /// whose negotiation changed): the room starts them in the shell and asks their publishers
+    /// for key frames.
     pub(crate) fn answer_applied(
         &mut self,
         conn: ConnId,
-        key: &MediaKey,
         op: OperationId,
         negotiation: u64,
         result: Result<(), String>,
         out: &mut Vec<Output>,
-    ) -> Vec<String> {
+    ) -> Vec<Started> {
         let Some(OfferState::Applying { op: open_op, .. }) = &self.open else {
             return Vec::new();
         };
@@ -529,20 +562,18 @@ impl Receiving {
                         });
                     }
                 }
-                let mut start = Vec::new();
-                for (id, track_id, payload_type) in legs {
+                for (id, track_id, payload_type, extensions) in legs {
                     // A leg removed and added again meanwhile is not the one answered.
                     let Some(leg) = self.legs.get_mut(&id).filter(|l| l.track_id == track_id)
                     else {
                         continue;
                     };
-                    if leg.payload_type.replace(payload_type) != Some(payload_type) {
-                        start.push((id.clone(), payload_type));
-                        started.push(id);
+                    let changed = leg.payload_type.replace(payload_type) != Some(payload_type)
+                        || leg.extensions != extensions;
+                    if changed {
+                        leg.extensions = extensions.clone();
+                        started.push((id, payload_type, extensions));
                     }
-                }
-                if !start.is_empty() {
-                    out.push(command(key, MediaAction::StartLegs { legs: start }));
                 }
             }
             Err(message) => out.push(op_failed(conn, op, ErrorCode::MediaFailed, message)),

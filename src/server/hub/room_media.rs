@@ -11,9 +11,10 @@ use crate::model::{
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 use super::io::{
-    ConnId, MediaAction, MediaFact, MediaId, MediaKey, Millis, Output, Refusal, refuse,
+    ConnId, ExtensionMap, LegStart, MediaAction, MediaFact, MediaId, MediaKey, Millis, Output,
+    Refusal, refuse,
 };
-use super::negotiation::{command, media_failed, op_failed};
+use super::negotiation::{Started, command, media_failed, op_failed};
 use super::room::{Member, Room};
 
 impl Room {
@@ -137,21 +138,11 @@ impl Room {
                 negotiation,
                 result,
             } => {
-                let started = self.members[i].receiving.answer_applied(
-                    conn,
-                    &key,
-                    op,
-                    negotiation,
-                    result,
-                    out,
-                );
-                for id in started {
-                    if let (Some(publisher), Some((_, publication))) =
-                        (self.publisher_key(&id), self.publication_by_id(&id))
-                    {
-                        request_keyframe(&publisher, &publication, out);
-                    }
-                }
+                let started =
+                    self.members[i]
+                        .receiving
+                        .answer_applied(conn, op, negotiation, result, out);
+                self.start_legs(&key, started, out);
             }
             MediaFact::TrackArrived { track_id } => {
                 let Some(source) = TrackSource::from_track_id(&track_id) else {
@@ -253,6 +244,39 @@ impl Room {
     /// The media id of `conn`'s membership.
     pub(crate) fn media_id_of(&self, conn: ConnId) -> Result<MediaId, Refusal> {
         Ok(self.members[self.member_index(conn)?].key.media)
+    }
+
+    /// Starts legs on membership `key`'s receiving connection, each with its payload type and
+    /// the header extensions its publisher's track and its own line both carry, and asks
+    /// their publishers for key frames.
+    fn start_legs(&self, key: &MediaKey, started: Vec<Started>, out: &mut Vec<Output>) {
+        if started.is_empty() {
+            return;
+        }
+        let mut legs = Vec::new();
+        let mut keyframes = Vec::new();
+        for (id, payload_type, extensions) in started {
+            let Some((conn, publication)) = self.publication_by_id(&id) else {
+                continue;
+            };
+            let publisher = self.member(conn);
+            let map = ExtensionMap::between(
+                publisher.publishing.extensions(publication.source),
+                &extensions,
+            );
+            legs.push(LegStart {
+                publication: id,
+                payload_type,
+                extensions: map,
+            });
+            keyframes.push((publisher.key.clone(), publication));
+        }
+        if !legs.is_empty() {
+            out.push(command(key, MediaAction::StartLegs { legs }));
+        }
+        for (publisher, publication) in keyframes {
+            request_keyframe(&publisher, &publication, out);
+        }
     }
 
     /// One of a member's connections is up (again): its video starts from a key frame. A

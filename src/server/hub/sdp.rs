@@ -1,9 +1,13 @@
 //! What the core reads in session descriptions: each media line's kind, mid, direction, track
-//! id and codecs, and the candidates a description already carries. A line-based reader of the
+//! id, codecs and header extensions, and the candidates a description already carries. A line-based reader of the
 //! parts of SDP (RFC 8866) that jrtc's decisions need; the media shell's stack does the rest.
 //! Pure and total: any text gives a [`Description`] (possibly empty), never a panic.
 
 use crate::model::MediaKind;
+
+/// Most header extensions read from one media line (browsers offer about a dozen); the rest are
+/// ignored, so a description cannot make the core keep much.
+const MAX_EXTENSIONS: usize = 32;
 
 /// How a media line sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +41,9 @@ pub(crate) struct Codec {
 pub(crate) struct MediaLine {
     /// `audio`, `video` or anything else (`application` for data channels).
     pub kind: Option<MediaKind>,
-    /// Port 0: the line is rejected or stopped.
+    /// Port 0 without `a=bundle-only`: the line is rejected or stopped. (A line with port 0
+    /// and `a=bundle-only` is not rejected: it shares the bundle's transport, RFC 8843; a
+    /// browser bundling at most one transport marks every line after the first so.)
     pub rejected: bool,
     pub mid: Option<String>,
     pub direction: Direction,
@@ -47,6 +53,8 @@ pub(crate) struct MediaLine {
     pub track_id: Option<String>,
     /// In the order of the `m=` line's format list.
     pub codecs: Vec<Codec>,
+    /// The RTP header extensions (`a=extmap:<id> <uri>`), as (id, URI).
+    pub extensions: Vec<(u8, String)>,
 }
 
 impl MediaLine {
@@ -99,6 +107,21 @@ impl Description {
                 "sendonly" => media.direction = Direction::SendOnly,
                 "recvonly" => media.direction = Direction::RecvOnly,
                 "inactive" => media.direction = Direction::Inactive,
+                "bundle-only" => media.rejected = false,
+                "extmap" => {
+                    // `<id>[/<direction>] <uri> [<attributes>]`
+                    let mut parts = value.split_whitespace();
+                    let id = parts
+                        .next()
+                        .and_then(|id| id.split('/').next())
+                        .and_then(|id| id.parse::<u8>().ok());
+                    if let (Some(id), Some(uri)) = (id, parts.next())
+                        && (1..=255).contains(&id)
+                        && media.extensions.len() < MAX_EXTENSIONS
+                    {
+                        media.extensions.push((id, uri.to_owned()));
+                    }
+                }
                 "msid" => {
                     let mut parts = value.split_whitespace();
                     media.stream_id = parts.next().map(str::to_owned);
@@ -185,6 +208,7 @@ fn media_line(m: &str) -> MediaLine {
         stream_id: None,
         track_id: None,
         codecs,
+        extensions: Vec::new(),
     }
 }
 
@@ -221,6 +245,44 @@ mod tests {
         assert!(d.has_candidate("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
         assert!(d.has_candidate("a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
         assert!(!d.has_candidate("candidate:2 1 udp 1 127.0.0.1 5001 typ host"));
+    }
+
+    /// Firefox with max-bundle: lines after the first have port 0 and `a=bundle-only`.
+    const BUNDLE_ONLY: &str = "v=0\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=mid:0\r\na=sendrecv\r\n\
+        a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+        a=extmap:3/sendrecv urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+        a=msid:{s} microphone\r\na=rtpmap:109 opus/48000/2\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 120\r\na=bundle-only\r\na=mid:1\r\na=sendrecv\r\n\
+        a=extmap:4 urn:ietf:params:rtp-hdrext:toffset\r\n\
+        a=msid:{s} camera\r\na=rtpmap:120 VP8/90000\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 120\r\na=mid:2\r\na=inactive\r\na=rtpmap:120 VP8/90000\r\n";
+
+    #[test]
+    fn a_bundle_only_line_is_not_rejected_and_extensions_are_read() {
+        let d = Description::parse(BUNDLE_ONLY);
+        assert!(!d.media[0].rejected);
+        assert!(
+            !d.media[1].rejected,
+            "bundle-only is not rejected (RFC 8843)"
+        );
+        assert!(d.media[2].rejected, "port 0 alone is");
+        assert_eq!(
+            d.media[0].extensions,
+            [
+                (1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned()),
+                (3, "urn:ietf:params:rtp-hdrext:sdes:mid".to_owned())
+            ]
+        );
+        assert_eq!(
+            d.media[1].extensions,
+            [(4, "urn:ietf:params:rtp-hdrext:toffset".to_owned())]
+        );
+        // Bad extmap lines are skipped.
+        let d = Description::parse(
+            "m=audio 9 X 1\na=extmap:0 a\na=extmap:x b\na=extmap:300 c\na=extmap:2\n",
+        );
+        assert!(d.media[0].extensions.is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Forwarding one published track: a reader task takes each RTP packet the publisher sends and
-//! writes it to every subscriber's leg itself, in the same wakeup. Each leg has its own SSRC and
-//! the payload type negotiated on it (the crate drops packets that carry anything else,
-//! silently), so the reader rewrites both per leg.
+//! writes it to every subscriber's leg itself, in the same wakeup. Each leg has its own SSRC,
+//! the payload type and the header-extension ids negotiated on it (the crate drops packets
+//! that carry anything else), so the reader rewrites all three per leg.
 //!
 //! A write never waits: it hands the packet to the leg's peer-connection driver if the driver's
 //! queue has room and drops it for that leg otherwise, so one slow subscriber cannot hold up the
@@ -19,7 +19,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::media::RtpPacket;
 use crate::model::RoomId;
-use crate::server::hub::io::MediaId;
+use crate::server::hub::io::{ExtensionMap, MediaId};
 
 /// What forwarding did, for the metrics: each reader adds its counts once per packet (relaxed
 /// atomic adds, no lock), whatever the number of legs.
@@ -59,6 +59,8 @@ struct Leg {
     ssrc: u32,
     /// Known once the subscriber has answered an offer that carries the leg.
     payload_type: Option<u8>,
+    /// The publisher's header extensions this leg carries, under its own ids.
+    extensions: ExtensionMap,
     /// Paused at the subscriber's request (kept negotiated).
     paused: bool,
 }
@@ -111,17 +113,25 @@ impl Forward {
             track,
             ssrc,
             payload_type: None,
+            extensions: ExtensionMap::default(),
             paused: false,
         });
     }
 
-    /// Sets the payload type negotiated on a subscriber's leg.
-    pub(crate) fn set_payload_type(&self, subscriber: MediaId, payload_type: u8) {
+    /// Starts a subscriber's leg with what was negotiated on it: its payload type and which
+    /// header extensions it carries under which ids.
+    pub(crate) fn start_leg(
+        &self,
+        subscriber: MediaId,
+        payload_type: u8,
+        extensions: ExtensionMap,
+    ) {
         if let Some(leg) = lock(&self.legs)
             .iter_mut()
             .find(|leg| leg.subscriber == subscriber)
         {
             leg.payload_type = Some(payload_type);
+            leg.extensions = extensions;
         }
     }
 
@@ -186,6 +196,7 @@ fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket, counters: &ForwardCount
         };
         copy.header.ssrc = leg.ssrc;
         copy.header.payload_type = payload_type;
+        super::extensions::rewrite(&mut copy.header, &leg.extensions);
         // Not ready at once: the leg's driver queue is full (or the leg is being rebound);
         // this leg loses this packet.
         if leg.track.write_rtp(copy).now_or_never().is_none() {

@@ -9,6 +9,7 @@
 //! subscriber's leg (see [`forward`]). A subscriber's key-frame requests (PLI, FIR) are relayed
 //! to the publisher.
 
+mod extensions;
 mod forward;
 pub(crate) use forward::ForwardCounters;
 pub(crate) mod workers;
@@ -237,9 +238,10 @@ impl Actor {
                 }
             }
             MediaAction::StartLegs { legs } => {
-                for (id, payload_type) in legs {
-                    if let Some(leg) = self.legs.get(&id) {
-                        leg.forward.set_payload_type(self.key.media, payload_type);
+                for start in legs {
+                    if let Some(leg) = self.legs.get(&start.publication) {
+                        leg.forward
+                            .start_leg(self.key.media, start.payload_type, start.extensions);
                     }
                 }
             }
