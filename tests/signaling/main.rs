@@ -12,6 +12,7 @@ mod lifetime;
 mod media;
 mod media_fault;
 mod messages;
+mod mute;
 mod operations;
 mod options;
 mod properties;
