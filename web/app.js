@@ -147,6 +147,9 @@ async function listen(call) {
         if (ev.kind === "unsubscribed") page.remote.delete(ev.publication.id);
         if (ev.kind === "interrupted") status("media reconnecting…");
         if (ev.kind === "restored") status("");
+        if (ev.kind === "muted" && ev.by && ev.publication.participant === page.userId) {
+          toast(`${nameOf(ev.by)} muted your ${ev.publication.source === "microphone" ? "microphone" : ev.publication.source}`);
+        }
         render();
         break;
       case "message":
@@ -298,6 +301,9 @@ function renderPeople(room, host) {
     const actions = [];
     if (host && p.user_id !== page.userId && p.role !== "recorder") {
       actions.push(el("button", { class: "small", onclick: () => page.call.setRole(p.user_id, p.role === "host" ? "guest" : "host") }, p.role === "host" ? "Make guest" : "Make host"));
+      if (publicationOf(room, p.user_id, "microphone")?.muted === false) {
+        actions.push(el("button", { class: "small", onclick: () => page.call.muteMember(p.user_id, "microphone") }, "Mute"));
+      }
       actions.push(el("button", { class: "small danger", onclick: () => page.call.kick(p.user_id) }, "Remove"));
     }
     if (p.user_id !== page.userId && p.role !== "recorder") {
@@ -350,6 +356,11 @@ function chatLine(from, content, note) {
     $("#unread").textContent = String(page.unread);
     $("#unread").classList.remove("hidden");
   }
+}
+
+/** A member's display name, or the id itself (the backend is no member). */
+function nameOf(userId) {
+  return page.call?.room?.()?.participants.find((p) => p.user_id === userId)?.display_name ?? userId;
 }
 
 function status(text) {

@@ -146,7 +146,9 @@ export type InviteEvent =
   | { type: "invite"; kind: "canceled" | "rejected"; invitation: Invitation; reason: Reason };
 
 export type MediaEvent =
-  | { type: "media"; kind: "published" | "muted" | "unmuted"; room: string; seq: number; publication: Publication }
+  | { type: "media"; kind: "published" | "unmuted"; room: string; seq: number; publication: Publication }
+  /** `by`: who muted it when not its publisher (a host, or the backend); null otherwise. */
+  | { type: "media"; kind: "muted"; room: string; seq: number; publication: Publication; by: string | null }
   | { type: "media"; kind: "unpublished"; room: string; seq: number; publication: Publication; reason: Reason }
   | { type: "media"; kind: "subscribed"; publication: Publication; stream: MediaStream; track: MediaStreamTrack }
   | { type: "media"; kind: "unsubscribed"; publication: Publication }
@@ -259,6 +261,8 @@ export declare class Call {
   publishScreen(constraints?: MediaTrackConstraints | true): OperationId;
   unpublish(source: Source): OperationId;
   mute(source: Source, muted?: boolean): OperationId;
+  /** Mutes another member's source (host, `moderate` grant); only they unmute it. */
+  muteMember(userId: string, source: Source): OperationId;
   subscribe(publication: string): OperationId;
   unsubscribe(publication: string): OperationId;
   localTrack(source: Source): MediaStreamTrack | null;

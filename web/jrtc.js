@@ -482,6 +482,12 @@ export class Call {
   unpublish(source) { return this._media.unpublish(source); }
   /** Mutes or unmutes a published source: a muted source sends nothing. */
   mute(source, muted = true) { return this._media.mute(source, muted); }
+  /**
+   * Mutes another member's source (a host with the `moderate` grant). The server forwards
+   * nothing of it from then on, to anyone (recordings included); everyone gets a `muted` media
+   * event whose `by` is this member. Only the member unmutes it.
+   */
+  muteMember(userId, source) { return this._request({ type: "mute", source, muted: true, user_id: userId }); }
   /** Starts receiving a publication (`"alice/camera"`) this member does not receive. */
   subscribe(publication) { return this._request({ type: "subscribe", publication }); }
   /** Stops receiving a publication. */
@@ -961,7 +967,10 @@ export class Call {
         return this._emit({ type: "media", kind: "published", room: f.room, seq: f.seq, publication: f.publication });
       case "track_muted":
         r?.publications.set(f.publication.id, f.publication);
-        return this._emit({ type: "media", kind: f.publication.muted ? "muted" : "unmuted", room: f.room, seq: f.seq, publication: f.publication });
+        // Someone else muted this member's own source: it stops sending it before the event
+        // is out (the server forwards nothing of it anyway); only this member unmutes it.
+        if (f.publication.muted && f.by && f.publication.participant === this.userId) this._media.mutedBy(f.publication.source);
+        return this._emit({ type: "media", kind: f.publication.muted ? "muted" : "unmuted", room: f.room, seq: f.seq, publication: f.publication, by: f.by ?? null });
       case "track_unpublished":
         r?.publications.delete(f.publication.id);
         this._media.unpublished(f.publication);
@@ -1242,6 +1251,14 @@ class Media {
         t.sender.replaceTrack(before ? null : local.track).catch(() => {});
       },
     });
+  }
+
+  /** Someone else muted this member's `source`: stop sending it (kept muted until `mute(source, false)`). */
+  mutedBy(source) {
+    const local = this.local.get(source);
+    if (!local || local.muted) return;
+    local.muted = true;
+    this.pub?.transceivers.get(source)?.sender.replaceTrack(null).catch(() => {});
   }
 
   /** A publication of this member is in the room now. */
