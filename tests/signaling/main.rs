@@ -3,6 +3,7 @@
 mod support;
 
 mod bans;
+mod clean_call;
 mod floods;
 mod hostile;
 mod invites;

@@ -7,7 +7,7 @@ use jrtc::{CallEvent, MediaEvent, Publication, TrackSource};
 use crate::support::{User, room_of, server};
 
 /// Waits until `user` receives publication `id`, and returns its track.
-async fn remote(user: &mut User, id: &str) -> jrtc::RemoteTrack {
+pub async fn remote(user: &mut User, id: &str) -> jrtc::RemoteTrack {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(track) = user.call.remote_track(id) {
