@@ -1,7 +1,8 @@
 //! Recording a short call: alice publishes the VP8 fixture and Opus frames, bob listens; alice
 //! records three seconds, then stops. The embedded server runs its own
 //! recorder; the files and the manifest land in `target/recording-example/`. Prints the files,
-//! the manifest, and what ffprobe reads in each file when ffprobe is installed. Exits by itself.
+//! the manifest, and what ffprobe reads in each file when ffprobe is installed (packets, key
+//! frames: the recorder asks for one every 2 s). Exits by itself.
 //!
 //! Run with `cargo run --example recording`.
 
@@ -116,7 +117,22 @@ fn probe(path: &std::path::Path) {
                 println!("    ffprobe: {line} (codec, packets)");
             }
         }
-        _ => println!("    (ffprobe is not installed: apt-get install ffmpeg)"),
+        _ => {
+            println!("    (ffprobe is not installed: apt-get install ffmpeg)");
+            return;
+        }
+    }
+    let keys = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v"])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output();
+    if let Ok(keys) = keys {
+        let n = String::from_utf8_lossy(&keys.stdout)
+            .lines()
+            .filter(|l| l.starts_with('K'))
+            .count();
+        println!("    ffprobe: {n} video key frames");
     }
 }
 

@@ -208,6 +208,11 @@ struct RecorderArgs {
     /// Abort a job that receives no media for this many seconds while tracks are unmuted.
     #[arg(long, default_value_t = 30)]
     no_media_timeout: u64,
+    /// Ask a recorded camera or screen for a key frame when it sent none for this many seconds
+    /// (a seek in the file then decodes about that much video first; taken as 0.5 when
+    /// shorter); 0: only after losses.
+    #[arg(long, default_value_t = 2.0)]
+    keyframe_interval: f64,
     /// A PEM file of the CA that signed a `wss://` server's certificate.
     #[arg(long)]
     ca: Option<PathBuf>,
@@ -231,10 +236,17 @@ async fn recorder(args: RecorderArgs) -> Result<(), Box<dyn std::error::Error>> 
     if let Some(ca) = &args.ca {
         call = call.tls(jrtc::TlsRoots::pem(std::fs::read(ca)?));
     }
+    let seconds = args.keyframe_interval;
+    let keyframe_interval = match Duration::try_from_secs_f64(seconds) {
+        Ok(Duration::ZERO) => None,
+        Ok(interval) => Some(interval),
+        Err(e) => return Err(format!("--keyframe-interval {seconds}: {e}").into()),
+    };
     let options = jrtc::record::RecorderOptions::default()
         .user(&args.user)
         .dir(&args.dir)
         .no_media_timeout(Duration::from_secs(args.no_media_timeout))
+        .keyframe_interval(keyframe_interval)
         .call_options(call);
     println!(
         "jrtc recorder for {} writing to {}",

@@ -1,6 +1,6 @@
 //! `jrtc-server recorder` as a process of its own, failing for real: a file-size limit
-//! (`RLIMIT_FSIZE`, SIGXFSZ ignored, so writes fail with EFBIG), and SIGKILL mid-recording.
-//! The server runs in the test; the recorder is the real binary.
+//! (`RLIMIT_FSIZE`, SIGXFSZ ignored, so writes fail with EFBIG), and SIGKILL mid-recording;
+//! and its key-frame interval. The server runs in the test; the recorder is the real binary.
 
 #[path = "../../tests/signaling/record_support.rs"]
 mod record_support;
@@ -13,7 +13,7 @@ use jrtc::{
     AbortReason, AccessToken, Call, CallEvent, EventStream, Grants, JoinOptions, Outcome, Reason,
     RecordingEvent, RecordingOptions, RecordingPolicy, RecordingState, ServerHandle, TrackSource,
 };
-use record_support::{MediaSender, probe, recording_dir, stream};
+use record_support::{MediaSender, cues, mkvinfo, opus_delays, probe, recording_dir, stream};
 
 const SECRET: &str = "the recorder tests' secret, long enough to be accepted";
 
@@ -290,6 +290,68 @@ async fn a_recording_that_receives_no_media_is_aborted() {
     assert!(!shut_down);
     assert_eq!(reason, AbortReason::NoMedia);
     assert!(silent.elapsed() >= Duration::from_millis(900));
+    drop(sender);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--keyframe-interval 0.5`: a camera that sends key frames only when asked sends about two a
+/// second while recorded. The file closed at the stop has a CuePoint per key frame and a
+/// SeekHead to them; a copy cut short mid-way still reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorder_asks_for_key_frames_at_its_interval_and_indexes_its_files() {
+    let server = server().await;
+    let dir = recording_dir("keyframe-interval");
+    let mut child = recorder_with(&server, &dir, None, &["--keyframe-interval", "0.5"]).await;
+    let mut members = [member(&server, "alice").await];
+    let camera = members[0]
+        .call
+        .publish_track(TrackSource::Camera)
+        .await
+        .unwrap();
+    let mic = members[0]
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let mut sender = MediaSender::new(Some(camera), Some(mic)).keyframes_on_request();
+    sender.prime().await;
+    let op = members[0]
+        .call
+        .start_recording(RecordingOptions::default())
+        .await
+        .unwrap();
+    members[0].call.outcome(op).await.unwrap();
+    until(&mut members[0], Duration::from_secs(15), started).await;
+    sender.send(15 * 4).await;
+    let op = members[0].call.stop_recording().await.unwrap();
+    members[0].call.outcome(op).await.unwrap();
+    until(&mut members[0], Duration::from_secs(10), |ev| {
+        matches!(ev, CallEvent::Recording(RecordingEvent::Stopped { .. })).then_some(())
+    })
+    .await;
+    let file = only_recording(&dir).join("alice.webm");
+    let streams = probe(&file).expect("the file reads");
+    let video = stream(&streams, "vp8");
+    println!(
+        "{} key frames in {} video frames ({} sent)",
+        video.keyframes, video.packets, sender.keyframes_sent
+    );
+    // 4 s at one key frame every 0.5 s or a little more (the camera answers with its next
+    // frame): 6 at least (2 by default, 1 without).
+    assert!(video.keyframes >= 6, "{streams:?}");
+    let info = mkvinfo(&file);
+    assert_eq!(cues(&info), (video.keyframes as usize, true), "{info}");
+    assert!(opus_delays(&info), "{info}");
+    // Cut short (as by a full disk before the stop): the SeekHead points past the end, and
+    // what is there still reads.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.join("cut.webm");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let streams = probe(&cut).expect("the cut file reads");
+    let cut_video = stream(&streams, "vp8").packets;
+    assert!(cut_video > 0 && cut_video < video.packets, "{streams:?}");
     drop(sender);
     child.kill().unwrap();
     let _ = child.wait();

@@ -3,7 +3,8 @@
 //! wait a moment in a reorder buffer and are written in time order. The file opens once it
 //! knows its tracks: at the first video key frame (it gives the picture size) and first audio
 //! frame, or a second after the first frame, with what has come by then. A track that shows up
-//! after that starts a new part (`name@1.webm`, …).
+//! after that starts a new part (`name@1.webm`, …). A part closed normally gets its index (the
+//! Cues, and the SeekHead to them when the storage can seek back).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::frames::{Frame, vp8_size};
+use super::storage::Dest;
 use super::webm::{RecordError, RecordTrack, WebmWriter};
 use crate::model::{RecordedFile, TrackSource, UserId};
 
@@ -21,7 +23,7 @@ const OPEN_WAIT_MS: u64 = 1_000;
 
 /// Counts the bytes that reach the destination (for the size limit and the manifest).
 pub(crate) struct Counted {
-    inner: Box<dyn Write + Send>,
+    inner: Dest,
     /// This file's bytes.
     written: Arc<AtomicU64>,
     /// The recording's bytes.
@@ -41,7 +43,7 @@ impl Write for Counted {
 }
 
 /// Opens the destination of a file part.
-pub(crate) type Opener<'a> = dyn FnMut(&str) -> std::io::Result<Box<dyn Write + Send>> + 'a;
+pub(crate) type Opener<'a> = dyn FnMut(&str) -> std::io::Result<Dest> + 'a;
 
 /// What went wrong writing a file.
 #[derive(Debug, thiserror::Error)]
@@ -305,8 +307,22 @@ impl RecordingFile {
         let written = open.written.clone();
         let result = open
             .writer
-            .finish()
-            .and_then(|mut dest| dest.flush().map_err(RecordError::Flush))
+            .finish_with_header()
+            .and_then(|(mut dest, patches)| {
+                dest.flush().map_err(RecordError::Flush)?;
+                // Without them the file is whole: players find the Cues by reading it through.
+                for patch in patches {
+                    match dest.inner.write_at(patch.offset, &patch.bytes) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(file = %name, error = %e, "cannot complete the header");
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            })
             .map_err(|source| FileError::Write { name, source });
         file.bytes = written.load(Ordering::Relaxed);
         self.parts.push(file);

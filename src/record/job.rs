@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use super::file::{FileError, RecordingFile};
 use super::frames::{Codec, FrameAssembler};
+use super::keyframes::KeyframeRequests;
 use super::recorder::RecorderContext;
+use super::storage::Dest;
 use super::webm::RecordTrack;
 use crate::event::{CallEvent, MediaEvent, Outcome};
 use crate::media::RtpPacket;
@@ -24,9 +26,6 @@ use crate::model::{
 };
 use crate::protocol::RecorderReport;
 use crate::{Call, RecordingId};
-
-/// How often a track that lost packets asks for a key frame, at most.
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The manifest's file name, beside the media files.
 pub const MANIFEST: &str = "manifest.json";
@@ -76,9 +75,10 @@ struct Track {
     file: String,
     record: RecordTrack,
     frames: FrameAssembler,
-    /// To ask its publisher for a key frame when frames are being dropped.
+    /// To ask its publisher for a key frame.
     remote: crate::RemoteTrack,
-    asked_at: Option<Instant>,
+    /// When to ask (a video track's).
+    keyframes: Option<KeyframeRequests>,
 }
 
 /// The job's state while it runs.
@@ -312,7 +312,7 @@ impl Job {
         };
         let storage = &self.ctx.storage;
         let recording = &self.job.recording;
-        let (parts, error) = file.finish(&mut |name| storage.create(recording, name));
+        let (parts, error) = file.finish(&mut |name| Dest::open(storage.as_ref(), recording, name));
         let used = parts.len();
         *self.parts.entry(track.file).or_default() += used;
         self.closed.extend(parts);
@@ -339,6 +339,11 @@ impl Job {
             RecordTrack::Audio => Codec::Opus,
             _ => Codec::Vp8,
         };
+        let mut keyframes =
+            (codec == Codec::Vp8).then(|| KeyframeRequests::new(self.ctx.keyframe_interval));
+        // Start at a key frame now rather than at the publisher's next one.
+        let now = self.start.elapsed().as_millis() as u64;
+        let ask = keyframes.as_mut().is_some_and(|k| k.due(now, true));
         self.tracks.insert(
             publication.id.clone(),
             Track {
@@ -346,14 +351,13 @@ impl Job {
                 record,
                 frames: FrameAssembler::new(codec),
                 remote: remote.clone(),
-                asked_at: Some(Instant::now()),
+                keyframes,
             },
         );
         let packets = packets.clone();
         let id = publication.id.clone();
         tokio::spawn(async move {
-            if codec == Codec::Vp8 {
-                // Start at a key frame now rather than at the publisher's next one.
+            if ask {
                 let _ = remote.request_keyframe().await;
             }
             while let Some(packet) = remote.next_packet().await {
@@ -391,17 +395,17 @@ impl Job {
         };
         let arrival_ms = at.saturating_duration_since(self.start).as_millis() as u64;
         let frame = track.frames.push(packet, arrival_ms);
-        if track.frames.needs_keyframe()
-            && track
-                .asked_at
-                .is_none_or(|t| t.elapsed() > KEYFRAME_REQUEST_INTERVAL)
-        {
-            // A packet was lost: nothing is written until the next key frame; ask for one.
-            track.asked_at = Some(Instant::now());
-            let remote = track.remote.clone();
-            tokio::spawn(async move {
-                let _ = remote.request_keyframe().await;
-            });
+        if let Some(keyframes) = &mut track.keyframes {
+            if frame.as_ref().is_some_and(|f| f.keyframe) {
+                keyframes.keyframe(arrival_ms);
+            }
+            // After a loss (nothing is written until the next key frame), or periodically.
+            if keyframes.due(arrival_ms, track.frames.needs_keyframe()) {
+                let remote = track.remote.clone();
+                tokio::spawn(async move {
+                    let _ = remote.request_keyframe().await;
+                });
+            }
         }
         let Some(frame) = frame else {
             return Ok(());
@@ -412,7 +416,7 @@ impl Job {
         let storage = &self.ctx.storage;
         let recording = &self.job.recording;
         file.push(track.record, frame, &mut |name| {
-            storage.create(recording, name)
+            Dest::open(storage.as_ref(), recording, name)
         })
     }
 
@@ -425,7 +429,8 @@ impl Job {
         let mut files: Vec<_> = self.files.drain().collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, file) in files {
-            let (parts, error) = file.finish(&mut |name| storage.create(&recording, name));
+            let (parts, error) =
+                file.finish(&mut |name| Dest::open(storage.as_ref(), &recording, name));
             all.extend(parts);
             if first_error.is_none() {
                 first_error = error;

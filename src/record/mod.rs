@@ -8,14 +8,16 @@
 //! and [`Call::stop_recording`](crate::Call::stop_recording); members hear about them as
 //! [`RecordingEvent`](crate::RecordingEvent)s.
 
+mod cues;
 mod file;
 mod frames;
 mod job;
+mod keyframes;
 mod recorder;
 mod storage;
 mod webm;
 
 pub use job::MANIFEST;
 pub use recorder::{Recorder, RecorderOptions};
-pub use storage::{LocalDir, Storage};
-pub use webm::{RecordError, RecordTrack, WebmWriter};
+pub use storage::{LocalDir, SeekWrite, Storage};
+pub use webm::{HeaderPatch, RecordError, RecordTrack, WebmWriter};

@@ -20,7 +20,8 @@ use crate::event::{CallEvent, RecordingEvent};
 use crate::model::{RecordingId, UserId};
 
 /// How a [`Recorder`] works. `Default`: user `recorder`, files under `recordings/`, a job
-/// aborted after 30 s without media.
+/// aborted after 30 s without media, a video key frame asked for every 2 s
+/// ([`RecorderOptions::DEFAULT_KEYFRAME_INTERVAL`]).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RecorderOptions {
@@ -33,6 +34,14 @@ pub struct RecorderOptions {
     pub no_media_timeout: Duration,
     /// Options of the recorder's calls (TLS roots for a `wss://` server, …).
     pub call: CallOptions,
+    /// While recording, a video track that sent no key frame for this long is asked for one
+    /// (a picture loss indication, which the server relays to the publisher), so that a player
+    /// seeking in the file decodes about this much video at most before the point it seeks
+    /// to. Taken as 500 ms when shorter. `None`: key frames are asked for only at a track's
+    /// start and after lost frames; browsers send them rarely on their own (45 s of a
+    /// browser's camera held one), and a seek then decodes from far back. The default:
+    /// [`RecorderOptions::DEFAULT_KEYFRAME_INTERVAL`].
+    pub keyframe_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for RecorderOptions {
@@ -40,6 +49,7 @@ impl std::fmt::Debug for RecorderOptions {
         f.debug_struct("RecorderOptions")
             .field("user", &self.user)
             .field("no_media_timeout", &self.no_media_timeout)
+            .field("keyframe_interval", &self.keyframe_interval)
             .finish_non_exhaustive()
     }
 }
@@ -51,11 +61,21 @@ impl Default for RecorderOptions {
             storage: Arc::new(LocalDir::new("recordings")),
             no_media_timeout: Duration::from_secs(30),
             call: CallOptions::default(),
+            keyframe_interval: Some(Self::DEFAULT_KEYFRAME_INTERVAL),
         }
     }
 }
 
 impl RecorderOptions {
+    /// The default [`RecorderOptions::keyframe_interval`], 2 s: a seek then decodes about 1 s
+    /// of video on average (2 s at worst) before it shows the picture asked for, the interval
+    /// live-streaming services ask of their senders. Key frames are not free: one weighs
+    /// several delta frames (the publisher's rate control keeps its bitrate and spends a little
+    /// picture quality on it), and the publisher sends it to every member of the room, not
+    /// only to the recorder. Shorter intervals seek faster and cost the room more; longer ones
+    /// the reverse.
+    pub const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
+
     /// Sets the user id.
     pub fn user(mut self, user: &str) -> Self {
         self.user = UserId::from(user);
@@ -80,6 +100,11 @@ impl RecorderOptions {
         self.call = options;
         self
     }
+    /// Sets the key-frame interval (`None`: key frames only after losses).
+    pub fn keyframe_interval(mut self, interval: Option<Duration>) -> Self {
+        self.keyframe_interval = interval;
+        self
+    }
 }
 
 /// What the recorder's jobs share.
@@ -89,6 +114,7 @@ pub(crate) struct RecorderContext {
     user: UserId,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) no_media_timeout: Duration,
+    pub(crate) keyframe_interval: Option<Duration>,
     call: CallOptions,
 }
 
@@ -137,6 +163,7 @@ impl Recorder {
             user: options.user,
             storage: options.storage,
             no_media_timeout: options.no_media_timeout,
+            keyframe_interval: options.keyframe_interval,
             call: options.call,
         });
         let control = ctx.connect().await?;

@@ -1,7 +1,7 @@
 //! Where recordings go: the [`Storage`] trait, and [`LocalDir`], a directory on this machine
 //! (the default). An uploader (S3 and the like) implements the trait.
 
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::model::RecordingId;
@@ -11,10 +11,78 @@ use crate::model::RecordingId;
 pub trait Storage: Send + Sync + 'static {
     /// Opens file `name` of recording `recording` for writing, from empty.
     fn create(&self, recording: &RecordingId, name: &str) -> io::Result<Box<dyn Write + Send>>;
+    /// Opens file `name` as [`Storage::create`] does, on a destination that can also seek back
+    /// (a local file); `Ok(None)`, the default, when this storage only appends (an upload),
+    /// and [`Storage::create`] is used. With one, the recorder writes each file's SeekHead
+    /// when it closes it, in the room left for it at the start, so that players find the Cues
+    /// (the index at the end) without reading the whole file. The rest is written in order
+    /// either way: a file cut short plays the same.
+    fn create_seekable(
+        &self,
+        recording: &RecordingId,
+        name: &str,
+    ) -> io::Result<Option<Box<dyn SeekWrite>>> {
+        let _ = (recording, name);
+        Ok(None)
+    }
     /// Writes small file `name` (the manifest) of recording `recording` whole, replacing it.
     fn put(&self, recording: &RecordingId, name: &str, bytes: &[u8]) -> io::Result<()>;
     /// Where the recording's files are, for people (a directory, a URL prefix).
     fn location(&self, recording: &RecordingId) -> String;
+}
+
+/// A destination that can seek back ([`Storage::create_seekable`]): any `Write + Seek + Send`.
+pub trait SeekWrite: Write + Seek + Send {}
+
+impl<T: Write + Seek + Send> SeekWrite for T {}
+
+/// Where a recording file is written.
+pub(crate) enum Dest {
+    /// Only appended to.
+    Append(Box<dyn Write + Send>),
+    /// Can also seek back.
+    Seekable(Box<dyn SeekWrite>),
+}
+
+impl Dest {
+    /// Opens file `name` of `recording` in `storage`, seekable if it can be.
+    pub(crate) fn open(
+        storage: &dyn Storage,
+        recording: &RecordingId,
+        name: &str,
+    ) -> io::Result<Dest> {
+        Ok(match storage.create_seekable(recording, name)? {
+            Some(dest) => Dest::Seekable(dest),
+            None => Dest::Append(storage.create(recording, name)?),
+        })
+    }
+
+    /// Writes `bytes` at `offset` and comes back to the end; `false` if it cannot seek.
+    pub(crate) fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<bool> {
+        let Dest::Seekable(dest) = self else {
+            return Ok(false);
+        };
+        dest.seek(io::SeekFrom::Start(offset))?;
+        dest.write_all(bytes)?;
+        dest.seek(io::SeekFrom::End(0))?;
+        dest.flush()?;
+        Ok(true)
+    }
+}
+
+impl Write for Dest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Dest::Append(dest) => dest.write(buf),
+            Dest::Seekable(dest) => dest.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Dest::Append(dest) => dest.flush(),
+            Dest::Seekable(dest) => dest.flush(),
+        }
+    }
 }
 
 /// A directory on this machine: each recording in a subdirectory named by its id.
@@ -52,6 +120,16 @@ impl Storage for LocalDir {
         Ok(Box::new(std::fs::File::create(
             self.path(recording, name)?,
         )?))
+    }
+
+    fn create_seekable(
+        &self,
+        recording: &RecordingId,
+        name: &str,
+    ) -> io::Result<Option<Box<dyn SeekWrite>>> {
+        Ok(Some(Box::new(std::fs::File::create(
+            self.path(recording, name)?,
+        )?)))
     }
 
     fn put(&self, recording: &RecordingId, name: &str, bytes: &[u8]) -> io::Result<()> {

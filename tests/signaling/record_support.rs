@@ -1,5 +1,6 @@
 //! Helpers of the recording tests (also used by the recorder-process tests of `jrtc-server`):
-//! a sender of the VP8 fixture and of Opus frames in real time, and ffprobe's view of a file.
+//! a sender of the VP8 fixture and of Opus frames in real time, and ffprobe's and mkvinfo's
+//! views of a file.
 
 #![allow(dead_code)]
 
@@ -8,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use jrtc::LocalTrack;
 use jrtc::media::rtc::media::io::ivf_reader::IVFReader;
 use jrtc::media::rtc::rtp::codec::vp8::Vp8Payloader;
@@ -47,6 +49,12 @@ pub struct MediaSender {
     payloader: Vp8Payloader,
     /// RTP timestamps count from here, in real time (as an encoder's clock does).
     origin: tokio::time::Instant,
+    /// Key frames only when asked (and first), as a browser's encoder sends them.
+    on_request: bool,
+    /// The fixture's last delta frame sent (`on_request`).
+    delta: usize,
+    /// Key frames sent.
+    pub keyframes_sent: usize,
 }
 
 impl MediaSender {
@@ -57,7 +65,48 @@ impl MediaSender {
             frames: vp8_frames(),
             payloader: Vp8Payloader::default(),
             origin: tokio::time::Instant::now(),
+            on_request: false,
+            delta: 0,
+            keyframes_sent: 0,
         }
+    }
+
+    /// Sends a key frame first and then only when a receiver asks for one (a browser sends
+    /// them about as rarely); the frames between are the fixture's delta frames, in a loop
+    /// (not decodable as a picture, but whole VP8 frames for a recording).
+    pub fn keyframes_on_request(mut self) -> Self {
+        self.on_request = true;
+        self
+    }
+
+    /// The next video frame: the fixture in order, or as `keyframes_on_request` says.
+    fn next_frame(&mut self, v: usize) -> Bytes {
+        let is_key = |f: &Bytes| f.first().is_some_and(|b| b & 1 == 0);
+        let frame = if !self.on_request {
+            self.frames[v % self.frames.len()].clone()
+        } else {
+            let mut asked = self.keyframes_sent == 0;
+            // Every request waiting is answered by this one key frame.
+            while let Some(camera) = &self.camera
+                && let Some(Some(())) = camera.keyframe_requested().now_or_never()
+            {
+                asked = true;
+            }
+            if asked {
+                self.frames[0].clone()
+            } else {
+                loop {
+                    self.delta = (self.delta + 1) % self.frames.len();
+                    if !is_key(&self.frames[self.delta]) {
+                        break self.frames[self.delta].clone();
+                    }
+                }
+            }
+        };
+        if is_key(&frame) {
+            self.keyframes_sent += 1;
+        }
+        frame
     }
 
     /// The video (90 kHz) and audio (48 kHz) RTP timestamps of moment `at`.
@@ -109,9 +158,9 @@ impl MediaSender {
             tokio::time::sleep_until(due).await;
             let (video_ts, audio_ts) = self.clock(due);
             if video_next {
+                let frame = self.next_frame(v);
                 if let Some(camera) = &self.camera {
-                    let frame = &self.frames[v % self.frames.len()];
-                    let packets = self.payloader.payload(1200, frame).unwrap();
+                    let packets = self.payloader.payload(1200, &frame).unwrap();
                     let last = packets.len() - 1;
                     for (j, payload) in packets.into_iter().enumerate() {
                         camera.write(payload, video_ts, j == last).await.unwrap();
@@ -160,6 +209,8 @@ pub async fn until<T>(
 pub struct Stream {
     pub codec: String,
     pub packets: u64,
+    /// Packets flagged as key frames (Opus packets all are).
+    pub keyframes: u64,
     /// First and last packet times, in seconds.
     pub first: f64,
     pub last: f64,
@@ -169,7 +220,7 @@ pub struct Stream {
 pub fn probe(path: &Path) -> Option<Vec<Stream>> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-show_entries", "stream=index,codec_name"])
-        .args(["-show_entries", "packet=stream_index,pts_time"])
+        .args(["-show_entries", "packet=stream_index,pts_time,flags"])
         .args(["-of", "json"])
         .arg(path)
         .output()
@@ -184,6 +235,7 @@ pub fn probe(path: &Path) -> Option<Vec<Stream>> {
         .map(|s| Stream {
             codec: s["codec_name"].as_str().unwrap_or("?").to_owned(),
             packets: 0,
+            keyframes: 0,
             first: f64::MAX,
             last: f64::MIN,
         })
@@ -193,6 +245,9 @@ pub fn probe(path: &Path) -> Option<Vec<Stream>> {
         let t: f64 = p["pts_time"].as_str()?.parse().ok()?;
         let s = streams.get_mut(i)?;
         s.packets += 1;
+        if p["flags"].as_str().is_some_and(|f| f.starts_with('K')) {
+            s.keyframes += 1;
+        }
         s.first = s.first.min(t);
         s.last = s.last.max(t);
     }
@@ -213,4 +268,30 @@ pub fn recording_dir(test: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// `mkvinfo --all`'s view of a file (every element, Clusters and Cues included), whether or not
+/// it read the file to its end. Fails at once when mkvinfo is not installed.
+pub fn mkvinfo(path: &Path) -> String {
+    let out = match Command::new("mkvinfo").arg("--all").arg(path).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("mkvinfo is not installed: apt-get install -y mkvtoolnix")
+        }
+        Err(e) => panic!("mkvinfo: {e}"),
+    };
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// How a file's index reads in mkvinfo's view: CuePoints, and whether a SeekHead points to
+/// the Cues.
+pub fn cues(mkvinfo: &str) -> (usize, bool) {
+    let points = mkvinfo.matches("+ Cue point").count();
+    (points, mkvinfo.contains("(KaxCues)"))
+}
+
+/// Whether mkvinfo shows an Opus track's codec delay of 6.5 ms and seek pre-roll of 80 ms.
+pub fn opus_delays(mkvinfo: &str) -> bool {
+    mkvinfo.contains("Codec-inherent delay: 00:00:00.006500000")
+        && mkvinfo.contains("Seek pre-roll: 00:00:00.080000000")
 }

@@ -14,7 +14,9 @@ use jrtc::{
     TrackSource,
 };
 
-use crate::record_support::{self, MediaSender, probe, recording_dir, stream};
+use crate::record_support::{
+    self, MediaSender, cues, mkvinfo, opus_delays, probe, recording_dir, stream,
+};
 use crate::support::{User, builder, done, refused, room_of};
 
 /// The next event of `user` that `pick` takes (see `record_support::until`).
@@ -250,6 +252,50 @@ async fn joiners_leavers_and_screens_get_their_own_files() {
     // Bob's file starts where his media did: after he published and primed his tracks, well
     // into the recording.
     assert!(by_name("bob.webm").start_ms >= 400, "{files:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A camera that sends a key frame only when asked (as a browser's does) gets asked every 2 s
+/// by default while recorded: 8 s hold four key frames or more, not one. The file closed
+/// at the stop is indexed: a CuePoint per key frame, a SeekHead to the Cues, and the Opus
+/// track's codec delay and seek pre-roll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_get_a_key_frame_every_two_seconds_and_an_index() {
+    let (_turn, dir, builder) = recording_setup("keyframes");
+    let server = builder.start().await.unwrap();
+    let mut users = room_of(&server, "keys", &["alice", "bob"]).await;
+    let mut alice = publish_all(&users[..1])
+        .await
+        .remove(0)
+        .keyframes_on_request();
+    alice.prime().await;
+    start(&users[0], RecordingOptions::default()).await;
+    until(&mut users[1], Duration::from_secs(15), started).await;
+    alice.send(15 * 8).await;
+    let op = users[0].call.stop_recording().await.unwrap();
+    done(&users[0].call, op).await;
+    let (_, files) = until(&mut users[1], Duration::from_secs(10), stopped).await;
+    assert_eq!(files.len(), 1, "{files:?}");
+    let rec_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let path = rec_dir.join(&files[0].name);
+    let streams = probe(&path).unwrap();
+    let keyframes = stream(&streams, "vp8").keyframes as usize;
+    println!(
+        "{keyframes} key frames in {} ms ({} sent)",
+        files[0].duration_ms, alice.keyframes_sent
+    );
+    // At 0, 2, 4 and 6 s, or a little later (the camera answers with its next frame); one
+    // more at the start when the recorder's first request comes after the first frame.
+    assert!((4..=6).contains(&keyframes), "{keyframes} key frames");
+    assert!(keyframes <= alice.keyframes_sent);
+    let info = mkvinfo(&path);
+    assert_eq!(cues(&info), (keyframes, true), "{info}");
+    assert!(opus_delays(&info), "{info}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

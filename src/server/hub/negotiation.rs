@@ -296,9 +296,13 @@ enum OfferState {
     /// payload types and header extensions once it is.
     Applying {
         op: OperationId,
-        legs: Vec<(String, String, u8, Vec<(u8, String)>)>,
+        legs: Vec<Answered>,
     },
 }
+
+/// A leg an answer covers: its publication id, its track id, and the payload type and header
+/// extensions (id, URI) the answer gives its line.
+type Answered = (String, String, u8, Vec<(u8, String)>);
 
 /// The receiving connection: the legs and the server's offers of them.
 #[derive(Debug, Default)]
