@@ -968,8 +968,9 @@ export class Call {
       case "track_muted":
         r?.publications.set(f.publication.id, f.publication);
         // Someone else muted this member's own source: it stops sending it before the event
-        // is out (the server forwards nothing of it anyway); only this member unmutes it.
-        if (f.publication.muted && f.by && f.publication.participant === this.userId) this._media.mutedBy(f.publication.source);
+        // is out (the server forwards nothing of it anyway), until the server says it is
+        // unmuted (this member's own unmute, applied).
+        if (f.publication.participant === this.userId && (f.by || !f.publication.muted)) this._media.hold(f.publication.source, f.publication.muted);
         return this._emit({ type: "media", kind: f.publication.muted ? "muted" : "unmuted", room: f.room, seq: f.seq, publication: f.publication, by: f.by ?? null });
       case "track_unpublished":
         r?.publications.delete(f.publication.id);
@@ -1240,25 +1241,31 @@ class Media {
     const before = local?.muted;
     // At once (a muted source sends nothing from the moment it is asked), and put back if the
     // server refuses (`no_such_track`: the source is not in the room yet, or any more).
+    // A source someone else muted (`held`) stays silent until the server applies the unmute.
     if (local && t) {
       local.muted = muted;
-      t.sender.replaceTrack(muted ? null : local.track).catch(() => {});
+      t.sender.replaceTrack(muted || local.held ? null : local.track).catch(() => {});
     }
     return call._request({ type: "mute", source, muted }, {
       onError: () => {
         if (!local || !t || this.local.get(source) !== local || local.muted !== muted) return;
         local.muted = before;
-        t.sender.replaceTrack(before ? null : local.track).catch(() => {});
+        t.sender.replaceTrack(before || local.held ? null : local.track).catch(() => {});
       },
     });
   }
 
-  /** Someone else muted this member's `source`: stop sending it (kept muted until `mute(source, false)`). */
-  mutedBy(source) {
+  /**
+   * Someone else muted this member's `source` (`held`): stop sending it until the server says
+   * it is unmuted (`held` false: this member's own unmute, applied), then send it again unless
+   * this member muted it itself meanwhile.
+   */
+  hold(source, held) {
     const local = this.local.get(source);
-    if (!local || local.muted) return;
-    local.muted = true;
-    this.pub?.transceivers.get(source)?.sender.replaceTrack(null).catch(() => {});
+    if (!local || !!local.held === held) return;
+    local.held = held;
+    const sending = !held && !local.muted;
+    this.pub?.transceivers.get(source)?.sender.replaceTrack(sending ? local.track : null).catch(() => {});
   }
 
   /** A publication of this member is in the room now. */

@@ -26,6 +26,17 @@ impl CandidateGate {
         self.generation
     }
 
+    /// The current connection is about to offer an ICE restart: its new candidates wait for
+    /// the server's answer (sent before the offer, they would meet the old credentials).
+    pub(crate) fn restarting(&mut self) {
+        self.open = false;
+    }
+
+    /// The connection is closed and none replaces it yet: its late candidates go nowhere.
+    pub(crate) fn closed(&mut self) {
+        self.new_connection();
+    }
+
     /// A candidate the connection of `generation` found: to send now, or held (or dropped, if
     /// that connection was replaced).
     pub(crate) fn found(
@@ -73,6 +84,19 @@ mod tests {
         assert_eq!(gate.answered(), [candidate(1), candidate(2)]);
         assert_eq!(gate.found(g, candidate(3)), Some(candidate(3)));
         // A later answer (an ICE restart) has nothing held.
+        assert!(gate.answered().is_empty());
+    }
+
+    #[test]
+    fn an_ice_restarts_candidates_wait_for_its_answer_and_a_closed_connection_sends_none() {
+        let mut gate = CandidateGate::default();
+        let g = gate.new_connection();
+        gate.answered();
+        gate.restarting();
+        assert_eq!(gate.found(g, candidate(1)), None);
+        assert_eq!(gate.answered(), [candidate(1)]);
+        gate.closed();
+        assert_eq!(gate.found(g, candidate(2)), None);
         assert!(gate.answered().is_empty());
     }
 

@@ -166,11 +166,11 @@ impl ClientMedia {
         }
     }
 
-    /// Someone else muted this call's track of `source`: it sends nothing until the call
-    /// unmutes it.
-    pub(crate) fn muted_by_other(&self, source: TrackSource) {
+    /// Someone else muted this call's track of `source` (`held`): it sends nothing until the
+    /// server says it is unmuted (`held: false`).
+    pub(crate) fn hold(&self, source: TrackSource, held: bool) {
         if let Some((track, _)) = lock_plain(&self.local).get(&source) {
-            track.set_muted(true);
+            track.hold(held);
         }
     }
 
@@ -193,6 +193,7 @@ impl ClientMedia {
     {
         let mut publisher = self.publisher.lock().await;
         if let Some(old) = publisher.take() {
+            lock_plain(&self.gate).closed();
             old.close().await;
         }
         let tracks: Vec<LocalTrack> = {
@@ -267,6 +268,7 @@ impl ClientMedia {
         let Some(peer) = publisher.as_mut() else {
             return Ok(false);
         };
+        lock_plain(&self.gate).restarting();
         peer.restart_ice().await.map_err(CallError::from)?;
         exchange(peer, negotiate).await?;
         self.answered();
@@ -287,6 +289,7 @@ impl ClientMedia {
             track.end();
         }
         if let Some(peer) = publisher.take() {
+            lock_plain(&self.gate).closed();
             peer.close().await;
         }
     }
@@ -413,7 +416,7 @@ pub(crate) async fn run(
                         break;
                     }
                 }
-                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. } | MediaSignal::MutedBy { .. })) => {}
+                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. } | MediaSignal::Held { .. })) => {}
                 Some(MediaWork::Signal(MediaSignal::Candidate { connection, candidate })) => {
                     let added = match connection {
                         MediaConnection::Subscribe => match c.subscriber.as_mut() {

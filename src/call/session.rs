@@ -46,9 +46,10 @@ pub(crate) enum MediaSignal {
     Lost {
         connection: crate::protocol::MediaConnection,
     },
-    /// Someone else (a host, the backend) muted this call's own track of `source`: stop
-    /// sending it until the call unmutes it.
-    MutedBy { source: TrackSource },
+    /// Someone else (a host, the backend) muted this call's own track of `source` (`held`):
+    /// stop sending it until the server says it is unmuted (`held: false`, the call's own
+    /// unmute applied).
+    Held { source: TrackSource, held: bool },
 }
 
 #[derive(Debug)]
@@ -397,6 +398,14 @@ impl Session {
             } => {
                 if let Some(snap) = self.advance(&room, seq) {
                     snap.publications.push(publication.clone());
+                    // A new publication of this call's own starts unmuted on the server (after
+                    // a rejoin, a mute by someone else is over).
+                    if publication.participant == self.me {
+                        out.media.push(MediaSignal::Held {
+                            source: publication.source,
+                            held: false,
+                        });
+                    }
                     out.events.push(CallEvent::Media(MediaEvent::Published {
                         room,
                         seq,
@@ -416,10 +425,14 @@ impl Session {
                             *p = publication.clone();
                         }
                     }
-                    // Someone else muted this call's own track: it stops sending it too.
-                    if publication.muted && by.is_some() && publication.participant == self.me {
-                        out.media.push(MediaSignal::MutedBy {
+                    // Someone else muted this call's own track: it stops sending it too, until
+                    // the server says it is unmuted (this call's own unmute, applied).
+                    if publication.participant == self.me
+                        && (by.is_some() || !publication.muted)
+                    {
+                        out.media.push(MediaSignal::Held {
                             source: publication.source,
+                            held: publication.muted,
                         });
                     }
                     let event = if publication.muted {

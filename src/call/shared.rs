@@ -106,11 +106,12 @@ impl Shared {
     }
 
     fn apply(&mut self, mut handled: session::Handled) {
-        // A mute of this call's track by someone else takes effect before its event is out.
+        // A mute of this call's track by someone else (and the unmute that ends it) takes
+        // effect before its event is out.
         handled.media.retain(|signal| match signal {
-            session::MediaSignal::MutedBy { source } => {
+            session::MediaSignal::Held { source, held } => {
                 if let Some(media) = self.local.upgrade() {
-                    media.muted_by_other(*source);
+                    media.hold(*source, *held);
                 }
                 false
             }

@@ -30,7 +30,10 @@ struct LocalInner {
     ssrc: u32,
     payload_type: u8,
     sequence: Arc<AtomicU16>,
+    /// Muted by this call.
     muted: AtomicBool,
+    /// Muted by someone else (a host, the backend), until the server says it is unmuted.
+    held: AtomicBool,
     /// Unpublished: writes fail (a later publish of the source hands out a new handle).
     ended: AtomicBool,
 }
@@ -59,6 +62,7 @@ impl LocalTrack {
                 payload_type,
                 sequence: Arc::new(AtomicU16::new(rand_u16())),
                 muted: AtomicBool::new(false),
+                held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
             }),
         }
@@ -76,6 +80,7 @@ impl LocalTrack {
                 payload_type: inner.payload_type,
                 sequence: inner.sequence.clone(),
                 muted: AtomicBool::new(false),
+                held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
             }),
         }
@@ -127,14 +132,20 @@ impl LocalTrack {
         }
     }
 
-    /// Whether the track is muted ([`Call::set_muted`](crate::Call::set_muted)); a muted track
+    /// Whether the track is muted: by this call ([`Call::set_muted`](crate::Call::set_muted)),
+    /// or by someone else until this call unmutes it and the server confirms. A muted track
     /// drops what is written to it.
     pub fn is_muted(&self) -> bool {
-        self.inner.muted.load(Ordering::Relaxed)
+        self.inner.muted.load(Ordering::Relaxed) || self.inner.held.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_muted(&self, muted: bool) {
         self.inner.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Someone else muted the track (`true`), or the server says it is unmuted (`false`).
+    pub(crate) fn hold(&self, held: bool) {
+        self.inner.held.store(held, Ordering::Relaxed);
     }
 
     /// Sends an RTP packet as given, but for its SSRC and payload type, which are this track's.

@@ -18,6 +18,8 @@
 
 #[cfg(feature = "internals")]
 pub mod bench;
+#[cfg(test)]
+mod extension_scenarios;
 pub mod fuzzing;
 #[cfg(test)]
 mod media_recovery_scenarios;

@@ -101,6 +101,16 @@ impl Harness {
 
     /// `conn` publishes `source`: offer, answer, arrival. Returns the arrival's outputs.
     pub(super) fn publish(&mut self, conn: ConnId, source: TrackSource) -> Vec<Output> {
+        self.publish_answered(conn, source, "v=0\r\n")
+    }
+
+    /// [`publish`](Self::publish), the shell answering the offer with `answer`.
+    pub(super) fn publish_answered(
+        &mut self,
+        conn: ConnId,
+        source: TrackSource,
+        answer: &str,
+    ) -> Vec<Output> {
         let op = self.op();
         let sdp = super::sim_media::publish_offer(&[source].into_iter().collect());
         let out = self.frame(
@@ -123,14 +133,14 @@ impl Harness {
             key.clone(),
             MediaFact::PublishAnswered {
                 op,
-                result: Ok("v=0\r\n".into()),
+                result: Ok(answer.into()),
             },
         );
         assert_eq!(
             frames_to(&answered, conn),
             [ServerFrame::PublishAnswer {
                 op,
-                sdp: "v=0\r\n".into()
+                sdp: answer.into()
             }]
         );
         self.report(

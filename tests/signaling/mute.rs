@@ -28,6 +28,7 @@ use crate::raw::Raw;
 use crate::support::{User, WAIT, done, refused, token};
 
 const MUTED_DROPS: &str = "jrtc_dropped_rtp_packets_total{kind=\"muted\"}";
+const FORWARDED: &str = "jrtc_forwarded_rtp_packets_total";
 
 struct Gathered(mpsc::UnboundedSender<()>);
 
@@ -312,6 +313,9 @@ async fn a_host_mute_silences_a_publisher_that_ignores_it_for_everyone() {
     // Bob's count stands still while 50 more are dropped, and Carol joins meanwhile.
     let at = dropped_beyond(&server, base, 25.0).await;
     let before = heard.load(Ordering::Relaxed);
+    // Dave's is the only track in the room: nothing at all is forwarded from now on, to Bob,
+    // to Carol who joins meanwhile, or to the recorder.
+    let forwarded = value(&scrape(&server).await, FORWARDED);
     let mut carol = User::connect(&server, "carol").await;
     carol.join("quiet").await;
     let at = dropped_beyond(&server, at, 50.0).await;
@@ -329,6 +333,11 @@ async fn a_host_mute_silences_a_publisher_that_ignores_it_for_everyone() {
             .map_or(0, |c| c.load(Ordering::Relaxed)),
         0,
         "a muted track reached a receiver that joined after the mute"
+    );
+    assert_eq!(
+        value(&scrape(&server).await, FORWARDED),
+        forwarded,
+        "a muted track was forwarded to someone (a late joiner's leg, the recorder)"
     );
     let muted_for = dave.sent.load(Ordering::Relaxed);
 

@@ -51,6 +51,10 @@ struct Shared {
     /// Published tracks, by the publisher's membership and the source. A membership belongs to
     /// one room, so no lookup can find another room's track (and each track knows its room).
     forwards: Mutex<HashMap<(MediaId, TrackSource), Forward>>,
+    /// Tracks the core muted, by the publisher's membership and the source: kept whether or
+    /// not a track of that source is being forwarded now, so a track that arrives later
+    /// starts muted.
+    muted: Mutex<std::collections::HashSet<(MediaId, TrackSource)>>,
     /// What forwarding did (the metrics read them).
     counters: Arc<forward::ForwardCounters>,
 }
@@ -82,6 +86,7 @@ impl Sfu {
                 workers,
                 reports,
                 forwards: Mutex::new(HashMap::new()),
+                muted: Mutex::default(),
                 counters: Default::default(),
             }),
             actors: Mutex::new(HashMap::new()),
@@ -254,6 +259,14 @@ impl Actor {
                 }
             }
             MediaAction::Forward { source, muted } => {
+                let key = (self.key.media, source);
+                let mut set = lock(&self.shared.muted);
+                if muted {
+                    set.insert(key);
+                } else {
+                    set.remove(&key);
+                }
+                drop(set);
                 if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source) {
                     forward.set_muted(muted);
                 }
@@ -351,6 +364,8 @@ impl Actor {
                     self.shared.counters.clone(),
                 ),
             };
+            // A source the core muted stays muted on its new track.
+            forward.set_muted(lock(&self.shared.muted).contains(&key));
             forwards.insert(key, forward);
             drop(forwards);
             if let Some(at) = self.published.iter().position(|(s, _)| *s == source) {
@@ -442,6 +457,8 @@ impl Actor {
                 reader.abort();
                 forwards.remove(&(self.key.media, source));
             }
+            // Nothing of the connection is published any more (the core says so too).
+            lock(&self.shared.muted).retain(|(media, _)| *media != self.key.media);
         }
         if let Some(peer) = self.publisher.take() {
             peer.close().await;
