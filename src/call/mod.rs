@@ -656,8 +656,9 @@ impl Call {
     /// Mutes another member's track of `source` (host, with the `moderate` grant). The server
     /// stops forwarding it to everyone (recordings included), the member's client stops
     /// sending it, and everyone gets [`MediaEvent::Muted`](crate::MediaEvent::Muted) with `by`
-    /// set to this call's user. Only the member unmutes it. Refused (`no_such_track`) when the
-    /// member does not publish that source, and for the recorder.
+    /// set to this call's user. Only the member unmutes it. Refused with `no_such_track` when
+    /// the member does not publish that source, `invalid_param` for the recorder, and
+    /// `permission_denied` for a guest. A track muted already stays so, with no new event.
     pub async fn mute_member(
         &self,
         user: &str,
