@@ -1,9 +1,11 @@
 //! The index of a WebM file, kept while it is written and put in the file when it closes:
 //! the Cues (one CuePoint per Cluster a player can start decoding at — each Cluster that starts
-//! with a video key frame, or every Cluster of an audio-only file) and the SeekHead that tells
-//! players where the Cues are. The Cues go at the end of the file; the SeekHead goes in the
-//! room (a Void) reserved at the start of the Segment, when the destination can seek back.
-//! Positions count from the start of the Segment's data, as Matroska wants.
+//! with a video key frame, on the video track; on the audio track, every Cluster of an
+//! audio-only file and those of a video file that start while its video is off) and the
+//! SeekHead that tells players where the Cues are. The Cues go at the end of the file; the
+//! SeekHead goes in the room (a Void) reserved at the start of the Segment, when the
+//! destination can seek back. Positions count from the start of the Segment's data, as
+//! Matroska wants.
 
 use webm_iterable::matroska_spec::{Master, MatroskaSpec};
 
@@ -25,30 +27,27 @@ const VOID_ID: u32 = 0xEC;
 /// A file's index as it grows (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Index {
-    /// The track the CuePoints name.
-    track: u64,
     /// Where the Info and the Tracks are.
     info: u64,
     tracks: u64,
-    /// (time in ms, position of the Cluster).
-    points: Vec<(u64, u64)>,
+    /// (time in ms, track, position of the Cluster).
+    points: Vec<(u64, u64, u64)>,
 }
 
 impl Index {
-    /// An index whose CuePoints are for `track`, of a file whose Info and Tracks are at
-    /// `info` and `tracks`.
-    pub(crate) fn new(track: u64, info: u64, tracks: u64) -> Self {
+    /// The index of a file whose Info and Tracks are at `info` and `tracks`.
+    pub(crate) fn new(info: u64, tracks: u64) -> Self {
         Index {
-            track,
             info,
             tracks,
             points: Vec::new(),
         }
     }
 
-    /// A player can start at the Cluster at `position`, whose time is `time_ms`.
-    pub(crate) fn add(&mut self, time_ms: u64, position: u64) {
-        self.points.push((time_ms, position));
+    /// A player can start decoding track `track` at the Cluster at `position`, whose time is
+    /// `time_ms`.
+    pub(crate) fn add(&mut self, time_ms: u64, track: u64, position: u64) {
+        self.points.push((time_ms, track, position));
     }
 
     /// The Cues element, or `None` without a CuePoint (Cues must have one).
@@ -59,11 +58,11 @@ impl Index {
         let points = self
             .points
             .iter()
-            .map(|&(time, cluster)| {
+            .map(|&(time, track, cluster)| {
                 MatroskaSpec::CuePoint(Master::Full(vec![
                     MatroskaSpec::CueTime(time),
                     MatroskaSpec::CueTrackPositions(Master::Full(vec![
-                        MatroskaSpec::CueTrack(self.track),
+                        MatroskaSpec::CueTrack(track),
                         MatroskaSpec::CueClusterPosition(cluster),
                     ])),
                 ]))
@@ -129,12 +128,12 @@ mod tests {
             (80, 140, None),
             (u64::MAX, u64::MAX, Some(u64::MAX)),
         ] {
-            let bytes = Index::new(1, info, tracks).seek_head(cues);
+            let bytes = Index::new(info, tracks).seek_head(cues);
             assert_eq!(bytes.len(), SEEK_HEAD_ROOM);
             assert_eq!(bytes[..4], SEEK_HEAD_ID.to_be_bytes());
         }
         // One entry: Seek { SeekID (4 bytes), SeekPosition }.
-        let bytes = Index::new(1, 80, 0x1234).seek_head(None);
+        let bytes = Index::new(80, 0x1234).seek_head(None);
         let tracks_entry = [
             0x4D, 0xBB, 0x8C, 0x53, 0xAB, 0x84, 0x16, 0x54, 0xAE, 0x6B, 0x53, 0xAC, 0x82, 0x12,
             0x34,
@@ -147,10 +146,10 @@ mod tests {
 
     #[test]
     fn cues_name_the_track_and_each_cluster() {
-        let mut index = Index::new(2, 80, 120);
+        let mut index = Index::new(80, 120);
         assert_eq!(index.cues(), None);
-        index.add(0, 300);
-        index.add(5_000, 9_000);
+        index.add(0, 1, 300);
+        index.add(5_000, 2, 9_000);
         let Some(MatroskaSpec::Cues(Master::Full(points))) = index.cues() else {
             panic!("Cues");
         };

@@ -17,6 +17,13 @@ pub trait Storage: Send + Sync + 'static {
     /// when it closes it, in the room left for it at the start, so that players find the Cues
     /// (the index at the end) without reading the whole file. The rest is written in order
     /// either way: a file cut short plays the same.
+    ///
+    /// The writer must be at offset 0 of a new, empty file (as [`std::fs::File::create`]
+    /// leaves it): the recorder writes back into the header at offsets counted from the first
+    /// byte it wrote ([`HeaderPatch::offset`](super::HeaderPatch::offset)), seeking with
+    /// [`SeekFrom::Start`](io::SeekFrom::Start). A writer that is not (its file already has
+    /// bytes) fails the file's creation, rather than have the header written over the wrong
+    /// bytes.
     fn create_seekable(
         &self,
         recording: &RecordingId,
@@ -32,6 +39,8 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// A destination that can seek back ([`Storage::create_seekable`]): any `Write + Seek + Send`.
+/// Its offsets are the file's: it starts at offset 0 of a new, empty file, so that
+/// [`SeekFrom::Start(n)`](io::SeekFrom::Start) is the `n`th byte the recorder wrote.
 pub trait SeekWrite: Write + Seek + Send {}
 
 impl<T: Write + Seek + Send> SeekWrite for T {}
@@ -45,19 +54,29 @@ pub(crate) enum Dest {
 }
 
 impl Dest {
-    /// Opens file `name` of `recording` in `storage`, seekable if it can be.
+    /// Opens file `name` of `recording` in `storage`, seekable if it can be. A seekable
+    /// destination must be an empty file (its header is written back by offset from its start).
     pub(crate) fn open(
         storage: &dyn Storage,
         recording: &RecordingId,
         name: &str,
     ) -> io::Result<Dest> {
         Ok(match storage.create_seekable(recording, name)? {
-            Some(dest) => Dest::Seekable(dest),
+            Some(mut dest) => {
+                if dest.seek(io::SeekFrom::End(0))? != 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a seekable recording file must start empty, at offset 0",
+                    ));
+                }
+                Dest::Seekable(dest)
+            }
             None => Dest::Append(storage.create(recording, name)?),
         })
     }
 
-    /// Writes `bytes` at `offset` and comes back to the end; `false` if it cannot seek.
+    /// Writes `bytes` at `offset` (from the file's start, which is the first byte written)
+    /// and comes back to the end; `false` if it cannot seek.
     pub(crate) fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<bool> {
         let Dest::Seekable(dest) = self else {
             return Ok(false);
@@ -147,4 +166,58 @@ impl Storage for LocalDir {
 
 fn display(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Gives seekable destinations holding `existing` bytes already.
+    struct Preset {
+        existing: Vec<u8>,
+        /// The append-only files made.
+        created: Mutex<usize>,
+    }
+
+    impl Storage for Preset {
+        fn create(&self, _: &RecordingId, _: &str) -> io::Result<Box<dyn Write + Send>> {
+            *self.created.lock().unwrap() += 1;
+            Ok(Box::new(Vec::new()))
+        }
+        fn create_seekable(
+            &self,
+            _: &RecordingId,
+            _: &str,
+        ) -> io::Result<Option<Box<dyn SeekWrite>>> {
+            Ok(Some(Box::new(Cursor::new(self.existing.clone()))))
+        }
+        fn put(&self, _: &RecordingId, _: &str, _: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+        fn location(&self, _: &RecordingId) -> String {
+            String::new()
+        }
+    }
+
+    #[test]
+    fn a_seekable_destination_must_be_an_empty_file() {
+        let recording = RecordingId::from("rec");
+        let empty = Preset {
+            existing: Vec::new(),
+            created: Mutex::new(0),
+        };
+        let dest = Dest::open(&empty, &recording, "a.webm").unwrap();
+        assert!(matches!(dest, Dest::Seekable(_)));
+        // A file with bytes already: patches by offset would land on the wrong bytes.
+        let used = Preset {
+            existing: b"old".to_vec(),
+            created: Mutex::new(0),
+        };
+        let error = Dest::open(&used, &recording, "a.webm").err().unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(*used.created.lock().unwrap(), 0);
+    }
 }

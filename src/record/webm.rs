@@ -8,12 +8,19 @@
 //!
 //! A file closed normally ([`WebmWriter::finish`]) ends with its Cues: one CuePoint per Cluster
 //! that starts with a video key frame (every Cluster of an audio-only file), so a player seeks
-//! to the key frame before the time asked and decodes from there. The header has room (Voids)
+//! to the key frame before the time asked and decodes from there. While a video file has no
+//! video (the camera muted or stopped for longer than a Cluster spans), its Clusters start
+//! with audio and get CuePoints on the audio track, so that a seek into such a stretch starts
+//! near the time asked rather than at the last key frame before it. The header has room (Voids)
 //! for a SeekHead at the start of the Segment and for the Info's Duration:
 //! [`WebmWriter::finish_with_header`] also gives what to write there when the destination can
 //! seek back, for players that find the Cues only through the SeekHead (FFmpeg) or need the
 //! duration to offer seeking at all (browsers). Until then, and in a file cut short, those
 //! rooms are Voids that readers skip.
+//!
+//! Once a write has failed (a full disk…), the file may end in a torn block: the writer takes
+//! nothing more, and closing it writes neither the Cues nor the header, so the file stays a
+//! file cut short, which plays up to its last whole block.
 //!
 //! Opus tracks say their codec delay (the 312-sample pre-skip of the `OpusHead`, 6.5 ms) and
 //! their seek pre-roll (80 ms: decoding restarts that long before a seek target, as RFC 7845
@@ -30,7 +37,8 @@ use super::cues::{Index, SEEK_HEAD_ROOM, element};
 
 /// Milliseconds a Cluster may span: Matroska's advice (5 s at most), well inside the limit of
 /// a block's offset (a signed 16-bit number of ms). Without video key frames (an audio-only
-/// file), this is also how far apart its CuePoints are.
+/// file), this is also how far apart its CuePoints are; a video file whose last video frame is
+/// older than this is without video (its Clusters get CuePoints on the audio track).
 const MAX_CLUSTER_SPAN_MS: u64 = 5_000;
 /// The Opus pre-skip the `OpusHead` announces, in 48 kHz samples.
 const OPUS_PRE_SKIP: u16 = 312;
@@ -53,6 +61,9 @@ pub enum RecordError {
     /// Flushing the file failed.
     #[error("flushing the recording failed: {0}")]
     Flush(#[source] std::io::Error),
+    /// An earlier write failed: the file ends there and takes nothing more.
+    #[error("an earlier write of the recording failed: the file ends there")]
+    Failed,
     /// A frame for a track the file does not have.
     #[error("the recording has no {0:?} track")]
     NoSuchTrack(RecordTrack),
@@ -84,6 +95,10 @@ pub struct WebmWriter<W: Write> {
     /// The open Cluster's time, in ms.
     cluster: Option<u64>,
     last_ms: u64,
+    /// The last video frame's time, in ms (0 before the first).
+    last_video_ms: u64,
+    /// A write failed: the file may end in a torn block, and takes nothing more.
+    failed: bool,
     /// Where the Segment's data starts in the file (the index's positions count from there).
     segment: u64,
     /// Where the room for the Duration is in the file.
@@ -94,11 +109,13 @@ pub struct WebmWriter<W: Write> {
 /// A write into the header of a file closed normally ([`WebmWriter::finish_with_header`]):
 /// `bytes` to write at byte `offset` of the file, over a room (a Void) reserved there when the
 /// file started — the SeekHead, for players to find the Cues without reading the whole file,
-/// or the Info's Duration. A file left without them is valid and plays the same.
+/// or the Info's Duration. A file left without them is valid and plays the same. Offsets count
+/// from the first byte the writer wrote: its destination must start at offset 0 of an empty
+/// file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HeaderPatch {
-    /// Where the room is, in bytes from the start of the file.
+    /// Where the room is, in bytes from the start of the file (the writer's first byte).
     pub offset: u64,
     /// What goes there: exactly as long as the room.
     pub bytes: Vec<u8>,
@@ -108,10 +125,15 @@ pub struct HeaderPatch {
 struct Position<W> {
     inner: W,
     at: u64,
+    /// A write failed: later bytes are dropped, so that none follow a torn block.
+    sealed: bool,
 }
 
 impl<W: Write> Write for Position<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.sealed {
+            return Ok(buf.len());
+        }
         let n = self.inner.write(buf)?;
         self.at += n as u64;
         Ok(n)
@@ -127,6 +149,7 @@ impl<W: Write> std::fmt::Debug for WebmWriter<W> {
             .field("video", &self.video)
             .field("audio", &self.audio)
             .field("last_ms", &self.last_ms)
+            .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
 }
@@ -139,7 +162,11 @@ impl<W: Write> WebmWriter<W> {
         video: Option<(u32, u32)>,
         audio_channels: Option<u8>,
     ) -> Result<Self, RecordError> {
-        let mut tags = TagWriter::new(Position { inner: dest, at: 0 });
+        let mut tags = TagWriter::new(Position {
+            inner: dest,
+            at: 0,
+            sealed: false,
+        });
         let write = |tags: &mut TagWriter<Position<W>>, tag: &MatroskaSpec| {
             tags.write(tag).map_err(RecordError::Write)
         };
@@ -164,25 +191,23 @@ impl<W: Write> WebmWriter<W> {
         write(&mut tags, &info)?;
         let tracks_at = tags.get_ref().at - segment;
         write(&mut tags, &tracks(video, audio_channels))?;
-        // Cues name the video track (a player starts at its key frames), or the audio one.
-        let cue_track = match video {
-            Some(_) => RecordTrack::Video,
-            None => RecordTrack::Audio,
-        };
         Ok(WebmWriter {
             tags,
             video: video.is_some(),
             audio: audio_channels.is_some(),
             cluster: None,
             last_ms: 0,
+            last_video_ms: 0,
+            failed: false,
             segment,
             duration_room: segment + info_at + INFO_HEADER,
-            index: Index::new(track_number(cue_track), info_at, tracks_at),
+            index: Index::new(info_at, tracks_at),
         })
     }
 
     /// Writes one frame of `track` at `at_ms` (ms from the start of the recording; frames in
     /// time order across tracks). `keyframe` for a VP8 key frame (a Cluster starts there).
+    /// After a failed write, every frame is refused ([`RecordError::Failed`]).
     pub fn write_frame(
         &mut self,
         track: RecordTrack,
@@ -194,6 +219,9 @@ impl<W: Write> WebmWriter<W> {
             RecordTrack::Video => self.video,
             RecordTrack::Audio => self.audio,
         };
+        if self.failed {
+            return Err(RecordError::Failed);
+        }
         if !has {
             return Err(RecordError::NoSuchTrack(track));
         }
@@ -209,7 +237,15 @@ impl<W: Write> WebmWriter<W> {
             Some(cluster) => video_key || at_ms - cluster > MAX_CLUSTER_SPAN_MS,
         };
         if start {
-            self.start_cluster(at_ms, video_key || !self.video)?;
+            // A player starts decoding video at a key frame; audio anywhere, which is where
+            // it starts when there is no video to decode (an audio-only file, or video off).
+            let video_off = !self.video || at_ms - self.last_video_ms > MAX_CLUSTER_SPAN_MS;
+            let cue = match track {
+                RecordTrack::Video if keyframe => Some(RecordTrack::Video),
+                RecordTrack::Audio if video_off => Some(RecordTrack::Audio),
+                _ => None,
+            };
+            self.start_cluster(at_ms, cue)?;
         }
         let offset = (at_ms - self.cluster.unwrap_or(at_ms)) as i16;
         let keyframe = track == RecordTrack::Audio || keyframe;
@@ -222,41 +258,50 @@ impl<W: Write> WebmWriter<W> {
             false,
             keyframe,
         );
-        self.tags
-            .write(&MatroskaSpec::from(block))
-            .map_err(RecordError::Write)?;
+        self.put(&MatroskaSpec::from(block), false)?;
         self.last_ms = at_ms;
+        if track == RecordTrack::Video {
+            self.last_video_ms = at_ms;
+        }
         Ok(())
     }
 
-    /// Ends the open Cluster and starts one at `at_ms`; `cue`: a player can start there.
-    fn start_cluster(&mut self, at_ms: u64, cue: bool) -> Result<(), RecordError> {
+    /// Writes `tag` (a Master start of unknown size if `unknown_size`); a failure is the
+    /// file's last write: nothing reaches the destination after it.
+    fn put(&mut self, tag: &MatroskaSpec, unknown_size: bool) -> Result<(), RecordError> {
+        let written = if unknown_size {
+            let options = WriteOptions::is_unknown_sized_element();
+            self.tags.write_advanced(tag, options)
+        } else {
+            self.tags.write(tag)
+        };
+        if written.is_err() {
+            self.failed = true;
+            self.tags.get_mut().sealed = true;
+        }
+        written.map_err(RecordError::Write)
+    }
+
+    /// Ends the open Cluster and starts one at `at_ms`; `cue`: a player can start decoding
+    /// that track there.
+    fn start_cluster(&mut self, at_ms: u64, cue: Option<RecordTrack>) -> Result<(), RecordError> {
         if self.cluster.is_some() {
-            self.tags
-                .write(&MatroskaSpec::Cluster(Master::End))
-                .map_err(RecordError::Write)?;
+            self.put(&MatroskaSpec::Cluster(Master::End), false)?;
         }
         // Every write so far reached the destination: the Cluster starts here.
         let position = self.tags.get_ref().at - self.segment;
-        self.tags
-            .write_advanced(
-                &MatroskaSpec::Cluster(Master::Start),
-                WriteOptions::is_unknown_sized_element(),
-            )
-            .map_err(RecordError::Write)?;
-        self.tags
-            .write(&MatroskaSpec::Timestamp(at_ms))
-            .map_err(RecordError::Write)?;
+        self.put(&MatroskaSpec::Cluster(Master::Start), true)?;
+        self.put(&MatroskaSpec::Timestamp(at_ms), false)?;
         self.cluster = Some(at_ms);
-        if cue {
-            self.index.add(at_ms, position);
+        if let Some(track) = cue {
+            self.index.add(at_ms, track_number(track), position);
         }
         Ok(())
     }
 
     /// Ends the file: writes its Cues after the last Cluster (the unknown-size elements need
     /// nothing more) and returns the destination. The rooms in the header stay Voids: see
-    /// [`WebmWriter::finish_with_header`].
+    /// [`WebmWriter::finish_with_header`]. After a failed write, it writes nothing.
     pub fn finish(self) -> Result<W, RecordError> {
         self.finish_with_header().map(|(dest, _)| dest)
     }
@@ -264,7 +309,16 @@ impl<W: Write> WebmWriter<W> {
     /// Ends the file as [`WebmWriter::finish`] does, and returns what to write over the rooms
     /// reserved in its header, if the destination can seek back (a file that can also be left
     /// as it is): the SeekHead, and the Duration if a frame was written.
+    ///
+    /// After a failed write, nothing is written: the file may end in a torn block, which Cues
+    /// after it would not mend (and a SeekHead to them would point into the tear). It stays a
+    /// file cut short, without patches.
     pub fn finish_with_header(mut self) -> Result<(W, Vec<HeaderPatch>), RecordError> {
+        if self.failed {
+            // The destination is sealed: whatever the tag writer still holds is dropped.
+            let dest = self.tags.into_inner().map_err(RecordError::Write)?;
+            return Ok((dest.inner, Vec::new()));
+        }
         let mut patches = Vec::new();
         if self.cluster.take().is_some() {
             self.tags
@@ -497,5 +551,97 @@ mod tests {
         let empty = WebmWriter::new(Vec::new(), None, Some(1)).unwrap();
         let r = read(&empty.finish().unwrap());
         assert_eq!((r.cues_at, r.clusters.len()), (None, 0));
+    }
+
+    #[test]
+    fn clusters_while_the_video_is_off_get_cues_on_the_audio_track() {
+        // Video (a key frame at 0) for 2 s, then audio only until the camera comes back with
+        // a key frame at 20 s.
+        let mut w = WebmWriter::new(Vec::new(), Some((160, 120)), Some(1)).unwrap();
+        for ms in (0..22_000).step_by(20) {
+            if ms % 100 == 0 && !(2_000..20_000).contains(&ms) {
+                let key = ms == 0 || ms == 20_000;
+                let data: &[u8] = if key { &KEY } else { &DELTA };
+                w.write_frame(RecordTrack::Video, ms, key, data).unwrap();
+            }
+            w.write_frame(RecordTrack::Audio, ms, false, &[0xF8])
+                .unwrap();
+        }
+        let r = read(&w.finish().unwrap());
+        let times: Vec<_> = r.clusters.iter().map(|c| c.1).collect();
+        assert_eq!(
+            times,
+            [0, 5_020, 10_040, 15_060, 20_000],
+            "{:?}",
+            r.clusters
+        );
+        // The Cluster at 5.02 s follows video by less than a Cluster's span: no cue (a seek
+        // there starts at the key frame at 0); those after it are cues on the audio track.
+        let at = |i: usize| r.clusters[i].0;
+        assert_eq!(
+            r.cues,
+            [
+                (0, 1, at(0)),
+                (10_040, 2, at(2)),
+                (15_060, 2, at(3)),
+                (20_000, 1, at(4)),
+            ]
+        );
+    }
+
+    /// A destination that takes `room` bytes, tears the write that goes past them, fails it,
+    /// then takes everything again (the disk had room again).
+    struct Flaky {
+        bytes: Vec<u8>,
+        room: usize,
+        failed: bool,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let left = self.room.saturating_sub(self.bytes.len());
+            if self.failed || buf.len() <= left {
+                self.bytes.extend_from_slice(buf);
+                return Ok(buf.len());
+            }
+            if left == 0 {
+                self.failed = true;
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.bytes.extend_from_slice(&buf[..left]);
+            Ok(left)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_failed_write_the_file_ends_there() {
+        let dest = Flaky {
+            bytes: Vec::new(),
+            room: 1_000,
+            failed: false,
+        };
+        let mut w = WebmWriter::new(dest, Some((160, 120)), Some(1)).unwrap();
+        let mut error = None;
+        for ms in (0..3_000).step_by(20) {
+            let frame = &[0xF8; 40];
+            if let Err(e) = w.write_frame(RecordTrack::Audio, ms, false, frame) {
+                error = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(error, Some(RecordError::Write(_))), "{error:?}");
+        // The disk has room again, but nothing follows the torn block: no more frames, no
+        // Cues at the close, no header to write.
+        assert!(matches!(
+            w.write_frame(RecordTrack::Video, 3_000, true, &KEY),
+            Err(RecordError::Failed)
+        ));
+        let (dest, patches) = w.finish_with_header().unwrap();
+        assert!(dest.failed);
+        assert_eq!(dest.bytes.len(), 1_000);
+        assert_eq!(patches, []);
     }
 }
