@@ -18,6 +18,27 @@ fn mute(user: Option<&str>, source: TrackSource, muted: bool, op: u64) -> Client
     }
 }
 
+/// `conn` asks to mute (or unmute) `user`'s `source`: the op and the outputs.
+fn ask(
+    h: &mut Harness,
+    conn: crate::server::hub::ConnId,
+    user: &str,
+    source: TrackSource,
+    muted: bool,
+) -> (crate::model::OperationId, Vec<crate::server::hub::Output>) {
+    let op = h.op();
+    let out = h.frame(
+        conn,
+        ClientFrame::Mute {
+            op,
+            source,
+            muted,
+            user_id: Some(user.into()),
+        },
+    );
+    (op, out)
+}
+
 /// The `track_muted` frame among `frames`: (muted, by).
 fn track_muted(frames: &[ServerFrame]) -> Vec<(bool, Option<UserId>)> {
     frames
@@ -57,29 +78,11 @@ fn a_host_mute_stops_forwarding_and_says_who_and_only_the_owner_unmutes() {
 
     // Carol is no host: she cannot mute Bob's camera (nor anything else of his).
     h.publish(bob, TrackSource::Camera);
-    let op = h.op();
-    let out = h.frame(
-        carol,
-        ClientFrame::Mute {
-            op,
-            source: TrackSource::Camera,
-            muted: true,
-            user_id: Some("bob".into()),
-        },
-    );
+    let (op, out) = ask(&mut h, carol, "bob", TrackSource::Camera, true);
     assert_eq!(only_refusal(&out, carol, op), ErrorCode::PermissionDenied);
 
     // The host cannot unmute Bob: only Bob does.
-    let op = h.op();
-    let out = h.frame(
-        alice,
-        ClientFrame::Mute {
-            op,
-            source: TrackSource::Microphone,
-            muted: false,
-            user_id: Some("bob".into()),
-        },
-    );
+    let (op, out) = ask(&mut h, alice, "bob", TrackSource::Microphone, false);
     assert_eq!(only_refusal(&out, alice, op), ErrorCode::PermissionDenied);
 
     // Bob unmutes his own: forwarding resumes, and nobody is named.
@@ -136,16 +139,7 @@ fn muting_others_needs_the_moderate_grant_and_a_track() {
     h.join(alice, "r");
     let [bob] = h.members("r", ["bob"]);
     h.publish(bob, TrackSource::Microphone);
-    let op = h.op();
-    let out = h.frame(
-        alice,
-        ClientFrame::Mute {
-            op,
-            source: TrackSource::Microphone,
-            muted: true,
-            user_id: Some("bob".into()),
-        },
-    );
+    let (op, out) = ask(&mut h, alice, "bob", TrackSource::Microphone, true);
     assert_eq!(only_refusal(&out, alice, op), ErrorCode::MissingGrant);
 
     // Naming oneself needs no grant: it is one's own mute.
@@ -166,26 +160,8 @@ fn muting_others_needs_the_moderate_grant_and_a_track() {
 fn a_host_cannot_mute_a_track_that_is_not_published() {
     let mut h = Harness::new();
     let [alice, _bob] = h.members("r", ["alice", "bob"]);
-    let op = h.op();
-    let out = h.frame(
-        alice,
-        ClientFrame::Mute {
-            op,
-            source: TrackSource::Screen,
-            muted: true,
-            user_id: Some("bob".into()),
-        },
-    );
+    let (op, out) = ask(&mut h, alice, "bob", TrackSource::Screen, true);
     assert_eq!(only_refusal(&out, alice, op), ErrorCode::NoSuchTrack);
-    let op = h.op();
-    let out = h.frame(
-        alice,
-        ClientFrame::Mute {
-            op,
-            source: TrackSource::Screen,
-            muted: true,
-            user_id: Some("nobody".into()),
-        },
-    );
+    let (op, out) = ask(&mut h, alice, "nobody", TrackSource::Screen, true);
     assert_eq!(only_refusal(&out, alice, op), ErrorCode::NoSuchParticipant);
 }
