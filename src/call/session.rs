@@ -427,9 +427,7 @@ impl Session {
                     }
                     // Someone else muted this call's own track: it stops sending it too, until
                     // the server says it is unmuted (this call's own unmute, applied).
-                    if publication.participant == self.me
-                        && (by.is_some() || !publication.muted)
-                    {
+                    if publication.participant == self.me && (by.is_some() || !publication.muted) {
                         out.media.push(MediaSignal::Held {
                             source: publication.source,
                             held: publication.muted,
