@@ -1,7 +1,8 @@
 //! Browsers in jrtc calls: headless Debian Chromium running `jrtc.js` (and the call page) next
-//! to Rust clients, all inside a network namespace of the test's own that holds only `lo`.
-//! Needs root (for `unshare -n`), `/usr/bin/chromium` and Node.js; `npm ci` in `tests/browser`
-//! is run on first use (`.ci/run` installs all of it).
+//! to Rust clients, and headless Debian Firefox ESR next to Chromium, all inside a network
+//! namespace of the test's own that holds only `lo`. Needs root (for `unshare -n`),
+//! `/usr/bin/chromium`, `/usr/bin/firefox-esr` and `Xvfb` (for the Firefox test) and Node.js;
+//! `npm ci` in `tests/browser` is run on first use (`.ci/run` installs all of it).
 
 mod support;
 
@@ -15,7 +16,9 @@ mod proxy;
 #[path = "../signaling/record_support.rs"]
 mod record_support;
 
+mod firefox;
 mod media;
+mod mute;
 mod page;
 mod recorder;
 mod resume;

@@ -1,6 +1,7 @@
-//! The browser tests' tools: headless Debian Chromium driven by playwright-core (a Node.js
-//! process, `driver.mjs`, speaking JSON lines), the test's own network namespace, and a jrtc
-//! client in Rust that sends the VP8 fixture.
+//! The browser tests' tools: headless Debian Chromium driven by playwright-core and headless
+//! Debian Firefox ESR driven by puppeteer-core (a Node.js process, `driver.mjs`, speaking JSON
+//! lines, per browser), the test's own network namespace, and a jrtc client in Rust that sends
+//! the VP8 fixture.
 
 #![allow(dead_code)]
 
@@ -24,12 +25,55 @@ fn here() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Runs test `name` again in a new network namespace holding only `lo` (Chromium then offers
-/// loopback candidates only); true when this process is the one inside. Needs root and
-/// `unshare` (util-linux), as `.ci/run` has. One such test runs at a time (Chromium, the
+/// Runs test `name` again in a new network namespace holding only `lo` (the browsers then
+/// offer loopback candidates only); true when this process is the one inside. Needs root and
+/// `unshare` (util-linux), as `.ci/run` has. One such test runs at a time (the browsers, the
 /// server and its media share two cores).
+///
+/// The namespace has a default route through `lo` (from 127.0.0.1): Firefox gathers no ICE
+/// candidates at all on a machine without one. `npm ci` runs before, outside (it needs the
+/// network).
 pub fn in_namespace(name: &str) -> bool {
-    crate::netns::in_namespace(name, "ip link set lo up")
+    if std::env::var_os("JRTC_TEST_IN_NETNS").is_none() {
+        npm_ci();
+    }
+    crate::netns::in_namespace(
+        name,
+        "ip link set lo up && ip route add default dev lo src 127.0.0.1",
+    )
+}
+
+/// The Debian packages the Firefox tests need.
+pub const FIREFOX_PACKAGES: &str = "apt-get install -y firefox-esr xvfb";
+
+fn firefox_path() -> PathBuf {
+    std::env::var_os("FIREFOX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/firefox-esr".into())
+}
+
+/// Whether `program` is an executable file in `$PATH`.
+fn in_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Fails the test at once unless Firefox ESR (and, with `screen`, Xvfb for its screen capture)
+/// is installed, with the command that installs them.
+pub fn need_firefox(screen: bool) {
+    let firefox = firefox_path();
+    assert!(
+        firefox.is_file(),
+        "this test needs Firefox ESR at {} ({FIREFOX_PACKAGES})",
+        firefox.display()
+    );
+    if screen {
+        let xvfb = std::env::var("XVFB").unwrap_or_else(|_| "Xvfb".into());
+        assert!(
+            Path::new(&xvfb).is_file() || in_path(&xvfb),
+            "this test needs Xvfb for Firefox's screen capture ({FIREFOX_PACKAGES})"
+        );
+    }
 }
 
 /// A development server on 127.0.0.1 (call page on, dev tokens on).
@@ -193,7 +237,7 @@ pub async fn packets(track: &jrtc::RemoteTrack, want: usize) -> usize {
 /// The driver's answers waited for, by command id.
 type Waiting = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
 
-/// Headless Chromium, driven through `driver.mjs`.
+/// A headless browser (Chromium or Firefox), driven through `driver.mjs`.
 pub struct Browser {
     child: Child,
     stdin: Mutex<ChildStdin>,
@@ -205,11 +249,13 @@ pub struct Browser {
 #[derive(Clone, Copy, Debug)]
 pub struct Page(u64);
 
-/// Installs playwright-core (from `package-lock.json`) when it is not there yet.
+/// Installs playwright-core and puppeteer-core (from `package-lock.json`: neither downloads a
+/// browser) when they are not there yet.
 fn npm_ci() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if here().join("node_modules/playwright-core").exists() {
+        let modules = here().join("node_modules");
+        if modules.join("playwright-core").exists() && modules.join("puppeteer-core").exists() {
             return;
         }
         let status = std::process::Command::new("npm")
@@ -229,15 +275,33 @@ impl Browser {
             Path::new(&chromium).exists(),
             "the browser tests need Chromium at {chromium} (apt-get install -y chromium)"
         );
+        Self::start("chromium", false).await
+    }
+
+    /// Starts Firefox ESR (Debian's, at /usr/bin/firefox-esr, or `$FIREFOX`), headless; with
+    /// `screen`, on an Xvfb display of its own that its getDisplayMedia captures.
+    pub async fn launch_firefox(screen: bool) -> Browser {
+        need_firefox(screen);
+        Self::start("firefox", screen).await
+    }
+
+    async fn start(which: &str, xvfb: bool) -> Browser {
         npm_ci();
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg(here().join("driver.mjs"))
+            .env("JRTC_BROWSER", which)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
+            .stderr(Stdio::inherit());
+        if xvfb {
+            command.env("JRTC_XVFB", "1");
+        }
+        // Not killed with this handle: the driver exits when its input closes (this handle
+        // dropped, or the test process gone) and stops its browser (and Xvfb) and removes the
+        // profile; killed, it would leave them behind.
+        command.kill_on_drop(false);
+        let mut child = command.spawn().expect("node runs");
         let stdin = child.stdin.take().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let waiting: Waiting = Arc::default();
@@ -269,8 +333,8 @@ impl Browser {
         });
         tokio::time::timeout(WAIT, ready_rx)
             .await
-            .expect("Chromium starts in time")
-            .expect("the driver starts");
+            .expect("the browser starts in time")
+            .expect("the driver starts (see its error above)");
         Browser {
             child,
             stdin: Mutex::new(stdin),

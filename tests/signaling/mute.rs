@@ -383,4 +383,5 @@ async fn a_host_mute_silences_a_publisher_that_ignores_it_for_everyone() {
         "the recording holds the muted time (largest gap {gap:.2} s; {muted_for} packets sent by then)"
     );
     drop(dave);
+    let _ = std::fs::remove_dir_all(&dir);
 }
