@@ -221,7 +221,9 @@ pub(crate) async fn run(
                 Some(_) => {}
             },
             _ = watchdog.tick() => {
-                if state.starved() {
+                // Packets waiting in the queue arrived in time: a busy recorder is not a
+                // silent one (their arrival times are taken in when they are read).
+                if state.starved() && packets.is_empty() {
                     break Ending::Aborted(AbortReason::NoMedia);
                 }
             }

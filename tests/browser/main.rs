@@ -2,7 +2,7 @@
 //! to Rust clients, and headless Debian Firefox ESR next to Chromium, all inside a network
 //! namespace of the test's own that holds only `lo`. Needs root (for `unshare -n`),
 //! `/usr/bin/chromium`, `/usr/bin/firefox-esr` and `Xvfb` (for the Firefox test) and Node.js;
-//! `npm ci` in `tests/browser` is run on first use (`.ci/run` installs all of it).
+//! `npm ci` in `tests/browser` is run on first use (`scripts/test` installs all of it).
 
 mod support;
 
@@ -19,6 +19,7 @@ mod record_support;
 mod firefox;
 mod media;
 mod mute;
+mod origins;
 mod page;
 mod recorder;
 mod resume;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::netns::in_path;
 use jrtc::{AccessToken, Call, CallEvent, CallOptions, Grants, ServerHandle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -50,12 +51,6 @@ fn firefox_path() -> PathBuf {
     std::env::var_os("FIREFOX")
         .map(PathBuf::from)
         .unwrap_or_else(|| "/usr/bin/firefox-esr".into())
-}
-
-/// Whether `program` is an executable file in `$PATH`.
-fn in_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Fails the test at once unless Firefox ESR (and, with `screen`, Xvfb for its screen capture)
@@ -258,12 +253,19 @@ fn npm_ci() {
         if modules.join("playwright-core").exists() && modules.join("puppeteer-core").exists() {
             return;
         }
+        assert!(
+            in_path("node") && in_path("npm"),
+            "the browser tests need Node.js: apt-get install -y nodejs npm (or run scripts/test)"
+        );
         let status = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(here())
             .status()
-            .expect("npm runs (Node.js is needed for the browser tests)");
-        assert!(status.success(), "npm ci in tests/browser failed");
+            .expect("npm runs");
+        assert!(
+            status.success(),
+            "npm ci in tests/browser failed (it needs the npm registry; scripts/test runs it)"
+        );
     });
 }
 

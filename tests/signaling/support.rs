@@ -202,6 +202,16 @@ pub fn in_namespace(name: &str, setup: &str) -> bool {
     // One namespace test at a time: each is timing-sensitive (media paths dying and coming
     // back, latencies measured), and two at once on two cores disturb each other.
     let _turn = heavy();
+    assert!(
+        is_root(),
+        "this test makes a network namespace (unshare -n): run it as root (scripts/test)"
+    );
+    for (program, package) in [("unshare", "util-linux"), ("ip", "iproute2")] {
+        assert!(
+            in_path(program),
+            "this test needs `{program}`: apt-get install -y {package} (or run scripts/test)"
+        );
+    }
     let exe = std::env::current_exe().unwrap();
     let script = format!("{setup} && exec \"$0\" \"$@\"");
     let status = std::process::Command::new("unshare")
@@ -213,6 +223,23 @@ pub fn in_namespace(name: &str, setup: &str) -> bool {
         .expect("unshare runs (util-linux)");
     assert!(status.success(), "the test inside the namespace failed");
     false
+}
+
+/// Whether this process runs as root (effective uid 0, from /proc/self/status).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// Whether `program` is an executable file in `$PATH`.
+pub fn in_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Held by the tests that are timing-sensitive or load the machine (the namespace tests, the

@@ -119,3 +119,91 @@ async fn a_production_server_serves_the_client_but_no_tokens_and_the_page_only_w
     assert_eq!(get(&format!("{}/", server.http_url())).await.0, 404);
     server.shutdown().await;
 }
+
+/// The response to a preflight of another origin's page for `path`, sending JSON with `method`.
+async fn preflight(base: &str, path: &str, method: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{base}{path}"))
+        .header("origin", "http://127.0.0.1:9")
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Pages of other origins load the client library from any server, and on a development server
+/// get tokens from `/dev/token` (its preflight answered); a production server answers nothing
+/// of the kind, and the call page's own files stay same-origin.
+#[tokio::test]
+async fn other_origins_load_the_client_and_a_development_servers_tokens() {
+    let server = Server::builder().development().start().await.unwrap();
+    let base = server.http_url();
+    for path in ["/jrtc.js", "/jrtc.d.ts"] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(
+            header(&response, "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&response, "cross-origin-resource-policy").as_deref(),
+            Some("cross-origin")
+        );
+    }
+    for path in ["/", "/app.js", "/style.css"] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(header(&response, "access-control-allow-origin"), None, "{path}");
+    }
+    let response = preflight(&base, "/dev/token", "POST").await;
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(
+        header(&response, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert!(
+        header(&response, "access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(
+        header(&response, "access-control-allow-headers").as_deref(),
+        Some("content-type")
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{base}/dev/token"))
+        .header("origin", "http://127.0.0.1:9")
+        .header("content-type", "application/json")
+        .body(json!({"name": "Ada"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        header(&response, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    server.shutdown().await;
+
+    let server = production().call_page(true).start().await.unwrap();
+    let base = server.http_url();
+    let response = preflight(&base, "/dev/token", "POST").await;
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(header(&response, "access-control-allow-origin"), None);
+    // The API is for backends, not pages: no preflight is answered.
+    let response = preflight(&base, "/api/rooms", "POST").await;
+    assert_eq!(header(&response, "access-control-allow-origin"), None);
+    let response = reqwest::get(format!("{base}/jrtc.js")).await.unwrap();
+    assert_eq!(
+        header(&response, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    server.shutdown().await;
+}

@@ -46,7 +46,9 @@ pub(super) async fn route(state: Arc<State>, request: axum::http::Request<Body>)
         )
         .route(
             "/dev/token",
-            get(super::web::dev_token_offered).post(super::web::dev_token),
+            get(super::web::dev_token_offered)
+                .post(super::web::dev_token)
+                .options(super::web::dev_token_preflight),
         );
     let router = super::web::ASSETS.iter().fold(router, |router, asset| {
         router.route(

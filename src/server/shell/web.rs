@@ -82,6 +82,19 @@ impl Asset {
             self.body,
         )
             .into_response();
+        if !self.page {
+            // The client library is public: any origin's page may load it (as a module
+            // script, which needs CORS), and embed it under a cross-origin isolation policy.
+            let headers = response.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                header::HeaderValue::from_static("*"),
+            );
+            headers.insert(
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                header::HeaderValue::from_static("cross-origin"),
+            );
+        }
         if self.path == "/" {
             // The page runs its own files only; it may open a WebSocket to another signaling
             // URL (`?signal=`), and plays the media streams it receives.
@@ -132,11 +145,44 @@ fn user_id_for(name: &str) -> String {
     format!("{base}-{}", random_hex::<2>())
 }
 
+/// Lets a page of any origin use a development server's `/dev/token` (an application under
+/// development on its own port); nothing on a production server has it.
+fn any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// `OPTIONS /dev/token`: the preflight of a page of another origin posting JSON, answered on a
+/// development server only (`404` otherwise, as every `/dev/token` request there).
+pub(super) async fn dev_token_preflight(Shared(state): Shared<Arc<State>>) -> Response {
+    if !state.options.development {
+        return no_dev_tokens();
+    }
+    let mut response = any_origin(StatusCode::NO_CONTENT.into_response());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static("GET, POST"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::HeaderValue::from_static("content-type"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        header::HeaderValue::from_static("600"),
+    );
+    response
+}
+
 /// `GET /dev/token`: whether this server mints tokens for the call page (`200` on a development
 /// server, `404` otherwise), without minting one.
 pub(super) async fn dev_token_offered(Shared(state): Shared<Arc<State>>) -> Response {
     if state.options.development {
-        axum::Json(serde_json::json!({ "development": true })).into_response()
+        any_origin(axum::Json(serde_json::json!({ "development": true })).into_response())
     } else {
         no_dev_tokens()
     }
@@ -157,7 +203,12 @@ pub(super) async fn dev_token(Shared(state): Shared<Arc<State>>, body: Bytes) ->
     if !state.options.development {
         return no_dev_tokens();
     }
-    let request: DevTokenRequest = match serde_json::from_slice(&body) {
+    any_origin(mint_dev_token(&state, &body))
+}
+
+/// The answer to a development server's `POST /dev/token`: a token, or why not.
+fn mint_dev_token(state: &State, body: &[u8]) -> Response {
+    let request: DevTokenRequest = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_param", &e.to_string()),
     };
