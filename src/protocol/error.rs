@@ -191,6 +191,69 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code a server sends (not [`SessionLost`](Self::SessionLost), which a client makes
+    /// up, nor [`Unknown`](Self::Unknown)).
+    pub const SENT: [ErrorCode; 55] = {
+        use ErrorCode::*;
+        [
+            BadJson,
+            UnknownType,
+            InvalidFrame,
+            FrameTooLarge,
+            BinaryFrame,
+            UnsupportedVersion,
+            NotLoggedIn,
+            AlreadyLoggedIn,
+            NotInRoom,
+            AlreadyJoined,
+            PermissionDenied,
+            MessageTooLarge,
+            NoSuchParticipant,
+            InvalidParam,
+            ScreenShareBusy,
+            DuplicateUser,
+            NoSuchInvitation,
+            NotInvited,
+            AlreadyInRoom,
+            AlreadyInvited,
+            SlowConsumer,
+            Internal,
+            InvalidToken,
+            BadSignature,
+            TokenExpired,
+            TokenNotYetValid,
+            InvalidUserId,
+            WrongRoom,
+            MissingGrant,
+            RateLimited,
+            RoomFull,
+            TooManyRooms,
+            TooManyConnections,
+            MediaFailed,
+            NoSuchTrack,
+            UnknownSession,
+            DuplicateRequest,
+            NegotiationBusy,
+            TooManyTracks,
+            UnknownSource,
+            UnsupportedCodec,
+            NoSuchOffer,
+            Banned,
+            NoSuchRoom,
+            TokenRevoked,
+            TokenTooLongLived,
+            WrongUser,
+            NotBanned,
+            TooManyBans,
+            TooManyRevocations,
+            AlreadyRecording,
+            NotRecording,
+            NoRecorder,
+            NoSuchRecording,
+            RoomExists,
+        ]
+    };
+
     /// The code as the wire spells it (`room_full`).
     pub fn wire_name(self) -> String {
         match serde_json::to_value(self) {
@@ -252,5 +315,31 @@ impl FrameError {
     /// The `error` frame answering this.
     pub fn into_frame(self) -> ServerFrame {
         self.refusal.into_frame(self.op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// `SENT` lists every code but the two a server never sends: a code added to the enum and
+    /// not to the list fails here.
+    #[test]
+    fn every_code_a_server_sends_is_listed() {
+        let source = include_str!("error.rs");
+        let body = &source[source.find("pub enum ErrorCode {").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let variants = body
+            .lines()
+            .filter(|line| {
+                let line = line.trim();
+                line.ends_with(',') && line[..1].chars().all(|c| c.is_ascii_uppercase())
+            })
+            .count();
+        assert_eq!(variants, ErrorCode::SENT.len() + 2);
+        let names: std::collections::HashSet<String> =
+            ErrorCode::SENT.iter().map(|c| c.wire_name()).collect();
+        assert_eq!(names.len(), ErrorCode::SENT.len());
+        assert!(!names.contains("unknown") && !names.contains("session_lost"));
     }
 }

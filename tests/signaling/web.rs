@@ -160,7 +160,11 @@ async fn other_origins_load_the_client_and_a_development_servers_tokens() {
     }
     for path in ["/", "/app.js", "/style.css"] {
         let response = reqwest::get(format!("{base}{path}")).await.unwrap();
-        assert_eq!(header(&response, "access-control-allow-origin"), None, "{path}");
+        assert_eq!(
+            header(&response, "access-control-allow-origin"),
+            None,
+            "{path}"
+        );
     }
     let response = preflight(&base, "/dev/token", "POST").await;
     assert_eq!(response.status().as_u16(), 204);

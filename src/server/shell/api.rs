@@ -83,13 +83,15 @@ async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
+/// `GET /metrics`: OpenMetrics when the scraper prefers it, else the classic text format.
+async fn metrics(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = super::metrics::Format::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.render_metrics(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        format.write(state.render_metrics()),
     )
         .into_response()
 }

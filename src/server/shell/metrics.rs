@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::protocol::ErrorCode;
 use crate::server::hub::HubStats;
 use crate::server::sfu::ForwardCounters;
 
@@ -114,7 +115,34 @@ impl Metrics {
             dropped_packets: Family::default(),
             webhook_queue: Gauge::default(),
         };
+        m.known_labels();
         m.register()
+    }
+
+    /// Every label value the docs name, at 0 from the start: a counter a scraper has never
+    /// seen cannot be told apart from one that is broken, and `rate()` needs the 0.
+    fn known_labels(&self) {
+        for code in ErrorCode::SENT {
+            let _ = self.refusals.get_or_create(&Kind::of(&code.wire_name()));
+        }
+        let known: [(&Family<Kind, Counter>, &[&str]); 4] = [
+            (
+                &self.invitations,
+                &["sent", "accepted", "rejected", "canceled"],
+            ),
+            (&self.peer_connections, &["connected", "failed"]),
+            (&self.webhooks, &["delivered", "retried", "dropped"]),
+            (
+                &self.dropped_packets,
+                &["queue_full", "not_negotiated", "muted"],
+            ),
+        ];
+        for (family, kinds) in known {
+            for kind in kinds {
+                let _ = family.get_or_create(&Kind::of(kind));
+            }
+        }
+        let _ = self.api_requests.get_or_create(&Kind::of("ok"));
     }
 
     fn register(mut self) -> Self {
@@ -303,5 +331,125 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String does not fail");
         text
+    }
+}
+
+/// The two text formats `/metrics` speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`), what prometheus-client writes.
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4 (`text/plain`), for scrapers and tools that
+    /// ask for it or name no format.
+    Classic,
+}
+
+impl Format {
+    /// The format an `Accept` header prefers: OpenMetrics only when it is asked for with a
+    /// higher quality than the classic text (or alone); the classic text otherwise, including
+    /// without the header.
+    pub(crate) fn negotiate(accept: Option<&str>) -> Format {
+        let (mut open, mut classic) = (0.0f32, 0.0f32);
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let kind = parts.next().unwrap_or("").to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match kind.as_str() {
+                "application/openmetrics-text" => open = open.max(q),
+                "text/plain" | "text/*" | "*/*" => classic = classic.max(q),
+                _ => {}
+            }
+        }
+        if open > 0.0 && open >= classic {
+            Format::OpenMetrics
+        } else {
+            Format::Classic
+        }
+    }
+
+    /// The `Content-Type` of a page in this format.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// `text` (OpenMetrics, as prometheus-client writes it) in this format. The classic text
+    /// differs for what this server exports only in the names of counters' HELP and TYPE
+    /// lines (which carry the samples' `_total`), and has no `# UNIT` and no `# EOF`.
+    pub(crate) fn write(self, text: String) -> String {
+        if self == Format::OpenMetrics {
+            return text;
+        }
+        let counters: std::collections::HashSet<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(text.len() + 16 * counters.len());
+        for line in text.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let comment = ["# HELP ", "# TYPE "]
+                .into_iter()
+                .find(|prefix| line.starts_with(prefix));
+            match comment {
+                Some(prefix) => {
+                    let rest = &line[prefix.len()..];
+                    let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                    let tail = if tail == "unknown" { "untyped" } else { tail };
+                    let suffix = if counters.contains(name) {
+                        "_total"
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+                }
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn the_format_follows_the_accept_header() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            Format::negotiate(Some(
+                "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
+            )),
+            Format::Classic
+        );
+        assert_eq!(Format::negotiate(None), Format::Classic);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Classic);
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some(";;,q=x, ,")), Format::Classic);
+    }
+
+    #[test]
+    fn the_classic_text_names_counters_by_their_samples() {
+        let open = "# HELP jrtc_logins Sessions.\n# TYPE jrtc_logins counter\njrtc_logins_total 3\n\
+                    # HELP jrtc_rooms Rooms.\n# TYPE jrtc_rooms gauge\njrtc_rooms 1\n# EOF\n";
+        assert_eq!(
+            Format::Classic.write(open.to_owned()),
+            "# HELP jrtc_logins_total Sessions.\n# TYPE jrtc_logins_total counter\njrtc_logins_total 3\n\
+             # HELP jrtc_rooms Rooms.\n# TYPE jrtc_rooms gauge\njrtc_rooms 1\n"
+        );
+        assert_eq!(Format::OpenMetrics.write(open.to_owned()), open);
     }
 }
