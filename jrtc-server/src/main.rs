@@ -441,9 +441,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// The log filter for `--log-level`: ours at that level, everyone else's at `warn` at most
-/// (the WebRTC stack logs several lines per negotiation at `info`, which any logged-in user
-/// could otherwise turn into a log flood), unless the filter names crates itself.
 /// How log lines are written (to standard output).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -456,18 +453,54 @@ enum LogFormat {
     Json,
 }
 
-/// Starts logging at `level` (see [`log_filter`]; `RUST_LOG` overrides it) in `format`.
+/// Starts logging at `level` (see [`log_filter`]; `RUST_LOG` overrides it) in `format`. The
+/// WebRTC stack's WARN lines are counted (`jrtc_media_stack_warnings_total`) whether or not the
+/// filter lets them into the log.
 fn init_logs(level: &str, format: LogFormat) -> Result<(), Box<dyn std::error::Error>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter::filter_fn};
+
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(log_filter(level)))?;
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    // The hint keeps the `log` crate's own level at what some layer wants (else every `trace!`
+    // of the WebRTC stack would be formatted and handed over).
+    let count = CountMediaStackWarnings.with_filter(
+        filter_fn(|meta| {
+            *meta.level() == tracing::Level::WARN
+                && jrtc::server::is_media_stack_target(meta.target())
+        })
+        .with_max_level_hint(tracing::Level::WARN),
+    );
+    let logs = tracing_subscriber::fmt::layer();
+    let registry = tracing_subscriber::registry().with(count);
     match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().with_current_span(true).init(),
+        LogFormat::Text => registry.with(logs.with_filter(filter)).try_init()?,
+        LogFormat::Json => registry
+            .with(logs.json().with_current_span(true).with_filter(filter))
+            .try_init()?,
     }
     Ok(())
 }
 
+/// Counts the WebRTC stack's WARN lines (its filter picks them).
+struct CountMediaStackWarnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountMediaStackWarnings {
+    fn on_event(
+        &self,
+        _event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        jrtc::server::count_media_stack_warning();
+    }
+}
+
+/// The log filter for `--log-level`: ours at that level; the WebRTC stack's at `error` (its
+/// WARN lines mostly follow from what clients send: a connection with no candidate pair yet,
+/// media before its keys; any client could turn them into a log flood, so they are counted in
+/// `jrtc_media_stack_warnings_total` instead); everyone else's at `warn` at most. A filter that
+/// names crates itself is taken as it is.
 fn log_filter(level: &str) -> String {
     if level.contains('=') || level.contains(',') {
         return level.to_owned();
@@ -476,7 +509,11 @@ fn log_filter(level: &str) -> String {
         "error" | "off" => level,
         _ => "warn",
     };
-    format!("{others},jrtc={level},jrtc_server={level}")
+    let stack = match level {
+        "off" => "off",
+        _ => "error",
+    };
+    format!("{others},webrtc={stack},rtc={stack},jrtc={level},jrtc_server={level}")
 }
 
 async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
@@ -553,9 +590,18 @@ mod tests {
 
     #[test]
     fn other_crates_are_capped_at_warn_unless_the_filter_names_them() {
-        assert_eq!(log_filter("info"), "warn,jrtc=info,jrtc_server=info");
-        assert_eq!(log_filter("debug"), "warn,jrtc=debug,jrtc_server=debug");
-        assert_eq!(log_filter("error"), "error,jrtc=error,jrtc_server=error");
+        assert_eq!(
+            log_filter("info"),
+            "warn,webrtc=error,rtc=error,jrtc=info,jrtc_server=info"
+        );
+        assert_eq!(
+            log_filter("debug"),
+            "warn,webrtc=error,rtc=error,jrtc=debug,jrtc_server=debug"
+        );
+        assert_eq!(
+            log_filter("error"),
+            "error,webrtc=error,rtc=error,jrtc=error,jrtc_server=error"
+        );
         assert_eq!(
             log_filter("jrtc=trace,webrtc=info"),
             "jrtc=trace,webrtc=info"

@@ -23,6 +23,7 @@ pub use api_client::{ApiError, ServerApi};
 use hub::{Hub, HubConfig};
 pub use options::{Limits, ServerError, ServerOptions, TlsIdentity};
 use shell::State;
+pub use shell::{count_media_stack_warning, is_media_stack_target};
 
 /// The embeddable server: `Server::builder().bind("127.0.0.1:0").start().await`.
 #[derive(Debug)]

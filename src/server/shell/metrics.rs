@@ -15,6 +15,23 @@ use crate::protocol::ErrorCode;
 use crate::server::hub::HubStats;
 use crate::server::sfu::ForwardCounters;
 
+/// WARN lines of the WebRTC stack in this process (see [`count_media_stack_warning`]).
+static MEDIA_STACK_WARNINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one WARN line of the WebRTC stack (the `webrtc` and `rtc` crates), for
+/// `jrtc_media_stack_warnings_total`. A program's log layer calls it for the lines it keeps out
+/// of the log: most of them follow from what a client sends (a connection with no candidate
+/// yet, media before its keys), so any client could otherwise drive the log's volume. The
+/// count is the process's, shown by every server in it. `jrtc-server` does this itself.
+pub fn count_media_stack_warning() {
+    MEDIA_STACK_WARNINGS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether a log target belongs to the WebRTC stack (`webrtc…`, `rtc…`; not jrtc's own).
+pub fn is_media_stack_target(target: &str) -> bool {
+    target.starts_with("webrtc") || target.starts_with("rtc")
+}
+
 /// A label naming a frame type, an error code, a state or an outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Kind {
@@ -63,6 +80,7 @@ pub(crate) struct Metrics {
     forwarded_bytes: Counter,
     dropped_packets: Family<Kind, Counter>,
     webhook_queue: Gauge,
+    media_stack_warnings: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +132,7 @@ impl Metrics {
             forwarded_bytes: Counter::default(),
             dropped_packets: Family::default(),
             webhook_queue: Gauge::default(),
+            media_stack_warnings: Counter::default(),
         };
         m.known_labels();
         m.register()
@@ -271,6 +290,11 @@ impl Metrics {
             "Webhook deliveries waiting",
             self.webhook_queue.clone(),
         );
+        r.register(
+            "media_stack_warnings",
+            "WARN lines of the WebRTC stack in this process, counted instead of logged",
+            self.media_stack_warnings.clone(),
+        );
         self
     }
 
@@ -326,6 +350,10 @@ impl Metrics {
         catch_up(
             &self.dropped_packets.get_or_create(&Kind::of("muted")),
             f.dropped_muted.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.media_stack_warnings,
+            MEDIA_STACK_WARNINGS.load(Ordering::Relaxed),
         );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

@@ -7,6 +7,7 @@ mod conn;
 mod http;
 mod limits;
 mod metrics;
+pub use metrics::{count_media_stack_warning, is_media_stack_target};
 mod web;
 mod webhooks;
 
