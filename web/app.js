@@ -14,6 +14,7 @@ const page = {
   remote: new Map(), // publication id -> MediaStream
   unread: 0,
   devTokens: true,
+  own: new Set(), // operations whose failure the page reports itself (not again as "completed")
 };
 
 // -- tokens -----------------------------------------------------------------------------------
@@ -79,17 +80,27 @@ $("#join-form").addEventListener("submit", async (e) => {
       page.userId = call.userId;
       listen(call);
     }
-    await call.outcome(call.join(room, { displayName: name }));
-    if ($("#with-camera").checked) publish("camera");
-    if ($("#with-mic").checked) publish("microphone");
+    // A browser without WebRTC can still be in the call, to chat: it asks for no media.
+    const media = canDoMedia();
+    await call.outcome(call.join(room, media ? { displayName: name } : { displayName: name, autoSubscribe: false }));
+    if (!media) notice("This browser cannot send or receive audio or video (it has no WebRTC): you can chat, but not see or hear anyone.");
+    else publishDevices([$("#with-camera").checked && "camera", $("#with-mic").checked && "microphone"].filter(Boolean));
   } catch (err) {
-    $("#join-error").textContent = err.message ?? String(err);
+    $("#join-error").textContent = errorText(err);
   } finally {
     $("#join").disabled = false;
   }
 });
 
+/** Whether this browser can send and receive media (WebRTC). */
+function canDoMedia() {
+  return typeof window.RTCPeerConnection === "function";
+}
+
 function enterCall(snapshot) {
+  const media = canDoMedia();
+  for (const id of ["#toggle-mic", "#toggle-camera", "#toggle-screen"]) $(id).disabled = !media;
+  if (media) notice(null);
   $("#lobby").classList.add("hidden");
   $("#call").classList.remove("hidden");
   $("#room-title").textContent = snapshot.room;
@@ -105,19 +116,94 @@ function backToLobby(text) {
   $("#call").classList.add("hidden");
   $("#lobby").classList.remove("hidden");
   $("#room-title").textContent = "";
+  $("#recording").classList.add("hidden");
+  openPanel(false);
+  notice(null);
   status("");
   if (text) toast(text);
 }
 
-async function publish(source) {
+/** Publishes the camera and/or the microphone; what failed is told in one notice. */
+async function publishDevices(sources) {
   const call = page.call;
-  const op = source === "camera" ? call.publishCamera() : source === "microphone" ? call.publishMicrophone() : call.publishScreen();
+  const failed = (await Promise.all(sources.map(async (source) => {
+    try {
+      const op = source === "camera" ? call.publishCamera() : call.publishMicrophone();
+      page.own.add(op);
+      await call.outcome(op);
+      return null;
+    } catch (err) {
+      return { source, err };
+    }
+  }))).filter(Boolean);
+  if (failed.length) toast(deviceText(failed), [], 10000);
+  render();
+}
+
+async function publishScreen() {
+  const call = page.call;
   try {
+    const op = call.publishScreen();
+    page.own.add(op);
     await call.outcome(op);
   } catch (err) {
-    if (err.code !== "device_failed" || source !== "screen") toast(`${source}: ${err.message}`);
+    // Cancelling the browser's picker is no failure.
+    if (err.code === "device_failed" && err.cause?.name === "NotAllowedError") return;
+    toast(`Your screen is not shared: ${stripSource(errorText(err), "screen")}`);
   }
   render();
+}
+
+/** What went wrong with a device (a DOMException's name from getUserMedia, kept by jrtc.js). */
+function deviceProblem(err) {
+  if (err.code !== "device_failed") return "other";
+  if (!navigator.mediaDevices?.getUserMedia) return "unavailable"; // not a secure context (https)
+  const name = err.cause?.name;
+  if (name === "NotAllowedError" || name === "SecurityError") return "blocked";
+  if (name === "NotFoundError" || name === "OverconstrainedError") return "missing";
+  if (name === "NotReadableError" || name === "AbortError") return "busy";
+  return "other";
+}
+
+/** One human sentence (or a few) for the devices that failed: [{source, err}]. */
+function deviceText(failed) {
+  const byProblem = new Map();
+  for (const f of failed) {
+    const problem = deviceProblem(f.err);
+    byProblem.set(problem, [...(byProblem.get(problem) ?? []), f]);
+  }
+  const sentences = [];
+  for (const [problem, list] of byProblem) {
+    const both = list.length > 1;
+    const camera = !both && list[0].source === "camera";
+    const The = both ? "Camera and microphone" : camera ? "The camera" : "The microphone";
+    if (problem === "blocked") {
+      sentences.push(both
+        ? "Camera and microphone are blocked — allow them in the browser to be seen and heard."
+        : `${The} is blocked — allow it in the browser to be ${camera ? "seen" : "heard"}.`);
+    } else if (problem === "missing") {
+      sentences.push(both ? "No camera or microphone was found." : `No ${camera ? "camera" : "microphone"} was found.`);
+    } else if (problem === "unavailable") {
+      sentences.push("This browser offers no camera or microphone to this page: open it over https.");
+    } else if (problem === "busy") {
+      sentences.push(`${The} ${both ? "are" : "is"} in use by another application.`);
+    } else {
+      for (const { source, err } of list) {
+        sentences.push(`The ${source} could not start: ${stripSource(errorText(err), source)}.`);
+      }
+    }
+  }
+  return sentences.join(" ");
+}
+
+/** `message` without a leading "camera: " (jrtc.js names the device its errors are about). */
+function stripSource(message, source) {
+  return message.startsWith(`${source}: `) ? message.slice(source.length + 2) : message;
+}
+
+/** An error's message for people: user ids in backticks become names (ids without them). */
+function errorText(err) {
+  return String(err?.message ?? err ?? "").replace(/`([^`]*)`/g, (_, id) => nameOf(id));
 }
 
 // -- events -----------------------------------------------------------------------------------
@@ -133,6 +219,8 @@ async function listen(call) {
   for await (const ev of call.events()) {
     switch (ev.type) {
       case "participant":
+        // A recorder is no person: the header says the call is recorded instead.
+        if (ev.participant.role === "recorder") { render(); break; }
         if (ev.kind === "joined") toast(`${ev.participant.display_name} joined`);
         if (ev.kind === "left") toast(`${ev.participant.display_name} left${ev.reason === "kicked" ? " (removed)" : ""}`);
         render();
@@ -154,20 +242,21 @@ async function listen(call) {
         break;
       case "message":
         if (ev.kind === "received") chatLine(ev.message.from, ev.message.content, ev.message.scope === "one_to_one" ? "to you" : null);
-        if (ev.kind === "sent" && ev.error) toast(`Not sent: ${ev.error.message}`);
+        if (ev.kind === "sent" && ev.error) toast(`Not sent: ${errorText(ev.error)}`);
         break;
       case "invite":
         if (ev.kind === "received") inviteToast(ev.invitation);
         if (ev.kind === "accepted") toast(`${ev.invitation.callee_name} accepted your invitation`);
         if (ev.kind === "rejected") toast(`${ev.invitation.callee_name} did not accept (${ev.reason})`);
-        if (ev.kind === "sent" && ev.report) for (const f of ev.report.failed) toast(`${f.user_id} was not reached (${f.reason})`);
-        if (ev.kind === "sent" && ev.error) toast(`Invite failed: ${ev.error.message}`);
+        if (ev.kind === "sent" && ev.report) for (const f of ev.report.failed) toast(`${nameOf(f.user_id)} was not reached (${f.reason})`);
+        if (ev.kind === "sent" && ev.error) toast(`Invite failed: ${errorText(ev.error)}`);
         break;
       case "recording":
         render();
         break;
       case "completed":
-        if (ev.error) toast(`${ev.kind.replace("_", " ")} failed: ${ev.error.message}`);
+        if (page.own.delete(ev.op)) break; // told where the page awaited it
+        if (ev.error) toast(`${ev.kind.replace("_", " ")} failed: ${errorText(ev.error)}`);
         break;
       case "reconnecting":
         status(`reconnecting (attempt ${ev.attempt})…`);
@@ -217,8 +306,8 @@ function render() {
   $("#end").classList.toggle("hidden", !host);
   $("#people-count").textContent = String(room.participants.filter((p) => p.role !== "recorder").length);
   const rec = room.properties.recording;
-  const recording = rec.state === "recording" ? " · ● recording" : "";
-  $("#room-title").textContent = `${room.room}${recording}`;
+  $("#recording").classList.toggle("hidden", rec.state !== "recording" && rec.state !== "stopping");
+  $("#room-title").textContent = room.room;
   renderGrid(room);
   renderPeople(room, host);
   renderControls(room);
@@ -282,6 +371,12 @@ function renderGrid(room) {
     attachAudio(p.user_id);
   }
   grid.dataset.count = String(Math.min(page.tiles.size, 9));
+  // With a screen shared, the cameras are a row below it: as many columns as cameras.
+  const screens = [...wanted.values()].filter((w) => w.source === "screen").length;
+  grid.classList.toggle("has-screen", screens > 0);
+  grid.style.setProperty("--cams", String(Math.max(1, wanted.size - screens)));
+  // The screen tile first, whatever the order the tiles were made in.
+  for (const [key, { source }] of wanted) if (source === "screen" && grid.firstChild !== page.tiles.get(key)) grid.prepend(page.tiles.get(key));
 }
 
 function attachAudio(userId) {
@@ -297,19 +392,19 @@ function attachAudio(userId) {
 
 function renderPeople(room, host) {
   const list = $("#people");
-  list.replaceChildren(...room.participants.map((p) => {
+  list.replaceChildren(...room.participants.filter((p) => p.role !== "recorder").map((p) => {
     const actions = [];
-    if (host && p.user_id !== page.userId && p.role !== "recorder") {
+    if (host && p.user_id !== page.userId) {
       actions.push(el("button", { class: "small", onclick: () => page.call.setRole(p.user_id, p.role === "host" ? "guest" : "host") }, p.role === "host" ? "Make guest" : "Make host"));
       if (publicationOf(room, p.user_id, "microphone")?.muted === false) {
         actions.push(el("button", { class: "small", onclick: () => page.call.muteMember(p.user_id, "microphone") }, "Mute"));
       }
       actions.push(el("button", { class: "small danger", onclick: () => page.call.kick(p.user_id) }, "Remove"));
     }
-    if (p.user_id !== page.userId && p.role !== "recorder") {
+    if (p.user_id !== page.userId) {
       actions.push(el("button", { class: "small", onclick: () => { $("#chat-to").value = p.user_id; showTab("chat"); $("#chat-input").focus(); } }, "Message"));
     }
-    return el("li", { "data-user": p.user_id },
+    return el("li", { "data-user": p.user_id, class: actions.length === 1 ? "one-action" : null },
       el("span", { class: "avatar small" }, initials(p.display_name)),
       el("span", { class: "person" },
         el("span", { class: "name" }, p.display_name, p.user_id === page.userId ? " (you)" : ""),
@@ -358,19 +453,29 @@ function chatLine(from, content, note) {
   }
 }
 
-/** A member's display name, or the id itself (the backend is no member). */
+/** A member's display name (this page's own name for its user), or the id itself (the backend
+ * is no member; a room id is no user). */
 function nameOf(userId) {
-  return page.call?.room?.()?.participants.find((p) => p.user_id === userId)?.display_name ?? userId;
+  const member = page.call?.room?.()?.participants.find((p) => p.user_id === userId);
+  if (member) return member.display_name;
+  if (userId === page.userId && page.name) return page.name;
+  return userId;
+}
+
+/** A lasting notice above the tiles (null: none). */
+function notice(text) {
+  $("#notice").textContent = text ?? "";
+  $("#notice").classList.toggle("hidden", !text);
 }
 
 function status(text) {
   $("#status").textContent = text;
 }
 
-function toast(text, actions = []) {
+function toast(text, actions = [], ms = 4000) {
   const node = el("div", { class: "toast" }, el("span", {}, text), ...actions);
   $("#toasts").append(node);
-  if (!actions.length) setTimeout(() => node.remove(), 4000);
+  if (!actions.length) setTimeout(() => node.remove(), ms);
   return node;
 }
 
@@ -386,18 +491,18 @@ function inviteToast(invitation) {
 
 $("#toggle-mic").addEventListener("click", () => {
   const pub = publicationOf(page.call.room(), page.userId, "microphone");
-  if (!pub) publish("microphone");
+  if (!pub) publishDevices(["microphone"]);
   else page.call.mute("microphone", !pub.muted);
 });
 $("#toggle-camera").addEventListener("click", () => {
   const pub = publicationOf(page.call.room(), page.userId, "camera");
-  if (!pub) publish("camera");
+  if (!pub) publishDevices(["camera"]);
   else page.call.mute("camera", !pub.muted);
 });
 $("#toggle-screen").addEventListener("click", () => {
   const pub = publicationOf(page.call.room(), page.userId, "screen");
   if (pub) page.call.unpublish("screen");
-  else publish("screen");
+  else publishScreen();
 });
 $("#leave").addEventListener("click", () => page.call?.leave());
 $("#end").addEventListener("click", () => { if (confirm("End the call for everyone?")) page.call?.end(); });
@@ -437,6 +542,12 @@ function showTab(name) {
   if (name === "chat") { page.unread = 0; $("#unread").classList.add("hidden"); }
 }
 for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
-$("#toggle-panel").addEventListener("click", () => document.body.classList.toggle("panel-open"));
+function openPanel(open) {
+  document.body.classList.toggle("panel-open", open);
+  $("#toggle-panel").setAttribute("aria-expanded", String(open));
+}
+$("#toggle-panel").addEventListener("click", () => openPanel(!document.body.classList.contains("panel-open")));
+$("#close-panel").addEventListener("click", () => openPanel(false));
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") openPanel(false); });
 
 window.jrtcPage = page; // for debugging (and the browser tests)

@@ -335,11 +335,12 @@ export class Call {
   }
 
   /** Fails an operation on the client's side (it never reached the server, or cannot go on). */
-  _fail(op, code, message) {
+  _fail(op, code, message, cause) {
     const p = this._pending.get(op);
     if (!p) return;
     this._pending.delete(op);
     const error = new CallError(code, message, op, p?.kind ?? null);
+    if (cause !== undefined) error.cause = cause; // a device's DOMException (`NotAllowedError`, …)
     this._outcomeEvent(op, p?.kind, error, undefined, p);
     this._settle(op, error);
   }
@@ -1076,7 +1077,7 @@ class Media {
       try {
         stream = await get();
       } catch (e) {
-        call._fail(op, "device_failed", `${source}: ${e?.message ?? e}`);
+        call._fail(op, "device_failed", `${source}: ${e?.message ?? e}`, e);
         return;
       }
       const track = stream.getTracks()[0];
@@ -1112,8 +1113,13 @@ class Media {
     if (!SOURCES[source]) return refuse("unknown_source", `no source ${source}`);
     if (!track || track.kind !== SOURCES[source]) return refuse("unknown_source", `${source} takes a ${SOURCES[source]} track`);
     if (!call._room || !call._pending.has(op)) return refuse("not_in_room", "publish needs a room");
+    let pub;
+    try {
+      pub = this._publisher();
+    } catch (e) { // no RTCPeerConnection in this browser
+      return refuse("media_failed", `this browser cannot send media (${e?.message ?? e})`);
+    }
     this.local.set(source, { track, captured, muted });
-    const pub = this._publisher();
     pub.chain = pub.chain.then(async () => {
       try {
         // A source muted before a rejoin is published muted again. The server publishes a
