@@ -472,7 +472,9 @@ fn init_logs(level: &str, format: LogFormat) -> Result<(), Box<dyn std::error::E
         })
         .with_max_level_hint(tracing::Level::WARN),
     );
-    let logs = tracing_subscriber::fmt::layer();
+    // Colors only on a terminal: a log file or a log shipper gets plain text.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let registry = tracing_subscriber::registry().with(count);
     match format {
         LogFormat::Text => registry.with(logs.with_filter(filter)).try_init()?,

@@ -47,6 +47,20 @@ pub(crate) struct Admission {
     over: Vec<FloodOver>,
 }
 
+/// The share of the open-file limit connections not logged in may hold (a quarter): the rest
+/// stays for members' connections and media sockets, and for the server's own files.
+const WAITING_SHARE_OF_DESCRIPTORS: u64 = 4;
+
+/// The total limit on connections not logged in: the one configured, but never more than a
+/// quarter of the process's open-file limit (when it is known). A limit equal to the
+/// descriptors would let idle connections from many addresses use them all up before the
+/// oldest is closed, and then `accept` fails for everyone.
+pub(crate) fn waiting_cap(configured: usize, descriptors: Option<u64>) -> usize {
+    let share = descriptors.map_or(u64::MAX, |d| d / WAITING_SHARE_OF_DESCRIPTORS);
+    let share = usize::try_from(share).unwrap_or(usize::MAX);
+    configured.min(share).max(1)
+}
+
 impl Admission {
     pub(crate) fn new(max_total: usize, max_per_address: usize) -> Self {
         Admission {
@@ -100,6 +114,17 @@ impl Admission {
         let refused = entry.1;
         self.addresses.remove(&address);
         (refused > 0).then_some(FloodOver { address, refused })
+    }
+
+    /// Out of descriptors (`accept` failed with `EMFILE`): the oldest connection not logged in
+    /// is to be closed, to free one for a new connection; `None` when there is none.
+    pub(crate) fn make_room(&mut self) -> Option<ConnId> {
+        let (&oldest, _) = self.waiting.first_key_value()?;
+        if let Some(over) = self.settled(oldest) {
+            self.over.push(over);
+        }
+        self.evicted += 1;
+        Some(oldest)
     }
 
     /// The floods that ended when their last connection was closed to make room.
@@ -192,5 +217,28 @@ mod tests {
         a.admit(1, ip(2));
         let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
         assert_eq!(a.admit(2, mapped).0, Admit::Refuse);
+    }
+
+    #[test]
+    fn the_total_limit_leaves_three_quarters_of_the_descriptors() {
+        use super::waiting_cap;
+        assert_eq!(waiting_cap(1024, Some(1024)), 256);
+        assert_eq!(waiting_cap(1024, Some(1_048_576)), 1024);
+        assert_eq!(waiting_cap(1024, None), 1024);
+        assert_eq!(waiting_cap(1024, Some(2)), 1);
+    }
+
+    #[test]
+    fn out_of_descriptors_the_oldest_waiting_connection_goes() {
+        let mut a = Admission::new(10, 10);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        a.admit(1, ip);
+        a.admit(2, ip);
+        assert_eq!(a.make_room(), Some(1));
+        assert_eq!(a.waiting(), 1);
+        assert_eq!(a.evicted(), 1);
+        assert_eq!(a.settled(1), None);
+        assert_eq!(a.make_room(), Some(2));
+        assert_eq!(a.make_room(), None);
     }
 }

@@ -154,7 +154,10 @@ pub struct Limits {
     /// Most bans the server holds in all rooms (100,000; a room holds at most 1,024).
     pub max_bans: usize,
     /// Most connections not logged in yet, in all (1,024): a new one over the limit closes the
-    /// oldest of them.
+    /// oldest of them. The server takes at most a quarter of its process's open-file limit
+    /// (256 under the common 1,024), so idle connections cannot use up the descriptors members
+    /// need; and when `accept` still runs out of descriptors, it closes the oldest connection
+    /// not logged in to make room.
     pub max_unauthenticated: usize,
     /// Most connections not logged in yet from one IP address (64): a new one over the limit
     /// from that address is refused (closed at once).

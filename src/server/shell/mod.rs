@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::admission::{Admission, Admit};
+use super::admission::{Admission, Admit, waiting_cap};
 use super::hub::io::{MediaFact, MediaReport};
 use super::hub::{AdminReply, AdminRequest, ConnId, Hub, Input, Millis, Output, Refusal};
 use super::options::ServerOptions;
@@ -59,11 +59,17 @@ pub(super) fn start(
     let Media { peers, workers } = media;
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let descriptors = descriptor_limit();
+    let max_waiting = waiting_cap(options.limits.max_unauthenticated, descriptors);
+    if max_waiting < options.limits.max_unauthenticated {
+        tracing::info!(
+            max_waiting,
+            descriptors,
+            "connections not logged in: at most a quarter of the open-file limit"
+        );
+    }
     let gate = Gate {
-        admission: Admission::new(
-            options.limits.max_unauthenticated,
-            options.limits.max_unauthenticated_per_address,
-        ),
+        admission: Admission::new(max_waiting, options.limits.max_unauthenticated_per_address),
         evict: HashMap::new(),
     };
     let state = Arc::new(State {
@@ -551,8 +557,19 @@ async fn accept_loop(
                 }
                 Err(e) => {
                     // Out of file descriptors, most likely: wait for some to be freed, longer
-                    // each time, and say so once per incident rather than once per try.
-                    let delay = failing.failed(&e);
+                    // each time, and say so once per incident rather than once per try. Out of
+                    // this process's descriptors, the oldest connection not logged in is closed
+                    // first to free one, and the next try comes soon.
+                    let mut delay = failing.failed(&e);
+                    if e.raw_os_error() == Some(libc::EMFILE) {
+                        let mut gate = state.gate();
+                        if let Some(oldest) = gate.admission.make_room() {
+                            if let Some(kill) = gate.evict.remove(&oldest) {
+                                let _ = kill.send(());
+                            }
+                            delay = AcceptFailures::FIRST_DELAY;
+                        }
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stopped(&mut stop) => break,
@@ -605,6 +622,17 @@ impl AcceptFailures {
         }
         self.count = 0;
     }
+}
+
+/// The process's open-file limit (its soft limit), if it can be read.
+fn descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (read == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
 }
 
 /// Resolves once the server is told to stop.
