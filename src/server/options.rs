@@ -142,7 +142,9 @@ pub struct Limits {
     pub max_rooms: usize,
     /// Most members in one room (256).
     pub max_participants: usize,
-    /// Most connections one user may have at once (8).
+    /// Most connections one user may have at once (8). A session whose connection was lost and
+    /// waits for its resume is not a connection: when a user at the limit logs in again, the
+    /// oldest such session ends (its rooms hear it leave for `network`) to make room.
     pub max_connections_per_user: usize,
     /// Requests one connection may make per second, sustained (50).
     pub requests_per_second: u32,

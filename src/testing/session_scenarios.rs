@@ -215,3 +215,53 @@ fn a_revoke_answers_its_sender_before_its_own_session_ends() {
     });
     assert!(done.is_some() && close.is_some() && done < close, "{out:?}");
 }
+
+/// The per-user limit counts connections: sessions waiting for their resume make room (the
+/// oldest lost one ends, its room hears it leave) for a user whose network flaps; only a user
+/// whose sessions are all connected is refused.
+#[test]
+fn lost_sessions_make_room_for_a_users_new_connection() {
+    let mut hub = Hub::new(testing::config());
+    let first_key = member(&mut hub, 1, "alice");
+    member(&mut hub, 100, "bob");
+    for conn in 2..=8 {
+        frame(&mut hub, conn, testing::hello("alice"));
+    }
+    let out = frame(&mut hub, 9, testing::hello("alice"));
+    assert_eq!(code(&only_to(&out, 9)), ErrorCode::TooManyConnections);
+
+    // Alice's first connection (in room r) and second are lost: two sessions wait.
+    for conn in [1, 2] {
+        hub.handle(
+            1_000,
+            Input::Disconnected {
+                conn,
+                reason: Reason::Network,
+            },
+        );
+    }
+    // A new connection ends the oldest lost session: Bob hears Alice leave, for `network`.
+    let out = frame(&mut hub, 10, testing::hello("alice"));
+    assert!(matches!(only_to(&out, 10), ServerFrame::Welcome { .. }));
+    let left: Vec<_> = crate::testing::scenarios::frames_to(&out, 100)
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::ParticipantLeft {
+                participant,
+                reason,
+                ..
+            } => Some((participant.user_id.to_string(), reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, [("alice".to_owned(), Reason::Network)]);
+    assert_eq!(
+        code(&only_to(&resume(&mut hub, 11, "alice", &first_key), 11)),
+        ErrorCode::UnknownSession
+    );
+    // The other lost one makes room once more; then all eight are connected again.
+    let out = frame(&mut hub, 12, testing::hello("alice"));
+    assert!(matches!(only_to(&out, 12), ServerFrame::Welcome { .. }));
+    let out = frame(&mut hub, 13, testing::hello("alice"));
+    assert_eq!(code(&only_to(&out, 13)), ErrorCode::TooManyConnections);
+}

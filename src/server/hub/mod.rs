@@ -389,6 +389,40 @@ impl Hub {
         }
     }
 
+    /// Makes room for one more session of `user` under the per-user limit. Sessions waiting
+    /// for their resume count (each holds what it was sent), but they are not connections: a
+    /// phone whose network flaps must not be locked out by its own lost sessions. So at the
+    /// limit the oldest lost one ends now, as its grace period would have ended it, and only a
+    /// user whose sessions are all connected is refused.
+    fn make_room_for_a_session(
+        &mut self,
+        user: &UserId,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let Some(sessions) = self.users.get(user) else {
+            return Ok(());
+        };
+        if sessions.len() < self.config.max_connections_per_user {
+            return Ok(());
+        }
+        let oldest_lost = sessions
+            .iter()
+            .filter_map(|s| Some((self.logins.get(s)?.lost_at?, *s)))
+            .min();
+        let Some((lost_at, session)) = oldest_lost else {
+            return refuse(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "a user may have {} connections",
+                    self.config.max_connections_per_user
+                ),
+            );
+        };
+        self.lost.remove(&(lost_at + self.config.grace_ms, session));
+        self.end_session(session, Reason::Network, out);
+        Ok(())
+    }
+
     fn hello(
         &mut self,
         conn: ConnId,
@@ -397,16 +431,9 @@ impl Hub {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         let identity = self.logging_in(conn, version, token)?;
-        let conns = self.users.get(&identity.user).map_or(0, Vec::len);
         // A recorder has a session per job it runs (and one taking jobs): not capped.
-        if conns >= self.config.max_connections_per_user && !identity.grants.recorder {
-            return refuse(
-                ErrorCode::TooManyConnections,
-                format!(
-                    "a user may have {} connections",
-                    self.config.max_connections_per_user
-                ),
-            );
+        if !identity.grants.recorder {
+            self.make_room_for_a_session(&identity.user, out)?;
         }
         let user = identity.user.clone();
         out.push(Output::Send {
