@@ -1,6 +1,7 @@
-//! An operator's log at the default level: a call with media writes none of the WebRTC stack's
-//! WARN lines (most follow from what clients send, so any client could flood the log with
-//! them); `jrtc_media_stack_warnings_total` counts them instead.
+//! An operator's log at the default level: a call with media, and hostile publishers whose
+//! connections never get a candidate (each one's ICE agent complains on every check), write
+//! none of the WebRTC stack's WARN lines (most follow from what clients send, so any client
+//! could flood the log with them); `jrtc_media_stack_warnings_total` counts them instead.
 
 #[path = "../../tests/signaling/record_support.rs"]
 #[allow(dead_code)]
@@ -15,6 +16,71 @@ use jrtc::{AccessToken, Call, CallEvent, Grants, JoinOptions, MediaEvent, TrackS
 use record_support::MediaSender;
 
 const SECRET: &str = "the log test's secret, long enough to be accepted";
+
+/// A publishing offer that is well formed but will never have a candidate: the server answers
+/// it and its ICE agent keeps checking a connection with no candidate pair.
+fn candidateless_offer() -> String {
+    let fingerprint: Vec<String> = (0..32).map(|i| format!("{:02X}", i * 7)).collect();
+    [
+        "v=0",
+        "o=- 1 1 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "a=msid-semantic: WMS *",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "c=IN IP4 0.0.0.0",
+        "a=ice-ufrag:hostileufrag",
+        "a=ice-pwd:hostilepasswordhostilepassword",
+        &format!("a=fingerprint:sha-256 {}", fingerprint.join(":")),
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=msid:hostile camera",
+        "a=sendonly",
+        "a=rtcp-mux",
+        "a=rtpmap:96 VP8/90000",
+        "",
+    ]
+    .join("\r\n")
+}
+
+/// A raw client that logs in as `user`, joins, offers its camera and sends no candidate; the
+/// server's answer is waited for. The connection stays open while it is held.
+async fn hostile_publisher(
+    url: &str,
+    user: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let token = AccessToken::new(user)
+        .grants(Grants::host())
+        .sign(SECRET.as_bytes())
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let frames = [
+        serde_json::json!({"type": "hello", "version": 1, "token": token}),
+        serde_json::json!({"type": "join", "op": 1, "room": "logs"}),
+        serde_json::json!({"type": "publish_offer", "op": 2, "source": "camera", "sdp": candidateless_offer()}),
+    ];
+    for frame in frames {
+        ws.send(Message::text(frame.to_string())).await.unwrap();
+    }
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer to the offer in time")
+            .expect("the connection is open")
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "publish_answer" {
+            return ws;
+        }
+    }
+}
 
 async fn member(url: &str, id: &str) -> (Call, jrtc::EventStream) {
     let token = AccessToken::new(id)
@@ -83,7 +149,42 @@ async fn a_call_leaves_the_webrtc_stacks_warnings_out_of_the_log_and_counts_them
         .expect("a packet of alice's camera")
         .expect("the track is live");
 
+    // Hostile publishers: their connections can never connect.
+    let mut hostile = Vec::new();
+    for i in 0..4 {
+        hostile.push(hostile_publisher(&url, &format!("mallory{i}")).await);
+    }
+    // Their agents check the dead connections for a while (the only way to let them: nothing
+    // tells from outside that a check ran but the counter below).
     let http = url.replacen("ws://", "http://", 1);
+    let counter = |page: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix("jrtc_media_stack_warnings_total "))
+            .expect("the counter is on the page")
+            .parse()
+            .unwrap()
+    };
+    let before = counter(
+        &reqwest::get(format!("{http}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    loop {
+        let page = reqwest::get(format!("{http}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if counter(&page) >= before + 20.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(hostile);
     let page = reqwest::get(format!("{http}/metrics"))
         .await
         .unwrap()
