@@ -4,7 +4,6 @@
 //! could flood the log with them); `jrtc_media_stack_warnings_total` counts them instead.
 
 #[path = "../../tests/signaling/record_support.rs"]
-#[allow(dead_code)]
 mod record_support;
 
 use std::io::{BufRead, BufReader};

@@ -632,7 +632,7 @@ fn descriptor_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit only writes the struct passed to it.
     let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (read == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    (read == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// Resolves once the server is told to stop.
