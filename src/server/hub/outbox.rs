@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::model::{OperationId, RoomId};
-use crate::protocol::ServerFrame;
+use crate::protocol::{ErrorCode, ServerFrame};
 
 /// Requests remembered per session, for the exactly-once rule.
 pub(super) const KEPT_OPS: usize = 64;
@@ -82,7 +82,17 @@ impl Outbox {
     pub(super) fn personal(&mut self, frame: Arc<ServerFrame>, capacity: usize) -> u64 {
         self.last_n += 1;
         let n = self.last_n;
+        // A `duplicate_request` refusal is about a repeat, not the operation's answer: it is
+        // not sent again as one.
+        let repeat_refused = matches!(
+            &*frame,
+            ServerFrame::Error {
+                code: ErrorCode::DuplicateRequest,
+                ..
+            }
+        );
         if let Some(op) = frame.op()
+            && !repeat_refused
             && let Some(kept) = self.ops.iter_mut().rev().find(|k| k.op == op)
         {
             kept.answered = true;
@@ -121,12 +131,14 @@ impl Outbox {
         }
         let mut i = if taken.received == self.base_n {
             // Everything up to the front was taken; unless room events the client had not taken
-            // yet were dropped.
-            if let (Some((room, seq)), Some(r)) = (&self.last_dropped, taken.room)
-                && room == r
-                && taken.seq.is_none_or(|s| s < *seq)
-            {
-                return None;
+            // yet were dropped. A position that names no room cannot say it had them: only a
+            // resync is sure to lose nothing silently.
+            if let Some((room, seq)) = &self.last_dropped {
+                let had_them = taken.room.is_some_and(|r| r != room)
+                    || (taken.room == Some(room) && taken.seq.is_some_and(|s| s >= *seq));
+                if !had_them {
+                    return None;
+                }
             }
             0
         } else {
@@ -214,11 +226,18 @@ impl Outbox {
         taken: Taken<'_>,
         capacity: usize,
     ) -> (u64, Vec<(u64, Arc<ServerFrame>)>) {
+        // A client claiming more than was ever sent has no position: every kept answer may be
+        // one it has not seen.
+        let seen = if taken.received > self.last_n {
+            0
+        } else {
+            taken.received
+        };
         let missed = self.forget_all(taken);
         let mut unseen: Vec<Arc<ServerFrame>> = Vec::new();
         for kept in &mut self.ops {
             for (n, frame) in std::mem::take(&mut kept.answers) {
-                if n > taken.received {
+                if n > seen {
                     unseen.push(frame);
                 }
             }
@@ -407,5 +426,50 @@ mod tests {
             o.personal(done(op), 1024);
         }
         assert_eq!(o.request(OperationId(0)), Repeat::Pending);
+    }
+
+    #[test]
+    fn a_position_without_a_room_after_dropped_events_needs_a_resync() {
+        let r = RoomId::from("r");
+        let mut o = Outbox::default();
+        for seq in 1..=10 {
+            o.room_event(seq, event("r", seq), 4);
+        }
+        // Nothing personal was sent: received 0 is the front, but events 1-6 were dropped.
+        assert!(o.replay(taken(0, None, None)).is_none());
+        assert!(o.replay(taken(0, Some(&r), Some(3))).is_none());
+        // A client that had them all is in place.
+        assert!(o.replay(taken(0, Some(&r), Some(10))).is_some());
+    }
+
+    #[test]
+    fn a_claim_beyond_what_was_sent_gets_every_kept_answer_again() {
+        let mut o = Outbox::default();
+        o.request(OperationId(1));
+        o.personal(done(1), 100); // n 1
+        o.request(OperationId(2));
+        o.personal(done(2), 100); // n 2
+        assert!(o.replay(taken(9, None, None)).is_none());
+        let (_, again) = o.resync(taken(9, None, None), 100);
+        let ops: Vec<_> = again.iter().map(|(_, f)| f.op()).collect();
+        assert_eq!(ops, [Some(OperationId(1)), Some(OperationId(2))]);
+    }
+
+    #[test]
+    fn a_duplicate_request_refusal_is_not_kept_as_the_answer() {
+        let mut o = Outbox::default();
+        o.request(OperationId(1));
+        let n = o.personal(done(1), 100);
+        assert!(o.acknowledge(taken(n, None, None)));
+        assert_eq!(o.request(OperationId(1)), Repeat::Acknowledged);
+        o.personal(
+            Arc::new(
+                crate::protocol::Refusal::new(ErrorCode::DuplicateRequest, "again")
+                    .into_frame(Some(OperationId(1))),
+            ),
+            100,
+        );
+        let (_, again) = o.resync(taken(n, None, None), 100);
+        assert!(again.is_empty(), "{again:?}");
     }
 }
