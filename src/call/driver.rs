@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::policy::link::{Attempted, LinkCore, LinkOutput, LinkTiming};
 use super::shared::{Shared, lock};
 use super::{CallError, CallOptions, Command, Credentials, TlsRoots};
 use crate::event::{CallEvent, OpError};
@@ -146,68 +147,217 @@ pub(super) async fn login(
     Ok((ws, welcome))
 }
 
-/// How a connection ended.
-enum Ended {
-    /// For good: the application closed the call, or the server ended the session.
-    Closed(Reason),
-    /// Lost: connect again.
-    Lost(Reason),
+/// Now, as the policy core counts time (the tokio clock, so paused time in tests moves it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
-/// The connection task: the only owner of the socket.
+/// Sleeps until the policy's next deadline (forever when it has none).
+async fn until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The connection task: the only owner of the socket. It does what the connection policy
+/// ([`LinkCore`]) says: ping, count a silent server as lost, wait, attempt, come back online,
+/// finish; and moves frames in between.
 pub(super) async fn run(
-    mut ws: Ws,
+    ws: Ws,
     shared: Arc<Mutex<Shared>>,
     mut commands: mpsc::Receiver<Command>,
     finished: watch::Sender<bool>,
     mut link: Link,
 ) {
-    let mut skip = HashSet::new();
-    let reason = loop {
-        let lost = match serve(&mut ws, &shared, &mut commands, &link.options, &mut skip).await {
-            Ended::Closed(reason) => break reason,
-            Ended::Lost(reason) => reason,
-        };
-        if link.options.reconnect.max_attempts == 0 {
-            break lost;
-        }
-        match reconnect(&shared, &mut commands, &mut link, lost).await {
-            Ok((new, sent)) => {
-                ws = new;
-                skip = sent;
+    let timing = LinkTiming {
+        policy: link.options.reconnect.clone(),
+        keepalive: link.options.keepalive,
+        idle_timeout: link.options.idle_timeout,
+        connect_timeout: link.options.connect_timeout,
+    };
+    let seed = u64::from(crate::media::rand_u32()) << 32 | u64::from(crate::media::rand_u32());
+    let mut policy = LinkCore::new(timing, now(), seed);
+    let mut driver = Driver {
+        ws: Some(ws),
+        skip: HashSet::new(),
+        held: Vec::new(),
+    };
+    let mut outputs = Vec::new();
+    let reason = 'call: loop {
+        // What the policy said last is done first (each step may say more).
+        while !outputs.is_empty() {
+            for output in std::mem::take(&mut outputs) {
+                match output {
+                    LinkOutput::Finish(reason) => {
+                        if let Some(mut ws) = driver.ws.take() {
+                            let _ = ws.close(None).await;
+                        }
+                        break 'call reason;
+                    }
+                    LinkOutput::Offline => {
+                        driver.ws = None;
+                        lock(&shared).online = false;
+                    }
+                    LinkOutput::Reconnecting { attempt, reason } => {
+                        lock(&shared).publish(CallEvent::Reconnecting { attempt, reason });
+                    }
+                    LinkOutput::Ping => {
+                        let taken = lock(&shared).session.taken();
+                        let ping = ClientFrame::Ping {
+                            received: taken.received,
+                            room: taken.room,
+                            seq: taken.seq,
+                        };
+                        let sent = match driver.ws.as_mut() {
+                            Some(ws) => ws
+                                .send(WsMessage::text(protocol::encode(&ping)))
+                                .await
+                                .is_ok(),
+                            None => false,
+                        };
+                        if !sent {
+                            outputs.extend(policy.lost(now(), Reason::Network));
+                        }
+                    }
+                    LinkOutput::Attempt => {
+                        match driver
+                            .attempt(&shared, &mut commands, &mut link, &mut policy)
+                            .await
+                        {
+                            Some(more) => outputs.extend(more),
+                            None => outputs.extend(policy.close(Reason::Quit)),
+                        }
+                    }
+                    // Dropped with the attempt's future already; `Online` came with the socket.
+                    LinkOutput::Abandon | LinkOutput::Online => {}
+                }
             }
-            Err(reason) => break reason,
         }
+        outputs = match driver.ws.as_mut() {
+            Some(ws) => serve(ws, &shared, &mut commands, &mut policy, &mut driver.skip).await,
+            None => tokio::select! {
+                () = until(policy.next_deadline()) => policy.tick(now()),
+                cmd = commands.recv() => if driver.take(cmd) {
+                    Vec::new()
+                } else {
+                    policy.close(Reason::Quit)
+                },
+            },
+        };
     };
     lock(&shared).finish(reason);
     let _ = finished.send(true);
 }
 
-/// Moves frames until the connection ends. Requests in `skip` were sent again already (after a
-/// resume) and are not sent twice.
+/// The socket and what goes on it around a reconnect.
+struct Driver {
+    ws: Option<Ws>,
+    /// Requests sent again after a resume already: not sent twice when their command arrives.
+    skip: HashSet<OperationId>,
+    /// Frames without an answer (ICE candidates) that came while offline, a bounded number.
+    held: Vec<String>,
+}
+
+impl Driver {
+    /// A command that came while offline: requests wait in the session (they are sent from
+    /// there); other frames are held, a bounded number. False when the call is to close.
+    fn take(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::Request(..)) => true,
+            Some(Command::Frame(text)) => {
+                if self.held.len() < HELD_FRAMES {
+                    self.held.push(text);
+                }
+                true
+            }
+            Some(Command::Close) | None => false,
+        }
+    }
+
+    /// One attempt, as the policy asked: connect and resume (or log in again), then send
+    /// again what is unanswered and what was held. The policy's outputs after it; `None` when
+    /// the application closed the call meanwhile.
+    async fn attempt(
+        &mut self,
+        shared: &Mutex<Shared>,
+        commands: &mut mpsc::Receiver<Command>,
+        link: &mut Link,
+        policy: &mut LinkCore,
+    ) -> Option<Vec<LinkOutput>> {
+        let result = {
+            let attempt = attempt(shared, link);
+            tokio::pin!(attempt);
+            loop {
+                tokio::select! {
+                    result = &mut attempt => break result,
+                    // Too slow: the policy abandons it (the future is dropped with its socket).
+                    () = until(policy.next_deadline()) => return Some(policy.tick(now())),
+                    cmd = commands.recv() => if !self.take(cmd) { return None },
+                }
+            }
+        };
+        let (mut ws, fresh) = match result {
+            Ok(Attempt::Resumed(ws)) => (ws, false),
+            Ok(Attempt::Fresh(ws, key)) => {
+                link.resume_key = key;
+                self.held.clear();
+                (ws, true)
+            }
+            Err(CallError::Rejected(e)) => {
+                tracing::warn!(error = %e, "reconnecting refused");
+                return Some(policy.attempted(now(), Attempted::Refused(e.code)));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reconnecting failed");
+                return Some(policy.attempted(now(), Attempted::Failed));
+            }
+        };
+        // Under one lock: what is unanswered now is sent below, and every later request goes
+        // through the queue, so none is missed and none sent twice.
+        let frames = {
+            let mut s = lock(shared);
+            if fresh {
+                s.session_lost();
+            }
+            s.online = true;
+            s.session.unanswered()
+        };
+        let mut sent = HashSet::new();
+        let mut ok = true;
+        for (op, text) in frames {
+            sent.insert(op);
+            ok &= ws.send(WsMessage::text(text)).await.is_ok();
+        }
+        for text in self.held.drain(..) {
+            ok &= ws.send(WsMessage::text(text)).await.is_ok();
+        }
+        if !ok {
+            lock(shared).online = false;
+            return Some(policy.lost(now(), Reason::Network));
+        }
+        self.ws = Some(ws);
+        self.skip = sent;
+        Some(policy.attempted(now(), Attempted::Connected))
+    }
+}
+
+/// Moves frames until the policy has something to do: its deadline (a ping, a silent server),
+/// a lost or closed socket, the application closing the call. Requests in `skip` were sent
+/// again already (after a resume) and are not sent twice.
 async fn serve(
     ws: &mut Ws,
     shared: &Mutex<Shared>,
     commands: &mut mpsc::Receiver<Command>,
-    options: &CallOptions,
+    policy: &mut LinkCore,
     skip: &mut HashSet<OperationId>,
-) -> Ended {
-    // A server that goes silent (a dead host, a cut link) is noticed: the call pings it, and
-    // counts the connection lost when nothing at all has come back for the idle timeout.
-    let mut keepalive = tokio::time::interval(options.keepalive);
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    keepalive.reset();
-    let mut last_heard = tokio::time::Instant::now();
+) -> Vec<LinkOutput> {
     loop {
         tokio::select! {
-            _ = keepalive.tick() => {
-                if last_heard.elapsed() >= options.idle_timeout {
-                    return Ended::Lost(Reason::Timeout);
-                }
-                let taken = lock(shared).session.taken();
-                let ping = ClientFrame::Ping { received: taken.received, room: taken.room, seq: taken.seq };
-                if ws.send(WsMessage::text(protocol::encode(&ping))).await.is_err() {
-                    return Ended::Lost(Reason::Network);
+            () = until(policy.next_deadline()) => {
+                let outputs = policy.tick(now());
+                if !outputs.is_empty() {
+                    return outputs;
                 }
             }
             cmd = commands.recv() => match cmd {
@@ -218,22 +368,19 @@ async fn serve(
                         continue;
                     }
                     if ws.send(WsMessage::text(text)).await.is_err() {
-                        return Ended::Lost(Reason::Network);
+                        return policy.lost(now(), Reason::Network);
                     }
                 }
                 Some(Command::Frame(text)) => {
                     if ws.send(WsMessage::text(text)).await.is_err() {
-                        return Ended::Lost(Reason::Network);
+                        return policy.lost(now(), Reason::Network);
                     }
                 }
-                Some(Command::Close) | None => {
-                    let _ = ws.close(None).await;
-                    return Ended::Closed(Reason::Quit);
-                }
+                Some(Command::Close) | None => return policy.close(Reason::Quit),
             },
             msg = ws.next() => match msg {
                 Some(Ok(WsMessage::Text(text))) => {
-                    last_heard = tokio::time::Instant::now();
+                    policy.heard(now());
                     match serde_json::from_str::<ServerFrame>(&text) {
                         Ok(frame) => {
                             let goodbye = match &frame {
@@ -242,19 +389,16 @@ async fn serve(
                             };
                             lock(shared).handle(frame, protocol::frame_number(&text));
                             match goodbye {
-                                Some((reason, true)) => return Ended::Lost(reason),
-                                Some((reason, false)) => {
-                                    let _ = ws.close(None).await;
-                                    return Ended::Closed(reason);
-                                }
+                                Some((reason, true)) => return policy.lost(now(), reason),
+                                Some((reason, false)) => return policy.close(reason),
                                 None => {}
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "unreadable frame from the server"),
                     }
                 }
-                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return Ended::Lost(Reason::Network),
-                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return policy.lost(now(), Reason::Network),
+                Some(Ok(_)) => policy.heard(now()),
             },
         }
     }
@@ -325,108 +469,4 @@ async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallErr
             message: format!("expected resumed, got {other:?}"),
         }),
     }
-}
-
-/// Connects again, as the policy allows. Returns the new socket with the requests already
-/// sent again on it, or why the call ends.
-async fn reconnect(
-    shared: &Mutex<Shared>,
-    commands: &mut mpsc::Receiver<Command>,
-    link: &mut Link,
-    mut reason: Reason,
-) -> Result<(Ws, HashSet<OperationId>), Reason> {
-    lock(shared).online = false;
-    let started = tokio::time::Instant::now();
-    let policy = link.options.reconnect.clone();
-    let mut held: Vec<String> = Vec::new();
-    // Requests keep arriving meanwhile: the session holds them (they are sent from there);
-    // other frames are held here, a bounded number.
-    let take = |cmd: Option<Command>, held: &mut Vec<String>| match cmd {
-        Some(Command::Request(..)) => true,
-        Some(Command::Frame(text)) => {
-            if held.len() < HELD_FRAMES {
-                held.push(text);
-            }
-            true
-        }
-        Some(Command::Close) | None => false,
-    };
-    for n in 1.. {
-        let Some(delay) = policy.delay(n, crate::media::rand_u32() as f64 / 4_294_967_296.0) else {
-            return Err(reason);
-        };
-        if started.elapsed() + delay > policy.max_duration {
-            return Err(reason);
-        }
-        lock(shared).publish(CallEvent::Reconnecting { attempt: n, reason });
-        let wait = tokio::time::sleep(delay);
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                _ = &mut wait => break,
-                cmd = commands.recv() => if !take(cmd, &mut held) { return Err(Reason::Quit) },
-            }
-        }
-        let result = {
-            let attempt = tokio::time::timeout(link.options.connect_timeout, attempt(shared, link));
-            tokio::pin!(attempt);
-            loop {
-                tokio::select! {
-                    result = &mut attempt => break result,
-                    cmd = commands.recv() => if !take(cmd, &mut held) { return Err(Reason::Quit) },
-                }
-            }
-        };
-        let (mut ws, fresh) = match result {
-            Ok(Ok(Attempt::Resumed(ws))) => (ws, false),
-            Ok(Ok(Attempt::Fresh(ws, key))) => {
-                link.resume_key = key;
-                held.clear();
-                (ws, true)
-            }
-            // Refused for good (the token expired or was revoked…): no use retrying.
-            Ok(Err(CallError::Rejected(e))) => {
-                tracing::warn!(error = %e, "reconnecting refused");
-                return Err(match e.code {
-                    ErrorCode::TokenExpired => Reason::TokenExpired,
-                    ErrorCode::TokenRevoked => Reason::TokenRevoked,
-                    _ => Reason::InvalidPassword,
-                });
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, attempt = n, "reconnecting failed");
-                reason = Reason::Network;
-                continue;
-            }
-            Err(_) => {
-                reason = Reason::Timeout;
-                continue;
-            }
-        };
-        // Under one lock: what is unanswered now is sent below, and every later request goes
-        // through the queue, so none is missed and none sent twice.
-        let frames = {
-            let mut s = lock(shared);
-            if fresh {
-                s.session_lost();
-            }
-            s.online = true;
-            s.session.unanswered()
-        };
-        let mut sent = HashSet::new();
-        let mut ok = true;
-        for (op, text) in frames {
-            sent.insert(op);
-            ok &= ws.send(WsMessage::text(text)).await.is_ok();
-        }
-        for text in held.drain(..) {
-            ok &= ws.send(WsMessage::text(text)).await.is_ok();
-        }
-        if ok {
-            return Ok((ws, sent));
-        }
-        lock(shared).online = false;
-        reason = Reason::Network;
-    }
-    Err(reason)
 }

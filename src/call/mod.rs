@@ -7,6 +7,7 @@ mod candidates;
 mod driver;
 mod media;
 mod options;
+mod policy;
 mod refresh;
 pub(crate) mod ring;
 pub(crate) mod session;
