@@ -3,18 +3,12 @@
 //! any one token. It holds the call weakly: dropping the last handle still ends the call.
 
 use std::sync::Weak;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use super::policy::refresh::{RefreshStep, next_refresh};
 use super::{Call, CallError, Inner, TokenProvider};
-
-/// How long before expiry a token is refreshed: a minute, or half of what is left if less.
-fn refresh_in(expires_at: u64, now: u64) -> Duration {
-    let left = expires_at.saturating_sub(now);
-    let margin = (left / 2).min(60);
-    Duration::from_secs(left - margin)
-}
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -29,13 +23,9 @@ pub(super) async fn run(
 ) {
     loop {
         let expires_at = *expiry.borrow_and_update();
-        if expires_at <= unix_now() {
-            // Expired: the server has ended the session (or will at once).
+        let RefreshStep::Wait(wait) = next_refresh(expires_at, unix_now()) else {
             return;
-        }
-        // At least a second between attempts, so a failing provider is not called in a loop:
-        // when a refresh fails, the expiry stays and the next wait is half of what is left.
-        let wait = refresh_in(expires_at, unix_now()).max(Duration::from_secs(1));
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             changed = expiry.changed() => {
@@ -68,17 +58,5 @@ pub(super) async fn run(
             Err(CallError::Closed { .. }) => return,
             Err(e) => tracing::warn!(error = %e, "refreshing the access token failed"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refreshes_a_minute_before_expiry_or_halfway_for_short_tokens() {
-        assert_eq!(refresh_in(1_000 + 3600, 1_000), Duration::from_secs(3540));
-        assert_eq!(refresh_in(1_000 + 10, 1_000), Duration::from_secs(5));
-        assert_eq!(refresh_in(1_000, 2_000), Duration::ZERO);
     }
 }
