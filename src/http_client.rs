@@ -8,7 +8,7 @@ use hyper::{Method, Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
 use thiserror::Error;
 
-use crate::call::TlsRoots;
+use crate::tls::TlsRoots;
 
 /// Why a request did not get an answer.
 #[derive(Debug, Error)]

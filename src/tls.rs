@@ -1,6 +1,7 @@
-//! TLS for signaling: the client's `wss://` configuration (the platform's roots or given ones)
-//! and the server's (a certificate chain and key from PEM files). rustls on its `ring`
-//! provider, set explicitly so that no process-wide default provider is needed.
+//! TLS for signaling: [`TlsRoots`] (the certificate authorities a client trusts) and the
+//! client's `wss://` configuration made from them, and the server's (a certificate chain and
+//! key from PEM files). rustls on its `ring` provider, set explicitly so that no process-wide
+//! default provider is needed.
 
 use std::sync::{Arc, OnceLock};
 
@@ -8,7 +9,24 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::call::TlsRoots;
+/// The certificate authorities a `wss://` server is checked against (by a
+/// [`Call`](crate::Call), the server's webhooks and [`ServerApi`](crate::ServerApi)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsRoots {
+    /// The platform's trusted roots (the operating system's store).
+    #[default]
+    Platform,
+    /// Only these certificates (PEM), e.g. a private CA or a self-signed server certificate.
+    Pem(Vec<u8>),
+}
+
+impl TlsRoots {
+    /// Trusts only the certificates of this PEM text.
+    pub fn pem(pem: impl Into<Vec<u8>>) -> Self {
+        TlsRoots::Pem(pem.into())
+    }
+}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -7,6 +7,9 @@ use thiserror::Error;
 
 use crate::event::OpError;
 use crate::model::{OperationId, Reason};
+// Defined beside the TLS code, which the server's HTTP client shares; re-exported here, as
+// `jrtc::call::TlsRoots`.
+pub use crate::tls::TlsRoots;
 
 /// How a [`Call`](crate::Call) logs in: a signed access token (see
 /// [`AccessToken`](crate::AccessToken)). Made from the token string:
@@ -109,24 +112,6 @@ impl TokenProvider {
 impl std::fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenProvider")
-    }
-}
-
-/// The certificate authorities a `wss://` server is checked against.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TlsRoots {
-    /// The platform's trusted roots (the operating system's store).
-    #[default]
-    Platform,
-    /// Only these certificates (PEM), e.g. a private CA or a self-signed server certificate.
-    Pem(Vec<u8>),
-}
-
-impl TlsRoots {
-    /// Trusts only the certificates of this PEM text.
-    pub fn pem(pem: impl Into<Vec<u8>>) -> Self {
-        TlsRoots::Pem(pem.into())
     }
 }
 

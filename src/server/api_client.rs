@@ -8,12 +8,12 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::call::TlsRoots;
 use crate::http_client::{HttpClient, HttpError};
 use crate::model::{
     BanTerm, RecordingOptions, RoomDetails, RoomOptions, RoomSummary, TrackSource, valid_id,
 };
 use crate::protocol::ErrorCode;
+use crate::tls::TlsRoots;
 
 /// Why a server API call did not succeed.
 #[derive(Debug, Error)]

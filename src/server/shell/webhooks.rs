@@ -54,7 +54,7 @@ impl Webhooks {
     pub(crate) fn start(urls: &[String], queue: usize, delivery: Delivery) -> Self {
         let targets = urls
             .iter()
-            .filter_map(|url| HttpClient::new(url, crate::TlsRoots::Platform).ok())
+            .filter_map(|url| HttpClient::new(url, crate::tls::TlsRoots::Platform).ok())
             .map(|client| {
                 let (tx, rx) = mpsc::channel(queue);
                 let waiting = Arc::new(AtomicUsize::new(0));
