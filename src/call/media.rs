@@ -15,6 +15,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 use super::candidates::CandidateGate;
+use super::policy::recovery::{Recovery, RecoveryOutput};
 use super::session::MediaSignal;
 use super::{CallError, Shared, lock};
 use crate::event::{CallEvent, MediaEvent, OperationKind};
@@ -318,40 +319,16 @@ fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
     }
 }
 
-/// How long after an ICE restart was negotiated the call waits for the connection before it
-/// restarts again (the crate gives up on candidate pairs that get no answer within ~3 s).
-const RESTART_WAIT: Duration = Duration::from_secs(5);
-/// The wait before the second restart when the first could not be negotiated (then doubled,
-/// up to [`RESTART_WAIT`]).
-const RESTART_RETRY: Duration = Duration::from_millis(500);
-
-/// A publishing connection being restored.
-struct Restoring {
-    /// An ICE restart is being negotiated.
-    in_flight: bool,
-    /// When to try again (if not in flight).
-    next: Option<tokio::time::Instant>,
-    attempts: u32,
-}
-
-impl Restoring {
-    /// A connection to restore, with the first ICE restart due at once.
-    fn now() -> Self {
-        Restoring {
-            in_flight: false,
-            next: Some(tokio::time::Instant::now()),
-            attempts: 0,
-        }
-    }
-}
-
 /// What the media task keeps about the call's two connections.
 struct Connections {
     subscriber: Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)>,
-    /// The publishing connection is down and being restored.
-    publishing_down: Option<Restoring>,
-    /// The receiving connection is down (the server restarts it).
-    receiving_down: bool,
+    /// What is being restored, and when (the decisions: `policy/recovery.rs`).
+    recovery: Recovery,
+}
+
+/// Now, as the recovery policy counts time (the tokio clock, so paused time in tests moves it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// The call's media task: answers the server's offers on the receiving connection, turns
@@ -365,58 +342,53 @@ pub(crate) async fn run(
 ) {
     let mut c = Connections {
         subscriber: None,
-        publishing_down: None,
-        receiving_down: false,
+        recovery: Recovery::default(),
     };
-    loop {
+    'media: loop {
         let track_event = async {
             match c.subscriber.as_mut() {
                 Some((_, events)) => events.recv().await,
                 None => std::future::pending().await,
             }
         };
-        let retry_at = c
-            .publishing_down
-            .as_ref()
-            .filter(|r| !r.in_flight)
-            .and_then(|r| r.next);
+        let retry_at = c.recovery.next_deadline();
         let retry = async {
             match retry_at {
-                Some(at) => tokio::time::sleep_until(at).await,
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
                 None => std::future::pending().await,
             }
         };
         let Some(shared_now) = shared.upgrade() else {
             break;
         };
-        let publish = |event: MediaEvent| lock(&shared_now).publish(CallEvent::Media(event));
-        tokio::select! {
+        let outputs = tokio::select! {
             item = work.recv() => match item {
                 None => break,
                 Some(MediaWork::Reset) => {
-                    c.publishing_down = None;
-                    c.receiving_down = false;
+                    c.recovery.reset();
                     if let Some((peer, _)) = c.subscriber.take() {
                         peer.close().await;
                     }
                     media.reset().await;
+                    Vec::new()
                 }
                 Some(MediaWork::Rejoined) => {
                     // The server's new membership offers its tracks again on a new connection.
-                    c.publishing_down = None;
-                    c.receiving_down = false;
+                    c.recovery.reset();
                     if let Some((peer, _)) = c.subscriber.take() {
                         peer.close().await;
                     }
                     let (media, shared, commands) = (media.clone(), shared.clone(), commands.clone());
                     tokio::spawn(async move { republish(media, shared, commands).await });
+                    Vec::new()
                 }
                 Some(MediaWork::Signal(MediaSignal::SubscribeOffer { negotiation, sdp })) => {
                     if !answer_offer(&media, &shared, &commands, &mut c, negotiation, sdp).await {
                         break;
                     }
+                    Vec::new()
                 }
-                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. } | MediaSignal::Held { .. })) => {}
+                Some(MediaWork::Signal(MediaSignal::PublishAnswer { .. } | MediaSignal::Held { .. })) => Vec::new(),
                 Some(MediaWork::Signal(MediaSignal::Candidate { connection, candidate })) => {
                     let added = match connection {
                         MediaConnection::Subscribe => match c.subscriber.as_mut() {
@@ -431,77 +403,39 @@ pub(crate) async fn run(
                     if let Err(e) = added {
                         tracing::debug!(error = %e, "a bad ICE candidate from the server");
                     }
+                    Vec::new()
                 }
-                Some(MediaWork::Signal(MediaSignal::Interrupted { connection: MediaConnection::Publish })) => {
-                    // The server's side failed first: restart as if this side had seen it.
-                    if c.publishing_down.is_none() && media.publishing().await {
-                        c.publishing_down = Some(Restoring::now());
-                        publish(MediaEvent::Interrupted { connection: MediaConnection::Publish });
-                    }
+                Some(MediaWork::Signal(MediaSignal::Interrupted { connection })) => {
+                    let publishing = media.publishing().await;
+                    c.recovery.server_saw_failure(now(), connection, publishing, c.subscriber.is_some())
                 }
-                Some(MediaWork::Signal(MediaSignal::Interrupted { connection: MediaConnection::Subscribe })) => {
-                    if c.subscriber.is_some() && !std::mem::replace(&mut c.receiving_down, true) {
-                        publish(MediaEvent::Interrupted { connection: MediaConnection::Subscribe });
-                    }
-                }
-                Some(MediaWork::Signal(MediaSignal::Lost { connection })) => match connection {
+                Some(MediaWork::Signal(MediaSignal::Lost { connection })) => {
                     // The session reported it (`MediaEvent::Failed`); the tracks end here.
-                    MediaConnection::Publish => {
-                        c.publishing_down = None;
-                        media.reset().await;
-                    }
-                    MediaConnection::Subscribe => {
-                        c.receiving_down = false;
-                        if let Some((peer, _)) = c.subscriber.take() {
-                            peer.close().await;
+                    c.recovery.given_up(connection);
+                    match connection {
+                        MediaConnection::Publish => media.reset().await,
+                        MediaConnection::Subscribe => {
+                            if let Some((peer, _)) = c.subscriber.take() {
+                                peer.close().await;
+                            }
                         }
                     }
-                },
-                Some(MediaWork::PublisherFailed) => {
-                    match c.publishing_down.as_mut() {
-                        // Failed again after a restart: restart again now.
-                        Some(restoring) => restoring.next = Some(tokio::time::Instant::now()),
-                        None => {
-                            c.publishing_down = Some(Restoring::now());
-                            publish(MediaEvent::Interrupted { connection: MediaConnection::Publish });
-                        }
-                    }
-                    // The server keeps the publications for its grace period from now.
-                    if !send(&commands, ClientFrame::MediaInterrupted { connection: MediaConnection::Publish }).await {
-                        break;
-                    }
+                    Vec::new()
                 }
-                Some(MediaWork::PublisherConnected) => {
-                    if c.publishing_down.take().is_some() {
-                        publish(MediaEvent::Restored { connection: MediaConnection::Publish });
-                    }
-                }
+                Some(MediaWork::PublisherFailed) => c.recovery.publisher_failed(now()),
+                Some(MediaWork::PublisherConnected) => c.recovery.publisher_connected(),
                 Some(MediaWork::RestartDone { negotiated }) => {
-                    if let Some(restoring) = c.publishing_down.as_mut() {
-                        restoring.in_flight = false;
-                        let wait = if negotiated {
-                            RESTART_WAIT
-                        } else {
-                            (RESTART_RETRY * 2u32.saturating_pow(restoring.attempts.saturating_sub(1))).min(RESTART_WAIT)
-                        };
-                        restoring.next = Some(tokio::time::Instant::now() + wait);
-                    }
+                    c.recovery.restart_done(now(), negotiated);
+                    Vec::new()
                 }
                 Some(MediaWork::LocalCandidate(candidate)) => {
                     if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Publish, candidate }).await {
                         break;
                     }
+                    Vec::new()
                 }
             },
-            () = retry => {
-                if let Some(restoring) = c.publishing_down.as_mut() {
-                    restoring.in_flight = true;
-                    restoring.next = None;
-                    restoring.attempts += 1;
-                    let (media, shared, commands) = (media.clone(), shared.clone(), commands.clone());
-                    tokio::spawn(async move { restart_publishing(media, shared, commands).await });
-                }
-            }
+            () = retry => c.recovery.tick(now()),
             event = track_event => match event {
                 Some(PeerEvent::Track(track)) => {
                     // The track id is `<publication id>#<n>` (docs/protocol.md, Media).
@@ -514,29 +448,36 @@ pub(crate) async fn run(
                     shared.remote_tracks.insert(publication.id.clone(), RemoteTrack::new(publication.clone(), track));
                     let event = shared.session.tracks.arrived(publication);
                     shared.publish(event);
+                    Vec::new()
                 }
                 Some(PeerEvent::Candidate(candidate)) => {
                     if !send(&commands, ClientFrame::IceCandidate { connection: MediaConnection::Subscribe, candidate }).await {
                         break;
                     }
+                    Vec::new()
                 }
-                Some(PeerEvent::Failed) => {
-                    // The connection stays: the server offers it again with an ICE restart
-                    // (asked again after every failure), and keeps what it carries meanwhile.
-                    if !std::mem::replace(&mut c.receiving_down, true) {
-                        publish(MediaEvent::Interrupted { connection: MediaConnection::Subscribe });
-                    }
-                    if !send(&commands, ClientFrame::MediaInterrupted { connection: MediaConnection::Subscribe }).await {
-                        break;
-                    }
+                Some(PeerEvent::Failed) => c.recovery.subscriber_failed(),
+                Some(PeerEvent::Connected) => c.recovery.subscriber_connected(),
+                None => {
+                    c.subscriber = None;
+                    Vec::new()
                 }
-                Some(PeerEvent::Connected) => {
-                    if std::mem::take(&mut c.receiving_down) {
-                        publish(MediaEvent::Restored { connection: MediaConnection::Subscribe });
-                    }
-                }
-                None => c.subscriber = None,
             },
+        };
+        for output in outputs {
+            match output {
+                RecoveryOutput::Event(event) => lock(&shared_now).publish(CallEvent::Media(event)),
+                RecoveryOutput::Report(connection) => {
+                    if !send(&commands, ClientFrame::MediaInterrupted { connection }).await {
+                        break 'media;
+                    }
+                }
+                RecoveryOutput::RestartPublishing => {
+                    let (media, shared, commands) =
+                        (media.clone(), shared.clone(), commands.clone());
+                    tokio::spawn(async move { restart_publishing(media, shared, commands).await });
+                }
+            }
         }
     }
     if let Some((peer, _)) = c.subscriber.take() {

@@ -5,4 +5,5 @@
 //! outcomes) is sans-IO too.
 
 pub(crate) mod link;
+pub(crate) mod recovery;
 pub(crate) mod refresh;
