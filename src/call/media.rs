@@ -284,6 +284,14 @@ impl ClientMedia {
     /// Closes the publishing connection and ends its tracks. The connection's lock is taken
     /// first, so a publish in progress finishes (or fails) before the tracks are cleared, and
     /// none is left published on a closed connection.
+    /// Ends every local track at once (the publishing connection is given up; the media task
+    /// closes the connection itself later).
+    pub(crate) fn end_local_tracks(&self) {
+        for (_, (track, _)) in lock_plain(&self.local).drain() {
+            track.end();
+        }
+    }
+
     async fn reset(&self) {
         let mut publisher = self.publisher.lock().await;
         for (_, (track, _)) in lock_plain(&self.local).drain() {

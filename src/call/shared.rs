@@ -115,6 +115,16 @@ impl Shared {
                 }
                 false
             }
+            // The publishing connection was given up: its tracks are gone when `Failed` is
+            // delivered (the media task closes the connection).
+            session::MediaSignal::Lost {
+                connection: crate::protocol::MediaConnection::Publish,
+            } => {
+                if let Some(media) = self.local.upgrade() {
+                    media.end_local_tracks();
+                }
+                true
+            }
             _ => true,
         });
         for id in &handled.tracks.ended {
