@@ -81,6 +81,7 @@
 
 pub mod auth;
 pub mod call;
+mod embedded;
 pub mod event;
 pub mod media;
 pub mod model;

@@ -26,27 +26,82 @@ use shell::State;
 pub use shell::{count_media_stack_warning, is_media_stack_target};
 
 /// The embeddable server: `Server::builder().bind("127.0.0.1:0").start().await`.
+// `Server::builder` is defined in `src/embedded.rs`, which gives the builder the embedded
+// recorder: this module knows no recorder, only `RunRecorder`.
 #[derive(Debug)]
 pub struct Server;
-
-impl Server {
-    /// A builder with default options, bound to `127.0.0.1:0` (a free loopback port).
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder {
-            bind: "127.0.0.1:0".into(),
-            options: ServerOptions::default(),
-        }
-    }
-}
 
 /// Configures and starts a [`Server`].
 #[derive(Clone, Debug)]
 pub struct ServerBuilder {
     bind: String,
     options: ServerOptions,
+    /// How to run the embedded recorder; `None`: there is none, whatever
+    /// [`ServerOptions::embedded_recorder`] says.
+    recorder: Option<RunRecorder>,
+}
+
+/// Where the server's own recorder connects, and what it is given: made once the server is
+/// bound, handed to the [`RunRecorder`] each time the core asks for a recorder.
+#[derive(Clone)]
+pub(crate) struct RecorderTarget {
+    /// Loopback, or `wss://localhost` with TLS.
+    pub(crate) url: String,
+    /// The token secret (the recorder mints its own `recorder` token).
+    pub(crate) secret: Vec<u8>,
+    /// [`ServerOptions::recording_dir`].
+    pub(crate) dir: std::path::PathBuf,
+    /// With TLS, the server's own certificate (PEM), which the recorder trusts.
+    pub(crate) cert_pem: Option<Vec<u8>>,
+}
+
+/// What the recorder's run ends with.
+pub(crate) type RecorderResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+type RunFn =
+    dyn Fn(RecorderTarget) -> futures::future::BoxFuture<'static, RecorderResult> + Send + Sync;
+
+/// Runs the embedded recorder until it stops: given to the builder by the crate
+/// (`src/embedded.rs` connects `record::Recorder` here), so the server depends on no recorder.
+#[derive(Clone)]
+pub(crate) struct RunRecorder(Arc<RunFn>);
+
+impl RunRecorder {
+    /// A recorder that `run` runs.
+    pub(crate) fn new<F, Fut>(run: F) -> Self
+    where
+        F: Fn(RecorderTarget) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = RecorderResult> + Send + 'static,
+    {
+        RunRecorder(Arc::new(move |target| Box::pin(run(target))))
+    }
+
+    /// Runs it for `target`.
+    pub(crate) fn run(
+        &self,
+        target: RecorderTarget,
+    ) -> futures::future::BoxFuture<'static, RecorderResult> {
+        (self.0)(target)
+    }
+}
+
+impl std::fmt::Debug for RunRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunRecorder")
+    }
 }
 
 impl ServerBuilder {
+    /// Default options, bound to `127.0.0.1:0`, with `recorder` as the embedded recorder
+    /// ([`Server::builder`] gives it the crate's).
+    pub(crate) fn new(recorder: Option<RunRecorder>) -> Self {
+        ServerBuilder {
+            bind: "127.0.0.1:0".into(),
+            options: ServerOptions::default(),
+            recorder,
+        }
+    }
+
     /// The address to listen on, e.g. `127.0.0.1:0` or `0.0.0.0:7600`.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.bind = addr.into();
@@ -252,7 +307,7 @@ impl ServerBuilder {
             outbox_capacity: self.options.resume_buffer,
             max_token_lifetime_ms: millis(limits.max_token_lifetime),
             max_bans: limits.max_bans,
-            embedded_recorder: self.options.embedded_recorder,
+            embedded_recorder: self.options.embedded_recorder && self.recorder.is_some(),
             recorder_start_timeout_ms: millis(self.options.recorder_start_timeout).max(1),
             auto_record: self.options.auto_record.clone(),
         };
@@ -264,7 +319,13 @@ impl ServerBuilder {
             0 => sfu::workers::default_count(),
             n => n,
         };
-        let embedded = embedded_recorder(addr, &self.options, &secret);
+        let embedded = match &self.recorder {
+            Some(run) if self.options.embedded_recorder => Some(shell::EmbeddedRecorder {
+                target: recorder_target(addr, &self.options, &secret),
+                run: run.clone(),
+            }),
+            _ => None,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (state, task) = shell::start(
             listener,
@@ -274,7 +335,10 @@ impl ServerBuilder {
                 peers: peer_settings,
                 workers,
             },
-            tls.clone(),
+            shell::Access {
+                tls: tls.clone(),
+                secret: secret.clone(),
+            },
             embedded,
             stop_rx,
         );
@@ -425,31 +489,25 @@ impl Drop for ServerHandle {
 
 /// How the server's own recorder reaches it: over loopback (the bound address's family when
 /// bound to every address), `wss://localhost` trusting the server's own certificate with TLS.
-fn embedded_recorder(
-    addr: SocketAddr,
-    options: &ServerOptions,
-    secret: &[u8],
-) -> shell::EmbeddedRecorder {
+fn recorder_target(addr: SocketAddr, options: &ServerOptions, secret: &[u8]) -> RecorderTarget {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
         ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    let mut call = crate::CallOptions::default().reconnect(crate::ReconnectPolicy::never());
-    let url = match &options.tls {
+    let (url, cert_pem) = match &options.tls {
         // The certificate must name `localhost` for the embedded recorder.
-        Some(identity) => {
-            call = call.tls(crate::TlsRoots::Pem(identity.cert_pem.clone()));
-            format!("wss://localhost:{}", addr.port())
-        }
-        None => format!("ws://{}", SocketAddr::new(ip, addr.port())),
+        Some(identity) => (
+            format!("wss://localhost:{}", addr.port()),
+            Some(identity.cert_pem.clone()),
+        ),
+        None => (format!("ws://{}", SocketAddr::new(ip, addr.port())), None),
     };
-    shell::EmbeddedRecorder {
+    RecorderTarget {
         url,
         secret: secret.to_vec(),
-        options: crate::record::RecorderOptions::default()
-            .dir(options.recording_dir.clone())
-            .call_options(call),
+        dir: options.recording_dir.clone(),
+        cert_pem,
     }
 }
 
@@ -464,4 +522,33 @@ fn millis(d: Duration) -> u64 {
 /// An unguessable prefix for server-made room ids.
 fn room_prefix() -> String {
     format!("r{}-", crate::auth::random_hex::<6>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_recorder_connects_over_loopback_or_to_localhost_with_tls() {
+        let mut options = ServerOptions {
+            recording_dir: "rec".into(),
+            ..Default::default()
+        };
+        let target = |addr: &str, options: &ServerOptions| {
+            recorder_target(addr.parse().unwrap(), options, b"secret")
+        };
+        let plain = target("0.0.0.0:7600", &options);
+        assert_eq!(plain.url, "ws://127.0.0.1:7600");
+        assert_eq!(
+            (plain.secret.as_slice(), plain.cert_pem),
+            (&b"secret"[..], None)
+        );
+        assert_eq!(plain.dir, std::path::PathBuf::from("rec"));
+        assert_eq!(target("[::]:7600", &options).url, "ws://[::1]:7600");
+        assert_eq!(target("10.0.0.2:7600", &options).url, "ws://10.0.0.2:7600");
+        options.tls = Some(TlsIdentity::from_pem("cert", "key"));
+        let tls = target("0.0.0.0:7600", &options);
+        assert_eq!(tls.url, "wss://localhost:7600");
+        assert_eq!(tls.cert_pem.as_deref(), Some(&b"cert"[..]));
+    }
 }

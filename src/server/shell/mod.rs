@@ -40,12 +40,13 @@ pub(super) fn start(
     hub: Hub,
     options: ServerOptions,
     media: Media,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    embedded: EmbeddedRecorder,
+    access: Access,
+    embedded: Option<EmbeddedRecorder>,
     stop: watch::Receiver<bool>,
 ) -> (Arc<State>, tokio::task::JoinHandle<()>) {
     let metrics = Arc::new(Metrics::new());
-    let secret = Arc::new(embedded.secret.clone());
+    let Access { tls, secret } = access;
+    let secret = Arc::new(secret);
     let webhooks = Webhooks::start(
         &options.webhook_urls,
         options.webhook_queue,
@@ -84,7 +85,7 @@ pub(super) fn start(
         tls,
         options,
         secret,
-        embedded: Mutex::new(Some(embedded)),
+        embedded,
         deadline: deadline_tx,
         sfu: Sfu::new(peers, MediaWorkers::new(workers), reports_tx),
     });
@@ -102,12 +103,18 @@ pub(super) struct Media {
     pub(super) workers: usize,
 }
 
-/// What the server's own recorder needs: where to connect, the token secret, and how.
-#[derive(Clone)]
-pub(super) struct EmbeddedRecorder {
-    pub(super) url: String,
+/// How clients get in: TLS when the server has a certificate, and the secret their tokens are
+/// signed with.
+pub(super) struct Access {
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) secret: Vec<u8>,
-    pub(super) options: crate::record::RecorderOptions,
+}
+
+/// The server's own recorder: what it is given, and what runs it (the crate's recorder, which
+/// the builder was given).
+pub(super) struct EmbeddedRecorder {
+    pub(super) target: super::RecorderTarget,
+    pub(super) run: super::RunRecorder,
 }
 
 /// A connection's outbound queue entry.
@@ -145,8 +152,9 @@ pub(crate) struct State {
     options: ServerOptions,
     /// The secret tokens are signed with (the development token endpoint mints with it).
     secret: Arc<Vec<u8>>,
-    /// How to start the embedded recorder (taken when the core first asks for it).
-    embedded: Mutex<Option<EmbeddedRecorder>>,
+    /// How to start the embedded recorder, each time the core asks for it; `None`: there is
+    /// none ([`ServerOptions::embedded_recorder`] off).
+    embedded: Option<EmbeddedRecorder>,
     /// The core's next deadline, watched by the timer task.
     deadline: watch::Sender<Option<Millis>>,
     /// The media shell.
@@ -287,7 +295,7 @@ impl State {
             reasons.push("draining");
         }
         if self.options.auto_record.is_some()
-            && !self.options.embedded_recorder
+            && self.embedded.is_none()
             && self.recorder_count() == 0
         {
             reasons.push("no_recorder");
@@ -410,17 +418,10 @@ impl State {
                 Output::Notice(event) => core.webhooks.post(event, unix_millis(), &self.metrics),
                 Output::StartRecorder => {
                     // Kept: if this one goes, the core asks again for the next recording.
-                    let embedded = self.embedded.lock().ok().and_then(|e| e.clone());
-                    if let Some(EmbeddedRecorder {
-                        url,
-                        secret,
-                        options,
-                    }) = embedded
-                    {
+                    if let Some(EmbeddedRecorder { target, run }) = &self.embedded {
+                        let recorder = run.run(target.clone());
                         tokio::spawn(async move {
-                            if let Err(e) =
-                                crate::record::Recorder::run(&url, &secret, options).await
-                            {
+                            if let Err(e) = recorder.await {
                                 tracing::warn!(error = %e, "the embedded recorder stopped");
                             }
                         });
