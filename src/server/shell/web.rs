@@ -51,6 +51,36 @@ pub(super) const ASSETS: &[Asset] = &[
         false
     ),
     asset!(
+        "/jrtc/session.js",
+        "jrtc/session.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/jrtc/events.js",
+        "jrtc/events.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/jrtc/media.js",
+        "jrtc/media.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/jrtc/sdp.js",
+        "jrtc/sdp.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/jrtc/errors.js",
+        "jrtc/errors.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
         "/jrtc.d.ts",
         "jrtc.d.ts",
         "application/typescript; charset=utf-8",
