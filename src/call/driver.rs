@@ -42,7 +42,8 @@ pub(super) struct Link {
 /// the roots read, is made once per call and shared by every reconnect), plain otherwise.
 pub(super) fn connector(url: &str, tls: &TlsRoots) -> Result<Connector, CallError> {
     if url.starts_with("wss://") {
-        let config = crate::tls::client_config(tls).map_err(|e| connect_err(url, &e))?;
+        let config =
+            crate::tls::client_config(tls).map_err(|e| CallError::connect_message(url, e))?;
         Ok(Connector::Rustls(config))
     } else {
         Ok(Connector::Plain)
@@ -63,15 +64,8 @@ async fn open(url: &str, connector: &Connector) -> Result<Ws, CallError> {
         Some(connector.clone()),
     )
     .await
-    .map_err(|e| connect_err(url, &e))?;
+    .map_err(|e| CallError::connect(url, e))?;
     Ok(ws)
-}
-
-fn connect_err(url: &str, e: &dyn std::fmt::Display) -> CallError {
-    CallError::Connect {
-        url: url.to_owned(),
-        message: e.to_string(),
-    }
 }
 
 /// Reads the next text frame, with its personal number.
@@ -80,15 +74,12 @@ async fn next_frame(ws: &mut Ws, url: &str) -> Result<(ServerFrame, Option<u64>)
         let msg = ws
             .next()
             .await
-            .ok_or_else(|| connect_err(url, &"the server closed the connection"))?
-            .map_err(|e| connect_err(url, &e))?;
+            .ok_or_else(|| CallError::connect_message(url, "the server closed the connection"))?
+            .map_err(|e| CallError::connect(url, e))?;
         let WsMessage::Text(text) = msg else {
             continue;
         };
-        let frame =
-            serde_json::from_str::<ServerFrame>(&text).map_err(|e| CallError::Protocol {
-                message: e.to_string(),
-            })?;
+        let frame = serde_json::from_str::<ServerFrame>(&text).map_err(CallError::protocol)?;
         return Ok((frame, protocol::frame_number(&text)));
     }
 }
@@ -96,7 +87,7 @@ async fn next_frame(ws: &mut Ws, url: &str) -> Result<(ServerFrame, Option<u64>)
 async fn send(ws: &mut Ws, url: &str, frame: &ClientFrame) -> Result<(), CallError> {
     ws.send(WsMessage::text(protocol::encode(frame)))
         .await
-        .map_err(|e| connect_err(url, &e))
+        .map_err(|e| CallError::connect(url, e))
 }
 
 fn hello(credentials: &Credentials) -> ClientFrame {
@@ -129,9 +120,9 @@ async fn welcomed(ws: &mut Ws, url: &str) -> Result<Welcome, CallError> {
         ServerFrame::Error { code, message, .. } => {
             Err(CallError::Rejected(OpError { code, message }))
         }
-        other => Err(CallError::Protocol {
-            message: format!("expected welcome, got {other:?}"),
-        }),
+        other => Err(CallError::protocol_message(format!(
+            "expected welcome, got {other:?}"
+        ))),
     }
 }
 
@@ -465,8 +456,8 @@ async fn attempt(shared: &Mutex<Shared>, link: &Link) -> Result<Attempt, CallErr
         ServerFrame::Error { code, message, .. } => {
             Err(CallError::Rejected(OpError { code, message }))
         }
-        other => Err(CallError::Protocol {
-            message: format!("expected resumed, got {other:?}"),
-        }),
+        other => Err(CallError::protocol_message(format!(
+            "expected resumed, got {other:?}"
+        ))),
     }
 }

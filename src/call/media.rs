@@ -48,9 +48,7 @@ pub(crate) enum MediaWork {
 
 impl From<MediaError> for CallError {
     fn from(e: MediaError) -> Self {
-        CallError::Media {
-            message: e.to_string(),
-        }
+        CallError::media(e)
     }
 }
 
@@ -151,8 +149,8 @@ impl ClientMedia {
             .await
             .ok()
             .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
-            .ok_or_else(|| CallError::Media {
-                message: "the server accepted no codec for this track".into(),
+            .ok_or_else(|| {
+                CallError::media_message("the server accepted no codec for this track")
             })?;
         let track = LocalTrack::new(source, track, ssrc, payload_type);
         lock_plain(&self.local).insert(source, (track.clone(), true));
@@ -577,9 +575,9 @@ pub(crate) async fn send_offer(
         Ok(Ok(Ok(answer))) => Ok(answer),
         Ok(Ok(Err(error))) => Err(CallError::Refused { op, error }),
         Ok(Err(_)) => Err(closed(shared)),
-        Err(_) => Err(CallError::Media {
-            message: "the server did not answer the media offer in time".into(),
-        }),
+        Err(_) => Err(CallError::media_message(
+            "the server did not answer the media offer in time",
+        )),
     }
 }
 

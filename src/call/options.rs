@@ -1,9 +1,9 @@
 //! How a [`Call`](crate::Call) logs in and is tuned, and the client layer's error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::event::OpError;
 use crate::model::{OperationId, Reason};
@@ -307,44 +307,54 @@ impl InviteOptions {
 }
 
 /// What went wrong on the client side of a call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
+///
+/// A failure with a cause keeps it: [`source()`](std::error::Error::source) gives the
+/// underlying error (the WebSocket's `tungstenite::Error`, whose own source is the
+/// [`std::io::Error`] of a refused or reset connection; the JSON error of an undecodable
+/// frame; the [`MediaError`](crate::MediaError) of a peer connection), and `message` says the
+/// same in words. The causes are shared (`Arc`), so the error stays `Clone`; they are not
+/// serialized.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CallError {
-    /// The server could not be reached or the WebSocket handshake failed.
-    #[error("cannot connect to {url}: {message}")]
+    /// The server could not be reached, the WebSocket handshake failed, or the connection
+    /// broke while logging in.
     Connect {
         /// The URL tried.
         url: String,
         /// What failed.
         message: String,
+        /// The cause: the WebSocket's error (a `tungstenite::Error`: its source is the
+        /// [`std::io::Error`] when the connection was refused or reset); `None` when the
+        /// server closed the connection or the TLS roots were not usable.
+        #[serde(skip)]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// The server refused the login.
-    #[error("login refused: {0}")]
     Rejected(OpError),
     /// Connecting and logging in took longer than [`CallOptions::connect_timeout`].
-    #[error("connecting timed out")]
     Timeout,
     /// The server answered with something this client does not understand.
-    #[error("protocol violation: {message}")]
     Protocol {
         /// What was wrong.
         message: String,
+        /// The cause: the JSON error of a frame that does not decode; `None` for a frame
+        /// that decodes but comes out of turn.
+        #[serde(skip)]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// The call is closed; nothing more can be sent.
-    #[error("the call is closed ({reason})")]
     Closed {
         /// Why it closed.
         reason: Reason,
     },
     /// A parameter was refused before anything was sent.
-    #[error("invalid parameter: {message}")]
     InvalidParam {
         /// Which rule it broke.
         message: String,
     },
     /// The server refused the operation (from [`Call::outcome`](crate::Call::outcome)).
-    #[error("{op} refused: {error}")]
     Refused {
         /// The operation.
         op: OperationId,
@@ -352,22 +362,113 @@ pub enum CallError {
         error: OpError,
     },
     /// Media could not be set up (a peer connection failed, or its negotiation).
-    #[error("media: {message}")]
     Media {
         /// What failed.
         message: String,
+        /// The cause: the [`MediaError`](crate::MediaError) (whose source is the `webrtc`
+        /// crate's error); `None` when the server did not answer in time or accepted no
+        /// codec.
+        #[serde(skip)]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// [`Call::outcome`](crate::Call::outcome) was asked about an operation this call does not
     /// know: never sent, or finished long ago and already forgotten.
-    #[error("{0} is not known to this call")]
     UnknownOperation(OperationId),
     /// The call is reconnecting and already holds [`CallOptions::offline_queue`] unanswered
     /// requests; this one was not taken (nothing was sent).
-    #[error("reconnecting, and {queued} requests are waiting already")]
     Offline {
         /// Requests waiting.
         queued: usize,
     },
+}
+
+// Written out rather than derived: a derived `source` would hand out the `Arc` itself, which
+// is not the error it holds (`downcast_ref::<std::io::Error>` would fail on it).
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Connect { url, message, .. } => {
+                write!(f, "cannot connect to {url}: {message}")
+            }
+            CallError::Rejected(error) => write!(f, "login refused: {error}"),
+            CallError::Timeout => write!(f, "connecting timed out"),
+            CallError::Protocol { message, .. } => write!(f, "protocol violation: {message}"),
+            CallError::Closed { reason } => write!(f, "the call is closed ({reason})"),
+            CallError::InvalidParam { message } => write!(f, "invalid parameter: {message}"),
+            CallError::Refused { op, error } => write!(f, "{op} refused: {error}"),
+            CallError::Media { message, .. } => write!(f, "media: {message}"),
+            CallError::UnknownOperation(op) => write!(f, "{op} is not known to this call"),
+            CallError::Offline { queued } => {
+                write!(f, "reconnecting, and {queued} requests are waiting already")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Connect { source, .. }
+            | CallError::Protocol { source, .. }
+            | CallError::Media { source, .. } => source.as_deref().map(|e| e as _),
+            _ => None,
+        }
+    }
+}
+
+impl CallError {
+    /// [`CallError::Connect`] to `url`, caused by `source`.
+    pub(crate) fn connect(
+        url: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        CallError::Connect {
+            url: url.to_owned(),
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// [`CallError::Connect`] to `url` with no error behind it.
+    pub(crate) fn connect_message(url: &str, message: impl Into<String>) -> Self {
+        CallError::Connect {
+            url: url.to_owned(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`CallError::Protocol`] caused by `source` (a frame that does not decode).
+    pub(crate) fn protocol(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        CallError::Protocol {
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// [`CallError::Protocol`] with no error behind it (a frame out of turn).
+    pub(crate) fn protocol_message(message: impl Into<String>) -> Self {
+        CallError::Protocol {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`CallError::Media`] caused by `source`.
+    pub(crate) fn media(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        CallError::Media {
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// [`CallError::Media`] with no error behind it.
+    pub(crate) fn media_message(message: impl Into<String>) -> Self {
+        CallError::Media {
+            message: message.into(),
+            source: None,
+        }
+    }
 }
 
 /// How a [`Call`](crate::Call) reconnects after losing its connection: the first attempt at
@@ -466,5 +567,66 @@ mod tests {
         // Jitter only shortens a wait.
         assert_eq!(p.delay(3, 0.999).unwrap().as_millis(), 420);
         assert_eq!(ReconnectPolicy::never().delay(1, 0.0), None);
+    }
+
+    /// Every error in `e`'s chain, itself first.
+    fn chain<'a>(
+        e: &'a (dyn std::error::Error + 'static),
+    ) -> Vec<&'a (dyn std::error::Error + 'static)> {
+        std::iter::successors(Some(e), |e| e.source()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_keeps_the_io_error_as_its_source() {
+        // A port nobody listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("ws://127.0.0.1:{port}");
+        let err = match crate::Call::connect(&url, "token").await {
+            Err(err) => err,
+            Ok(_) => panic!("connected to a closed port"),
+        };
+        let CallError::Connect { url: tried, .. } = &err else {
+            panic!("expected a connect error, got {err:?}");
+        };
+        assert_eq!(tried, &url);
+        let chain = chain(&err);
+        assert!(
+            chain[1].is::<tokio_tungstenite::tungstenite::Error>(),
+            "{chain:?}"
+        );
+        let io = chain
+            .iter()
+            .find_map(|e| e.downcast_ref::<std::io::Error>())
+            .unwrap_or_else(|| panic!("no io::Error in {chain:?}"));
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        // The message still says it in words, and a clone keeps the cause.
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot connect to {url}: ")),
+            "{err}"
+        );
+        assert!(std::error::Error::source(&err.clone()).is_some());
+    }
+
+    #[test]
+    fn a_media_error_keeps_the_webrtc_error_as_its_source() {
+        let err = CallError::from(crate::MediaError::from(
+            webrtc::error::Error::ErrConnectionClosed,
+        ));
+        let chain = chain(&err);
+        assert!(chain[1].is::<crate::MediaError>(), "{chain:?}");
+        assert!(chain[2].is::<webrtc::error::Error>(), "{chain:?}");
+        // Not serialized: a round trip keeps the words, not the cause.
+        let json = serde_json::to_string(&err).unwrap();
+        let back: CallError = serde_json::from_str(&json).unwrap();
+        assert!(
+            matches!(back, CallError::Media { source: None, .. }),
+            "{back:?}"
+        );
+        assert_eq!(back.to_string(), err.to_string());
     }
 }

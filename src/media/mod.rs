@@ -23,9 +23,9 @@ pub use track::{LocalTrack, RemoteTrack, RtpPacket};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
-    /// The `webrtc` crate reported an error.
+    /// The `webrtc` crate reported an error (its [`source`](std::error::Error::source)).
     #[error("webrtc: {0}")]
-    WebRtc(String),
+    WebRtc(#[source] webrtc::error::Error),
     /// The negotiation did not finish in time.
     #[error("media negotiation timed out")]
     Timeout,
@@ -36,6 +36,6 @@ pub enum MediaError {
 
 impl From<webrtc::error::Error> for MediaError {
     fn from(e: webrtc::error::Error) -> Self {
-        MediaError::WebRtc(e.to_string())
+        MediaError::WebRtc(e)
     }
 }

@@ -220,8 +220,7 @@ impl Peer {
 
     /// Applies `offer` and returns an answer.
     pub(crate) async fn answer(&mut self, offer: String) -> Result<String, MediaError> {
-        let desc =
-            RTCSessionDescription::offer(offer).map_err(|e| MediaError::WebRtc(e.to_string()))?;
+        let desc = RTCSessionDescription::offer(offer).map_err(MediaError::WebRtc)?;
         self.set_remote(desc).await?;
         let answer = self.pc.create_answer(None).await?;
         self.set_local(answer).await
@@ -229,8 +228,7 @@ impl Peer {
 
     /// Applies the remote answer to our offer.
     pub(crate) async fn accept(&mut self, answer: String) -> Result<(), MediaError> {
-        let desc =
-            RTCSessionDescription::answer(answer).map_err(|e| MediaError::WebRtc(e.to_string()))?;
+        let desc = RTCSessionDescription::answer(answer).map_err(MediaError::WebRtc)?;
         self.set_remote(desc).await
     }
 
