@@ -37,3 +37,5 @@ pub(crate) mod sim;
 mod sim_actions;
 mod sim_backend;
 mod sim_media;
+#[cfg(test)]
+mod transcripts;

@@ -19,7 +19,11 @@ impl Session {
                 invitations,
                 failed,
             } => {
-                self.pending.remove(&op);
+                if self.pending.remove(&op).is_none() {
+                    // An answer to no request changes nothing (transcript 08).
+                    tracing::warn!(%op, "an invited for an operation this call did not send");
+                    return None;
+                }
                 for invitation in &invitations {
                     self.sent.insert(invitation.id, invitation.clone());
                 }

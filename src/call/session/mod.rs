@@ -350,17 +350,19 @@ impl Session {
                 };
                 self.joined(op, snapshot, &mut out)
             }
-            ServerFrame::Done { op, seq } => {
-                if let Some(seq) = seq
-                    && let Some(room) = self.room.as_ref().map(|r| r.room.clone())
-                {
-                    self.advance(&room, seq);
+            ServerFrame::Done { op, seq } => match self.pending.remove(&op) {
+                Some(pending) => {
+                    // A group message's own room event: the position moves past it.
+                    if let Some(seq) = seq
+                        && let Some(room) = self.room.as_ref().map(|r| r.room.clone())
+                    {
+                        self.advance(&room, seq);
+                    }
+                    self.finish(op, pending, Ok(()), seq, &mut out)
                 }
-                match self.pending.remove(&op) {
-                    Some(pending) => self.finish(op, pending, Ok(()), seq, &mut out),
-                    None => tracing::warn!(%op, "answer to an operation this call did not send"),
-                }
-            }
+                // An answer to no request moves nothing (the client contract's transcript 08).
+                None => tracing::warn!(%op, "answer to an operation this call did not send"),
+            },
             ServerFrame::Error { op, code, message } => {
                 let error = OpError { code, message };
                 match op.and_then(|op| self.pending.remove(&op).map(|p| (op, p))) {
@@ -373,7 +375,10 @@ impl Session {
                 None => tracing::warn!(%op, "answer to an operation this call did not send"),
             },
             ServerFrame::Bans { op, bans, .. } => {
-                self.pending.remove(&op);
+                if self.pending.remove(&op).is_none() {
+                    tracing::warn!(%op, "bans for an operation this call did not send");
+                    return out;
+                }
                 out.events.push(CallEvent::Bans {
                     op,
                     result: Ok(bans.clone()),

@@ -179,6 +179,11 @@ impl Session {
     /// We are in a room: a join's answer, an accepted invitation, or an invite from outside a
     /// room that started a call.
     pub(super) fn joined(&mut self, op: OperationId, snapshot: RoomSnapshot, out: &mut Handled) {
+        if !self.pending.contains_key(&op) {
+            // No request of this call: it changes nothing (the client contract's transcript 08).
+            tracing::warn!(%op, "a joined for an operation this call did not send");
+            return;
+        }
         if self.pending.get(&op).map(|p| p.kind) == Some(OperationKind::Rejoin) {
             self.pending.remove(&op);
             self.room = Some(snapshot.clone());
