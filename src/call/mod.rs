@@ -8,7 +8,7 @@ mod driver;
 mod media;
 mod media_requests;
 mod options;
-mod policy;
+pub(crate) mod policy;
 mod refresh;
 pub(crate) mod ring;
 pub(crate) mod session;

@@ -19,6 +19,8 @@
 #[cfg(feature = "internals")]
 pub mod bench;
 #[cfg(test)]
+mod client_policy_props;
+#[cfg(test)]
 mod extension_scenarios;
 pub mod fuzzing;
 #[cfg(test)]
