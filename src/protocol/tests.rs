@@ -1,6 +1,9 @@
 //! The wire frames: decoding, encoding, errors, and the docs covering every frame.
 
 use super::*;
+use crate::model::{
+    CallProperties, MessageScope, OperationId, Participant, Publication, Reason, Role, TrackSource,
+};
 
 #[test]
 fn every_frame_type_is_documented_in_protocol_md() {
