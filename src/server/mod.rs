@@ -1,7 +1,12 @@
 //! The signaling server: embeddable ([`Server::builder`]) and run by the `jrtc-server` binary.
 //!
-//! The async shell here accepts WebSocket connections and moves frames; all decisions are taken
-//! by the sans-IO hub (`hub.rs`) and its rooms (`room.rs`).
+//! Its public face is here: [`ServerBuilder`] (checks the options, starts the shell) and
+//! [`ServerHandle`]. Every decision is taken by the sans-IO core in `hub/` (no tokio, no webrtc,
+//! no clock); `shell/` moves bytes and time for it (the accept loop, the connection tasks, the
+//! timer, the HTTP routes, the webhooks); `sfu/` carries out its media commands with the `webrtc`
+//! crate. Nothing in it uses the client ([`Call`](crate::Call)) or the recorder: the embedded
+//! recorder is a `RunRecorder` the builder is given (`src/embedded.rs` gives it
+//! `jrtc::record::Recorder`).
 
 mod admission;
 mod api_client;
