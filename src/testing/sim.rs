@@ -1,5 +1,8 @@
-//! A simulated world for testing the sans-IO core: devices with a client [`Session`] each,
-//! sending requests to a [`Hub`] and fed its output, with no sockets and a hand-moved clock.
+//! A simulated world for testing the sans-IO core: devices with a client [`Session`] and a
+//! client connection policy ([`LinkCore`]) each, sending requests to a [`Hub`] and fed its
+//! output, with no sockets and a hand-moved clock. A cut connection is noticed by the device's
+//! policy as a `Call` notices it (pings that get no answer, then the idle timeout) and brought
+//! back when the policy says, resuming or rejoining at the world's time.
 //! Sequences of actions come from the property test (`proptests.rs`) or from fuzzer bytes
 //! ([`Action::decode`]). After every step, [`World::check`] asserts:
 //! - every member's view equals the server's room; sequence numbers are gap-free;
@@ -18,6 +21,7 @@ mod network;
 use std::collections::{BTreeSet, HashMap};
 
 use super::sim_media::FakeSfu;
+use crate::call::policy::link::{LinkCore, LinkTiming};
 use crate::call::session::Session;
 use crate::model::{InvitationId, OperationId, Reason, TrackSource, UserId};
 use crate::server::hub::io::MediaCommand;
@@ -73,6 +77,9 @@ struct Device {
     answering: HashMap<OperationId, InvitationId>,
     /// The reason each of its reject requests gave.
     rejecting: HashMap<OperationId, Reason>,
+    /// Its connection policy, as a `Call`'s driver follows it: a cut it does not hear about
+    /// becomes a lost connection after the idle timeout, and the policy brings it back.
+    link: LinkCore,
 }
 
 /// The hub, the devices and what they saw.
@@ -95,6 +102,8 @@ pub(crate) struct World {
     ended: HashMap<InvitationId, End>,
     /// The application's backend: what the webhooks told it.
     backend: super::sim_backend::Backend,
+    /// The instant the clients' policies count time from (the world's time 0).
+    epoch: std::time::Instant,
 }
 
 impl World {
@@ -118,10 +127,34 @@ impl World {
             made: HashMap::new(),
             ended: HashMap::new(),
             backend: Default::default(),
+            epoch: std::time::Instant::now(),
         };
         for dev in 0..DEVICES.len() {
             w.connect(dev);
         }
         w
+    }
+}
+
+/// The timing of the devices' connection policy: a `Call`'s defaults.
+fn link_timing() -> LinkTiming {
+    let options = crate::call::CallOptions::default();
+    LinkTiming {
+        policy: options.reconnect,
+        keepalive: options.keepalive,
+        idle_timeout: options.idle_timeout,
+        connect_timeout: options.connect_timeout,
+    }
+}
+
+impl World {
+    /// The world's time as the clients' policies count it.
+    fn instant(&self) -> std::time::Instant {
+        self.epoch + std::time::Duration::from_millis(self.now)
+    }
+
+    /// A policy for a device whose connection is up now.
+    fn new_link(&self, dev: usize) -> LinkCore {
+        LinkCore::new(link_timing(), self.instant(), dev as u64 + 1)
     }
 }

@@ -6,8 +6,8 @@ use super::super::sim_media::{answer_to, publish_offer};
 use super::{Action, World, uid};
 use crate::event::OperationKind;
 use crate::model::{
-    InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Publication, Reason, Rejection,
-    Role, RoomId, ScreenShare,
+    InvitationId, OperationId, ParticipantUpdate, PropertyUpdate, Publication, Rejection, Role,
+    RoomId, ScreenShare,
 };
 use crate::protocol::ClientFrame;
 use crate::server::hub::sdp::Description;
@@ -234,26 +234,14 @@ impl World {
                 });
             }
             Action::Wait { seconds } => {
+                let from = self.instant();
                 self.now += u64::from(seconds) * 1000;
                 let out = self.hub.handle(self.now, Input::Tick);
                 self.deliver(out);
+                self.follow_links(from);
             }
-            Action::Disconnect { dev } => {
-                if let Some(device) = self.devices[dev].take() {
-                    // Gone for good: its unanswered requests are moot.
-                    let outcomes = &self.outcomes;
-                    self.sent
-                        .retain(|key| key.0 != device.life || outcomes.contains_key(key));
-                    let out = self.hub.handle(
-                        self.now,
-                        Input::Disconnected {
-                            conn: device.transport,
-                            reason: Reason::Network,
-                        },
-                    );
-                    self.deliver(out);
-                }
-            }
+            // Gone for good: its unanswered requests are moot.
+            Action::Disconnect { dev } => self.drop_device(dev),
             Action::Connect { dev } => self.connect(dev),
             Action::Cut { dev } => self.cut(dev),
             Action::Notice { dev } => self.notice(dev),

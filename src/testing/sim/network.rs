@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::super::sim_actions::DEVICES;
 use super::{Device, End, World, uid};
+use crate::call::policy::link::LinkOutput;
 use crate::call::session::Session;
 use crate::event::{CallEvent, InviteEvent, OperationKind};
 use crate::model::Reason;
@@ -21,6 +22,7 @@ impl World {
         self.next_conn += 1;
         let conn = self.next_conn;
         self.next_life += 1;
+        let link = self.new_link(dev);
         self.devices[dev] = Some(Device {
             conn,
             transport: conn,
@@ -35,6 +37,7 @@ impl World {
             ends: HashMap::new(),
             answering: HashMap::new(),
             rejecting: HashMap::new(),
+            link,
         });
         let out = self.hub.handle(
             self.now,
@@ -91,6 +94,9 @@ impl World {
         d.transport = self.next_conn;
         d.up = true;
         let transport = d.transport;
+        let link = self.new_link(dev);
+        let d = self.devices[dev].as_mut().expect("checked above");
+        d.link = link;
         let taken = d.session.taken();
         let frame = ClientFrame::Resume {
             version: crate::protocol::PROTOCOL_VERSION,
@@ -165,6 +171,62 @@ impl World {
                 Input::Frame {
                     conn: transport,
                     frame,
+                },
+            );
+            self.deliver(out);
+        }
+    }
+
+    /// Time passed: each device's connection policy does what is due, as a `Call`'s driver
+    /// does. A ping on a working connection is answered at once; on a cut one nothing comes
+    /// back, so after the idle timeout the connection counts as lost and the policy attempts
+    /// again: a new connection gets through (a cut is of the old path), and the device resumes
+    /// (or logs in again and rejoins) at the world's time. A policy that gives up ends the
+    /// device's call.
+    pub(super) fn follow_links(&mut self, from: std::time::Instant) {
+        let to = self.instant();
+        for dev in 0..self.devices.len() {
+            let mut at = from;
+            while let Some(d) = self.devices[dev].as_mut() {
+                let Some(due) = d.link.next_deadline().filter(|due| *due <= to) else {
+                    break;
+                };
+                at = at.max(due);
+                let up = d.up;
+                let outputs = d.link.tick(at);
+                for output in outputs {
+                    match output {
+                        LinkOutput::Ping if up => {
+                            if let Some(d) = self.devices[dev].as_mut() {
+                                d.link.heard(at);
+                            }
+                        }
+                        LinkOutput::Attempt => {
+                            self.resume(dev);
+                            // `resume` gave the device a new policy, online from now.
+                        }
+                        LinkOutput::Finish(_) => {
+                            self.drop_device(dev);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The device's call is over (its application closed it, or its policy gave up): its
+    /// unanswered requests are moot, and the server hears the connection go.
+    pub(super) fn drop_device(&mut self, dev: usize) {
+        if let Some(device) = self.devices[dev].take() {
+            let outcomes = &self.outcomes;
+            self.sent
+                .retain(|key| key.0 != device.life || outcomes.contains_key(key));
+            let out = self.hub.handle(
+                self.now,
+                Input::Disconnected {
+                    conn: device.transport,
+                    reason: Reason::Network,
                 },
             );
             self.deliver(out);
