@@ -15,17 +15,10 @@
 //!    (the server; the driver's share is a few JSON lines) over `CPU_SECONDS`, per participant.
 //!    Baseline: the same server idle over the same window.
 
-/// The signaling tests' helpers; the browser tests take their network namespace from it.
-#[path = "../tests/signaling/support.rs"]
-#[allow(dead_code)]
-mod netns;
-#[path = "../tests/browser/support.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
+use jrtc_testkit::browser::{Browser, Member, Page, in_namespace, server, token};
 use serde_json::json;
-use support::{Browser, Member, Page, in_namespace, server, token};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -77,7 +70,7 @@ async fn run() {
         let started = Instant::now();
         let mut member = Member::join(&server, &format!("rust{i}"), "bench").await;
         let track = member.remote("pub/camera").await;
-        tokio::time::timeout(support::WAIT, track.next_packet())
+        tokio::time::timeout(jrtc_testkit::browser::WAIT, track.next_packet())
             .await
             .unwrap()
             .unwrap();

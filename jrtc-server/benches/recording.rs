@@ -7,9 +7,6 @@
 //! process used (from /proc), the bytes the recorder wrote per second, and from SIGKILL of the
 //! recorder to `Aborted` at a member.
 
-#[path = "../../tests/signaling/record_support.rs"]
-mod record_support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +15,7 @@ use jrtc::{
     AccessToken, Call, CallEvent, Grants, JoinOptions, RecordingEvent, RecordingOptions,
     TrackSource,
 };
-use record_support::MediaSender;
+use jrtc_testkit::media::MediaSender;
 
 const SECRET: &str = "the recording benchmark's secret, 32 bytes or more";
 

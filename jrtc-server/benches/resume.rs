@@ -7,14 +7,11 @@
 //! and how many frames each replay carried. The server runs in this process, on its own runtime
 //! threads.
 
-#[path = "../../tests/signaling/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
-
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jrtc::{CallEvent, CallOptions, JoinOptions, ReconnectPolicy, Server};
+use jrtc_testkit::proxy;
 
 fn main() {
     let cuts: usize = std::env::var("CUTS")

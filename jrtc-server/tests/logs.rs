@@ -3,16 +3,13 @@
 //! none of the WebRTC stack's WARN lines (most follow from what clients send, so any client
 //! could flood the log with them); `jrtc_media_stack_warnings_total` counts them instead.
 
-#[path = "../../tests/signaling/record_support.rs"]
-mod record_support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
 use jrtc::{AccessToken, Call, CallEvent, Grants, JoinOptions, MediaEvent, TrackSource};
-use record_support::MediaSender;
+use jrtc_testkit::media::MediaSender;
 
 const SECRET: &str = "the log test's secret, long enough to be accepted";
 

@@ -2,9 +2,6 @@
 //! (`RLIMIT_FSIZE`, SIGXFSZ ignored, so writes fail with EFBIG), and SIGKILL mid-recording;
 //! and its key-frame interval. The server runs in the test; the recorder is the real binary.
 
-#[path = "../../tests/signaling/record_support.rs"]
-mod record_support;
-
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +10,7 @@ use jrtc::{
     AbortReason, AccessToken, Call, CallEvent, EventStream, Grants, JoinOptions, Outcome, Reason,
     RecordingEvent, RecordingOptions, RecordingPolicy, RecordingState, ServerHandle, TrackSource,
 };
-use record_support::{MediaSender, cues, mkvinfo, opus_delays, probe, recording_dir, stream};
+use jrtc_testkit::media::{MediaSender, cues, mkvinfo, opus_delays, probe, recording_dir, stream};
 
 const SECRET: &str = "the recorder tests' secret, long enough to be accepted";
 
@@ -90,9 +87,9 @@ async fn member(server: &ServerHandle, id: &str) -> Member {
     Member { call, events }
 }
 
-/// The next event of `m` that `pick` takes (see `record_support::until`).
+/// The next event of `m` that `pick` takes (see `jrtc_testkit::media::until`).
 async fn until<T>(m: &mut Member, wait: Duration, pick: impl FnMut(CallEvent) -> Option<T>) -> T {
-    record_support::until(&m.call, &mut m.events, wait, pick).await
+    jrtc_testkit::media::until(&m.call, &mut m.events, wait, pick).await
 }
 
 fn aborted(ev: CallEvent) -> Option<(bool, Option<jrtc::UserId>, AbortReason)> {

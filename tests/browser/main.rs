@@ -4,17 +4,8 @@
 //! `/usr/bin/chromium`, `/usr/bin/firefox-esr` and `Xvfb` (for the Firefox test) and Node.js;
 //! `npm ci` in `tests/browser` is run on first use (`scripts/test` installs all of it).
 
-mod support;
-
-/// The signaling tests' helpers; the browser tests take their network namespace from it.
-#[path = "../signaling/support.rs"]
-#[allow(dead_code)]
-mod netns;
-#[path = "../signaling/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
-#[path = "../signaling/record_support.rs"]
-mod record_support;
+/// The browser tests' tools (`jrtc_testkit::browser`), under their old name.
+pub use jrtc_testkit::browser as support;
 
 mod firefox;
 mod media;

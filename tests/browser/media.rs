@@ -5,8 +5,8 @@
 use jrtc::{CallEvent, MessageScope, TrackSource};
 use serde_json::json;
 
-use crate::record_support::MediaSender;
 use crate::support::{Browser, Member, in_namespace, packets, server, vp8_frames};
+use jrtc_testkit::media::MediaSender;
 
 /// Sends the VP8 fixture (and Opus frames) on these tracks until aborted.
 pub fn send_media(

@@ -25,7 +25,7 @@ async fn a_host_mutes_a_browser_which_stops_sending_and_is_told_who() {
         .mute_member("web", TrackSource::Microphone)
         .await
         .unwrap();
-    crate::netns::done(&rust.call, op).await;
+    jrtc_testkit::support::done(&rust.call, op).await;
     rust.until(|ev| match ev {
         CallEvent::Media(MediaEvent::Muted {
             publication, by, ..

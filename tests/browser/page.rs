@@ -192,7 +192,7 @@ async fn named_member(server: &jrtc::ServerHandle, user: &str, name: &str, room:
     let call = jrtc::Call::connect(&server.url(), token).await.unwrap();
     let events = call.events();
     let op = call.join(room, Default::default()).await.unwrap();
-    crate::netns::done(&call, op).await;
+    jrtc_testkit::support::done(&call, op).await;
     Member { call, events }
 }
 
@@ -594,7 +594,7 @@ async fn a_recorded_room_shows_recording_and_not_the_recorder() {
         .start_recording(jrtc::RecordingOptions::default())
         .await
         .unwrap();
-    crate::netns::done(&host.call, op).await;
+    jrtc_testkit::support::done(&host.call, op).await;
     let recorder = host
         .until(|ev| match ev {
             CallEvent::Recording(jrtc::RecordingEvent::Started { recorder, .. }) => {
@@ -648,7 +648,7 @@ async fn a_recorded_room_shows_recording_and_not_the_recorder() {
 
     // Stopped: the indicator goes, and the recorder leaves without a word.
     let op = host.call.stop_recording().await.unwrap();
-    crate::netns::done(&host.call, op).await;
+    jrtc_testkit::support::done(&host.call, op).await;
     browser
         .wait_for(
             page,
@@ -702,7 +702,7 @@ async fn a_muted_then_banned_person_is_told_by_name() {
         .mute_member(&ada, jrtc::TrackSource::Microphone)
         .await
         .unwrap();
-    crate::netns::done(&host.call, op).await;
+    jrtc_testkit::support::done(&host.call, op).await;
     browser
         .wait_for(
             page,
@@ -712,7 +712,7 @@ async fn a_muted_then_banned_person_is_told_by_name() {
 
     // Removed with a ban, then trying again: the page names her, not her id.
     let op = host.call.ban(&ada, jrtc::BanTerm::room()).await.unwrap();
-    crate::netns::done(&host.call, op).await;
+    jrtc_testkit::support::done(&host.call, op).await;
     browser
         .wait_for(
             page,

@@ -4,8 +4,8 @@
 use jrtc::CallEvent;
 use serde_json::json;
 
-use crate::proxy::{Cut, Proxy};
 use crate::support::{Browser, Member, in_namespace, server, token};
+use jrtc_testkit::proxy::{Cut, Proxy};
 
 const FROM_RUST: usize = 60;
 const FROM_BROWSER: usize = 30;

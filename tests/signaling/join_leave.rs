@@ -253,7 +253,7 @@ async fn closing_is_quit_and_a_lost_connection_is_network() {
         .await
         .unwrap();
     let mut users = room_of(&server, "r", &["alice", "bob"]).await;
-    let proxy = crate::proxy::Proxy::start(server.local_addr()).await;
+    let proxy = jrtc_testkit::proxy::Proxy::start(server.local_addr()).await;
     let mut carol = User::connect_once(&proxy.url(), token(&server, "carol")).await;
     carol.join("r").await;
     for u in &mut users {
@@ -270,7 +270,7 @@ async fn closing_is_quit_and_a_lost_connection_is_network() {
     );
 
     assert_eq!(carol.participant_left().await, ("bob".into(), Reason::Quit));
-    proxy.cut(crate::proxy::Cut::Reset);
+    proxy.cut(jrtc_testkit::proxy::Cut::Reset);
     // Her seat is kept for the grace period, and the room sees it; then she is gone.
     assert_eq!(
         users[0].connection_of().await,

@@ -1,6 +1,8 @@
 //! Signaling over real WebSocket connections on 127.0.0.1: several clients, one real server.
 
-mod support;
+/// The shared helpers, under the names the tests have always used.
+pub use jrtc_testkit::media as record_support;
+pub use jrtc_testkit::support;
 
 mod bans;
 mod clean_call;
@@ -19,7 +21,6 @@ mod options;
 mod properties;
 mod proxy;
 mod raw;
-mod record_support;
 mod recording;
 mod recording_files;
 mod resume;

@@ -12,8 +12,8 @@ use jrtc::{
     PropertyEvent, PropertyUpdate, Reason, ReconnectPolicy,
 };
 
-use crate::proxy::{Cut, Proxy};
 use crate::support::{User, builder, done, room_of, token};
+use jrtc_testkit::proxy::{Cut, Proxy};
 
 /// A call that notices a dead path fast and comes back fast.
 fn fast() -> CallOptions {

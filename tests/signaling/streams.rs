@@ -256,10 +256,10 @@ async fn rule4_streams_end_with_a_final_reason() {
     expect_end(&mut erin_events, Reason::Quit, true).await;
 
     // The connection lost.
-    let proxy = crate::proxy::Proxy::start(server.local_addr()).await;
+    let proxy = jrtc_testkit::proxy::Proxy::start(server.local_addr()).await;
     let mut dave = User::connect_once(&proxy.url(), token(&server, "dave")).await;
     dave.join("r").await;
-    proxy.cut(crate::proxy::Cut::Reset);
+    proxy.cut(jrtc_testkit::proxy::Cut::Reset);
     expect_end(&mut dave.events, Reason::Network, true).await;
 
     // The server shut down in order.

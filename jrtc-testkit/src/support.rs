@@ -1,4 +1,6 @@
-//! Helpers shared by the signaling tests.
+//! The signaling tests' helpers (also the browser tests'): a development server, tokens, a
+//! logged-in [`User`] with its event stream, outcomes awaited in time, and a test run again in a
+//! network namespace of its own.
 
 use std::time::Duration;
 

@@ -3,8 +3,6 @@
 //! lines, per browser), the test's own network namespace, and a jrtc client in Rust that sends
 //! the VP8 fixture.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::netns::in_path;
+use crate::support::in_path;
 use jrtc::{AccessToken, Call, CallEvent, CallOptions, Grants, ServerHandle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -22,8 +20,9 @@ use tokio::sync::{Mutex, oneshot};
 /// The longest a browser step may take.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// `tests/browser` of the repository: `driver.mjs`, `harness.js` and `node_modules`.
 fn here() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser")).to_path_buf()
 }
 
 /// Runs test `name` again in a new network namespace holding only `lo` (the browsers then
@@ -38,7 +37,7 @@ pub fn in_namespace(name: &str) -> bool {
     if std::env::var_os("JRTC_TEST_IN_NETNS").is_none() {
         npm_ci();
     }
-    crate::netns::in_namespace(
+    crate::support::in_namespace(
         name,
         "ip link set lo up && ip route add default dev lo src 127.0.0.1",
     )
@@ -376,7 +375,8 @@ impl Browser {
     /// Opens `url` and loads the test harness (`harness.js`: `jrtc` and `T`) into it.
     pub async fn open_harness(&self, url: &str) -> Page {
         let page = self.open(url).await;
-        self.eval(page, include_str!("harness.js")).await;
+        self.eval(page, include_str!("../../tests/browser/harness.js"))
+            .await;
         page
     }
 

@@ -1,8 +1,6 @@
-//! Helpers of the recording tests (also used by the recorder-process tests of `jrtc-server`):
+//! Media for the recording tests (and the recorder-process tests and benchmarks of `jrtc-server`):
 //! a sender of the VP8 fixture and of Opus frames in real time, and ffprobe's and mkvinfo's
 //! views of a file.
-
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
@@ -21,15 +19,6 @@ pub fn vp8_frames() -> Vec<Bytes> {
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/testsrc-160x120.ivf"
     );
-    let path = if Path::new(path).exists() {
-        path.to_owned()
-    } else {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/testsrc-160x120.ivf"
-        )
-        .to_owned()
-    };
     let (mut reader, _) = IVFReader::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut frames = Vec::new();
     while let Ok((frame, _)) = reader.parse_next_frame() {
