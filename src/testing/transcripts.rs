@@ -1,12 +1,17 @@
 //! The client contract, replayed by the Rust session core: the transcripts in
-//! `tests/web/transcripts/` (server frames in, requests made; frames sent, outcomes, the
-//! resume position and the room view out) are the ones `web/jrtc/session.js` replays under
-//! `node --test`. The session core has no socket: a transcript whose connection goes down or
-//! comes back after its login is the driver's business (`call/policy/link.rs`), and is replayed
-//! only up to that step, and so is one that ends with a `goodbye` (how a call ends is the
-//! shell's, `Shared::finish`). What is compared: the frames sent (as frames: a field at its
-//! default may be left out), the outcomes (op, kind, success or the error's code), the resume
-//! position and the room view; not the events' shapes (the transcripts use jrtc.js's).
+//! `tests/web/transcripts/` (server frames in, requests made, the connection going down and
+//! up; frames sent, outcomes, the resume position and the room view out) are the ones
+//! `web/jrtc/session.js` replays under `node --test`. The session core has no socket: the
+//! replay plays the few steps of the call's shell around it as `call/driver.rs` and
+//! `call/shared.rs` do (a request made offline waits; `resume` from the session's position with
+//! the newest token; after the replay the unanswered requests go again; `unknown_session` →
+//! `hello` → the session's loss and the join again). A transcript is replayed up to a `goodbye`
+//! that ends the call or the application's close (how a call ends is `Shared::finish`'s).
+//! Compared: the frames sent (as frames: a field at its default may be left out), the outcomes
+//! (op, kind, success or the error's code), the resume position and the room view; not the
+//! events' shapes (the transcripts use jrtc.js's). Two known differences are left out: the
+//! room view while the room is joined again (Rust keeps the old view, jrtc.js shows none) and
+//! the join again's outcome (Rust ends it in a `Rejoined` event only).
 
 use std::path::Path;
 
@@ -37,21 +42,81 @@ fn outcome_json(op: u64, kind: Value, outcome: &Result<Outcome, crate::event::Op
     }
 }
 
-/// Replays one transcript through a [`Session`]; the number of steps replayed.
+/// What the call's shell does around the session core while replaying (as `call/driver.rs`
+/// and `call/shared.rs` do): online or not, resuming, the replay under way.
+#[derive(Default)]
+struct Shell {
+    online: bool,
+    resume_key: String,
+    token: String,
+    /// Tokens of refreshes under way, by op (a resume uses the newest).
+    refreshing: std::collections::BTreeMap<u64, String>,
+    /// A `resume` went out; its answer has not come.
+    resuming: bool,
+    /// `unknown_session` came: a `hello` went out; its `welcome` starts a new session.
+    relogging: bool,
+    /// Frames of the replay still to come after `resumed`.
+    replay_left: u64,
+}
+
+impl Shell {
+    /// The token a resume or a new login uses: the newest refresh's, else the current one.
+    fn newest_token(&self) -> String {
+        self.refreshing
+            .values()
+            .next_back()
+            .cloned()
+            .unwrap_or_else(|| self.token.clone())
+    }
+}
+
+/// Every unanswered request's frame, in op order, as the driver sends them when it is back.
+fn unanswered(session: &Session) -> Vec<Value> {
+    session
+        .unanswered()
+        .into_iter()
+        .map(|(_, text)| serde_json::from_str(&text).unwrap())
+        .collect()
+}
+
+/// Replays one transcript through a [`Session`] and the steps of its shell; the number of
+/// steps replayed.
 fn replay(path: &Path) -> usize {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let transcript: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let steps = transcript["steps"].as_array().unwrap().clone();
     let mut session: Option<Session> = None;
+    let mut shell = Shell {
+        token: transcript["token"].as_str().unwrap_or_default().to_owned(),
+        ..Shell::default()
+    };
     let mut kinds: std::collections::HashMap<u64, Value> = Default::default();
     for (i, step) in steps.iter().enumerate() {
         let at = format!("{name} step {i}");
         let mut outcomes = Vec::new();
-        let mut sent = Vec::new();
+        let mut sent: Vec<Value> = Vec::new();
+        let settle = |handled: &crate::call::session::Handled,
+                      outcomes: &mut Vec<Value>,
+                      shell: &mut Shell| {
+            for (op, outcome) in &handled.outcomes {
+                let kind = kinds.get(&op.0).cloned().unwrap_or(json!("rejoin"));
+                if let Some(token) = shell.refreshing.remove(&op.0)
+                    && outcome.is_ok()
+                {
+                    shell.token = token;
+                }
+                outcomes.push(outcome_json(op.0, kind, outcome));
+            }
+        };
         if let Some(frame) = step.get("server") {
             if frame["type"] == "goodbye" {
-                // The end of a session (what becomes of its unanswered requests, the final
-                // event) is the call's shell's in Rust (`Shared::finish`), not the core's.
+                if frame["reconnect"] == json!(true) {
+                    // The driver connects again; the session keeps everything.
+                    shell.online = false;
+                    continue;
+                }
+                // How a call ends (what becomes of its unanswered requests, the final event)
+                // is the call's shell's in Rust (`Shared::finish`), not the core's.
                 return i;
             }
             match session.as_mut() {
@@ -59,15 +124,51 @@ fn replay(path: &Path) -> usize {
                     assert_eq!(frame["type"], "welcome", "{at}: the first frame");
                     let user = frame["user_id"].as_str().unwrap();
                     session = Some(Session::new(UserId::from(user)));
+                    shell.resume_key = frame["resume_key"].as_str().unwrap().to_owned();
+                    shell.online = true;
+                }
+                Some(session) if shell.relogging && frame["type"] == "welcome" => {
+                    // A new session: the unanswered requests fail, the room is joined again.
+                    shell.relogging = false;
+                    shell.resume_key = frame["resume_key"].as_str().unwrap().to_owned();
+                    let (handled, rejoin) = session.lost();
+                    settle(&handled, &mut outcomes, &mut shell);
+                    if let Some(rejoin) = rejoin {
+                        session.request(OperationKind::Rejoin, None, |op| rejoin.frame(op));
+                    }
+                    shell.online = true;
+                    sent = unanswered(session);
+                }
+                Some(_)
+                    if shell.resuming
+                        && frame["type"] == "error"
+                        && frame["code"] == "unknown_session" =>
+                {
+                    shell.resuming = false;
+                    shell.relogging = true;
+                    sent.push(
+                        json!({"type": "hello", "version": 1, "token": shell.newest_token()}),
+                    );
                 }
                 Some(session) => {
                     let n = frame.get("n").and_then(Value::as_u64);
                     let parsed: ServerFrame = serde_json::from_value(frame.clone())
                         .unwrap_or_else(|e| panic!("{at}: {e}: {frame}"));
+                    let mut back = false;
+                    if shell.resuming && frame["type"] == "resumed" {
+                        shell.resuming = false;
+                        shell.replay_left = frame["replayed"].as_u64().unwrap_or(0);
+                        back = shell.replay_left == 0;
+                    } else if shell.replay_left > 0 {
+                        shell.replay_left -= 1;
+                        back = shell.replay_left == 0;
+                    }
                     let handled = session.handle(parsed, n);
-                    for (op, outcome) in &handled.outcomes {
-                        let kind = kinds.get(&op.0).cloned().unwrap_or(Value::Null);
-                        outcomes.push(outcome_json(op.0, kind, outcome));
+                    settle(&handled, &mut outcomes, &mut shell);
+                    if back {
+                        // The replay is in: what is still unanswered goes again, in op order.
+                        shell.online = true;
+                        sent = unanswered(session);
                     }
                 }
             }
@@ -86,6 +187,9 @@ fn replay(path: &Path) -> usize {
             let fields = frame.as_object_mut().unwrap();
             fields.remove("request");
             fields.insert("type".into(), json!(kind_name));
+            if let Some(token) = fields.get("token").and_then(Value::as_str) {
+                shell.refreshing.insert(op, token.to_owned());
+            }
             let invitation = fields
                 .get("invitation")
                 .and_then(Value::as_u64)
@@ -96,30 +200,47 @@ fn replay(path: &Path) -> usize {
                     .unwrap_or_else(|e| panic!("{at}: {e}"))
             });
             assert_eq!(given.0, op, "{at}: the op the request gets");
-            sent.push(serde_json::from_str::<Value>(&text).unwrap());
-        } else if step.get("socket").is_some() {
-            if session.is_some() {
-                // Connection changes after the login are the driver's.
-                return i;
+            // Offline, the session holds it: it goes when the call is back.
+            if shell.online {
+                sent.push(serde_json::from_str::<Value>(&text).unwrap());
             }
-            continue;
+        } else if let Some(socket) = step.get("socket") {
+            match (socket.as_str(), session.as_ref()) {
+                (Some("down"), _) => shell.online = false,
+                (Some("up"), Some(session)) => {
+                    let taken = session.taken();
+                    let mut resume = json!({
+                        "type": "resume", "version": 1, "token": shell.newest_token(),
+                        "resume_key": shell.resume_key, "received": taken.received,
+                    });
+                    if let Some(room) = taken.room {
+                        resume["room"] = json!(room);
+                        resume["seq"] = json!(taken.seq);
+                    }
+                    shell.resuming = true;
+                    sent.push(resume);
+                }
+                // The first login's `hello`: the shell's, not the core's.
+                _ => continue,
+            }
         }
-        if step.get("client").is_some() {
-            // Compared as frames: a field left at its default may be sent or not.
-            let frames = |values: Vec<Value>| -> Vec<ClientFrame> {
-                values
-                    .into_iter()
-                    .map(|v| serde_json::from_value(v).unwrap_or_else(|e| panic!("{at}: {e}")))
-                    .collect()
-            };
-            let want = step["send"].as_array().cloned().unwrap_or_default();
-            assert_eq!(frames(sent), frames(want), "{at}: frames sent");
-        }
+        // Compared as frames: a field left at its default may be sent or not.
+        let frames = |values: Vec<Value>| -> Vec<ClientFrame> {
+            values
+                .into_iter()
+                .map(|v| serde_json::from_value(v).unwrap_or_else(|e| panic!("{at}: {e}")))
+                .collect()
+        };
+        let want = step["send"].as_array().cloned().unwrap_or_default();
+        assert_eq!(frames(sent), frames(want), "{at}: frames sent");
         let want: Vec<Value> = step["outcomes"]
             .as_array()
             .cloned()
             .unwrap_or_default()
             .into_iter()
+            // The join again after a lost session is the Rust call's own request: it ends in a
+            // `Rejoined` event, not in an outcome (no application holds its op).
+            .filter(|o| o["kind"] != "rejoin" || o.get("error").is_some())
             .map(|o| {
                 let mut short = json!({"op": o["op"], "kind": o["kind"]});
                 match o.get("error") {
@@ -142,7 +263,11 @@ fn replay(path: &Path) -> usize {
             }
             assert_eq!(&have, position, "{at}: position");
         }
-        if let Some(room) = step.get("room") {
+        // While the room is joined again after a lost session, the Rust call keeps showing the
+        // old session's view (`Call::room()` does not blink to nothing); jrtc.js shows none.
+        // A known difference, left out of the comparison.
+        let rejoining = session.taken().room.is_none() && session.room().is_some();
+        if let Some(room) = step.get("room").filter(|_| !rejoining) {
             let have = match session.room() {
                 None => Value::Null,
                 Some(snapshot) => {

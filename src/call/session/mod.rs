@@ -197,10 +197,17 @@ impl Session {
 
     /// Where this session stands, for a resume or an acknowledgement.
     pub(crate) fn taken(&self) -> Taken {
+        // While the room is joined again on a new session, the view kept is the old session's:
+        // the new one has taken nothing of any room yet.
+        let rejoining = self
+            .pending
+            .values()
+            .any(|p| p.kind == OperationKind::Rejoin);
+        let room = self.room.as_ref().filter(|_| !rejoining);
         Taken {
             received: self.last_n,
-            room: self.room.as_ref().map(|r| r.room.clone()),
-            seq: self.room.as_ref().map(|r| r.seq),
+            room: room.map(|r| r.room.clone()),
+            seq: room.map(|r| r.seq),
         }
     }
 
