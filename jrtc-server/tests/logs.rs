@@ -78,6 +78,21 @@ async fn hostile_publisher(
     }
 }
 
+/// `jrtc_media_stack_warnings_total` on the metrics page of the server at `http`.
+async fn media_stack_warnings(http: &str) -> f64 {
+    let page = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.lines()
+        .find_map(|l| l.strip_prefix("jrtc_media_stack_warnings_total "))
+        .expect("the counter is on the page")
+        .parse()
+        .unwrap()
+}
+
 async fn member(url: &str, id: &str) -> (Call, jrtc::EventStream) {
     let token = AccessToken::new(id)
         .grants(Grants::host())
@@ -150,49 +165,17 @@ async fn a_call_leaves_the_webrtc_stacks_warnings_out_of_the_log_and_counts_them
     for i in 0..4 {
         hostile.push(hostile_publisher(&url, &format!("mallory{i}")).await);
     }
-    // Their agents check the dead connections for a while (the only way to let them: nothing
-    // tells from outside that a check ran but the counter below).
+    // Their agents check the dead connections, each check a stack warning: wait until they
+    // have made a score of them.
     let http = url.replacen("ws://", "http://", 1);
-    let counter = |page: &str| -> f64 {
-        page.lines()
-            .find_map(|l| l.strip_prefix("jrtc_media_stack_warnings_total "))
-            .expect("the counter is on the page")
-            .parse()
-            .unwrap()
-    };
-    let before = counter(
-        &reqwest::get(format!("{http}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    loop {
-        let page = reqwest::get(format!("{http}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if counter(&page) >= before + 20.0 {
-            break;
-        }
+    let before = media_stack_warnings(&http).await;
+    while media_stack_warnings(&http).await < before + 20.0 {
+        // Polled: the server is another process, and this counter is the only sign from
+        // outside that a check ran (nothing is sent to the client for it).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(hostile);
-    let page = reqwest::get(format!("{http}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let counted: f64 = page
-        .lines()
-        .find_map(|l| l.strip_prefix("jrtc_media_stack_warnings_total "))
-        .expect("the counter is on the page")
-        .parse()
-        .unwrap();
+    let counted = media_stack_warnings(&http).await;
     alice.close().await;
     bob.close().await;
     let _ = child.kill();

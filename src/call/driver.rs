@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::clock::{now, until};
 use super::policy::link::{Attempted, LinkCore, LinkOutput, LinkTiming};
 use super::shared::{Shared, lock};
 use super::{CallError, CallOptions, Command, Credentials, TlsRoots};
@@ -136,19 +137,6 @@ pub(super) async fn login(
     send(&mut ws, url, &hello(credentials)).await?;
     let welcome = welcomed(&mut ws, url).await?;
     Ok((ws, welcome))
-}
-
-/// Now, as the policy core counts time (the tokio clock, so paused time in tests moves it).
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// Sleeps until the policy's next deadline (forever when it has none).
-async fn until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The connection task: the only owner of the socket. It does what the connection policy

@@ -15,6 +15,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 use super::candidates::CandidateGate;
+use super::clock::{now, until};
 use super::policy::recovery::{Recovery, RecoveryOutput};
 use super::session::MediaSignal;
 use super::{CallError, Shared, lock};
@@ -292,9 +293,7 @@ impl ClientMedia {
 
     async fn reset(&self) {
         let mut publisher = self.publisher.lock().await;
-        for (_, (track, _)) in lock_plain(&self.local).drain() {
-            track.end();
-        }
+        self.end_local_tracks();
         if let Some(peer) = publisher.take() {
             lock_plain(&self.gate).closed();
             peer.close().await;
@@ -332,11 +331,6 @@ struct Connections {
     recovery: Recovery,
 }
 
-/// Now, as the recovery policy counts time (the tokio clock, so paused time in tests moves it).
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// The call's media task: answers the server's offers on the receiving connection, turns
 /// arriving tracks into events, and brings back a connection that fails (ICE restart). Ends
 /// when the call closes.
@@ -357,13 +351,7 @@ pub(crate) async fn run(
                 None => std::future::pending().await,
             }
         };
-        let retry_at = c.recovery.next_deadline();
-        let retry = async {
-            match retry_at {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let retry = until(c.recovery.next_deadline());
         let Some(shared_now) = shared.upgrade() else {
             break;
         };

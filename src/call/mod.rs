@@ -4,6 +4,7 @@
 //! Requests go the other way through a bounded queue to the same task.
 
 mod candidates;
+mod clock;
 mod driver;
 mod media;
 mod media_requests;

@@ -83,21 +83,14 @@ impl Admission {
             return (Admit::Refuse, entry.1 == 1);
         }
         entry.0 += 1;
-        let evict = if self.waiting.len() >= self.max_total {
-            self.waiting.first_key_value().map(|(oldest, _)| *oldest)
+        let evicted = if self.waiting.len() >= self.max_total {
+            self.make_room()
         } else {
             None
         };
         self.waiting.insert(conn, address);
-        match evict {
-            Some(oldest) => {
-                // Its address's count drops now; the connection's own `settled` finds nothing.
-                if let Some(over) = self.settled(oldest) {
-                    self.over.push(over);
-                }
-                self.evicted += 1;
-                (Admit::AcceptEvicting(oldest), false)
-            }
+        match evicted {
+            Some(oldest) => (Admit::AcceptEvicting(oldest), false),
             None => (Admit::Accept, false),
         }
     }
@@ -116,8 +109,10 @@ impl Admission {
         (refused > 0).then_some(FloodOver { address, refused })
     }
 
-    /// Out of descriptors (`accept` failed with `EMFILE`): the oldest connection not logged in
-    /// is to be closed, to free one for a new connection; `None` when there is none.
+    /// The oldest connection not logged in is to be closed, to make room for a new one (over
+    /// the total limit, or out of descriptors: `accept` failed with `EMFILE`); `None` when
+    /// there is none. Its address's count drops now; the connection's own `settled` finds
+    /// nothing.
     pub(crate) fn make_room(&mut self) -> Option<ConnId> {
         let (&oldest, _) = self.waiting.first_key_value()?;
         if let Some(over) = self.settled(oldest) {

@@ -9,17 +9,13 @@ use serde_json::{Value, json};
 
 use crate::support::{Browser, Page, in_namespace, need_firefox, server};
 
-/// Waits until `name` (in `page` of `browser`) has received publication `id` with its
-/// inbound-rtp counter `field` of `kind` at `want` or more; those counters.
-async fn received(
-    browser: &Browser,
-    page: Page,
-    name: &str,
-    id: &str,
-    kind: &str,
-    field: &str,
-    want: u64,
-) -> Value {
+/// A browser, its page in the call, and the call's name there (also its user id).
+type Member<'a> = (&'a Browser, Page, &'a str);
+
+/// Waits until `member` has received publication `id` with its inbound-rtp counter `field` of
+/// `kind` at `want` or more; those counters.
+async fn received(member: Member<'_>, id: &str, kind: &str, field: &str, want: u64) -> Value {
+    let (browser, page, name) = member;
     let code = format!(
         "return await T.poll(async () => {{
            const all = (await T.calls[{name}].mediaStats()).inbound;
@@ -36,8 +32,23 @@ async fn received(
     got["s"].clone()
 }
 
+/// Each of `both` receives the other's `source` ([`received`]); the counters of each.
+async fn both_ways(
+    both: [Member<'_>; 2],
+    source: &str,
+    kind: &str,
+    field: &str,
+    want: u64,
+) -> [Value; 2] {
+    let [a, b] = both;
+    [
+        received(a, &format!("{}/{source}", b.2), kind, field, want).await,
+        received(b, &format!("{}/{source}", a.2), kind, field, want).await,
+    ]
+}
+
 /// Waits until every member of the room sees `sharer` (None: nobody) as the screen's sharer.
-async fn sharer_is(pages: [(&Browser, Page, &str); 2], sharer: Option<&str>) {
+async fn sharer_is(pages: [Member<'_>; 2], sharer: Option<&str>) {
     for (browser, page, name) in pages {
         let want = match sharer {
             Some(user) => format!(
@@ -77,53 +88,14 @@ async fn firefox_and_chromium_exchange_camera_microphone_and_screen() {
         .await;
     assert_eq!(roster, json!(["chrome", "fox"]));
 
-    // Cameras both ways: decoded frames, of a real size.
-    let got = received(
-        &chromium,
-        chrome,
-        "chrome",
-        "fox/camera",
-        "video",
-        "framesDecoded",
-        50,
-    )
-    .await;
-    assert!(got["frameWidth"].as_u64().unwrap() > 0, "{got}");
-    let got = received(
-        &firefox,
-        fox,
-        "fox",
-        "chrome/camera",
-        "video",
-        "framesDecoded",
-        50,
-    )
-    .await;
-    assert!(got["frameWidth"].as_u64().unwrap() > 0, "{got}");
-
-    // Microphones both ways.
-    received(
-        &chromium,
-        chrome,
-        "chrome",
-        "fox/microphone",
-        "audio",
-        "packets",
-        100,
-    )
-    .await;
-    received(
-        &firefox,
-        fox,
-        "fox",
-        "chrome/microphone",
-        "audio",
-        "packets",
-        100,
-    )
-    .await;
-
     let both = [(&chromium, chrome, "chrome"), (&firefox, fox, "fox")];
+
+    // Cameras both ways: decoded frames, of a real size.
+    for got in both_ways(both, "camera", "video", "framesDecoded", 50).await {
+        assert!(got["frameWidth"].as_u64().unwrap() > 0, "{got}");
+    }
+    // Microphones both ways.
+    both_ways(both, "microphone", "audio", "packets", 100).await;
 
     // Firefox shares its (Xvfb) screen: Chromium decodes it.
     let got = firefox
@@ -137,16 +109,7 @@ async fn firefox_and_chromium_exchange_camera_microphone_and_screen() {
         .await;
     assert_eq!(got, json!([1280, 800]));
     sharer_is(both, Some("fox")).await;
-    let got = received(
-        &chromium,
-        chrome,
-        "chrome",
-        "fox/screen",
-        "video",
-        "framesDecoded",
-        30,
-    )
-    .await;
+    let got = received(both[0], "fox/screen", "video", "framesDecoded", 30).await;
     assert_eq!(got["frameWidth"], json!(1280), "{got}");
     firefox
         .eval(
@@ -164,16 +127,7 @@ async fn firefox_and_chromium_exchange_camera_microphone_and_screen() {
         )
         .await;
     sharer_is(both, Some("chrome")).await;
-    let got = received(
-        &firefox,
-        fox,
-        "fox",
-        "chrome/screen",
-        "video",
-        "framesDecoded",
-        30,
-    )
-    .await;
+    let got = received(both[1], "chrome/screen", "video", "framesDecoded", 30).await;
     assert!(got["frameWidth"].as_u64().unwrap() > 0, "{got}");
     chromium
         .eval(
@@ -184,26 +138,7 @@ async fn firefox_and_chromium_exchange_camera_microphone_and_screen() {
     sharer_is(both, None).await;
 
     // The cameras went on all along.
-    received(
-        &chromium,
-        chrome,
-        "chrome",
-        "fox/camera",
-        "video",
-        "framesDecoded",
-        150,
-    )
-    .await;
-    received(
-        &firefox,
-        fox,
-        "fox",
-        "chrome/camera",
-        "video",
-        "framesDecoded",
-        150,
-    )
-    .await;
+    both_ways(both, "camera", "video", "framesDecoded", 150).await;
 
     firefox.quit().await;
     chromium.quit().await;

@@ -409,7 +409,7 @@ impl Hub {
             .iter()
             .filter_map(|s| Some((self.logins.get(s)?.lost_at?, *s)))
             .min();
-        let Some((lost_at, session)) = oldest_lost else {
+        let Some((_, session)) = oldest_lost else {
             return refuse(
                 ErrorCode::TooManyConnections,
                 format!(
@@ -418,7 +418,7 @@ impl Hub {
                 ),
             );
         };
-        self.lost.remove(&(lost_at + self.config.grace_ms, session));
+        // As its grace period would have ended it (`end_session` takes it off the lost list).
         self.end_session(session, Reason::Network, out);
         Ok(())
     }

@@ -140,6 +140,15 @@ struct Gate {
     evict: HashMap<ConnId, tokio::sync::oneshot::Sender<()>>,
 }
 
+impl Gate {
+    /// Closes connection `conn` (one not logged in that the admission let go).
+    fn close(&mut self, conn: ConnId) {
+        if let Some(kill) = self.evict.remove(&conn) {
+            let _ = kill.send(());
+        }
+    }
+}
+
 pub(crate) struct State {
     core: Mutex<Core>,
     /// The server's metrics (`GET /metrics`).
@@ -540,9 +549,7 @@ async fn accept_loop(
                                 true
                             }
                             Admit::AcceptEvicting(oldest) => {
-                                if let Some(kill) = gate.evict.remove(&oldest) {
-                                    let _ = kill.send(());
-                                }
+                                gate.close(oldest);
                                 gate.evict.insert(conn, evict_tx);
                                 true
                             }
@@ -565,9 +572,7 @@ async fn accept_loop(
                     if e.raw_os_error() == Some(libc::EMFILE) {
                         let mut gate = state.gate();
                         if let Some(oldest) = gate.admission.make_room() {
-                            if let Some(kill) = gate.evict.remove(&oldest) {
-                                let _ = kill.send(());
-                            }
+                            gate.close(oldest);
                             delay = AcceptFailures::FIRST_DELAY;
                         }
                     }
