@@ -1,12 +1,12 @@
 //! A call's media requests: publishing its own tracks (and muting them, or someone else's), and
 //! the remote tracks it receives.
 
-use crate::event::{CallEvent, OpError, OperationKind, Outcome};
+use crate::event::OperationKind;
 use crate::media::{LocalTrack, RemoteTrack};
 use crate::model::{OperationId, Reason, TrackSource, UserId};
 use crate::protocol::ClientFrame;
 
-use super::{Call, CallError, media};
+use super::{Call, CallError};
 
 impl Call {
     /// Publishes a track of `source` in the room (microphone: Opus; camera and screen: VP8).
@@ -20,21 +20,7 @@ impl Call {
     /// `MissingGrant` without the `publish` grant, `NotInRoom`. [`Call::publish_track`] does
     /// all of it and returns the track.
     pub async fn publish(&self, source: TrackSource) -> Result<OperationId, CallError> {
-        if self.inner.media.local_track(source).is_some() {
-            return Err(CallError::InvalidParam {
-                message: format!("a {} track is published already", source.as_str()),
-            });
-        }
-        let op = {
-            let mut shared = self.shared();
-            if let Some(reason) = shared.closed {
-                return Err(CallError::Closed { reason });
-            }
-            shared.session.reserve(OperationKind::Publish)
-        };
-        let call = self.clone();
-        tokio::spawn(async move { call.negotiate_publish(op, source).await });
-        Ok(op)
+        self.shared().step(|core, now| core.publish(now, source))
     }
 
     /// [`Call::publish`], then waits for its outcome and returns the track.
@@ -51,49 +37,9 @@ impl Call {
         self.inner.media.local_track(source)
     }
 
-    /// The publish `op` of `source`: offer, answer, and its outcome.
-    async fn negotiate_publish(&self, op: OperationId, source: TrackSource) {
-        let negotiate = |sdp: String| {
-            media::send_offer(
-                &self.inner.shared,
-                &self.inner.commands,
-                op,
-                sdp,
-                Some(source),
-            )
-        };
-        let result = self.inner.media.publish(source, negotiate).await;
-        let mut shared = self.shared();
-        shared.answers.remove(&op);
-        let result = match result {
-            Ok(_) => Ok(()),
-            // A refusal: the session finished the op already when the server sent it.
-            Err(CallError::Refused { error, .. }) => Err(error),
-            Err(e) => Err(OpError {
-                code: crate::protocol::ErrorCode::MediaFailed,
-                message: e.to_string(),
-            }),
-        };
-        if !shared.session.is_pending(op) {
-            return;
-        }
-        shared.session.forget(op);
-        shared.publish(CallEvent::Completed {
-            op,
-            kind: OperationKind::Publish,
-            result: result.clone(),
-        });
-        shared.settle(op, result.map(|()| Outcome::Done));
-    }
-
     /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`](crate::MediaEvent::Unpublished).
     pub async fn unpublish(&self, source: TrackSource) -> Result<OperationId, CallError> {
-        self.inner.media.unpublish(source);
-        self.request(OperationKind::Unpublish, |op| ClientFrame::Unpublish {
-            op,
-            source,
-        })
-        .await
+        self.shared().step(|core, _| core.unpublish(source))
     }
 
     /// Mutes or unmutes a published track: a muted track sends nothing, and everyone gets
@@ -105,13 +51,7 @@ impl Call {
     ) -> Result<OperationId, CallError> {
         track.set_muted(muted);
         let source = track.source();
-        self.request(OperationKind::Mute, |op| ClientFrame::Mute {
-            op,
-            source,
-            muted,
-            user_id: None,
-        })
-        .await
+        self.shared().step(|core, _| core.set_muted(source, muted))
     }
 
     /// Mutes another member's track of `source` (host, with the `moderate` grant). The server
@@ -149,37 +89,15 @@ impl Call {
     }
 
     async fn track_request(&self, id: &str, subscribe: bool) -> Result<OperationId, CallError> {
-        let publication = id.to_owned();
-        let kind = if subscribe {
-            OperationKind::SubscribeTrack
-        } else {
-            OperationKind::UnsubscribeTrack
-        };
-        self.request_with(
-            kind,
-            None,
-            |op| {
-                if subscribe {
-                    ClientFrame::Subscribe { op, publication }
-                } else {
-                    ClientFrame::Unsubscribe { op, publication }
-                }
-            },
-            |shared, op| {
-                shared
-                    .session
-                    .tracks
-                    .requested(op, id.to_owned(), subscribe);
-            },
-        )
-        .await
+        self.shared()
+            .step(|core, _| core.track_request(id, subscribe))
     }
 
     /// Another member's track reaching this call, by publication id (`"{user}/{source}"`); it
     /// is there from [`MediaEvent::Subscribed`](crate::MediaEvent::Subscribed) on.
     pub fn remote_track(&self, publication: &str) -> Option<RemoteTrack> {
         let shared = self.shared();
-        if !shared.session.tracks.receiving(publication) {
+        if !shared.core.session().tracks.receiving(publication) {
             return None;
         }
         shared.remote_tracks.get(publication).cloned()
@@ -189,7 +107,8 @@ impl Call {
     pub fn remote_tracks(&self) -> Vec<RemoteTrack> {
         let shared = self.shared();
         shared
-            .session
+            .core
+            .session()
             .tracks
             .received()
             .filter_map(|id| shared.remote_tracks.get(id).cloned())

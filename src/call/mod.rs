@@ -1,16 +1,18 @@
-//! The client: [`Call`], a logged-in user's handle, and the task that moves its frames.
+//! The client: [`Call`], a logged-in user's handle, its sans-IO core (`core/`) and the two
+//! tasks that run it: the driver (the socket, the core's deadlines) and the media task (the peer
+//! connections).
 //!
-//! Data flows one way: socket → the sans-IO session core (`session.rs`) → events → subscribers.
-//! Requests go the other way through a bounded queue to the same task.
+//! Data flows one way: socket → the driver → `ClientCore::handle` → events → subscribers.
+//! Requests go into the same core (under the lock that guards it), which says what to send; the
+//! driver is woken to send it.
 
-mod candidates;
 mod clock;
+pub(crate) mod core;
 mod driver;
 mod media;
 mod media_requests;
 mod options;
 pub(crate) mod policy;
-mod refresh;
 pub(crate) mod ring;
 pub(crate) mod session;
 mod shared;
@@ -20,7 +22,7 @@ mod tracks;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 pub use options::{
     CallError, CallOptions, Credentials, InviteOptions, JoinOptions, ReconnectPolicy, TlsRoots,
@@ -36,7 +38,6 @@ use crate::model::{
     RoomId, Text, UserId,
 };
 use crate::protocol::ClientFrame;
-use session::Session;
 use shared::{Shared, lock};
 
 /// A logged-in user's handle on the call system.
@@ -61,22 +62,10 @@ impl std::fmt::Debug for Call {
 struct Inner {
     user_id: UserId,
     shared: Arc<Mutex<Shared>>,
-    commands: mpsc::Sender<Command>,
+    /// Tells the driver to close the call (and, dropped with the last handle, too).
+    close: mpsc::Sender<()>,
     finished: watch::Receiver<bool>,
     media: Arc<media::ClientMedia>,
-    /// [`CallOptions::offline_queue`].
-    offline_queue: usize,
-    /// When the session's token expires (seconds since the Unix epoch).
-    expiry: watch::Receiver<u64>,
-}
-
-pub(crate) enum Command {
-    /// A request: the session keeps its frame until it is answered, to send it again after a
-    /// lost connection.
-    Request(OperationId, String),
-    /// A frame that expects no answer (an ICE candidate).
-    Frame(String),
-    Close,
 }
 
 impl Call {
@@ -109,68 +98,68 @@ impl Call {
             resume_key,
             expires_at,
         } = welcome;
-        let (expiry_tx, expiry) = watch::channel(expires_at);
         let (events, _) = ring::channel(options.event_capacity);
-        let (media_tx, media_rx) = mpsc::unbounded_channel();
-        let media_tx_weak = media_tx.downgrade();
         let media_settings = crate::media::PeerSettings {
             bind: options
                 .media_bind
                 .unwrap_or_else(|| default_media_bind(url)),
             public_ips: Vec::new(),
         };
-        let media = Arc::new(media::ClientMedia::new(
-            media_settings,
-            user_id.clone(),
-            media_tx_weak,
-        ));
+        let media = Arc::new(media::ClientMedia::new(media_settings, user_id.clone()));
+        let seed = u64::from(crate::media::rand_u32()) << 32 | u64::from(crate::media::rand_u32());
+        let start = core::Start {
+            me: user_id.clone(),
+            timing: policy::link::LinkTiming {
+                policy: options.reconnect.clone(),
+                keepalive: options.keepalive,
+                idle_timeout: options.idle_timeout,
+                connect_timeout: options.connect_timeout,
+            },
+            seed,
+            resume_key,
+            token: credentials.token,
+            expires_at,
+            refreshes: options.token_provider.is_some(),
+            offline_queue: options.offline_queue,
+        };
+        let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
         let shared = Arc::new(Mutex::new(Shared {
-            session: Session::new(user_id.clone()),
+            core: core::ClientCore::new(start, clock::now()),
             events: Some(events),
             waiters: HashMap::new(),
             kept: VecDeque::new(),
-            closed: None,
             remote_tracks: HashMap::new(),
-            media_work: Some(media_tx),
-            local: Arc::downgrade(&media),
-            answers: HashMap::new(),
-            online: true,
-            credentials,
-            refreshing: HashMap::new(),
-            expires_at: expiry_tx,
+            local: media.clone(),
+            socket: VecDeque::new(),
+            wake: wake.clone(),
+            peer: Some(peer_tx),
         }));
-        let (commands, rx) = mpsc::channel(256);
+        let (close, close_rx) = mpsc::channel(1);
         let (done_tx, finished) = watch::channel(false);
-        tokio::spawn(media::run(
-            media.clone(),
-            Arc::downgrade(&shared),
-            commands.downgrade(),
-            media_rx,
-        ));
-        let provider = options.token_provider.clone();
+        tokio::spawn(media::run(media.clone(), Arc::downgrade(&shared), peer_rx));
         let link = driver::Link {
             url: url.to_owned(),
-            options: options.clone(),
             connector,
-            resume_key,
+            provider: options.token_provider.clone(),
         };
-        let offline_queue = options.offline_queue;
-        tokio::spawn(driver::run(ws, shared.clone(), rx, done_tx, link));
-        let call = Call {
+        tokio::spawn(driver::run(
+            ws,
+            shared.clone(),
+            wake,
+            close_rx,
+            done_tx,
+            link,
+        ));
+        Ok(Call {
             inner: Arc::new(Inner {
                 user_id,
                 shared,
-                commands,
+                close,
                 finished,
                 media,
-                offline_queue,
-                expiry: expiry.clone(),
             }),
-        };
-        if let Some(provider) = provider {
-            tokio::spawn(refresh::run(Arc::downgrade(&call.inner), provider, expiry));
-        }
-        Ok(call)
+        })
     }
 
     /// When the session's access token expires: the server ends the session then (reason
@@ -178,7 +167,7 @@ impl Call {
     /// [`CallOptions::token_provider`]).
     /// `None` when the server did not say (a server from before token expiry).
     pub fn token_expires_at(&self) -> Option<std::time::SystemTime> {
-        match *self.inner.expiry.borrow() {
+        match self.shared().core.expires_at() {
             0 => None,
             secs => std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)),
         }
@@ -191,16 +180,7 @@ impl Call {
     /// ([`ErrorCode::WrongUser`](crate::ErrorCode::WrongUser)).
     pub async fn refresh_token(&self, token: impl Into<String>) -> Result<OperationId, CallError> {
         let token = token.into();
-        let sent = token.clone();
-        self.request_with(
-            OperationKind::RefreshToken,
-            None,
-            |op| ClientFrame::Refresh { op, token: sent },
-            |shared, op| {
-                shared.refreshing.insert(op, token);
-            },
-        )
-        .await
+        self.shared().step(|core, _| core.refresh_token(token))
     }
 
     /// Removes a member (or someone not in the room) and bans them for `term` (host with the
@@ -267,8 +247,8 @@ impl Call {
     /// stream yields is the one numbered `snapshot.seq + 1`, with no gap and no duplicate.
     pub fn subscribe(&self) -> (Option<RoomSnapshot>, EventStream) {
         let shared = self.shared();
-        let room = shared.session.room().cloned();
-        let rx = match (&shared.events, shared.closed) {
+        let room = shared.core.session().room().cloned();
+        let rx = match (&shared.events, shared.core.closed()) {
             (Some(tx), _) => tx.subscribe(),
             (None, reason) => {
                 // Closed already: a stream that says so and ends.
@@ -284,12 +264,12 @@ impl Call {
 
     /// The room as this call sees it now, if it is in one.
     pub fn room(&self) -> Option<RoomSnapshot> {
-        self.shared().session.room().cloned()
+        self.shared().core.session().room().cloned()
     }
 
     /// Why the call closed, once it has.
     pub fn closed_reason(&self) -> Option<Reason> {
-        self.shared().closed
+        self.shared().core.closed()
     }
 
     /// Joins room `room` (created if absent). Fails with `AlreadyJoined` when in a room already.
@@ -378,8 +358,7 @@ impl Call {
         report: crate::protocol::RecorderReport,
     ) -> Result<(), CallError> {
         let frame = ClientFrame::RecordingReport { recording, report };
-        self.send_command(Command::Frame(crate::protocol::encode(&frame)))
-            .await
+        self.shared().step(|core, _| core.send_frame(&frame))
     }
 
     /// Leaves the room; the outcome is [`CallEvent::Left`] with reason `Quit` and this id.
@@ -539,7 +518,8 @@ impl Call {
     /// Invitations to you that are still open, oldest first.
     pub fn invitations(&self) -> Vec<Invitation> {
         self.shared()
-            .session
+            .core
+            .session()
             .received_invitations()
             .cloned()
             .collect()
@@ -547,7 +527,12 @@ impl Call {
 
     /// Invitations you made that are still open, oldest first.
     pub fn sent_invitations(&self) -> Vec<Invitation> {
-        self.shared().session.sent_invitations().cloned().collect()
+        self.shared()
+            .core
+            .session()
+            .sent_invitations()
+            .cloned()
+            .collect()
     }
 
     /// Waits for the outcome of operation `op`: `Ok` with what it produced, or
@@ -565,8 +550,8 @@ impl Call {
                     .clone()
                     .map_err(|error| CallError::Refused { op, error });
             }
-            if !shared.session.pending().any(|p| p == op) {
-                return Err(match shared.closed {
+            if !shared.core.session().is_pending(op) {
+                return Err(match shared.core.closed() {
                     Some(reason) => CallError::Closed { reason },
                     None => CallError::UnknownOperation(op),
                 });
@@ -582,7 +567,7 @@ impl Call {
 
     /// Closes the connection (leaving any room) and waits until the call has shut down.
     pub async fn close(&self) {
-        let _ = self.inner.commands.send(Command::Close).await;
+        let _ = self.inner.close.send(()).await;
         let mut finished = self.inner.finished.clone();
         let _ = finished.wait_for(|done| *done).await;
     }
@@ -605,49 +590,8 @@ impl Call {
         invitation: Option<InvitationId>,
         frame: impl FnOnce(OperationId) -> ClientFrame,
     ) -> Result<OperationId, CallError> {
-        self.request_with(kind, invitation, frame, |_, _| {}).await
-    }
-
-    /// Sends a request; `register` runs under the same lock, before any answer can arrive.
-    async fn request_with(
-        &self,
-        kind: OperationKind,
-        invitation: Option<InvitationId>,
-        frame: impl FnOnce(OperationId) -> ClientFrame,
-        register: impl FnOnce(&mut Shared, OperationId),
-    ) -> Result<OperationId, CallError> {
-        let (op, text, online) = {
-            let mut shared = self.shared();
-            if let Some(reason) = shared.closed {
-                return Err(CallError::Closed { reason });
-            }
-            let queued = shared.session.pending_count();
-            if !shared.online && queued >= self.inner.offline_queue {
-                return Err(CallError::Offline { queued });
-            }
-            let (op, text) = shared.session.request(kind, invitation, frame);
-            register(&mut shared, op);
-            (op, text, shared.online)
-        };
-        // Offline, the session holds the request; the connection task sends it once it is
-        // back.
-        if online && let Err(e) = self.send_command(Command::Request(op, text)).await {
-            let mut shared = self.shared();
-            shared.session.forget(op);
-            shared.refreshing.remove(&op);
-            return Err(e);
-        }
-        Ok(op)
-    }
-
-    /// Queues a command for the connection task; `Closed` once the call is gone.
-    async fn send_command(&self, command: Command) -> Result<(), CallError> {
-        if self.inner.commands.send(command).await.is_err() {
-            return Err(CallError::Closed {
-                reason: self.closed_reason().unwrap_or(Reason::Network),
-            });
-        }
-        Ok(())
+        self.shared()
+            .step(|core, _| core.request(kind, invitation, frame))
     }
 }
 

@@ -307,6 +307,7 @@ impl Session {
     }
 
     /// Ops still waiting for an answer.
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn pending(&self) -> impl Iterator<Item = OperationId> + '_ {
         self.pending.keys().copied()
     }
