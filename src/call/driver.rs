@@ -135,6 +135,10 @@ pub(super) async fn login(
     Ok((ws, welcome))
 }
 
+/// Something the driver waits for beside the socket: a socket being opened, the token
+/// provider at work.
+type Work<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
 /// The driver: runs until the core says the call is over (the application closes it when
 /// every handle is dropped or [`Call::close`](super::Call::close) is called).
 pub(super) async fn run(
@@ -146,8 +150,8 @@ pub(super) async fn run(
     link: Link,
 ) {
     let mut ws = Some(ws);
-    let mut opening: Option<Pin<Box<dyn Future<Output = Result<Ws, CallError>> + Send>>> = None;
-    let mut token: Option<Pin<Box<dyn Future<Output = Option<String>> + Send>>> = None;
+    let mut opening: Option<Work<Result<Ws, CallError>>> = None;
+    let mut token: Option<Work<Option<String>>> = None;
     let mut closing = false;
     loop {
         // What the core said, in order (doing it may make it say more).

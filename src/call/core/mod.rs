@@ -352,20 +352,19 @@ impl ClientCore {
         })
     }
 
-    /// This call's own mute or unmute of its track of `source`.
+    /// This call's own mute or unmute of its track of `source` (the track's handle is muted
+    /// by the shell: it sends nothing, on this connection or on one made after a rejoin).
     pub(crate) fn set_muted(
         &mut self,
         source: TrackSource,
         muted: bool,
     ) -> Result<OperationId, CallError> {
-        let op = self.request(OperationKind::Mute, None, |op| ClientFrame::Mute {
+        self.request(OperationKind::Mute, None, |op| ClientFrame::Mute {
             op,
             source,
             muted,
             user_id: None,
-        })?;
-        self.publishing.muted(source, muted);
-        Ok(op)
+        })
     }
 
     /// A frame that expects no answer (a recorder's report).
@@ -442,13 +441,10 @@ impl ClientCore {
 
     /// A frame for the session, and what it makes.
     fn frame(&mut self, now: Now, frame: ServerFrame, n: Option<u64>) {
-        match &frame {
-            ServerFrame::Refreshed { op, expires_at } => {
-                if self.token.refreshed(*op) {
-                    self.token.expires(now, *expires_at);
-                }
-            }
-            _ => {}
+        if let ServerFrame::Refreshed { op, expires_at } = &frame
+            && self.token.refreshed(*op)
+        {
+            self.token.expires(now, *expires_at);
         }
         let handled = self.session.handle(frame, n);
         self.handled(now, handled);
@@ -656,8 +652,14 @@ impl ClientCore {
         }
     }
 
-    /// The call is over: the session's last words, then `Closed`.
+    /// The call is over: what was unanswered fails, the session's last words, then `Closed`.
     fn finish(&mut self, reason: Reason) {
+        let handled = self.session.ended(reason);
+        self.out
+            .extend(handled.events.into_iter().map(Output::Event));
+        for (op, outcome) in handled.outcomes {
+            self.out.push(Output::Outcome(op, outcome));
+        }
         if let Some(left) = self.session.closed(reason) {
             self.out.push(Output::Event(left));
         }

@@ -60,8 +60,6 @@ struct InFlight {
 #[derive(Debug, Default)]
 pub(super) struct Publishing {
     sources: BTreeMap<TrackSource, SourceState>,
-    /// This call's own mutes, by source.
-    muted: BTreeMap<TrackSource, bool>,
     /// The connection's generation, if there is one.
     connection: Option<u64>,
     generations: u64,
@@ -94,22 +92,6 @@ impl Publishing {
         self.connection.is_some()
     }
 
-    /// The sources published now, in order.
-    #[cfg(any(test, feature = "internals"))]
-    pub(super) fn published(&self) -> Vec<TrackSource> {
-        self.sources
-            .iter()
-            .filter(|(_, s)| **s == SourceState::Published)
-            .map(|(source, _)| *source)
-            .collect()
-    }
-
-    /// Whether this call muted `source` itself.
-    #[cfg(any(test, feature = "internals"))]
-    pub(super) fn is_muted(&self, source: TrackSource) -> bool {
-        self.muted.get(&source).copied().unwrap_or(false)
-    }
-
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         match self.in_flight.as_ref()?.stage {
             Stage::Answering(at) => Some(at),
@@ -129,14 +111,9 @@ impl Publishing {
     pub(super) fn unpublish(&mut self, source: TrackSource) -> bool {
         if self.sources.get(&source) == Some(&SourceState::Published) {
             self.sources.insert(source, SourceState::Parked);
-            self.muted.remove(&source);
             return true;
         }
         false
-    }
-
-    pub(super) fn muted(&mut self, source: TrackSource, muted: bool) {
-        self.muted.insert(source, muted);
     }
 
     /// The recovery policy asks for an ICE restart.
@@ -174,7 +151,6 @@ impl Publishing {
                 *parked = false;
             }
         }
-        self.muted.clear();
         self.connection = None;
         self.gate_open = false;
         self.held.clear();

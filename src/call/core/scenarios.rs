@@ -251,7 +251,10 @@ fn a_failed_attempt_waits_its_backoff_and_a_refusal_ends_the_call() {
 fn a_silent_server_is_pinged_then_lost() {
     let mut h = start();
     let ping = json!({"send": {"type": "ping", "received": 0}});
-    assert_eq!(h.after(Duration::from_millis(2500)), [ping.clone()]);
+    assert_eq!(
+        h.after(Duration::from_millis(2500)),
+        std::slice::from_ref(&ping)
+    );
     assert_eq!(h.after(Duration::from_millis(2500)), [ping]);
     assert_eq!(
         h.after(Duration::from_millis(2500)),

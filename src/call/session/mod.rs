@@ -280,6 +280,29 @@ impl Session {
         (out, rejoin)
     }
 
+    /// The call ended for `reason` with requests unanswered: each fails with `session_lost`
+    /// (whether it took effect is unknown), so every request has its one outcome.
+    pub(crate) fn ended(&mut self, reason: Reason) -> Handled {
+        let mut out = Handled::default();
+        let mut ops: Vec<_> = self.pending.keys().copied().collect();
+        ops.sort();
+        for op in ops {
+            if let Some(pending) = self.pending.remove(&op)
+                && !matches!(
+                    pending.kind,
+                    OperationKind::Negotiate | OperationKind::Rejoin
+                )
+            {
+                let error = OpError {
+                    code: crate::protocol::ErrorCode::SessionLost,
+                    message: format!("the call closed ({reason})"),
+                };
+                self.finish(op, pending, Err(error), None, &mut out);
+            }
+        }
+        out
+    }
+
     /// Allocates an op id for a request whose frame is made later (a publish: its offer takes
     /// a moment to make).
     pub(crate) fn reserve(&mut self, kind: OperationKind) -> OperationId {
