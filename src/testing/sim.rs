@@ -1,14 +1,19 @@
-//! A simulated world for testing the sans-IO core: devices with a client [`Session`] and a
-//! client connection policy ([`LinkCore`]) each, sending requests to a [`Hub`] and fed its
-//! output, with no sockets and a hand-moved clock. A cut connection is noticed by the device's
-//! policy as a `Call` notices it (pings that get no answer, then the idle timeout) and brought
-//! back when the policy says, resuming or rejoining at the world's time.
+//! A simulated world for testing the sans-IO cores together: devices each running a real
+//! client core ([`ClientCore`], the one a `Call` runs), talking to a [`Hub`] through a simulated
+//! network (frames in order, cuts the server may not notice, new connections when a client asks),
+//! with no sockets and a hand-moved clock. A cut connection is noticed by the device's core as a
+//! `Call` notices it (pings that get no answer, then the idle timeout) and brought back when it
+//! says: it resumes, or logs in again, rejoins and publishes its tracks again. Each device's peer
+//! connections are a small model: offers and answers are made at once, the server's offers wait
+//! for an `Answer` action.
 //! Sequences of actions come from the property test (`proptests.rs`) or from fuzzer bytes
 //! ([`Action::decode`]). After every step, [`World::check`] asserts:
 //! - every member's view equals the server's room; sequence numbers are gap-free;
 //! - every request got exactly one outcome;
 //! - every device's open invitations are exactly the server's;
-//! - every invitation ends at most once per device, and all sides agree on how it ended.
+//! - every invitation ends at most once per device, and all sides agree on how it ended;
+//! - nothing comes out of a client core after its `Closed`;
+//! - after a rejoin, a client publishes again exactly the tracks it had published.
 
 //!
 //! The world is here; `sim/network.rs` moves frames and connections, `sim/driver.rs` turns
@@ -18,12 +23,13 @@ mod checks;
 mod driver;
 mod network;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::sim_media::FakeSfu;
-use crate::call::policy::link::{LinkCore, LinkTiming};
-use crate::call::session::Session;
+use crate::call::core::{ClientCore, Now, OfferJob, Start};
+use crate::call::policy::link::LinkTiming;
 use crate::model::{InvitationId, OperationId, Reason, TrackSource, UserId};
+use crate::protocol::ClientFrame;
 use crate::server::hub::io::MediaCommand;
 use crate::server::hub::{ConnId, Hub, HubConfig, Millis, testing};
 
@@ -55,20 +61,23 @@ impl End {
 }
 
 /// One logged-in device: its session (on the server: `conn`) and its connection now
-/// (`transport`), its client session, and what it saw of invitations.
+/// (`transport`), its client core, its peer connections' model, and what it saw.
 struct Device {
     conn: ConnId,
     transport: ConnId,
     /// Whether its connection carries frames; a cut one (`up: false`) loses every frame sent
     /// either way, and the server may not have noticed yet.
     up: bool,
-    resume_key: String,
-    /// Numbers this client session (ops count from 1 in each).
+    /// Numbers this client (ops count from 1 in each).
     life: u64,
-    session: Session,
-    /// The sources its publishing connection sends, and the room they were offered in.
+    core: ClientCore,
+    /// The sources its publishing connection sends.
     sending: BTreeSet<TrackSource>,
-    sending_room: Option<crate::model::RoomId>,
+    /// The offers under way, by op: what each adds.
+    offering: HashMap<OperationId, OfferJob>,
+    /// The sources whose publish finished, and those it must publish again after a rejoin.
+    published: BTreeSet<TrackSource>,
+    republish: Option<BTreeSet<TrackSource>>,
     /// The server's offers it has not answered yet (`Answer` takes one, in any order).
     offers: Vec<(u64, String)>,
     received: HashMap<InvitationId, usize>,
@@ -77,9 +86,11 @@ struct Device {
     answering: HashMap<OperationId, InvitationId>,
     /// The reason each of its reject requests gave.
     rejecting: HashMap<OperationId, Reason>,
-    /// Its connection policy, as a `Call`'s driver follows it: a cut it does not hear about
-    /// becomes a lost connection after the idle timeout, and the policy brings it back.
-    link: LinkCore,
+    /// Its core said `Closed`.
+    closed: bool,
+    /// It is taking a new session's `welcome`: the old session's invitations end with it and
+    /// are not followed (what it knew of invitations starts over).
+    relogging: bool,
 }
 
 /// The hub, the devices and what they saw.
@@ -102,8 +113,12 @@ pub(crate) struct World {
     ended: HashMap<InvitationId, End>,
     /// The application's backend: what the webhooks told it.
     backend: super::sim_backend::Backend,
-    /// The instant the clients' policies count time from (the world's time 0).
+    /// The instant the clients' cores count time from (the world's time 0).
     epoch: std::time::Instant,
+    /// Frames on their way to devices (by connection), and from them to the server: each
+    /// delivered in the order it was sent.
+    to_clients: VecDeque<(ConnId, String)>,
+    to_server: VecDeque<(ConnId, ClientFrame)>,
 }
 
 impl World {
@@ -128,6 +143,8 @@ impl World {
             ended: HashMap::new(),
             backend: Default::default(),
             epoch: std::time::Instant::now(),
+            to_clients: VecDeque::new(),
+            to_server: VecDeque::new(),
         };
         for dev in 0..DEVICES.len() {
             w.connect(dev);
@@ -136,25 +153,38 @@ impl World {
     }
 }
 
-/// The timing of the devices' connection policy: a `Call`'s defaults.
-fn link_timing() -> LinkTiming {
+/// A client core for user `user`, logged in at `now` with session key `resume_key`, with a
+/// `Call`'s default options.
+fn client_core(user: UserId, resume_key: String, seed: u64, now: Now) -> ClientCore {
+    let token = match crate::server::hub::testing::hello(user.as_str()) {
+        ClientFrame::Hello { token, .. } => token,
+        _ => unreachable!("hello() makes a hello"),
+    };
     let options = crate::call::CallOptions::default();
-    LinkTiming {
-        policy: options.reconnect,
-        keepalive: options.keepalive,
-        idle_timeout: options.idle_timeout,
-        connect_timeout: options.connect_timeout,
-    }
+    let start = Start {
+        me: user,
+        timing: LinkTiming {
+            policy: options.reconnect,
+            keepalive: options.keepalive,
+            idle_timeout: options.idle_timeout,
+            connect_timeout: options.connect_timeout,
+        },
+        seed,
+        resume_key,
+        token,
+        expires_at: 0,
+        refreshes: false,
+        offline_queue: options.offline_queue,
+    };
+    ClientCore::new(start, now)
 }
 
 impl World {
-    /// The world's time as the clients' policies count it.
-    fn instant(&self) -> std::time::Instant {
-        self.epoch + std::time::Duration::from_millis(self.now)
-    }
-
-    /// A policy for a device whose connection is up now.
-    fn new_link(&self, dev: usize) -> LinkCore {
-        LinkCore::new(link_timing(), self.instant(), dev as u64 + 1)
+    /// The world's time as the clients' cores count it.
+    fn client_now(&self) -> Now {
+        Now {
+            at: self.epoch + std::time::Duration::from_millis(self.now),
+            unix: self.now / 1000,
+        }
     }
 }

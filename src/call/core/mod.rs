@@ -594,6 +594,14 @@ impl ClientCore {
                 connection,
                 connected,
             } => {
+                // A late report of a connection closed since: nothing to restore.
+                let exists = match connection {
+                    MediaConnection::Publish => self.publishing.connected(),
+                    MediaConnection::Subscribe => self.receiving,
+                };
+                if !exists {
+                    return;
+                }
                 let outputs = match (connection, connected) {
                     (MediaConnection::Publish, false) => self.recovery.publisher_failed(now.at),
                     (MediaConnection::Publish, true) => self.recovery.publisher_connected(),

@@ -2,7 +2,7 @@
 //! requests (through its client session), the backend's, the clock's, or the network's.
 
 use super::super::sim_actions::ROOMS;
-use super::super::sim_media::{answer_to, publish_offer};
+use super::super::sim_media::answer_to;
 use super::{Action, World, uid};
 use crate::event::OperationKind;
 use crate::model::{
@@ -14,6 +14,8 @@ use crate::server::hub::sdp::Description;
 use crate::server::hub::{Input, testing};
 
 impl World {
+    /// A request of device `dev`'s application, through its client core (which sends it now,
+    /// or holds it while the connection is down).
     fn request(
         &mut self,
         dev: usize,
@@ -24,47 +26,36 @@ impl World {
         let Some(device) = self.devices[dev].as_mut() else {
             return;
         };
-        let conn = device.transport;
-        let (op, text) = device.session.request(kind, invitation, frame);
-        let frame = crate::protocol::decode_client(&text).expect("our own frames decode");
+        let mut reason = None;
+        let Ok(op) = device.core.request(kind, invitation, |op| {
+            let frame = frame(op);
+            if let ClientFrame::RejectInvite { reason: r, .. } = &frame {
+                reason = Some(r.reason());
+            }
+            frame
+        }) else {
+            // Refused at once (too many waiting offline): no frame, no outcome.
+            return;
+        };
         if let Some(id) = invitation {
             device.answering.insert(op, id);
         }
-        if let ClientFrame::RejectInvite { reason, .. } = &frame {
-            device.rejecting.insert(op, reason.reason());
+        if let Some(reason) = reason {
+            device.rejecting.insert(op, reason);
         }
         self.sent.push((device.life, op.0));
-        if !device.up {
-            // Held by the session; sent again on resume.
-            return;
-        }
-        let out = self.hub.handle(self.now, Input::Frame { conn, frame });
-        self.deliver(out);
+        self.react_and_flow(dev);
     }
 
-    /// Sends a request whose answer is not an outcome the application awaits.
-    fn send_internal(
-        &mut self,
-        dev: usize,
-        kind: OperationKind,
-        frame: impl FnOnce(OperationId) -> ClientFrame,
-    ) {
-        let Some(device) = self.devices[dev].as_mut() else {
-            return;
-        };
-        let conn = device.transport;
-        let (_, text) = device.session.request(kind, None, frame);
-        if !device.up {
-            return;
-        }
-        let frame = crate::protocol::decode_client(&text).expect("our own frames decode");
-        let out = self.hub.handle(self.now, Input::Frame { conn, frame });
-        self.deliver(out);
+    /// Carries out what the core said after a request, and delivers what follows.
+    fn react_and_flow(&mut self, dev: usize) {
+        self.react(dev);
+        self.flow();
     }
 
     /// The `pick`-th open invitation the device knows of: received ones, or sent ones.
     fn pick(&self, dev: usize, pick: usize, sent: bool) -> Option<InvitationId> {
-        let session = &self.devices[dev].as_ref()?.session;
+        let session = self.devices[dev].as_ref()?.core.session();
         let list: Vec<_> = if sent {
             session.sent_invitations().map(|i| i.id).collect()
         } else {
@@ -234,7 +225,7 @@ impl World {
                 });
             }
             Action::Wait { seconds } => {
-                let from = self.instant();
+                let from = self.now;
                 self.now += u64::from(seconds) * 1000;
                 let out = self.hub.handle(self.now, Input::Tick);
                 self.deliver(out);
@@ -247,25 +238,15 @@ impl World {
             Action::Notice { dev } => self.notice(dev),
             Action::Resume { dev } => self.resume(dev),
             Action::Publish { dev, source } => {
+                let now = self.client_now();
                 let Some(device) = self.devices[dev].as_mut() else {
                     return;
                 };
-                let room = device.session.room().map(|r| r.room.clone());
-                if room != device.sending_room {
-                    // A new room, or none: the client's media starts over.
-                    device.sending.clear();
-                    device.sending_room = room;
+                // Refused at once when it is published already.
+                if let Ok(op) = device.core.publish(now, source) {
+                    self.sent.push((device.life, op.0));
                 }
-                device.sending.insert(source);
-                let sdp = publish_offer(&device.sending);
-                // Its answer goes to the publishing call (`publish_answer`), not to an outcome.
-                self.send_internal(dev, OperationKind::Publish, |op| {
-                    ClientFrame::PublishOffer {
-                        op,
-                        sdp,
-                        source: Some(source),
-                    }
-                });
+                self.react_and_flow(dev);
             }
             Action::Answer { dev, pick, lose } => {
                 let Some(device) = self.devices[dev].as_mut() else {
@@ -279,20 +260,21 @@ impl World {
                     return;
                 }
                 let sdp = answer_to(&Description::parse(&offer));
-                // Negotiation ops are internal: the session keeps no outcome for them.
-                self.send_internal(dev, OperationKind::Negotiate, |op| {
-                    ClientFrame::SubscribeAnswer {
-                        op,
+                self.feed_client(
+                    dev,
+                    crate::call::core::Input::Peer(crate::call::core::PeerInput::Answered {
                         negotiation,
                         sdp,
-                    }
-                });
+                    }),
+                );
+                self.flow();
             }
             Action::Stall { on } => {
                 self.stall = on;
                 if !on {
                     let queued = std::mem::take(&mut self.queued);
                     self.run_commands(queued);
+                    self.flow();
                 }
             }
             Action::Release { pick } => self.release(pick),
@@ -322,7 +304,17 @@ impl World {
                 };
                 let out = self.hub.handle(self.now, Input::Media(report));
                 self.deliver(out);
+                // The client's side of that connection fails too, and comes back with it.
+                let state = |connected| {
+                    crate::call::core::Input::Peer(crate::call::core::PeerInput::State {
+                        connection,
+                        connected,
+                    })
+                };
+                self.feed_client(dev, state(false));
+                self.flow();
                 if back {
+                    self.feed_client(dev, state(true));
                     let report = crate::server::hub::io::MediaReport {
                         from: key,
                         fact: crate::server::hub::io::MediaFact::PeerConnected { connection },
@@ -332,9 +324,14 @@ impl World {
                 }
             }
             Action::Unpublish { dev, source } => {
-                self.request(dev, OperationKind::Unpublish, None, |op| {
-                    ClientFrame::Unpublish { op, source }
-                })
+                let Some(device) = self.devices[dev].as_mut() else {
+                    return;
+                };
+                device.published.remove(&source);
+                if let Ok(op) = device.core.unpublish(source) {
+                    self.sent.push((device.life, op.0));
+                }
+                self.react_and_flow(dev);
             }
             Action::Mute {
                 dev,
