@@ -5,12 +5,16 @@
 //!   channel moving the same events in the same run.
 //! - The server core (sans-IO) in a 100-member room: group message, property change, leave + join.
 //! - Frame decode and encode.
+//! - A client's events from server frames: through the session alone (the path before the
+//!   client core) and through the `ClientCore` a `Call` runs.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use jrtc::testing::bench::{Core, EventSource, client_frame_text, message_event, server_frame};
+use jrtc::testing::bench::{
+    ClientFeed, Core, EventSource, client_frame_text, message_event, server_frame,
+};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Events per iteration: one ring's worth, so no subscriber lags.
@@ -110,5 +114,16 @@ fn frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dispatch, room_core, frames);
+fn client(c: &mut Criterion) {
+    let feed = ClientFeed::new(BATCH);
+    let mut group = c.benchmark_group("client events");
+    group.throughput(Throughput::Elements(BATCH));
+    group.bench_function("session alone (the path before the client core)", |b| {
+        b.iter(|| black_box(feed.through_session()))
+    });
+    group.bench_function("ClientCore", |b| b.iter(|| black_box(feed.through_core())));
+    group.finish();
+}
+
+criterion_group!(benches, dispatch, room_core, frames, client);
 criterion_main!(benches);

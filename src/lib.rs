@@ -73,10 +73,10 @@
 //! - **Order.** Events come in the server's order; room events carry the room's gap-free sequence
 //!   number `seq`.
 //! - **End of stream.** Every stream ends after [`CallEvent::Closed`], which says why.
-//! - **No leaks.** A `Call` runs a few tasks: its driver (the connection), its media task (the
-//!   peer connections), a token refresher when it has a
-//!   [`TokenProvider`](CallOptions::token_provider), and short-lived ones for a publish, an ICE
-//!   restart or a rejoin. They all end when the call closes or the last handle is dropped.
+//! - **No leaks.** A `Call` runs two tasks around its sans-IO core: the driver (the socket,
+//!   the core's timers, the [`TokenProvider`](CallOptions::token_provider)) and the media task
+//!   (the peer connections, whose own tasks the `webrtc` crate runs). Both end when the call
+//!   closes or the last handle is dropped.
 //!
 //! The wire protocol is described in `docs/protocol.md`; the mapping from the seed SDK's
 //! callbacks to events in `docs/events.md`.

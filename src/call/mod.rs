@@ -540,8 +540,8 @@ impl Call {
     ///
     /// Any number of callers may await one operation, before or after it finished, and each
     /// gets the same outcome: outcomes are kept for the last 256 operations that finished
-    /// (awaited or not); older ones are forgotten ([`CallError::UnknownOperation`]). After the
-    /// call closed, an operation that never finished gives [`CallError::Closed`].
+    /// (awaited or not); older ones are forgotten ([`CallError::UnknownOperation`]). A request
+    /// still unanswered when the call ends finishes then, refused with `session_lost`.
     pub async fn outcome(&self, op: OperationId) -> Result<Outcome, CallError> {
         let rx = {
             let mut shared = self.shared();

@@ -171,3 +171,109 @@ pub fn server_frame() -> ServerFrame {
         content: "hello, everyone".into(),
     }
 }
+
+/// A client in room "standup" and `count` of its room's group messages as they arrive (text,
+/// each with its personal number): fed through the session alone (parse, then
+/// `Session::handle`: the work a `Call`'s driver did per frame before the client core) or
+/// through the [`ClientCore`](crate::call::core::ClientCore) a `Call` runs now (parse, session,
+/// outputs).
+pub struct ClientFeed {
+    frames: Vec<String>,
+}
+
+impl ClientFeed {
+    /// `count` messages, numbered from 1 after the join's snapshot.
+    pub fn new(count: u64) -> Self {
+        let frames = (1..=count)
+            .map(|i| {
+                let frame = ServerFrame::Message {
+                    room: RoomId::from("standup"),
+                    seq: Some(i + 1),
+                    from: "alice".into(),
+                    scope: MessageScope::Group,
+                    content_type: "text/plain".into(),
+                    content: "hello, everyone".into(),
+                };
+                crate::protocol::with_number(crate::protocol::encode(&frame), i + 1)
+            })
+            .collect();
+        ClientFeed { frames }
+    }
+
+    fn joined_frame() -> String {
+        let frame = ServerFrame::Joined {
+            op: OperationId(1),
+            room: RoomId::from("standup"),
+            seq: 1,
+            participants: vec![crate::model::Participant {
+                user_id: "ada".into(),
+                display_name: "Ada".into(),
+                role: crate::model::Role::Host,
+                audio: false,
+                video: false,
+                state: String::new(),
+                connection: Default::default(),
+            }],
+            properties: Default::default(),
+            publications: Vec::new(),
+        };
+        crate::protocol::with_number(crate::protocol::encode(&frame), 1)
+    }
+
+    fn join(op: OperationId) -> ClientFrame {
+        testing::join("standup", op)
+    }
+
+    /// Through a new session: the events made.
+    pub fn through_session(&self) -> usize {
+        use crate::call::session::Session;
+        let mut session = Session::new("ada".into());
+        session.request(crate::event::OperationKind::Join, None, Self::join);
+        let mut events = 0;
+        for text in std::iter::once(&Self::joined_frame()).chain(&self.frames) {
+            let frame: ServerFrame = serde_json::from_str(text).expect("a frame");
+            let handled = session.handle(frame, crate::protocol::frame_number(text));
+            events += handled.events.len();
+        }
+        events
+    }
+
+    /// Through a new client core: the events made.
+    pub fn through_core(&self) -> usize {
+        use crate::call::core::{ClientCore, Input, Now, Output, Start};
+        let now = Now {
+            at: std::time::Instant::now(),
+            unix: 0,
+        };
+        let options = crate::call::CallOptions::default();
+        let mut core = ClientCore::new(
+            Start {
+                me: "ada".into(),
+                timing: crate::call::policy::link::LinkTiming {
+                    policy: options.reconnect,
+                    keepalive: options.keepalive,
+                    idle_timeout: options.idle_timeout,
+                    connect_timeout: options.connect_timeout,
+                },
+                seed: 1,
+                resume_key: String::new(),
+                token: String::new(),
+                expires_at: 0,
+                refreshes: false,
+                offline_queue: options.offline_queue,
+            },
+            now,
+        );
+        core.request(crate::event::OperationKind::Join, None, Self::join)
+            .expect("open");
+        let mut events = 0;
+        for text in std::iter::once(Self::joined_frame()).chain(self.frames.iter().cloned()) {
+            core.handle(now, Input::Text(text));
+            events += core
+                .drain()
+                .filter(|o| matches!(o, Output::Event(_)))
+                .count();
+        }
+        events
+    }
+}

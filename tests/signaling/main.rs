@@ -28,6 +28,7 @@ mod security;
 mod server_api;
 mod streams;
 mod third_party;
+mod timers;
 mod tls;
 mod web;
 mod webhooks;

@@ -18,7 +18,7 @@
 /// What a publishing negotiation touches besides itself, borrowed field by field.
 macro_rules! ctx {
     ($core:ident, $now:expr) => {
-        publishing::Ctx {
+        $crate::call::core::publishing::Ctx {
             now: $now,
             session: &mut $core.session,
             recovery: &mut $core.recovery,
@@ -28,6 +28,7 @@ macro_rules! ctx {
 }
 
 mod connection;
+mod media;
 mod publishing;
 mod token;
 
@@ -39,7 +40,7 @@ use crate::protocol::{ClientFrame, IceCandidate, MediaConnection, ServerFrame};
 
 use super::CallError;
 use super::policy::link::{LinkCore, LinkTiming};
-use super::policy::recovery::{Recovery, RecoveryOutput};
+use super::policy::recovery::Recovery;
 use super::session::{Handled, MediaSignal, Session};
 use connection::Connection;
 use publishing::Publishing;
@@ -500,147 +501,6 @@ impl ClientCore {
             self.media_signal(now, signal);
         }
         self.next_offer(now);
-    }
-
-    fn media_signal(&mut self, now: Now, signal: MediaSignal) {
-        match signal {
-            MediaSignal::PublishAnswer { op, sdp } => {
-                self.publishing.answer(op, sdp, &mut self.out)
-            }
-            MediaSignal::SubscribeOffer { negotiation, sdp } => self
-                .out
-                .push(Output::Peer(PeerAction::AnswerOffer { negotiation, sdp })),
-            MediaSignal::Candidate {
-                connection,
-                candidate,
-            } => self.out.push(Output::Peer(PeerAction::AddCandidate {
-                connection,
-                candidate,
-            })),
-            MediaSignal::Interrupted { connection } => {
-                let outputs = self.recovery.server_saw_failure(
-                    now.at,
-                    connection,
-                    self.publishing.connected(),
-                    self.receiving,
-                );
-                self.recovery_outputs(outputs);
-            }
-            MediaSignal::Lost { connection } => {
-                self.recovery.given_up(connection);
-                match connection {
-                    MediaConnection::Publish => {
-                        self.publishing.reset(&mut self.session);
-                        self.out.push(Output::Peer(PeerAction::ClosePublisher));
-                    }
-                    MediaConnection::Subscribe => self.close_subscriber(),
-                }
-            }
-            MediaSignal::Held { .. } => {}
-        }
-    }
-
-    fn close_subscriber(&mut self) {
-        self.receiving = false;
-        self.out.push(Output::Peer(PeerAction::CloseSubscriber));
-    }
-
-    fn peer(&mut self, now: Now, input: PeerInput) {
-        match input {
-            PeerInput::Answered { negotiation, sdp } => {
-                self.receiving = true;
-                // Not refused for a full offline queue: the server's offer needs its answer.
-                let (_, text) = self.session.request(OperationKind::Negotiate, None, |op| {
-                    ClientFrame::SubscribeAnswer {
-                        op,
-                        negotiation,
-                        sdp,
-                    }
-                });
-                self.send_request(text);
-            }
-            PeerInput::Offered { op, sdp } => {
-                let mut ctx = ctx!(self, now);
-                if let Some(text) = self.publishing.offered(&mut ctx, op, sdp) {
-                    self.send_request(text);
-                }
-            }
-            PeerInput::OfferFailed { op, message } => {
-                let mut ctx = ctx!(self, now);
-                self.publishing.offer_failed(&mut ctx, op, message);
-            }
-            PeerInput::Applied { op, result } => {
-                let mut ctx = ctx!(self, now);
-                let held = self.publishing.applied(&mut ctx, op, result);
-                for candidate in held {
-                    self.send_candidate(MediaConnection::Publish, candidate);
-                }
-            }
-            PeerInput::Candidate {
-                connection: MediaConnection::Publish,
-                generation,
-                candidate,
-            } => {
-                if let Some(candidate) = self.publishing.candidate(generation, candidate) {
-                    self.send_candidate(MediaConnection::Publish, candidate);
-                }
-            }
-            PeerInput::Candidate {
-                connection: MediaConnection::Subscribe,
-                candidate,
-                ..
-            } => self.send_candidate(MediaConnection::Subscribe, candidate),
-            PeerInput::State {
-                connection,
-                connected,
-            } => {
-                // A late report of a connection closed since: nothing to restore.
-                let exists = match connection {
-                    MediaConnection::Publish => self.publishing.connected(),
-                    MediaConnection::Subscribe => self.receiving,
-                };
-                if !exists {
-                    return;
-                }
-                let outputs = match (connection, connected) {
-                    (MediaConnection::Publish, false) => self.recovery.publisher_failed(now.at),
-                    (MediaConnection::Publish, true) => self.recovery.publisher_connected(),
-                    (MediaConnection::Subscribe, false) => self.recovery.subscriber_failed(),
-                    (MediaConnection::Subscribe, true) => self.recovery.subscriber_connected(),
-                };
-                self.recovery_outputs(outputs);
-            }
-            PeerInput::TrackArrived(publication) => {
-                let event = self.session.tracks.arrived(publication);
-                self.out.push(Output::Event(event));
-            }
-        }
-        self.next_offer(now);
-    }
-
-    fn send_candidate(&mut self, connection: MediaConnection, candidate: IceCandidate) {
-        let frame = ClientFrame::IceCandidate {
-            connection,
-            candidate,
-        };
-        self.connection
-            .send_or_hold(crate::protocol::encode(&frame), &mut self.out);
-    }
-
-    fn recovery_outputs(&mut self, outputs: Vec<RecoveryOutput>) {
-        for output in outputs {
-            match output {
-                RecoveryOutput::Event(event) => {
-                    self.out.push(Output::Event(CallEvent::Media(event)))
-                }
-                RecoveryOutput::Report(connection) => {
-                    let frame = ClientFrame::MediaInterrupted { connection };
-                    self.connection
-                        .send_or_hold(crate::protocol::encode(&frame), &mut self.out);
-                }
-                RecoveryOutput::RestartPublishing => self.publishing.restart(&mut self.session),
-            }
-        }
     }
 
     /// Starts the next publishing negotiation, if none is under way.
