@@ -237,7 +237,11 @@ pub(super) async fn run(
                 Input::Token(given)
             }
             msg = async { ws.as_mut().expect("guarded").next().await }, if ws.is_some() => match msg {
-                Some(Ok(WsMessage::Text(text))) => Input::Text(text.as_str().to_owned()),
+                Some(Ok(WsMessage::Text(text))) => {
+                    // Parsed by the core where it lies.
+                    step(&shared, Input::Text(text.as_str()));
+                    continue;
+                }
                 Some(Ok(WsMessage::Close(_)) | Err(_)) | None => {
                     ws = None;
                     Input::SocketLost
@@ -250,6 +254,6 @@ pub(super) async fn run(
 }
 
 /// Hands the core one input.
-fn step(shared: &Mutex<Shared>, input: Input) {
+fn step(shared: &Mutex<Shared>, input: Input<'_>) {
     lock(shared).step(|core, now| core.handle(now, input));
 }

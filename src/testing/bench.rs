@@ -267,7 +267,8 @@ impl ClientFeed {
         core.request(crate::event::OperationKind::Join, None, Self::join)
             .expect("open");
         let mut events = 0;
-        for text in std::iter::once(Self::joined_frame()).chain(self.frames.iter().cloned()) {
+        let joined = Self::joined_frame();
+        for text in std::iter::once(&joined).chain(&self.frames) {
             core.handle(now, Input::Text(text));
             events += core
                 .drain()

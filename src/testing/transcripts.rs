@@ -94,7 +94,7 @@ fn replay(path: &Path) -> usize {
                         Some(n) => crate::protocol::with_number(frame.to_string(), n),
                         None => frame.to_string(),
                     };
-                    core.handle(now, Input::Text(text));
+                    core.handle(now, Input::Text(&text));
                 }
             }
         } else if let Some(request) = step.get("client") {

@@ -56,15 +56,15 @@ pub(crate) struct Now {
     pub(crate) unix: u64,
 }
 
-/// What happens to a call.
+/// What happens to a call (a server frame is borrowed: the core parses it where it lies).
 #[derive(Debug)]
-pub(crate) enum Input {
+pub(crate) enum Input<'a> {
     /// The socket asked for with [`Output::Connect`] is open.
     Opened,
     /// It could not be opened.
     OpenFailed,
     /// A text frame from the server.
-    Text(String),
+    Text(&'a str),
     /// The socket closed or broke (a read or a send failed).
     SocketLost,
     /// A deadline passed.
@@ -256,14 +256,14 @@ impl ClientCore {
     }
 
     /// Takes one input. After `Closed` nothing more comes out.
-    pub(crate) fn handle(&mut self, now: Now, input: Input) {
+    pub(crate) fn handle(&mut self, now: Now, input: Input<'_>) {
         if self.closed.is_some() {
             return;
         }
         match input {
             Input::Opened => self.opened(now),
             Input::OpenFailed => self.attempt_failed(now),
-            Input::Text(text) => self.text(now, &text),
+            Input::Text(text) => self.text(now, text),
             Input::SocketLost => self.socket_lost(now, Reason::Network),
             Input::Tick => self.tick(now),
             Input::Close => {

@@ -72,13 +72,13 @@ impl Harness {
         self.core.drain().map(|o| render(&o)).collect()
     }
 
-    fn input(&mut self, input: Input) -> Vec<Value> {
+    fn input(&mut self, input: Input<'_>) -> Vec<Value> {
         self.core.handle(self.now, input);
         self.outputs()
     }
 
     fn server(&mut self, frame: Value) -> Vec<Value> {
-        self.input(Input::Text(frame.to_string()))
+        self.input(Input::Text(&frame.to_string()))
     }
 
     fn peer(&mut self, input: PeerInput) -> Vec<Value> {

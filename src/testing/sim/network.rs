@@ -145,7 +145,7 @@ impl World {
     }
 
     /// Feeds device `dev`'s core one input and carries out what it says.
-    pub(super) fn feed_client(&mut self, dev: usize, input: ClientInput) {
+    pub(super) fn feed_client(&mut self, dev: usize, input: ClientInput<'_>) {
         let now = self.client_now();
         if let Some(d) = self.devices[dev].as_mut() {
             d.core.handle(now, input);
@@ -261,7 +261,7 @@ impl World {
                 if let Some(d) = self.devices[dev].as_mut() {
                     d.relogging = welcome;
                 }
-                self.feed_client(dev, ClientInput::Text(text));
+                self.feed_client(dev, ClientInput::Text(&text));
                 if welcome && let Some(d) = self.devices[dev].as_mut() {
                     d.relogging = false;
                     d.received.clear();
