@@ -162,6 +162,7 @@ pub(super) async fn run(
             };
             let Some(work) = work else {
                 let _ = deadline;
+                lock(&shared).drained.notify_waiters();
                 break;
             };
             match work {
@@ -246,7 +247,7 @@ pub(super) async fn run(
                     ws = None;
                     Input::SocketLost
                 }
-                Some(Ok(_)) => continue,
+                Some(Ok(_)) => Input::Heard,
             },
         };
         step(&shared, input);

@@ -110,7 +110,7 @@ struct Connections {
     media: Arc<ClientMedia>,
     shared: Weak<Mutex<Shared>>,
     publisher: Option<(Peer, u64, mpsc::UnboundedReceiver<PeerEvent>)>,
-    subscriber: Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)>,
+    subscriber: Option<(Peer, u64, mpsc::UnboundedReceiver<PeerEvent>)>,
     /// What each publish offer under way added, by op.
     added: HashMap<OperationId, Added>,
 }
@@ -138,7 +138,7 @@ pub(crate) async fn run(
         };
         let received = async {
             match c.subscriber.as_mut() {
-                Some((_, events)) => events.recv().await,
+                Some((_, generation, events)) => (*generation, events.recv().await),
                 None => std::future::pending().await,
             }
         };
@@ -153,8 +153,8 @@ pub(crate) async fn run(
                     generation,
                     candidate,
                 }),
-                Some(PeerEvent::Failed) => Some(PeerInput::State { connection: MediaConnection::Publish, connected: false }),
-                Some(PeerEvent::Connected) => Some(PeerInput::State { connection: MediaConnection::Publish, connected: true }),
+                Some(PeerEvent::Failed) => Some(PeerInput::State { connection: MediaConnection::Publish, generation, connected: false }),
+                Some(PeerEvent::Connected) => Some(PeerInput::State { connection: MediaConnection::Publish, generation, connected: true }),
                 Some(PeerEvent::Track(_)) => None,
                 None => {
                     if let Some((peer, _, _)) = c.publisher.take() {
@@ -163,7 +163,7 @@ pub(crate) async fn run(
                     None
                 }
             },
-            event = received => match event {
+            (generation, event) = received => match event {
                 Some(PeerEvent::Track(track)) => {
                     // The track id is `<publication id>#<n>` (docs/protocol.md, Media).
                     let track_id = track.track_id().await;
@@ -184,8 +184,8 @@ pub(crate) async fn run(
                     generation: 0,
                     candidate,
                 }),
-                Some(PeerEvent::Failed) => Some(PeerInput::State { connection: MediaConnection::Subscribe, connected: false }),
-                Some(PeerEvent::Connected) => Some(PeerInput::State { connection: MediaConnection::Subscribe, connected: true }),
+                Some(PeerEvent::Failed) => Some(PeerInput::State { connection: MediaConnection::Subscribe, generation, connected: false }),
+                Some(PeerEvent::Connected) => Some(PeerInput::State { connection: MediaConnection::Subscribe, generation, connected: true }),
                 None => {
                     c.subscriber = None;
                     None
@@ -208,19 +208,28 @@ impl Connections {
     /// Does one piece of the core's work; what to tell it, if anything.
     async fn execute(&mut self, action: PeerAction) -> Option<PeerInput> {
         match action {
-            PeerAction::AnswerOffer { negotiation, sdp } => {
-                if self.subscriber.is_none() {
+            PeerAction::AnswerOffer {
+                negotiation,
+                generation,
+                sdp,
+            } => {
+                if self.subscriber.as_ref().map(|(_, g, _)| *g) != Some(generation) {
+                    self.close_subscriber().await;
                     match Peer::new(&self.media.settings).await {
-                        Ok(made) => self.subscriber = Some(made),
+                        Ok((peer, events)) => self.subscriber = Some((peer, generation, events)),
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot make the receiving peer connection");
                             return None;
                         }
                     }
                 }
-                let (peer, _) = self.subscriber.as_mut().expect("made above");
+                let (peer, _, _) = self.subscriber.as_mut().expect("made above");
                 match peer.answer(sdp).await {
-                    Ok(sdp) => Some(PeerInput::Answered { negotiation, sdp }),
+                    Ok(sdp) => Some(PeerInput::Answered {
+                        negotiation,
+                        generation,
+                        sdp,
+                    }),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot answer the server's media offer");
                         None
@@ -233,7 +242,7 @@ impl Connections {
             } => {
                 let added = match connection {
                     MediaConnection::Subscribe => match self.subscriber.as_mut() {
-                        Some((peer, _)) => peer.add_candidate(candidate).await,
+                        Some((peer, _, _)) => peer.add_candidate(candidate).await,
                         None => Ok(()),
                     },
                     MediaConnection::Publish => match self.publisher.as_mut() {
@@ -270,7 +279,10 @@ impl Connections {
                 None
             }
             PeerAction::ClosePublisher => {
+                // The tracks on it are over too (one whose answer was applied just before
+                // included).
                 self.close_publisher().await;
+                self.media.end_local_tracks();
                 None
             }
             PeerAction::CloseSubscriber => {
@@ -289,6 +301,10 @@ impl Connections {
     ) -> Result<String, CallError> {
         if self.publisher.as_ref().map(|(_, g, _)| *g) != Some(generation) {
             self.close_publisher().await;
+            if !matches!(job, OfferJob::Republish(_)) {
+                // A new connection for a publish: what the old one carried is over.
+                self.media.end_local_tracks();
+            }
             let (peer, events) = Peer::new(&self.media.settings).await?;
             self.publisher = Some((peer, generation, events));
         }
@@ -388,7 +404,7 @@ impl Connections {
     }
 
     async fn close_subscriber(&mut self) {
-        if let Some((peer, _)) = self.subscriber.take() {
+        if let Some((peer, _, _)) = self.subscriber.take() {
             peer.close().await;
         }
     }

@@ -11,7 +11,7 @@ use super::{Call, CallError};
 impl Call {
     /// Publishes a track of `source` in the room (microphone: Opus; camera and screen: VP8).
     /// Returns the operation's id at once; the negotiation with the server runs in the
-    /// background, and its outcome is [`CallEvent::Completed`] (kind
+    /// background, and its outcome is [`CallEvent::Completed`](crate::CallEvent::Completed) (kind
     /// [`OperationKind::Publish`]) or [`Call::outcome`]. Once it succeeded, write RTP payloads
     /// to [`Call::local_track`]; the room gets [`MediaEvent::Published`](crate::MediaEvent::Published) when the first packets
     /// reach the server, and every other member then receives the track.
@@ -20,6 +20,7 @@ impl Call {
     /// `MissingGrant` without the `publish` grant, `NotInRoom`. [`Call::publish_track`] does
     /// all of it and returns the track.
     pub async fn publish(&self, source: TrackSource) -> Result<OperationId, CallError> {
+        self.room_to_send().await;
         self.shared().step(|core, now| core.publish(now, source))
     }
 
@@ -39,6 +40,7 @@ impl Call {
 
     /// Stops publishing `source`; everyone gets [`MediaEvent::Unpublished`](crate::MediaEvent::Unpublished).
     pub async fn unpublish(&self, source: TrackSource) -> Result<OperationId, CallError> {
+        self.room_to_send().await;
         self.shared().step(|core, _| core.unpublish(source))
     }
 
@@ -51,6 +53,7 @@ impl Call {
     ) -> Result<OperationId, CallError> {
         track.set_muted(muted);
         let source = track.source();
+        self.room_to_send().await;
         self.shared().step(|core, _| core.set_muted(source, muted))
     }
 
@@ -89,6 +92,7 @@ impl Call {
     }
 
     async fn track_request(&self, id: &str, subscribe: bool) -> Result<OperationId, CallError> {
+        self.room_to_send().await;
         self.shared()
             .step(|core, _| core.track_request(id, subscribe))
     }

@@ -68,6 +68,9 @@ struct Inner {
     media: Arc<media::ClientMedia>,
 }
 
+/// Frames waiting for the driver at most before a request waits for room.
+const SOCKET_QUEUE: usize = 256;
+
 impl Call {
     /// Connects to a jrtc server (`ws://host:port`) and logs in with an access token.
     pub async fn connect(
@@ -108,19 +111,9 @@ impl Call {
         let media = Arc::new(media::ClientMedia::new(media_settings, user_id.clone()));
         let seed = u64::from(crate::media::rand_u32()) << 32 | u64::from(crate::media::rand_u32());
         let start = core::Start {
-            me: user_id.clone(),
-            timing: policy::link::LinkTiming {
-                policy: options.reconnect.clone(),
-                keepalive: options.keepalive,
-                idle_timeout: options.idle_timeout,
-                connect_timeout: options.connect_timeout,
-            },
             seed,
-            resume_key,
-            token: credentials.token,
             expires_at,
-            refreshes: options.token_provider.is_some(),
-            offline_queue: options.offline_queue,
+            ..core::Start::new(user_id.clone(), resume_key, credentials.token, &options)
         };
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
@@ -133,6 +126,7 @@ impl Call {
             local: media.clone(),
             socket: VecDeque::new(),
             wake: wake.clone(),
+            drained: Arc::new(Notify::new()),
             peer: Some(peer_tx),
         }));
         let (close, close_rx) = mpsc::channel(1);
@@ -180,6 +174,7 @@ impl Call {
     /// ([`ErrorCode::WrongUser`](crate::ErrorCode::WrongUser)).
     pub async fn refresh_token(&self, token: impl Into<String>) -> Result<OperationId, CallError> {
         let token = token.into();
+        self.room_to_send().await;
         self.shared().step(|core, _| core.refresh_token(token))
     }
 
@@ -358,6 +353,7 @@ impl Call {
         report: crate::protocol::RecorderReport,
     ) -> Result<(), CallError> {
         let frame = ClientFrame::RecordingReport { recording, report };
+        self.room_to_send().await;
         self.shared().step(|core, _| core.send_frame(&frame))
     }
 
@@ -590,8 +586,30 @@ impl Call {
         invitation: Option<InvitationId>,
         frame: impl FnOnce(OperationId) -> ClientFrame,
     ) -> Result<OperationId, CallError> {
+        self.room_to_send().await;
         self.shared()
             .step(|core, _| core.request(kind, invitation, frame))
+    }
+
+    /// Waits while the driver has [`SOCKET_QUEUE`] frames or more still to send: a caller
+    /// faster than the socket is held here, and the queue stays bounded.
+    pub(super) async fn room_to_send(&self) {
+        loop {
+            let drained = {
+                let s = self.shared();
+                if s.socket.len() < SOCKET_QUEUE || s.core.closed().is_some() {
+                    return;
+                }
+                s.drained.clone()
+            };
+            let notified = drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared().socket.len() < SOCKET_QUEUE {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

@@ -46,6 +46,8 @@ pub(super) struct Shared {
     /// The driver's work, and its wake-up.
     pub(super) socket: VecDeque<SocketWork>,
     pub(super) wake: Arc<Notify>,
+    /// Notified each time the driver has emptied `socket` (a request waiting for room).
+    pub(super) drained: Arc<Notify>,
     /// The media task's work (none once the call is over).
     pub(super) peer: Option<mpsc::UnboundedSender<PeerAction>>,
 }
@@ -53,9 +55,11 @@ pub(super) struct Shared {
 impl Shared {
     /// Runs the core (`f` gets it and the time) and carries out what it said.
     pub(super) fn step<R>(&mut self, f: impl FnOnce(&mut ClientCore, Now) -> R) -> R {
+        let deadline = self.core.next_deadline();
         let result = f(&mut self.core, clock::now());
         let outputs: Vec<Output> = self.core.drain().collect();
-        let mut wake = false;
+        // The driver sleeps until the core's deadline: a new one wakes it.
+        let mut wake = self.core.next_deadline() != deadline;
         for output in outputs {
             match output {
                 Output::Event(event) => self.publish(event),

@@ -245,25 +245,13 @@ impl ClientFeed {
             at: std::time::Instant::now(),
             unix: 0,
         };
-        let options = crate::call::CallOptions::default();
-        let mut core = ClientCore::new(
-            Start {
-                me: "ada".into(),
-                timing: crate::call::policy::link::LinkTiming {
-                    policy: options.reconnect,
-                    keepalive: options.keepalive,
-                    idle_timeout: options.idle_timeout,
-                    connect_timeout: options.connect_timeout,
-                },
-                seed: 1,
-                resume_key: String::new(),
-                token: String::new(),
-                expires_at: 0,
-                refreshes: false,
-                offline_queue: options.offline_queue,
-            },
-            now,
+        let start = Start::new(
+            "ada".into(),
+            String::new(),
+            String::new(),
+            &crate::call::CallOptions::default(),
         );
+        let mut core = ClientCore::new(start, now);
         core.request(crate::event::OperationKind::Join, None, Self::join)
             .expect("open");
         let mut events = 0;

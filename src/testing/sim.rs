@@ -27,7 +27,6 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::sim_media::FakeSfu;
 use crate::call::core::{ClientCore, Now, OfferJob, Start};
-use crate::call::policy::link::LinkTiming;
 use crate::model::{InvitationId, OperationId, Reason, TrackSource, UserId};
 use crate::protocol::ClientFrame;
 use crate::server::hub::io::MediaCommand;
@@ -78,8 +77,9 @@ struct Device {
     /// The sources whose publish finished, and those it must publish again after a rejoin.
     published: BTreeSet<TrackSource>,
     republish: Option<BTreeSet<TrackSource>>,
-    /// The server's offers it has not answered yet (`Answer` takes one, in any order).
-    offers: Vec<(u64, String)>,
+    /// The server's offers it has not answered yet, and the receiving connection each is for
+    /// (`Answer` takes one, in any order).
+    offers: Vec<(u64, String, u64)>,
     received: HashMap<InvitationId, usize>,
     ends: HashMap<InvitationId, Vec<End>>,
     /// The invitation each of its cancel / accept / reject requests was about.
@@ -160,21 +160,14 @@ fn client_core(user: UserId, resume_key: String, seed: u64, now: Now) -> ClientC
         ClientFrame::Hello { token, .. } => token,
         _ => unreachable!("hello() makes a hello"),
     };
-    let options = crate::call::CallOptions::default();
     let start = Start {
-        me: user,
-        timing: LinkTiming {
-            policy: options.reconnect,
-            keepalive: options.keepalive,
-            idle_timeout: options.idle_timeout,
-            connect_timeout: options.connect_timeout,
-        },
         seed,
-        resume_key,
-        token,
-        expires_at: 0,
-        refreshes: false,
-        offline_queue: options.offline_queue,
+        ..Start::new(
+            user,
+            resume_key,
+            token,
+            &crate::call::CallOptions::default(),
+        )
     };
     ClientCore::new(start, now)
 }

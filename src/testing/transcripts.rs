@@ -18,7 +18,6 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::call::core::{ClientCore, Input, Now, Output, Start};
-use crate::call::policy::link::LinkTiming;
 use crate::event::{OperationKind, Outcome};
 use crate::model::{InvitationId, UserId};
 use crate::protocol::ClientFrame;
@@ -45,22 +44,12 @@ fn outcome_json(op: u64, kind: Value, outcome: &Result<Outcome, crate::event::Op
 
 /// A core logged in with the transcript's first `welcome`.
 fn logged_in(welcome: &Value, token: &str, now: Now) -> ClientCore {
-    let options = crate::call::CallOptions::default();
-    let start = Start {
-        me: UserId::from(welcome["user_id"].as_str().unwrap()),
-        timing: LinkTiming {
-            policy: options.reconnect,
-            keepalive: options.keepalive,
-            idle_timeout: options.idle_timeout,
-            connect_timeout: options.connect_timeout,
-        },
-        seed: 1,
-        resume_key: welcome["resume_key"].as_str().unwrap().to_owned(),
-        token: token.to_owned(),
-        expires_at: 0,
-        refreshes: false,
-        offline_queue: options.offline_queue,
-    };
+    let start = Start::new(
+        UserId::from(welcome["user_id"].as_str().unwrap()),
+        welcome["resume_key"].as_str().unwrap().to_owned(),
+        token.to_owned(),
+        &crate::call::CallOptions::default(),
+    );
     ClientCore::new(start, now)
 }
 

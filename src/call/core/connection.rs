@@ -197,6 +197,8 @@ impl ClientCore {
             ) => {
                 self.connection.resume_key = resume_key;
                 self.connection.held.clear();
+                // The `hello` carried the newest token: the new session's own.
+                self.token.logged_in_with_newest();
                 self.token.expires(now, expires_at);
                 self.connected(now, true);
             }

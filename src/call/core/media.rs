@@ -15,9 +15,13 @@ impl ClientCore {
             MediaSignal::PublishAnswer { op, sdp } => {
                 self.publishing.answer(op, sdp, &mut self.out)
             }
-            MediaSignal::SubscribeOffer { negotiation, sdp } => self
-                .out
-                .push(Output::Peer(PeerAction::AnswerOffer { negotiation, sdp })),
+            MediaSignal::SubscribeOffer { negotiation, sdp } => {
+                self.out.push(Output::Peer(PeerAction::AnswerOffer {
+                    negotiation,
+                    generation: self.subscriber,
+                    sdp,
+                }))
+            }
             MediaSignal::Candidate {
                 connection,
                 candidate,
@@ -38,7 +42,8 @@ impl ClientCore {
                 self.recovery.given_up(connection);
                 match connection {
                     MediaConnection::Publish => {
-                        self.publishing.reset(&mut self.session);
+                        let mut ctx = ctx!(self, now);
+                        self.publishing.reset(&mut ctx);
                         self.out.push(Output::Peer(PeerAction::ClosePublisher));
                     }
                     MediaConnection::Subscribe => self.close_subscriber(),
@@ -50,12 +55,21 @@ impl ClientCore {
 
     pub(super) fn close_subscriber(&mut self) {
         self.receiving = false;
+        self.subscriber += 1;
         self.out.push(Output::Peer(PeerAction::CloseSubscriber));
     }
 
     pub(super) fn peer(&mut self, now: Now, input: PeerInput) {
         match input {
-            PeerInput::Answered { negotiation, sdp } => {
+            PeerInput::Answered {
+                negotiation,
+                generation,
+                sdp,
+            } => {
+                if generation != self.subscriber {
+                    // For a receiving connection closed since.
+                    return;
+                }
                 self.receiving = true;
                 // Not refused for a full offline queue: the server's offer needs its answer.
                 let (_, text) = self.session.request(OperationKind::Negotiate, None, |op| {
@@ -100,14 +114,15 @@ impl ClientCore {
             } => self.send_candidate(MediaConnection::Subscribe, candidate),
             PeerInput::State {
                 connection,
+                generation,
                 connected,
             } => {
-                // A late report of a connection closed since: nothing to restore.
-                let exists = match connection {
-                    MediaConnection::Publish => self.publishing.connected(),
-                    MediaConnection::Subscribe => self.receiving,
+                // A late report of a connection closed (or replaced) since: nothing to do.
+                let current = match connection {
+                    MediaConnection::Publish => self.publishing.generation(),
+                    MediaConnection::Subscribe => self.receiving.then_some(self.subscriber),
                 };
-                if !exists {
+                if current != Some(generation) {
                     return;
                 }
                 let outputs = match (connection, connected) {

@@ -65,6 +65,8 @@ pub(crate) enum Input<'a> {
     OpenFailed,
     /// A text frame from the server.
     Text(&'a str),
+    /// Something else came from the server (a WebSocket ping or pong).
+    Heard,
     /// The socket closed or broke (a read or a send failed).
     SocketLost,
     /// A deadline passed.
@@ -80,8 +82,12 @@ pub(crate) enum Input<'a> {
 /// What the peer-connection shell reports.
 #[derive(Debug)]
 pub(crate) enum PeerInput {
-    /// The receiving connection answered the server's offer `negotiation`.
-    Answered { negotiation: u64, sdp: String },
+    /// Receiving connection `generation` answered the server's offer `negotiation`.
+    Answered {
+        negotiation: u64,
+        generation: u64,
+        sdp: String,
+    },
     /// The publishing connection made the offer of job `op` ([`PeerAction::Offer`]).
     Offered { op: OperationId, sdp: String },
     /// It could not.
@@ -97,9 +103,10 @@ pub(crate) enum PeerInput {
         generation: u64,
         candidate: IceCandidate,
     },
-    /// A connection failed (`false`) or is connected (again).
+    /// Connection `generation` of its kind failed (`false`) or is connected (again).
     State {
         connection: MediaConnection,
+        generation: u64,
         connected: bool,
     },
     /// A remote track arrived on the receiving connection.
@@ -134,8 +141,13 @@ pub(crate) enum Output {
 /// Work on the peer connections (the shell has no say in it).
 #[derive(Debug)]
 pub(crate) enum PeerAction {
-    /// Answer the server's offer on the receiving connection (made on the first offer).
-    AnswerOffer { negotiation: u64, sdp: String },
+    /// Answer the server's offer on receiving connection `generation` (a new connection when
+    /// the shell's is older).
+    AnswerOffer {
+        negotiation: u64,
+        generation: u64,
+        sdp: String,
+    },
     /// Add the server's candidate to `connection`.
     AddCandidate {
         connection: MediaConnection,
@@ -185,6 +197,33 @@ pub(crate) struct Start {
     pub(crate) offline_queue: usize,
 }
 
+impl Start {
+    /// A call of `me` logged in on session `resume_key` with `token`, following `options`
+    /// (seed 1 and no known expiry until set).
+    pub(crate) fn new(
+        me: UserId,
+        resume_key: String,
+        token: String,
+        options: &super::CallOptions,
+    ) -> Self {
+        Start {
+            me,
+            timing: LinkTiming {
+                policy: options.reconnect.clone(),
+                keepalive: options.keepalive,
+                idle_timeout: options.idle_timeout,
+                connect_timeout: options.connect_timeout,
+            },
+            seed: 1,
+            resume_key,
+            token,
+            expires_at: 0,
+            refreshes: options.token_provider.is_some(),
+            offline_queue: options.offline_queue,
+        }
+    }
+}
+
 /// One call's decisions.
 pub(crate) struct ClientCore {
     session: Session,
@@ -193,8 +232,10 @@ pub(crate) struct ClientCore {
     recovery: Recovery,
     publishing: Publishing,
     token: Token,
-    /// Whether the receiving connection exists.
+    /// Whether the receiving connection exists, and its generation (the next one's, while
+    /// there is none).
     receiving: bool,
+    subscriber: u64,
     offline_queue: usize,
     closed: Option<Reason>,
     out: Vec<Output>,
@@ -211,6 +252,7 @@ impl ClientCore {
             publishing: Publishing::default(),
             token: Token::new(start.token, start.refreshes),
             receiving: false,
+            subscriber: 1,
             offline_queue: start.offline_queue,
             closed: None,
             out: Vec::new(),
@@ -250,6 +292,15 @@ impl ClientCore {
         .min()
     }
 
+    /// The generation of the call's connection of this kind, if it has one.
+    #[cfg(any(test, feature = "internals"))]
+    pub(crate) fn generation(&self, connection: MediaConnection) -> Option<u64> {
+        match connection {
+            MediaConnection::Publish => self.publishing.generation(),
+            MediaConnection::Subscribe => self.receiving.then_some(self.subscriber),
+        }
+    }
+
     /// What to do, in order, since the last call.
     pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Output> {
         self.out.drain(..)
@@ -264,6 +315,7 @@ impl ClientCore {
             Input::Opened => self.opened(now),
             Input::OpenFailed => self.attempt_failed(now),
             Input::Text(text) => self.text(now, text),
+            Input::Heard => self.link.heard(now.at),
             Input::SocketLost => self.socket_lost(now, Reason::Network),
             Input::Tick => self.tick(now),
             Input::Close => {
@@ -400,6 +452,9 @@ impl ClientCore {
     fn tick(&mut self, now: Now) {
         let outputs = self.link.tick(now.at);
         self.link_outputs(now, outputs);
+        if self.closed.is_some() {
+            return;
+        }
         let outputs = self.recovery.tick(now.at);
         self.recovery_outputs(outputs);
         let mut ctx = ctx!(self, now);
@@ -479,13 +534,14 @@ impl ClientCore {
             // A new membership: new peer connections, the same local tracks published again.
             self.recovery.reset();
             self.close_subscriber();
-            self.publishing.rejoined(&mut self.session);
+            self.publishing.rejoined(&mut self.session, &mut self.out);
         }
         if handled.tracks.reset {
             // Out of the room: the server closed this call's peer connections.
             self.recovery.reset();
             self.close_subscriber();
-            self.publishing.reset(&mut self.session);
+            let mut ctx = ctx!(self, now);
+            self.publishing.reset(&mut ctx);
             self.out.push(Output::Local(LocalAction::EndAll));
             self.out.push(Output::Peer(PeerAction::ClosePublisher));
         }
@@ -496,6 +552,11 @@ impl ClientCore {
                 self.publishing.refused(op, &mut self.out);
             }
             self.out.push(Output::Outcome(op, outcome));
+        }
+        for (op, error) in handled.failed_negotiations.drain(..) {
+            let mut ctx = ctx!(self, now);
+            self.publishing
+                .negotiation_failed(&mut ctx, op, error.message);
         }
         for signal in media {
             self.media_signal(now, signal);
@@ -513,7 +574,9 @@ impl ClientCore {
         match token {
             Some(token) => {
                 if let Err(e) = self.refresh_token(token) {
+                    // Not sent (offline with a full queue): asked for again later.
                     tracing::warn!(error = %e, "refreshing the access token failed");
+                    self.token.provider_failed(now);
                 }
             }
             None => self.token.provider_failed(now),

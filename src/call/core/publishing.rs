@@ -92,6 +92,11 @@ impl Publishing {
         self.connection.is_some()
     }
 
+    /// The publishing connection's generation, if there is one.
+    pub(super) fn generation(&self) -> Option<u64> {
+        self.connection
+    }
+
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         match self.in_flight.as_ref()?.stage {
             Stage::Answering(at) => Some(at),
@@ -124,7 +129,7 @@ impl Publishing {
 
     /// The call is in its room again on a new session: what was published is published again
     /// on a new connection (parked tracks are dropped with the old one).
-    pub(super) fn rejoined(&mut self, session: &mut Session) {
+    pub(super) fn rejoined(&mut self, session: &mut Session, out: &mut Vec<Output>) {
         self.drop_negotiations(session);
         self.sources.retain(|_, s| *s != SourceState::Parked);
         let sources: Vec<TrackSource> = self
@@ -134,16 +139,28 @@ impl Publishing {
             .map(|(source, _)| *source)
             .collect();
         self.connection = None;
-        if !sources.is_empty() {
+        if sources.is_empty() {
+            // Nothing to send again: the old connection (and any parked track) is over.
+            out.push(Output::Peer(PeerAction::ClosePublisher));
+        } else {
+            // Before any publish made meanwhile: that one goes on the new connection.
             let op = session.reserve(OperationKind::Negotiate);
-            self.queue.push_back((op, OfferJob::Republish(sources)));
+            self.queue.push_front((op, OfferJob::Republish(sources)));
         }
     }
 
     /// The publishing connection is over (the call left its room, or the server gave it up):
     /// its tracks end. A publish waiting its turn still goes to the server (which answers it).
-    pub(super) fn reset(&mut self, session: &mut Session) {
-        self.drop_negotiations(session);
+    pub(super) fn reset(&mut self, ctx: &mut Ctx<'_>) {
+        // A publish whose answer is being applied lands on a connection that is closing: it
+        // fails (the shell's close comes after the answer, and ends the track it made).
+        if let Some(f) = &self.in_flight
+            && matches!(f.job, OfferJob::Publish(_))
+            && f.stage == Stage::Applying
+        {
+            self.finish(ctx, Err("the publishing connection closed".into()));
+        }
+        self.drop_negotiations(ctx.session);
         self.sources
             .retain(|_, s| matches!(s, SourceState::Publishing { .. }));
         for state in self.sources.values_mut() {
@@ -185,6 +202,9 @@ impl Publishing {
             if f.stage != Stage::Offering {
                 ctx.out
                     .push(Output::Peer(PeerAction::CancelOffer { op: f.op }));
+            }
+            if f.job == OfferJob::Restart {
+                ctx.recovery.restart_done(ctx.now.at, false);
             }
             self.undo(&f.job);
         }
@@ -304,6 +324,21 @@ impl Publishing {
         }
     }
 
+    /// The server refused the restart or republish offer `op`: it is over, as a failure.
+    pub(super) fn negotiation_failed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        op: OperationId,
+        message: String,
+    ) {
+        if let Some(f) = self.in_flight.as_ref().filter(|f| f.op == op) {
+            if f.stage != Stage::Offering {
+                ctx.out.push(Output::Peer(PeerAction::CancelOffer { op }));
+            }
+            self.finish(ctx, Err(message));
+        }
+    }
+
     /// The server did not answer in time: the offer is given up.
     pub(super) fn expired(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(f) = &self.in_flight
@@ -374,6 +409,11 @@ impl Publishing {
             (OfferJob::Restart, result) => ctx.recovery.restart_done(ctx.now.at, result.is_ok()),
             (OfferJob::Republish(_), Ok(())) => {}
             (OfferJob::Republish(_), Err(message)) => {
+                // Not published on the server: the tracks are over, the connection too.
+                self.sources.retain(|_, s| *s != SourceState::Published);
+                self.connection = None;
+                ctx.out.push(Output::Local(super::LocalAction::EndAll));
+                ctx.out.push(Output::Peer(PeerAction::ClosePublisher));
                 ctx.out
                     .push(Output::Event(CallEvent::Media(MediaEvent::Failed {
                         connection: MediaConnection::Publish,

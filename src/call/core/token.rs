@@ -81,6 +81,15 @@ impl Token {
         self.schedule(now);
     }
 
+    /// A new session was logged in with [`newest`](Self::newest): that token is the session's,
+    /// and the refreshes in flight are over (the server lost them with the old session).
+    pub(super) fn logged_in_with_newest(&mut self) {
+        if let Some((_, token)) = self.refreshing.pop_last() {
+            self.current = token;
+        }
+        self.refreshing.clear();
+    }
+
     /// `token` was sent in refresh `op`.
     pub(super) fn sent(&mut self, op: OperationId, token: String) {
         self.refreshing.insert(op, token);

@@ -33,6 +33,8 @@ pub(crate) struct Handled {
     pub(crate) media: Vec<MediaSignal>,
     /// What happens to the call's remote track handles.
     pub(crate) tracks: TrackChanges,
+    /// The call's own negotiation requests the server refused (they have no outcome).
+    pub(crate) failed_negotiations: Vec<(OperationId, OpError)>,
 }
 
 /// SDP from the server for the call's media.

@@ -94,6 +94,7 @@ impl Session {
                 // Internal and awaited by no one: only a failure is worth telling the
                 // application, and no outcome is kept (it would crowd out the application's).
                 if let Err(error) = result {
+                    out.failed_negotiations.push((op, error.clone()));
                     out.events.push(CallEvent::ServerError(error));
                 }
                 return;

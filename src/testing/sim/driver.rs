@@ -255,7 +255,8 @@ impl World {
                 if device.offers.is_empty() {
                     return;
                 }
-                let (negotiation, offer) = device.offers.remove(pick % device.offers.len());
+                let (negotiation, offer, generation) =
+                    device.offers.remove(pick % device.offers.len());
                 if lose {
                     return;
                 }
@@ -264,6 +265,7 @@ impl World {
                     dev,
                     crate::call::core::Input::Peer(crate::call::core::PeerInput::Answered {
                         negotiation,
+                        generation,
                         sdp,
                     }),
                 );
@@ -305,9 +307,14 @@ impl World {
                 let out = self.hub.handle(self.now, Input::Media(report));
                 self.deliver(out);
                 // The client's side of that connection fails too, and comes back with it.
+                let generation = self.devices[dev]
+                    .as_ref()
+                    .and_then(|d| d.core.generation(connection))
+                    .unwrap_or(0);
                 let state = |connected| {
                     crate::call::core::Input::Peer(crate::call::core::PeerInput::State {
                         connection,
+                        generation,
                         connected,
                     })
                 };

@@ -174,7 +174,10 @@ impl World {
                 let Some(d) = self.devices[dev].as_mut() else {
                     return;
                 };
-                assert!(!d.closed, "device {dev}: {output:?} after Closed");
+                assert!(
+                    !d.closed || matches!(output, ClientOutput::Finished(_)),
+                    "device {dev}: {output:?} after Closed"
+                );
                 match output {
                     ClientOutput::Send(text) => {
                         if d.up {
@@ -413,11 +416,15 @@ fn peer_model(d: &mut Device, action: PeerAction) -> Option<PeerInput> {
             d.offering.remove(&op);
             None
         }
-        PeerAction::AnswerOffer { negotiation, sdp } => {
-            if let Some((last, _)) = d.offers.last() {
+        PeerAction::AnswerOffer {
+            negotiation,
+            generation,
+            sdp,
+        } => {
+            if let Some((last, _, _)) = d.offers.last() {
                 assert!(negotiation > *last, "offers are numbered in order");
             }
-            d.offers.push((negotiation, sdp));
+            d.offers.push((negotiation, sdp, generation));
             None
         }
         PeerAction::ClosePublisher => {
