@@ -610,8 +610,10 @@ fn a_new_session_logged_in_with_a_refreshed_token_keeps_it() {
         h.server(json!({"type": "error", "code": "unknown_session", "message": "gone"})),
         [json!({"send": {"type": "hello", "version": 1, "token": "t2"}})]
     );
-    h.server(json!({"type": "welcome", "version": 1, "user_id": "ada", "session": 2,
-                    "resume_key": "k2", "expires_at": T0_UNIX + 7200}));
+    h.server(
+        json!({"type": "welcome", "version": 1, "user_id": "ada", "session": 2,
+                    "resume_key": "k2", "expires_at": T0_UNIX + 7200}),
+    );
     // The refresh failed with the old session, but its token is the new session's.
     h.input(Input::SocketLost);
     h.after(Duration::ZERO);
@@ -635,7 +637,10 @@ fn a_refused_restart_is_tried_again_on_schedule() {
     let out = h.server(json!({"type": "error", "op": 2, "code": "invalid_param",
                               "message": "no"}));
     assert_eq!(out[0]["event"]["event"], "server_error");
-    assert_eq!(out[1], json!({"peer": "CancelOffer { op: OperationId(2) }"}));
+    assert_eq!(
+        out[1],
+        json!({"peer": "CancelOffer { op: OperationId(2) }"})
+    );
     assert_eq!(h.after(Duration::from_millis(499)), Vec::<Value>::new());
     assert_eq!(h.after(Duration::from_millis(1)), [offer(3, 1, "Restart")]);
     // A late report of an older connection changes nothing.
@@ -655,14 +660,23 @@ fn a_publish_whose_answer_is_being_applied_fails_when_the_connection_is_given_up
     h.joined();
     let op = h.core.publish(h.now, TrackSource::Camera).unwrap();
     h.outputs();
-    h.peer(PeerInput::Offered { op, sdp: "o".into() });
+    h.peer(PeerInput::Offered {
+        op,
+        sdp: "o".into(),
+    });
     h.server(json!({"type": "publish_answer", "op": op.0, "sdp": "a"}));
     let out = h.server(json!({"type": "media_lost", "connection": "publish", "message": "gone"}));
     assert_eq!(out[0], json!({"local": "EndAll"}));
-    assert!(out.contains(&json!({"outcome": op.0, "ok": false})), "{out:?}");
+    assert!(
+        out.contains(&json!({"outcome": op.0, "ok": false})),
+        "{out:?}"
+    );
     assert!(out.contains(&json!({"peer": "ClosePublisher"})), "{out:?}");
     // The late `Applied` changes nothing; the source may be published again.
-    assert_eq!(h.peer(PeerInput::Applied { op, result: Ok(()) }), Vec::<Value>::new());
+    assert_eq!(
+        h.peer(PeerInput::Applied { op, result: Ok(()) }),
+        Vec::<Value>::new()
+    );
     assert!(h.core.publish(h.now, TrackSource::Camera).is_ok());
 }
 
@@ -677,11 +691,15 @@ fn a_rejoin_with_nothing_published_closes_the_old_publishing_connection() {
     h.after(Duration::ZERO);
     h.input(Input::Opened);
     h.server(json!({"type": "error", "code": "unknown_session", "message": "gone"}));
-    h.server(json!({"type": "welcome", "version": 1, "user_id": "ada", "session": 2,
-                    "resume_key": "k2", "expires_at": 0}));
+    h.server(
+        json!({"type": "welcome", "version": 1, "user_id": "ada", "session": 2,
+                    "resume_key": "k2", "expires_at": 0}),
+    );
     let rejoin = h.core.session.pending().max().unwrap();
-    let out = h.server(json!({"type": "joined", "op": rejoin.0, "room": "standup", "seq": 1,
-        "participants": [participant()], "properties": properties(), "publications": []}));
+    let out = h.server(
+        json!({"type": "joined", "op": rejoin.0, "room": "standup", "seq": 1,
+        "participants": [participant()], "properties": properties(), "publications": []}),
+    );
     assert!(out.contains(&json!({"peer": "ClosePublisher"})), "{out:?}");
     // Publishing the parked source again makes a new connection.
     let op = h.core.publish(h.now, TrackSource::Microphone).unwrap();
