@@ -55,6 +55,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(dev, publishing, back)| Action::PeerFail { dev, publishing, back }),
         1 => any::<bool>().prop_map(|on| Action::Stall { on }),
         4 => (0..8usize).prop_map(|pick| Action::Release { pick }),
+        1 => Just(Action::Restart),
     ]
 }
 

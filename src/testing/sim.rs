@@ -5,7 +5,8 @@
 //! `Call` notices it (pings that get no answer, then the idle timeout) and brought back when it
 //! says: it resumes, or logs in again, rejoins and publishes its tracks again. Each device's peer
 //! connections are a small model: offers and answers are made at once, the server's offers wait
-//! for an `Answer` action.
+//! for an `Answer` action. The server may restart (a new hub: every session unknown, every
+//! device logs in again and rejoins).
 //! Sequences of actions come from the property test (`proptests.rs`) or from fuzzer bytes
 //! ([`Action::decode`]). After every step, [`World::check`] asserts:
 //! - every member's view equals the server's room; sequence numbers are gap-free;
@@ -96,6 +97,8 @@ struct Device {
 /// The hub, the devices and what they saw.
 pub(crate) struct World {
     hub: Hub,
+    /// The hub's configuration (a restarted server gets the same).
+    config: HubConfig,
     sfu: FakeSfu,
     /// The media shell is slow: commands wait in `queued` until released.
     stall: bool,
@@ -129,7 +132,8 @@ impl World {
             ..testing::config()
         };
         let mut w = World {
-            hub: Hub::new(config),
+            hub: Hub::new(config.clone()),
+            config,
             sfu: FakeSfu::default(),
             stall: false,
             queued: Vec::new(),
@@ -179,5 +183,33 @@ impl World {
             at: self.epoch + std::time::Duration::from_millis(self.now),
             unix: self.now / 1000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_server_restart_every_device_is_back_in_its_room_publishing_what_it_published() {
+        let mut world = World::new(false, false);
+        world.apply(Action::Join { dev: 0, room: 0 });
+        world.apply(Action::Join { dev: 2, room: 0 });
+        world.apply(Action::Publish {
+            dev: 0,
+            source: TrackSource::Camera,
+        });
+        world.check();
+        world.apply(Action::Restart);
+        world.check();
+        for dev in [0, 2] {
+            let d = world.devices[dev].as_ref().expect("still there");
+            assert!(d.up, "device {dev} reconnected");
+            let room = world.hub.room_of(d.conn).expect("in its room again");
+            assert_eq!(room.as_str(), super::super::sim_actions::ROOMS[0]);
+        }
+        let d0 = world.devices[0].as_ref().unwrap();
+        assert_eq!(d0.sending, BTreeSet::from([TrackSource::Camera]));
+        assert!(d0.republish.is_none(), "the republish was made");
     }
 }

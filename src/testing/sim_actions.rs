@@ -131,6 +131,10 @@ pub(crate) enum Action {
     Release {
         pick: usize,
     },
+    /// The server restarts: rooms, sessions, invitations and media are gone, every connection
+    /// closes, and each device reconnects (its session is unknown: it logs in again and
+    /// rejoins).
+    Restart,
     /// The device stops publishing.
     Unpublish {
         dev: usize,
@@ -273,6 +277,7 @@ impl Action {
                 publishing: a % 2 == 0,
                 back: b % 2 == 0,
             },
+            24 if b % 8 == 7 => Action::Restart,
             24 => Action::Stall { on: a % 2 == 0 },
             25 => Action::Cut { dev },
             26 => Action::Notice { dev },

@@ -280,6 +280,7 @@ impl World {
                 }
             }
             Action::Release { pick } => self.release(pick),
+            Action::Restart => self.restart(),
             Action::PeerFail {
                 dev,
                 publishing,

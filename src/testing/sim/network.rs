@@ -91,6 +91,29 @@ impl World {
         self.deliver(out);
     }
 
+    /// The server restarts: a new hub with the same configuration, nothing of the old one's
+    /// state (the media shell's included), and every connection closed, which each device
+    /// hears at once; each core then connects again and finds its session unknown. The
+    /// backend's view and what was known of invitations start over with the new server.
+    pub(super) fn restart(&mut self) {
+        self.hub = crate::server::hub::Hub::new(self.config.clone());
+        self.sfu = Default::default();
+        self.queued.clear();
+        self.stall = false;
+        self.backend = Default::default();
+        self.made.clear();
+        self.ended.clear();
+        self.to_clients.clear();
+        self.to_server.clear();
+        for dev in 0..self.devices.len() {
+            let Some(d) = self.devices[dev].as_mut() else {
+                continue;
+            };
+            d.up = false;
+            self.resume(dev);
+        }
+    }
+
     /// The device hears that its cut connection is gone (the system reports the socket
     /// reset): its core connects again at once and resumes (or logs in again and rejoins).
     pub(super) fn resume(&mut self, dev: usize) {
