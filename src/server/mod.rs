@@ -12,7 +12,7 @@ mod admission;
 mod api_client;
 pub(crate) mod hub;
 mod options;
-mod sfu;
+pub(crate) mod sfu;
 mod shell;
 
 use std::net::SocketAddr;

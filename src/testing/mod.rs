@@ -24,6 +24,8 @@ mod client_policy_props;
 mod extension_scenarios;
 pub mod fuzzing;
 #[cfg(test)]
+mod layer_props;
+#[cfg(test)]
 mod media_recovery_scenarios;
 #[cfg(test)]
 mod mute_scenarios;

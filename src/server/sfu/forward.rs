@@ -6,6 +6,11 @@
 //! A write never waits: it hands the packet to the leg's peer-connection driver if the driver's
 //! queue has room and drops it for that leg otherwise, so one slow subscriber cannot hold up the
 //! others (a receiver recovers with NACKs and key-frame requests, as after any loss).
+//!
+//! Each leg numbers its packets itself ([`LegSelector`], `layers.rs`): a leg starts, resumes
+//! after a pause or a mute, and goes on after the publisher's new track at a key frame, one
+//! number after the last it sent, so its subscriber never sees a jump; while a leg waits for a
+//! key frame the reader asks the publisher for one (spaced as the selector says).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,9 +22,13 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use super::layers::{Incoming, LegSelector, Verdict};
 use crate::media::RtpPacket;
 use crate::model::RoomId;
 use crate::server::hub::io::{ExtensionMap, MediaId};
+
+/// The round-trip time the key-frame asks are spaced by until the legs measure theirs.
+const ASSUMED_RTT_MS: u64 = 100;
 
 /// What forwarding did, for the metrics: each reader adds its counts once per packet (relaxed
 /// atomic adds, no lock), whatever the number of legs.
@@ -63,6 +72,8 @@ struct Leg {
     extensions: ExtensionMap,
     /// Paused at the subscriber's request (kept negotiated).
     paused: bool,
+    /// Which packets it forwards, and their numbers on it.
+    selector: LegSelector,
 }
 
 impl Forward {
@@ -87,6 +98,10 @@ impl Forward {
     /// Starts forwarding `remote` to the legs of `old`, which it replaces (the publisher sent the
     /// source again on a new track): its subscribers keep receiving without a new negotiation.
     pub(crate) fn replace(old: &Forward, remote: Arc<dyn TrackRemote>) -> (Self, JoinHandle<()>) {
+        // New numbers from the publisher: each leg goes on from its next key frame.
+        for leg in lock(&old.legs).iter_mut() {
+            leg.selector.source_changed();
+        }
         Forward {
             remote,
             ..old.clone()
@@ -100,6 +115,9 @@ impl Forward {
             self.legs.clone(),
             self.muted.clone(),
             self.counters.clone(),
+            Reading {
+                vp8: self.codec.mime_type.eq_ignore_ascii_case("video/vp8"),
+            },
         ));
         (self, reader)
     }
@@ -115,6 +133,7 @@ impl Forward {
             payload_type: None,
             extensions: ExtensionMap::default(),
             paused: false,
+            selector: LegSelector::new(self.codec.clock_rate, Some(0)),
         });
     }
 
@@ -137,16 +156,25 @@ impl Forward {
 
     /// Pauses or resumes a subscriber's leg; returns whether it was paused before.
     pub(crate) fn set_paused(&self, subscriber: MediaId, paused: bool) -> bool {
+        let muted = self.muted.load(Ordering::Relaxed);
         lock(&self.legs)
             .iter_mut()
             .find(|leg| leg.subscriber == subscriber)
-            .map(|leg| std::mem::replace(&mut leg.paused, paused))
+            .map(|leg| {
+                leg.selector.set_target((!paused && !muted).then_some(0));
+                std::mem::replace(&mut leg.paused, paused)
+            })
             .unwrap_or(false)
     }
 
-    /// Mutes or unmutes the track for every leg, present and future.
+    /// Mutes or unmutes the track for every leg, present and future (an unmuted leg goes on
+    /// from a key frame, numbered on).
     pub(crate) fn set_muted(&self, muted: bool) {
         self.muted.store(muted, Ordering::Relaxed);
+        for leg in lock(&self.legs).iter_mut() {
+            leg.selector
+                .set_target((!muted && !leg.paused).then_some(0));
+        }
     }
 
     /// Removes a subscriber's leg.
@@ -159,43 +187,91 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What the reader knows of the stream it reads.
+#[derive(Clone, Copy)]
+struct Reading {
+    /// VP8: key frames are read from the payload descriptor (any audio packet starts cleanly).
+    vp8: bool,
+}
+
 async fn read(
     remote: Arc<dyn TrackRemote>,
     legs: Arc<Mutex<Vec<Leg>>>,
     muted: Arc<AtomicBool>,
     counters: Arc<ForwardCounters>,
+    reading: Reading,
 ) {
+    let started = tokio::time::Instant::now();
     while let Some(event) = remote.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(_) if muted.load(Ordering::Relaxed) => {
                 counters.dropped_muted.fetch_add(1, Ordering::Relaxed);
             }
-            TrackRemoteEvent::OnRtpPacket(packet) => write_legs(&legs, packet, &counters),
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let at_ms = started.elapsed().as_millis() as u64;
+                if write_legs(&legs, packet, &counters, reading, at_ms) {
+                    super::request_keyframe(&remote).await;
+                }
+            }
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
     }
 }
 
-/// Writes one packet to every flowing leg (the last one gets the packet itself, no copy).
-fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket, counters: &ForwardCounters) {
-    let legs = lock(legs);
+/// Writes one packet to every flowing leg (the last one gets the packet itself, no copy), each
+/// with the numbers its selector gives. True when a leg waits for a key frame and the
+/// publisher is to be asked for one now.
+fn write_legs(
+    legs: &Mutex<Vec<Leg>>,
+    packet: RtpPacket,
+    counters: &ForwardCounters,
+    reading: Reading,
+    at_ms: u64,
+) -> bool {
+    let mut legs = lock(legs);
     let size = packet.payload.len() as u64 + 12;
     let (mut written, mut full) = (0u64, 0u64);
     let waiting = legs.iter().filter(|leg| leg.payload_type.is_none()).count() as u64;
-    let mut flowing = legs
-        .iter()
-        .filter_map(|leg| Some((leg, leg.payload_type.filter(|_| !leg.paused)?)))
-        .peekable();
+    let incoming = Incoming {
+        layer: 0,
+        seq: packet.header.sequence_number,
+        timestamp: packet.header.timestamp,
+        keyframe: !reading.vp8
+            || super::vp8::parse(&packet.payload).is_some_and(|info| info.keyframe),
+        at_ms,
+    };
+    let mut ask = false;
+    // Each flowing leg's verdict first: the packet is cloned for all but the last leg sent to.
+    let mut sends: Vec<(usize, u16, u32)> = Vec::new();
+    for (i, leg) in legs.iter_mut().enumerate() {
+        if leg.payload_type.is_none() {
+            continue;
+        }
+        if let Verdict::Forward { seq, timestamp } = leg.selector.packet(&incoming) {
+            sends.push((i, seq, timestamp));
+        }
+        ask |= leg
+            .selector
+            .keyframe_wanted(at_ms, ASSUMED_RTT_MS)
+            .is_some();
+    }
     let mut packet = Some(packet);
-    while let Some((leg, payload_type)) = flowing.next() {
-        let mut copy = if flowing.peek().is_some() {
+    let last = sends.len();
+    for (k, (i, seq, timestamp)) in sends.into_iter().enumerate() {
+        let leg = &legs[i];
+        let Some(payload_type) = leg.payload_type else {
+            continue;
+        };
+        let mut copy = if k + 1 < last {
             packet.clone().expect("kept until the last leg")
         } else {
             packet.take().expect("kept until the last leg")
         };
         copy.header.ssrc = leg.ssrc;
         copy.header.payload_type = payload_type;
+        copy.header.sequence_number = seq;
+        copy.header.timestamp = timestamp;
         super::extensions::rewrite(&mut copy.header, &leg.extensions);
         // Not ready at once: the leg's driver queue is full (or the leg is being rebound);
         // this leg loses this packet.
@@ -224,4 +300,5 @@ fn write_legs(legs: &Mutex<Vec<Leg>>, packet: RtpPacket, counters: &ForwardCount
             .dropped_not_negotiated
             .fetch_add(waiting, Ordering::Relaxed);
     }
+    ask
 }

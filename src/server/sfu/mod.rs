@@ -11,6 +11,8 @@
 
 mod extensions;
 mod forward;
+pub(crate) mod layers;
+pub(crate) mod vp8;
 pub(crate) use forward::ForwardCounters;
 pub(crate) mod workers;
 
@@ -527,7 +529,7 @@ fn with_msid_semantic(sdp: &str) -> String {
 }
 
 /// Asks a publisher for a key frame (a picture loss indication on its track).
-async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
+pub(super) async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
     if let Some(media_ssrc) = publisher.ssrcs().await.first().copied() {
         let pli = PictureLossIndication {
             sender_ssrc: 0,

@@ -1,0 +1,311 @@
+//! Which layer of a published video one subscriber's leg forwards, and how the leg's packets are
+//! renumbered so the subscriber sees one continuous stream, sans-IO: the forwarder calls it once
+//! per packet per leg with what it read from the packet, and writes what it says. Nothing here
+//! knows the transport, so it stays when the SFU's data plane changes.
+//!
+//! - A leg forwards one layer at a time (the *current* one) and moves to the *target* layer
+//!   (what the subscriber asked for, within what its bandwidth allows) only at a key frame of
+//!   the target: until then it keeps forwarding the current layer, and asks for a key frame of
+//!   the target at most every clamp(2 × RTT, 200 ms, 1 s).
+//! - Sequence numbers stay contiguous across switches, pauses and a publisher's new track: the
+//!   first packet forwarded after one of them is numbered one after the highest number sent, and
+//!   the layer's later packets keep that offset (so the subscriber's NACKs still name real
+//!   packets). Timestamps are re-based at the same point by the time that passed since the last
+//!   packet sent (at the codec's clock rate), so they never go back.
+//! - Paused (no target) forwards nothing; resuming waits for a key frame and re-bases, so the
+//!   subscriber sees no gap for the packets it did not get while paused.
+
+/// A simulcast layer (0 is the smallest); a stream without simulcast is layer 0.
+pub(crate) type Layer = u8;
+
+/// One packet, as the forwarder read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub(crate) layer: Layer,
+    pub(crate) seq: u16,
+    pub(crate) timestamp: u32,
+    /// It starts a key frame of its layer.
+    pub(crate) keyframe: bool,
+    /// When it arrived, in milliseconds on the forwarder's clock.
+    pub(crate) at_ms: u64,
+}
+
+/// What the leg does with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Send it with these numbers.
+    Forward { seq: u16, timestamp: u32 },
+    /// Not for this leg.
+    Drop(Dropped),
+}
+
+/// Why a packet is not forwarded on a leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// The leg is paused.
+    Paused,
+    /// Of a layer the leg does not forward now.
+    OtherLayer,
+    /// Of the target layer, before the key frame the switch waits for.
+    WaitingForKeyframe,
+    /// Of the current layer, but from before the leg switched to it (a late packet).
+    BeforeSwitch,
+}
+
+/// How the current layer's numbers map to the leg's.
+#[derive(Clone, Copy, Debug)]
+struct Mapping {
+    layer: Layer,
+    seq_offset: u16,
+    ts_offset: u32,
+    /// The first packet of the layer forwarded since the switch (older ones are dropped).
+    floor: u16,
+}
+
+/// The highest-numbered packet the leg sent.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    seq: u16,
+    timestamp: u32,
+    at_ms: u64,
+}
+
+/// One leg's layer selection and renumbering.
+#[derive(Clone, Debug)]
+pub(crate) struct LegSelector {
+    clock_rate: u32,
+    target: Option<Layer>,
+    current: Option<Mapping>,
+    sent: Option<Sent>,
+    /// When a key frame was last asked for.
+    asked_at_ms: Option<u64>,
+}
+
+/// Whether `a` comes before `b` in sequence-number order (with wrap-around).
+fn before(a: u16, b: u16) -> bool {
+    (a.wrapping_sub(b) as i16) < 0
+}
+
+impl LegSelector {
+    /// A leg of a stream at `clock_rate` Hz, forwarding `target` (paused when `None`).
+    pub(crate) fn new(clock_rate: u32, target: Option<Layer>) -> Self {
+        LegSelector {
+            clock_rate,
+            target,
+            current: None,
+            sent: None,
+            asked_at_ms: None,
+        }
+    }
+
+    /// The layer the leg should forward (`None`: paused). A new target is taken at its next key
+    /// frame; a pause takes effect at once, and resuming waits for a key frame.
+    pub(crate) fn set_target(&mut self, target: Option<Layer>) {
+        if target.is_none() {
+            self.current = None;
+        }
+        if self.target != target {
+            self.asked_at_ms = None;
+        }
+        self.target = target;
+    }
+
+    /// The publisher sent the source again on a new track (new numbers): the leg waits for its
+    /// key frame and carries on from where it was.
+    pub(crate) fn source_changed(&mut self) {
+        self.current = None;
+        self.asked_at_ms = None;
+    }
+
+    /// What to do with `packet` on this leg.
+    pub(crate) fn packet(&mut self, packet: &Incoming) -> Verdict {
+        let Some(target) = self.target else {
+            return Verdict::Drop(Dropped::Paused);
+        };
+        if let Some(m) = self.current
+            && m.layer == packet.layer
+        {
+            if before(packet.seq, m.floor) {
+                return Verdict::Drop(Dropped::BeforeSwitch);
+            }
+            // The current layer goes on until the target's key frame (or is the target).
+            return self.forward(packet, m);
+        }
+        if packet.layer != target {
+            return Verdict::Drop(Dropped::OtherLayer);
+        }
+        if !packet.keyframe {
+            return Verdict::Drop(Dropped::WaitingForKeyframe);
+        }
+        let mapping = self.rebase(packet);
+        self.current = Some(mapping);
+        self.asked_at_ms = None;
+        self.forward(packet, mapping)
+    }
+
+    /// Which layer to ask a key frame of now, if the leg waits for one and the last ask is
+    /// older than clamp(2 × `rtt_ms`, 200, 1000) ms.
+    pub(crate) fn keyframe_wanted(&mut self, now_ms: u64, rtt_ms: u64) -> Option<Layer> {
+        let target = self.target?;
+        if self.current.is_some_and(|m| m.layer == target) {
+            return None;
+        }
+        let every = (2 * rtt_ms).clamp(200, 1000);
+        if self
+            .asked_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) < every)
+        {
+            return None;
+        }
+        self.asked_at_ms = Some(now_ms);
+        Some(target)
+    }
+
+    /// The mapping that numbers `packet` one after the highest number sent, and its
+    /// timestamp by the time since that packet (at least one tick later).
+    fn rebase(&self, packet: &Incoming) -> Mapping {
+        let (out_seq, out_ts) = match self.sent {
+            Some(sent) => {
+                let elapsed = packet.at_ms.saturating_sub(sent.at_ms);
+                let ticks = (elapsed * u64::from(self.clock_rate) / 1000).max(1);
+                (
+                    sent.seq.wrapping_add(1),
+                    sent.timestamp.wrapping_add(ticks as u32),
+                )
+            }
+            // The first packet of the leg keeps its numbers.
+            None => (packet.seq, packet.timestamp),
+        };
+        Mapping {
+            layer: packet.layer,
+            seq_offset: out_seq.wrapping_sub(packet.seq),
+            ts_offset: out_ts.wrapping_sub(packet.timestamp),
+            floor: packet.seq,
+        }
+    }
+
+    fn forward(&mut self, packet: &Incoming, m: Mapping) -> Verdict {
+        let seq = packet.seq.wrapping_add(m.seq_offset);
+        let timestamp = packet.timestamp.wrapping_add(m.ts_offset);
+        if self.sent.is_none_or(|s| before(s.seq, seq)) {
+            self.sent = Some(Sent {
+                seq,
+                timestamp,
+                at_ms: packet.at_ms,
+            });
+        }
+        Verdict::Forward { seq, timestamp }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(layer: Layer, seq: u16, timestamp: u32, keyframe: bool, at_ms: u64) -> Incoming {
+        Incoming {
+            layer,
+            seq,
+            timestamp,
+            keyframe,
+            at_ms,
+        }
+    }
+
+    fn fwd(seq: u16, timestamp: u32) -> Verdict {
+        Verdict::Forward { seq, timestamp }
+    }
+
+    #[test]
+    fn a_switch_waits_for_the_targets_key_frame_and_numbers_on() {
+        let mut leg = LegSelector::new(90_000, Some(0));
+        // Nothing before the first key frame of the target.
+        assert_eq!(
+            leg.packet(&p(0, 100, 1000, false, 0)),
+            Verdict::Drop(Dropped::WaitingForKeyframe)
+        );
+        assert_eq!(leg.packet(&p(0, 101, 1000, true, 0)), fwd(101, 1000));
+        assert_eq!(leg.packet(&p(0, 102, 4000, false, 33)), fwd(102, 4000));
+        assert_eq!(
+            leg.packet(&p(1, 7000, 50, false, 33)),
+            Verdict::Drop(Dropped::OtherLayer)
+        );
+        // Layer 1 asked for: layer 0 goes on until layer 1's key frame.
+        leg.set_target(Some(1));
+        assert_eq!(leg.keyframe_wanted(40, 10), Some(1));
+        assert_eq!(leg.keyframe_wanted(100, 10), None);
+        assert_eq!(
+            leg.packet(&p(1, 7001, 3050, false, 66)),
+            Verdict::Drop(Dropped::WaitingForKeyframe)
+        );
+        assert_eq!(leg.packet(&p(0, 103, 7000, false, 66)), fwd(103, 7000));
+        // The key frame: number 104, timestamp 33 ms (2,970 ticks) after the last sent.
+        assert_eq!(leg.packet(&p(1, 7002, 6050, true, 99)), fwd(104, 9970));
+        assert_eq!(leg.packet(&p(1, 7003, 9050, false, 132)), fwd(105, 12970));
+        // The old layer's packets stop; a late packet of the new one from before the switch
+        // is dropped, a reordered one after it keeps its place.
+        assert_eq!(
+            leg.packet(&p(0, 104, 10000, false, 132)),
+            Verdict::Drop(Dropped::OtherLayer)
+        );
+        assert_eq!(
+            leg.packet(&p(1, 7001, 3050, false, 140)),
+            Verdict::Drop(Dropped::BeforeSwitch)
+        );
+        assert_eq!(leg.packet(&p(1, 7005, 15050, false, 200)), fwd(107, 18970));
+        assert_eq!(leg.packet(&p(1, 7004, 12050, false, 201)), fwd(106, 15970));
+        assert_eq!(leg.keyframe_wanted(1000, 10), None);
+    }
+
+    #[test]
+    fn a_pause_sends_nothing_and_a_resume_numbers_on_from_a_key_frame() {
+        let mut leg = LegSelector::new(90_000, Some(0));
+        assert_eq!(leg.packet(&p(0, 65_535, 0, true, 0)), fwd(65_535, 0));
+        leg.set_target(None);
+        assert_eq!(
+            leg.packet(&p(0, 0, 3000, false, 33)),
+            Verdict::Drop(Dropped::Paused)
+        );
+        assert_eq!(leg.keyframe_wanted(40, 50), None);
+        leg.set_target(Some(0));
+        assert_eq!(leg.keyframe_wanted(1000, 50), Some(0));
+        assert_eq!(
+            leg.packet(&p(0, 30, 90_000, false, 1000)),
+            Verdict::Drop(Dropped::WaitingForKeyframe)
+        );
+        // Wrapped to 0: one after 65,535; a second later on the clock.
+        assert_eq!(leg.packet(&p(0, 31, 93_000, true, 1000)), fwd(0, 90_000));
+        assert_eq!(leg.packet(&p(0, 32, 96_000, false, 1033)), fwd(1, 93_000));
+    }
+
+    #[test]
+    fn a_publishers_new_track_numbers_on() {
+        let mut leg = LegSelector::new(90_000, Some(0));
+        leg.packet(&p(0, 500, 10, true, 0));
+        leg.packet(&p(0, 501, 3010, false, 33));
+        leg.source_changed();
+        assert_eq!(
+            leg.packet(&p(0, 20_000, 777, false, 50)),
+            Verdict::Drop(Dropped::WaitingForKeyframe)
+        );
+        assert_eq!(
+            leg.packet(&p(0, 20_001, 777, true, 66)),
+            fwd(502, 3010 + 2970)
+        );
+    }
+
+    #[test]
+    fn key_frame_asks_are_spaced_by_twice_the_rtt_within_bounds() {
+        let mut leg = LegSelector::new(90_000, Some(2));
+        assert_eq!(leg.keyframe_wanted(0, 5), Some(2));
+        // 2 × 5 ms is under the 200 ms floor.
+        assert_eq!(leg.keyframe_wanted(199, 5), None);
+        assert_eq!(leg.keyframe_wanted(200, 5), Some(2));
+        // 2 × 2 s is over the 1 s ceiling.
+        assert_eq!(leg.keyframe_wanted(1199, 2000), None);
+        assert_eq!(leg.keyframe_wanted(1200, 2000), Some(2));
+        // 2 × 300 ms.
+        assert_eq!(leg.keyframe_wanted(1799, 300), None);
+        assert_eq!(leg.keyframe_wanted(1800, 300), Some(2));
+    }
+}
