@@ -42,7 +42,8 @@ pub fn pump(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ts = 0u32;
         loop {
-            let _ = track.write(vec![0xf8, 0xff, 0xfe], ts, true).await;
+            // On video, the start of a VP8 key frame (the SFU starts a leg at one).
+            let _ = track.write(vec![0x10, 0x00, 0xfe], ts, true).await;
             ts = ts.wrapping_add(960);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

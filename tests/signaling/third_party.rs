@@ -110,7 +110,12 @@ async fn after_a_refused_h264_offer_a_vp8_publisher_reaches_the_room() {
     let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
     let writer = tokio::spawn(async move {
         for i in 0u32.. {
-            if camera.write(vec![1, 2, 3], i * 3000, true).await.is_err() {
+            // A VP8 key frame's start (the SFU starts a leg at one), then anything.
+            if camera
+                .write(vec![0x10, 0x00, 1, 2, 3], i * 3000, true)
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -134,7 +139,7 @@ async fn after_a_refused_h264_offer_a_vp8_publisher_reaches_the_room() {
         .await
         .expect("a packet in time")
         .expect("the track is live");
-    assert_eq!(&packet.payload[..], &[1, 2, 3]);
+    assert_eq!(&packet.payload[..], &[0x10, 0x00, 1, 2, 3]);
     writer.abort();
 }
 
@@ -151,7 +156,7 @@ async fn the_servers_offers_map_every_line_to_its_publication() {
         .unwrap();
     let writer = tokio::spawn(async move {
         for i in 0u32.. {
-            let _ = camera.write(vec![1], i * 3000, true).await;
+            let _ = camera.write(vec![0x10, 0x00, 1], i * 3000, true).await;
             let _ = mic.write(vec![2], i * 960, false).await;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
