@@ -143,17 +143,20 @@ async fn a_call_leaves_the_webrtc_stacks_warnings_out_of_the_log_and_counts_them
     let mic = alice.publish_track(TrackSource::Microphone).await.unwrap();
     let mut sender = MediaSender::new(Some(camera), Some(mic));
     sender.prime().await;
-    let mut arrived = 0;
-    while arrived < 2 {
-        let ev = tokio::time::timeout(Duration::from_secs(20), bob_events.next())
-            .await
-            .expect("bob receives alice's tracks in time")
-            .expect("bob's call is open");
-        if let CallEvent::Media(MediaEvent::Subscribed { .. }) = ev {
-            arrived += 1;
+    // The camera reaches bob from its first key frame: alice sends while bob waits for both.
+    let subscribed = async {
+        let mut arrived = 0;
+        while arrived < 2 {
+            let ev = tokio::time::timeout(Duration::from_secs(20), bob_events.next())
+                .await
+                .expect("bob receives alice's tracks in time")
+                .expect("bob's call is open");
+            if let CallEvent::Media(MediaEvent::Subscribed { .. }) = ev {
+                arrived += 1;
+            }
         }
-    }
-    sender.send(30).await;
+    };
+    tokio::join!(sender.send(30), subscribed);
     let track = bob.remote_track("alice/camera").expect("alice's camera");
     tokio::time::timeout(Duration::from_secs(10), track.next_packet())
         .await
