@@ -42,14 +42,19 @@ fn pump(track: jrtc::LocalTrack, tag: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The track's next packet (within 10 s; the track still live).
+async fn next_packet(track: &jrtc::RemoteTrack) -> jrtc::RtpPacket {
+    tokio::time::timeout(Duration::from_secs(10), track.next_packet())
+        .await
+        .expect("a packet in time")
+        .expect("the track is live")
+}
+
 /// Reads `n` packets and checks each is one the publisher sent, in order, with no gap.
 async fn expect_stream(track: &jrtc::RemoteTrack, tag: &str, n: usize) {
     let mut last: Option<u32> = None;
     for _ in 0..n {
-        let packet = tokio::time::timeout(Duration::from_secs(10), track.next_packet())
-            .await
-            .expect("a packet in time")
-            .expect("the track is live");
+        let packet = next_packet(track).await;
         let body = packet
             .payload
             .strip_prefix(&VP8_KEY[..])
@@ -467,10 +472,7 @@ async fn a_paused_and_resumed_video_numbers_on_without_a_jump() {
     let track = remote(&mut bob, "alice/camera").await;
     let mut last = 0u16;
     for _ in 0..10 {
-        let packet = tokio::time::timeout(Duration::from_secs(10), track.next_packet())
-            .await
-            .expect("a packet in time")
-            .expect("the track is live");
+        let packet = next_packet(&track).await;
         last = packet.header.sequence_number;
     }
     crate::support::done(
@@ -487,12 +489,7 @@ async fn a_paused_and_resumed_video_numbers_on_without_a_jump() {
     )
     .await;
     let track = remote(&mut bob, "alice/camera").await;
-    let first = tokio::time::timeout(Duration::from_secs(10), track.next_packet())
-        .await
-        .expect("a packet in time")
-        .expect("the track is live")
-        .header
-        .sequence_number;
+    let first = next_packet(&track).await.header.sequence_number;
     // One after the last packet the leg sent before the pause: at most the few that were on
     // their way when bob stopped reading, never the ~50 sent while paused (the jump before).
     let gap = first.wrapping_sub(last);
@@ -597,10 +594,7 @@ async fn a_vp8_fixture_arrives_frame_for_frame() {
     // The first packet may be the middle of a frame: compare from the first frame boundary on.
     let mut synced = false;
     while matched.len() < frames.len() {
-        let packet = tokio::time::timeout(Duration::from_secs(10), track.next_packet())
-            .await
-            .expect("a packet in time")
-            .expect("the track is live");
+        let packet = next_packet(&track).await;
         let part = depacketizer
             .depacketize(&packet.payload)
             .expect("a VP8 payload");
