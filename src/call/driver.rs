@@ -156,12 +156,7 @@ pub(super) async fn run(
     loop {
         // What the core said, in order (doing it may make it say more).
         loop {
-            let (work, deadline) = {
-                let mut s = lock(&shared);
-                (s.socket.pop_front(), s.core.next_deadline())
-            };
-            let Some(work) = work else {
-                let _ = deadline;
+            let Some(work) = lock(&shared).socket.pop_front() else {
                 lock(&shared).drained.notify_waiters();
                 break;
             };

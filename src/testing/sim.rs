@@ -120,7 +120,8 @@ pub(crate) struct World {
     epoch: std::time::Instant,
     /// Frames on their way to devices (by connection), and from them to the server: each
     /// delivered in the order it was sent.
-    to_clients: VecDeque<(ConnId, String)>,
+    /// (A frame to a device is marked when it is a `welcome`: a new session.)
+    to_clients: VecDeque<(ConnId, String, bool)>,
     to_server: VecDeque<(ConnId, ClientFrame)>,
 }
 

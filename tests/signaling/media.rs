@@ -29,7 +29,19 @@ pub const VP8_KEY: [u8; 2] = [0x10, 0x00];
 
 /// Sends `payload(i)` for i = 0.. every 10 ms until stopped (after [`VP8_KEY`] on video).
 fn pump(track: jrtc::LocalTrack, tag: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    pump_counted(track, tag).0
+}
+
+/// [`pump`], and how many packets it has sent so far.
+fn pump_counted(
+    track: jrtc::LocalTrack,
+    tag: String,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::watch::Receiver<u32>,
+) {
+    let (count, sent) = tokio::sync::watch::channel(0);
+    let pumping = tokio::spawn(async move {
         let video = track.source() != TrackSource::Microphone;
         for i in 0u32..3000 {
             let mut payload = if video { VP8_KEY.to_vec() } else { Vec::new() };
@@ -37,9 +49,12 @@ fn pump(track: jrtc::LocalTrack, tag: String) -> tokio::task::JoinHandle<()> {
             if track.write(payload, i * 3000, true).await.is_err() {
                 return;
             }
+            count.send_replace(i + 1);
+            // The pace of a real sender (a packet every 10 ms), not a wait for anything.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    })
+    });
+    (pumping, sent)
 }
 
 /// The track's next packet (within 10 s; the track still live).
@@ -467,7 +482,7 @@ async fn a_paused_and_resumed_video_numbers_on_without_a_jump() {
         .publish_track(TrackSource::Camera)
         .await
         .unwrap();
-    let pumping = pump(camera, "alice/camera".into());
+    let (pumping, mut sent) = pump_counted(camera, "alice/camera".into());
     let mut bob = users.remove(1);
     let track = remote(&mut bob, "alice/camera").await;
     let mut last = 0u16;
@@ -480,9 +495,9 @@ async fn a_paused_and_resumed_video_numbers_on_without_a_jump() {
         bob.call.unsubscribe_track("alice/camera").await.unwrap(),
     )
     .await;
-    // Alice goes on sending while bob's leg is paused: nothing tells how many packets went by,
-    // so wait half a second (about 50 of hers, one every 10 ms).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Alice sends 50 more packets while bob's leg is paused.
+    let paused_at = *sent.borrow();
+    sent.wait_for(|n| *n >= paused_at + 50).await.unwrap();
     crate::support::done(
         &bob.call,
         bob.call.subscribe_track("alice/camera").await.unwrap(),

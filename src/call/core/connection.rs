@@ -65,7 +65,7 @@ impl Connection {
 
 impl ClientCore {
     /// Does what the connection policy said.
-    pub(super) fn link_outputs(&mut self, now: Now, outputs: Vec<LinkOutput>) {
+    pub(super) fn link_outputs(&mut self, outputs: Vec<LinkOutput>) {
         for output in outputs {
             match output {
                 LinkOutput::Finish(reason) => {
@@ -101,7 +101,6 @@ impl ClientCore {
                 LinkOutput::Online => {}
             }
         }
-        let _ = now;
     }
 
     /// The socket broke or closed, or the server said goodbye asking to reconnect.
@@ -112,14 +111,13 @@ impl ClientCore {
             self.connection.phase = Phase::Offline;
             self.out.push(Output::Disconnect);
         }
-        self.link_outputs(now, outputs);
+        self.link_outputs(outputs);
     }
 
     /// The new socket is open: resume the session on it, with the newest token.
-    pub(super) fn opened(&mut self, now: Now) {
+    pub(super) fn opened(&mut self) {
         if self.connection.phase != Phase::Opening {
             // Abandoned meanwhile: not this attempt's socket.
-            let _ = now;
             return;
         }
         let taken = self.session.taken();
@@ -144,7 +142,7 @@ impl ClientCore {
         self.connection.phase = Phase::Offline;
         self.out.push(Output::Disconnect);
         let outputs = self.link.attempted(now.at, Attempted::Failed);
-        self.link_outputs(now, outputs);
+        self.link_outputs(outputs);
     }
 
     /// A frame during the handshake.
@@ -207,7 +205,7 @@ impl ClientCore {
                 self.connection.phase = Phase::Offline;
                 self.out.push(Output::Disconnect);
                 let outputs = self.link.attempted(now.at, Attempted::Refused(code));
-                self.link_outputs(now, outputs);
+                self.link_outputs(outputs);
             }
             (phase, frame) => {
                 tracing::debug!(?phase, ?frame, "unexpected frame while connecting");
@@ -237,7 +235,7 @@ impl ClientCore {
             self.out.push(Output::Send(text));
         }
         let outputs = self.link.attempted(now.at, Attempted::Connected);
-        self.link_outputs(now, outputs);
+        self.link_outputs(outputs);
     }
 
     /// The server lost the session (the connection that came back is on a new one): the

@@ -312,7 +312,7 @@ impl ClientCore {
             return;
         }
         match input {
-            Input::Opened => self.opened(now),
+            Input::Opened => self.opened(),
             Input::OpenFailed => self.attempt_failed(now),
             Input::Text(text) => self.text(now, text),
             Input::Heard => self.link.heard(now.at),
@@ -320,7 +320,7 @@ impl ClientCore {
             Input::Tick => self.tick(now),
             Input::Close => {
                 let outputs = self.link.close(Reason::Quit);
-                self.link_outputs(now, outputs);
+                self.link_outputs(outputs);
             }
             Input::Token(token) => self.token_given(now, token),
             Input::Peer(input) => self.peer(now, input),
@@ -451,7 +451,7 @@ impl ClientCore {
 
     fn tick(&mut self, now: Now) {
         let outputs = self.link.tick(now.at);
-        self.link_outputs(now, outputs);
+        self.link_outputs(outputs);
         if self.closed.is_some() {
             return;
         }
@@ -489,7 +489,7 @@ impl ClientCore {
             Some((reason, true)) => self.socket_lost(now, reason),
             Some((reason, false)) => {
                 let outputs = self.link.close(reason);
-                self.link_outputs(now, outputs);
+                self.link_outputs(outputs);
             }
             None => {}
         }

@@ -23,24 +23,13 @@ fn start_with(refreshes: bool, expires_at: u64, offline_queue: usize) -> Harness
         at: Instant::now(),
         unix: T0_UNIX,
     };
-    let start = Start {
-        me: UserId::from("ada"),
-        timing: LinkTiming {
-            policy: ReconnectPolicy {
-                jitter: 0.0,
-                ..ReconnectPolicy::default()
-            },
-            keepalive: Duration::from_millis(2500),
-            idle_timeout: Duration::from_millis(7500),
-            connect_timeout: Duration::from_secs(10),
-        },
-        seed: 1,
-        resume_key: "k1".into(),
-        token: "t1".into(),
-        expires_at,
-        refreshes,
-        offline_queue,
-    };
+    // A `Call`'s defaults, without the reconnect jitter (so waits are exact).
+    let options = crate::call::CallOptions::default();
+    let mut start = Start::new(UserId::from("ada"), "k1".into(), "t1".into(), &options);
+    start.timing.policy.jitter = 0.0;
+    start.expires_at = expires_at;
+    start.refreshes = refreshes;
+    start.offline_queue = offline_queue;
     Harness {
         core: ClientCore::new(start, now),
         now,

@@ -75,9 +75,9 @@ impl Token {
         false
     }
 
-    /// The provider failed: asked again later (at least a second from now).
+    /// The provider failed (the shell logged why), or its token could not be sent: asked again
+    /// later (at least a second from now).
     pub(super) fn provider_failed(&mut self, now: Now) {
-        tracing::warn!("the token provider failed");
         self.schedule(now);
     }
 

@@ -219,6 +219,27 @@ async fn read(
     }
 }
 
+/// Writes `packet` to `leg` with its numbers on it; false when the leg's driver queue is full
+/// (or the leg is being rebound) and the leg loses the packet.
+fn send(leg: &Leg, mut packet: RtpPacket, seq: u16, timestamp: u32) -> bool {
+    let Some(payload_type) = leg.payload_type else {
+        return false;
+    };
+    packet.header.ssrc = leg.ssrc;
+    packet.header.payload_type = payload_type;
+    packet.header.sequence_number = seq;
+    packet.header.timestamp = timestamp;
+    super::extensions::rewrite(&mut packet.header, &leg.extensions);
+    if leg.track.write_rtp(packet).now_or_never().is_none() {
+        tracing::trace!(
+            subscriber = leg.subscriber,
+            "forwarding queue full; packet dropped"
+        );
+        return false;
+    }
+    true
+}
+
 /// Writes one packet to every flowing leg (the last one gets the packet itself, no copy), each
 /// with the numbers its selector gives. True when a leg waits for a key frame and the
 /// publisher is to be asked for one now.
@@ -242,47 +263,34 @@ fn write_legs(
         at_ms,
     };
     let mut ask = false;
-    // Each flowing leg's verdict first: the packet is cloned for all but the last leg sent to.
-    let mut sends: Vec<(usize, u16, u32)> = Vec::new();
-    for (i, leg) in legs.iter_mut().enumerate() {
+    // A leg's send waits until the next one is known, so the last leg sent to gets the packet
+    // itself and the others a clone (no list of sends per packet).
+    let mut pending: Option<(usize, u16, u32)> = None;
+    for i in 0..legs.len() {
+        let leg = &mut legs[i];
         if leg.payload_type.is_none() {
             continue;
         }
-        if let Verdict::Forward { seq, timestamp } = leg.selector.packet(&incoming) {
-            sends.push((i, seq, timestamp));
-        }
+        let verdict = leg.selector.packet(&incoming);
         ask |= leg
             .selector
             .keyframe_wanted(at_ms, ASSUMED_RTT_MS)
             .is_some();
+        if let Verdict::Forward { seq, timestamp } = verdict
+            && let Some((j, seq, timestamp)) = pending.replace((i, seq, timestamp))
+        {
+            if send(&legs[j], packet.clone(), seq, timestamp) {
+                written += 1;
+            } else {
+                full += 1;
+            }
+        }
     }
-    let mut packet = Some(packet);
-    let last = sends.len();
-    for (k, (i, seq, timestamp)) in sends.into_iter().enumerate() {
-        let leg = &legs[i];
-        let Some(payload_type) = leg.payload_type else {
-            continue;
-        };
-        let mut copy = if k + 1 < last {
-            packet.clone().expect("kept until the last leg")
-        } else {
-            packet.take().expect("kept until the last leg")
-        };
-        copy.header.ssrc = leg.ssrc;
-        copy.header.payload_type = payload_type;
-        copy.header.sequence_number = seq;
-        copy.header.timestamp = timestamp;
-        super::extensions::rewrite(&mut copy.header, &leg.extensions);
-        // Not ready at once: the leg's driver queue is full (or the leg is being rebound);
-        // this leg loses this packet.
-        if leg.track.write_rtp(copy).now_or_never().is_none() {
-            full += 1;
-            tracing::trace!(
-                subscriber = leg.subscriber,
-                "forwarding queue full; packet dropped"
-            );
-        } else {
+    if let Some((j, seq, timestamp)) = pending {
+        if send(&legs[j], packet, seq, timestamp) {
             written += 1;
+        } else {
+            full += 1;
         }
     }
     drop(legs);

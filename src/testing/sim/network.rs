@@ -272,7 +272,7 @@ impl World {
     /// on its way.
     pub(super) fn flow(&mut self) {
         loop {
-            if let Some((to, text)) = self.to_clients.pop_front() {
+            if let Some((to, text, welcome)) = self.to_clients.pop_front() {
                 let Some(dev) = self
                     .devices
                     .iter()
@@ -280,10 +280,6 @@ impl World {
                 else {
                     continue;
                 };
-                let welcome = matches!(
-                    serde_json::from_str::<ServerFrame>(&text),
-                    Ok(ServerFrame::Welcome { .. })
-                );
                 if let Some(d) = self.devices[dev].as_mut() {
                     d.relogging = welcome;
                 }
@@ -392,7 +388,8 @@ impl World {
                     // A new membership: its offers count from 1 again.
                     d.offers.clear();
                 }
-                self.to_clients.push_back((to, text.clone()));
+                let welcome = matches!(frame, ServerFrame::Welcome { .. });
+                self.to_clients.push_back((to, text.clone(), welcome));
             }
         }
     }
