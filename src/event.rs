@@ -88,6 +88,8 @@ pub enum OperationKind {
     SubscribeTrack,
     /// [`Call::unsubscribe_track`](crate::Call::unsubscribe_track).
     UnsubscribeTrack,
+    /// [`Call::request_video`](crate::Call::request_video).
+    RequestVideo,
     /// An answer to the server's subscription offer, sent by the call itself.
     Negotiate,
     /// The call's own join of its room again, after the server lost its session

@@ -120,7 +120,7 @@ pub use model::{
     ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
     RecordedFile, RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState,
     Rejection, Role, RoomDetails, RoomId, RoomOptions, RoomSummary, ScreenShare, ServerEvent,
-    StopReason, TrackSource, UserId, Webhook,
+    StopReason, TrackSource, UserId, VideoSize, Webhook,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

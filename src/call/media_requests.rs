@@ -3,7 +3,7 @@
 
 use crate::event::OperationKind;
 use crate::media::{LocalTrack, RemoteTrack};
-use crate::model::{OperationId, Reason, TrackSource, UserId};
+use crate::model::{OperationId, Reason, TrackSource, UserId, VideoSize};
 use crate::protocol::ClientFrame;
 
 use super::{Call, CallError};
@@ -89,6 +89,33 @@ impl Call {
     /// negotiated, so subscribing again resumes it at once.
     pub async fn unsubscribe_track(&self, id: &str) -> Result<OperationId, CallError> {
         self.track_request(id, false).await
+    }
+
+    /// Asks for remote video `publication` (`"{user}/{source}"`) at most `size`: the server
+    /// forwards the largest simulcast layer of it that fits (the smallest when none does), and
+    /// switches at that layer's next key frame, so the track goes on without a gap. The request
+    /// holds for the track until the next one; a track never asked for gets its largest layer,
+    /// and [`VideoSize::FULL`] asks for that again. A publication sent without simulcast has one
+    /// layer, which every request gets. Pausing is [`Call::unsubscribe_track`].
+    ///
+    /// Refused (the op's outcome) with `no_such_track` when `publication` is not published in
+    /// the room, `invalid_param` for an audio track, one's own, or a side of 0 or over
+    /// [`VideoSize::MAX_SIDE`].
+    pub async fn request_video(
+        &self,
+        publication: &str,
+        size: VideoSize,
+    ) -> Result<OperationId, CallError> {
+        let publication = publication.to_owned();
+        self.request(OperationKind::RequestVideo, |op| {
+            ClientFrame::RequestVideo {
+                op,
+                publication,
+                width: size.width,
+                height: size.height,
+            }
+        })
+        .await
     }
 
     async fn track_request(&self, id: &str, subscribe: bool) -> Result<OperationId, CallError> {

@@ -104,10 +104,12 @@ pub use server_api::{
 };
 
 mod recording;
+mod video;
 pub use recording::{
     AbortReason, MAX_RECORDING_DURATION_MS, RecordedFile, RecordingId, RecordingJob,
     RecordingOptions, RecordingPolicy, RecordingState, StopReason,
 };
+pub use video::VideoSize;
 
 string_id!(
     /// A user's id: who is logged in. At most 64 bytes of `[A-Za-z0-9+_.-]`.

@@ -254,6 +254,19 @@ tagged_frames! {
             /// The publication id.
             publication: String,
         },
+        /// Receive a video track at (at most) this size: the server forwards the largest
+        /// simulcast layer that fits, or the smallest when none does. Holds until the next
+        /// request for the same track (a receiver that never asks gets the largest layer).
+        RequestVideo {
+            /// Request id.
+            op: OperationId,
+            /// The publication id.
+            publication: String,
+            /// Width in pixels (1 to 16,384).
+            width: u32,
+            /// Height in pixels (1 to 16,384).
+            height: u32,
+        },
         /// An ICE candidate of one of the client's peer connections (no answer is sent).
         IceCandidate {
             /// Which connection.

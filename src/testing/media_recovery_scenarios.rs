@@ -57,7 +57,11 @@ fn a_failed_publishing_connection_is_kept_while_ice_restarts_and_comes_back() {
     );
     assert_eq!(
         actions_for(&out, &alice_key),
-        [MediaAction::AnswerPublish { op, sdp }]
+        [MediaAction::AnswerPublish {
+            op,
+            sdp,
+            rids: Default::default()
+        }]
     );
     let out = h.report(
         alice_key.clone(),

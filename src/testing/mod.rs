@@ -42,4 +42,6 @@ mod sim_actions;
 mod sim_backend;
 mod sim_media;
 #[cfg(test)]
+mod simulcast_scenarios;
+#[cfg(test)]
 mod transcripts;

@@ -63,7 +63,7 @@ impl FakeSfu {
         };
         let mut reports = Vec::new();
         match action {
-            MediaAction::AnswerPublish { op, sdp } => {
+            MediaAction::AnswerPublish { op, sdp, .. } => {
                 let offer = Description::parse(&sdp);
                 reports.push(report(MediaFact::PublishAnswered {
                     op,
@@ -142,13 +142,14 @@ impl FakeSfu {
                     }
                 }
             }
-            MediaAction::PauseLeg { publication, .. } => {
+            MediaAction::PauseLeg { publication, .. }
+            | MediaAction::SetLayer { publication, .. } => {
                 assert!(
                     self.legs
                         .get(&to.media)
                         .is_some_and(|l| l.contains_key(&publication))
                         || self.skipped.contains(&(to.media, publication)),
-                    "pausing a leg that is not there"
+                    "pausing a leg, or choosing its layer, when it is not there"
                 );
             }
             MediaAction::Forward { source, muted } => {

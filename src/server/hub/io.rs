@@ -2,7 +2,9 @@
 //! [`MediaCommand`]), and how it refuses a request ([`Refusal`]). A leaf module: it names the
 //! core's words and depends on no other part of the core, so the core has no import cycles.
 
-use crate::model::{OperationId, Publication, Reason, RoomId, TrackSource};
+use std::collections::BTreeMap;
+
+use crate::model::{OperationId, Publication, Reason, RoomId, TrackSource, VideoSize};
 use crate::protocol::{ClientFrame, IceCandidate, MediaConnection, ServerFrame};
 
 /// A connection's id, chosen by the shell.
@@ -62,6 +64,11 @@ pub(crate) enum Output {
 /// can be mistaken for another's.
 pub(crate) type MediaId = u64;
 
+/// A simulcast layer of a published video, by its place in the publisher's list of streams
+/// (0 is the first, the smallest as jrtc's clients send them); a video without simulcast has
+/// layer 0 only.
+pub(crate) type Layer = u8;
+
 /// Whose media a command or report is about: the room (the shell places a room's media
 /// together) and the membership.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,7 +90,13 @@ pub(crate) struct MediaCommand {
 pub(crate) enum MediaAction {
     /// Apply the member's offer on its publishing connection and answer it
     /// ([`MediaFact::PublishAnswered`]).
-    AnswerPublish { op: OperationId, sdp: String },
+    /// `rids`: the simulcast streams of each source the offer sends with simulcast, in layer
+    /// order (layer `i` is `rids[i]`, smallest first).
+    AnswerPublish {
+        op: OperationId,
+        sdp: String,
+        rids: BTreeMap<TrackSource, Vec<String>>,
+    },
     /// Make an offer of the receiving connection's current legs ([`MediaFact::OfferReady`]),
     /// restarting ICE (new credentials) if `ice_restart`.
     CreateOffer { negotiation: u64, ice_restart: bool },
@@ -107,6 +120,9 @@ pub(crate) enum MediaAction {
     StartLegs { legs: Vec<LegStart> },
     /// Stop or resume a started leg's packets (it stays negotiated).
     PauseLeg { publication: String, paused: bool },
+    /// Forward this simulcast layer of the publication on the leg (switching at its next key
+    /// frame); a leg starts on its publication's largest layer.
+    SetLayer { publication: String, layer: Layer },
     /// Forward this member's track of `source` to its legs, or (`muted`) forward nothing of
     /// it to anyone until told otherwise: legs added meanwhile get nothing either.
     Forward { source: TrackSource, muted: bool },
@@ -158,6 +174,13 @@ pub(crate) enum MediaFact {
     LocalCandidate {
         connection: MediaConnection,
         candidate: IceCandidate,
+    },
+    /// A key frame of the member's track of `source` showed layer `layer` at a new size (the
+    /// first time, or the publisher's encoder changed it).
+    LayerSize {
+        source: TrackSource,
+        layer: Layer,
+        size: VideoSize,
     },
     /// One of the member's peer connections failed.
     PeerFailed { connection: MediaConnection },

@@ -19,12 +19,14 @@ mod outbox;
 mod recording;
 mod requests;
 pub(crate) mod room;
+mod room_layers;
 mod room_media;
 mod room_mute;
 mod room_talk;
 pub(crate) mod sdp;
 mod sessions;
 mod tokens;
+mod video_layers;
 
 pub(crate) use admin::{AdminReply, AdminRequest, HubStats};
 use bans::BanBook;

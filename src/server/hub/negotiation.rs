@@ -15,7 +15,7 @@ use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 use super::io::{
     ConnId, MediaAction, MediaCommand, MediaId, MediaKey, Millis, Output, Refusal, refuse,
 };
-use super::sdp::Description;
+use super::sdp::{Description, MAX_RIDS};
 
 /// Most media lines a publishing offer may carry: one per source, and room for a client that
 /// also opens a data channel or keeps stopped lines. Bounds what one offer costs the server.
@@ -77,6 +77,8 @@ pub(crate) struct Publishing {
     answer: Description,
     /// The media line (mid) that sends each source, by the last answered offer.
     mids: BTreeMap<TrackSource, String>,
+    /// The simulcast streams of each source sent with simulcast, by the last answered offer.
+    rids: BTreeMap<TrackSource, Vec<String>>,
     /// While the connection is interrupted: when its publications end unless it is back.
     pub(crate) interrupted: Interruption,
 }
@@ -90,6 +92,9 @@ pub(crate) struct PublishRequest {
     sending: BTreeSet<TrackSource>,
     /// The media line (mid) that sends each source.
     mids: BTreeMap<TrackSource, String>,
+    /// The simulcast streams (rids) of each video source sent with simulcast, smallest layer
+    /// first as the client lists them.
+    pub rids: BTreeMap<TrackSource, Vec<String>>,
 }
 
 impl Publishing {
@@ -118,6 +123,7 @@ impl Publishing {
         }
         let mut sending = BTreeSet::new();
         let mut mids = BTreeMap::new();
+        let mut rids = BTreeMap::new();
         for line in &offer.media {
             let Some(kind) = line.kind else { continue };
             if line.rejected || !line.direction.sends() {
@@ -160,6 +166,10 @@ impl Publishing {
             if let Some(mid) = &line.mid {
                 mids.insert(source, mid.clone());
             }
+            if !line.rids.is_empty() {
+                check_rids(source, &line.rids)?;
+                rids.insert(source, line.rids.clone());
+            }
         }
         let sources = match source {
             Some(source) if !sending.contains(&source) => {
@@ -179,6 +189,7 @@ impl Publishing {
             sources,
             sending,
             mids,
+            rids,
         })
     }
 
@@ -208,6 +219,7 @@ impl Publishing {
             self.answer = Description::parse(sdp);
             self.sending = request.sending;
             self.mids = request.mids;
+            self.rids = request.rids;
             for source in request.sources {
                 self.withdrawn.remove(&source);
                 self.wanted.insert(source);
@@ -260,6 +272,11 @@ impl Publishing {
         self.answer.first_mid()
     }
 
+    /// How many simulcast layers the member's track of `source` has (1 without simulcast).
+    pub(crate) fn layer_count(&self, source: TrackSource) -> usize {
+        self.rids.get(&source).map_or(1, |rids| rids.len().max(1))
+    }
+
     /// The header extensions (id, URI) the member's track of `source` carries: those the
     /// server's answer accepted on its line.
     pub(crate) fn extensions(&self, source: TrackSource) -> &[(u8, String)] {
@@ -268,6 +285,39 @@ impl Publishing {
             .and_then(|mid| self.answer.line(mid))
             .map_or(&[], |line| line.extensions.as_slice())
     }
+}
+
+/// Refuses simulcast that jrtc does not forward: on audio, more than [`MAX_RIDS`] streams, or a
+/// stream id that is not 1 to 16 letters, digits, `-` or `_`.
+fn check_rids(source: TrackSource, rids: &[String]) -> Result<(), Refusal> {
+    if source.kind() != MediaKind::Video {
+        return refuse(ErrorCode::InvalidParam, "simulcast is for video only");
+    }
+    if rids.len() > MAX_RIDS {
+        return refuse(
+            ErrorCode::InvalidParam,
+            format!(
+                "the {} line sends more than {MAX_RIDS} simulcast streams",
+                source.as_str()
+            ),
+        );
+    }
+    let valid = |rid: &String| {
+        (1..=16).contains(&rid.len())
+            && rid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(bad) = rids.iter().find(|rid| !valid(rid)) {
+        return refuse(
+            ErrorCode::InvalidParam,
+            format!(
+                "`{}` is not a simulcast stream id jrtc takes",
+                bad.escape_default()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// One leg on the receiving connection.

@@ -379,6 +379,22 @@ impl Hub {
                 out.push(done(op, None));
                 Ok(())
             }
+            ClientFrame::RequestVideo {
+                op,
+                publication,
+                width,
+                height,
+            } => {
+                let room = self.room_of_member(conn, None)?;
+                let size = crate::model::VideoSize::new(width, height);
+                self.with_room(
+                    &room,
+                    |r, out| r.request_video(conn, &publication, size, out),
+                    out,
+                )?;
+                out.push(done(op, None));
+                Ok(())
+            }
         }
     }
 

@@ -44,6 +44,8 @@ pub(crate) struct Room {
     pub(super) managed: bool,
     /// Since when a managed room has had no member.
     pub(super) empty_since: Option<super::io::Millis>,
+    /// Which simulcast layer each receiver gets of each video.
+    pub(super) video: super::video_layers::VideoLayers,
 }
 
 impl Room {
@@ -61,6 +63,7 @@ impl Room {
             options: Default::default(),
             managed: false,
             empty_since: None,
+            video: Default::default(),
         }
     }
 

@@ -34,10 +34,11 @@ impl Room {
         if request.sources.contains(&TrackSource::Screen) {
             self.check_screen_free(i)?;
         }
+        let rids = request.rids.clone();
         let member = &mut self.members[i];
         member.publishing.offer_sent(op, request);
         let key = member.key.clone();
-        out.push(command(&key, MediaAction::AnswerPublish { op, sdp }));
+        out.push(command(&key, MediaAction::AnswerPublish { op, sdp, rids }));
         Ok(())
     }
 
@@ -195,6 +196,11 @@ impl Room {
                     },
                 });
             }
+            MediaFact::LayerSize {
+                source,
+                layer,
+                size,
+            } => self.layer_measured(media, source, layer, size, out),
             // The hub takes failures (they start a grace period: `media_interrupted`).
             MediaFact::PeerFailed { .. } => {}
             MediaFact::PeerConnected { connection } => self.media_restored(i, connection, out),
@@ -268,6 +274,10 @@ impl Room {
             return;
         }
         self.publications.push((conn, publication.clone()));
+        if publication.kind == MediaKind::Video {
+            let layers = self.members[i].publishing.layer_count(source);
+            self.video.published(&publication.id, layers);
+        }
         // A new publication is forwarded, even if its track was muted under an earlier one.
         let key = self.members[i].key.clone();
         out.push(command(
@@ -351,6 +361,7 @@ impl Room {
         self.members[i]
             .receiving
             .add_leg(&to, &publication, publisher.media, out);
+        self.tell_layer(conn, &publication.id, out);
     }
 
     /// Stops `conn` receiving `publication`: for good, or paused (kept negotiated).
@@ -381,6 +392,7 @@ impl Room {
         }
         let running = self.subscriptions.remove(&key);
         let paused = self.paused.remove(&key);
+        self.video.forget(conn, Some(&publication.id));
         if running || paused {
             self.offers_due = true;
             self.members[i]
@@ -445,7 +457,7 @@ impl Room {
     }
 
     /// The publication named `id`, with its publisher, or a refusal.
-    fn find_publication(&self, id: &str) -> Result<(ConnId, Publication), Refusal> {
+    pub(super) fn find_publication(&self, id: &str) -> Result<(ConnId, Publication), Refusal> {
         self.publication_by_id(id).ok_or_else(|| {
             Refusal::new(
                 ErrorCode::NoSuchTrack,
@@ -476,6 +488,7 @@ impl Room {
         self.members[i].publishing.unpublished(source);
         let at = self.own_publication(conn, source)?;
         let (_, publication) = self.publications.remove(at);
+        self.video.unpublished(&publication.id);
         // The flag first: whoever hears the track is gone sees the flag already down.
         self.set_flag(i, source, false, out);
         self.announce_unpublished(&publication, reason, out);
@@ -503,11 +516,13 @@ impl Room {
         self.subscriptions.retain(|(c, _)| *c != conn);
         self.paused.retain(|(c, _)| *c != conn);
         self.manual.remove(&conn);
+        self.video.forget(conn, None);
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publications)
             .into_iter()
             .partition(|(c, _)| *c == conn);
         self.publications = kept;
         for (_, publication) in gone {
+            self.video.unpublished(&publication.id);
             self.announce_unpublished(&publication, reason, out);
         }
         end_media(member, out);

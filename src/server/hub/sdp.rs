@@ -9,6 +9,9 @@ use crate::model::MediaKind;
 /// ignored, so a description cannot make the core keep much.
 const MAX_EXTENSIONS: usize = 32;
 
+/// Most simulcast streams one line may send (the seed's four layers).
+pub(crate) const MAX_RIDS: usize = 4;
+
 /// How a media line sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -55,6 +58,10 @@ pub(crate) struct MediaLine {
     pub codecs: Vec<Codec>,
     /// The RTP header extensions (`a=extmap:<id> <uri>`), as (id, URI).
     pub extensions: Vec<(u8, String)>,
+    /// The simulcast streams the line sends (`a=rid:<id> send`), in the order of its
+    /// `a=simulcast:send` list when it has one (at most [`MAX_RIDS`] + 1 are kept, so a check
+    /// can tell "too many").
+    pub rids: Vec<String>,
 }
 
 impl MediaLine {
@@ -81,10 +88,13 @@ impl Description {
     /// Reads `sdp`. Lines it does not know are skipped.
     pub(crate) fn parse(sdp: &str) -> Description {
         let mut description = Description::default();
+        // Each line's `a=simulcast` send list, to order its rids by.
+        let mut orders: Vec<Vec<String>> = Vec::new();
         for line in sdp.lines() {
             let line = line.trim_end_matches('\r');
             if let Some(m) = line.strip_prefix("m=") {
                 description.media.push(media_line(m));
+                orders.push(Vec::new());
                 continue;
             }
             let Some(attribute) = line.strip_prefix("a=") else {
@@ -122,6 +132,21 @@ impl Description {
                         media.extensions.push((id, uri.to_owned()));
                     }
                 }
+                "rid" => {
+                    // `<id> send|recv [<restrictions>]`
+                    let mut parts = value.split_whitespace();
+                    if let (Some(id), Some("send")) = (parts.next(), parts.next())
+                        && media.rids.len() <= MAX_RIDS
+                        && !media.rids.iter().any(|r| r == id)
+                    {
+                        media.rids.push(id.to_owned());
+                    }
+                }
+                "simulcast" => {
+                    if let Some(order) = orders.last_mut() {
+                        *order = simulcast_send_order(value);
+                    }
+                }
                 "msid" => {
                     let mut parts = value.split_whitespace();
                     media.stream_id = parts.next().map(str::to_owned);
@@ -141,6 +166,11 @@ impl Description {
                 }
                 _ => {}
             }
+        }
+        for (media, order) in description.media.iter_mut().zip(&orders) {
+            media
+                .rids
+                .sort_by_key(|rid| order.iter().position(|o| o == rid).unwrap_or(usize::MAX));
         }
         description
     }
@@ -209,7 +239,26 @@ fn media_line(m: &str) -> MediaLine {
         track_id: None,
         codecs,
         extensions: Vec::new(),
+        rids: Vec::new(),
     }
+}
+
+/// The send list of an `a=simulcast` value (`send q;h;f recv …`), first choice of each
+/// alternative, without the paused mark (`~`); at most [`MAX_RIDS`] + 1 entries.
+fn simulcast_send_order(value: &str) -> Vec<String> {
+    let mut parts = value.split_whitespace();
+    while let Some(direction) = parts.next() {
+        let list = parts.next().unwrap_or("");
+        if direction == "send" {
+            return list
+                .split(';')
+                .filter_map(|alternatives| alternatives.split(',').next())
+                .map(|rid| rid.trim_start_matches('~').to_owned())
+                .take(MAX_RIDS + 1)
+                .collect();
+        }
+    }
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -245,6 +294,22 @@ mod tests {
         assert!(d.has_candidate("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
         assert!(d.has_candidate("a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
         assert!(!d.has_candidate("candidate:2 1 udp 1 127.0.0.1 5001 typ host"));
+    }
+
+    #[test]
+    fn reads_the_simulcast_streams_a_line_sends_in_the_simulcast_order() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
+                   a=rid:f send\r\na=rid:x recv\r\na=rid:q send max-width=320\r\na=rid:h send\r\n\
+                   a=rid:q send\r\na=simulcast:send q;~h,x;f recv x\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=rid:b send\r\na=rid:a send\r\n";
+        let d = Description::parse(sdp);
+        assert_eq!(d.media[0].rids, ["q", "h", "f"]);
+        // No simulcast list: the order of the rid lines.
+        assert_eq!(d.media[1].rids, ["b", "a"]);
+        // A long list is cut one past the limit, so a check sees too many.
+        let many: String = (0..20).map(|i| format!("a=rid:r{i} send\r\n")).collect();
+        let d = Description::parse(&format!("m=video 9 RTP 96\r\n{many}"));
+        assert_eq!(d.media[0].rids.len(), MAX_RIDS + 1);
     }
 
     /// Firefox with max-bundle: lines after the first have port 0 and `a=bundle-only`.

@@ -22,10 +22,12 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use tokio::sync::mpsc;
+
 use super::layers::{Incoming, LegSelector, Verdict};
 use crate::media::RtpPacket;
-use crate::model::RoomId;
-use crate::server::hub::io::{ExtensionMap, MediaId};
+use crate::model::{RoomId, TrackSource, VideoSize};
+use crate::server::hub::io::{ExtensionMap, Layer, MediaFact, MediaId, MediaKey, MediaReport};
 
 /// The round-trip time the key-frame asks are spaced by until the legs measure theirs.
 const ASSUMED_RTT_MS: u64 = 100;
@@ -59,6 +61,29 @@ pub(crate) struct Forward {
     /// Muted by the core: nothing is forwarded (shared with a replacing track's reader).
     muted: Arc<AtomicBool>,
     counters: Arc<ForwardCounters>,
+    /// The track's simulcast streams (rids) in layer order; empty without simulcast.
+    rids: Arc<[String]>,
+    /// The SSRC of each layer's stream that has arrived (what key-frame requests name).
+    layer_ssrcs: Arc<Mutex<Vec<(Layer, u32)>>>,
+    /// Where the reader reports what it reads of the track (each layer's size).
+    reporter: Reporter,
+}
+
+/// Reports about one published track, to the core.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub(crate) reports: mpsc::UnboundedSender<MediaReport>,
+    pub(crate) from: MediaKey,
+    pub(crate) source: TrackSource,
+}
+
+impl Reporter {
+    fn send(&self, fact: MediaFact) {
+        let _ = self.reports.send(MediaReport {
+            from: self.from.clone(),
+            fact,
+        });
+    }
 }
 
 /// One subscriber's copy of the track.
@@ -72,6 +97,8 @@ struct Leg {
     extensions: ExtensionMap,
     /// Paused at the subscriber's request (kept negotiated).
     paused: bool,
+    /// The simulcast layer the core chose for it.
+    layer: Layer,
     /// Which packets it forwards, and their numbers on it.
     selector: LegSelector,
 }
@@ -83,6 +110,8 @@ impl Forward {
         codec: RTCRtpCodec,
         remote: Arc<dyn TrackRemote>,
         counters: Arc<ForwardCounters>,
+        rids: Vec<String>,
+        reporter: Reporter,
     ) -> (Self, JoinHandle<()>) {
         let forward = Forward {
             room,
@@ -91,34 +120,43 @@ impl Forward {
             legs: Arc::new(Mutex::new(Vec::new())),
             muted: Arc::new(AtomicBool::new(false)),
             counters,
+            rids: rids.into(),
+            layer_ssrcs: Arc::default(),
+            reporter,
         };
         forward.begin()
     }
 
     /// Starts forwarding `remote` to the legs of `old`, which it replaces (the publisher sent the
     /// source again on a new track): its subscribers keep receiving without a new negotiation.
-    pub(crate) fn replace(old: &Forward, remote: Arc<dyn TrackRemote>) -> (Self, JoinHandle<()>) {
+    pub(crate) fn replace(
+        old: &Forward,
+        remote: Arc<dyn TrackRemote>,
+        rids: Vec<String>,
+    ) -> (Self, JoinHandle<()>) {
         // New numbers from the publisher: each leg goes on from its next key frame.
         for leg in lock(&old.legs).iter_mut() {
             leg.selector.source_changed();
         }
         Forward {
             remote,
+            rids: rids.into(),
+            layer_ssrcs: Arc::default(),
             ..old.clone()
         }
         .begin()
     }
 
     fn begin(self) -> (Self, JoinHandle<()>) {
-        let reader = tokio::spawn(read(
-            self.remote.clone(),
-            self.legs.clone(),
-            self.muted.clone(),
-            self.counters.clone(),
-            Reading {
+        let reader = tokio::spawn(
+            Reader {
                 vp8: self.codec.mime_type.eq_ignore_ascii_case("video/vp8"),
-            },
-        ));
+                streams: Vec::new(),
+                sizes: Vec::new(),
+                forward: self.clone(),
+            }
+            .run(),
+        );
         (self, reader)
     }
 
@@ -133,6 +171,7 @@ impl Forward {
             payload_type: None,
             extensions: ExtensionMap::default(),
             paused: false,
+            layer: 0,
             selector: LegSelector::new(self.codec.clock_rate, Some(0)),
         });
     }
@@ -157,14 +196,48 @@ impl Forward {
     /// Pauses or resumes a subscriber's leg; returns whether it was paused before.
     pub(crate) fn set_paused(&self, subscriber: MediaId, paused: bool) -> bool {
         let muted = self.muted.load(Ordering::Relaxed);
+        self.with_leg(subscriber, |leg| {
+            let was = std::mem::replace(&mut leg.paused, paused);
+            leg.retarget(muted);
+            was
+        })
+        .unwrap_or(false)
+    }
+
+    /// Has a subscriber's leg forward simulcast layer `layer` (from its next key frame).
+    pub(crate) fn set_layer(&self, subscriber: MediaId, layer: Layer) {
+        let muted = self.muted.load(Ordering::Relaxed);
+        self.with_leg(subscriber, |leg| {
+            leg.layer = layer;
+            leg.retarget(muted);
+        });
+    }
+
+    /// The SSRC to ask for a key frame of what `subscriber`'s leg forwards: its layer's
+    /// stream (`None` without simulcast: the track's only stream; or when the layer's stream has
+    /// not arrived).
+    pub(crate) fn keyframe_ssrc(&self, subscriber: MediaId) -> Option<u32> {
+        let layer = self.with_leg(subscriber, |leg| leg.layer)?;
+        self.ssrc_of(layer)
+    }
+
+    fn ssrc_of(&self, layer: Layer) -> Option<u32> {
+        lock(&self.layer_ssrcs)
+            .iter()
+            .find(|(l, _)| *l == layer)
+            .map(|(_, ssrc)| *ssrc)
+    }
+
+    /// Whether the track is sent with simulcast.
+    pub(crate) fn simulcast(&self) -> bool {
+        !self.rids.is_empty()
+    }
+
+    fn with_leg<R>(&self, subscriber: MediaId, f: impl FnOnce(&mut Leg) -> R) -> Option<R> {
         lock(&self.legs)
             .iter_mut()
             .find(|leg| leg.subscriber == subscriber)
-            .map(|leg| {
-                leg.selector.set_target((!paused && !muted).then_some(0));
-                std::mem::replace(&mut leg.paused, paused)
-            })
-            .unwrap_or(false)
+            .map(f)
     }
 
     /// Mutes or unmutes the track for every leg, present and future (an unmuted leg goes on
@@ -172,8 +245,7 @@ impl Forward {
     pub(crate) fn set_muted(&self, muted: bool) {
         self.muted.store(muted, Ordering::Relaxed);
         for leg in lock(&self.legs).iter_mut() {
-            leg.selector
-                .set_target((!muted && !leg.paused).then_some(0));
+            leg.retarget(muted);
         }
     }
 
@@ -183,39 +255,149 @@ impl Forward {
     }
 }
 
+impl Leg {
+    /// Tells the selector what the leg forwards now: its layer, or nothing while paused or
+    /// muted.
+    fn retarget(&mut self, muted: bool) {
+        self.selector
+            .set_target((!muted && !self.paused).then_some(self.layer));
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What the reader knows of the stream it reads.
-#[derive(Clone, Copy)]
-struct Reading {
-    /// VP8: key frames are read from the payload descriptor (any audio packet starts cleanly).
+/// Most simulcast streams (SSRCs) a reader tells apart; packets of others are dropped.
+const MAX_STREAMS: usize = 8;
+
+/// How often at most a layer's new size is reported (a publisher cannot flood the core by
+/// changing sizes on every key frame).
+const SIZE_REPORT_EVERY_MS: u64 = 500;
+
+/// The task that reads a published track and writes each packet to the legs.
+struct Reader {
+    /// VP8: key frames and their sizes are read from the payload (any audio packet starts
+    /// cleanly).
     vp8: bool,
+    /// Each SSRC the track arrived on, with its layer (`None`: a stream that is no layer).
+    streams: Vec<(u32, Option<Layer>)>,
+    /// Per layer: the size last reported, and when.
+    sizes: Vec<Option<((u16, u16), u64)>>,
+    forward: Forward,
 }
 
-async fn read(
-    remote: Arc<dyn TrackRemote>,
-    legs: Arc<Mutex<Vec<Leg>>>,
-    muted: Arc<AtomicBool>,
-    counters: Arc<ForwardCounters>,
-    reading: Reading,
-) {
-    let started = tokio::time::Instant::now();
-    while let Some(event) = remote.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(_) if muted.load(Ordering::Relaxed) => {
-                counters.dropped_muted.fetch_add(1, Ordering::Relaxed);
-            }
-            TrackRemoteEvent::OnRtpPacket(packet) => {
-                let at_ms = started.elapsed().as_millis() as u64;
-                if write_legs(&legs, packet, &counters, reading, at_ms) {
-                    super::request_keyframe(&remote).await;
+impl Reader {
+    async fn run(mut self) {
+        let started = tokio::time::Instant::now();
+        let remote = self.forward.remote.clone();
+        while let Some(event) = remote.poll().await {
+            match event {
+                TrackRemoteEvent::OnRtpPacket(_) if self.forward.muted.load(Ordering::Relaxed) => {
+                    let counters = &self.forward.counters;
+                    counters.dropped_muted.fetch_add(1, Ordering::Relaxed);
                 }
+                TrackRemoteEvent::OnRtpPacket(packet) => {
+                    let at_ms = started.elapsed().as_millis() as u64;
+                    let Some(layer) = self.layer_of(packet.header.ssrc).await else {
+                        continue;
+                    };
+                    let (keyframe, size) = if self.vp8 {
+                        super::vp8::parse(&packet.payload)
+                            .map_or((false, None), |info| (info.keyframe, info.size))
+                    } else {
+                        (true, None)
+                    };
+                    if let Some(size) = size {
+                        self.measured(layer, size, at_ms);
+                    }
+                    let incoming = Incoming {
+                        layer,
+                        seq: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        keyframe,
+                        at_ms,
+                    };
+                    let asks = write_legs(&self.forward, packet, &incoming);
+                    for layer in 0..8 {
+                        if asks & (1 << layer) != 0 {
+                            self.ask_keyframe(layer).await;
+                        }
+                    }
+                }
+                TrackRemoteEvent::OnOpen(init) => {
+                    if let Some(rid) = init.rid {
+                        self.learn(init.ssrc, &rid);
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
             }
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
         }
+    }
+
+    /// The layer of the stream `ssrc`: 0 without simulcast, else by its rid (asked of the
+    /// track the first time a stream is seen).
+    async fn layer_of(&mut self, ssrc: u32) -> Option<Layer> {
+        if self.forward.rids.is_empty() {
+            return Some(0);
+        }
+        if let Some((_, layer)) = self.streams.iter().find(|(s, _)| *s == ssrc) {
+            return *layer;
+        }
+        let rid = self.forward.remote.rid(ssrc).await.unwrap_or_default();
+        self.learn(ssrc, &rid)
+    }
+
+    /// Stream `ssrc` carries the stream named `rid`.
+    fn learn(&mut self, ssrc: u32, rid: &str) -> Option<Layer> {
+        let layer = self
+            .forward
+            .rids
+            .iter()
+            .position(|r| r == rid)
+            .map(|i| i as Layer);
+        if let Some(known) = self.streams.iter_mut().find(|(s, _)| *s == ssrc) {
+            known.1 = layer;
+        } else if self.streams.len() < MAX_STREAMS {
+            self.streams.push((ssrc, layer));
+        }
+        if let Some(layer) = layer {
+            let mut ssrcs = lock(&self.forward.layer_ssrcs);
+            ssrcs.retain(|(l, _)| *l != layer);
+            ssrcs.push((layer, ssrc));
+        }
+        layer
+    }
+
+    /// A key frame of `layer` showed `size`: reported when it is new (at most every
+    /// [`SIZE_REPORT_EVERY_MS`]).
+    fn measured(&mut self, layer: Layer, size: (u16, u16), at_ms: u64) {
+        let slot = usize::from(layer);
+        if self.sizes.len() <= slot {
+            self.sizes.resize(slot + 1, None);
+        }
+        if let Some((last, at)) = self.sizes[slot]
+            && (last == size || at_ms.saturating_sub(at) < SIZE_REPORT_EVERY_MS)
+        {
+            return;
+        }
+        self.sizes[slot] = Some((size, at_ms));
+        self.forward.reporter.send(MediaFact::LayerSize {
+            source: self.forward.reporter.source,
+            layer,
+            size: VideoSize::new(u32::from(size.0), u32::from(size.1)),
+        });
+    }
+
+    /// Asks the publisher for a key frame of `layer` (of its only stream without simulcast).
+    async fn ask_keyframe(&self, layer: Layer) {
+        let ssrc = self.forward.ssrc_of(layer);
+        // A layer whose stream has not arrived yet: nothing to ask.
+        if self.forward.simulcast() && ssrc.is_none() {
+            return;
+        }
+        super::request_keyframe(&self.forward.remote, ssrc).await;
     }
 }
 
@@ -241,28 +423,15 @@ fn send(leg: &Leg, mut packet: RtpPacket, seq: u16, timestamp: u32) -> bool {
 }
 
 /// Writes one packet to every flowing leg (the last one gets the packet itself, no copy), each
-/// with the numbers its selector gives. True when a leg waits for a key frame and the
-/// publisher is to be asked for one now.
-fn write_legs(
-    legs: &Mutex<Vec<Leg>>,
-    packet: RtpPacket,
-    counters: &ForwardCounters,
-    reading: Reading,
-    at_ms: u64,
-) -> bool {
-    let mut legs = lock(legs);
+/// with the numbers its selector gives. Returns the layers (a bit each) whose key frame a leg
+/// waits for and the publisher is to be asked for now.
+fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
+    let counters = &forward.counters;
+    let mut legs = lock(&forward.legs);
     let size = packet.payload.len() as u64 + 12;
     let (mut written, mut full) = (0u64, 0u64);
     let waiting = legs.iter().filter(|leg| leg.payload_type.is_none()).count() as u64;
-    let incoming = Incoming {
-        layer: 0,
-        seq: packet.header.sequence_number,
-        timestamp: packet.header.timestamp,
-        keyframe: !reading.vp8
-            || super::vp8::parse(&packet.payload).is_some_and(|info| info.keyframe),
-        at_ms,
-    };
-    let mut ask = false;
+    let mut asks = 0u8;
     // A leg's send waits until the next one is known, so the last leg sent to gets the packet
     // itself and the others a clone (no list of sends per packet).
     let mut pending: Option<(usize, u16, u32)> = None;
@@ -271,11 +440,10 @@ fn write_legs(
         if leg.payload_type.is_none() {
             continue;
         }
-        let verdict = leg.selector.packet(&incoming);
-        ask |= leg
-            .selector
-            .keyframe_wanted(at_ms, ASSUMED_RTT_MS)
-            .is_some();
+        let verdict = leg.selector.packet(incoming);
+        if let Some(layer) = leg.selector.keyframe_wanted(incoming.at_ms, ASSUMED_RTT_MS) {
+            asks |= 1u8.checked_shl(u32::from(layer)).unwrap_or(0);
+        }
         if let Verdict::Forward { seq, timestamp } = verdict
             && let Some((j, seq, timestamp)) = pending.replace((i, seq, timestamp))
         {
@@ -308,5 +476,5 @@ fn write_legs(
             .dropped_not_negotiated
             .fetch_add(waiting, Ordering::Relaxed);
     }
-    ask
+    asks
 }

@@ -15,8 +15,7 @@
 //! - Paused (no target) forwards nothing; resuming waits for a key frame and re-bases, so the
 //!   subscriber sees no gap for the packets it did not get while paused.
 
-/// A simulcast layer (0 is the smallest); a stream without simulcast is layer 0.
-pub(crate) type Layer = u8;
+pub(crate) use crate::server::hub::io::Layer;
 
 /// One packet, as the forwarder read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

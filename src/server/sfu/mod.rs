@@ -16,7 +16,7 @@ pub(crate) mod vp8;
 pub(crate) use forward::ForwardCounters;
 pub(crate) mod workers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rtc::media_stream::MediaStreamTrack;
@@ -162,6 +162,9 @@ struct Actor {
     subscriber: Option<Peer>,
     /// By publication id.
     legs: HashMap<String, Leg>,
+    /// The simulcast streams of each source the publishing connection sends with simulcast,
+    /// in layer order (by the last answered offer).
+    rids: BTreeMap<TrackSource, Vec<String>>,
 }
 
 impl Actor {
@@ -174,6 +177,7 @@ impl Actor {
             published: Vec::new(),
             subscriber: None,
             legs: HashMap::new(),
+            rids: BTreeMap::new(),
         }
     }
 
@@ -198,7 +202,8 @@ impl Actor {
 
     async fn act(&mut self, action: MediaAction) {
         match action {
-            MediaAction::AnswerPublish { op, sdp } => {
+            MediaAction::AnswerPublish { op, sdp, rids } => {
+                self.rids = rids;
                 let result = self.answer_publisher(sdp).await;
                 self.report(MediaFact::PublishAnswered {
                     op,
@@ -260,6 +265,11 @@ impl Actor {
                     leg.forward.set_paused(self.key.media, paused);
                 }
             }
+            MediaAction::SetLayer { publication, layer } => {
+                if let Some(leg) = self.legs.get(&publication) {
+                    leg.forward.set_layer(self.key.media, layer);
+                }
+            }
             MediaAction::Forward { source, muted } => {
                 let key = (self.key.media, source);
                 let mut set = lock(&self.shared.muted);
@@ -274,8 +284,11 @@ impl Actor {
                 }
             }
             MediaAction::RequestKeyframe { source } => {
-                if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source) {
-                    request_keyframe(&forward.remote).await;
+                // With simulcast, each leg's selector asks for the layer it waits for.
+                if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source)
+                    && !forward.simulcast()
+                {
+                    request_keyframe(&forward.remote, None).await;
                 }
             }
             MediaAction::AddCandidate {
@@ -357,13 +370,20 @@ impl Actor {
             let mut forwards = lock(&self.shared.forwards);
             // The same source again (a client that unpublished and published on a new track):
             // the new track feeds the old one's legs, and the old reader stops.
+            let rids = self.rids.get(&source).cloned().unwrap_or_default();
             let (forward, reader) = match forwards.get(&key) {
-                Some(old) => Forward::replace(old, track),
+                Some(old) => Forward::replace(old, track, rids),
                 None => Forward::start(
                     self.key.room.clone(),
                     codec,
                     track,
                     self.shared.counters.clone(),
+                    rids,
+                    forward::Reporter {
+                        reports: self.shared.reports.clone(),
+                        from: self.key.clone(),
+                        source,
+                    },
                 ),
             };
             // A source the core muted stays muted on its new track.
@@ -433,7 +453,11 @@ impl Actor {
             )
             .await?;
         forward.add_leg(self.key.media, track.clone(), ssrc);
-        let relay = tokio::spawn(relay_keyframe_requests(track, forward.remote.clone()));
+        let relay = tokio::spawn(relay_keyframe_requests(
+            track,
+            forward.clone(),
+            self.key.media,
+        ));
         self.legs.insert(
             publication.id,
             Leg {
@@ -528,9 +552,14 @@ fn with_msid_semantic(sdp: &str) -> String {
     out
 }
 
-/// Asks a publisher for a key frame (a picture loss indication on its track).
-pub(super) async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
-    if let Some(media_ssrc) = publisher.ssrcs().await.first().copied() {
+/// Asks a publisher for a key frame (a picture loss indication) of its stream `ssrc`, or of its
+/// track's first stream.
+pub(super) async fn request_keyframe(publisher: &Arc<dyn TrackRemote>, ssrc: Option<u32>) {
+    let ssrc = match ssrc {
+        Some(ssrc) => Some(ssrc),
+        None => publisher.ssrcs().await.first().copied(),
+    };
+    if let Some(media_ssrc) = ssrc {
         let pli = PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc,
@@ -539,14 +568,19 @@ pub(super) async fn request_keyframe(publisher: &Arc<dyn TrackRemote>) {
     }
 }
 
-/// Passes a subscriber's key-frame requests (PLI, FIR) on to the publisher.
-async fn relay_keyframe_requests(track: Arc<TrackLocalStaticRTP>, publisher: Arc<dyn TrackRemote>) {
+/// Passes a subscriber's key-frame requests (PLI, FIR) on to the publisher: for the layer its
+/// leg forwards.
+async fn relay_keyframe_requests(
+    track: Arc<TrackLocalStaticRTP>,
+    forward: Forward,
+    subscriber: MediaId,
+) {
     while let Some(event) = track.poll().await {
         let TrackLocalEvent::OnRtcpPacket(packets) = event else {
             continue;
         };
         if packets.iter().any(|p| asks_for_keyframe(p.as_ref())) {
-            request_keyframe(&publisher).await;
+            request_keyframe(&forward.remote, forward.keyframe_ssrc(subscriber)).await;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What a forwarder needs to know of a VP8 packet, read from its payload descriptor (RFC 7741,
 //! section 4.2) and the first bytes of the VP8 payload header: whether it starts a key frame,
-//! and its picture id, `TL0PICIDX` and temporal layer when the publisher sends them. Pure and
+//! its picture id, `TL0PICIDX` and temporal layer when the publisher sends them, and a key
+//! frame's size. Pure and
 //! allocation-free; a payload too short for what its flags announce reads as `None`.
 
 /// The descriptor's fields a forwarder uses.
@@ -16,6 +17,9 @@ pub(crate) struct Vp8Info {
     pub(crate) tl0_pic_idx: Option<u8>,
     /// The temporal layer id.
     pub(crate) temporal_id: Option<u8>,
+    /// A key frame's size in pixels (width, height), from its frame header when the packet
+    /// carries it whole.
+    pub(crate) size: Option<(u16, u16)>,
 }
 
 /// Reads the descriptor at the start of a VP8 RTP payload; `None` when it is cut short.
@@ -63,6 +67,15 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Vp8Info> {
         // The VP8 payload header's first bit `P` is 0 for a key frame (RFC 6386, 9.1).
         let header = *payload.get(at)?;
         info.keyframe = header & 0x01 == 0;
+        // A key frame's header: the 3-byte frame tag, the start code 9d 01 2a, then width and
+        // height as 14-bit little-endian numbers (the top two bits are the scaling).
+        if info.keyframe
+            && let Some(h) = payload.get(at + 3..at + 10)
+            && h[..3] == [0x9d, 0x01, 0x2a]
+        {
+            let side = |lo: u8, hi: u8| u16::from_le_bytes([lo, hi]) & 0x3fff;
+            info.size = Some((side(h[3], h[4]), side(h[5], h[6])));
+        }
     }
     Some(info)
 }
@@ -83,8 +96,16 @@ mod tests {
                 picture_id: Some((0x1234, true)),
                 tl0_pic_idx: Some(7),
                 temporal_id: Some(2),
+                size: None,
             })
         );
+        // A key frame with its frame header: 640×360 (and a scaling bit on the height).
+        let sized = [
+            0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x41,
+        ];
+        assert_eq!(parse(&sized).unwrap().size, Some((640, 360)));
+        // The frame header cut short: a key frame without a size.
+        assert_eq!(parse(&sized[..9]).unwrap().size, None);
         // A delta frame with a 7-bit picture id.
         let delta = [0x90, 0x80, 0x05, 0x01];
         let info = parse(&delta).unwrap();

@@ -1,0 +1,96 @@
+//! Simulcast in a room, sans-IO: a receiver asks for a size of a remote video, a publisher's
+//! key frames show each layer's size, and every change of either tells the legs concerned
+//! which layer to forward ([`VideoLayers`](super::video_layers::VideoLayers) decides which).
+
+use crate::model::{MediaKind, TrackSource, VideoSize};
+use crate::protocol::ErrorCode;
+
+use super::io::{ConnId, Layer, MediaAction, MediaId, Output, Refusal, refuse};
+use super::negotiation::command;
+use super::room::Room;
+
+impl Room {
+    /// `conn` asks for publication `id` at most `size`.
+    pub(crate) fn request_video(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        size: VideoSize,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        let (publisher, publication) = self.find_publication(id)?;
+        if publisher == conn {
+            return refuse(ErrorCode::InvalidParam, "that is your own track");
+        }
+        if publication.kind != MediaKind::Video {
+            return refuse(ErrorCode::InvalidParam, format!("`{id}` is not a video"));
+        }
+        if !size.is_valid() {
+            return refuse(
+                ErrorCode::InvalidParam,
+                format!(
+                    "a video size is 1 to {} pixels a side, not {size}",
+                    VideoSize::MAX_SIDE
+                ),
+            );
+        }
+        self.video.request(conn, id, size);
+        self.tell_layer(conn, id, out);
+        Ok(())
+    }
+
+    /// Membership `media`'s track of `source` showed layer `layer` at `size`: the legs whose
+    /// choice that changes are told.
+    pub(super) fn layer_measured(
+        &mut self,
+        media: MediaId,
+        source: TrackSource,
+        layer: Layer,
+        size: VideoSize,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(member) = self.members.iter().find(|m| m.key.media == media) else {
+            return;
+        };
+        let id = crate::model::Publication::new(member.participant.user_id.clone(), source).id;
+        if !self.video.measured(&id, layer, size) {
+            return;
+        }
+        let receivers: Vec<ConnId> = self
+            .subscriptions
+            .iter()
+            .chain(&self.paused)
+            .filter(|(_, p)| *p == id)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in receivers {
+            self.tell_layer(conn, &id, out);
+        }
+    }
+
+    /// Tells `conn`'s leg of video publication `id` its layer, if that changed (a leg of a
+    /// video without simulcast forwards its only layer, and is told nothing).
+    pub(super) fn tell_layer(&mut self, conn: ConnId, id: &str, out: &mut Vec<Output>) {
+        if self.video.count(id) <= 1 {
+            return;
+        }
+        let Some(i) = self.index_of_conn(conn) else {
+            return;
+        };
+        if !self.subscriptions.contains(&(conn, id.to_owned()))
+            && !self.paused.contains(&(conn, id.to_owned()))
+        {
+            return;
+        }
+        if let Some(layer) = self.video.update(conn, id) {
+            let key = self.members[i].key.clone();
+            out.push(command(
+                &key,
+                MediaAction::SetLayer {
+                    publication: id.to_owned(),
+                    layer,
+                },
+            ));
+        }
+    }
+}
