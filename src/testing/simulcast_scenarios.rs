@@ -85,10 +85,10 @@ fn each_receiver_gets_the_largest_layer_that_fits_its_request() {
             [MediaAction::AddLeg { .. }, a, MediaAction::CreateOffer { .. }] if *a == set_layer(2)
         ));
     }
-    // Bob asks for a tile before any size is known: the smallest layer (nothing is known to
-    // fit); the answer comes at once.
+    // Bob asks for a tile before any size is known: nothing is known to fit, so his leg stays
+    // where it is; the answer comes at once.
     let (op, out) = request(&mut h, bob, "alice/camera", VideoSize::MEDIUM);
-    assert_eq!(actions_for(&out, &bob_key), [set_layer(0)]);
+    assert!(actions_for(&out, &bob_key).is_empty());
     assert!(frames_to(&out, bob).contains(&ServerFrame::Done { op, seq: None }));
     // The sizes arrive, largest first: bob moves up once the middle layer is known to fit;
     // carol (who asked nothing) stays on the largest, and is told nothing.
@@ -100,7 +100,7 @@ fn each_receiver_gets_the_largest_layer_that_fits_its_request() {
             MediaFact::LayerSize {
                 source: TrackSource::Camera,
                 layer,
-                size: VideoSize::new(width, height),
+                size: Some(VideoSize::new(width, height)),
             },
         );
         assert!(actions_for(&out, &carol_key).is_empty());
@@ -113,7 +113,7 @@ fn each_receiver_gets_the_largest_layer_that_fits_its_request() {
         MediaFact::LayerSize {
             source: TrackSource::Camera,
             layer: 1,
-            size: VideoSize::MEDIUM,
+            size: Some(VideoSize::MEDIUM),
         },
     );
     assert!(commands(&out).is_empty());
@@ -123,15 +123,19 @@ fn each_receiver_gets_the_largest_layer_that_fits_its_request() {
     let (_, out) = request(&mut h, carol, "alice/camera", VideoSize::FULL);
     assert_eq!(actions_for(&out, &carol_key), [set_layer(2)]);
     // The encoder scales the middle layer down: bob's request still fits it.
-    let out = h.report(
-        alice_key,
-        MediaFact::LayerSize {
-            source: TrackSource::Camera,
-            layer: 1,
-            size: VideoSize::new(480, 270),
-        },
-    );
+    let report = |layer, size| MediaFact::LayerSize {
+        source: TrackSource::Camera,
+        layer,
+        size,
+    };
+    let out = h.report(alice_key.clone(), report(1, Some(VideoSize::new(480, 270))));
     assert!(commands(&out).is_empty());
+    // It stops: bob gets the smallest layer until it is back.
+    let out = h.report(alice_key.clone(), report(1, None));
+    assert_eq!(commands(&out).len(), 1);
+    assert_eq!(actions_for(&out, &bob_key), [set_layer(0)]);
+    let out = h.report(alice_key, report(1, Some(VideoSize::new(480, 270))));
+    assert_eq!(actions_for(&out, &bob_key), [set_layer(1)]);
     // A paused leg keeps its request; resuming changes no layer.
     let op = h.op();
     h.frame(

@@ -176,11 +176,12 @@ pub(crate) enum MediaFact {
         candidate: IceCandidate,
     },
     /// A key frame of the member's track of `source` showed layer `layer` at a new size (the
-    /// first time, or the publisher's encoder changed it).
+    /// first time, after the layer had stopped, or the publisher's encoder changed it); `None`:
+    /// the layer stopped (no packet of it for a second while others came).
     LayerSize {
         source: TrackSource,
         layer: Layer,
-        size: VideoSize,
+        size: Option<VideoSize>,
     },
     /// One of the member's peer connections failed.
     PeerFailed { connection: MediaConnection },

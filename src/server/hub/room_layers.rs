@@ -39,14 +39,14 @@ impl Room {
         Ok(())
     }
 
-    /// Membership `media`'s track of `source` showed layer `layer` at `size`: the legs whose
-    /// choice that changes are told.
+    /// Membership `media`'s track of `source` sends layer `layer` at `size` (or, `None`, has
+    /// stopped sending it): the legs whose choice that changes are told.
     pub(super) fn layer_measured(
         &mut self,
         media: MediaId,
         source: TrackSource,
         layer: Layer,
-        size: VideoSize,
+        size: Option<VideoSize>,
         out: &mut Vec<Output>,
     ) {
         let Some(member) = self.members.iter().find(|m| m.key.media == media) else {

@@ -1,11 +1,17 @@
 //! Which simulcast layer each receiver of a room's videos gets, sans-IO: from the size each
-//! receiver asked for (`request_video`) and the size each layer really has (read by the media
-//! shell from the publisher's key frames). The room asks it after anything that can change a
-//! choice and sends the changed ones to the media shell as [`MediaAction::SetLayer`].
+//! receiver asked for (`request_video`) and what each layer really is (read by the media shell
+//! from the publisher's packets: its size from key frames, and whether it is being sent). The
+//! room asks it after anything that can change a choice and sends the changed ones to the media
+//! shell as [`MediaAction::SetLayer`].
 //!
-//! The rule: the largest layer whose frames fit in the request (no side larger), else the
-//! smallest layer; a receiver that asked nothing gets the largest layer. A layer whose size is
-//! not known yet is not taken to fit (the choice moves up when its first key frame is read).
+//! - A receiver's *ideal* layer is the largest whose size fits its request (no side larger),
+//!   else the smallest of known size; with no request, the largest of known size. A layer whose
+//!   size is not known yet is never the ideal (unless no size is known: then the top layer).
+//! - It *gets* the largest layer being sent that is no larger than its ideal, else the smallest
+//!   one being sent (a publisher whose encoder dropped layers, for its bandwidth or CPU, still
+//!   reaches everyone).
+//! - The ideal, not what is sent now, is what the publisher is asked to send (dynacast), so a
+//!   layer that was stopped because nobody wanted it comes back when somebody does.
 //!
 //! [`MediaAction::SetLayer`]: super::io::MediaAction::SetLayer
 
@@ -15,11 +21,20 @@ use crate::model::VideoSize;
 
 use super::io::{ConnId, Layer};
 
+/// What the server knows of one layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct LayerInfo {
+    /// Its frames' size, once a key frame showed it (kept while the layer is stopped).
+    size: Option<VideoSize>,
+    /// Being sent: a key frame of it arrived since it last stopped.
+    active: bool,
+}
+
 /// A room's simulcast choices.
 #[derive(Debug, Default)]
 pub(crate) struct VideoLayers {
-    /// Per publication id: each layer's size, `None` until a key frame showed it.
-    published: BTreeMap<String, Vec<Option<VideoSize>>>,
+    /// Per publication id: its layers, in the publisher's order.
+    published: BTreeMap<String, Vec<LayerInfo>>,
     /// Per (receiver, publication id): the size the receiver asked for.
     requests: BTreeMap<(ConnId, String), VideoSize>,
     /// Per (receiver, publication id): the layer its leg was told to forward last.
@@ -27,11 +42,11 @@ pub(crate) struct VideoLayers {
 }
 
 impl VideoLayers {
-    /// Publication `id` is published with `count` layers (1 without simulcast); sizes measured
-    /// under an earlier track are forgotten.
+    /// Publication `id` is published with `count` layers (1 without simulcast); what was
+    /// measured under an earlier track is forgotten.
     pub(crate) fn published(&mut self, id: &str, count: usize) {
         self.published
-            .insert(id.to_owned(), vec![None; count.max(1)]);
+            .insert(id.to_owned(), vec![LayerInfo::default(); count.max(1)]);
     }
 
     /// Publication `id` ended: its requests and choices go with it.
@@ -53,31 +68,54 @@ impl VideoLayers {
         self.requests.insert((conn, id.to_owned()), size);
     }
 
-    /// Layer `layer` of publication `id` showed frames of `size`. False when nothing changed
-    /// (an unknown publication or layer, or the size it had).
-    pub(crate) fn measured(&mut self, id: &str, layer: Layer, size: VideoSize) -> bool {
-        let Some(slot) = self
+    /// Layer `layer` of publication `id` is being sent at `size`, or (`None`) stopped. False
+    /// when nothing changed (an unknown publication or layer, or what it was).
+    pub(crate) fn measured(&mut self, id: &str, layer: Layer, size: Option<VideoSize>) -> bool {
+        let Some(info) = self
             .published
             .get_mut(id)
             .and_then(|layers| layers.get_mut(usize::from(layer)))
         else {
             return false;
         };
-        slot.replace(size) != Some(size)
+        let new = LayerInfo {
+            size: size.or(info.size),
+            active: size.is_some(),
+        };
+        std::mem::replace(info, new) != new
     }
 
-    /// The layer receiver `conn` should get of publication `id`.
-    pub(crate) fn choice(&self, conn: ConnId, id: &str) -> Layer {
+    /// The layer receiver `conn` would ideally get of publication `id`, sent or not.
+    pub(crate) fn ideal(&self, conn: ConnId, id: &str) -> Layer {
         let Some(layers) = self.published.get(id) else {
             return 0;
         };
-        let Some(request) = self.requests.get(&(conn, id.to_owned())) else {
-            return layers.len().saturating_sub(1) as Layer;
+        let known = |info: &LayerInfo| info.size.is_some();
+        let request = self.requests.get(&(conn, id.to_owned()));
+        let ideal = match request {
+            Some(request) => layers
+                .iter()
+                .rposition(|info| info.size.is_some_and(|s| request.holds(s)))
+                .or_else(|| layers.iter().position(known)),
+            None => layers.iter().rposition(known),
         };
-        layers
+        ideal.unwrap_or(layers.len() - 1) as Layer
+    }
+
+    /// The layer receiver `conn` should get of publication `id` now: the largest being sent no
+    /// larger than its ideal, else the smallest being sent (else the ideal).
+    pub(crate) fn choice(&self, conn: ConnId, id: &str) -> Layer {
+        let ideal = self.ideal(conn, id);
+        let Some(layers) = self.published.get(id) else {
+            return ideal;
+        };
+        let active = |info: &LayerInfo| info.active;
+        let at_most = usize::from(ideal) + 1;
+        layers[..at_most.min(layers.len())]
             .iter()
-            .rposition(|size| size.is_some_and(|s| request.holds(s)))
-            .unwrap_or(0) as Layer
+            .rposition(active)
+            .or_else(|| layers.iter().position(active))
+            .map_or(ideal, |i| i as Layer)
     }
 
     /// What receiver `conn`'s leg of publication `id` should be told now: its layer, if it
@@ -92,15 +130,6 @@ impl VideoLayers {
     pub(crate) fn count(&self, id: &str) -> usize {
         self.published.get(id).map_or(0, Vec::len)
     }
-
-    /// The highest layer any leg of publication `id` was told to forward, if any was.
-    pub(crate) fn highest_told(&self, id: &str) -> Option<Layer> {
-        self.told
-            .iter()
-            .filter(|((_, p), _)| p == id)
-            .map(|(_, layer)| *layer)
-            .max()
-    }
 }
 
 #[cfg(test)]
@@ -111,16 +140,21 @@ mod tests {
     const H: VideoSize = VideoSize::new(640, 360);
     const F: VideoSize = VideoSize::new(1280, 720);
 
-    #[test]
-    fn the_largest_layer_that_fits_else_the_smallest() {
+    fn three_measured() -> VideoLayers {
         let mut v = VideoLayers::default();
         v.published("a/camera", 3);
         for (layer, size) in [Q, H, F].into_iter().enumerate() {
-            assert!(v.measured("a/camera", layer as Layer, size));
+            assert!(v.measured("a/camera", layer as Layer, Some(size)));
         }
-        assert!(!v.measured("a/camera", 2, F));
-        assert!(!v.measured("a/camera", 3, F));
-        assert!(!v.measured("b/camera", 0, F));
+        v
+    }
+
+    #[test]
+    fn the_largest_layer_that_fits_else_the_smallest() {
+        let mut v = three_measured();
+        assert!(!v.measured("a/camera", 2, Some(F)));
+        assert!(!v.measured("a/camera", 3, Some(F)));
+        assert!(!v.measured("b/camera", 0, Some(F)));
         // Nothing asked: the largest.
         assert_eq!(v.update(1, "a/camera"), Some(2));
         assert_eq!(v.update(1, "a/camera"), None);
@@ -134,23 +168,42 @@ mod tests {
         assert_eq!(v.choice(1, "a/camera"), 2);
         // Another receiver is unaffected.
         assert_eq!(v.choice(2, "a/camera"), 2);
-        assert_eq!(v.highest_told("a/camera"), Some(1));
     }
 
     #[test]
-    fn a_layer_fits_once_its_size_is_known() {
+    fn a_layer_counts_once_its_size_is_known() {
         let mut v = VideoLayers::default();
         v.published("a/camera", 3);
         v.request(1, "a/camera", VideoSize::MEDIUM);
-        // Nothing measured: the smallest.
-        assert_eq!(v.choice(1, "a/camera"), 0);
-        v.measured("a/camera", 2, F);
-        assert_eq!(v.choice(1, "a/camera"), 0);
-        v.measured("a/camera", 1, H);
+        // Nothing measured: the top layer, for want of anything better.
+        assert_eq!(v.choice(1, "a/camera"), 2);
+        v.measured("a/camera", 2, Some(F));
+        // Only the largest is known (and too large): the smallest known.
+        assert_eq!(v.choice(1, "a/camera"), 2);
+        v.measured("a/camera", 1, Some(H));
         assert_eq!(v.choice(1, "a/camera"), 1);
         // A new track of the publication: measured again.
         v.published("a/camera", 3);
-        assert_eq!(v.choice(1, "a/camera"), 0);
+        assert_eq!(v.choice(1, "a/camera"), 2);
+    }
+
+    #[test]
+    fn a_stopped_layer_is_replaced_by_the_next_one_sent_but_stays_the_ideal() {
+        let mut v = three_measured();
+        v.request(1, "a/camera", VideoSize::LARGE);
+        assert_eq!(v.update(1, "a/camera"), Some(2));
+        // The encoder drops the top layer: the middle one, until it comes back.
+        assert!(v.measured("a/camera", 2, None));
+        assert!(!v.measured("a/camera", 2, None));
+        assert_eq!(v.update(1, "a/camera"), Some(1));
+        assert_eq!(v.ideal(1, "a/camera"), 2);
+        // Only the top is left: a thumbnail receiver gets it rather than nothing.
+        v.measured("a/camera", 0, None);
+        v.measured("a/camera", 1, None);
+        v.measured("a/camera", 2, Some(F));
+        v.request(2, "a/camera", VideoSize::SMALL);
+        assert_eq!((v.ideal(2, "a/camera"), v.choice(2, "a/camera")), (0, 2));
+        assert_eq!(v.update(1, "a/camera"), Some(2));
     }
 
     #[test]
@@ -161,7 +214,7 @@ mod tests {
         assert_eq!(v.update(1, "a/camera"), Some(0));
         assert_eq!(v.count("a/camera"), 1);
         v.forget(1, None);
-        assert_eq!(v.highest_told("a/camera"), None);
+        assert_eq!(v.update(1, "a/camera"), Some(0));
         v.unpublished("a/camera");
         assert_eq!(v.count("a/camera"), 0);
     }

@@ -152,7 +152,7 @@ impl Forward {
             Reader {
                 vp8: self.codec.mime_type.eq_ignore_ascii_case("video/vp8"),
                 streams: Vec::new(),
-                sizes: Vec::new(),
+                layers: Vec::new(),
                 forward: self.clone(),
             }
             .run(),
@@ -275,6 +275,19 @@ const MAX_STREAMS: usize = 8;
 /// changing sizes on every key frame).
 const SIZE_REPORT_EVERY_MS: u64 = 500;
 
+/// A layer with no packet for this long, while another layer's packets arrive, has stopped
+/// (the publisher's encoder dropped it, or was asked to).
+const LAYER_STOPPED_AFTER_MS: u64 = 1_000;
+
+/// What the reader knows of one layer.
+#[derive(Clone, Copy, Debug, Default)]
+struct LayerSeen {
+    /// The size last reported and when (`None`: none since the layer started or stopped).
+    reported: Option<((u16, u16), u64)>,
+    /// When its last packet came.
+    last_ms: u64,
+}
+
 /// The task that reads a published track and writes each packet to the legs.
 struct Reader {
     /// VP8: key frames and their sizes are read from the payload (any audio packet starts
@@ -282,8 +295,8 @@ struct Reader {
     vp8: bool,
     /// Each SSRC the track arrived on, with its layer (`None`: a stream that is no layer).
     streams: Vec<(u32, Option<Layer>)>,
-    /// Per layer: the size last reported, and when.
-    sizes: Vec<Option<((u16, u16), u64)>>,
+    /// Per layer of a simulcast track: what was reported of it, and when it was last seen.
+    layers: Vec<LayerSeen>,
     forward: Forward,
 }
 
@@ -308,9 +321,7 @@ impl Reader {
                     } else {
                         (true, None)
                     };
-                    if let Some(size) = size {
-                        self.measured(layer, size, at_ms);
-                    }
+                    self.seen(layer, size, at_ms);
                     let incoming = Incoming {
                         layer,
                         seq: packet.header.sequence_number,
@@ -370,24 +381,39 @@ impl Reader {
         layer
     }
 
-    /// A key frame of `layer` showed `size`: reported when it is new (at most every
-    /// [`SIZE_REPORT_EVERY_MS`]).
-    fn measured(&mut self, layer: Layer, size: (u16, u16), at_ms: u64) {
+    /// A packet of `layer` came (a key frame showing `size`, if that is known): a new size is
+    /// reported (at most every [`SIZE_REPORT_EVERY_MS`]), and so are layers that stopped.
+    fn seen(&mut self, layer: Layer, size: Option<(u16, u16)>, at_ms: u64) {
         let slot = usize::from(layer);
-        if self.sizes.len() <= slot {
-            self.sizes.resize(slot + 1, None);
+        if self.layers.len() <= slot {
+            self.layers.resize(slot + 1, LayerSeen::default());
         }
-        if let Some((last, at)) = self.sizes[slot]
+        self.layers[slot].last_ms = at_ms;
+        let report = |layer: usize, size: Option<(u16, u16)>| MediaFact::LayerSize {
+            source: self.forward.reporter.source,
+            layer: layer as Layer,
+            size: size.map(|(w, h)| VideoSize::new(u32::from(w), u32::from(h))),
+        };
+        for (other, seen) in self.layers.iter_mut().enumerate() {
+            if other != slot
+                && seen.reported.is_some()
+                && at_ms.saturating_sub(seen.last_ms) >= LAYER_STOPPED_AFTER_MS
+            {
+                seen.reported = None;
+                self.forward.reporter.send(report(other, None));
+            }
+        }
+        let Some(size) = size else {
+            return;
+        };
+        let seen = &mut self.layers[slot];
+        if let Some((last, at)) = seen.reported
             && (last == size || at_ms.saturating_sub(at) < SIZE_REPORT_EVERY_MS)
         {
             return;
         }
-        self.sizes[slot] = Some((size, at_ms));
-        self.forward.reporter.send(MediaFact::LayerSize {
-            source: self.forward.reporter.source,
-            layer,
-            size: VideoSize::new(u32::from(size.0), u32::from(size.1)),
-        });
+        seen.reported = Some((size, at_ms));
+        self.forward.reporter.send(report(slot, Some(size)));
     }
 
     /// Asks the publisher for a key frame of `layer` (of its only stream without simulcast).
