@@ -178,6 +178,8 @@ export interface CallOptions {
   eventCapacity?: number;
   /** ICE servers for both peer connections; none. */
   iceServers?: RTCIceServer[];
+  /** Publish the camera with three simulcast layers (a quarter, a half, full size); true. */
+  simulcast?: boolean;
   /** Called a minute before the token expires, for a new one of the same user. */
   refreshToken?: (() => Promise<string>) | null;
   /** Another WebSocket implementation. */
@@ -265,6 +267,8 @@ export declare class Call {
   muteMember(userId: string, source: Source): OperationId;
   subscribe(publication: string): OperationId;
   unsubscribe(publication: string): OperationId;
+  /** Receive a remote video at most this size (the largest simulcast layer that fits). */
+  requestVideo(publication: string, size: { width: number; height: number }): OperationId;
   localTrack(source: Source): MediaStreamTrack | null;
   remote(publication: string): RemoteMedia | null;
   remotes(): RemoteMedia[];

@@ -35,6 +35,7 @@ const DEFAULTS = Object.freeze({
   reconnectForMs: 60000,
   eventCapacity: 4096,
   iceServers: [],
+  simulcast: true,
   refreshToken: null,
   WebSocket: null,
 });
@@ -437,6 +438,15 @@ export class Call {
   subscribe(publication) { return this._request({ type: "subscribe", publication }); }
   /** Stops receiving a publication. */
   unsubscribe(publication) { return this._request({ type: "unsubscribe", publication }); }
+  /**
+   * Asks for a remote video (`"alice/camera"`) at most `{width, height}` pixels: the server
+   * forwards the largest simulcast layer that fits (the smallest when none does) and switches
+   * at its next key frame. Holds until the next request for it; `{width: 16384, height: 16384}`
+   * asks for the largest layer again.
+   */
+  requestVideo(publication, { width, height }) {
+    return this._request({ type: "request_video", publication, width, height });
+  }
   /** The local track published as `source`, if any. */
   localTrack(source) { return this._media.local.get(source)?.track ?? null; }
   /** The remote media of a publication this member receives: `{publication, stream, track}`, or null. */

@@ -215,6 +215,81 @@ pub async fn vp8_frames(track: &jrtc::RemoteTrack, want: usize) -> usize {
     frames
 }
 
+/// What [`key_frame_size`] saw of a track's packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Numbering {
+    /// Packets read.
+    pub packets: u64,
+    /// The largest step forward between two consecutive packets' sequence numbers (1 when
+    /// none is missing; a packet that comes late does not count).
+    pub largest_step: u16,
+}
+
+/// Reads `track` until a VP8 key frame whose size (width, height, from its frame header)
+/// `wanted` takes; its size, and how the packets up to it were numbered. `last` carries the
+/// sequence number from an earlier call, so a whole run of calls is checked as one.
+pub async fn key_frame_size(
+    track: &jrtc::RemoteTrack,
+    last: &mut Option<u16>,
+    mut wanted: impl FnMut((u16, u16)) -> bool,
+) -> ((u16, u16), Numbering) {
+    let mut numbering = Numbering {
+        packets: 0,
+        largest_step: 0,
+    };
+    loop {
+        let packet = tokio::time::timeout(WAIT, track.next_packet())
+            .await
+            .expect("a video packet in time")
+            .expect("the track is live");
+        numbering.packets += 1;
+        let seq = packet.header.sequence_number;
+        if let Some(before) = *last {
+            let step = seq.wrapping_sub(before);
+            if step < 0x8000 {
+                numbering.largest_step = numbering.largest_step.max(step);
+                *last = Some(seq);
+            }
+        } else {
+            *last = Some(seq);
+        }
+        if let Some(size) = vp8_key_frame_size(&packet.payload)
+            && wanted(size)
+        {
+            return (size, numbering);
+        }
+    }
+}
+
+/// The size of the VP8 key frame `payload` starts (RFC 7741 payload descriptor, then the frame
+/// header of RFC 6386 section 9.1), if it starts one.
+pub fn vp8_key_frame_size(payload: &[u8]) -> Option<(u16, u16)> {
+    let first = *payload.first()?;
+    if first & 0x10 == 0 || first & 0x07 != 0 {
+        return None; // not the start of partition 0
+    }
+    let mut at = 1;
+    if first & 0x80 != 0 {
+        let flags = *payload.get(1)?;
+        at = 2;
+        if flags & 0x80 != 0 {
+            at += if *payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if flags & 0x40 != 0 {
+            at += 1;
+        }
+        if flags & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    let header = payload.get(at..at + 10)?;
+    if header[0] & 0x01 != 0 || header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let side = |lo: u8, hi: u8| u16::from_le_bytes([lo, hi]) & 0x3fff;
+    Some((side(header[6], header[7]), side(header[8], header[9])))
+}
+
 /// Packets of `track` until `want` came.
 pub async fn packets(track: &jrtc::RemoteTrack, want: usize) -> usize {
     let mut n = 0;
@@ -271,22 +346,32 @@ fn npm_ci() {
 impl Browser {
     /// Starts Chromium (Debian's, at /usr/bin/chromium, or `$CHROMIUM`).
     pub async fn launch() -> Browser {
+        Self::launch_chromium(None).await
+    }
+
+    /// Starts Chromium as [`launch`](Self::launch) does, its fake camera playing `y4m` (a
+    /// file in the YUV4MPEG2 format, looped) instead of the built-in 640×480 pattern.
+    pub async fn launch_with_camera(y4m: &Path) -> Browser {
+        Self::launch_chromium(Some(y4m)).await
+    }
+
+    async fn launch_chromium(camera: Option<&Path>) -> Browser {
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         assert!(
             Path::new(&chromium).exists(),
             "the browser tests need Chromium at {chromium} (apt-get install -y chromium)"
         );
-        Self::start("chromium", false).await
+        Self::start("chromium", false, camera).await
     }
 
     /// Starts Firefox ESR (Debian's, at /usr/bin/firefox-esr, or `$FIREFOX`), headless; with
     /// `screen`, on an Xvfb display of its own that its getDisplayMedia captures.
     pub async fn launch_firefox(screen: bool) -> Browser {
         need_firefox(screen);
-        Self::start("firefox", screen).await
+        Self::start("firefox", screen, None).await
     }
 
-    async fn start(which: &str, xvfb: bool) -> Browser {
+    async fn start(which: &str, xvfb: bool, camera: Option<&Path>) -> Browser {
         npm_ci();
         let mut command = Command::new("node");
         command
@@ -297,6 +382,9 @@ impl Browser {
             .stderr(Stdio::inherit());
         if xvfb {
             command.env("JRTC_XVFB", "1");
+        }
+        if let Some(camera) = camera {
+            command.env("JRTC_FAKE_VIDEO", camera);
         }
         // Not killed with this handle: the driver exits when its input closes (this handle
         // dropped, or the test process gone) and stops its browser (and Xvfb) and removes the

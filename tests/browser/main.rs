@@ -15,3 +15,4 @@ mod page;
 mod recorder;
 mod resume;
 mod rooms;
+mod simulcast;

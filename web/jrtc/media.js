@@ -5,6 +5,15 @@
 import { SOURCES } from "./session.js";
 import { candidateFrame, candidateInit, renameTracks, sections } from "./sdp.js";
 
+// A camera's simulcast layers, smallest first as the server numbers them (docs/protocol.md):
+// a quarter, a half and the full size, each with a bitrate cap. A browser sends only the layers
+// its camera is large enough for (Chromium: three from 960×540 up, two at 640×360).
+const SIMULCAST = Object.freeze([
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+]);
+
 export class Media {
   constructor(call) {
     this.call = call;
@@ -136,7 +145,9 @@ export class Media {
         let t = pub.transceivers.get(source);
         if (t && t.currentDirection !== "stopped") await t.sender.replaceTrack(sending);
         else {
-          t = pub.pc.addTransceiver(sending, { direction: "sendonly", streams: [new MediaStream([track])] });
+          const init = { direction: "sendonly", streams: [new MediaStream([track])] };
+          if (source === "camera" && call.options.simulcast) init.sendEncodings = SIMULCAST;
+          t = pub.pc.addTransceiver(sending, init);
           pub.transceivers.set(source, t);
         }
         // Refused (`screen_share_busy`, …) or failed: the source is not published. Its line

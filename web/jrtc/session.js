@@ -35,7 +35,8 @@ export const KINDS = Object.freeze({
   set_properties: "set_properties", send_message: "send_message", invite: "invite",
   cancel_invite: "cancel_invite", accept_invite: "accept_invite", reject_invite: "reject_invite",
   unpublish: "unpublish", mute: "mute", subscribe: "subscribe_track",
-  unsubscribe: "unsubscribe_track", unban: "unban", list_bans: "list_bans",
+  unsubscribe: "unsubscribe_track", request_video: "request_video", unban: "unban",
+  list_bans: "list_bans",
   refresh: "refresh_token", revoke: "revoke", start_recording: "start_recording",
   stop_recording: "stop_recording", recorder_ready: "recorder_ready", recorder_join: "recorder_join",
 });

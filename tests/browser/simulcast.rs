@@ -1,0 +1,134 @@
+//! Chromium publishes its camera with three simulcast layers (a 1280×720 fake camera made with
+//! ffmpeg for the test); a Rust receiver and a browser receiver each get the layer that fits
+//! the size they ask for, read from the frames themselves (the VP8 frame header at the Rust
+//! client, `frameWidth` in the browser's `getStats`), and a change of request switches at a key
+//! frame without a gap in the sequence numbers.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use jrtc::VideoSize;
+use serde_json::json;
+
+use crate::support::{Browser, Member, in_namespace, key_frame_size, server};
+
+/// A 1280×720 y4m clip (one second of ffmpeg's moving test pattern, which Chromium loops),
+/// made once per test run.
+fn camera_720p() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("camera-1280x720.y4m");
+    if !path.exists() {
+        let partial = path.with_extension("partial.y4m");
+        let out = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=1280x720:rate=30")
+            .args(["-t", "1", "-pix_fmt", "yuv420p"])
+            .arg(&partial)
+            .output()
+            .expect("ffmpeg runs (Debian package ffmpeg)");
+        assert!(out.status.success(), "ffmpeg: {out:?}");
+        std::fs::rename(&partial, &path).unwrap();
+    }
+    path
+}
+
+/// The browser receiver's decoded frame width of `publication`, once it is `width`.
+fn frame_width_is(publication: &str, width: u32) -> String {
+    format!(
+        "return await T.poll(async () => {{
+           const pc = T.calls.viewer.peerConnections().subscribe;
+           const track = T.calls.viewer.remote({publication})?.track;
+           for (const s of (await pc.getStats()).values()) {{
+             if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === track?.id) {{
+               return {{ ok: s.frameWidth === {width}, width: s.frameWidth, decoded: s.framesDecoded }};
+             }}
+           }}
+           return null;
+         }});",
+        publication = json!(publication),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
+    if !in_namespace("simulcast::each_receiver_gets_the_simulcast_layer_it_asks_for") {
+        return;
+    }
+    let camera = camera_720p();
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "r").await;
+    let browser = Browser::launch_with_camera(&camera).await;
+    let publisher = browser.open_harness(&server.http_url()).await;
+    browser
+        .join_call(publisher, &server, "web", "r", false)
+        .await;
+    browser
+        .eval(
+            publisher,
+            "await T.calls.web.outcome(T.calls.web.publishCamera({ width: 1280, height: 720 }));",
+        )
+        .await;
+
+    // The browser sends three layers: its outbound statistics show a stream per rid.
+    let layers = browser
+        .eval(
+            publisher,
+            "return await T.poll(async () => {
+               const pc = T.calls.web.peerConnections().publish;
+               const rids = [];
+               for (const s of (await pc.getStats()).values()) {
+                 if (s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0) rids.push(s.rid);
+               }
+               rids.sort();
+               return { ok: rids.length === 3, rids };
+             });",
+        )
+        .await;
+    assert_eq!(layers["rids"], json!(["f", "h", "q"]));
+
+    // The Rust receiver asked nothing: the full size. Then a thumbnail, a tile, full again:
+    // each switch lands on a key frame of that size, with no gap in the numbering.
+    let track = rust.remote("web/camera").await;
+    let mut last = None;
+    let (size, numbering) = key_frame_size(&track, &mut last, |s| s == (1280, 720)).await;
+    assert_eq!(size, (1280, 720));
+    for (request, want) in [
+        (VideoSize::SMALL, (320, 180)),
+        (VideoSize::MEDIUM, (640, 360)),
+        (VideoSize::FULL, (1280, 720)),
+    ] {
+        let op = rust
+            .call
+            .request_video("web/camera", request)
+            .await
+            .unwrap();
+        rust.call.outcome(op).await.unwrap();
+        let (size, numbering) = key_frame_size(&track, &mut last, |s| s == want).await;
+        assert_eq!(size, want);
+        assert_eq!(numbering.largest_step, 1, "{request}: {numbering:?}");
+    }
+    assert!(numbering.largest_step <= 1, "{numbering:?}");
+
+    // A browser receiver asks for a thumbnail, then the full size: its decoder says so.
+    let viewer = browser.open_harness(&server.http_url()).await;
+    browser
+        .join_call(viewer, &server, "viewer", "r", false)
+        .await;
+    browser
+        .eval(
+            viewer,
+            "await T.until('viewer', (e) => e.type === 'media' && e.kind === 'subscribed' && e.publication.id === 'web/camera');
+             await T.calls.viewer.outcome(T.calls.viewer.requestVideo('web/camera', { width: 320, height: 180 }));",
+        )
+        .await;
+    let small = browser.eval(viewer, &frame_width_is("web/camera", 320)).await;
+    assert_eq!(small["width"], json!(320), "{small}");
+    browser
+        .eval(
+            viewer,
+            "await T.calls.viewer.outcome(T.calls.viewer.requestVideo('web/camera', { width: 1920, height: 1080 }));",
+        )
+        .await;
+    let full = browser.eval(viewer, &frame_width_is("web/camera", 1280)).await;
+    assert_eq!(full["width"], json!(1280), "{full}");
+    browser.quit().await;
+}
