@@ -178,8 +178,11 @@ export interface CallOptions {
   eventCapacity?: number;
   /** ICE servers for both peer connections; none. */
   iceServers?: RTCIceServer[];
-  /** Publish the camera with three simulcast layers (a quarter, a half, full size); true. */
-  simulcast?: boolean;
+  /**
+   * Publish the camera with three simulcast layers (a quarter, a half, full size): true, false,
+   * or "auto" (the default: on, but for Firefox; see docs/browser.md).
+   */
+  simulcast?: boolean | "auto";
   /** Called a minute before the token expires, for a new one of the same user. */
   refreshToken?: (() => Promise<string>) | null;
   /** Another WebSocket implementation. */

@@ -35,7 +35,7 @@ const DEFAULTS = Object.freeze({
   reconnectForMs: 60000,
   eventCapacity: 4096,
   iceServers: [],
-  simulcast: true,
+  simulcast: "auto",
   refreshToken: null,
   WebSocket: null,
 });

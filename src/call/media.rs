@@ -17,7 +17,9 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 use super::core::{Input, OfferJob, PeerAction, PeerInput};
 use super::{CallError, Shared, lock};
-use crate::media::{LocalTrack, MediaError, Peer, PeerEvent, PeerSettings, RemoteTrack, codec_for};
+use crate::media::{
+    LocalTrack, MediaError, Peer, PeerEvent, PeerSettings, RemoteTrack, Stamps, Stream, codec_for,
+};
 use crate::model::{MediaConnection, MediaKind, OperationId, Publication, TrackSource, UserId};
 
 impl From<MediaError> for CallError {
@@ -34,14 +36,17 @@ pub(crate) struct ClientMedia {
     /// unpublished track stays on the connection, silent: publishing the source again reuses
     /// it (the server still has it, so nothing new has to arrive there).
     local: Mutex<HashMap<TrackSource, (LocalTrack, bool)>>,
+    /// Which sources are published with simulcast, and their layers.
+    simulcast: super::Simulcast,
 }
 
 impl ClientMedia {
-    pub(crate) fn new(settings: PeerSettings, me: UserId) -> Self {
+    pub(crate) fn new(settings: PeerSettings, me: UserId, simulcast: super::Simulcast) -> Self {
         ClientMedia {
             settings,
             me,
             local: Mutex::new(HashMap::new()),
+            simulcast,
         }
     }
 
@@ -58,6 +63,14 @@ impl ClientMedia {
     pub(crate) fn hold(&self, source: TrackSource, held: bool) {
         if let Some((track, _)) = lock_plain(&self.local).get(&source) {
             track.hold(held);
+        }
+    }
+
+    /// Sends only the simulcast streams `rids` of the track of `source` (the others' writes
+    /// are dropped until named again).
+    pub(crate) fn send_layers(&self, source: TrackSource, rids: &[String]) {
+        if let Some((track, _)) = lock_plain(&self.local).get(&source) {
+            track.send_layers(rids);
         }
     }
 
@@ -95,7 +108,7 @@ enum Added {
     New {
         source: TrackSource,
         track: Arc<TrackLocalStaticRTP>,
-        ssrc: u32,
+        streams: Vec<Stream>,
         sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     },
     /// The source's parked track, published again.
@@ -320,7 +333,8 @@ impl Connections {
                         self.added.insert(op, Added::Parked { source, track });
                     }
                     None => {
-                        let (track, ssrc) = new_track(&self.media.me, source);
+                        let rids = self.media.simulcast.rids(source);
+                        let (track, streams) = new_track(&self.media.me, source, rids);
                         let sender = peer
                             .pc
                             .add_track(track.clone() as Arc<dyn TrackLocal>)
@@ -331,7 +345,7 @@ impl Connections {
                             Added::New {
                                 source,
                                 track,
-                                ssrc,
+                                streams,
                                 sender,
                             },
                         );
@@ -378,18 +392,33 @@ impl Connections {
             Some(Added::New {
                 source,
                 track,
-                ssrc,
+                streams,
                 sender,
             }) => {
-                let payload_type = sender
-                    .get_parameters()
-                    .await
-                    .ok()
+                let parameters = sender.get_parameters().await.ok();
+                let payload_type = parameters
+                    .as_ref()
                     .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
                     .ok_or_else(|| {
                         CallError::media_message("the server accepted no codec for this track")
                     })?;
-                (source, LocalTrack::new(source, track, ssrc, payload_type))
+                let stamps = if streams.len() > 1 {
+                    let extensions = parameters
+                        .map(|p| p.rtp_parameters.header_extensions)
+                        .unwrap_or_default();
+                    let mid = peer.local_mid_of(source.as_str()).await;
+                    Some(simulcast_stamps(&extensions, mid).ok_or_else(|| {
+                        CallError::media_message(
+                            "the server did not take the header extensions simulcast needs",
+                        )
+                    })?)
+                } else {
+                    None
+                };
+                (
+                    source,
+                    LocalTrack::new(source, track, &streams, payload_type, stamps),
+                )
             }
         };
         lock_plain(&self.media.local).insert(source, (track, true));
@@ -410,23 +439,60 @@ impl Connections {
     }
 }
 
-/// A new RTP track of `source`, and its SSRC.
-fn new_track(me: &UserId, source: TrackSource) -> (Arc<TrackLocalStaticRTP>, u32) {
+/// A new RTP track of `source`, and its streams: one per simulcast stream id in `rids` (smallest
+/// first), or one without simulcast.
+fn new_track(
+    me: &UserId,
+    source: TrackSource,
+    rids: Vec<String>,
+) -> (Arc<TrackLocalStaticRTP>, Vec<Stream>) {
     let kind = source.kind();
-    let ssrc = crate::media::rand_u32();
+    let rids = if rids.is_empty() {
+        vec![String::new()]
+    } else {
+        rids
+    };
+    let streams: Vec<Stream> = rids
+        .into_iter()
+        .map(|rid| (crate::media::rand_u32(), rid))
+        .collect();
+    let encodings = streams
+        .iter()
+        .map(|(ssrc, rid)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.clone(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: codec_for(kind),
+            ..Default::default()
+        })
+        .collect();
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         me.to_string(),
         source.as_str().to_owned(),
         source.as_str().to_owned(),
         rtp_kind(kind),
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: codec_for(kind),
-            ..Default::default()
-        }],
+        encodings,
     )));
-    (track, ssrc)
+    (track, streams)
+}
+
+/// The header extensions a simulcast packet carries, from what the answer negotiated on its
+/// line (`extensions`) and the line's `mid`; `None` when either is missing.
+fn simulcast_stamps(
+    extensions: &[rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionParameters],
+    mid: Option<String>,
+) -> Option<Stamps> {
+    let id_of = |uri: &str| {
+        extensions
+            .iter()
+            .find(|e| e.uri == uri)
+            .and_then(|e| u8::try_from(e.id).ok())
+    };
+    Some(Stamps {
+        mid_id: id_of("urn:ietf:params:rtp-hdrext:sdes:mid")?,
+        mid: bytes::Bytes::from(mid?),
+        rid_id: id_of("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id")?,
+    })
 }

@@ -16,6 +16,7 @@ pub(crate) mod policy;
 pub(crate) mod ring;
 pub(crate) mod session;
 mod shared;
+mod simulcast;
 mod stream;
 mod tracks;
 
@@ -28,6 +29,7 @@ pub use options::{
     CallError, CallOptions, Credentials, InviteOptions, JoinOptions, ReconnectPolicy, TlsRoots,
     TokenProvider, TokenResult,
 };
+pub use simulcast::Simulcast;
 pub use stream::{EventStream, KindStream, Lagged};
 
 use crate::auth::Revocation;
@@ -108,7 +110,11 @@ impl Call {
                 .unwrap_or_else(|| default_media_bind(url)),
             public_ips: Vec::new(),
         };
-        let media = Arc::new(media::ClientMedia::new(media_settings, user_id.clone()));
+        let media = Arc::new(media::ClientMedia::new(
+            media_settings,
+            user_id.clone(),
+            options.simulcast.clone(),
+        ));
         let seed = u64::from(crate::media::rand_u32()) << 32 | u64::from(crate::media::rand_u32());
         let start = core::Start {
             seed,

@@ -86,6 +86,8 @@ pub struct CallOptions {
     /// application refreshes it ([`Call::refresh_token`](crate::Call::refresh_token)) or the
     /// session ends at expiry.
     pub token_provider: Option<TokenProvider>,
+    /// Which videos the call publishes with simulcast (none by default; see [`Simulcast`]).
+    pub simulcast: super::Simulcast,
 }
 
 /// What a [`TokenProvider`] gives: a new token, or why there is none.
@@ -127,6 +129,7 @@ impl Default for CallOptions {
             media_bind: None,
             tls: TlsRoots::Platform,
             token_provider: None,
+            simulcast: super::Simulcast::default(),
         }
     }
 }
@@ -157,6 +160,7 @@ impl CallOptions {
         {
             return invalid("tls: the PEM text holds no readable certificate");
         }
+        self.simulcast.validate()?;
         let r = &self.reconnect;
         if r.max_attempts > 0 && (r.max_delay < r.first_delay || r.max_delay.is_zero()) {
             return invalid("reconnect.max_delay must be more than 0 and at least first_delay");
@@ -170,6 +174,12 @@ impl CallOptions {
     /// Sets [`CallOptions::tls`].
     pub fn tls(mut self, roots: TlsRoots) -> Self {
         self.tls = roots;
+        self
+    }
+
+    /// Sets [`CallOptions::simulcast`].
+    pub fn simulcast(mut self, simulcast: super::Simulcast) -> Self {
+        self.simulcast = simulcast;
         self
     }
 

@@ -130,6 +130,7 @@ impl Shared {
     fn local(&mut self, action: LocalAction) {
         match action {
             LocalAction::Hold { source, held } => self.local.hold(source, held),
+            LocalAction::Layers { source, rids } => self.local.send_layers(source, &rids),
             LocalAction::Unpublish(source) => self.local.unpublish(source),
             LocalAction::EndAll => self.local.end_local_tracks(),
         }

@@ -23,6 +23,17 @@ pub(crate) fn asks_for_keyframe(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
+/// The stream (SSRC) an RTCP packet asks a key frame of, if it asks for one (a FIR names its
+/// first entry's).
+pub(crate) fn keyframe_asked_of(packet: &dyn rtc::rtcp::Packet) -> Option<u32> {
+    let any = packet.as_any();
+    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+        return Some(pli.media_ssrc);
+    }
+    let fir = any.downcast_ref::<FullIntraRequest>()?;
+    Some(fir.fir.first().map_or(fir.media_ssrc, |entry| entry.ssrc))
+}
+
 /// See the module docs.
 #[derive(Default)]
 pub(crate) struct KeyframeRequests {

@@ -14,9 +14,9 @@ mod track;
 /// `ivf_writer`, `ogg_reader`), at the version jrtc uses.
 pub use rtc;
 
-pub(crate) use keyframes::asks_for_keyframe;
+pub(crate) use keyframes::{asks_for_keyframe, keyframe_asked_of};
 pub(crate) use peer::{Peer, PeerEvent, PeerSettings, codec_for};
-pub(crate) use track::rand_u32;
+pub(crate) use track::{Stamps, Stream, rand_u32};
 pub use track::{LocalTrack, RemoteTrack, RtpPacket};
 
 /// What went wrong with media.
@@ -32,6 +32,14 @@ pub enum MediaError {
     /// The peer connection is closed.
     #[error("the peer connection is closed")]
     Closed,
+    /// A write to a simulcast layer the track does not have.
+    #[error("layer {layer} does not exist: the track has {layers}")]
+    NoSuchLayer {
+        /// The layer written to.
+        layer: usize,
+        /// How many the track has.
+        layers: usize,
+    },
 }
 
 impl From<webrtc::error::Error> for MediaError {

@@ -205,6 +205,25 @@ impl Peer {
         Ok(())
     }
 
+    /// The `mid` of the local description's media line that sends track `track_id` (its
+    /// `a=msid:<stream> <track_id>`), if there is one.
+    pub(crate) async fn local_mid_of(&self, track_id: &str) -> Option<String> {
+        let sdp = self.pc.local_description().await?.sdp;
+        sdp.split("\nm=").skip(1).find_map(|section| {
+            let mut mid = None;
+            let mut sends = false;
+            for line in section.lines().map(|l| l.trim_end_matches('\r')) {
+                if let Some(value) = line.strip_prefix("a=mid:") {
+                    mid = Some(value.to_owned());
+                }
+                if let Some(value) = line.strip_prefix("a=msid:") {
+                    sends |= value.split_whitespace().nth(1) == Some(track_id);
+                }
+            }
+            sends.then_some(mid).flatten()
+        })
+    }
+
     /// An offer.
     pub(crate) async fn offer(&mut self) -> Result<String, MediaError> {
         let offer = self.pc.create_offer(None).await?;

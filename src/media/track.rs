@@ -19,6 +19,12 @@ pub type RtpPacket = rtc::rtp::Packet;
 
 /// A track this call publishes. Write RTP payloads to it (already encoded: Opus for the
 /// microphone, VP8 for camera and screen); the server forwards them to the room. Cheap to clone.
+///
+/// A video published with simulcast ([`CallOptions::simulcast`](crate::CallOptions)) has
+/// several layers, each its own stream: write each layer's frames with
+/// [`LocalTrack::write_layer`] (layer 0 is the smallest; [`LocalTrack::write`] writes the
+/// largest). The server tells the call which layers somebody receives (dynacast): writes to the
+/// others are dropped until they are wanted again ([`LocalTrack::is_layer_sent`]).
 #[derive(Clone)]
 pub struct LocalTrack {
     inner: Arc<LocalInner>,
@@ -27,9 +33,11 @@ pub struct LocalTrack {
 struct LocalInner {
     source: TrackSource,
     track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
     payload_type: u8,
-    sequence: Arc<AtomicU16>,
+    /// Its streams: one, or one per simulcast layer (smallest first).
+    layers: Vec<LayerOut>,
+    /// With simulcast: the header extensions that name each packet's stream to the server.
+    stamps: Option<Stamps>,
     /// Muted by this call.
     muted: AtomicBool,
     /// Muted by someone else (a host, the backend), until the server says it is unmuted.
@@ -38,11 +46,34 @@ struct LocalInner {
     ended: AtomicBool,
 }
 
+/// One stream of a local track.
+struct LayerOut {
+    ssrc: u32,
+    /// Its simulcast stream id (empty without simulcast).
+    rid: Bytes,
+    sequence: Arc<AtomicU16>,
+    /// Somebody receives it (the server's dynacast; true until the server says otherwise).
+    sent: AtomicBool,
+}
+
+/// The negotiated header extensions a simulcast packet carries: its media line's `mid` and its
+/// stream's `rid` (RFC 8852), by which the server tells the streams apart.
+#[derive(Clone, Debug)]
+pub(crate) struct Stamps {
+    pub(crate) mid_id: u8,
+    pub(crate) mid: Bytes,
+    pub(crate) rid_id: u8,
+}
+
+/// One stream of a new local track: its SSRC and simulcast stream id (empty without simulcast).
+pub(crate) type Stream = (u32, String);
+
 impl std::fmt::Debug for LocalTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ssrcs: Vec<u32> = self.inner.layers.iter().map(|l| l.ssrc).collect();
         f.debug_struct("LocalTrack")
             .field("source", &self.inner.source)
-            .field("ssrc", &self.inner.ssrc)
+            .field("ssrcs", &ssrcs)
             .finish_non_exhaustive()
     }
 }
@@ -51,16 +82,26 @@ impl LocalTrack {
     pub(crate) fn new(
         source: TrackSource,
         track: Arc<TrackLocalStaticRTP>,
-        ssrc: u32,
+        streams: &[Stream],
         payload_type: u8,
+        stamps: Option<Stamps>,
     ) -> Self {
+        let layers = streams
+            .iter()
+            .map(|(ssrc, rid)| LayerOut {
+                ssrc: *ssrc,
+                rid: Bytes::copy_from_slice(rid.as_bytes()),
+                sequence: Arc::new(AtomicU16::new(rand_u16())),
+                sent: AtomicBool::new(true),
+            })
+            .collect();
         LocalTrack {
             inner: Arc::new(LocalInner {
                 source,
                 track,
-                ssrc,
                 payload_type,
-                sequence: Arc::new(AtomicU16::new(rand_u16())),
+                layers,
+                stamps,
                 muted: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
@@ -68,17 +109,27 @@ impl LocalTrack {
         }
     }
 
-    /// A new handle on the same track (same SSRC, sequence numbers continuing), for a source
+    /// A new handle on the same track (same SSRCs, sequence numbers continuing), for a source
     /// published again after `unpublish`.
     pub(crate) fn revive(&self) -> LocalTrack {
         let inner = &self.inner;
+        let layers = inner
+            .layers
+            .iter()
+            .map(|l| LayerOut {
+                ssrc: l.ssrc,
+                rid: l.rid.clone(),
+                sequence: l.sequence.clone(),
+                sent: AtomicBool::new(true),
+            })
+            .collect();
         LocalTrack {
             inner: Arc::new(LocalInner {
                 source: inner.source,
                 track: inner.track.clone(),
-                ssrc: inner.ssrc,
                 payload_type: inner.payload_type,
-                sequence: inner.sequence.clone(),
+                layers,
+                stamps: inner.stamps.clone(),
                 muted: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
@@ -101,33 +152,86 @@ impl LocalTrack {
         self.inner.source
     }
 
-    /// Sends one RTP packet carrying `payload`, stamped with `timestamp` (in the codec's clock:
-    /// 48 kHz for Opus, 90 kHz for VP8); `marker` ends a video frame. Sequence numbers, SSRC and
-    /// payload type are filled in.
+    /// How many layers it sends: 1, or its simulcast layers.
+    pub fn layers(&self) -> usize {
+        self.inner.layers.len()
+    }
+
+    /// Whether somebody receives layer `layer` (the server's dynacast): writes to a layer
+    /// nobody wants are dropped, so an encoder may skip it too.
+    pub fn is_layer_sent(&self, layer: usize) -> bool {
+        self.inner
+            .layers
+            .get(layer)
+            .is_some_and(|l| l.sent.load(Ordering::Relaxed))
+    }
+
+    /// Sends these simulcast streams (by rid) and drops what is written to the others.
+    pub(crate) fn send_layers(&self, rids: &[String]) {
+        for layer in &self.inner.layers {
+            let sent = rids.iter().any(|rid| rid.as_bytes() == layer.rid);
+            layer.sent.store(sent, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends one RTP packet carrying `payload` on the largest layer, stamped with `timestamp`
+    /// (in the codec's clock: 48 kHz for Opus, 90 kHz for VP8); `marker` ends a video frame.
+    /// Sequence numbers, SSRC and payload type are filled in.
     pub async fn write(
         &self,
         payload: impl Into<Bytes>,
         timestamp: u32,
         marker: bool,
     ) -> Result<(), MediaError> {
+        self.write_layer(self.layers() - 1, payload, timestamp, marker)
+            .await
+    }
+
+    /// [`LocalTrack::write`] on simulcast layer `layer` (0 is the smallest). A layer the track
+    /// does not have is [`MediaError::NoSuchLayer`].
+    pub async fn write_layer(
+        &self,
+        layer: usize,
+        payload: impl Into<Bytes>,
+        timestamp: u32,
+        marker: bool,
+    ) -> Result<(), MediaError> {
+        let out = self.layer(layer)?;
         let mut packet = RtpPacket::default();
         packet.header.version = 2;
         packet.header.marker = marker;
         packet.header.timestamp = timestamp;
-        packet.header.sequence_number = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+        packet.header.sequence_number = out.sequence.fetch_add(1, Ordering::Relaxed);
         packet.payload = payload.into();
-        self.write_rtp(packet).await
+        self.send(out, packet).await
+    }
+
+    fn layer(&self, layer: usize) -> Result<&LayerOut, MediaError> {
+        self.inner.layers.get(layer).ok_or(MediaError::NoSuchLayer {
+            layer,
+            layers: self.inner.layers.len(),
+        })
     }
 
     /// Waits until a receiver asks for a key frame (a PLI or FIR relayed by the server); send
     /// one soon after. `None` once the track is no longer sending.
     pub async fn keyframe_requested(&self) -> Option<()> {
+        self.keyframe_requested_layer().await.map(|_| ())
+    }
+
+    /// [`LocalTrack::keyframe_requested`], with the layer the request is for (the largest when
+    /// the request names no stream of the track).
+    pub async fn keyframe_requested_layer(&self) -> Option<usize> {
         loop {
             let TrackLocalEvent::OnRtcpPacket(packets) = self.inner.track.poll().await? else {
                 continue;
             };
-            if packets.iter().any(|p| super::asks_for_keyframe(p.as_ref())) {
-                return Some(());
+            for packet in packets.iter() {
+                if let Some(ssrc) = super::keyframe_asked_of(packet.as_ref()) {
+                    let layers = &self.inner.layers;
+                    let layer = layers.iter().position(|l| l.ssrc == ssrc);
+                    return Some(layer.unwrap_or(layers.len() - 1));
+                }
             }
         }
     }
@@ -148,18 +252,31 @@ impl LocalTrack {
         self.inner.held.store(held, Ordering::Relaxed);
     }
 
-    /// Sends an RTP packet as given, but for its SSRC and payload type, which are this track's.
-    /// Nothing is sent while the track is muted; once it is unpublished, writing fails with
-    /// [`MediaError::Closed`].
-    pub async fn write_rtp(&self, mut packet: RtpPacket) -> Result<(), MediaError> {
+    /// Sends an RTP packet as given (on the largest layer), but for its SSRC and payload type,
+    /// which are this track's. Nothing is sent while the track is muted; once it is
+    /// unpublished, writing fails with [`MediaError::Closed`].
+    pub async fn write_rtp(&self, packet: RtpPacket) -> Result<(), MediaError> {
+        let out = self.layer(self.layers() - 1)?;
+        self.send(out, packet).await
+    }
+
+    async fn send(&self, out: &LayerOut, mut packet: RtpPacket) -> Result<(), MediaError> {
         if self.inner.ended.load(Ordering::Relaxed) {
             return Err(MediaError::Closed);
         }
-        if self.is_muted() {
+        if self.is_muted() || !out.sent.load(Ordering::Relaxed) {
             return Ok(());
         }
-        packet.header.ssrc = self.inner.ssrc;
+        packet.header.ssrc = out.ssrc;
         packet.header.payload_type = self.inner.payload_type;
+        if let Some(stamps) = &self.inner.stamps {
+            // What tells the server which stream a packet belongs to (its SSRCs are not in
+            // the offer): the media line and the stream id.
+            let _ = packet
+                .header
+                .set_extension(stamps.mid_id, stamps.mid.clone());
+            let _ = packet.header.set_extension(stamps.rid_id, out.rid.clone());
+        }
         self.inner.track.write_rtp(packet).await?;
         Ok(())
     }

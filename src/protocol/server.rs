@@ -8,7 +8,7 @@ use super::{ErrorCode, IceCandidate, MediaConnection};
 use crate::model::{
     AbortReason, Ban, CallProperties, Invitation, InviteFailure, MessageScope, OperationId,
     Participant, ParticipantChanges, PropertyChanges, Publication, Reason, RecordedFile,
-    RecordingId, RecordingJob, RoomId, StopReason, Text, UserId,
+    RecordingId, RecordingJob, RoomId, StopReason, Text, TrackSource, UserId,
 };
 
 /// `track_unpublished` without a reason (a server before reasons): unpublished on purpose.
@@ -270,6 +270,15 @@ tagged_frames! {
             negotiation: u64,
             /// The offer, with the server's ICE candidates.
             sdp: String,
+        },
+        /// Which simulcast streams of this member's published video somebody receives
+        /// (dynacast): send those, pause the others until a later `publish_layers` names them.
+        /// Sent when the set changes; until the first one, send every stream.
+        PublishLayers {
+            /// The video source.
+            source: TrackSource,
+            /// The streams (`a=rid` ids) to send, smallest first; never empty.
+            rids: Vec<String>,
         },
         /// A media failure no request waits for: a peer connection failed, the server could not
         /// make an offer, or a track cannot be forwarded.

@@ -2,7 +2,8 @@
 //! ffmpeg for the test); a Rust receiver and a browser receiver each get the layer that fits
 //! the size they ask for, read from the frames themselves (the VP8 frame header at the Rust
 //! client, `frameWidth` in the browser's `getStats`), and a change of request switches at a key
-//! frame without a gap in the sequence numbers.
+//! frame without a gap in the sequence numbers. The publisher sends only the layers somebody
+//! wants (dynacast), as its encoder's statistics show.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,6 +46,22 @@ fn frame_width_is(publication: &str, width: u32) -> String {
            return null;
          }});",
         publication = json!(publication),
+    )
+}
+
+/// The publisher's simulcast layers that are sending (`active` in its outbound statistics),
+/// once they are `rids` (sorted).
+fn active_layers_are(rids: &serde_json::Value) -> String {
+    format!(
+        "return await T.poll(async () => {{
+           const pc = T.calls.web.peerConnections().publish;
+           const rids = [];
+           for (const s of (await pc.getStats()).values()) {{
+             if (s.type === 'outbound-rtp' && s.kind === 'video' && s.active) rids.push(s.rid);
+           }}
+           rids.sort();
+           return {{ ok: JSON.stringify(rids) === JSON.stringify({rids}), rids }};
+         }});"
     )
 }
 
@@ -91,10 +108,12 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
     let mut last = None;
     let (size, numbering) = key_frame_size(&track, &mut last, |s| s == (1280, 720)).await;
     assert_eq!(size, (1280, 720));
-    for (request, want) in [
-        (VideoSize::SMALL, (320, 180)),
-        (VideoSize::MEDIUM, (640, 360)),
-        (VideoSize::FULL, (1280, 720)),
+    // The only receiver asking for less, the publisher stops the layers above (dynacast): its
+    // encoder's statistics say so.
+    for (request, want, sent) in [
+        (VideoSize::SMALL, (320, 180), json!(["q"])),
+        (VideoSize::MEDIUM, (640, 360), json!(["h", "q"])),
+        (VideoSize::FULL, (1280, 720), json!(["f", "h", "q"])),
     ] {
         let op = rust
             .call
@@ -105,8 +124,29 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
         let (size, numbering) = key_frame_size(&track, &mut last, |s| s == want).await;
         assert_eq!(size, want);
         assert_eq!(numbering.largest_step, 1, "{request}: {numbering:?}");
+        let active = browser.eval(publisher, &active_layers_are(&sent)).await;
+        assert_eq!(active["rids"], sent, "{request}");
     }
     assert!(numbering.largest_step <= 1, "{numbering:?}");
+
+    // The publisher negotiates again (its microphone): the layers still reach the receivers.
+    browser
+        .eval(
+            publisher,
+            "await T.calls.web.outcome(T.calls.web.publishMicrophone());",
+        )
+        .await;
+    for (request, want) in [(VideoSize::SMALL, (320, 180)), (VideoSize::FULL, (1280, 720))] {
+        let op = rust
+            .call
+            .request_video("web/camera", request)
+            .await
+            .unwrap();
+        rust.call.outcome(op).await.unwrap();
+        let (size, numbering) = key_frame_size(&track, &mut last, |s| s == want).await;
+        assert_eq!(size, want);
+        assert_eq!(numbering.largest_step, 1, "{request}: {numbering:?}");
+    }
 
     // A browser receiver asks for a thumbnail, then the full size: its decoder says so.
     let viewer = browser.open_harness(&server.http_url()).await;

@@ -494,6 +494,7 @@ export class Session {
       case "ice_candidate":
       case "media_interrupted":
       case "media_lost":
+      case "publish_layers":
         return out.effect({ effect: "media", frame: f });
       case "media_failed":
         return out.event({ type: "media", kind: "failed", connection: f.connection, publication: f.publication ?? null, message: f.message });

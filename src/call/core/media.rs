@@ -49,7 +49,7 @@ impl ClientCore {
                     MediaConnection::Subscribe => self.close_subscriber(),
                 }
             }
-            MediaSignal::Held { .. } => {}
+            MediaSignal::Held { .. } | MediaSignal::Layers { .. } => {}
         }
     }
 

@@ -175,6 +175,8 @@ pub(crate) enum PeerAction {
 pub(crate) enum LocalAction {
     /// Someone else muted the track of `source` (`held`), or the hold is over.
     Hold { source: TrackSource, held: bool },
+    /// Send only these simulcast streams of the track of `source` (the server's dynacast).
+    Layers { source: TrackSource, rids: Vec<String> },
     /// The track of `source` was unpublished: its handle ends, the track stays for later.
     Unpublish(TrackSource),
     /// The publishing connection is gone: every local track's handle ends.
@@ -516,6 +518,9 @@ impl ClientCore {
                 MediaSignal::Held { source, held } => self
                     .out
                     .push(Output::Local(LocalAction::Hold { source, held })),
+                MediaSignal::Layers { source, rids } => self
+                    .out
+                    .push(Output::Local(LocalAction::Layers { source, rids })),
                 MediaSignal::Lost {
                     connection: MediaConnection::Publish,
                 } => {

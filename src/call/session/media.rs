@@ -31,6 +31,9 @@ impl Session {
                 publication,
                 message,
             })),
+            ServerFrame::PublishLayers { source, rids } => {
+                out.media.push(MediaSignal::Layers { source, rids });
+            }
             ServerFrame::MediaInterrupted { connection, .. } => {
                 out.media.push(MediaSignal::Interrupted { connection });
             }

@@ -61,6 +61,8 @@ pub(crate) enum MediaSignal {
     /// stop sending it until the server says it is unmuted (`held: false`, the call's own
     /// unmute applied).
     Held { source: TrackSource, held: bool },
+    /// Send only these simulcast streams of the call's track of `source` (dynacast).
+    Layers { source: TrackSource, rids: Vec<String> },
 }
 
 #[derive(Debug)]

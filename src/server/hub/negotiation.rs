@@ -272,6 +272,12 @@ impl Publishing {
         self.answer.first_mid()
     }
 
+    /// The simulcast streams (rids) of the member's track of `source`, smallest first (none
+    /// without simulcast).
+    pub(crate) fn rids(&self, source: TrackSource) -> &[String] {
+        self.rids.get(&source).map_or(&[], Vec::as_slice)
+    }
+
     /// How many simulcast layers the member's track of `source` has (1 without simulcast).
     pub(crate) fn layer_count(&self, source: TrackSource) -> usize {
         self.rids.get(&source).map_or(1, |rids| rids.len().max(1))

@@ -3,7 +3,7 @@
 //! which layer to forward ([`VideoLayers`](super::video_layers::VideoLayers) decides which).
 
 use crate::model::{MediaKind, TrackSource, VideoSize};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::io::{ConnId, Layer, MediaAction, MediaId, Output, Refusal, refuse};
 use super::negotiation::command;
@@ -66,6 +66,7 @@ impl Room {
         for conn in receivers {
             self.tell_layer(conn, &id, out);
         }
+        self.dynacast(&id, out);
     }
 
     /// Tells `conn`'s leg of video publication `id` its layer, if that changed (a leg of a
@@ -92,5 +93,33 @@ impl Room {
                 },
             ));
         }
+        self.dynacast(id, out);
+    }
+
+    /// Tells the publisher of video `id` which of its simulcast streams somebody wants, if that
+    /// changed (see [`VideoLayers::dynacast`](super::video_layers::VideoLayers::dynacast)).
+    pub(super) fn dynacast(&mut self, id: &str, out: &mut Vec<Output>) {
+        let receivers = self
+            .subscriptions
+            .iter()
+            .filter(|(_, p)| p == id)
+            .map(|(c, _)| *c);
+        let Some(count) = self.video.dynacast(id, receivers) else {
+            return;
+        };
+        let Some((publisher, publication)) = self.publication_by_id(id) else {
+            return;
+        };
+        let Some(i) = self.index_of_conn(publisher) else {
+            return;
+        };
+        let rids = self.members[i].publishing.rids(publication.source);
+        out.push(Output::Send {
+            to: publisher,
+            frame: ServerFrame::PublishLayers {
+                source: publication.source,
+                rids: rids.iter().take(count).cloned().collect(),
+            },
+        });
     }
 }

@@ -311,6 +311,7 @@ impl Room {
                 self.start_subscription(other, publication.clone(), out);
             }
         }
+        self.dynacast(&publication.id, out);
     }
 
     /// Makes the offers that changed legs call for: one per member and input, with every leg
@@ -342,6 +343,7 @@ impl Room {
         let to = self.members[i].key.clone();
         if self.paused.remove(&key) {
             self.subscriptions.insert(key);
+            self.dynacast(&publication.id, out);
             out.push(command(
                 &to,
                 MediaAction::PauseLeg {
@@ -387,12 +389,14 @@ impl Room {
                         paused: true,
                     },
                 ));
+                self.dynacast(&publication.id, out);
             }
             return;
         }
         let running = self.subscriptions.remove(&key);
         let paused = self.paused.remove(&key);
         self.video.forget(conn, Some(&publication.id));
+        self.dynacast(&publication.id, out);
         if running || paused {
             self.offers_due = true;
             self.members[i]
@@ -446,7 +450,7 @@ impl Room {
     }
 
     /// The publication named `id`, with its publisher.
-    fn publication_by_id(&self, id: &str) -> Option<(ConnId, Publication)> {
+    pub(super) fn publication_by_id(&self, id: &str) -> Option<(ConnId, Publication)> {
         self.publications.iter().find(|(_, p)| p.id == id).cloned()
     }
 
@@ -517,6 +521,15 @@ impl Room {
         self.paused.retain(|(c, _)| *c != conn);
         self.manual.remove(&conn);
         self.video.forget(conn, None);
+        let videos: Vec<String> = self
+            .publications
+            .iter()
+            .filter(|(c, p)| *c != conn && p.kind == MediaKind::Video)
+            .map(|(_, p)| p.id.clone())
+            .collect();
+        for id in videos {
+            self.dynacast(&id, out);
+        }
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publications)
             .into_iter()
             .partition(|(c, _)| *c == conn);

@@ -5,13 +5,17 @@
 //! shell as [`MediaAction::SetLayer`].
 //!
 //! - A receiver's *ideal* layer is the largest whose size fits its request (no side larger),
-//!   else the smallest of known size; with no request, the largest of known size. A layer whose
-//!   size is not known yet is never the ideal (unless no size is known: then the top layer).
+//!   else the smallest; with no request, the largest. Layers are numbered smallest first, so
+//!   the ideal is the layer below the first one known not to fit: a layer whose size is not
+//!   known yet counts as fitting (so the publisher is asked to send it, and it gets measured).
 //! - It *gets* the largest layer being sent that is no larger than its ideal, else the smallest
 //!   one being sent (a publisher whose encoder dropped layers, for its bandwidth or CPU, still
 //!   reaches everyone).
-//! - The ideal, not what is sent now, is what the publisher is asked to send (dynacast), so a
-//!   layer that was stopped because nobody wanted it comes back when somebody does.
+//! - Dynacast: the publisher is asked to send the layers up to the largest ideal of those
+//!   receiving it (at least the smallest). The ideal, not what is sent now, decides, so a layer
+//!   stopped because nobody wanted it comes back when somebody does. It follows requests at
+//!   once, both ways: a request is an application's deliberate act, and bandwidth (which
+//!   changes all the time) moves what a receiver *gets*, never what is asked of the publisher.
 //!
 //! [`MediaAction::SetLayer`]: super::io::MediaAction::SetLayer
 
@@ -39,6 +43,9 @@ pub(crate) struct VideoLayers {
     requests: BTreeMap<(ConnId, String), VideoSize>,
     /// Per (receiver, publication id): the layer its leg was told to forward last.
     told: BTreeMap<(ConnId, String), Layer>,
+    /// Per publication id: how many layers (from the smallest) its publisher was last told to
+    /// send (dynacast); none told yet: it sends them all.
+    sending: BTreeMap<String, usize>,
 }
 
 impl VideoLayers {
@@ -47,11 +54,13 @@ impl VideoLayers {
     pub(crate) fn published(&mut self, id: &str, count: usize) {
         self.published
             .insert(id.to_owned(), vec![LayerInfo::default(); count.max(1)]);
+        self.sending.remove(id);
     }
 
     /// Publication `id` ended: its requests and choices go with it.
     pub(crate) fn unpublished(&mut self, id: &str) {
         self.published.remove(id);
+        self.sending.remove(id);
         self.requests.retain(|(_, p), _| p != id);
         self.told.retain(|(_, p), _| p != id);
     }
@@ -90,16 +99,16 @@ impl VideoLayers {
         let Some(layers) = self.published.get(id) else {
             return 0;
         };
-        let known = |info: &LayerInfo| info.size.is_some();
-        let request = self.requests.get(&(conn, id.to_owned()));
-        let ideal = match request {
-            Some(request) => layers
-                .iter()
-                .rposition(|info| info.size.is_some_and(|s| request.holds(s)))
-                .or_else(|| layers.iter().position(known)),
-            None => layers.iter().rposition(known),
+        let top = layers.len() - 1;
+        let Some(request) = self.requests.get(&(conn, id.to_owned())) else {
+            return top as Layer;
         };
-        ideal.unwrap_or(layers.len() - 1) as Layer
+        // Layers grow with their number: the ideal is the one below the first that is known
+        // not to fit.
+        let too_large = layers
+            .iter()
+            .position(|info| info.size.is_some_and(|s| !request.holds(s)));
+        too_large.map_or(top, |k| k.saturating_sub(1)) as Layer
     }
 
     /// The layer receiver `conn` should get of publication `id` now: the largest being sent no
@@ -124,6 +133,28 @@ impl VideoLayers {
         let layer = self.choice(conn, id);
         let told = self.told.insert((conn, id.to_owned()), layer);
         (told != Some(layer)).then_some(layer)
+    }
+
+    /// Dynacast: how many layers (from the smallest) the publisher of `id` should send for
+    /// `receivers` (those receiving it now, paused ones left out): up to the largest of their
+    /// ideal layers, at least the smallest (so a new receiver starts at once). `Some` when that
+    /// differs from what the publisher was told last.
+    pub(crate) fn dynacast(
+        &mut self,
+        id: &str,
+        receivers: impl Iterator<Item = ConnId>,
+    ) -> Option<usize> {
+        let count = self.count(id);
+        if count <= 1 {
+            return None;
+        }
+        let wanted = receivers
+            .map(|conn| usize::from(self.ideal(conn, id)) + 1)
+            .max()
+            .unwrap_or(1)
+            .min(count);
+        let before = self.sending.insert(id.to_owned(), wanted);
+        (before != Some(wanted)).then_some(wanted)
     }
 
     /// The number of layers publication `id` has (0 when it is not published).
@@ -204,6 +235,28 @@ mod tests {
         v.request(2, "a/camera", VideoSize::SMALL);
         assert_eq!((v.ideal(2, "a/camera"), v.choice(2, "a/camera")), (0, 2));
         assert_eq!(v.update(1, "a/camera"), Some(2));
+    }
+
+    #[test]
+    fn the_publisher_sends_up_to_the_largest_layer_a_receiver_wants() {
+        let mut v = three_measured();
+        // Nobody receives: the smallest layer only.
+        assert_eq!(v.dynacast("a/camera", [].into_iter()), Some(1));
+        assert_eq!(v.dynacast("a/camera", [].into_iter()), None);
+        // A receiver that asked nothing wants the largest.
+        assert_eq!(v.dynacast("a/camera", [1].into_iter()), Some(3));
+        v.request(1, "a/camera", VideoSize::MEDIUM);
+        v.request(2, "a/camera", VideoSize::SMALL);
+        assert_eq!(v.dynacast("a/camera", [1, 2].into_iter()), Some(2));
+        // A layer the encoder stopped is still wanted (so it comes back).
+        v.measured("a/camera", 1, None);
+        assert_eq!(v.dynacast("a/camera", [1, 2].into_iter()), None);
+        assert_eq!(v.dynacast("a/camera", [2].into_iter()), Some(1));
+        // A new track: sizes unknown, every layer is asked for until they are measured.
+        v.published("a/camera", 3);
+        assert_eq!(v.dynacast("a/camera", [2].into_iter()), Some(3));
+        v.measured("a/camera", 1, Some(H));
+        assert_eq!(v.dynacast("a/camera", [2].into_iter()), Some(1));
     }
 
     #[test]

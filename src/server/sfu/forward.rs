@@ -332,7 +332,7 @@ impl Reader {
                     let asks = write_legs(&self.forward, packet, &incoming);
                     for layer in 0..8 {
                         if asks & (1 << layer) != 0 {
-                            self.ask_keyframe(layer).await;
+                            self.ask_keyframe(layer);
                         }
                     }
                 }
@@ -416,14 +416,17 @@ impl Reader {
         self.forward.reporter.send(report(slot, Some(size)));
     }
 
-    /// Asks the publisher for a key frame of `layer` (of its only stream without simulcast).
-    async fn ask_keyframe(&self, layer: Layer) {
+    /// Asks the publisher for a key frame of `layer` (of its only stream without simulcast). The
+    /// ask goes out on a task of its own: the reader never waits on the publisher's connection
+    /// (its queue may be full), or every leg would lose packets meanwhile.
+    fn ask_keyframe(&self, layer: Layer) {
         let ssrc = self.forward.ssrc_of(layer);
         // A layer whose stream has not arrived yet: nothing to ask.
         if self.forward.simulcast() && ssrc.is_none() {
             return;
         }
-        super::request_keyframe(&self.forward.remote, ssrc).await;
+        let remote = self.forward.remote.clone();
+        tokio::spawn(async move { super::request_keyframe(&remote, ssrc).await });
     }
 }
 

@@ -10,6 +10,7 @@
 //! to the publisher.
 
 mod extensions;
+mod sdp_fixes;
 mod forward;
 pub(crate) mod layers;
 pub(crate) mod vp8;
@@ -36,6 +37,7 @@ use crate::media::{MediaError, Peer, PeerEvent, PeerSettings, asks_for_keyframe}
 use crate::model::{MediaKind, Publication, RoomId, TrackSource};
 use crate::protocol::MediaConnection;
 use forward::{Forward, lock};
+use sdp_fixes::{inactive_where_not_sent, with_msid_semantic};
 use workers::MediaWorkers;
 
 /// The SFU: one actor per membership with media, and the published tracks.
@@ -502,56 +504,6 @@ impl Actor {
     }
 }
 
-/// The answer with every media line that the offer does not send on (`inactive`, `recvonly`)
-/// made `inactive`: the server only receives on a publishing connection, and the `webrtc`
-/// crate answers such a line `recvonly`, which browsers refuse ("incompatible send
-/// direction"). A client leaves a line it no longer sends on, or one the server refused,
-/// `inactive`.
-fn inactive_where_not_sent(offer: &str, answer: &str) -> String {
-    let sending: Vec<bool> = offer
-        .split("\nm=")
-        .skip(1)
-        .map(|section| {
-            !section
-                .lines()
-                .any(|line| matches!(line.trim_end(), "a=inactive" | "a=recvonly"))
-        })
-        .collect();
-    let mut out = String::with_capacity(answer.len());
-    let mut index: Option<usize> = None;
-    for line in answer.split_inclusive('\n') {
-        if line.starts_with("m=") {
-            index = Some(index.map_or(0, |i| i + 1));
-        }
-        let silent = index.is_some_and(|i| sending.get(i) == Some(&false));
-        let direction = matches!(line.trim_end(), "a=sendrecv" | "a=sendonly" | "a=recvonly");
-        if silent && direction {
-            out.push_str("a=inactive\r\n");
-        } else {
-            out.push_str(line);
-        }
-    }
-    out
-}
-
-/// The first description of a connection lacks `a=msid-semantic` in the `webrtc` crate (later
-/// ones have it); standard stacks ignore `a=msid` without it, so it is added.
-fn with_msid_semantic(sdp: &str) -> String {
-    if sdp.contains("a=msid-semantic") {
-        return sdp.to_owned();
-    }
-    let mut out = String::with_capacity(sdp.len() + 26);
-    let mut added = false;
-    for line in sdp.split_inclusive('\n') {
-        out.push_str(line);
-        if !added && line.starts_with("t=") {
-            out.push_str("a=msid-semantic: WMS *\r\n");
-            added = true;
-        }
-    }
-    out
-}
-
 /// Asks a publisher for a key frame (a picture loss indication) of its stream `ssrc`, or of its
 /// track's first stream.
 pub(super) async fn request_keyframe(publisher: &Arc<dyn TrackRemote>, ssrc: Option<u32>) {
@@ -582,37 +534,5 @@ async fn relay_keyframe_requests(
         if packets.iter().any(|p| asks_for_keyframe(p.as_ref())) {
             request_keyframe(&forward.remote, forward.keyframe_ssrc(subscriber)).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{inactive_where_not_sent, with_msid_semantic};
-
-    #[test]
-    fn lines_the_offer_does_not_send_on_are_answered_inactive() {
-        let offer = "v=0\r\nt=0 0\r\nm=video 9 UDP 96\r\na=mid:0\r\na=inactive\r\n\
-                     m=audio 9 UDP 111\r\na=mid:1\r\na=sendonly\r\n\
-                     m=video 9 UDP 96\r\na=mid:2\r\na=recvonly\r\n";
-        let answer = "v=0\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\nm=video 9 UDP 96\r\na=mid:0\r\na=recvonly\r\n\
-                      m=audio 9 UDP 111\r\na=mid:1\r\na=recvonly\r\n\
-                      m=video 9 UDP 96\r\na=mid:2\r\na=recvonly\r\n";
-        assert_eq!(
-            inactive_where_not_sent(offer, answer),
-            "v=0\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\nm=video 9 UDP 96\r\na=mid:0\r\na=inactive\r\n\
-             m=audio 9 UDP 111\r\na=mid:1\r\na=recvonly\r\n\
-             m=video 9 UDP 96\r\na=mid:2\r\na=inactive\r\n"
-        );
-    }
-
-    #[test]
-    fn msid_semantic_is_added_once_after_the_timing_line() {
-        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP 96\r\n";
-        let fixed = with_msid_semantic(sdp);
-        assert_eq!(
-            fixed,
-            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=msid-semantic: WMS *\r\nm=video 9 UDP 96\r\n"
-        );
-        assert_eq!(with_msid_semantic(&fixed), fixed);
     }
 }
