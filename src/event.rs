@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::model::{
     AbortReason, Ban, CallProperties, Invitation, InviteFailure, MediaConnection, MessageScope,
     OperationId, Participant, ParticipantChanges, PropertyChanges, Publication, Reason,
-    RecordedFile, RecordingId, RecordingJob, RoomId, StopReason, Text, UserId,
+    RecordedFile, RecordingId, RecordingJob, RoomId, StopReason, Text, TrackSource, UserId,
 };
 use crate::protocol::ErrorCode;
 
@@ -526,6 +526,16 @@ pub enum MediaEvent {
     Restored {
         /// Which of the call's two connections.
         connection: MediaConnection,
+    },
+    /// Dynacast: of this call's track of `source`, sent with simulcast, somebody receives
+    /// only the `layers` smallest layers now; what is written to the others is dropped
+    /// ([`LocalTrack::is_layer_sent`](crate::LocalTrack::is_layer_sent)), so an encoder may
+    /// skip them until a later `LayersWanted` asks for them again.
+    LayersWanted {
+        /// The video source.
+        source: TrackSource,
+        /// How many layers, from the smallest, somebody receives (at least 1).
+        layers: usize,
     },
     /// Media failed where no request of yours waits for the answer: one of this call's peer
     /// connections failed and could not be restored (a lost publishing connection ends your

@@ -107,7 +107,7 @@ mod tls;
 pub use auth::{AccessToken, Grants, Revocation, TokenError};
 pub use call::{
     Call, CallError, CallOptions, Credentials, EventStream, InviteOptions, JoinOptions, KindStream,
-    Lagged, ReconnectPolicy, TlsRoots, TokenProvider, TokenResult,
+    Lagged, ReconnectPolicy, Simulcast, TlsRoots, TokenProvider, TokenResult,
 };
 pub use event::{
     CallEvent, InviteEvent, InviteReport, MediaEvent, MessageEvent, OpError, OperationKind,

@@ -153,6 +153,7 @@ export type MediaEvent =
   | { type: "media"; kind: "subscribed"; publication: Publication; stream: MediaStream; track: MediaStreamTrack }
   | { type: "media"; kind: "unsubscribed"; publication: Publication }
   | { type: "media"; kind: "interrupted" | "restored"; connection: "publish" | "subscribe" }
+  | { type: "media"; kind: "layers_wanted"; source: "camera" | "screen"; layers: number }
   | { type: "media"; kind: "failed"; connection: "publish" | "subscribe"; publication: string | null; message: string };
 
 export type RecordingEvent =

@@ -59,10 +59,7 @@ impl Simulcast {
         }
         let scales = &self.scale_down_by;
         if !(2..=4).contains(&scales.len()) {
-            return invalid(format!(
-                "simulcast: 2 to 4 layers, not {}",
-                scales.len()
-            ));
+            return invalid(format!("simulcast: 2 to 4 layers, not {}", scales.len()));
         }
         if scales.last() != Some(&1)
             || scales.iter().any(|s| !(1..=16).contains(s))
@@ -99,7 +96,10 @@ mod tests {
     #[test]
     fn layers_are_checked_and_named_as_browsers_name_them() {
         assert!(Simulcast::default().validate().is_ok());
-        assert_eq!(Simulcast::default().rids(TrackSource::Camera), Vec::<String>::new());
+        assert_eq!(
+            Simulcast::default().rids(TrackSource::Camera),
+            Vec::<String>::new()
+        );
         let camera = Simulcast::camera();
         assert_eq!(camera.rids(TrackSource::Camera), ["q", "h", "f"]);
         assert_eq!(

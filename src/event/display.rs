@@ -181,6 +181,9 @@ impl std::fmt::Display for CallEvent {
             CallEvent::Media(MediaEvent::Unsubscribed { publication }) => {
                 write!(f, "no longer receiving {}", publication.id)
             }
+            CallEvent::Media(MediaEvent::LayersWanted { source, layers }) => {
+                write!(f, "{} layers of {} wanted", layers, source.as_str())
+            }
             CallEvent::Media(MediaEvent::Failed {
                 connection,
                 publication,

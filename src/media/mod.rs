@@ -16,8 +16,8 @@ pub use rtc;
 
 pub(crate) use keyframes::{asks_for_keyframe, keyframe_asked_of};
 pub(crate) use peer::{Peer, PeerEvent, PeerSettings, codec_for};
-pub(crate) use track::{Stamps, Stream, rand_u32};
 pub use track::{LocalTrack, RemoteTrack, RtpPacket};
+pub(crate) use track::{Stamps, Stream, rand_u32};
 
 /// What went wrong with media.
 #[derive(Debug, thiserror::Error)]

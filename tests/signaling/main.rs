@@ -26,6 +26,7 @@ mod recording_files;
 mod resume;
 mod security;
 mod server_api;
+mod simulcast;
 mod streams;
 mod third_party;
 mod timers;

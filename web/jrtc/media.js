@@ -239,6 +239,7 @@ export class Media {
 
   /** Dynacast: send only the simulcast layers somebody receives (`f.rids`), pause the rest. */
   onLayers(f) {
+    this.call._emit({ type: "media", kind: "layers_wanted", source: f.source, layers: f.rids.length });
     const t = this.pub?.transceivers.get(f.source);
     if (!t) return;
     this.pub.chain = this.pub.chain.then(async () => {

@@ -176,7 +176,10 @@ pub(crate) enum LocalAction {
     /// Someone else muted the track of `source` (`held`), or the hold is over.
     Hold { source: TrackSource, held: bool },
     /// Send only these simulcast streams of the track of `source` (the server's dynacast).
-    Layers { source: TrackSource, rids: Vec<String> },
+    Layers {
+        source: TrackSource,
+        rids: Vec<String>,
+    },
     /// The track of `source` was unpublished: its handle ends, the track stays for later.
     Unpublish(TrackSource),
     /// The publishing connection is gone: every local track's handle ends.

@@ -32,7 +32,12 @@ impl Session {
                 message,
             })),
             ServerFrame::PublishLayers { source, rids } => {
+                let layers = rids.len();
                 out.media.push(MediaSignal::Layers { source, rids });
+                out.events.push(CallEvent::Media(MediaEvent::LayersWanted {
+                    source,
+                    layers,
+                }));
             }
             ServerFrame::MediaInterrupted { connection, .. } => {
                 out.media.push(MediaSignal::Interrupted { connection });

@@ -62,7 +62,10 @@ pub(crate) enum MediaSignal {
     /// unmute applied).
     Held { source: TrackSource, held: bool },
     /// Send only these simulcast streams of the call's track of `source` (dynacast).
-    Layers { source: TrackSource, rids: Vec<String> },
+    Layers {
+        source: TrackSource,
+        rids: Vec<String>,
+    },
 }
 
 #[derive(Debug)]

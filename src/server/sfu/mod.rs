@@ -10,9 +10,9 @@
 //! to the publisher.
 
 mod extensions;
-mod sdp_fixes;
 mod forward;
 pub(crate) mod layers;
+mod sdp_fixes;
 pub(crate) mod vp8;
 pub(crate) use forward::ForwardCounters;
 pub(crate) mod workers;
