@@ -4,7 +4,7 @@
 //! consumed there. Key-frame requests are different — only whoever produces the video can answer
 //! them (for the SFU: by asking the publisher) — so this interceptor, placed last, marks them for
 //! delivery to the track and drops the rest of the inbound RTCP it sees (the interceptors before it
-//! have already acted on that).
+//! have already acted on that), but for the bandwidth estimate some of it carries.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -56,6 +56,17 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
                 .cloned()
                 .collect();
             if wanted.is_empty() {
+                // A bandwidth estimate riding on the packet (send-side congestion control) goes
+                // on, on an empty carrier, to the connection's statistics.
+                if msg
+                    .message
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, Attribute::TargetBitrateChanged { .. }))
+                {
+                    msg.message.packet = Packet::Rtcp(Vec::new());
+                    self.inbound.push_back(msg);
+                }
                 return Ok(());
             }
             msg.message.packet = Packet::Rtcp(wanted);

@@ -6,6 +6,7 @@
 //! tracks come and go on both sides at once. See `docs/architecture.md` (media path).
 
 mod keyframes;
+mod nack_limit;
 mod peer;
 mod track;
 

@@ -112,6 +112,11 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// The bandwidth an estimating connection assumes until feedback says otherwise: enough for an
+/// HD camera's largest simulcast layer, so a good link starts with it; on a weaker one the
+/// delay- and loss-based estimate comes down within a second or two of feedback.
+const INITIAL_ESTIMATE_BPS: f64 = 2_500_000.0;
+
 /// A peer connection and the channel its events arrive on.
 pub(crate) struct Peer {
     pub(crate) pc: Arc<dyn PeerConnection>,
@@ -128,13 +133,52 @@ impl Peer {
     pub(crate) async fn new(
         settings: &PeerSettings,
     ) -> Result<(Peer, mpsc::UnboundedReceiver<PeerEvent>), MediaError> {
+        Self::build(settings, false).await
+    }
+
+    /// [`Peer::new`], for a connection that sends media and estimates its bandwidth: its
+    /// packets carry transport-wide sequence numbers, the receiver's feedback on them drives a
+    /// delay- and loss-based estimator (GCC, the `rtc` crate's), and the estimate is read with
+    /// [`Peer::bandwidth_estimate`]. Nothing is paced: the SFU forwards packets as the
+    /// publishers' own pacers sent them, and keeps within the estimate by choosing layers.
+    pub(crate) async fn new_estimating(
+        settings: &PeerSettings,
+    ) -> Result<(Peer, mpsc::UnboundedReceiver<PeerEvent>), MediaError> {
+        Self::build(settings, true).await
+    }
+
+    async fn build(
+        settings: &PeerSettings,
+        estimate: bool,
+    ) -> Result<(Peer, mpsc::UnboundedReceiver<PeerEvent>), MediaError> {
+        use rtc::interceptor::{CongestionControlBuilder, Gcc, Slot, TwccSenderBuilder};
         let mut media = MediaEngine::default();
         register_codecs(&mut media)?;
         // Key-frame requests reach the tracks (the SFU relays them; a publisher answers them).
-        let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
-            rtc::interceptor::Slot::from(super::keyframes::SLOT),
+        let mut registry = register_default_interceptors(Registry::new(), &mut media)?.with(
+            Slot::from(super::keyframes::SLOT),
             super::keyframes::KeyframeRequests::default(),
         );
+        if estimate {
+            // The transport-cc feedback and header extension are registered by the defaults.
+            // Retransmissions are thinned before the NACK responder: a congested receiver's
+            // requests would otherwise multiply its congestion.
+            registry = registry
+                .with(
+                    Slot::from(super::nack_limit::SLOT),
+                    super::nack_limit::NackLimiter::default(),
+                )
+                .with(
+                    Slot::CongestionControl,
+                    CongestionControlBuilder::new(Gcc::new(
+                        INITIAL_ESTIMATE_BPS,
+                        rtc::interceptor::GCC_MIN_BITRATE,
+                        rtc::interceptor::GCC_MAX_BITRATE,
+                    ))
+                    .build(),
+                )
+                .with(Slot::TwccSender, TwccSenderBuilder::new().build());
+        }
         let mut setting = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             // The crate's default ICE tick (200 ms) delays DTLS and SCTP packets queued between
@@ -222,6 +266,26 @@ impl Peer {
             }
             sends.then_some(mid).flatten()
         })
+    }
+
+    /// The connection's send-side bandwidth estimate in bits per second (a connection made with
+    /// [`Peer::new_estimating`], once feedback came), else `None`.
+    pub(crate) async fn bandwidth_estimate(&self) -> Option<u64> {
+        use rtc::statistics::StatsSelector;
+        use rtc::statistics::report::RTCStatsReportEntry;
+        let report = self
+            .pc
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        report
+            .iter()
+            .filter_map(|entry| match entry {
+                RTCStatsReportEntry::OutboundRtp(s) if s.target_bitrate > 0.0 => {
+                    Some(s.target_bitrate as u64)
+                }
+                _ => None,
+            })
+            .max()
     }
 
     /// An offer.

@@ -15,4 +15,5 @@ mod page;
 mod recorder;
 mod resume;
 mod rooms;
+mod shaped;
 mod simulcast;

@@ -15,7 +15,7 @@ use crate::support::{Browser, Member, in_namespace, key_frame_size, server};
 
 /// A 1280×720 y4m clip (one second of ffmpeg's moving test pattern, which Chromium loops),
 /// made once per test run.
-fn camera_720p() -> PathBuf {
+pub(crate) fn camera_720p() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("camera-1280x720.y4m");
     if !path.exists() {
         let partial = path.with_extension("partial.y4m");
@@ -136,7 +136,10 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
             "await T.calls.web.outcome(T.calls.web.publishMicrophone());",
         )
         .await;
-    for (request, want) in [(VideoSize::SMALL, (320, 180)), (VideoSize::FULL, (1280, 720))] {
+    for (request, want) in [
+        (VideoSize::SMALL, (320, 180)),
+        (VideoSize::FULL, (1280, 720)),
+    ] {
         let op = rust
             .call
             .request_video("web/camera", request)
@@ -160,7 +163,9 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
              await T.calls.viewer.outcome(T.calls.viewer.requestVideo('web/camera', { width: 320, height: 180 }));",
         )
         .await;
-    let small = browser.eval(viewer, &frame_width_is("web/camera", 320)).await;
+    let small = browser
+        .eval(viewer, &frame_width_is("web/camera", 320))
+        .await;
     assert_eq!(small["width"], json!(320), "{small}");
     browser
         .eval(
@@ -168,7 +173,9 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
             "await T.calls.viewer.outcome(T.calls.viewer.requestVideo('web/camera', { width: 1920, height: 1080 }));",
         )
         .await;
-    let full = browser.eval(viewer, &frame_width_is("web/camera", 1280)).await;
+    let full = browser
+        .eval(viewer, &frame_width_is("web/camera", 1280))
+        .await;
     assert_eq!(full["width"], json!(1280), "{full}");
     browser.quit().await;
 }

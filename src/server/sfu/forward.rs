@@ -24,7 +24,9 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use tokio::sync::mpsc;
 
+use super::allocator::Budget;
 use super::layers::{Incoming, LegSelector, Verdict};
+use super::rates::LayerRates;
 use crate::media::RtpPacket;
 use crate::model::{RoomId, TrackSource, VideoSize};
 use crate::server::hub::io::{ExtensionMap, Layer, MediaFact, MediaId, MediaKey, MediaReport};
@@ -65,6 +67,8 @@ pub(crate) struct Forward {
     rids: Arc<[String]>,
     /// The SSRC of each layer's stream that has arrived (what key-frame requests name).
     layer_ssrcs: Arc<Mutex<Vec<(Layer, u32)>>>,
+    /// What each layer costs now (shared with a replacing track's reader).
+    rates: Arc<LayerRates>,
     /// Where the reader reports what it reads of the track (each layer's size).
     reporter: Reporter,
 }
@@ -99,6 +103,8 @@ struct Leg {
     paused: bool,
     /// The simulcast layer the core chose for it.
     layer: Layer,
+    /// How far up its receiver's bandwidth lets it go (`None`: not limited).
+    budget: Option<Budget>,
     /// Which packets it forwards, and their numbers on it.
     selector: LegSelector,
 }
@@ -122,6 +128,7 @@ impl Forward {
             counters,
             rids: rids.into(),
             layer_ssrcs: Arc::default(),
+            rates: Arc::default(),
             reporter,
         };
         forward.begin()
@@ -172,6 +179,7 @@ impl Forward {
             extensions: ExtensionMap::default(),
             paused: false,
             layer: 0,
+            budget: None,
             selector: LegSelector::new(self.codec.clock_rate, Some(0)),
         });
     }
@@ -213,11 +221,31 @@ impl Forward {
         });
     }
 
+    /// Caps `subscriber`'s leg at what its bandwidth allows (from the next key frame of the
+    /// layer it moves to).
+    pub(crate) fn set_budget(&self, subscriber: MediaId, budget: Budget) {
+        let muted = self.muted.load(Ordering::Relaxed);
+        self.with_leg(subscriber, |leg| {
+            leg.budget = Some(budget);
+            leg.retarget(muted);
+        });
+    }
+
+    /// The layer the core chose for `subscriber`'s leg.
+    pub(crate) fn layer_of(&self, subscriber: MediaId) -> Option<Layer> {
+        self.with_leg(subscriber, |leg| leg.layer)
+    }
+
+    /// Each layer's rate now, in bits per second.
+    pub(crate) fn rates(&self, now: std::time::Instant) -> [u64; super::rates::LAYERS] {
+        self.rates.rates(now)
+    }
+
     /// The SSRC to ask for a key frame of what `subscriber`'s leg forwards: its layer's
     /// stream (`None` without simulcast: the track's only stream; or when the layer's stream has
     /// not arrived).
     pub(crate) fn keyframe_ssrc(&self, subscriber: MediaId) -> Option<u32> {
-        let layer = self.with_leg(subscriber, |leg| leg.layer)?;
+        let layer = self.with_leg(subscriber, |leg| leg.selector.forwarding())??;
         self.ssrc_of(layer)
     }
 
@@ -256,17 +284,25 @@ impl Forward {
 }
 
 impl Leg {
-    /// Tells the selector what the leg forwards now: its layer, or nothing while paused or
-    /// muted.
+    /// Tells the selector what the leg forwards now: its layer within its budget, or nothing
+    /// while paused, muted, or without the bandwidth for any layer.
     fn retarget(&mut self, muted: bool) {
-        self.selector
-            .set_target((!muted && !self.paused).then_some(self.layer));
+        let target = match self.budget {
+            _ if muted || self.paused => None,
+            None => Some(self.layer),
+            Some(Budget::UpTo(cap)) => Some(self.layer.min(cap)),
+            Some(Budget::Paused) => None,
+        };
+        self.selector.set_target(target);
     }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// An RTP header without extensions, counted with each payload for the layers' rates.
+const RTP_HEADER_BYTES: usize = 12;
 
 /// Most simulcast streams (SSRCs) a reader tells apart; packets of others are dropped.
 const MAX_STREAMS: usize = 8;
@@ -322,6 +358,9 @@ impl Reader {
                         (true, None)
                     };
                     self.seen(layer, size, at_ms);
+                    self.forward
+                        .rates
+                        .add(layer, packet.payload.len() + RTP_HEADER_BYTES);
                     let incoming = Incoming {
                         layer,
                         seq: packet.header.sequence_number,

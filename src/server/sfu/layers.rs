@@ -109,6 +109,11 @@ impl LegSelector {
         self.target = target;
     }
 
+    /// The layer whose packets the leg forwards now (the target's once switched), if any.
+    pub(crate) fn forwarding(&self) -> Option<Layer> {
+        self.current.map(|m| m.layer).or(self.target)
+    }
+
     /// The publisher sent the source again on a new track (new numbers): the leg waits for its
     /// key frame and carries on from where it was.
     pub(crate) fn source_changed(&mut self) {

@@ -9,9 +9,11 @@
 //! subscriber's leg (see [`forward`]). A subscriber's key-frame requests (PLI, FIR) are relayed
 //! to the publisher.
 
+pub(crate) mod allocator;
 mod extensions;
 mod forward;
 pub(crate) mod layers;
+mod rates;
 mod sdp_fixes;
 pub(crate) mod vp8;
 pub(crate) use forward::ForwardCounters;
@@ -145,8 +147,13 @@ impl Shared {
     }
 }
 
+/// How often each receiver's bandwidth is shared out again among its videos.
+const ALLOCATE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// One leg on the member's receiving connection.
 struct Leg {
+    /// What it carries (audio is never capped; screen shares come before cameras).
+    source: TrackSource,
     forward: Forward,
     transceiver: Arc<dyn RtpTransceiver>,
     /// Relays the subscriber's key-frame requests to the publisher.
@@ -167,6 +174,10 @@ struct Actor {
     /// The simulcast streams of each source the publishing connection sends with simulcast,
     /// in layer order (by the last answered offer).
     rids: BTreeMap<TrackSource, Vec<String>>,
+    /// How the receiving connection's bandwidth is shared among its videos.
+    allocator: allocator::Allocator,
+    /// When the actor started (the allocator's clock).
+    started: std::time::Instant,
 }
 
 impl Actor {
@@ -180,6 +191,8 @@ impl Actor {
             subscriber: None,
             legs: HashMap::new(),
             rids: BTreeMap::new(),
+            allocator: allocator::Allocator::default(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -191,11 +204,20 @@ impl Actor {
     }
 
     async fn run(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
-        while let Some(item) = work.recv().await {
+        let mut allocate = tokio::time::interval(ALLOCATE_EVERY);
+        allocate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let item = tokio::select! {
+                item = work.recv() => item,
+                _ = allocate.tick(), if self.has_video_legs() => {
+                    self.allocate().await;
+                    continue;
+                }
+            };
             match item {
-                Work::Action(MediaAction::Teardown) => break,
-                Work::Action(action) => self.act(action).await,
-                Work::Peer(connection, event) => self.peer_event(connection, event).await,
+                None | Some(Work::Action(MediaAction::Teardown)) => break,
+                Some(Work::Action(action)) => self.act(action).await,
+                Some(Work::Peer(connection, event)) => self.peer_event(connection, event).await,
             }
         }
         self.close_publishing().await;
@@ -325,9 +347,59 @@ impl Actor {
         }
     }
 
-    /// Makes one of the member's peer connections; its events become this actor's work.
+    /// Whether the receiving connection carries a video sent with simulcast (something to
+    /// allocate).
+    fn has_video_legs(&self) -> bool {
+        self.subscriber.is_some() && self.legs.values().any(|leg| leg.forward.simulcast())
+    }
+
+    /// Shares the receiving connection's bandwidth estimate among its video legs
+    /// ([`allocator`]) and caps each leg with its share.
+    async fn allocate(&mut self) {
+        let Some(peer) = self.subscriber.as_ref() else {
+            return;
+        };
+        let estimate = peer.bandwidth_estimate().await;
+        let now = std::time::Instant::now();
+        // Audio, and videos sent without simulcast (nothing to choose), come off first.
+        let mut fixed = 0;
+        let mut demands = Vec::new();
+        for (id, leg) in &self.legs {
+            let rates = leg.forward.rates(now);
+            if !leg.forward.simulcast() {
+                fixed += rates[0];
+                continue;
+            }
+            let priority = match leg.source {
+                TrackSource::Screen => allocator::Priority::Screen,
+                _ => allocator::Priority::Camera,
+            };
+            let Some(wanted) = leg.forward.layer_of(self.key.media) else {
+                continue;
+            };
+            demands.push(allocator::Demand {
+                id: id.clone(),
+                priority,
+                wanted,
+                rates: rates.to_vec(),
+            });
+        }
+        let now_ms = now.saturating_duration_since(self.started).as_millis() as u64;
+        for (id, budget) in self.allocator.allocate(now_ms, estimate, fixed, &demands) {
+            if let Some(leg) = self.legs.get(&id) {
+                tracing::debug!(media = self.key.media, publication = %id, ?budget, ?estimate, "bandwidth budget");
+                leg.forward.set_budget(self.key.media, budget);
+            }
+        }
+    }
+
+    /// Makes one of the member's peer connections; its events become this actor's work. The
+    /// receiving one estimates its bandwidth (it sends).
     async fn make_peer(&self, connection: MediaConnection) -> Result<Peer, MediaError> {
-        let (peer, mut events) = Peer::new(&self.shared.settings).await?;
+        let (peer, mut events) = match connection {
+            MediaConnection::Publish => Peer::new(&self.shared.settings).await?,
+            MediaConnection::Subscribe => Peer::new_estimating(&self.shared.settings).await?,
+        };
         let me = self.me.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -463,6 +535,7 @@ impl Actor {
         self.legs.insert(
             publication.id,
             Leg {
+                source: publication.source,
                 forward,
                 transceiver,
                 relay,
