@@ -4,6 +4,11 @@
 //! member connects, joins and waits for the first packet, 20 times; p50 / p90 / max. The server
 //! runs as its own process (`jrtc-server`). Forwarding throughput is measured by
 //! `jrtc-server load-test --media P,S,PPS` (see docs/benchmarks.md).
+//!
+//! `request_video` → the new size: a publisher sends three simulcast layers at 30 frames/s,
+//! each a key frame only when one is asked of it (as an encoder does); a receiver asks for a
+//! thumbnail and the full size in turn, 20 times each, and times each request until the first
+//! key frame of the new size arrives.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -104,6 +109,104 @@ async fn join_to_first_packet(url: &str) {
     host.close().await;
 }
 
+/// The size each simulcast layer's key frames say, smallest first.
+const LAYER_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+
+/// A VP8 frame's first packet: a key frame with its size, or a delta frame, about as large as
+/// a real encoder's for a layer of `layer_bytes` a frame (a key frame: three times that).
+fn vp8_frame(key: Option<(u16, u16)>, layer_bytes: usize) -> Vec<u8> {
+    match key {
+        Some((width, height)) => {
+            let mut payload = vec![0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+            payload.extend_from_slice(&width.to_le_bytes());
+            payload.extend_from_slice(&height.to_le_bytes());
+            payload.resize(1200.min(layer_bytes * 3), 0);
+            payload
+        }
+        None => {
+            let mut payload = vec![0x10, 0x01];
+            payload.resize(layer_bytes, 0);
+            payload
+        }
+    }
+}
+
+/// Each layer's bytes a frame: about 150, 500 and 1,200 kbit/s at 30 frames a second... of
+/// single-packet frames, capped at one packet.
+const LAYER_BYTES: [usize; 3] = [600, 1_100, 1_200];
+
+/// Sends 30 frames a second on each layer of `track`, a layer's frame a key frame when one was
+/// asked of it (and the first).
+fn simulcast_encoder(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let asked = std::sync::Arc::new(std::sync::Mutex::new([true; 3]));
+        let listener = {
+            let (track, asked) = (track.clone(), asked.clone());
+            tokio::spawn(async move {
+                while let Some(layer) = track.keyframe_requested_layer().await {
+                    asked.lock().unwrap()[layer] = true;
+                }
+            })
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        for i in 0u32.. {
+            tick.tick().await;
+            for (layer, size) in LAYER_SIZES.into_iter().enumerate() {
+                let key = std::mem::take(&mut asked.lock().unwrap()[layer]);
+                let frame = vp8_frame(key.then_some(size), LAYER_BYTES[layer]);
+                if track
+                    .write_layer(layer, frame, i * 3000, true)
+                    .await
+                    .is_err()
+                {
+                    listener.abort();
+                    return;
+                }
+            }
+        }
+    })
+}
+
+async fn request_to_new_size(url: &str) {
+    let options = jrtc::CallOptions::default().simulcast(jrtc::Simulcast::camera());
+    let publisher = Call::connect_with(url, token("pub"), options)
+        .await
+        .unwrap();
+    let op = publisher
+        .join("sizes", JoinOptions::default())
+        .await
+        .unwrap();
+    publisher.outcome(op).await.unwrap();
+    let camera = publisher.publish_track(TrackSource::Camera).await.unwrap();
+    let _encoder = simulcast_encoder(camera);
+    let viewer = member(url, "viewer", "sizes").await;
+    let track = remote_track(&viewer, "pub/camera").await;
+    let mut last = None;
+    jrtc_testkit::browser::key_frame_size(&track, &mut last, |s| s == LAYER_SIZES[2]).await;
+    let mut samples = Vec::new();
+    for i in 0..40 {
+        let (size, want) = if i % 2 == 0 {
+            (jrtc::VideoSize::SMALL, LAYER_SIZES[0])
+        } else {
+            (jrtc::VideoSize::FULL, LAYER_SIZES[2])
+        };
+        let started = Instant::now();
+        viewer.request_video("pub/camera", size).await.unwrap();
+        jrtc_testkit::browser::key_frame_size(&track, &mut last, |s| s == want).await;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    println!(
+        "request_video → first key frame of the new size, 40 switches (30 fps layers, key \
+         frames on request): p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.9).as_secs_f64() * 1e3,
+        samples.last().unwrap().as_secs_f64() * 1e3
+    );
+    viewer.close().await;
+    publisher.close().await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,6 +215,7 @@ fn main() {
     let (mut server, url) = start_server();
     runtime.block_on(async {
         join_to_first_packet(&url).await;
+        request_to_new_size(&url).await;
     });
     let _ = server.kill();
 }

@@ -44,6 +44,10 @@ struct LocalInner {
     held: AtomicBool,
     /// Unpublished: writes fail (a later publish of the source hands out a new handle).
     ended: AtomicBool,
+    /// Layers the server wants again after dynacast paused them: each starts with a key frame,
+    /// asked of the application as a receiver's request would be.
+    owed: std::sync::Mutex<Vec<usize>>,
+    owed_changed: tokio::sync::Notify,
 }
 
 /// One stream of a local track.
@@ -67,6 +71,10 @@ pub(crate) struct Stamps {
 
 /// One stream of a new local track: its SSRC and simulcast stream id (empty without simulcast).
 pub(crate) type Stream = (u32, String);
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl std::fmt::Debug for LocalTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +113,8 @@ impl LocalTrack {
                 muted: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
+                owed: Default::default(),
+                owed_changed: Default::default(),
             }),
         }
     }
@@ -133,6 +143,8 @@ impl LocalTrack {
                 muted: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
+                owed: Default::default(),
+                owed_changed: Default::default(),
             }),
         }
     }
@@ -166,11 +178,21 @@ impl LocalTrack {
             .is_some_and(|l| l.sent.load(Ordering::Relaxed))
     }
 
-    /// Sends these simulcast streams (by rid) and drops what is written to the others.
+    /// Sends these simulcast streams (by rid) and drops what is written to the others; a layer
+    /// sent again is owed a key frame ([`LocalTrack::keyframe_requested_layer`]).
     pub(crate) fn send_layers(&self, rids: &[String]) {
-        for layer in &self.inner.layers {
+        let mut resumed = Vec::new();
+        for (i, layer) in self.inner.layers.iter().enumerate() {
             let sent = rids.iter().any(|rid| rid.as_bytes() == layer.rid);
-            layer.sent.store(sent, Ordering::Relaxed);
+            if sent && !layer.sent.swap(sent, Ordering::Relaxed) {
+                resumed.push(i);
+            } else {
+                layer.sent.store(sent, Ordering::Relaxed);
+            }
+        }
+        if !resumed.is_empty() {
+            lock(&self.inner.owed).extend(resumed);
+            self.inner.owed_changed.notify_one();
         }
     }
 
@@ -220,10 +242,18 @@ impl LocalTrack {
     }
 
     /// [`LocalTrack::keyframe_requested`], with the layer the request is for (the largest when
-    /// the request names no stream of the track).
+    /// the request names no stream of the track). A simulcast layer the server wants again
+    /// after pausing it (dynacast) is asked for too: it starts with a key frame.
     pub async fn keyframe_requested_layer(&self) -> Option<usize> {
         loop {
-            let TrackLocalEvent::OnRtcpPacket(packets) = self.inner.track.poll().await? else {
+            if let Some(layer) = lock(&self.inner.owed).pop() {
+                return Some(layer);
+            }
+            let event = tokio::select! {
+                event = self.inner.track.poll() => event?,
+                _ = self.inner.owed_changed.notified() => continue,
+            };
+            let TrackLocalEvent::OnRtcpPacket(packets) = event else {
                 continue;
             };
             for packet in packets.iter() {

@@ -78,6 +78,8 @@ struct LegState {
     up_at_ms: Option<u64>,
     /// How long it stays down after a step down now.
     hold_ms: u64,
+    /// Its budget is below what it wants: bandwidth holds it down.
+    capped: bool,
 }
 
 /// One receiver's allocation.
@@ -113,7 +115,12 @@ impl Allocator {
             match self.legs.get_mut(&demand.id) {
                 Some(state) if state.budget == budget => continue,
                 Some(state) => {
-                    if below(budget, state.budget) {
+                    // Only steps the bandwidth made count: a leg moved by its receiver's
+                    // request (its wanted layer) is neither held nor probing.
+                    let capped = below(budget, Budget::UpTo(demand.wanted));
+                    let was_capped = std::mem::replace(&mut state.capped, capped);
+                    if !capped && !was_capped {
+                    } else if below(budget, state.budget) {
                         // A step up that the link did not carry: wait twice as long next time.
                         let failed = state
                             .up_at_ms
@@ -135,6 +142,7 @@ impl Allocator {
                         down_at_ms: None,
                         up_at_ms: None,
                         hold_ms: HOLD_AFTER_DOWN_MS,
+                        capped: below(budget, Budget::UpTo(demand.wanted)),
                     };
                     self.legs.insert(demand.id.clone(), state);
                 }
@@ -186,7 +194,10 @@ impl Allocator {
                 let cost =
                     d.rates[usize::from(next)].saturating_sub(d.rates[usize::from(sent[i][k])]);
                 let previous = self.legs.get(&d.id).map(|s| s.budget);
-                let within_before = matches!(previous, Some(Budget::UpTo(l)) if next <= l);
+                // Where it was, or anywhere up to its wanted layer when bandwidth did not hold
+                // it down: the 90 % line applies, no hold, no one-layer steps.
+                let within_before = matches!(previous, Some(Budget::UpTo(l)) if next <= l)
+                    || self.legs.get(&d.id).is_some_and(|s| !s.capped);
                 let allowed = if within_before {
                     used + cost <= usable
                 } else {
@@ -310,6 +321,24 @@ mod tests {
         // A step up that holds: the next drop is held 6 s again.
         assert_eq!(a.allocate(60_000, Some(300 * KBPS), 0, &legs), down);
         assert_eq!(a.allocate(66_000, Some(1_000 * KBPS), 0, &legs), up);
+    }
+
+    #[test]
+    fn a_receivers_own_requests_are_not_bandwidth_steps() {
+        let mut a = Allocator::default();
+        assert_eq!(
+            a.allocate(0, Some(10_000 * KBPS), 0, &[camera("a/camera", 2)]),
+            [("a/camera".to_owned(), Budget::UpTo(2))]
+        );
+        // The receiver asks for a thumbnail, then the full size again: no hold.
+        assert_eq!(
+            a.allocate(500, Some(10_000 * KBPS), 0, &[camera("a/camera", 0)]),
+            [("a/camera".to_owned(), Budget::UpTo(0))]
+        );
+        assert_eq!(
+            a.allocate(1_000, Some(10_000 * KBPS), 0, &[camera("a/camera", 2)]),
+            [("a/camera".to_owned(), Budget::UpTo(2))]
+        );
     }
 
     #[test]

@@ -320,6 +320,10 @@ const LAYER_STOPPED_AFTER_MS: u64 = 1_000;
 struct LayerSeen {
     /// The size last reported and when (`None`: none since the layer started or stopped).
     reported: Option<((u16, u16), u64)>,
+    /// The size its key frames had, kept when it stops: a layer that comes back (a publisher
+    /// sending it again after dynacast paused it) is reported at once with it, without
+    /// waiting for a key frame nobody would ask for.
+    known: Option<(u16, u16)>,
     /// When its last packet came.
     last_ms: u64,
 }
@@ -442,10 +446,11 @@ impl Reader {
                 self.forward.reporter.send(report(other, None));
             }
         }
-        let Some(size) = size else {
+        let seen = &mut self.layers[slot];
+        let Some(size) = size.or(seen.known.filter(|_| seen.reported.is_none())) else {
             return;
         };
-        let seen = &mut self.layers[slot];
+        seen.known = Some(size);
         if let Some((last, at)) = seen.reported
             && (last == size || at_ms.saturating_sub(at) < SIZE_REPORT_EVERY_MS)
         {
