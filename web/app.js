@@ -326,6 +326,29 @@ function streamFor(userId, source) {
   return page.remote.get(`${userId}/${source}`) ?? null;
 }
 
+/**
+ * Asks the server for remote video `id` at the size its tile shows (in device pixels), so a
+ * small tile gets a small simulcast layer: on each resize, at most every half second.
+ */
+function sizeFollowsTile(video, id) {
+  let timer = null;
+  let asked = "";
+  const ask = () => {
+    timer = null;
+    const scale = globalThis.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(video.clientWidth * scale));
+    const height = Math.max(1, Math.round(video.clientHeight * scale));
+    const key = `${width}x${height}`;
+    // Only for a video received now (asked again when it arrives, see renderGrid).
+    if (key === asked || !page.call || !video.isConnected || !page.remote.has(id)) return;
+    asked = key;
+    const op = page.call.requestVideo(id, { width, height });
+    page.own.add(op); // a refusal (the track just went) is no news for the person
+  };
+  video.askSize = () => { timer ??= setTimeout(ask, 500); };
+  new ResizeObserver(video.askSize).observe(video);
+}
+
 function renderGrid(room) {
   const grid = $("#grid");
   const wanted = new Map();
@@ -346,6 +369,7 @@ function renderGrid(room) {
         el("div", { class: "avatar" }),
         el("figcaption", {}, el("span", { class: "who" }), el("span", { class: "flags" })));
       tile.querySelector("video").muted = p.user_id === page.userId || source === "screen";
+      if (p.user_id !== page.userId) sizeFollowsTile(tile.querySelector("video"), `${p.user_id}/${source}`);
       page.tiles.set(key, tile);
       grid.append(tile);
     }
@@ -353,7 +377,10 @@ function renderGrid(room) {
     const stream = streamFor(p.user_id, source);
     const pub = publicationOf(room, p.user_id, source);
     const showing = stream && pub && !pub.muted;
-    if (stream && video.srcObject?.getTracks()[0] !== stream.getTracks()[0]) video.srcObject = stream;
+    if (stream && video.srcObject?.getTracks()[0] !== stream.getTracks()[0]) {
+      video.srcObject = stream;
+      video.askSize?.();
+    }
     if (!stream) video.srcObject = null;
     tile.classList.toggle("no-video", !showing);
     tile.classList.toggle("self", p.user_id === page.userId);

@@ -86,7 +86,7 @@ pub struct CallOptions {
     /// application refreshes it ([`Call::refresh_token`](crate::Call::refresh_token)) or the
     /// session ends at expiry.
     pub token_provider: Option<TokenProvider>,
-    /// Which videos the call publishes with simulcast (none by default; see [`Simulcast`]).
+    /// Which videos the call publishes with simulcast (none by default; see [`Simulcast`](super::Simulcast)).
     pub simulcast: super::Simulcast,
 }
 
