@@ -49,6 +49,22 @@ fn frame_width_is(publication: &str, width: u32) -> String {
     )
 }
 
+/// `call` asks for `web/camera` at `request`; its next key frames are `want` in size, numbered
+/// on from `last` without a gap.
+async fn switch(
+    call: &jrtc::Call,
+    track: &jrtc::RemoteTrack,
+    last: &mut Option<u16>,
+    request: VideoSize,
+    want: (u16, u16),
+) {
+    let op = call.request_video("web/camera", request).await.unwrap();
+    call.outcome(op).await.unwrap();
+    let (size, numbering) = key_frame_size(track, last, |s| s == want).await;
+    assert_eq!(size, want);
+    assert_eq!(numbering.largest_step, 1, "{request}: {numbering:?}");
+}
+
 /// The publisher's simulcast layers that are sending (`active` in its outbound statistics),
 /// once they are `rids` (sorted).
 fn active_layers_are(rids: &serde_json::Value) -> String {
@@ -115,15 +131,7 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
         (VideoSize::MEDIUM, (640, 360), json!(["h", "q"])),
         (VideoSize::FULL, (1280, 720), json!(["f", "h", "q"])),
     ] {
-        let op = rust
-            .call
-            .request_video("web/camera", request)
-            .await
-            .unwrap();
-        rust.call.outcome(op).await.unwrap();
-        let (size, numbering) = key_frame_size(&track, &mut last, |s| s == want).await;
-        assert_eq!(size, want);
-        assert_eq!(numbering.largest_step, 1, "{request}: {numbering:?}");
+        switch(&rust.call, &track, &mut last, request, want).await;
         let active = browser.eval(publisher, &active_layers_are(&sent)).await;
         assert_eq!(active["rids"], sent, "{request}");
     }
@@ -140,15 +148,7 @@ async fn each_receiver_gets_the_simulcast_layer_it_asks_for() {
         (VideoSize::SMALL, (320, 180)),
         (VideoSize::FULL, (1280, 720)),
     ] {
-        let op = rust
-            .call
-            .request_video("web/camera", request)
-            .await
-            .unwrap();
-        rust.call.outcome(op).await.unwrap();
-        let (size, numbering) = key_frame_size(&track, &mut last, |s| s == want).await;
-        assert_eq!(size, want);
-        assert_eq!(numbering.largest_step, 1, "{request}: {numbering:?}");
+        switch(&rust.call, &track, &mut last, request, want).await;
     }
 
     // A browser receiver asks for a thumbnail, then the full size: its decoder says so.
