@@ -60,35 +60,47 @@ async fn inbound(browser: &Browser, page: Page) -> Value {
         .await
 }
 
-/// Samples the receiver every half second until `done` takes a sample or `limit` passes;
-/// every sample taken (the last one `done` took), and how long it took.
-async fn until(
-    browser: &Browser,
-    page: Page,
-    limit: Duration,
-    done: impl Fn(&Value) -> bool,
-) -> (Vec<Value>, Duration) {
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    loop {
-        let sample = inbound(browser, page).await;
-        let finished = done(&sample);
-        samples.push(sample);
-        if finished {
-            return (samples, start.elapsed());
-        }
-        assert!(
-            start.elapsed() < limit,
-            "not within {limit:?}: {:?}",
-            samples.last()
-        );
-        // Sampling the receiver's statistics at a steady pace: there is no event to wait for.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
+/// Plays the receiver's copy of the camera in a hidden video element and records each frame it
+/// presents (`requestVideoFrameCallback`): how many, and the width each time it changed.
+const WATCH_FRAMES: &str = "
+    await T.until('viewer', (e) => e.type === 'media' && e.kind === 'subscribed' && e.publication.id === 'web/camera', 60000);
+    const video = document.createElement('video');
+    video.muted = true;
+    video.srcObject = new MediaStream([T.calls.viewer.remote('web/camera').track]);
+    document.body.append(video);
+    await video.play();
+    window.seen = { frames: 0, width: 0, widths: [], waiters: [] };
+    const onFrame = (now, meta) => {
+      seen.frames += 1;
+      if (meta.width !== seen.width) { seen.width = meta.width; seen.widths.push(meta.width); }
+      seen.waiters = seen.waiters.filter((w) => !w());
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);";
 
-fn width(sample: &Value) -> u64 {
-    sample["video"]["width"].as_u64().unwrap_or(0)
+/// Waits for the first frame the receiver presents for which `condition` (JavaScript over
+/// `seen`: `frames`, `width`) holds, up to `limit`; how long that took.
+async fn frame_where(browser: &Browser, page: Page, condition: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let ms = limit.as_millis();
+    browser
+        .eval(
+            page,
+            &format!(
+                "return await new Promise((resolve, reject) => {{
+                   const deadline = setTimeout(() => reject(new Error('not within {ms} ms: ' + JSON.stringify(seen))), {ms});
+                   const check = () => {{
+                     if (!({condition})) return false;
+                     clearTimeout(deadline);
+                     resolve(seen.frames);
+                     return true;
+                   }};
+                   if (!check()) seen.waiters.push(check);
+                 }});"
+            ),
+        )
+        .await;
+    start.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,23 +157,38 @@ async fn a_throttled_receiver_steps_down_keeps_decoding_and_comes_back() {
             false,
         )
         .await;
+    browser.eval(page, WATCH_FRAMES).await;
     // 2.5 Mbit/s: the full size.
-    let (_, _) = until(&browser, page, Duration::from_secs(60), |s| {
-        width(s) == 1280
-    })
+    frame_where(
+        &browser,
+        page,
+        "seen.width === 1280",
+        Duration::from_secs(60),
+    )
     .await;
     let before = inbound(&browser, page).await;
+    let changes_before = browser.eval(page, "return seen.widths.length;").await;
 
     // 300 kbit/s: stepped down to the smallest layer; video and audio go on meanwhile.
     shape("change", "300kbit");
-    let (down, took_down) = until(&browser, page, Duration::from_secs(30), |s| {
-        width(s) > 0 && width(s) <= 320
-    })
+    let took_down = frame_where(
+        &browser,
+        page,
+        "seen.width > 0 && seen.width <= 320",
+        Duration::from_secs(30),
+    )
     .await;
-    let low = down.last().unwrap().clone();
-    // Sampling at a steady pace while the link stays low: there is no event to wait for.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let low = inbound(&browser, page).await;
+    // 60 more frames (some 5 s at the small layer's rate): video and audio went on meanwhile.
     // (It may have tried a larger layer meanwhile: a step up is a probe, see allocator.rs.)
+    let low_frames = browser.eval(page, "return seen.frames;").await;
+    frame_where(
+        &browser,
+        page,
+        &format!("seen.frames >= {low_frames} + 60"),
+        Duration::from_secs(30),
+    )
+    .await;
     let still_low = inbound(&browser, page).await;
     assert!(
         still_low["video"]["decoded"].as_u64() > low["video"]["decoded"].as_u64(),
@@ -175,19 +202,22 @@ async fn a_throttled_receiver_steps_down_keeps_decoding_and_comes_back() {
 
     // 2.5 Mbit/s again: back to the full size.
     shape("change", "2500kbit");
-    let (up, took_up) = until(&browser, page, Duration::from_secs(90), |s| {
-        width(s) == 1280
-    })
+    let took_up = frame_where(
+        &browser,
+        page,
+        "seen.width === 1280",
+        Duration::from_secs(90),
+    )
     .await;
-    let after = up.last().unwrap().clone();
+    let after = inbound(&browser, page).await;
     // No flapping: the width moved down and up a few times at most.
-    let widths: Vec<u64> = down.iter().chain(&up).map(width).collect();
-    let changes = widths.windows(2).filter(|w| w[0] != w[1]).count();
-    assert!(changes <= 6, "the width flapped: {widths:?}");
+    let widths = browser.eval(page, "return seen.widths;").await;
+    let changes = widths.as_array().unwrap().len() as u64 - changes_before.as_u64().unwrap();
+    assert!(changes <= 6, "the width flapped: {widths}");
     let frozen = after["video"]["frozen"].as_f64().unwrap_or(0.0)
         - before["video"]["frozen"].as_f64().unwrap_or(0.0);
     eprintln!(
-        "shaped link: down in {took_down:?}, up in {took_up:?}, widths {widths:?}, \
+        "shaped link: down in {took_down:?}, up in {took_up:?}, widths {widths}, \
          freezes {} -> {} ({frozen:.1} s frozen)",
         before["video"]["freezes"], after["video"]["freezes"]
     );

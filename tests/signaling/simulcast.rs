@@ -38,7 +38,9 @@ fn pump(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
                     return;
                 }
             }
-            // The pace of a real sender, not a wait for anything.
+            // A sender's pace (a frame per layer every 10 ms): the receiver needs a steady
+            // stream to switch in, and writing flat out would only fill the queues; nothing
+            // is waited for here.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
