@@ -95,7 +95,12 @@ pub struct Member {
 
 impl Member {
     pub async fn join(server: &ServerHandle, user: &str, room: &str) -> Member {
-        let call = Call::connect_with(&server.url(), token(server, user), CallOptions::default())
+        Self::join_at(&server.url(), token(server, user), room).await
+    }
+
+    /// [`Member::join`] through the server at `url` (another address of it), with `token`.
+    pub async fn join_at(url: &str, token: String, room: &str) -> Member {
+        let call = Call::connect_with(url, token, CallOptions::default())
             .await
             .expect("the Rust client connects");
         let events = call.events();

@@ -19,7 +19,6 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
 };
 
 use super::MediaError;
@@ -117,6 +116,44 @@ impl PeerConnectionEventHandler for Handler {
 /// delay- and loss-based estimate comes down within a second or two of feedback.
 const INITIAL_ESTIMATE_BPS: f64 = 2_500_000.0;
 
+/// How many times a receiver asks for one missing packet (every 100 ms, the `rtc` crate's
+/// NACK interval): a second's worth, as the sender does not resend a packet older than a
+/// second anyway (`nack_limit.rs`). The crate's default asks for as long as the packet is in
+/// its 512-packet window, which on a congested link fills it with requests for packets whose
+/// resends can only arrive too late.
+const NACKS_PER_PACKET: u16 = 10;
+
+/// The `rtc` crate's default interceptors (NACK generator and responder, RTCP reports,
+/// transport-wide feedback, the simulcast header extensions), with a receiver's requests per
+/// missing packet bounded ([`NACKS_PER_PACKET`]).
+fn default_interceptors(media: &mut MediaEngine) -> Result<Registry, MediaError> {
+    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+    use rtc::peer_connection::configuration::interceptor_registry::{
+        configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    };
+    use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
+    for parameter in ["", "pli"] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(NACKS_PER_PACKET)
+                .build(),
+        );
+    configure_simulcast_extension_headers(media)?;
+    let registry = configure_twcc_receiver_only(registry, media)?;
+    Ok(configure_rtcp_reports(registry))
+}
+
 /// A peer connection and the channel its events arrive on.
 pub(crate) struct Peer {
     pub(crate) pc: Arc<dyn PeerConnection>,
@@ -155,7 +192,7 @@ impl Peer {
         let mut media = MediaEngine::default();
         register_codecs(&mut media)?;
         // Key-frame requests reach the tracks (the SFU relays them; a publisher answers them).
-        let mut registry = register_default_interceptors(Registry::new(), &mut media)?.with(
+        let mut registry = default_interceptors(&mut media)?.with(
             Slot::from(super::keyframes::SLOT),
             super::keyframes::KeyframeRequests::default(),
         );

@@ -1,6 +1,7 @@
 //! The leg selector (`server/sfu/layers.rs`) under random streams: three layers each with its
 //! own numbers (starting anywhere, wrapping), key frames at random, losses, and the target
-//! changed, paused and resumed, and the publisher's track replaced at random. Checked on what
+//! changed (as a request moves it, or at once as the allocator steps it down), paused and
+//! resumed, and the publisher's track replaced at random. Checked on what
 //! one leg forwards: its numbers go up by one per packet with no gap but the layer's own losses
 //! (none when nothing is lost), its timestamps never go back, nothing is sent while paused, and
 //! the first packet after any change of what is forwarded is a key frame of the target.
@@ -17,8 +18,9 @@ enum Step {
         keyframe: bool,
         lost: bool,
     },
-    /// The leg's target changes (`None`: paused).
-    Target(Option<u8>),
+    /// The leg's target changes (`None`: paused); `at_once`: as the allocator moves it (a step
+    /// down stops the current layer at once).
+    Target { target: Option<u8>, at_once: bool },
     /// The publisher's track is replaced: every layer's numbers start over elsewhere.
     Replace { seq: u16 },
 }
@@ -27,7 +29,8 @@ fn step(losses: bool) -> impl Strategy<Value = Step> {
     prop_oneof![
         12 => (0..3u8, prop::bool::weighted(0.15), prop::bool::weighted(if losses { 0.1 } else { 0.0 }))
             .prop_map(|(layer, keyframe, lost)| Step::Send { layer, keyframe, lost }),
-        2 => prop::option::weighted(0.8, 0..3u8).prop_map(Step::Target),
+        2 => (prop::option::weighted(0.8, 0..3u8), any::<bool>())
+            .prop_map(|(target, at_once)| Step::Target { target, at_once }),
         1 => any::<u16>().prop_map(|seq| Step::Replace { seq }),
     ]
 }
@@ -98,8 +101,19 @@ fn run(start: u16, steps: &[Step]) {
                 lost_since[l] = 0;
                 changed = false;
             }
-            Step::Target(t) => {
-                leg.set_target(t);
+            Step::Target { target: t, at_once } => {
+                if at_once {
+                    leg.set_target_at_once(t);
+                    // A step down below the layer forwarded stops it now: what comes next is
+                    // renumbered at a key frame.
+                    if let (Some(t), Some((_, _, forwarded))) = (t, last)
+                        && forwarded > t
+                    {
+                        changed = true;
+                    }
+                } else {
+                    leg.set_target(t);
+                }
                 if t != target {
                     // A change of target only matters once a switch happens (checked above);
                     // a pause and its resume always start over at a key frame.

@@ -4,15 +4,19 @@
 //! with three simulcast layers. The SFU's bandwidth estimate for the receiver (GCC over its
 //! transport-wide feedback) falls with the link, the allocator steps the receiver down to a
 //! layer that fits, its video keeps decoding and its audio keeps coming, and it steps back up
-//! once the link recovers, without flapping.
+//! once the link recovers, without flapping. The same for a Rust receiver, whose sockets are
+//! made in that namespace (a thread of its own entered into it, running its own runtime).
 
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::simulcast::camera_720p;
-use crate::support::{Browser, Page, in_namespace, token};
+use crate::support::{Browser, Member, Page, in_namespace, token, vp8_key_frame_size};
 
 /// The server's end of the veth (the receiver's is .2).
 const SERVER: &str = "10.78.0.1";
@@ -103,55 +107,81 @@ async fn frame_where(browser: &Browser, page: Page, condition: &str, limit: Dura
     start.elapsed()
 }
 
+/// A server whose media is on the veth, a Chromium publisher (the 1280×720 camera with three
+/// layers, and its microphone) from 127.0.0.1, and the receiver's namespace behind the link,
+/// shaped to 2.5 Mbit/s.
+struct Stage {
+    netns: String,
+    server: jrtc::ServerHandle,
+    /// The server's address on the veth, with its port.
+    remote: String,
+    publisher: Browser,
+}
+
+impl Stage {
+    async fn new(name: &str) -> Stage {
+        let netns = format!("{name}-{}", std::process::id());
+        receiver_namespace(&netns);
+        shape("add", "2500kbit");
+        // Signaling on every address: the publisher's page comes from 127.0.0.1 (a secure
+        // origin, where a page may open the camera), the receiver's from the veth. Media on
+        // the veth.
+        let server = jrtc::Server::builder()
+            .development()
+            .bind("0.0.0.0:0")
+            .media_addresses(format!("{SERVER}:0").parse().unwrap(), Vec::new())
+            .start()
+            .await
+            .unwrap();
+        let port = server.http_url().rsplit(':').next().unwrap().to_owned();
+        let local = format!("127.0.0.1:{port}");
+        let publisher = Browser::launch_with_camera(&camera_720p()).await;
+        let page = publisher.open_harness(&format!("http://{local}")).await;
+        publisher
+            .join_call_via(
+                page,
+                &format!("ws://{local}"),
+                &token(&server, "web"),
+                "web",
+                "r",
+                false,
+            )
+            .await;
+        publisher
+            .eval(
+                page,
+                "await T.calls.web.outcome(T.calls.web.publishCamera({ width: 1280, height: 720 }));
+                 await T.calls.web.outcome(T.calls.web.publishMicrophone());",
+            )
+            .await;
+        Stage {
+            netns,
+            server,
+            remote: format!("{SERVER}:{port}"),
+            publisher,
+        }
+    }
+
+    async fn end(self) {
+        self.publisher.quit().await;
+        run(&format!("ip netns del {}", self.netns));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_receiver_steps_down_keeps_decoding_and_comes_back() {
     if !in_namespace("shaped::a_throttled_receiver_steps_down_keeps_decoding_and_comes_back") {
         return;
     }
-    let netns = format!("jrtc-slow-{}", std::process::id());
-    receiver_namespace(&netns);
-    shape("add", "2500kbit");
-    // Signaling on every address: the publisher's page comes from 127.0.0.1 (a secure origin,
-    // where a page may open the camera), the receiver's from the veth. Media on the veth.
-    let server = jrtc::Server::builder()
-        .development()
-        .bind("0.0.0.0:0")
-        .media_addresses(format!("{SERVER}:0").parse().unwrap(), Vec::new())
-        .start()
-        .await
-        .unwrap();
-    let port = server.http_url().rsplit(':').next().unwrap().to_owned();
-    let local = format!("127.0.0.1:{port}");
-    let remote = format!("{SERVER}:{port}");
-    let publisher_browser = Browser::launch_with_camera(&camera_720p()).await;
-    let publisher = publisher_browser
-        .open_harness(&format!("http://{local}"))
-        .await;
-    publisher_browser
-        .join_call_via(
-            publisher,
-            &format!("ws://{local}"),
-            &token(&server, "web"),
-            "web",
-            "r",
-            false,
-        )
-        .await;
-    publisher_browser
-        .eval(
-            publisher,
-            "await T.calls.web.outcome(T.calls.web.publishCamera({ width: 1280, height: 720 }));
-             await T.calls.web.outcome(T.calls.web.publishMicrophone());",
-        )
-        .await;
-
-    let browser = Browser::launch_in_netns(&netns).await;
+    let stage = Stage::new("jrtc-slow").await;
+    let (netns, server, remote) = (&stage.netns, &stage.server, &stage.remote);
+    let browser = Browser::launch_in_netns(netns).await;
     let page = browser.open_harness(&format!("http://{remote}")).await;
     browser
         .join_call_via(
             page,
             &format!("ws://{remote}"),
-            &token(&server, "viewer"),
+            &token(server, "viewer"),
             "viewer",
             "r",
             false,
@@ -179,13 +209,14 @@ async fn a_throttled_receiver_steps_down_keeps_decoding_and_comes_back() {
     )
     .await;
     let low = inbound(&browser, page).await;
-    // 60 more frames (some 5 s at the small layer's rate): video and audio went on meanwhile.
+    // 150 more frames (at least 5 s, at 30 frames a second at most): video and audio went on
+    // meanwhile (the audio's 50 packets a second would be 250 or more; 150 is asked).
     // (It may have tried a larger layer meanwhile: a step up is a probe, see allocator.rs.)
     let low_frames = browser.eval(page, "return seen.frames;").await;
     frame_where(
         &browser,
         page,
-        &format!("seen.frames >= {low_frames} + 60"),
+        &format!("seen.frames >= {low_frames} + 150"),
         Duration::from_secs(30),
     )
     .await;
@@ -228,6 +259,190 @@ async fn a_throttled_receiver_steps_down_keeps_decoding_and_comes_back() {
         "frozen for {frozen} s: {before} then {after}"
     );
     browser.quit().await;
-    publisher_browser.quit().await;
-    run(&format!("ip netns del {netns}"));
+    stage.end().await;
+}
+
+/// Runs `task` on a thread of its own entered into network namespace `netns` (`ip netns`),
+/// on a runtime of its own: every socket it makes (signaling and media) is in the namespace.
+fn in_netns<F, T>(
+    netns: &str,
+    task: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<T>
+where
+    F: Future<Output = T>,
+    T: Send + 'static,
+{
+    let path = format!("/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on a descriptor this thread owns; it moves this thread alone.
+        let entered =
+            unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(
+            entered,
+            0,
+            "setns {path}: {}",
+            std::io::Error::last_os_error()
+        );
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(task())
+    })
+}
+
+/// What the Rust receiver got so far.
+#[derive(Clone, Debug, Default)]
+struct Received {
+    /// The size of the last video key frame (its width), and each width it changed to.
+    width: u16,
+    widths: Vec<u16>,
+    /// Video frames complete since their key frame (every packet from it on arrived, if late
+    /// then as a retransmission): what a decoder would show.
+    frames: u64,
+    /// Key frames asked for (as a decoder does when a packet stays missing).
+    asked: u64,
+    /// Audio packets.
+    audio: u64,
+}
+
+/// A packet missing this long (its retransmission did not come) breaks the picture until the
+/// next key frame, which the receiver then asks for, as a decoder does.
+const GIVE_UP_ON_MISSING: Duration = Duration::from_millis(500);
+
+/// The Rust receiver: joins through `url`, then reads the publisher's camera and microphone
+/// into `seen` until nobody watches any more. It does what a decoder would: counts the frames
+/// it could show, and asks for a key frame when a packet stays missing.
+async fn receive(url: String, token: String, seen: watch::Sender<Received>) {
+    let mut member = Member::join_at(&url, token, "r").await;
+    let video = member.remote("web/camera").await;
+    let audio = member.remote("web/microphone").await;
+    // The sequence numbers missing since the last key frame, and the highest seen.
+    let mut missing = BTreeSet::new();
+    let mut highest: Option<u16> = None;
+    // Since when something is missing, and when a key frame was last asked for.
+    let mut missing_since: Option<Instant> = None;
+    let mut asked_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            () = seen.closed() => break,
+            packet = audio.next_packet() => {
+                packet.expect("the microphone is live");
+                seen.send_modify(|r| r.audio += 1);
+            }
+            packet = video.next_packet() => {
+                let packet = packet.expect("the camera is live");
+                let seq = packet.header.sequence_number;
+                // A late packet (a retransmission) only fills a gap: an old key frame's resend
+                // is no new picture.
+                let late = highest.is_some_and(|h| seq.wrapping_sub(h) >= 0x8000);
+                let key = vp8_key_frame_size(&packet.payload).filter(|_| !late);
+                if key.is_some() {
+                    missing.clear();
+                }
+                match highest {
+                    Some(h) if !late => {
+                        if key.is_none() {
+                            let mut gap = h.wrapping_add(1);
+                            while gap != seq {
+                                missing.insert(gap);
+                                gap = gap.wrapping_add(1);
+                            }
+                        }
+                        highest = Some(seq);
+                    }
+                    Some(_) => {
+                        missing.remove(&seq);
+                    }
+                    None => highest = Some(seq),
+                }
+                let now = Instant::now();
+                if missing.is_empty() {
+                    missing_since = None;
+                } else if missing_since.is_none() {
+                    missing_since = Some(now);
+                }
+                let give_up = missing_since.is_some_and(|t| now - t >= GIVE_UP_ON_MISSING)
+                    && asked_at.is_none_or(|t| now - t >= Duration::from_secs(1));
+                if give_up {
+                    asked_at = Some(now);
+                    let _ = video.request_keyframe().await;
+                }
+                seen.send_modify(|r| {
+                    r.asked += u64::from(give_up);
+                    if let Some((width, _)) = key
+                        && width != r.width
+                    {
+                        r.width = width;
+                        r.widths.push(width);
+                    }
+                    if packet.header.marker && missing.is_empty() && r.width > 0 {
+                        r.frames += 1;
+                    }
+                });
+            }
+        }
+    }
+    member.call.close().await;
+}
+
+/// Waits until what the Rust receiver got satisfies `condition`, up to `limit`; how long it
+/// took.
+async fn received_where(
+    seen: &mut watch::Receiver<Received>,
+    limit: Duration,
+    condition: impl FnMut(&Received) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    let met = tokio::time::timeout(limit, seen.wait_for(condition))
+        .await
+        .is_ok();
+    assert!(met, "not within {limit:?}: {:?}", *seen.borrow());
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_rust_receiver_steps_down_keeps_receiving_and_comes_back() {
+    if !in_namespace("shaped::a_throttled_rust_receiver_steps_down_keeps_receiving_and_comes_back")
+    {
+        return;
+    }
+    let stage = Stage::new("jrtc-slow-rust").await;
+    let url = format!("ws://{}", stage.remote);
+    let token = token(&stage.server, "rust");
+    let (sender, mut seen) = watch::channel(Received::default());
+    let receiver = in_netns(&stage.netns, move || receive(url, token, sender));
+
+    // 2.5 Mbit/s: the full size.
+    received_where(&mut seen, Duration::from_secs(60), |r| r.width == 1280).await;
+    let changes_before = seen.borrow().widths.len();
+
+    // 300 kbit/s: stepped down to the smallest layer, which keeps coming whole, with the audio.
+    shape("change", "300kbit");
+    let took_down = received_where(&mut seen, Duration::from_secs(30), |r| {
+        r.width > 0 && r.width <= 320
+    })
+    .await;
+    // 60 more whole frames and 150 more audio packets (3 s of it) at the low rate.
+    let low = seen.borrow().clone();
+    received_where(&mut seen, Duration::from_secs(30), |r| {
+        r.frames >= low.frames + 60 && r.audio >= low.audio + 150
+    })
+    .await;
+
+    // 2.5 Mbit/s again: back to the full size, without flapping on the way.
+    shape("change", "2500kbit");
+    let took_up = received_where(&mut seen, Duration::from_secs(90), |r| r.width == 1280).await;
+    let end = seen.borrow().clone();
+    let changes = end.widths.len() - changes_before;
+    eprintln!(
+        "shaped link, Rust receiver: down in {took_down:?}, up in {took_up:?}, widths {:?}, \
+         {} whole frames, {} key frames asked for",
+        end.widths, end.frames, end.asked
+    );
+    assert!(changes <= 6, "the width flapped: {:?}", end.widths);
+    drop(seen);
+    receiver.join().unwrap();
+    stage.end().await;
 }

@@ -268,3 +268,101 @@ async fn a_media_path_dead_past_the_grace_period_ends_publications_for_network()
         sender.abort();
     }
 }
+
+/// The first byte of the packets that end [`lost_packets_are_sent_again`]'s lossy span.
+const END_MARK: u8 = 0xee;
+
+/// A lossy link: iptables drops 5 % of the UDP packets on loopback at random (media and its
+/// feedback, both ways; netem would do it too, but not every kernel has it). The SFU asks alice again for what it lost from her, and sends bob again
+/// what bob lost, so bob's stream has almost no hole; without retransmissions about 10 % would
+/// be missing (two lossy hops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_packets_are_sent_again() {
+    if !inside_namespace("lost_packets_are_sent_again") {
+        return;
+    }
+    let server = builder().start().await.unwrap();
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("r").await;
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("r").await;
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    let sender = send_forever(camera.clone());
+    let at_bob = subscribed(&mut bob).await;
+    at_bob.next_packet().await.unwrap();
+    sender.abort();
+
+    lossy_loopback("-A");
+    let bob_reads = tokio::spawn(async move {
+        // Bob's sequence numbers up to the end mark; how many came late (sent again).
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut highest, mut late) = (None::<u16>, 0usize);
+        loop {
+            let packet = at_bob.next_packet().await.expect("the track is live");
+            let seq = packet.header.sequence_number;
+            if packet.payload.get(4) == Some(&END_MARK) {
+                return (seen, seq, late);
+            }
+            match highest {
+                Some(h) if seq.wrapping_sub(h) >= 0x8000 => late += 1,
+                _ => highest = Some(seq),
+            }
+            seen.insert(seq);
+        }
+    });
+    // 1,000 packets, one every 5 ms (a sender's pace, not a wait for an outcome).
+    for i in 0..1_000u32 {
+        let mut payload = vec![0x10, 0, 0, 0];
+        payload.extend_from_slice(&i.to_be_bytes());
+        camera.write(payload, i * 450, true).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Packets are sent again only within a second of their first send (nack_limit.rs): after
+    // 1.5 s every retransmission that will ever be made was made. Then the loss stops, and
+    // end marks follow until bob has one.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    lossy_loopback("-D");
+    let marks = send_forever_marked(camera);
+    let (seen, end, late) = tokio::time::timeout(Duration::from_secs(20), bob_reads)
+        .await
+        .expect("bob gets the end mark")
+        .unwrap();
+    marks.abort();
+    let first = *seen.iter().next().unwrap();
+    let span = usize::from(end.wrapping_sub(first));
+    let holes = span - seen.len();
+    eprintln!("lossy link: {holes} holes in {span} packets at bob, {late} sent again");
+    assert!(late > 0, "nothing was sent again");
+    assert!(holes * 100 <= span * 2, "{holes} holes in {span}");
+}
+
+/// Adds (`-A`) or deletes (`-D`) the rule that drops 5 % of the UDP packets sent on loopback.
+fn lossy_loopback(verb: &str) {
+    let status = Command::new("iptables")
+        .args([verb, "OUTPUT", "-o", "lo", "-p", "udp"])
+        .args([
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.05",
+            "-j",
+            "DROP",
+        ])
+        .status()
+        .expect("iptables runs (Debian package iptables; scripts/test installs it)");
+    assert!(status.success(), "iptables {verb}");
+}
+
+/// Writes an end mark (a packet whose fifth byte is [`END_MARK`]) every 10 ms until aborted.
+fn send_forever_marked(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ts = 0x4000_0000u32;
+        loop {
+            let _ = track.write(vec![0x10, 0, 0, 0, END_MARK], ts, true).await;
+            ts = ts.wrapping_add(900);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}

@@ -206,7 +206,7 @@ impl Forward {
         let muted = self.muted.load(Ordering::Relaxed);
         self.with_leg(subscriber, |leg| {
             let was = std::mem::replace(&mut leg.paused, paused);
-            leg.retarget(muted);
+            leg.retarget(muted, false);
             was
         })
         .unwrap_or(false)
@@ -217,17 +217,18 @@ impl Forward {
         let muted = self.muted.load(Ordering::Relaxed);
         self.with_leg(subscriber, |leg| {
             leg.layer = layer;
-            leg.retarget(muted);
+            leg.retarget(muted, false);
         });
     }
 
-    /// Caps `subscriber`'s leg at what its bandwidth allows (from the next key frame of the
-    /// layer it moves to).
+    /// Caps `subscriber`'s leg at what its bandwidth allows: up from the next key frame of the
+    /// layer it moves to, down at once (the layer above stops; see
+    /// [`LegSelector::set_target_at_once`]).
     pub(crate) fn set_budget(&self, subscriber: MediaId, budget: Budget) {
         let muted = self.muted.load(Ordering::Relaxed);
         self.with_leg(subscriber, |leg| {
             leg.budget = Some(budget);
-            leg.retarget(muted);
+            leg.retarget(muted, true);
         });
     }
 
@@ -273,7 +274,7 @@ impl Forward {
     pub(crate) fn set_muted(&self, muted: bool) {
         self.muted.store(muted, Ordering::Relaxed);
         for leg in lock(&self.legs).iter_mut() {
-            leg.retarget(muted);
+            leg.retarget(muted, false);
         }
     }
 
@@ -285,15 +286,20 @@ impl Forward {
 
 impl Leg {
     /// Tells the selector what the leg forwards now: its layer within its budget, or nothing
-    /// while paused, muted, or without the bandwidth for any layer.
-    fn retarget(&mut self, muted: bool) {
+    /// while paused, muted, or without the bandwidth for any layer. `at_once`: a step down stops
+    /// the layer above now rather than at the lower layer's key frame.
+    fn retarget(&mut self, muted: bool, at_once: bool) {
         let target = match self.budget {
             _ if muted || self.paused => None,
             None => Some(self.layer),
             Some(Budget::UpTo(cap)) => Some(self.layer.min(cap)),
             Some(Budget::Paused) => None,
         };
-        self.selector.set_target(target);
+        if at_once {
+            self.selector.set_target_at_once(target);
+        } else {
+            self.selector.set_target(target);
+        }
     }
 }
 
