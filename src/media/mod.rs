@@ -8,6 +8,7 @@
 mod keyframes;
 mod nack_limit;
 mod peer;
+mod remb;
 mod track;
 
 /// The `rtc` crate the media stack is built on, for its codec packetizers (`rtp::codec::vp8`,

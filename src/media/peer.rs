@@ -163,6 +163,8 @@ pub(crate) struct Peer {
     early: Vec<IceCandidate>,
     gathered: mpsc::UnboundedReceiver<()>,
     gathered_once: bool,
+    /// A REMB-sending receiver's own estimate (an estimating connection's).
+    receiver_estimate: Option<super::remb::ReceiverEstimate>,
 }
 
 impl Peer {
@@ -176,7 +178,7 @@ impl Peer {
     /// [`Peer::new`], for a connection that sends media and estimates its bandwidth: its
     /// packets carry transport-wide sequence numbers, the receiver's feedback on them drives a
     /// delay- and loss-based estimator (GCC, the `rtc` crate's), and the estimate is read with
-    /// [`Peer::bandwidth_estimate`]. Nothing is paced: the SFU forwards packets as the
+    /// [`Peer::send_side_estimate`] (and a REMB-sending receiver's own with [`Peer::receiver_estimate`]). Nothing is paced: the SFU forwards packets as the
     /// publishers' own pacers sent them, and keeps within the estimate by choosing layers.
     pub(crate) async fn new_estimating(
         settings: &PeerSettings,
@@ -196,7 +198,20 @@ impl Peer {
             Slot::from(super::keyframes::SLOT),
             super::keyframes::KeyframeRequests::default(),
         );
-        if estimate {
+        let receiver_estimate = estimate.then(super::remb::ReceiverEstimate::default);
+        if let Some(receiver_estimate) = &receiver_estimate {
+            // Receivers that estimate their own bandwidth (REMB) need send times on packets.
+            media.register_header_extension(
+                rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                    uri: super::remb::ABS_SEND_TIME_URI.to_owned(),
+                },
+                rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+                None,
+            )?;
+            registry = registry.with(
+                Slot::from(super::remb::SLOT),
+                super::remb::Remb::new(receiver_estimate.clone()),
+            );
             // The transport-cc feedback and header extension are registered by the defaults.
             // Retransmissions are thinned before the NACK responder: a congested receiver's
             // requests would otherwise multiply its congestion.
@@ -253,6 +268,7 @@ impl Peer {
                 early: Vec::new(),
                 gathered,
                 gathered_once: false,
+                receiver_estimate,
             },
             events_rx,
         ))
@@ -305,9 +321,16 @@ impl Peer {
         })
     }
 
-    /// The connection's send-side bandwidth estimate in bits per second (a connection made with
-    /// [`Peer::new_estimating`], once feedback came), else `None`.
-    pub(crate) async fn bandwidth_estimate(&self) -> Option<u64> {
+    /// What the receiver reported of its bandwidth (REMB), in bits per second (a connection
+    /// made with [`Peer::new_estimating`], once a report came), else `None`.
+    pub(crate) fn receiver_estimate(&self) -> Option<u64> {
+        self.receiver_estimate.as_ref().and_then(|e| e.get())
+    }
+
+    /// The connection's own bandwidth estimate in bits per second (GCC over transport-wide
+    /// feedback; a connection made with [`Peer::new_estimating`], once feedback came), else
+    /// `None`.
+    pub(crate) async fn send_side_estimate(&self) -> Option<u64> {
         use rtc::statistics::StatsSelector;
         use rtc::statistics::report::RTCStatsReportEntry;
         let report = self

@@ -9,10 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use crate::simulcast::camera_720p;
@@ -402,6 +404,36 @@ async fn received_where(
     start.elapsed()
 }
 
+/// The link's steps as a receiver reporting to `seen` goes through them: the full size at
+/// 2.5 Mbit/s; at 300 kbit/s the smallest layer, whose frames (60 more) keep coming with the
+/// audio (150 more packets); back to the full size at 2.5 Mbit/s, without flapping.
+async fn down_and_up(seen: &mut watch::Receiver<Received>, receiver: &str) {
+    received_where(seen, Duration::from_secs(60), |r| r.width == 1280).await;
+    let changes_before = seen.borrow().widths.len();
+
+    shape("change", "300kbit");
+    let took_down = received_where(seen, Duration::from_secs(30), |r| {
+        r.width > 0 && r.width <= 320
+    })
+    .await;
+    let low = seen.borrow().clone();
+    received_where(seen, Duration::from_secs(30), |r| {
+        r.frames >= low.frames + 60 && r.audio >= low.audio + 150
+    })
+    .await;
+
+    shape("change", "2500kbit");
+    let took_up = received_where(seen, Duration::from_secs(90), |r| r.width == 1280).await;
+    let end = seen.borrow().clone();
+    let changes = end.widths.len() - changes_before;
+    eprintln!(
+        "shaped link, {receiver} receiver: down in {took_down:?}, up in {took_up:?}, \
+         widths {:?}, {} frames, {} key frames asked for",
+        end.widths, end.frames, end.asked
+    );
+    assert!(changes <= 6, "the width flapped: {:?}", end.widths);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_rust_receiver_steps_down_keeps_receiving_and_comes_back() {
     if !in_namespace("shaped::a_throttled_rust_receiver_steps_down_keeps_receiving_and_comes_back")
@@ -414,35 +446,65 @@ async fn a_throttled_rust_receiver_steps_down_keeps_receiving_and_comes_back() {
     let (sender, mut seen) = watch::channel(Received::default());
     let receiver = in_netns(&stage.netns, move || receive(url, token, sender));
 
-    // 2.5 Mbit/s: the full size.
-    received_where(&mut seen, Duration::from_secs(60), |r| r.width == 1280).await;
-    let changes_before = seen.borrow().widths.len();
-
-    // 300 kbit/s: stepped down to the smallest layer, which keeps coming whole, with the audio.
-    shape("change", "300kbit");
-    let took_down = received_where(&mut seen, Duration::from_secs(30), |r| {
-        r.width > 0 && r.width <= 320
-    })
-    .await;
-    // 60 more whole frames and 150 more audio packets (3 s of it) at the low rate.
-    let low = seen.borrow().clone();
-    received_where(&mut seen, Duration::from_secs(30), |r| {
-        r.frames >= low.frames + 60 && r.audio >= low.audio + 150
-    })
-    .await;
-
-    // 2.5 Mbit/s again: back to the full size, without flapping on the way.
-    shape("change", "2500kbit");
-    let took_up = received_where(&mut seen, Duration::from_secs(90), |r| r.width == 1280).await;
-    let end = seen.borrow().clone();
-    let changes = end.widths.len() - changes_before;
-    eprintln!(
-        "shaped link, Rust receiver: down in {took_down:?}, up in {took_up:?}, widths {:?}, \
-         {} whole frames, {} key frames asked for",
-        end.widths, end.frames, end.asked
-    );
-    assert!(changes <= 6, "the width flapped: {:?}", end.widths);
+    down_and_up(&mut seen, "Rust").await;
     drop(seen);
     receiver.join().unwrap();
+    stage.end().await;
+}
+
+/// The aiortc virtual environment's Python (`scripts/test` makes it in the target directory).
+fn aiortc_python() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("../aiortc-venv/bin/python")
+}
+
+/// The same link for a receiver that only sends REMB: aiortc (`tests/aiortc/receiver.py`, run
+/// in the namespace) estimates its bandwidth from the send times the server stamps and reports
+/// it; the server steps it down and back up on that estimate alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_remb_receiver_steps_down_and_comes_back() {
+    if !in_namespace("shaped::a_throttled_remb_receiver_steps_down_and_comes_back") {
+        return;
+    }
+    let python = aiortc_python();
+    assert!(
+        python.is_file(),
+        "this test needs aiortc at {} (scripts/test installs it)",
+        python.display()
+    );
+    let stage = Stage::new("jrtc-slow-py").await;
+    let mut child = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &stage.netns])
+        .arg(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/aiortc/receiver.py"
+        ))
+        .arg(format!("ws://{}", stage.remote))
+        .arg(token(&stage.server, "py"))
+        .args(["r", "10.78.0.2"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the aiortc receiver starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (sender, mut seen) = watch::channel(Received::default());
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let report: Value = serde_json::from_str(&line).expect("a JSON line");
+            let field = |name: &str| report[name].as_u64().unwrap_or(0);
+            sender.send_modify(|r| {
+                let width = field("width") as u16;
+                if width != r.width {
+                    r.width = width;
+                    r.widths.push(width);
+                }
+                r.frames = field("frames");
+                r.audio = field("audio");
+            });
+        }
+    });
+    down_and_up(&mut seen, "aiortc (REMB)").await;
+    child.kill().await.unwrap();
+    reader.await.unwrap();
     stage.end().await;
 }

@@ -359,7 +359,8 @@ impl Actor {
         let Some(peer) = self.subscriber.as_ref() else {
             return;
         };
-        let estimate = peer.bandwidth_estimate().await;
+        let estimate =
+            allocator::Estimate::lower(peer.send_side_estimate().await, peer.receiver_estimate());
         let now = std::time::Instant::now();
         // Audio, and videos sent without simulcast (nothing to choose), come off first.
         let mut fixed = 0;
