@@ -537,6 +537,16 @@ pub enum MediaEvent {
         /// How many layers, from the smallest, somebody receives (at least 1).
         layers: usize,
     },
+    /// Who speaks in the room now, the loudest first (empty: nobody), measured by the server
+    /// from the level each microphone's packets carry (no audio is decoded). Comes when the
+    /// speakers or their order change, at most every half second, and at once when a speaker
+    /// mutes or leaves; after a reconnection nobody counts as speaking until the next one.
+    ActiveSpeakers {
+        /// The room.
+        room: RoomId,
+        /// Who speaks, the loudest first.
+        speakers: Vec<crate::model::ActiveSpeaker>,
+    },
     /// Media failed where no request of yours waits for the answer: one of this call's peer
     /// connections failed and could not be restored (a lost publishing connection ends your
     /// publications and their [`LocalTrack`](crate::LocalTrack)s: publish again), the server

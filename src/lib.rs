@@ -115,12 +115,12 @@ pub use event::{
 };
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
-    AbortReason, Ban, BanTerm, CallProperties, ConnectionState, Invitation, InvitationId,
-    InviteFailure, MediaConnection, MediaKind, MessageScope, OperationId, Participant,
-    ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
-    RecordedFile, RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState,
-    Rejection, Role, RoomDetails, RoomId, RoomOptions, RoomSummary, ScreenShare, ServerEvent,
-    StopReason, TrackSource, UserId, VideoSize, Webhook,
+    AbortReason, ActiveSpeaker, Ban, BanTerm, CallProperties, ConnectionState, Invitation,
+    InvitationId, InviteFailure, MediaConnection, MediaKind, MessageScope, OperationId,
+    Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
+    Publication, Reason, RecordedFile, RecordingId, RecordingJob, RecordingOptions,
+    RecordingPolicy, RecordingState, Rejection, Role, RoomDetails, RoomId, RoomOptions,
+    RoomSummary, ScreenShare, ServerEvent, StopReason, TrackSource, UserId, VideoSize, Webhook,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

@@ -154,6 +154,8 @@ export type MediaEvent =
   | { type: "media"; kind: "unsubscribed"; publication: Publication }
   | { type: "media"; kind: "interrupted" | "restored"; connection: "publish" | "subscribe" }
   | { type: "media"; kind: "layers_wanted"; source: "camera" | "screen"; layers: number }
+  /** Who speaks now, the loudest first (empty: nobody); `level_dbov` 0 is the loudest, 127 silence. */
+  | { type: "media"; kind: "active_speakers"; room: string; speakers: { user_id: string; level_dbov: number }[] }
   | { type: "media"; kind: "failed"; connection: "publish" | "subscribe"; publication: string | null; message: string };
 
 export type RecordingEvent =

@@ -351,38 +351,54 @@ fn npm_ci() {
 impl Browser {
     /// Starts Chromium (Debian's, at /usr/bin/chromium, or `$CHROMIUM`).
     pub async fn launch() -> Browser {
-        Self::launch_chromium(None, None).await
+        Self::launch_chromium(None, None, None).await
     }
 
     /// Starts Chromium as [`launch`](Self::launch) does, its fake camera playing `y4m` (a
     /// file in the YUV4MPEG2 format, looped) instead of the built-in 640×480 pattern.
     pub async fn launch_with_camera(y4m: &Path) -> Browser {
-        Self::launch_chromium(Some(y4m), None).await
+        Self::launch_chromium(Some(y4m), None, None).await
     }
 
     /// Starts Chromium inside network namespace `netns` (made with `ip netns add`), so that its
     /// traffic takes that namespace's links (a shaped veth, say).
     pub async fn launch_in_netns(netns: &str) -> Browser {
-        Self::launch_chromium(None, Some(netns)).await
+        Self::launch_chromium(None, None, Some(netns)).await
     }
 
-    async fn launch_chromium(camera: Option<&Path>, netns: Option<&str>) -> Browser {
+    /// Starts Chromium as [`launch`](Self::launch) does, its fake microphone playing `wav` (a
+    /// WAV file, looped) instead of the built-in beep.
+    pub async fn launch_with_microphone(wav: &Path) -> Browser {
+        Self::launch_chromium(None, Some(wav), None).await
+    }
+
+    async fn launch_chromium(
+        camera: Option<&Path>,
+        microphone: Option<&Path>,
+        netns: Option<&str>,
+    ) -> Browser {
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         assert!(
             Path::new(&chromium).exists(),
             "the browser tests need Chromium at {chromium} (apt-get install -y chromium)"
         );
-        Self::start("chromium", false, camera, netns).await
+        Self::start("chromium", false, camera, microphone, netns).await
     }
 
     /// Starts Firefox ESR (Debian's, at /usr/bin/firefox-esr, or `$FIREFOX`), headless; with
     /// `screen`, on an Xvfb display of its own that its getDisplayMedia captures.
     pub async fn launch_firefox(screen: bool) -> Browser {
         need_firefox(screen);
-        Self::start("firefox", screen, None, None).await
+        Self::start("firefox", screen, None, None, None).await
     }
 
-    async fn start(which: &str, xvfb: bool, camera: Option<&Path>, netns: Option<&str>) -> Browser {
+    async fn start(
+        which: &str,
+        xvfb: bool,
+        camera: Option<&Path>,
+        microphone: Option<&Path>,
+        netns: Option<&str>,
+    ) -> Browser {
         npm_ci();
         let mut command = match netns {
             Some(netns) => {
@@ -403,6 +419,9 @@ impl Browser {
         }
         if let Some(camera) = camera {
             command.env("JRTC_FAKE_VIDEO", camera);
+        }
+        if let Some(microphone) = microphone {
+            command.env("JRTC_FAKE_AUDIO", microphone);
         }
         // Not killed with this handle: the driver exits when its input closes (this handle
         // dropped, or the test process gone) and stops its browser (and Xvfb) and removes the

@@ -184,6 +184,16 @@ impl std::fmt::Display for CallEvent {
             CallEvent::Media(MediaEvent::LayersWanted { source, layers }) => {
                 write!(f, "{} layers of {} wanted", layers, source.as_str())
             }
+            CallEvent::Media(MediaEvent::ActiveSpeakers { room, speakers }) => {
+                if speakers.is_empty() {
+                    return write!(f, "nobody speaks in {room}");
+                }
+                write!(f, "speaking in {room}:")?;
+                for s in speakers {
+                    write!(f, " {} (-{} dBov)", s.user_id, s.level_dbov)?;
+                }
+                Ok(())
+            }
             CallEvent::Media(MediaEvent::Failed {
                 connection,
                 publication,

@@ -100,7 +100,8 @@ macro_rules! string_id {
 
 mod server_api;
 pub use server_api::{
-    DEFAULT_EMPTY_TIMEOUT_SECS, RoomDetails, RoomOptions, RoomSummary, ServerEvent, Webhook,
+    DEFAULT_EMPTY_TIMEOUT_SECS, MAX_SPEAKER_INTERVAL_MS, MIN_SPEAKER_INTERVAL_MS, RoomDetails,
+    RoomOptions, RoomSummary, ServerEvent, Webhook,
 };
 
 mod recording;
@@ -380,6 +381,16 @@ impl ParticipantChanges {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+}
+
+/// A member who is speaking now, with how loud (see [`MediaEvent::ActiveSpeakers`](crate::MediaEvent::ActiveSpeakers)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSpeaker {
+    /// Who.
+    pub user_id: UserId,
+    /// The mean level of its speech over the last second, in −dBov as RFC 6464 counts it: 0
+    /// is the loudest, 127 silence (speech is typically 20 to 40).
+    pub level_dbov: u8,
 }
 
 /// Who shares their screen, if anyone (one sharer per room).

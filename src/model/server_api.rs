@@ -26,6 +26,14 @@ pub struct RoomOptions {
     /// Record every call in the room from its first member on, with these options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_record: Option<RecordingOptions>,
+    /// A member speaks when its microphone is at this level or louder (in −dBov, 0 to 127; 0
+    /// is the loudest) often enough; the server's setting otherwise (35).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_threshold_dbov: Option<u8>,
+    /// The room hears who speaks at most this often, in milliseconds (100 to 10,000); the
+    /// server's setting otherwise (500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_interval_ms: Option<u64>,
 }
 
 impl RoomOptions {
@@ -47,6 +55,18 @@ impl RoomOptions {
         self
     }
 
+    /// Speakers are those at `dbov` (−dBov) or louder.
+    pub fn speaker_threshold_dbov(mut self, dbov: u8) -> Self {
+        self.speaker_threshold_dbov = Some(dbov);
+        self
+    }
+
+    /// The active speakers are told at most every `ms` milliseconds.
+    pub fn speaker_interval_ms(mut self, ms: u64) -> Self {
+        self.speaker_interval_ms = Some(ms);
+        self
+    }
+
     /// Checks the options: a size of at least 1, a timeout of at most a day, valid recording
     /// options. Returns what is wrong.
     pub fn validate(&self) -> Result<(), String> {
@@ -59,9 +79,23 @@ impl RoomOptions {
         if let Some(record) = &self.auto_record {
             record.validate().map_err(String::from)?;
         }
+        if self.speaker_threshold_dbov.is_some_and(|d| d > 127) {
+            return Err("speaker_threshold_dbov is 0 to 127".into());
+        }
+        if self
+            .speaker_interval_ms
+            .is_some_and(|ms| !(MIN_SPEAKER_INTERVAL_MS..=MAX_SPEAKER_INTERVAL_MS).contains(&ms))
+        {
+            return Err("speaker_interval_ms is 100 to 10000".into());
+        }
         Ok(())
     }
 }
+
+/// The shortest interval between two active-speaker updates a room or server may set.
+pub const MIN_SPEAKER_INTERVAL_MS: u64 = 100;
+/// The longest.
+pub const MAX_SPEAKER_INTERVAL_MS: u64 = 10_000;
 
 /// A room in a list (`GET /api/rooms`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

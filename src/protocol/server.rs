@@ -280,6 +280,16 @@ tagged_frames! {
             /// The streams (`a=rid` ids) to send, smallest first; never empty.
             rids: Vec<String>,
         },
+        /// The room's active speakers changed (members, or their order): who speaks now, the
+        /// loudest first (empty: nobody). Sent at most every half second (the server's
+        /// speaker interval), and at once when a speaker mutes, unpublishes or leaves. Not
+        /// kept for a resume: after reconnecting, count nobody as speaking until the next one.
+        Speakers {
+            /// The room.
+            room: RoomId,
+            /// Who speaks, the loudest first.
+            speakers: Vec<crate::model::ActiveSpeaker>,
+        },
         /// A media failure no request waits for: a peer connection failed, the server could not
         /// make an offer, or a track cannot be forwarded.
         MediaFailed {
@@ -458,6 +468,7 @@ impl ServerFrame {
                 | ServerFrame::Resumed { .. }
                 | ServerFrame::Pong {}
                 | ServerFrame::Goodbye { .. }
+                | ServerFrame::Speakers { .. }
         ) && self.room_event().is_none()
     }
 }

@@ -185,6 +185,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::speaker_threshold_dbov`] (0 to 127) and
+    /// [`ServerOptions::speaker_interval`] (100 ms to 10 s; both checked by
+    /// [`start`](Self::start)).
+    pub fn speakers(mut self, threshold_dbov: u8, interval: Duration) -> Self {
+        self.options.speaker_threshold_dbov = threshold_dbov;
+        self.options.speaker_interval = interval;
+        self
+    }
+
     /// Sets [`ServerOptions::resume_buffer`] (at least 16 frames; checked by [`start`](Self::start)).
     pub fn resume_buffer(mut self, frames: usize) -> Self {
         self.options.resume_buffer = frames;
@@ -315,6 +324,10 @@ impl ServerBuilder {
             embedded_recorder: self.options.embedded_recorder && self.recorder.is_some(),
             recorder_start_timeout_ms: millis(self.options.recorder_start_timeout).max(1),
             auto_record: self.options.auto_record.clone(),
+            speakers: hub::speakers::SpeakerConfig {
+                threshold_dbov: self.options.speaker_threshold_dbov,
+                interval_ms: millis(self.options.speaker_interval),
+            },
         };
         let peer_settings = crate::media::PeerSettings {
             bind: self.options.media_bind,

@@ -82,6 +82,15 @@ impl ServerOptions {
                 "at least 1 (and more than 0 s)",
             );
         }
+        if self.speaker_threshold_dbov > 127 {
+            return invalid("speaker_threshold_dbov", "0 to 127");
+        }
+        let interval = self.speaker_interval.as_millis() as u64;
+        if !(crate::model::MIN_SPEAKER_INTERVAL_MS..=crate::model::MAX_SPEAKER_INTERVAL_MS)
+            .contains(&interval)
+        {
+            return invalid("speaker_interval", "100 ms to 10 s");
+        }
         if self.recorder_start_timeout.is_zero() {
             return invalid("recorder_start_timeout", "more than 0");
         }
@@ -266,6 +275,13 @@ pub struct ServerOptions {
     /// Most frames a session keeps for a resume (1,024); a client that missed more gets a
     /// resync (the state as it is) instead of the replay.
     pub resume_buffer: usize,
+    /// A member speaks when its microphone is at this level or louder (−dBov, 0 the loudest;
+    /// 35 by default) in 40 % of the last second; a room made by the server API may set its
+    /// own.
+    pub speaker_threshold_dbov: u8,
+    /// Rooms hear who speaks at most this often (500 ms; 100 ms to 10 s); a room made by the
+    /// server API may set its own.
+    pub speaker_interval: Duration,
     /// Whether the `goodbye` of a shutdown ([`ServerHandle::shutdown`](crate::ServerHandle))
     /// tells clients to reconnect (false by default: the server goes away; `jrtc-server` sets it
     /// for SIGTERM, where a restart or another server follows).
@@ -356,6 +372,8 @@ impl Default for ServerOptions {
             media_workers: 0,
             grace_period: Duration::from_secs(20),
             resume_buffer: 1024,
+            speaker_threshold_dbov: 35,
+            speaker_interval: Duration::from_millis(500),
             reconnect_after_shutdown: false,
             tls: None,
             embedded_recorder: true,

@@ -60,7 +60,8 @@ fn a_failed_publishing_connection_is_kept_while_ice_restarts_and_comes_back() {
         [MediaAction::AnswerPublish {
             op,
             sdp,
-            rids: Default::default()
+            rids: Default::default(),
+            levels: Default::default(),
         }]
     );
     let out = h.report(

@@ -44,4 +44,6 @@ mod sim_media;
 #[cfg(test)]
 mod simulcast_scenarios;
 #[cfg(test)]
+mod speaker_scenarios;
+#[cfg(test)]
 mod transcripts;

@@ -33,6 +33,7 @@ fn publish_simulcast(h: &mut Harness, conn: ConnId) -> Vec<Output> {
             op,
             sdp: simulcast_offer(),
             rids: [(TrackSource::Camera, rids)].into_iter().collect(),
+            levels: Default::default(),
         }]
     );
     let key = h.key(conn);

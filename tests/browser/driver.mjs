@@ -40,6 +40,8 @@ async function chromium() {
     "--auto-accept-this-tab-capture", "--auto-select-desktop-capture-source=Entire screen",
     // A camera of the test's own (a y4m file, looped), e.g. one large enough for simulcast.
     ...(process.env.JRTC_FAKE_VIDEO ? [`--use-file-for-fake-video-capture=${process.env.JRTC_FAKE_VIDEO}`] : []),
+    // A microphone of the test's own (a WAV file, looped), e.g. a steady loud tone.
+    ...(process.env.JRTC_FAKE_AUDIO ? [`--use-file-for-fake-audio-capture=${process.env.JRTC_FAKE_AUDIO}`] : []),
   ];
   process.on("exit", () => {
     try { fs.rmSync(userDataDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }); } catch (e) { process.stderr.write(`driver: ${e}\n`); }

@@ -17,3 +17,4 @@ mod resume;
 mod rooms;
 mod shaped;
 mod simulcast;
+mod speakers;

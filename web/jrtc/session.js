@@ -496,6 +496,8 @@ export class Session {
       case "media_lost":
       case "publish_layers":
         return out.effect({ effect: "media", frame: f });
+      case "speakers":
+        return out.event({ type: "media", kind: "active_speakers", room: f.room, speakers: f.speakers });
       case "media_failed":
         return out.event({ type: "media", kind: "failed", connection: f.connection, publication: f.publication ?? null, message: f.message });
       default: return this._roomEvent(f, out);

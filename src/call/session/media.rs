@@ -39,6 +39,13 @@ impl Session {
                     layers,
                 }));
             }
+            ServerFrame::Speakers { room, speakers } => {
+                out.events
+                    .push(CallEvent::Media(MediaEvent::ActiveSpeakers {
+                        room,
+                        speakers,
+                    }));
+            }
             ServerFrame::MediaInterrupted { connection, .. } => {
                 out.media.push(MediaSignal::Interrupted { connection });
             }

@@ -129,7 +129,7 @@ impl Hub {
                         format!("the server holds at most {} rooms", self.config.max_rooms),
                     );
                 }
-                let made = Room::managed(room.clone(), options, self.now);
+                let made = Room::managed(room.clone(), options, self.now, self.config.speakers);
                 if let Some(at) = made.empty_deadline() {
                     self.empty_rooms.insert((at, room.clone()));
                 }
@@ -246,17 +246,25 @@ impl Hub {
 }
 
 impl Room {
-    /// A room the server API makes ahead of its call, empty since `now`.
+    /// A room the server API makes ahead of its call, empty since `now`; its speakers are
+    /// told as its options say, else as `speakers` (the server's).
     pub(crate) fn managed(
         id: RoomId,
         options: crate::model::RoomOptions,
         now: super::io::Millis,
+        speakers: super::speakers::SpeakerConfig,
     ) -> Self {
+        let speakers = super::speakers::SpeakerConfig {
+            threshold_dbov: options
+                .speaker_threshold_dbov
+                .unwrap_or(speakers.threshold_dbov),
+            interval_ms: options.speaker_interval_ms.unwrap_or(speakers.interval_ms),
+        };
         Room {
             options,
             managed: true,
             empty_since: Some(now),
-            ..Room::new(id)
+            ..Room::new(id, speakers)
         }
     }
 

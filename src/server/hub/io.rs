@@ -92,10 +92,13 @@ pub(crate) enum MediaAction {
     /// ([`MediaFact::PublishAnswered`]).
     /// `rids`: the simulcast streams of each source the offer sends with simulcast, in layer
     /// order (layer `i` is `rids[i]`, smallest first).
+    /// `levels`: the audio-level header extension's id on each audio source that carries it
+    /// (its packets' levels are measured: [`MediaFact::AudioLevel`]).
     AnswerPublish {
         op: OperationId,
         sdp: String,
         rids: BTreeMap<TrackSource, Vec<String>>,
+        levels: BTreeMap<TrackSource, u8>,
     },
     /// Make an offer of the receiving connection's current legs ([`MediaFact::OfferReady`]),
     /// restarting ICE (new credentials) if `ice_restart`.
@@ -183,6 +186,9 @@ pub(crate) enum MediaFact {
         layer: Layer,
         size: Option<VideoSize>,
     },
+    /// The member's track of `source` measured `level_dbov` (−dBov: 0 the loudest, 127
+    /// silence) over the window that just ended (`sfu/audio_level.rs`).
+    AudioLevel { source: TrackSource, level_dbov: u8 },
     /// One of the member's peer connections failed.
     PeerFailed { connection: MediaConnection },
     /// One of the member's peer connections is connected (the first time, or again after it
@@ -226,6 +232,8 @@ pub(crate) struct HubConfig {
     pub recorder_start_timeout_ms: Millis,
     /// Every new room records from its start, with these options.
     pub auto_record: Option<crate::model::RecordingOptions>,
+    /// How rooms tell their active speakers (a room made by the server API may differ).
+    pub speakers: super::speakers::SpeakerConfig,
 }
 
 pub(crate) use crate::protocol::{Refusal, refuse};

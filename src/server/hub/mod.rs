@@ -22,9 +22,11 @@ pub(crate) mod room;
 mod room_layers;
 mod room_media;
 mod room_mute;
+mod room_speakers;
 mod room_talk;
 pub(crate) mod sdp;
 mod sessions;
+pub(crate) mod speakers;
 mod tokens;
 mod video_layers;
 
@@ -253,6 +255,14 @@ impl Hub {
                 from,
                 fact: MediaFact::PeerFailed { connection },
             }) => self.interrupt_media(&from.room, from.media, connection, &mut out),
+            Input::Media(MediaReport {
+                from,
+                fact: MediaFact::AudioLevel { source, level_dbov },
+            }) => {
+                if let Some(room) = self.rooms.get_mut(&from.room) {
+                    room.audio_measured(from.media, source, level_dbov, self.now, &mut out);
+                }
+            }
             Input::Media(report) => {
                 if let Some(room) = self.rooms.get_mut(&report.from.room) {
                     room.media_report(report.from.media, report.fact, &mut out);
@@ -587,7 +597,7 @@ impl Hub {
         let room = self
             .rooms
             .entry(id.clone())
-            .or_insert_with(|| Room::new(id.clone()));
+            .or_insert_with(|| Room::new(id.clone(), self.config.speakers));
         let first = room.is_empty();
         if room.has_user(&participant.user_id) {
             return refuse(
@@ -648,6 +658,7 @@ pub(crate) mod testing {
             embedded_recorder: false,
             recorder_start_timeout_ms: 10_000,
             auto_record: None,
+            speakers: Default::default(),
         }
     }
 

@@ -95,6 +95,8 @@ pub(crate) struct PublishRequest {
     /// The simulcast streams (rids) of each video source sent with simulcast, smallest layer
     /// first as the client lists them.
     pub rids: BTreeMap<TrackSource, Vec<String>>,
+    /// The audio-level header extension's id on each audio source's line that carries it.
+    pub levels: BTreeMap<TrackSource, u8>,
 }
 
 impl Publishing {
@@ -124,6 +126,7 @@ impl Publishing {
         let mut sending = BTreeSet::new();
         let mut mids = BTreeMap::new();
         let mut rids = BTreeMap::new();
+        let mut levels = BTreeMap::new();
         for line in &offer.media {
             let Some(kind) = line.kind else { continue };
             if line.rejected || !line.direction.sends() {
@@ -170,6 +173,14 @@ impl Publishing {
                 check_rids(source, &line.rids)?;
                 rids.insert(source, line.rids.clone());
             }
+            if let Some((id, _)) = line
+                .extensions
+                .iter()
+                .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
+                && kind == MediaKind::Audio
+            {
+                levels.insert(source, *id);
+            }
         }
         let sources = match source {
             Some(source) if !sending.contains(&source) => {
@@ -190,6 +201,7 @@ impl Publishing {
             sending,
             mids,
             rids,
+            levels,
         })
     }
 
@@ -292,6 +304,9 @@ impl Publishing {
             .map_or(&[], |line| line.extensions.as_slice())
     }
 }
+
+/// The RFC 6464 audio-level header extension.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// Refuses simulcast that jrtc does not forward: on audio, more than [`MAX_RIDS`] streams, or a
 /// stream id that is not 1 to 16 letters, digits, `-` or `_`.

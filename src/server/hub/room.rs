@@ -46,10 +46,13 @@ pub(crate) struct Room {
     pub(super) empty_since: Option<super::io::Millis>,
     /// Which simulcast layer each receiver gets of each video.
     pub(super) video: super::video_layers::VideoLayers,
+    /// Who speaks.
+    pub(super) speakers: super::speakers::Speakers,
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId) -> Self {
+    /// An empty room whose speakers are told as `speakers` says.
+    pub(crate) fn new(id: RoomId, speakers: super::speakers::SpeakerConfig) -> Self {
         Room {
             id,
             seq: 0,
@@ -64,6 +67,7 @@ impl Room {
             managed: false,
             empty_since: None,
             video: Default::default(),
+            speakers: super::speakers::Speakers::new(speakers),
         }
     }
 

@@ -35,10 +35,19 @@ impl Room {
             self.check_screen_free(i)?;
         }
         let rids = request.rids.clone();
+        let levels = request.levels.clone();
         let member = &mut self.members[i];
         member.publishing.offer_sent(op, request);
         let key = member.key.clone();
-        out.push(command(&key, MediaAction::AnswerPublish { op, sdp, rids }));
+        out.push(command(
+            &key,
+            MediaAction::AnswerPublish {
+                op,
+                sdp,
+                rids,
+                levels,
+            },
+        ));
         Ok(())
     }
 
@@ -201,8 +210,9 @@ impl Room {
                 layer,
                 size,
             } => self.layer_measured(media, source, layer, size, out),
-            // The hub takes failures (they start a grace period: `media_interrupted`).
-            MediaFact::PeerFailed { .. } => {}
+            // The hub takes failures (they start a grace period: `media_interrupted`) and
+            // levels (they need its clock).
+            MediaFact::PeerFailed { .. } | MediaFact::AudioLevel { .. } => {}
             MediaFact::PeerConnected { connection } => self.media_restored(i, connection, out),
         }
     }
@@ -495,6 +505,10 @@ impl Room {
         self.video.unpublished(&publication.id);
         // The flag first: whoever hears the track is gone sees the flag already down.
         self.set_flag(i, source, false, out);
+        if source == TrackSource::Microphone {
+            let user = self.members[i].participant.user_id.clone();
+            self.speaker_silenced(&user, out);
+        }
         self.announce_unpublished(&publication, reason, out);
         if source == TrackSource::Screen
             && self
@@ -517,6 +531,7 @@ impl Room {
     /// it received, and its peer connections. A negotiation of its still open is answered.
     pub(super) fn drop_media(&mut self, member: &Member, reason: Reason, out: &mut Vec<Output>) {
         let conn = member.conn;
+        self.speaker_silenced(&member.participant.user_id, out);
         self.subscriptions.retain(|(c, _)| *c != conn);
         self.paused.retain(|(c, _)| *c != conn);
         self.manual.remove(&conn);

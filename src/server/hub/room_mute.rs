@@ -81,6 +81,10 @@ impl Room {
         }
         if let Some(i) = self.index_of_conn(conn) {
             self.set_flag(i, source, !muted, out);
+            if muted && source == TrackSource::Microphone {
+                let user = self.members[i].participant.user_id.clone();
+                self.speaker_silenced(&user, out);
+            }
         }
         let seq = self.next_seq();
         let frame = ServerFrame::TrackMuted {

@@ -69,6 +69,8 @@ pub(crate) struct Forward {
     layer_ssrcs: Arc<Mutex<Vec<(Layer, u32)>>>,
     /// What each layer costs now (shared with a replacing track's reader).
     rates: Arc<LayerRates>,
+    /// The audio-level header extension's id on the track's packets, if they carry it.
+    audio_level: Option<u8>,
     /// Where the reader reports what it reads of the track (each layer's size).
     reporter: Reporter,
 }
@@ -117,6 +119,7 @@ impl Forward {
         remote: Arc<dyn TrackRemote>,
         counters: Arc<ForwardCounters>,
         rids: Vec<String>,
+        audio_level: Option<u8>,
         reporter: Reporter,
     ) -> (Self, JoinHandle<()>) {
         let forward = Forward {
@@ -129,6 +132,7 @@ impl Forward {
             rids: rids.into(),
             layer_ssrcs: Arc::default(),
             rates: Arc::default(),
+            audio_level,
             reporter,
         };
         forward.begin()
@@ -140,6 +144,7 @@ impl Forward {
         old: &Forward,
         remote: Arc<dyn TrackRemote>,
         rids: Vec<String>,
+        audio_level: Option<u8>,
     ) -> (Self, JoinHandle<()>) {
         // New numbers from the publisher: each leg goes on from its next key frame.
         for leg in lock(&old.legs).iter_mut() {
@@ -149,6 +154,7 @@ impl Forward {
             remote,
             rids: rids.into(),
             layer_ssrcs: Arc::default(),
+            audio_level,
             ..old.clone()
         }
         .begin()
@@ -160,6 +166,9 @@ impl Forward {
                 vp8: self.codec.mime_type.eq_ignore_ascii_case("video/vp8"),
                 streams: Vec::new(),
                 layers: Vec::new(),
+                level: self
+                    .audio_level
+                    .map(|id| (id, super::audio_level::LevelMeter::default())),
                 forward: self.clone(),
             }
             .run(),
@@ -343,6 +352,8 @@ struct Reader {
     streams: Vec<(u32, Option<Layer>)>,
     /// Per layer of a simulcast track: what was reported of it, and when it was last seen.
     layers: Vec<LayerSeen>,
+    /// A microphone whose packets carry their level: the extension's id, and its windows.
+    level: Option<(u8, super::audio_level::LevelMeter)>,
     forward: Forward,
 }
 
@@ -358,6 +369,18 @@ impl Reader {
                 }
                 TrackRemoteEvent::OnRtpPacket(packet) => {
                     let at_ms = started.elapsed().as_millis() as u64;
+                    if let Some((id, meter)) = &mut self.level
+                        && let Some(level) = packet
+                            .header
+                            .get_extension(*id)
+                            .and_then(|e| super::audio_level::level_of(&e))
+                        && let Some(level_dbov) = meter.packet(at_ms, level)
+                    {
+                        self.forward.reporter.send(MediaFact::AudioLevel {
+                            source: self.forward.reporter.source,
+                            level_dbov,
+                        });
+                    }
                     let Some(layer) = self.layer_of(packet.header.ssrc).await else {
                         continue;
                     };

@@ -10,6 +10,7 @@
 //! to the publisher.
 
 pub(crate) mod allocator;
+pub(crate) mod audio_level;
 mod extensions;
 mod forward;
 pub(crate) mod layers;
@@ -174,6 +175,9 @@ struct Actor {
     /// The simulcast streams of each source the publishing connection sends with simulcast,
     /// in layer order (by the last answered offer).
     rids: BTreeMap<TrackSource, Vec<String>>,
+    /// The audio-level header extension's id on each audio source that carries it (by the
+    /// last answered offer).
+    levels: BTreeMap<TrackSource, u8>,
     /// How the receiving connection's bandwidth is shared among its videos.
     allocator: allocator::Allocator,
     /// When the actor started (the allocator's clock).
@@ -191,6 +195,7 @@ impl Actor {
             subscriber: None,
             legs: HashMap::new(),
             rids: BTreeMap::new(),
+            levels: BTreeMap::new(),
             allocator: allocator::Allocator::default(),
             started: std::time::Instant::now(),
         }
@@ -226,8 +231,14 @@ impl Actor {
 
     async fn act(&mut self, action: MediaAction) {
         match action {
-            MediaAction::AnswerPublish { op, sdp, rids } => {
+            MediaAction::AnswerPublish {
+                op,
+                sdp,
+                rids,
+                levels,
+            } => {
                 self.rids = rids;
+                self.levels = levels;
                 let result = self.answer_publisher(sdp).await;
                 self.report(MediaFact::PublishAnswered {
                     op,
@@ -446,14 +457,16 @@ impl Actor {
             // The same source again (a client that unpublished and published on a new track):
             // the new track feeds the old one's legs, and the old reader stops.
             let rids = self.rids.get(&source).cloned().unwrap_or_default();
+            let level = self.levels.get(&source).copied();
             let (forward, reader) = match forwards.get(&key) {
-                Some(old) => Forward::replace(old, track, rids),
+                Some(old) => Forward::replace(old, track, rids, level),
                 None => Forward::start(
                     self.key.room.clone(),
                     codec,
                     track,
                     self.shared.counters.clone(),
                     rids,
+                    level,
                     forward::Reporter {
                         reports: self.shared.reports.clone(),
                         from: self.key.clone(),
