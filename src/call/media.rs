@@ -402,9 +402,20 @@ impl Connections {
                     .ok_or_else(|| {
                         CallError::media_message("the server accepted no codec for this track")
                     })?;
+                let audio_level_id = parameters
+                    .as_ref()
+                    .filter(|_| source.kind() == crate::model::MediaKind::Audio)
+                    .and_then(|p| {
+                        p.rtp_parameters
+                            .header_extensions
+                            .iter()
+                            .find(|e| e.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+                    })
+                    .and_then(|e| u8::try_from(e.id).ok());
                 let stamps = if streams.len() > 1 {
                     let extensions = parameters
-                        .map(|p| p.rtp_parameters.header_extensions)
+                        .as_ref()
+                        .map(|p| p.rtp_parameters.header_extensions.clone())
                         .unwrap_or_default();
                     let mid = peer.local_mid_of(source.as_str()).await;
                     Some(simulcast_stamps(&extensions, mid).ok_or_else(|| {
@@ -417,7 +428,14 @@ impl Connections {
                 };
                 (
                     source,
-                    LocalTrack::new(source, track, &streams, payload_type, stamps),
+                    LocalTrack::new(
+                        source,
+                        track,
+                        &streams,
+                        payload_type,
+                        stamps,
+                        audio_level_id,
+                    ),
                 )
             }
         };

@@ -42,6 +42,12 @@ pub enum MediaError {
         /// How many the track has.
         layers: usize,
     },
+    /// An audio level out of RFC 6464's range (0 to 127 −dBov).
+    #[error("audio level {level} is not 0 to 127 (-dBov)")]
+    AudioLevel {
+        /// The level given.
+        level: u8,
+    },
 }
 
 impl From<webrtc::error::Error> for MediaError {

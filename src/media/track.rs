@@ -38,6 +38,8 @@ struct LocalInner {
     layers: Vec<LayerOut>,
     /// With simulcast: the header extensions that name each packet's stream to the server.
     stamps: Option<Stamps>,
+    /// The audio-level header extension's id, when the server took it (audio only).
+    audio_level_id: Option<u8>,
     /// Muted by this call.
     muted: AtomicBool,
     /// Muted by someone else (a host, the backend), until the server says it is unmuted.
@@ -93,6 +95,7 @@ impl LocalTrack {
         streams: &[Stream],
         payload_type: u8,
         stamps: Option<Stamps>,
+        audio_level_id: Option<u8>,
     ) -> Self {
         let layers = streams
             .iter()
@@ -110,6 +113,7 @@ impl LocalTrack {
                 payload_type,
                 layers,
                 stamps,
+                audio_level_id,
                 muted: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
@@ -140,6 +144,7 @@ impl LocalTrack {
                 payload_type: inner.payload_type,
                 layers,
                 stamps: inner.stamps.clone(),
+                audio_level_id: inner.audio_level_id,
                 muted: AtomicBool::new(false),
                 held: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
@@ -225,6 +230,35 @@ impl LocalTrack {
         packet.header.timestamp = timestamp;
         packet.header.sequence_number = out.sequence.fetch_add(1, Ordering::Relaxed);
         packet.payload = payload.into();
+        self.send(out, packet).await
+    }
+
+    /// [`LocalTrack::write`] for audio, with the level of the audio in `payload` in −dBov (0 the
+    /// loudest, 127 silence: RFC 6464, as browsers send it; the server tells the room who
+    /// speaks from it, [`MediaEvent::ActiveSpeakers`](crate::MediaEvent::ActiveSpeakers)). A
+    /// level above 127 is [`MediaError::AudioLevel`]; on a video track, or when the server did
+    /// not take the extension, the level is left out.
+    pub async fn write_with_level(
+        &self,
+        payload: impl Into<Bytes>,
+        timestamp: u32,
+        level_dbov: u8,
+    ) -> Result<(), MediaError> {
+        if level_dbov > 127 {
+            return Err(MediaError::AudioLevel { level: level_dbov });
+        }
+        let out = self.layer(self.layers() - 1)?;
+        let mut packet = RtpPacket::default();
+        packet.header.version = 2;
+        packet.header.marker = false;
+        packet.header.timestamp = timestamp;
+        packet.header.sequence_number = out.sequence.fetch_add(1, Ordering::Relaxed);
+        packet.payload = payload.into();
+        if let Some(id) = self.inner.audio_level_id {
+            let _ = packet
+                .header
+                .set_extension(id, Bytes::copy_from_slice(&[level_dbov]));
+        }
         self.send(out, packet).await
     }
 

@@ -27,6 +27,7 @@ mod resume;
 mod security;
 mod server_api;
 mod simulcast;
+mod speakers;
 mod streams;
 mod third_party;
 mod timers;

@@ -20,6 +20,12 @@ async fn server_options_out_of_range_are_refused_at_start() {
         Server::builder()
             .development()
             .limits(jrtc::Limits::default().requests_per_second(0)),
+        Server::builder()
+            .development()
+            .speakers(128, Duration::from_millis(500)),
+        Server::builder()
+            .development()
+            .speakers(35, Duration::from_millis(50)),
     ] {
         match builder.start().await {
             Err(ServerError::InvalidOption { option, rule }) => {

@@ -166,6 +166,13 @@ async fn rooms_are_made_listed_shown_and_ended() {
         "invalid_param",
     )
     .await;
+    for bad in [
+        json!({ "room": "loud", "speaker_threshold_dbov": 128 }),
+        json!({ "room": "fast", "speaker_interval_ms": 10 }),
+    ] {
+        api.refused("POST", "/api/rooms", Some(bad), 400, "invalid_param")
+            .await;
+    }
 
     // A made room takes members without the create grant, up to its own size.
     let joiner = |id: &str| {
