@@ -15,6 +15,7 @@ const page = {
   unread: 0,
   devTokens: true,
   own: new Set(), // operations whose failure the page reports itself (not again as "completed")
+  speaking: new Set(), // user ids the server says speak now
 };
 
 // -- tokens -----------------------------------------------------------------------------------
@@ -231,6 +232,11 @@ async function listen(call) {
         render();
         break;
       case "media":
+        if (ev.kind === "active_speakers") {
+          page.speaking = new Set(ev.speakers.map((s) => s.user_id));
+          showSpeakers();
+          break;
+        }
         if (ev.kind === "subscribed") page.remote.set(ev.publication.id, ev.stream);
         if (ev.kind === "unsubscribed") page.remote.delete(ev.publication.id);
         if (ev.kind === "interrupted") status("media reconnecting…");
@@ -259,6 +265,9 @@ async function listen(call) {
         if (ev.error) toast(`${ev.kind.replace("_", " ")} failed: ${errorText(ev.error)}`);
         break;
       case "reconnecting":
+        // Speakers are not replayed: nobody counts as speaking until the server says again.
+        page.speaking = new Set();
+        showSpeakers();
         status(`reconnecting (attempt ${ev.attempt})…`);
         break;
       case "reconnected":
@@ -291,6 +300,13 @@ function el(tag, attrs = {}, ...children) {
   }
   node.append(...children.filter((c) => c != null));
   return node;
+}
+
+/** Marks the camera tiles of those who speak now (a ring), without rebuilding the grid. */
+function showSpeakers() {
+  for (const tile of page.tiles.values()) {
+    tile.classList.toggle("speaking", tile.dataset.source !== "screen" && page.speaking.has(tile.dataset.user));
+  }
 }
 
 function initials(name) {
@@ -385,6 +401,7 @@ function renderGrid(room) {
     tile.classList.toggle("no-video", !showing);
     tile.classList.toggle("self", p.user_id === page.userId);
     tile.classList.toggle("reconnecting", p.connection === "reconnecting");
+    tile.classList.toggle("speaking", source !== "screen" && page.speaking.has(p.user_id));
     tile.querySelector(".avatar").textContent = initials(p.display_name);
     tile.querySelector(".who").textContent = source === "screen" ? `${p.display_name}'s screen` : `${p.display_name}${p.user_id === page.userId ? " (you)" : ""}`;
     const flags = [];

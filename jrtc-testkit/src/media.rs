@@ -284,3 +284,18 @@ pub fn opus_delays(mkvinfo: &str) -> bool {
     mkvinfo.contains("Codec-inherent delay: 00:00:00.006500000")
         && mkvinfo.contains("Seek pre-roll: 00:00:00.080000000")
 }
+
+/// Writes 20 ms audio packets whose level is `level_dbov` (RFC 6464, as a speaking or silent
+/// microphone would) until aborted, at a sender's pace.
+pub fn speak(track: LocalTrack, level_dbov: u8) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ts = 0u32;
+        loop {
+            let _ = track
+                .write_with_level(Bytes::from_static(OPUS_FRAME), ts, level_dbov)
+                .await;
+            ts = ts.wrapping_add(960);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use jrtc::{CallEvent, MediaEvent};
+use jrtc_testkit::media::speak;
 
 use crate::support::{Browser, Member, in_namespace, server};
 
@@ -96,5 +97,33 @@ async fn the_member_with_a_loud_microphone_is_the_speaker_until_it_mutes() {
          after the mute was asked",
         muting.elapsed()
     );
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_page_rings_the_speakers_tile() {
+    if !in_namespace("speakers::the_call_page_rings_the_speakers_tile") {
+        return;
+    }
+    let server = server().await;
+    let rust = Member::join(&server, "rust", "standup").await;
+    let mic = rust
+        .call
+        .publish_track(jrtc::TrackSource::Microphone)
+        .await
+        .unwrap();
+    let browser = Browser::launch().await;
+    let page = browser
+        .open(&format!("{}/?room=standup", server.http_url()))
+        .await;
+    browser.fill(page, "#name", "Ada").await;
+    browser.click(page, "#join").await;
+    let ringed = "document.querySelector('.tile[data-user=\"rust\"]')?.classList.contains('speaking') === true";
+    let loud = speak(mic.clone(), 15);
+    browser.wait_for(page, ringed).await;
+    loud.abort();
+    let quiet = speak(mic, 127);
+    browser.wait_for(page, &format!("!({ringed})")).await;
+    quiet.abort();
     browser.quit().await;
 }

@@ -2,23 +2,10 @@
 //! (`LocalTrack::write_with_level`, the RFC 6464 extension); the others hear who speaks from
 //! the server, which decodes nothing. A level out of range is a typed error.
 
-use std::time::Duration;
-
 use jrtc::{ActiveSpeaker, CallEvent, MediaError, MediaEvent, TrackSource};
 
+use crate::record_support::speak;
 use crate::support::{User, builder};
-
-/// Writes 20 ms Opus-sized packets at `level` until aborted (a sender's pace).
-fn speak(track: jrtc::LocalTrack, level: u8) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ts = 0u32;
-        loop {
-            let _ = track.write_with_level(vec![0xfc; 40], ts, level).await;
-            ts = ts.wrapping_add(960);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-}
 
 async fn next_speakers(user: &mut User) -> Vec<ActiveSpeaker> {
     loop {
