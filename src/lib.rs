@@ -120,7 +120,8 @@ pub use model::{
     Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
     Publication, Reason, RecordedFile, RecordingId, RecordingJob, RecordingOptions,
     RecordingPolicy, RecordingState, Rejection, Role, RoomDetails, RoomId, RoomOptions,
-    RoomSummary, ScreenShare, ServerEvent, StopReason, TrackSource, UserId, VideoSize, Webhook,
+    RoomSummary, ScreenShare, ServerEvent, StopReason, TrackSource, UserId, VideoSize,
+    VolumeStatus, Webhook,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

@@ -18,6 +18,8 @@ export interface Participant {
   video: boolean;
   state: string;
   connection?: "connected" | "reconnecting";
+  /** How loud its microphone is (the seed's volume status); absent means "none". */
+  volume?: "none" | "very_low" | "low" | "mid" | "high" | "very_high";
 }
 
 export interface Publication {
@@ -127,7 +129,7 @@ export type ParticipantEvent =
   | { type: "participant"; kind: "left"; room: string; seq: number; participant: Participant; reason: Reason }
   | {
       type: "participant"; kind: "updated"; room: string; seq: number; participant: Participant;
-      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection", boolean>>;
+      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection" | "volume", boolean>>;
     };
 
 export type PropertyEvent = {

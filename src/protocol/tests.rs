@@ -134,6 +134,7 @@ fn every_server_frame_decodes_as_it_was_encoded() {
         video: false,
         state: "{}".into(),
         connection: Default::default(),
+        volume: Default::default(),
     };
     let frames = [
         ServerFrame::Welcome {

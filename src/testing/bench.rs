@@ -213,6 +213,7 @@ impl ClientFeed {
                 video: false,
                 state: String::new(),
                 connection: Default::default(),
+                volume: Default::default(),
             }],
             properties: Default::default(),
             publications: Vec::new(),

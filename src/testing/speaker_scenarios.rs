@@ -4,7 +4,7 @@
 //! speaker at once; levels of a muted or unpublished microphone count for nothing; a publisher
 //! whose offer carries the audio-level extension has its id passed to the shell.
 
-use crate::model::{ActiveSpeaker, RoomId, TrackSource, UserId};
+use crate::model::{ActiveSpeaker, RoomId, TrackSource, UserId, VolumeStatus};
 use crate::protocol::{ClientFrame, ServerFrame};
 use crate::server::hub::io::{MediaAction, MediaFact, MediaKey};
 use crate::server::hub::{ConnId, Output};
@@ -20,6 +20,21 @@ fn speakers_to(out: &[Output], conn: ConnId) -> Vec<Vec<ActiveSpeaker>> {
                 assert_eq!(room, RoomId::from("r"));
                 Some(speakers)
             }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The volume statuses told to `conn` among `out` (participant updates with the volume flag).
+fn volumes_to(out: &[Output], conn: ConnId) -> Vec<(String, VolumeStatus)> {
+    frames_to(out, conn)
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::ParticipantUpdated {
+                participant,
+                changes,
+                ..
+            } if changes.volume => Some((participant.user_id.to_string(), participant.volume)),
             _ => None,
         })
         .collect()
@@ -54,11 +69,16 @@ fn members_hear_who_speaks_loudest_first_and_a_mute_ends_a_speaker_at_once() {
     assert!(speakers_to(&window(&mut h, &alice_key, 10), bob).is_empty());
     h.publish(alice, TrackSource::Microphone);
     h.publish(bob, TrackSource::Microphone);
-    // One loud window is no speaker; the second is.
+    // One loud window is no speaker; the second is. Her volume status (Mid, twice in a row)
+    // is a participant update, numbered like any other.
     assert!(speakers_to(&window(&mut h, &alice_key, 30), bob).is_empty());
     let out = window(&mut h, &alice_key, 30);
     for member in [alice, bob, carol] {
         assert_eq!(speakers_to(&out, member), [vec![speaker("alice", 30)]]);
+        assert_eq!(
+            volumes_to(&out, member),
+            [("alice".to_owned(), VolumeStatus::Mid)]
+        );
     }
     // Bob speaks louder: both, bob first, told at the first measurement 500 ms after the
     // last list (alice's, at 25: her mean over her loud windows is 28).
@@ -82,8 +102,12 @@ fn members_hear_who_speaks_loudest_first_and_a_mute_ends_a_speaker_at_once() {
             user_id: None,
         },
     );
-    // (Alice's loud windows of the last second: 30, 25, 25.)
+    // (Alice's loud windows of the last second: 30, 25, 25.) Bob's volume status: none.
     assert_eq!(speakers_to(&out, carol), [vec![speaker("alice", 26)]]);
+    assert_eq!(
+        volumes_to(&out, carol),
+        [("bob".to_owned(), VolumeStatus::None)]
+    );
     assert!(speakers_to(&window(&mut h, &bob_key, 5), carol).is_empty());
     assert!(speakers_to(&window(&mut h, &bob_key, 5), carol).is_empty());
     // Alice leaves: nobody speaks, at once.

@@ -99,6 +99,7 @@ impl Login {
             video: false,
             state: String::new(),
             connection: Default::default(),
+            volume: Default::default(),
         }
     }
 }

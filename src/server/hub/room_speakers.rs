@@ -1,15 +1,16 @@
-//! A room's active speakers, sans-IO: the room feeds its `Speakers` (`speakers.rs`, which
-//! decides) with each microphone's measured level and with the moments a microphone falls
-//! silent (muted, unpublished, its member gone), and tells every member the list when it is
-//! due. The list is current state, not history: it is sent to the members connected now and
-//! not kept for a resume.
+//! A room's active speakers and its members' volume status, sans-IO: the room feeds its
+//! `Speakers` (`speakers.rs`, which decides) with each microphone's measured level and with the
+//! moments a microphone falls silent (muted, unpublished, its member gone), and tells every
+//! member the list when it is due. The list is current state, not history: it is sent to the
+//! members connected now and not kept for a resume. A member's volume status is a field of the
+//! participant: a change is a participant update like any other (numbered, replayed).
 
-use crate::model::{TrackSource, UserId};
+use crate::model::{ParticipantChanges, TrackSource, UserId};
 use crate::protocol::ServerFrame;
 
 use super::io::{MediaId, Millis, Output};
 use super::room::Room;
-use super::speakers::Speaker;
+use super::speakers::{Heard, Speaker};
 
 impl Room {
     /// Membership `media`'s track of `source` measured `level_dbov` over the window that ended
@@ -25,9 +26,10 @@ impl Room {
         if source != TrackSource::Microphone {
             return;
         }
-        let Some(member) = self.members.iter().find(|m| m.key.media == media) else {
+        let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
             return;
         };
+        let member = &self.members[i];
         let live = self
             .publications
             .iter()
@@ -36,15 +38,34 @@ impl Room {
             return;
         }
         let user = member.participant.user_id.clone();
-        if let Some(speakers) = self.speakers.measured(&user, now, level_dbov) {
-            self.tell_speakers(speakers, out);
-        }
+        let heard = self.speakers.measured(&user, now, level_dbov);
+        self.tell(&user, heard, out);
     }
 
     /// `user`'s microphone fell silent (muted, unpublished, or its member left): if it was a
     /// speaker, the room hears so at once.
     pub(super) fn speaker_silenced(&mut self, user: &UserId, out: &mut Vec<Output>) {
-        if let Some(speakers) = self.speakers.silenced(user) {
+        let heard = self.speakers.silenced(user);
+        self.tell(user, heard, out);
+    }
+
+    /// Tells the room what `heard` changed: `user`'s volume status (if it is still a member),
+    /// then the speakers.
+    fn tell(&mut self, user: &UserId, heard: Heard, out: &mut Vec<Output>) {
+        if let Some(volume) = heard.volume
+            && let Some(i) = self
+                .members
+                .iter()
+                .position(|m| &m.participant.user_id == user)
+        {
+            self.members[i].participant.volume = volume;
+            let changes = ParticipantChanges {
+                volume: true,
+                ..Default::default()
+            };
+            self.emit_updated(i, changes, out);
+        }
+        if let Some(speakers) = heard.speakers {
             self.tell_speakers(speakers, out);
         }
     }

@@ -13,11 +13,15 @@
 //! - A member that muted, stopped publishing its microphone or left is not a speaker from that
 //!   moment (no waiting for the interval); one whose measurements stopped coming is not one
 //!   after [`SPEECH_MS`].
+//! - Each member's volume status (the seed's six levels, [`VolumeStatus::of_level`] of the
+//!   median of its windows over the last second, quiet ones included) changes when two measurements in a row
+//!   say so, at most once per [`VOLUME_EVERY_MS`]: a participant update each time, so it must
+//!   not flicker. A mute or an unpublished microphone sets it to `None` at once.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::io::Millis;
-use crate::model::UserId;
+use crate::model::{UserId, VolumeStatus};
 
 /// How long one measurement window lasts (the SFU measures in these).
 pub(crate) const WINDOW_MS: Millis = 200;
@@ -27,6 +31,9 @@ pub(crate) const SPEECH_MS: Millis = 1_000;
 
 /// Share of the span's windows that must be loud enough.
 pub(crate) const SPEAKING_SHARE_PERCENT: usize = 40;
+
+/// A member's volume status changes at most this often.
+pub(crate) const VOLUME_EVERY_MS: Millis = 1_000;
 
 /// How speakers are told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,12 +57,65 @@ impl Default for SpeakerConfig {
 /// One active speaker: the mean level of its speaking windows.
 pub(crate) use crate::model::ActiveSpeaker as Speaker;
 
+/// What a measurement or a silencing changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Heard {
+    /// The speakers, if the list is due.
+    pub(crate) speakers: Option<Vec<Speaker>>,
+    /// The member's new volume status, if it changed.
+    pub(crate) volume: Option<VolumeStatus>,
+}
+
+/// One member's microphone.
+#[derive(Clone, Debug, Default)]
+struct Voice {
+    /// Its recent windows: when each ended, and its level.
+    windows: VecDeque<(Millis, u8)>,
+    /// Its volume status as last told, and when it changed.
+    volume: VolumeStatus,
+    volume_at: Option<Millis>,
+    /// A different status the last measurement said (a second in a row changes it).
+    pending: Option<VolumeStatus>,
+}
+
+impl Voice {
+    /// The volume status to tell now after a measurement at `now`, if it changed.
+    fn volume_now(&mut self, now: Millis) -> Option<VolumeStatus> {
+        let mut recent: Vec<u8> = self
+            .windows
+            .iter()
+            .filter(|(at, _)| now.saturating_sub(*at) < SPEECH_MS)
+            .map(|(_, level)| *level)
+            .collect();
+        recent.sort_unstable();
+        // The median: a pause (a silent window, 127) does not drag a speaker's level down.
+        let median = recent.get(recent.len() / 2).copied();
+        let heard = median.map_or(VolumeStatus::None, VolumeStatus::of_level);
+        if heard == self.volume {
+            self.pending = None;
+            return None;
+        }
+        let confirmed = self.pending == Some(heard);
+        let allowed = self
+            .volume_at
+            .is_none_or(|at| now.saturating_sub(at) >= VOLUME_EVERY_MS);
+        if !(confirmed && allowed) {
+            self.pending = Some(heard);
+            return None;
+        }
+        self.pending = None;
+        self.volume = heard;
+        self.volume_at = Some(now);
+        Some(heard)
+    }
+}
+
 /// A room's speakers (see the module docs).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Speakers {
     config: SpeakerConfig,
-    /// Each member's recent windows: when each ended, and its level.
-    voices: BTreeMap<UserId, VecDeque<(Millis, u8)>>,
+    /// Each member's microphone.
+    voices: BTreeMap<UserId, Voice>,
     /// The list last sent (user ids, in order), and when.
     sent: Vec<UserId>,
     sent_at: Option<Millis>,
@@ -72,28 +132,33 @@ impl Speakers {
         }
     }
 
-    /// `user`'s microphone measured `level_dbov` over the window ending at `now`. Returns the
-    /// list to send, if it is due.
-    pub(crate) fn measured(
-        &mut self,
-        user: &UserId,
-        now: Millis,
-        level_dbov: u8,
-    ) -> Option<Vec<Speaker>> {
+    /// `user`'s microphone measured `level_dbov` over the window ending at `now`: the list
+    /// to send, if it is due, and `user`'s new volume status, if it changed.
+    pub(crate) fn measured(&mut self, user: &UserId, now: Millis, level_dbov: u8) -> Heard {
         self.latest = self.latest.max(now);
-        let windows = self.voices.entry(user.clone()).or_default();
-        windows.push_back((now, level_dbov.min(127)));
-        while windows.len() > (SPEECH_MS / WINDOW_MS) as usize {
-            windows.pop_front();
+        let voice = self.voices.entry(user.clone()).or_default();
+        voice.windows.push_back((now, level_dbov.min(127)));
+        while voice.windows.len() > (SPEECH_MS / WINDOW_MS) as usize {
+            voice.windows.pop_front();
         }
-        self.due(now, false)
+        let volume = voice.volume_now(now);
+        Heard {
+            speakers: self.due(now, false),
+            volume,
+        }
     }
 
-    /// `user` is silent from now on (it muted, unpublished its microphone, or left). Returns
-    /// the list to send, at once, if it was among the speakers.
-    pub(crate) fn silenced(&mut self, user: &UserId) -> Option<Vec<Speaker>> {
-        self.voices.remove(user)?;
-        self.due(self.latest, true)
+    /// `user` is silent from now on (it muted, unpublished its microphone, or left): the list
+    /// to send at once, if it was among the speakers, and its volume status `None`, if it was
+    /// anything else.
+    pub(crate) fn silenced(&mut self, user: &UserId) -> Heard {
+        let Some(voice) = self.voices.remove(user) else {
+            return Heard::default();
+        };
+        Heard {
+            speakers: self.due(self.latest, true),
+            volume: (!voice.volume.is_none()).then_some(VolumeStatus::None),
+        }
     }
 
     /// The speakers now, the loudest first.
@@ -103,8 +168,9 @@ impl Speakers {
         let mut speakers: Vec<Speaker> = self
             .voices
             .iter()
-            .filter_map(|(user, windows)| {
-                let recent: Vec<u8> = windows
+            .filter_map(|(user, voice)| {
+                let recent: Vec<u8> = voice
+                    .windows
                     .iter()
                     .filter(|(at, _)| now.saturating_sub(*at) < SPEECH_MS)
                     .map(|(_, level)| *level)
@@ -153,8 +219,10 @@ mod tests {
         UserId::from(id)
     }
 
-    fn ids(list: Option<Vec<Speaker>>) -> Option<Vec<String>> {
-        list.map(|l| l.into_iter().map(|s| s.user_id.to_string()).collect())
+    fn ids(heard: Heard) -> Option<Vec<String>> {
+        heard
+            .speakers
+            .map(|l| l.into_iter().map(|s| s.user_id.to_string()).collect())
     }
 
     #[test]
@@ -163,16 +231,16 @@ mod tests {
         let alice = user("alice");
         // Quiet windows: nobody speaks, nothing to send (the empty list was never sent, and
         // nothing changed from it).
-        assert_eq!(s.measured(&alice, 200, 60), None);
-        assert_eq!(s.measured(&alice, 400, 36), None);
+        assert_eq!(ids(s.measured(&alice, 200, 60)), None);
+        assert_eq!(ids(s.measured(&alice, 400, 36)), None);
         // One loud window of five is a cough.
-        assert_eq!(s.measured(&alice, 600, 20), None);
+        assert_eq!(ids(s.measured(&alice, 600, 20)), None);
         // The second: speaking.
         assert_eq!(ids(s.measured(&alice, 800, 30)), Some(vec!["alice".into()]));
         // A syllable's pause keeps her speaking.
-        assert_eq!(s.measured(&alice, 1_000, 90), None);
-        assert_eq!(s.measured(&alice, 1_200, 90), None);
-        assert_eq!(s.measured(&alice, 1_400, 90), None);
+        assert_eq!(ids(s.measured(&alice, 1_000, 90)), None);
+        assert_eq!(ids(s.measured(&alice, 1_200, 90)), None);
+        assert_eq!(ids(s.measured(&alice, 1_400, 90)), None);
         // Both loud windows out of the last five: she stopped.
         assert_eq!(ids(s.measured(&alice, 1_600, 90)), Some(vec![]));
     }
@@ -185,9 +253,9 @@ mod tests {
         assert_eq!(ids(s.measured(&alice, 400, 30)), Some(vec!["alice".into()]));
         s.measured(&bob, 410, 10);
         // Bob speaks, louder, 20 ms after the list went out: it waits for the interval.
-        assert_eq!(s.measured(&bob, 420, 10), None);
-        assert_eq!(s.measured(&alice, 600, 30), None);
-        let list = s.measured(&bob, 900, 10).unwrap();
+        assert_eq!(ids(s.measured(&bob, 420, 10)), None);
+        assert_eq!(ids(s.measured(&alice, 600, 30)), None);
+        let list = s.measured(&bob, 900, 10).speakers.unwrap();
         assert_eq!(
             list,
             [
@@ -202,12 +270,12 @@ mod tests {
             ]
         );
         // Levels moving within the same order send nothing.
-        assert_eq!(s.measured(&alice, 1_400, 25), None);
+        assert_eq!(ids(s.measured(&alice, 1_400, 25)), None);
         // Bob mutes (the room's latest measurement was at 1,400): out at once, whatever the
         // interval.
         assert_eq!(ids(s.silenced(&bob)), Some(vec!["alice".into()]));
         // A member that was no speaker leaves: nothing to send.
-        assert_eq!(s.silenced(&user("carol")), None);
+        assert_eq!(ids(s.silenced(&user("carol"))), None);
     }
 
     #[test]
@@ -219,10 +287,40 @@ mod tests {
         let (alice, bob) = (user("alice"), user("bob"));
         s.measured(&alice, 200, 45);
         assert_eq!(ids(s.measured(&alice, 400, 45)), Some(vec!["alice".into()]));
-        assert_eq!(s.measured(&alice, 600, 45), None);
+        assert_eq!(ids(s.measured(&alice, 600, 45)), None);
         // Alice's packets stop; bob's measurements go on, quiet: she speaks while two of her
         // windows are within the last second, and no longer.
-        assert_eq!(s.measured(&bob, 1_399, 100), None);
+        assert_eq!(ids(s.measured(&bob, 1_399, 100)), None);
         assert_eq!(ids(s.measured(&bob, 1_400, 100)), Some(vec![]));
+    }
+
+    fn volume(heard: Heard) -> Option<VolumeStatus> {
+        heard.volume
+    }
+
+    #[test]
+    fn the_volume_status_follows_the_last_seconds_median_without_flickering() {
+        let mut s = Speakers::new(SpeakerConfig::default());
+        let alice = user("alice");
+        // 30 −dBov (Mid): said twice in a row, it is told.
+        assert_eq!(volume(s.measured(&alice, 200, 30)), None);
+        assert_eq!(volume(s.measured(&alice, 400, 30)), Some(VolumeStatus::Mid));
+        // Louder: the median of (30, 30, 10, 10) is 30 still, then 10 (VeryHigh) twice; but a
+        // second has not passed since the last change.
+        assert_eq!(volume(s.measured(&alice, 600, 10)), None);
+        assert_eq!(volume(s.measured(&alice, 800, 10)), None);
+        assert_eq!(volume(s.measured(&alice, 1_000, 10)), None);
+        assert_eq!(volume(s.measured(&alice, 1_200, 10)), None);
+        // 1,400: a second after the last change.
+        assert_eq!(
+            volume(s.measured(&alice, 1_400, 10)),
+            Some(VolumeStatus::VeryHigh)
+        );
+        // A pause (one silent window) changes nothing.
+        assert_eq!(volume(s.measured(&alice, 1_600, 127)), None);
+        assert_eq!(volume(s.measured(&alice, 1_800, 10)), None);
+        // Muted: None at once; a member already at None is not told again.
+        assert_eq!(volume(s.silenced(&alice)), Some(VolumeStatus::None));
+        assert_eq!(volume(s.silenced(&alice)), None);
     }
 }
