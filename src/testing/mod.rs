@@ -44,6 +44,8 @@ mod sim_media;
 #[cfg(test)]
 mod simulcast_scenarios;
 #[cfg(test)]
+mod speaker_props;
+#[cfg(test)]
 mod speaker_scenarios;
 #[cfg(test)]
 mod transcripts;

@@ -16,7 +16,8 @@
 //! - Each member's volume status (the seed's six levels, [`VolumeStatus::of_level`] of the
 //!   median of its windows over the last second, quiet ones included) changes when two measurements in a row
 //!   say so, at most once per [`VOLUME_EVERY_MS`]: a participant update each time, so it must
-//!   not flicker. A mute or an unpublished microphone sets it to `None` at once.
+//!   not flicker. A mute or an unpublished microphone sets it to `None` at once (and the
+//!   microphone starts over when it is back).
 
 use std::collections::{BTreeMap, VecDeque};
 
