@@ -56,12 +56,26 @@ pub struct LoadTest {
     /// RTP at PPS packets/s for 4 s; reports forwarded packets/s and per server CPU-second.
     #[arg(long, value_delimiter = ',')]
     media: Vec<u32>,
+    /// With `--media`: what the publishers send — `camera` (1,200-byte packets), `microphone`
+    /// (Opus-sized, 160 bytes), or `speaking` (a microphone whose packets carry their audio
+    /// level, loud for a second and quiet for a second in turn: the server's speaker tracking
+    /// at work).
+    #[arg(long, default_value = "camera")]
+    media_source: MediaSource,
     /// A running raw baseline server (`jrtc-server raw-serve`); default: one in this process.
     #[arg(long)]
     raw_url: Option<String>,
     /// The raw baseline server's pid, to read its CPU time from /proc.
     #[arg(long)]
     raw_pid: Option<u32>,
+}
+
+/// What the media mode's publishers send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum MediaSource {
+    Camera,
+    Microphone,
+    Speaking,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -199,7 +213,8 @@ pub async fn run(args: LoadTest) -> Result<(), Box<dyn std::error::Error>> {
     match args.media[..] {
         [] => {}
         [publishers, subscribers, pps] => {
-            return media(&url, &secret, args.server_pid, publishers, subscribers, pps).await;
+            let (pid, source) = (args.server_pid, args.media_source);
+            return media(&url, &secret, pid, source, publishers, subscribers, pps).await;
         }
         _ => return Err("--media takes PUBLISHERS,SUBSCRIBERS,PPS".into()),
     }
@@ -637,6 +652,7 @@ async fn media(
     url: &str,
     secret: &[u8],
     pid: Option<u32>,
+    source: MediaSource,
     publishers: u32,
     subscribers: u32,
     pps: u32,
@@ -653,18 +669,32 @@ async fn media(
     let mut pumps = Vec::new();
     for p in 0..publishers {
         let call = member(format!("pub{p}")).await?;
-        let track = call.publish_track(jrtc::TrackSource::Camera).await?;
+        let kind = match source {
+            MediaSource::Camera => jrtc::TrackSource::Camera,
+            MediaSource::Microphone | MediaSource::Speaking => jrtc::TrackSource::Microphone,
+        };
+        let track = call.publish_track(kind).await?;
         pumps.push(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(pps.max(1))));
-            let payload = vec![0x90u8; 1200];
+            let payload = if source == MediaSource::Camera {
+                vec![0x90u8; 1200]
+            } else {
+                vec![0xfcu8; 160]
+            };
             for i in 0u32.. {
                 tick.tick().await;
-                if track
-                    .write(payload.clone(), i.wrapping_mul(900), true)
-                    .await
-                    .is_err()
-                {
+                let sent = match source {
+                    MediaSource::Speaking => {
+                        // Loud for a second, quiet for a second.
+                        let loud = (i / pps.max(1)) % 2 == 0;
+                        let level = if loud { 12 } else { 90 };
+                        let ts = i.wrapping_mul(960);
+                        track.write_with_level(payload.clone(), ts, level).await
+                    }
+                    _ => track.write(payload.clone(), i.wrapping_mul(900), true).await,
+                };
+                if sent.is_err() {
                     return;
                 }
             }
