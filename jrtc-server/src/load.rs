@@ -692,7 +692,11 @@ async fn media(
                         let ts = i.wrapping_mul(960);
                         track.write_with_level(payload.clone(), ts, level).await
                     }
-                    _ => track.write(payload.clone(), i.wrapping_mul(900), true).await,
+                    _ => {
+                        track
+                            .write(payload.clone(), i.wrapping_mul(900), true)
+                            .await
+                    }
                 };
                 if sent.is_err() {
                     return;

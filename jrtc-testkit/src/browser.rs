@@ -70,6 +70,24 @@ pub fn need_firefox(screen: bool) {
     }
 }
 
+/// A fake device's file made with ffmpeg from a `lavfi` `source` and more `args` (format,
+/// length) into `name` in `dir`, once: a later call finds it made.
+pub fn ffmpeg_fixture(dir: &Path, name: &str, source: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    if !path.exists() {
+        let partial = dir.join(format!("partial-{name}"));
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", source])
+            .args(args)
+            .arg(&partial)
+            .output()
+            .expect("ffmpeg runs (Debian package ffmpeg)");
+        assert!(out.status.success(), "ffmpeg: {out:?}");
+        std::fs::rename(&partial, &path).unwrap();
+    }
+    path
+}
+
 /// A development server on 127.0.0.1 (call page on, dev tokens on).
 pub async fn server() -> ServerHandle {
     jrtc::Server::builder()

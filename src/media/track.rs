@@ -224,13 +224,8 @@ impl LocalTrack {
         marker: bool,
     ) -> Result<(), MediaError> {
         let out = self.layer(layer)?;
-        let mut packet = RtpPacket::default();
-        packet.header.version = 2;
-        packet.header.marker = marker;
-        packet.header.timestamp = timestamp;
-        packet.header.sequence_number = out.sequence.fetch_add(1, Ordering::Relaxed);
-        packet.payload = payload.into();
-        self.send(out, packet).await
+        self.send(out, next_packet(out, payload.into(), timestamp, marker))
+            .await
     }
 
     /// [`LocalTrack::write`] for audio, with the level of the audio in `payload` in −dBov (0 the
@@ -248,12 +243,7 @@ impl LocalTrack {
             return Err(MediaError::AudioLevel { level: level_dbov });
         }
         let out = self.layer(self.layers() - 1)?;
-        let mut packet = RtpPacket::default();
-        packet.header.version = 2;
-        packet.header.marker = false;
-        packet.header.timestamp = timestamp;
-        packet.header.sequence_number = out.sequence.fetch_add(1, Ordering::Relaxed);
-        packet.payload = payload.into();
+        let mut packet = next_packet(out, payload.into(), timestamp, false);
         if let Some(id) = self.inner.audio_level_id {
             let _ = packet
                 .header
@@ -344,6 +334,17 @@ impl LocalTrack {
         self.inner.track.write_rtp(packet).await?;
         Ok(())
     }
+}
+
+/// The next packet of stream `out`: `payload` at `timestamp`, numbered on.
+fn next_packet(out: &LayerOut, payload: Bytes, timestamp: u32, marker: bool) -> RtpPacket {
+    let mut packet = RtpPacket::default();
+    packet.header.version = 2;
+    packet.header.marker = marker;
+    packet.header.timestamp = timestamp;
+    packet.header.sequence_number = out.sequence.fetch_add(1, Ordering::Relaxed);
+    packet.payload = payload;
+    packet
 }
 
 /// Another member's track, arriving at this call. Read its packets with

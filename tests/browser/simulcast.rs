@@ -5,31 +5,22 @@
 //! frame without a gap in the sequence numbers. The publisher sends only the layers somebody
 //! wants (dynacast), as its encoder's statistics show.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use jrtc::VideoSize;
 use serde_json::json;
 
-use crate::support::{Browser, Member, in_namespace, key_frame_size, server};
+use crate::support::{Browser, Member, ffmpeg_fixture, in_namespace, key_frame_size, server};
 
 /// A 1280×720 y4m clip (one second of ffmpeg's moving test pattern, which Chromium loops),
 /// made once per test run.
 pub(crate) fn camera_720p() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("camera-1280x720.y4m");
-    if !path.exists() {
-        let partial = path.with_extension("partial.y4m");
-        let out = Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=1280x720:rate=30")
-            .args(["-t", "1", "-pix_fmt", "yuv420p"])
-            .arg(&partial)
-            .output()
-            .expect("ffmpeg runs (Debian package ffmpeg)");
-        assert!(out.status.success(), "ffmpeg: {out:?}");
-        std::fs::rename(&partial, &path).unwrap();
-    }
-    path
+    ffmpeg_fixture(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "camera-1280x720.y4m",
+        "testsrc2=size=1280x720:rate=30",
+        &["-t", "1", "-pix_fmt", "yuv420p"],
+    )
 }
 
 /// The browser receiver's decoded frame width of `publication`, once it is `width`.

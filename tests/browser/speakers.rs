@@ -4,31 +4,22 @@
 //! one and itself); a Rust member that publishes nothing is never one; when the speaker mutes,
 //! nobody speaks.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use jrtc::{CallEvent, MediaEvent};
 use jrtc_testkit::media::speak;
 
-use crate::support::{Browser, Member, in_namespace, server};
+use crate::support::{Browser, Member, ffmpeg_fixture, in_namespace, server};
 
 /// A 440 Hz tone peaking at −6 dBFS (so −9 dBov as RFC 6464 measures it), one second
 /// (Chromium loops it), made once per test run.
 fn tone_wav() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tone-440-6dbfs.wav");
-    if !path.exists() {
-        let partial = path.with_extension("partial.wav");
-        let out = Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
-            .arg("aevalsrc=0.5*sin(2*PI*440*t):s=48000:d=1")
-            .args(["-ac", "1", "-f", "wav"])
-            .arg(&partial)
-            .output()
-            .expect("ffmpeg runs (Debian package ffmpeg)");
-        assert!(out.status.success(), "ffmpeg: {out:?}");
-        std::fs::rename(&partial, &path).unwrap();
-    }
-    path
+    ffmpeg_fixture(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "tone-440-6dbfs.wav",
+        "aevalsrc=0.5*sin(2*PI*440*t):s=48000:d=1",
+        &["-ac", "1", "-f", "wav"],
+    )
 }
 
 /// The next `ActiveSpeakers` of `member`: who, in order, with their levels.
