@@ -286,16 +286,17 @@ pub fn opus_delays(mkvinfo: &str) -> bool {
 }
 
 /// Writes 20 ms audio packets whose level is `level_dbov` (RFC 6464, as a speaking or silent
-/// microphone would) until aborted, at a sender's pace.
+/// microphone would) until aborted, one per tick of a 20 ms clock, as an encoder makes them
+/// (the pace of the media, not a wait for anything).
 pub fn speak(track: LocalTrack, level_dbov: u8) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ts = 0u32;
-        loop {
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        for frame in 0u32.. {
+            clock.tick().await;
+            let ts = frame.wrapping_mul(960);
             let _ = track
                 .write_with_level(Bytes::from_static(OPUS_FRAME), ts, level_dbov)
                 .await;
-            ts = ts.wrapping_add(960);
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
 }

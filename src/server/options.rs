@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::auth::MIN_SECRET_LEN;
 use crate::protocol::MAX_FRAME_LEN;
+use crate::server::hub::speakers::SpeakerConfig;
 
 /// The server layer's error.
 #[derive(Debug, Error)]
@@ -372,8 +373,8 @@ impl Default for ServerOptions {
             media_workers: 0,
             grace_period: Duration::from_secs(20),
             resume_buffer: 1024,
-            speaker_threshold_dbov: 35,
-            speaker_interval: Duration::from_millis(500),
+            speaker_threshold_dbov: SpeakerConfig::default().threshold_dbov,
+            speaker_interval: Duration::from_millis(SpeakerConfig::default().interval_ms),
             reconnect_after_shutdown: false,
             tls: None,
             embedded_recorder: true,

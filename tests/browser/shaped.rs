@@ -346,11 +346,7 @@ async fn receive(url: String, token: String, seen: watch::Sender<Received>) {
                 match highest {
                     Some(h) if !late => {
                         if key.is_none() {
-                            let mut gap = h.wrapping_add(1);
-                            while gap != seq {
-                                missing.insert(gap);
-                                gap = gap.wrapping_add(1);
-                            }
+                            missing.extend((1..seq.wrapping_sub(h)).map(|d| h.wrapping_add(d)));
                         }
                         highest = Some(seq);
                     }

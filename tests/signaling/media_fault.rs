@@ -294,47 +294,57 @@ async fn lost_packets_are_sent_again() {
 
     lossy_loopback("-A");
     let bob_reads = tokio::spawn(async move {
-        // Bob's sequence numbers up to the end mark; how many came late (sent again).
+        // Bob's packets of the lossy span (by their offset from its first), and how many came
+        // late (sent again); he stops when the span has no hole left, or once END_MARKS end
+        // marks (1.5 s of their stream) came after it: a resend is only made within a second
+        // of the first send (nack_limit.rs), so by then every one that will come came.
         let mut seen = std::collections::BTreeSet::new();
-        let (mut highest, mut late) = (None::<u16>, 0usize);
+        let (mut first, mut highest, mut late) = (None::<u16>, None::<u16>, 0usize);
+        let (mut span, mut marks) = (None::<u16>, 0usize);
         loop {
             let packet = at_bob.next_packet().await.expect("the track is live");
             let seq = packet.header.sequence_number;
+            let start = *first.get_or_insert(seq);
             if packet.payload.get(4) == Some(&END_MARK) {
-                return (seen, seq, late);
+                let span = *span.get_or_insert(seq.wrapping_sub(start));
+                marks += 1;
+                let holes = usize::from(span) - seen.range(..span).count();
+                if holes == 0 || marks >= END_MARKS {
+                    return (usize::from(span), holes, late);
+                }
+                continue;
             }
             match highest {
                 Some(h) if seq.wrapping_sub(h) >= 0x8000 => late += 1,
                 _ => highest = Some(seq),
             }
-            seen.insert(seq);
+            seen.insert(seq.wrapping_sub(start));
         }
     });
-    // 1,000 packets, one every 5 ms (a sender's pace, not a wait for an outcome).
+    // 1,000 packets on a 5 ms clock (the media's pace, not a wait for an outcome); then the
+    // loss stops and end marks follow.
+    let mut clock = tokio::time::interval(Duration::from_millis(5));
     for i in 0..1_000u32 {
+        clock.tick().await;
         let mut payload = vec![0x10, 0, 0, 0];
         payload.extend_from_slice(&i.to_be_bytes());
         camera.write(payload, i * 450, true).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // Packets are sent again only within a second of their first send (nack_limit.rs): after
-    // 1.5 s every retransmission that will ever be made was made. Then the loss stops, and
-    // end marks follow until bob has one.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
     lossy_loopback("-D");
     let marks = send_forever_marked(camera);
-    let (seen, end, late) = tokio::time::timeout(Duration::from_secs(20), bob_reads)
+    let (span, holes, late) = tokio::time::timeout(Duration::from_secs(20), bob_reads)
         .await
-        .expect("bob gets the end mark")
+        .expect("bob gets the end marks")
         .unwrap();
     marks.abort();
-    let first = *seen.iter().next().unwrap();
-    let span = usize::from(end.wrapping_sub(first));
-    let holes = span - seen.len();
     eprintln!("lossy link: {holes} holes in {span} packets at bob, {late} sent again");
     assert!(late > 0, "nothing was sent again");
     assert!(holes * 100 <= span * 2, "{holes} holes in {span}");
 }
+
+/// End marks [`lost_packets_are_sent_again`]'s receiver waits for after the lossy span (at one
+/// per 10 ms, 1.5 s of them) when holes remain.
+const END_MARKS: usize = 150;
 
 /// Adds (`-A`) or deletes (`-D`) the rule that drops 5 % of the UDP packets sent on loopback.
 fn lossy_loopback(verb: &str) {
@@ -355,14 +365,15 @@ fn lossy_loopback(verb: &str) {
     assert!(status.success(), "iptables {verb}");
 }
 
-/// Writes an end mark (a packet whose fifth byte is [`END_MARK`]) every 10 ms until aborted.
+/// Writes an end mark (a packet whose fifth byte is [`END_MARK`]) on a 10 ms clock until
+/// aborted (the media's pace).
 fn send_forever_marked(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ts = 0x4000_0000u32;
-        loop {
+        let mut clock = tokio::time::interval(Duration::from_millis(10));
+        for i in 0u32.. {
+            clock.tick().await;
+            let ts = 0x4000_0000u32.wrapping_add(i.wrapping_mul(900));
             let _ = track.write(vec![0x10, 0, 0, 0, END_MARK], ts, true).await;
-            ts = ts.wrapping_add(900);
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
 }

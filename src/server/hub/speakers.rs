@@ -163,7 +163,7 @@ impl Speakers {
     }
 
     /// The speakers now, the loudest first.
-    pub(crate) fn current(&self, now: Millis) -> Vec<Speaker> {
+    fn current(&self, now: Millis) -> Vec<Speaker> {
         let threshold = self.config.threshold_dbov;
         let span = (SPEECH_MS / WINDOW_MS) as usize;
         let mut speakers: Vec<Speaker> = self
