@@ -189,9 +189,13 @@ async fn forward(mut client: TcpStream, live: Live, mut cuts: watch::Receiver<Op
                 pipe(&mut upstream_read, &mut client_write),
             )
         };
+        // The cut first: polled in random order, a wake-up that brings both a cut and bytes
+        // could copy the bytes before seeing the cut (a browser test once received 40
+        // messages sent after a black hole was made).
         tokio::select! {
-            _ = both => None,
+            biased;
             cut = next_cut(&mut cuts) => Some(cut),
+            _ = both => None,
         }
     };
     match cut {
