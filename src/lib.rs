@@ -116,7 +116,7 @@ pub use event::{
 pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
     AbortReason, ActiveSpeaker, Ban, BanTerm, CallProperties, ConnectionState, Invitation,
-    InvitationId, InviteFailure, MediaConnection, MediaKind, MessageScope, OperationId,
+    InvitationId, InviteFailure, MediaConnection, MediaKind, MessageScope, NetStatus, OperationId,
     Participant, ParticipantChanges, ParticipantUpdate, PropertyChanges, PropertyUpdate,
     Publication, Reason, RecordedFile, RecordingId, RecordingJob, RecordingOptions,
     RecordingPolicy, RecordingState, Rejection, Role, RoomDetails, RoomId, RoomOptions,

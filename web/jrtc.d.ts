@@ -10,6 +10,9 @@ export type Role = "host" | "guest" | "recorder";
 /** A reason from docs/protocol.md ("quit", "kicked", "network", …); new ones may come. */
 export type Reason = string;
 
+/** The seed's six net status levels, worst first (docs/events.md has the thresholds). */
+export type NetStatus = "disconnected" | "very_bad" | "bad" | "normal" | "good" | "very_good";
+
 export interface Participant {
   user_id: string;
   display_name: string;
@@ -20,6 +23,8 @@ export interface Participant {
   connection?: "connected" | "reconnecting";
   /** How loud its microphone is (the seed's volume status); absent means "none". */
   volume?: "none" | "very_low" | "low" | "mid" | "high" | "very_high";
+  /** How well its media gets through (the seed's net status), as the server measures it. */
+  net?: NetStatus;
 }
 
 export interface Publication {
@@ -129,7 +134,7 @@ export type ParticipantEvent =
   | { type: "participant"; kind: "left"; room: string; seq: number; participant: Participant; reason: Reason }
   | {
       type: "participant"; kind: "updated"; room: string; seq: number; participant: Participant;
-      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection" | "volume", boolean>>;
+      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection" | "volume" | "net", boolean>>;
     };
 
 export type PropertyEvent = {

@@ -154,6 +154,19 @@ fn default_interceptors(media: &mut MediaEngine) -> Result<Registry, MediaError>
     Ok(configure_rtcp_reports(registry))
 }
 
+/// What a peer connection's statistics say of its link (read once a second by the SFU's link
+/// meter).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LinkStats {
+    /// Each stream it sends that the other side reported on: the latest receiver report's
+    /// extended highest sequence number and cumulative loss, by SSRC.
+    pub(crate) reports: Vec<(u32, u64, u64)>,
+    /// The worst audio jitter of both directions' reports, in milliseconds.
+    pub(crate) audio_jitter_ms: Option<u32>,
+    /// The round trip of its candidate pair (ICE checks), in milliseconds.
+    pub(crate) rtt_ms: Option<u32>,
+}
+
 /// A peer connection and the channel its events arrive on.
 pub(crate) struct Peer {
     pub(crate) pc: Arc<dyn PeerConnection>,
@@ -346,6 +359,52 @@ impl Peer {
                 _ => None,
             })
             .max()
+    }
+
+    /// What the connection's statistics say of its link now (see [`LinkStats`]).
+    pub(crate) async fn link_stats(&self) -> LinkStats {
+        use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+        use rtc::statistics::StatsSelector;
+        use rtc::statistics::report::RTCStatsReportEntry;
+        // Jitter is counted in RTP timestamp units; Opus's clock runs at 48 kHz.
+        let audio_ms = |kind: RtpCodecKind, units: f64| {
+            (kind == RtpCodecKind::Audio).then(|| (units / 48.0).round() as u32)
+        };
+        let report = self
+            .pc
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        let mut stats = LinkStats::default();
+        for entry in report.iter() {
+            match entry {
+                RTCStatsReportEntry::RemoteInboundRtp(s) if s.round_trip_time_measurements > 0 => {
+                    let received = &s.received_rtp_stream_stats;
+                    let stream = &received.rtp_stream_stats;
+                    // (The crate names the report's extended highest sequence number
+                    // `packets_received`.)
+                    stats.reports.push((
+                        stream.ssrc,
+                        received.packets_received,
+                        received.packets_reported_as_lost,
+                    ));
+                    stats.audio_jitter_ms = stats
+                        .audio_jitter_ms
+                        .max(audio_ms(stream.kind, received.jitter));
+                }
+                RTCStatsReportEntry::InboundRtp(s) => {
+                    let received = &s.received_rtp_stream_stats;
+                    stats.audio_jitter_ms = stats
+                        .audio_jitter_ms
+                        .max(audio_ms(received.rtp_stream_stats.kind, received.jitter));
+                }
+                RTCStatsReportEntry::IceCandidatePair(s) if s.current_round_trip_time > 0.0 => {
+                    let ms = (s.current_round_trip_time * 1_000.0).round() as u32;
+                    stats.rtt_ms = stats.rtt_ms.max(Some(ms));
+                }
+                _ => {}
+            }
+        }
+        stats
     }
 
     /// An offer.

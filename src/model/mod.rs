@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::text::Text;
 
+mod status;
+pub use status::{NetStatus, VolumeStatus};
+
 /// Longest user or room id, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 /// Longest display name, in bytes.
@@ -346,50 +349,10 @@ pub struct Participant {
     /// How loud its microphone is (the seed's volume status); absent on the wire when `none`.
     #[serde(default, skip_serializing_if = "VolumeStatus::is_none")]
     pub volume: VolumeStatus,
-}
-
-/// How loud a member's microphone is over the last second (the seed's six volume levels),
-/// from the level its audio packets carry, as the server measures it (no audio is decoded).
-/// Thresholds on the median of its 200 ms levels, in −dBov: `VeryHigh` up to 15, `High` up to 25, `Mid` up to
-/// 35, `Low` up to 45, `VeryLow` up to 60; quieter, muted, or no microphone: `None`.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum VolumeStatus {
-    /// Silent, muted, or no microphone.
-    #[default]
-    None,
-    /// Barely audible.
-    VeryLow,
-    /// Quiet.
-    Low,
-    /// Normal speech.
-    Mid,
-    /// Loud.
-    High,
-    /// Very loud.
-    VeryHigh,
-}
-
-impl VolumeStatus {
-    /// The status of a mean level of `dbov` (−dBov: 0 the loudest, 127 silence).
-    pub fn of_level(dbov: u8) -> Self {
-        match dbov {
-            0..=15 => VolumeStatus::VeryHigh,
-            16..=25 => VolumeStatus::High,
-            26..=35 => VolumeStatus::Mid,
-            36..=45 => VolumeStatus::Low,
-            46..=60 => VolumeStatus::VeryLow,
-            _ => VolumeStatus::None,
-        }
-    }
-
-    /// Whether it is [`VolumeStatus::None`].
-    pub fn is_none(&self) -> bool {
-        *self == VolumeStatus::None
-    }
+    /// How well its media gets through (the seed's net status), as the server measures it;
+    /// `Disconnected` while its connection is lost.
+    #[serde(default)]
+    pub net: NetStatus,
 }
 
 /// A member's connection to the server, as the others see it.
@@ -424,6 +387,9 @@ pub struct ParticipantChanges {
     /// `volume` changed (absent on the wire when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub volume: bool,
+    /// `net` changed (absent on the wire when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub net: bool,
 }
 
 impl ParticipantChanges {

@@ -135,6 +135,7 @@ fn every_server_frame_decodes_as_it_was_encoded() {
         state: "{}".into(),
         connection: Default::default(),
         volume: Default::default(),
+        net: Default::default(),
     };
     let frames = [
         ServerFrame::Welcome {

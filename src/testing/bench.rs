@@ -214,6 +214,7 @@ impl ClientFeed {
                 state: String::new(),
                 connection: Default::default(),
                 volume: Default::default(),
+                net: Default::default(),
             }],
             properties: Default::default(),
             publications: Vec::new(),

@@ -10,6 +10,7 @@ pub use jrtc_testkit::browser as support;
 mod firefox;
 mod media;
 mod mute;
+mod net_status;
 mod origins;
 mod page;
 mod recorder;

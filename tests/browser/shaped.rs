@@ -21,15 +21,15 @@ use crate::simulcast::camera_720p;
 use crate::support::{Browser, Member, Page, in_namespace, token, vp8_key_frame_size};
 
 /// The server's end of the veth (the receiver's is .2).
-const SERVER: &str = "10.78.0.1";
+pub(crate) const SERVER: &str = "10.78.0.1";
 
-fn run(command: &str) {
+pub(crate) fn run(command: &str) {
     let status = Command::new("sh").args(["-c", command]).status().unwrap();
     assert!(status.success(), "{command}");
 }
 
 /// A namespace `name` for the receiver, behind a veth from this one.
-fn receiver_namespace(name: &str) {
+pub(crate) fn receiver_namespace(name: &str) {
     run(&format!(
         "ip netns add {name} && ip link add jv0 type veth peer name jv1 && \
          ip link set jv1 netns {name} && ip addr add {SERVER}/24 dev jv0 && ip link set jv0 up && \
@@ -266,7 +266,7 @@ async fn a_throttled_receiver_steps_down_keeps_decoding_and_comes_back() {
 
 /// Runs `task` on a thread of its own entered into network namespace `netns` (`ip netns`),
 /// on a runtime of its own: every socket it makes (signaling and media) is in the namespace.
-fn in_netns<F, T>(
+pub(crate) fn in_netns<F, T>(
     netns: &str,
     task: impl FnOnce() -> F + Send + 'static,
 ) -> std::thread::JoinHandle<T>

@@ -189,6 +189,9 @@ pub(crate) enum MediaFact {
     /// The member's track of `source` measured `level_dbov` (−dBov: 0 the loudest, 127
     /// silence) over the window that just ended (`sfu/audio_level.rs`).
     AudioLevel { source: TrackSource, level_dbov: u8 },
+    /// The member's media over the last period (`sfu/link_meter.rs`, every
+    /// [`MEASURE_EVERY_MS`](super::net_status::MEASURE_EVERY_MS)).
+    LinkMeasured(super::net_status::LinkSample),
     /// One of the member's peer connections failed.
     PeerFailed { connection: MediaConnection },
     /// One of the member's peer connections is connected (the first time, or again after it

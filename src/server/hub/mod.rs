@@ -14,6 +14,7 @@ mod interruptions;
 mod invites;
 pub(crate) mod io;
 mod negotiation;
+pub(crate) mod net_status;
 mod notices;
 mod outbox;
 mod recording;
@@ -22,6 +23,7 @@ pub(crate) mod room;
 mod room_layers;
 mod room_media;
 mod room_mute;
+mod room_net;
 mod room_speakers;
 mod room_talk;
 pub(crate) mod sdp;
@@ -100,6 +102,7 @@ impl Login {
             state: String::new(),
             connection: Default::default(),
             volume: Default::default(),
+            net: Default::default(),
         }
     }
 }
@@ -262,6 +265,14 @@ impl Hub {
             }) => {
                 if let Some(room) = self.rooms.get_mut(&from.room) {
                     room.audio_measured(from.media, source, level_dbov, self.now, &mut out);
+                }
+            }
+            Input::Media(MediaReport {
+                from,
+                fact: MediaFact::LinkMeasured(sample),
+            }) => {
+                if let Some(room) = self.rooms.get_mut(&from.room) {
+                    room.link_measured(from.media, &sample, self.now, &mut out);
                 }
             }
             Input::Media(report) => {

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::io::{ConnId, MediaId, MediaKey, Output, Refusal, refuse};
+use super::io::{ConnId, MediaId, MediaKey, Millis, Output, Refusal, refuse};
 use super::negotiation::{Publishing, Receiving};
 
 pub(super) struct Member {
@@ -20,6 +20,8 @@ pub(super) struct Member {
     pub(super) key: MediaKey,
     pub(super) publishing: Publishing,
     pub(super) receiving: Receiving,
+    /// How well its media gets through (`net_status.rs`).
+    pub(super) net: super::net_status::NetQuality,
 }
 
 /// A room's state.
@@ -199,6 +201,7 @@ impl Room {
         &mut self,
         conn: ConnId,
         state: crate::model::ConnectionState,
+        now: Millis,
         out: &mut Vec<Output>,
     ) {
         let Some(i) = self.index_of_conn(conn) else {
@@ -206,8 +209,14 @@ impl Room {
         };
         if self.members[i].participant.connection != state {
             self.members[i].participant.connection = state;
+            let lost = state == crate::model::ConnectionState::Reconnecting;
+            let net = self.members[i].net.signaling(lost, now);
+            if let Some(net) = net {
+                self.members[i].participant.net = net;
+            }
             let changes = ParticipantChanges {
                 connection: true,
+                net: net.is_some(),
                 ..Default::default()
             };
             self.emit_updated(i, changes, out);
@@ -264,6 +273,7 @@ impl Room {
             },
             publishing: Publishing::default(),
             receiving: Receiving::default(),
+            net: Default::default(),
         });
         out.push(Output::Send {
             to: conn,

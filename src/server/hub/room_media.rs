@@ -212,7 +212,9 @@ impl Room {
             } => self.layer_measured(media, source, layer, size, out),
             // The hub takes failures (they start a grace period: `media_interrupted`) and
             // levels (they need its clock).
-            MediaFact::PeerFailed { .. } | MediaFact::AudioLevel { .. } => {}
+            MediaFact::PeerFailed { .. }
+            | MediaFact::AudioLevel { .. }
+            | MediaFact::LinkMeasured(_) => {}
             MediaFact::PeerConnected { connection } => self.media_restored(i, connection, out),
         }
     }

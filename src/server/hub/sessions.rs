@@ -222,9 +222,10 @@ impl Hub {
         }
         let login = &self.logins[&session];
         if let Some(room) = login.room.clone() {
+            let now = self.now;
             self.with_room(
                 &room,
-                |r, out| r.set_connection(session, ConnectionState::Connected, out),
+                |r, out| r.set_connection(session, ConnectionState::Connected, now, out),
                 out,
             );
         }
@@ -255,9 +256,10 @@ impl Hub {
                 login.lost_at = Some(self.now);
                 self.lost.insert((self.now + self.config.grace_ms, session));
                 if let Some(room) = login.room.clone() {
+                    let now = self.now;
                     self.with_room(
                         &room,
-                        |r, out| r.set_connection(session, ConnectionState::Reconnecting, out),
+                        |r, out| r.set_connection(session, ConnectionState::Reconnecting, now, out),
                         out,
                     );
                 }

@@ -69,6 +69,8 @@ pub(crate) struct Forward {
     layer_ssrcs: Arc<Mutex<Vec<(Layer, u32)>>>,
     /// What each layer costs now (shared with a replacing track's reader).
     rates: Arc<LayerRates>,
+    /// Packets expected and received (shared with a replacing track's reader).
+    packets: Arc<super::packet_count::PacketCount>,
     /// The audio-level header extension's id on the track's packets, if they carry it.
     audio_level: Option<u8>,
     /// Where the reader reports what it reads of the track (each layer's size).
@@ -132,6 +134,7 @@ impl Forward {
             rids: rids.into(),
             layer_ssrcs: Arc::default(),
             rates: Arc::default(),
+            packets: Arc::default(),
             audio_level,
             reporter,
         };
@@ -165,6 +168,7 @@ impl Forward {
             Reader {
                 vp8: self.codec.mime_type.eq_ignore_ascii_case("video/vp8"),
                 streams: Vec::new(),
+                sequences: Vec::new(),
                 layers: Vec::new(),
                 level: self
                     .audio_level
@@ -244,6 +248,11 @@ impl Forward {
     /// The layer the core chose for `subscriber`'s leg.
     pub(crate) fn layer_of(&self, subscriber: MediaId) -> Option<Layer> {
         self.with_leg(subscriber, |leg| leg.layer)
+    }
+
+    /// Packets of the track expected and received since it started (muted ones not counted).
+    pub(crate) fn packets(&self) -> (u64, u64) {
+        self.packets.read()
     }
 
     /// Each layer's rate now, in bits per second.
@@ -350,6 +359,8 @@ struct Reader {
     vp8: bool,
     /// Each SSRC the track arrived on, with its layer (`None`: a stream that is no layer).
     streams: Vec<(u32, Option<Layer>)>,
+    /// Each layer's stream's sequence numbers, by SSRC (what its packets make expected).
+    sequences: Vec<(u32, super::packet_count::Sequence)>,
     /// Per layer of a simulcast track: what was reported of it, and when it was last seen.
     layers: Vec<LayerSeen>,
     /// A microphone whose packets carry their level: the extension's id, and its windows.
@@ -391,6 +402,7 @@ impl Reader {
                         (true, None)
                     };
                     self.seen(layer, size, at_ms);
+                    self.count(packet.header.ssrc, packet.header.sequence_number);
                     self.forward
                         .rates
                         .add(layer, packet.payload.len() + RTP_HEADER_BYTES);
@@ -455,6 +467,21 @@ impl Reader {
 
     /// A packet of `layer` came (a key frame showing `size`, if that is known): a new size is
     /// reported (at most every [`SIZE_REPORT_EVERY_MS`]), and so are layers that stopped.
+    /// Counts a packet of stream `ssrc` (see `packet_count.rs`).
+    fn count(&mut self, ssrc: u32, seq: u16) {
+        let i = match self.sequences.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            // A track has a stream per layer; a publisher inventing more is not counted.
+            None if self.sequences.len() >= super::rates::LAYERS => return,
+            None => {
+                self.sequences.push((ssrc, Default::default()));
+                self.sequences.len() - 1
+            }
+        };
+        let expected = self.sequences[i].1.advance(seq);
+        self.forward.packets.add(expected);
+    }
+
     fn seen(&mut self, layer: Layer, size: Option<(u16, u16)>, at_ms: u64) {
         let slot = usize::from(layer);
         if self.layers.len() <= slot {

@@ -14,6 +14,8 @@ pub(crate) mod audio_level;
 mod extensions;
 mod forward;
 pub(crate) mod layers;
+mod link_meter;
+mod packet_count;
 mod rates;
 mod sdp_fixes;
 pub(crate) mod vp8;
@@ -182,6 +184,8 @@ struct Actor {
     allocator: allocator::Allocator,
     /// When the actor started (the allocator's clock).
     started: std::time::Instant,
+    /// Turns what is read of the member's media into samples for the core.
+    meter: link_meter::LinkMeter,
 }
 
 impl Actor {
@@ -198,6 +202,7 @@ impl Actor {
             levels: BTreeMap::new(),
             allocator: allocator::Allocator::default(),
             started: std::time::Instant::now(),
+            meter: Default::default(),
         }
     }
 
@@ -211,11 +216,19 @@ impl Actor {
     async fn run(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
         let mut allocate = tokio::time::interval(ALLOCATE_EVERY);
         allocate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut measure = tokio::time::interval(std::time::Duration::from_millis(
+            super::hub::net_status::MEASURE_EVERY_MS,
+        ));
+        measure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let item = tokio::select! {
                 item = work.recv() => item,
                 _ = allocate.tick(), if self.has_video_legs() => {
                     self.allocate().await;
+                    continue;
+                }
+                _ = measure.tick(), if self.publisher.is_some() || self.subscriber.is_some() => {
+                    self.measure().await;
                     continue;
                 }
             };
@@ -403,6 +416,46 @@ impl Actor {
                 leg.forward.set_budget(self.key.media, budget);
             }
         }
+    }
+
+    /// Reads what the member's media did since the last time and reports it to the core
+    /// ([`link_meter`]).
+    async fn measure(&mut self) {
+        let mut reading = link_meter::Reading {
+            publishing: !self.published.is_empty(),
+            ..Default::default()
+        };
+        for (source, _) in &self.published {
+            if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, *source) {
+                let (expected, received) = forward.packets();
+                reading.tracks.push((*source, expected, received));
+            }
+        }
+        let mut stats = Vec::new();
+        if let Some(peer) = &self.publisher {
+            stats.push(peer.link_stats().await);
+        }
+        if let Some(peer) = &self.subscriber {
+            let estimate = allocator::Estimate::lower(
+                peer.send_side_estimate().await,
+                peer.receiver_estimate(),
+            );
+            reading.estimate_bps = estimate.map(|e| e.bps);
+            let now = std::time::Instant::now();
+            for leg in self.legs.values() {
+                let rates = leg.forward.rates(now);
+                let wanted = leg.forward.layer_of(self.key.media).unwrap_or(0);
+                reading.wanted_bps += rates.get(usize::from(wanted)).copied().unwrap_or(0);
+                reading.least_bps += rates.iter().copied().find(|r| *r > 0).unwrap_or(0);
+            }
+            let link = peer.link_stats().await;
+            reading.reports = link.reports.clone();
+            stats.push(link);
+        }
+        reading.jitter_ms = stats.iter().filter_map(|s| s.audio_jitter_ms).max();
+        reading.rtt_ms = stats.iter().filter_map(|s| s.rtt_ms).max();
+        let sample = self.meter.sample(&reading);
+        self.report(MediaFact::LinkMeasured(sample));
     }
 
     /// Makes one of the member's peer connections; its events become this actor's work. The
