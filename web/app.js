@@ -383,7 +383,7 @@ function renderGrid(room) {
       tile = el("figure", { class: `tile${source === "screen" ? " screen" : ""}`, "data-user": p.user_id, "data-source": source },
         el("video", { autoplay: true, playsinline: true, muted: p.user_id === page.userId }),
         el("div", { class: "avatar" }),
-        el("figcaption", {}, el("span", { class: "who" }), el("span", { class: "flags" })));
+        el("figcaption", {}, el("span", { class: "who" }, el("span", { class: "bars" }, ...[1, 2, 3, 4, 5].map(() => el("i"))), el("span", { class: "name" })), el("span", { class: "flags" })));
       tile.querySelector("video").muted = p.user_id === page.userId || source === "screen";
       if (p.user_id !== page.userId) sizeFollowsTile(tile.querySelector("video"), `${p.user_id}/${source}`);
       page.tiles.set(key, tile);
@@ -403,7 +403,8 @@ function renderGrid(room) {
     tile.classList.toggle("reconnecting", p.connection === "reconnecting");
     tile.classList.toggle("speaking", source !== "screen" && page.speaking.has(p.user_id));
     tile.querySelector(".avatar").textContent = initials(p.display_name);
-    tile.querySelector(".who").textContent = source === "screen" ? `${p.display_name}'s screen` : `${p.display_name}${p.user_id === page.userId ? " (you)" : ""}`;
+    tile.querySelector(".who .name").textContent = source === "screen" ? `${p.display_name}'s screen` : `${p.display_name}${p.user_id === page.userId ? " (you)" : ""}`;
+    showNet(tile.querySelector(".bars"), p.net ?? "very_good");
     const flags = [];
     if (source === "camera") {
       const mic = publicationOf(room, p.user_id, "microphone");
@@ -421,6 +422,15 @@ function renderGrid(room) {
   grid.style.setProperty("--cams", String(Math.max(1, wanted.size - screens)));
   // The screen tile first, whatever the order the tiles were made in.
   for (const [key, { source }] of wanted) if (source === "screen" && grid.firstChild !== page.tiles.get(key)) grid.prepend(page.tiles.get(key));
+}
+
+/** The seed's six net statuses as signal bars (0 to 5 lit), with the status as the tooltip. */
+const NET_BARS = { disconnected: 0, very_bad: 1, bad: 2, normal: 3, good: 4, very_good: 5 };
+function showNet(bars, net) {
+  const lit = NET_BARS[net] ?? 5;
+  bars.dataset.net = net;
+  bars.title = `connection: ${net.replace("_", " ")}`;
+  [...bars.children].forEach((bar, i) => bar.classList.toggle("on", i < lit));
 }
 
 function attachAudio(userId) {

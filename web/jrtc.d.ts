@@ -23,7 +23,7 @@ export interface Participant {
   connection?: "connected" | "reconnecting";
   /** How loud its microphone is (the seed's volume status); absent means "none". */
   volume?: "none" | "very_low" | "low" | "mid" | "high" | "very_high";
-  /** How well its media gets through (the seed's net status), as the server measures it. */
+  /** How well its media gets through (the seed's net status), as the server measures it; absent means "very_good". */
   net?: NetStatus;
 }
 

@@ -350,8 +350,8 @@ pub struct Participant {
     #[serde(default, skip_serializing_if = "VolumeStatus::is_none")]
     pub volume: VolumeStatus,
     /// How well its media gets through (the seed's net status), as the server measures it;
-    /// `Disconnected` while its connection is lost.
-    #[serde(default)]
+    /// `Disconnected` while its connection is lost. Absent on the wire when `very_good`.
+    #[serde(default, skip_serializing_if = "NetStatus::is_very_good")]
     pub net: NetStatus,
 }
 

@@ -78,6 +78,11 @@ pub enum NetStatus {
 }
 
 impl NetStatus {
+    /// Whether it is [`NetStatus::VeryGood`] (what a participant starts as).
+    pub fn is_very_good(&self) -> bool {
+        *self == NetStatus::VeryGood
+    }
+
     /// How many bars a signal icon shows: 0 (`Disconnected`) to 5 (`VeryGood`).
     pub fn bars(&self) -> u8 {
         match self {

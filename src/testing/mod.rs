@@ -30,6 +30,10 @@ mod media_recovery_scenarios;
 #[cfg(test)]
 mod mute_scenarios;
 #[cfg(test)]
+mod net_props;
+#[cfg(test)]
+mod net_scenarios;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod recording_scenarios;

@@ -95,6 +95,14 @@ impl Harness {
         MediaKey { room, media }
     }
 
+    /// `conn`'s transport is lost (a network error): the session waits for a resume.
+    pub(super) fn lose(&mut self, conn: ConnId) -> Vec<Output> {
+        self.input(Input::Disconnected {
+            conn,
+            reason: Reason::Network,
+        })
+    }
+
     pub(super) fn report(&mut self, from: MediaKey, fact: MediaFact) -> Vec<Output> {
         self.input(Input::Media(MediaReport { from, fact }))
     }
