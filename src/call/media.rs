@@ -38,6 +38,10 @@ pub(crate) struct ClientMedia {
     local: Mutex<HashMap<TrackSource, (LocalTrack, bool)>>,
     /// Which sources are published with simulcast, and their layers.
     simulcast: super::Simulcast,
+    /// The publishing and receiving peer connections now (what the statistics read).
+    pub(crate) peers: Mutex<[Option<Arc<dyn webrtc::peer_connection::PeerConnection>>; 2]>,
+    /// Each track's bytes at the last statistics, and when (their bitrates are since then).
+    pub(crate) last_bytes: Mutex<HashMap<(MediaConnection, String), (std::time::Instant, u64)>>,
 }
 
 impl ClientMedia {
@@ -47,7 +51,18 @@ impl ClientMedia {
             me,
             local: Mutex::new(HashMap::new()),
             simulcast,
+            peers: Mutex::default(),
+            last_bytes: Mutex::default(),
         }
+    }
+
+    /// The published tracks, by source.
+    pub(crate) fn published(&self) -> Vec<(TrackSource, LocalTrack)> {
+        lock_plain(&self.local)
+            .iter()
+            .filter(|(_, (_, published))| *published)
+            .map(|(source, (track, _))| (*source, track.clone()))
+            .collect()
     }
 
     /// The published track of `source`, if it is published.
@@ -143,6 +158,10 @@ pub(crate) async fn run(
         added: HashMap::new(),
     };
     loop {
+        *lock_plain(&c.media.peers) = [
+            c.publisher.as_ref().map(|(peer, _, _)| peer.pc.clone()),
+            c.subscriber.as_ref().map(|(peer, _, _)| peer.pc.clone()),
+        ];
         let published = async {
             match c.publisher.as_mut() {
                 Some((_, generation, events)) => (*generation, events.recv().await),
@@ -214,6 +233,7 @@ pub(crate) async fn run(
     }
     c.close_subscriber().await;
     c.close_publisher().await;
+    *lock_plain(&c.media.peers) = [None, None];
     c.media.end_local_tracks();
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod ring;
 pub(crate) mod session;
 mod shared;
 mod simulcast;
+mod statistics;
 mod stream;
 mod tracks;
 

@@ -12,7 +12,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::MediaError;
-use crate::model::{Publication, TrackSource};
+use crate::model::{MediaKind, Publication, TrackSource};
 
 /// An RTP packet (header and payload), as sent and received on tracks.
 pub type RtpPacket = rtc::rtp::Packet;
@@ -50,6 +50,8 @@ struct LocalInner {
     /// asked of the application as a receiver's request would be.
     owed: std::sync::Mutex<Vec<usize>>,
     owed_changed: tokio::sync::Notify,
+    /// Packets that ended a video frame, sent (the statistics' frame count).
+    frames: std::sync::atomic::AtomicU64,
 }
 
 /// One stream of a local track.
@@ -119,6 +121,7 @@ impl LocalTrack {
                 ended: AtomicBool::new(false),
                 owed: Default::default(),
                 owed_changed: Default::default(),
+                frames: Default::default(),
             }),
         }
     }
@@ -150,6 +153,7 @@ impl LocalTrack {
                 ended: AtomicBool::new(false),
                 owed: Default::default(),
                 owed_changed: Default::default(),
+                frames: Default::default(),
             }),
         }
     }
@@ -331,8 +335,31 @@ impl LocalTrack {
                 .set_extension(stamps.mid_id, stamps.mid.clone());
             let _ = packet.header.set_extension(stamps.rid_id, out.rid.clone());
         }
+        let ends_frame = packet.header.marker && self.inner.source.kind() == MediaKind::Video;
         self.inner.track.write_rtp(packet).await?;
+        if ends_frame {
+            self.inner.frames.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// Its streams' SSRCs, smallest layer first.
+    pub(crate) fn ssrcs(&self) -> Vec<u32> {
+        self.inner.layers.iter().map(|l| l.ssrc).collect()
+    }
+
+    /// Video frames sent so far (packets that ended one).
+    pub(crate) fn frames(&self) -> u64 {
+        self.inner.frames.load(Ordering::Relaxed)
+    }
+
+    /// How many of its layers are sent now.
+    pub(crate) fn layers_sent(&self) -> usize {
+        self.inner
+            .layers
+            .iter()
+            .filter(|l| l.sent.load(Ordering::Relaxed))
+            .count()
     }
 }
 
@@ -356,6 +383,8 @@ pub struct RemoteTrack {
     /// Cancelled when the track stops reaching the call (unpublished, publisher gone, call
     /// left or closed).
     ended: CancellationToken,
+    /// Packets that ended a video frame, read (the statistics' frame count).
+    frames: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for RemoteTrack {
@@ -372,7 +401,13 @@ impl RemoteTrack {
             publication,
             track,
             ended: CancellationToken::new(),
+            frames: Default::default(),
         }
+    }
+
+    /// Video frames read so far (packets that ended one).
+    pub(crate) fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
     }
 
     /// The track no longer reaches the call: readers get `None`.
@@ -399,7 +434,12 @@ impl RemoteTrack {
                 event = self.track.poll() => event?,
             };
             match event {
-                TrackRemoteEvent::OnRtpPacket(packet) => return Some(packet),
+                TrackRemoteEvent::OnRtpPacket(packet) => {
+                    if packet.header.marker && self.publication.kind == MediaKind::Video {
+                        self.frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Some(packet);
+                }
                 TrackRemoteEvent::OnEnded => return None,
                 _ => {}
             }

@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::text::Text;
 
+mod statistics;
 mod status;
+pub use statistics::{
+    CallStatistics, ConnectionStatistics, ParticipantStatistics, TrackStatistics,
+};
 pub use status::{NetStatus, VolumeStatus};
 
 /// Longest user or room id, in bytes.

@@ -28,6 +28,7 @@ mod security;
 mod server_api;
 mod simulcast;
 mod speakers;
+mod statistics;
 mod streams;
 mod third_party;
 mod timers;

@@ -757,6 +757,11 @@ impl<'a>
                 self.stats
                     .on_fec_packet_received_if_fec(ssrc, payload_bytes);
             }
+            // jrtc patch: what the other side reports (receiver reports, NACKs, PLIs, FIRs)
+            // reaches the statistics; unpatched, nothing called this.
+            if let Packet::Rtcp(rtcp_packets) = &packet {
+                self.process_read_rtcp_for_stats(rtcp_packets, msg.now);
+            }
 
             self.interceptor.handle_read(TaggedPacket {
                 now: msg.now,

@@ -1,0 +1,221 @@
+//! `Call::statistics` against what really went over real peer connections: on loopback, the
+//! packets and frames a publisher wrote and a receiver read are exactly what their statistics
+//! count; behind a lossy loopback (iptables drops 10 % of UDP at random, in a namespace of
+//! the test's own) the loss each side reports is the drop's, within what chance allows.
+
+use std::process::Command;
+use std::time::Duration;
+
+use jrtc::{CallEvent, CallStatistics, MediaEvent, MediaKind, TrackSource, TrackStatistics};
+
+use crate::support::{User, builder};
+
+async fn subscribed(user: &mut User) -> jrtc::RemoteTrack {
+    loop {
+        if let CallEvent::Media(MediaEvent::Subscribed { publication }) = user.next().await {
+            return user.call.remote_track(&publication.id).unwrap();
+        }
+    }
+}
+
+fn track<'a>(tracks: &'a [TrackStatistics], id: &str) -> &'a TrackStatistics {
+    tracks
+        .iter()
+        .find(|t| t.publication == id)
+        .unwrap_or_else(|| panic!("no statistics of {id}: {tracks:?}"))
+}
+
+/// A packet whose first byte says it is counted (`TAG`) or a primer.
+const TAG: u8 = 0xab;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_count_exactly_the_packets_and_frames_written_and_read() {
+    let server = builder().start().await.unwrap();
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("r").await;
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("r").await;
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    // Numbered primers until bob's leg carries them (what is written before it exists reaches
+    // nobody); then bob reads up to the last one, so everything written so far went out.
+    let primer = camera.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let priming = tokio::spawn(async move {
+        let mut clock = tokio::time::interval(Duration::from_millis(10));
+        for i in 0u32.. {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return i - 1;
+            }
+            clock.tick().await;
+            let mut payload = vec![0x10, 0, 0, 0, 0];
+            payload.extend_from_slice(&i.to_be_bytes());
+            primer.write(payload, 0, true).await.unwrap();
+        }
+        unreachable!()
+    });
+    let at_bob = subscribed(&mut bob).await;
+    let index = |p: &jrtc::RtpPacket| u32::from_be_bytes(p.payload[5..9].try_into().unwrap());
+    let mut last_read = index(&at_bob.next_packet().await.unwrap());
+    let mut read = 1u64;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let last_written = priming.await.unwrap();
+    while last_read < last_written {
+        last_read = index(&at_bob.next_packet().await.unwrap());
+        read += 1;
+    }
+    let before = alice.call.statistics().await;
+    let before = track(&before.published, "alice/camera").clone();
+
+    // 300 counted packets, two a frame; bob reads as they come until he has them all (a
+    // track's queue holds a few hundred unread packets, then drops).
+    let reader = at_bob.clone();
+    let reading = tokio::spawn(async move {
+        let (mut read, mut tagged) = (read, 0);
+        while tagged < 300 {
+            let packet = tokio::time::timeout(Duration::from_secs(10), reader.next_packet())
+                .await
+                .unwrap_or_else(|_| panic!("{tagged} of 300 arrived, {read} read"))
+                .unwrap();
+            read += 1;
+            tagged += usize::from(packet.payload.get(4) == Some(&TAG));
+        }
+        read
+    });
+    let mut clock = tokio::time::interval(Duration::from_millis(5));
+    for i in 0..300u32 {
+        clock.tick().await;
+        camera
+            .write(vec![0x10, 0, 0, 0, TAG], i * 1_500, i % 2 == 1)
+            .await
+            .unwrap();
+    }
+    let read = reading.await.unwrap();
+
+    let sent: CallStatistics = alice.call.statistics().await;
+    let camera_out = track(&sent.published, "alice/camera");
+    assert_eq!(camera_out.packets, before.packets + 300, "{camera_out:?}");
+    assert_eq!(camera_out.kind, MediaKind::Video);
+    assert_eq!(camera_out.frames, Some(before.frames.unwrap() + 150));
+    assert!(camera_out.bitrate_bps > 0, "{camera_out:?}");
+    let got = bob.call.statistics().await;
+    let camera_in = track(&got.received, "alice/camera");
+    assert_eq!(camera_in.packets, read, "{camera_in:?}");
+    assert_eq!(camera_in.packets_lost, 0);
+    // Every primer ends a frame; of the counted ones, every other.
+    assert_eq!(camera_in.frames, Some(read - 150));
+    let alice_seen = got
+        .participants
+        .iter()
+        .find(|p| p.user_id.as_str() == "alice")
+        .expect("alice is in bob's statistics");
+    assert_eq!(alice_seen.tracks, 1);
+    assert!(got.connections.iter().any(|c| c.packets_received >= read));
+}
+
+/// Runs `test` (this file's test of that name) in a network namespace of its own with `lo`
+/// up; true when this process is the one inside, which then runs the body.
+fn inside_namespace(test: &str) -> bool {
+    crate::support::in_namespace(&format!("statistics::{test}"), "ip link set lo up")
+}
+
+/// Adds (`-A`) or deletes (`-D`) the rule that drops 10 % of the UDP sent on loopback.
+fn lossy_loopback(verb: &str) {
+    let status = Command::new("iptables")
+        .args([verb, "OUTPUT", "-o", "lo", "-p", "udp"])
+        .args([
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.1",
+        ])
+        .args(["-j", "DROP"])
+        .status()
+        .expect("iptables runs (Debian package iptables; scripts/test installs it)");
+    assert!(status.success(), "iptables {verb}");
+}
+
+/// Polls `user`'s statistics (every 100 ms, up to 15 s) until `done` holds for them (a
+/// receiver report comes once a second: no event says the counters moved).
+async fn statistics_until(user: &User, done: impl Fn(&CallStatistics) -> bool) -> CallStatistics {
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut clock = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        clock.tick().await;
+        let stats = user.call.statistics().await;
+        if done(&stats) || tokio::time::Instant::now() > end {
+            return stats;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_report_the_loss_of_a_lossy_link() {
+    if !inside_namespace("statistics_report_the_loss_of_a_lossy_link") {
+        return;
+    }
+    let server = builder().start().await.unwrap();
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("r").await;
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("r").await;
+    let mic = alice
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let speaking = jrtc_testkit::media::speak(mic.clone(), 30);
+    let at_bob = subscribed(&mut bob).await;
+    at_bob.next_packet().await.unwrap();
+    speaking.abort();
+    let _ = speaking.await;
+    let reader = at_bob.clone();
+    let reading = tokio::spawn(async move { while reader.next_packet().await.is_some() {} });
+
+    // 1,000 packets with each hop dropping 10 %: the server loses about 10 % of alice's,
+    // and bob about 19 % (two hops; audio is not sent again). Then 50 clean ones, so the
+    // last lost ones are known to be lost.
+    let before_out = alice.call.statistics().await;
+    let before_out = track(&before_out.published, "alice/microphone").clone();
+    let before_in = bob.call.statistics().await;
+    let before_in = track(&before_in.received, "alice/microphone").clone();
+    lossy_loopback("-A");
+    let mut clock = tokio::time::interval(Duration::from_millis(5));
+    for i in 0..1_050u32 {
+        clock.tick().await;
+        if i == 1_000 {
+            lossy_loopback("-D");
+        }
+        mic.write(vec![0xf8, 0xff, 0xfe], i * 960, false)
+            .await
+            .unwrap();
+    }
+    let expected = before_in.packets + before_in.packets_lost + 1_050;
+    let got = statistics_until(&bob, |s| {
+        let t = track(&s.received, "alice/microphone");
+        t.packets + t.packets_lost >= expected
+    })
+    .await;
+    let got = track(&got.received, "alice/microphone");
+    let lost_in = got.packets_lost - before_in.packets_lost;
+    let sent = statistics_until(&alice, |s| {
+        track(&s.published, "alice/microphone").packets_lost > before_out.packets_lost + 50
+    })
+    .await;
+    let sent = track(&sent.published, "alice/microphone");
+    let lost_out = sent.packets_lost - before_out.packets_lost;
+    eprintln!(
+        "lossy link: the server lost {lost_out} of 1,000 (its reports), bob {lost_in} (his count), \
+         bob's loss {:.1} %, {} packets",
+        got.loss_percent,
+        got.packets - before_in.packets
+    );
+    assert_eq!(sent.packets - before_out.packets, 1_050);
+    // Within five standard deviations of a 10 % (and a 19 %) drop of 1,000.
+    assert!((50..=150).contains(&lost_out), "{lost_out} of 1,000");
+    assert!((130..=250).contains(&lost_in), "{lost_in} of 1,000");
+    assert_eq!(got.packets - before_in.packets + lost_in, 1_050);
+    reading.abort();
+}
