@@ -117,11 +117,12 @@ pub use media::{LocalTrack, MediaError, RemoteTrack, RtpPacket};
 pub use model::{
     AbortReason, ActiveSpeaker, Ban, BanTerm, CallProperties, CallStatistics, ConnectionState,
     ConnectionStatistics, Invitation, InvitationId, InviteFailure, MediaConnection, MediaKind,
-    MessageScope, NetStatus, OperationId, Participant, ParticipantChanges, ParticipantStatistics,
-    ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason, RecordedFile,
-    RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState, Rejection, Role,
-    RoomDetails, RoomId, RoomOptions, RoomSummary, ScreenShare, ServerEvent, StopReason,
-    TrackSource, TrackStatistics, UserId, VideoSize, VolumeStatus, Webhook,
+    MemberLink, MessageScope, NetStatus, OperationId, Participant, ParticipantChanges,
+    ParticipantStatistics, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
+    RecordedFile, RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState,
+    Rejection, Role, RoomDetails, RoomId, RoomOptions, RoomStatistics, RoomSummary, ScreenShare,
+    ServerEvent, ServerTrackStatistics, StopReason, TrackReceiver, TrackSource, TrackStatistics,
+    UserId, VideoSize, VolumeStatus, Webhook,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

@@ -13,7 +13,8 @@ pub use crate::text::Text;
 mod statistics;
 mod status;
 pub use statistics::{
-    CallStatistics, ConnectionStatistics, ParticipantStatistics, TrackStatistics,
+    CallStatistics, ConnectionStatistics, MemberLink, ParticipantStatistics, RoomStatistics,
+    ServerTrackStatistics, TrackReceiver, TrackStatistics,
 };
 pub use status::{NetStatus, VolumeStatus};
 

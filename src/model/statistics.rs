@@ -100,3 +100,74 @@ pub struct ConnectionStatistics {
     /// Bytes it received.
     pub bytes_received: u64,
 }
+
+/// What the server measures of a room's media (`GET /api/rooms/{room}/statistics`): each
+/// member's link and each published track, as the server sees them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RoomStatistics {
+    /// The room.
+    pub room: super::RoomId,
+    /// Each member, in joining order.
+    pub participants: Vec<MemberLink>,
+    /// Each published track, in publishing order.
+    pub tracks: Vec<ServerTrackStatistics>,
+}
+
+/// One member's link over the latest second the server measured (`None`s before its media).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MemberLink {
+    /// Who.
+    pub user_id: UserId,
+    /// Its net status.
+    pub net: NetStatus,
+    /// Its volume status.
+    pub volume: VolumeStatus,
+    /// Of what it sends, the share that did not arrive, in percent.
+    pub uplink_loss_percent: Option<f64>,
+    /// Of what it is sent, the share its receiver reports say was lost, in percent.
+    pub downlink_loss_percent: Option<f64>,
+    /// The worst audio jitter either side reported, in milliseconds.
+    pub jitter_ms: Option<u32>,
+    /// The ICE round trip, in milliseconds.
+    pub rtt_ms: Option<u32>,
+    /// The server's bandwidth estimate towards it.
+    pub bandwidth_estimate_bps: Option<u64>,
+    /// What the videos it receives need at the sizes it asked for.
+    pub wanted_bps: u64,
+}
+
+/// One published track, as the server forwards it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ServerTrackStatistics {
+    /// Its publication's id.
+    pub publication: String,
+    /// Whose.
+    pub participant: UserId,
+    /// What it carries.
+    pub source: TrackSource,
+    /// Whether it is muted (nothing of it is forwarded or counted then).
+    pub muted: bool,
+    /// Packets that arrived from its publisher, every layer together.
+    pub packets: u64,
+    /// Packets its sequence numbers say were sent but never arrived.
+    pub packets_lost: u64,
+    /// Each simulcast layer's bitrate now, smallest first (one entry without simulcast).
+    pub layer_bitrates_bps: Vec<u64>,
+    /// Each member it is forwarded to.
+    pub receivers: Vec<TrackReceiver>,
+}
+
+/// One member a track is forwarded to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TrackReceiver {
+    /// Who.
+    pub user_id: UserId,
+    /// The simulcast layer it gets now (0 the smallest; `None` while it waits for one).
+    pub layer: Option<u8>,
+    /// Packets forwarded to it.
+    pub packets: u64,
+}

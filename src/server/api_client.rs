@@ -112,6 +112,16 @@ impl ServerApi {
         self.call(Method::GET, path, None).await
     }
 
+    /// What the server measures of a room's media: each member's link over the latest second,
+    /// each published track's packets in and lost, layer rates, and receivers.
+    pub async fn room_statistics(
+        &self,
+        room: &str,
+    ) -> Result<crate::model::RoomStatistics, ApiError> {
+        let path = format!("/api/rooms/{}/statistics", id(room)?);
+        self.call(Method::GET, path, None).await
+    }
+
     /// Makes a room ahead of its call.
     pub async fn create_room(
         &self,

@@ -25,6 +25,22 @@ fn track<'a>(tracks: &'a [TrackStatistics], id: &str) -> &'a TrackStatistics {
         .unwrap_or_else(|| panic!("no statistics of {id}: {tracks:?}"))
 }
 
+/// Alice's camera, as the server API says.
+fn from_alice(room: &jrtc::RoomStatistics) -> &jrtc::ServerTrackStatistics {
+    let camera = room.tracks.iter().find(|t| t.publication == "alice/camera");
+    camera.unwrap_or_else(|| panic!("no alice/camera: {room:?}"))
+}
+
+/// Packets the server forwarded of alice's camera to bob, as the server API says.
+fn to_bob(room: &jrtc::RoomStatistics) -> u64 {
+    let leg = from_alice(room)
+        .receivers
+        .iter()
+        .find(|r| r.user_id.as_str() == "bob");
+    leg.unwrap_or_else(|| panic!("no leg of alice's camera to bob: {room:?}"))
+        .packets
+}
+
 /// A packet whose first byte says it is counted (`TAG`) or a primer.
 const TAG: u8 = 0xab;
 
@@ -66,6 +82,11 @@ async fn statistics_count_exactly_the_packets_and_frames_written_and_read() {
     }
     let before = alice.call.statistics().await;
     let before = track(&before.published, "alice/camera").clone();
+    let token = server
+        .mint(&jrtc::AccessToken::new("backend").grants(jrtc::Grants::none().admin(true)))
+        .unwrap();
+    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let server_before = api.room_statistics("r").await.unwrap();
 
     // 300 counted packets, two a frame; bob reads as they come until he has them all (a
     // track's queue holds a few hundred unread packets, then drops).
@@ -111,6 +132,24 @@ async fn statistics_count_exactly_the_packets_and_frames_written_and_read() {
         .expect("alice is in bob's statistics");
     assert_eq!(alice_seen.tracks, 1);
     assert!(got.connections.iter().any(|c| c.packets_received >= read));
+
+    // The server's view: the 300 arrived from alice and went on to bob (over the whole call
+    // the ends may differ by the first packets, which reach the track's reader or bob's
+    // connection before it is ready).
+    let room = api.room_statistics("r").await.unwrap();
+    assert_eq!(
+        from_alice(&room).packets - from_alice(&server_before).packets,
+        300
+    );
+    assert_eq!(from_alice(&room).packets_lost, 0);
+    assert_eq!(from_alice(&room).layer_bitrates_bps.len(), 1);
+    assert_eq!(to_bob(&room) - to_bob(&server_before), 300, "{room:?}");
+    let links: Vec<&str> = room
+        .participants
+        .iter()
+        .map(|p| p.user_id.as_str())
+        .collect();
+    assert_eq!(links, ["alice", "bob"]);
 }
 
 /// Runs `test` (this file's test of that name) in a network namespace of its own with `lo`
@@ -217,5 +256,24 @@ async fn statistics_report_the_loss_of_a_lossy_link() {
     assert!((50..=150).contains(&lost_out), "{lost_out} of 1,000");
     assert!((130..=250).contains(&lost_in), "{lost_in} of 1,000");
     assert_eq!(got.packets - before_in.packets + lost_in, 1_050);
+
+    // The server counts the same loss by sequence numbers (the 10 % drop between alice and
+    // it), and its metrics saw lossy seconds.
+    let token = server
+        .mint(&jrtc::AccessToken::new("backend").grants(jrtc::Grants::none().admin(true)))
+        .unwrap();
+    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let room = api.room_statistics("r").await.unwrap();
+    let mic = room
+        .tracks
+        .iter()
+        .find(|t| t.publication == "alice/microphone")
+        .expect("the server's view of alice's microphone");
+    assert!((50..=150).contains(&mic.packets_lost), "{room:?}");
+    let page = crate::operations::scrape(&server).await;
+    let lossy_seconds = crate::operations::value(&page, "jrtc_link_loss_ratio_count")
+        - crate::operations::value(&page, "jrtc_link_loss_ratio_bucket{le=\"0.01\"}");
+    assert!(lossy_seconds >= 1.0, "{page}");
+    assert!(crate::operations::value(&page, "jrtc_link_quality_count") >= 2.0);
     reading.abort();
 }

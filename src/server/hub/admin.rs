@@ -21,6 +21,8 @@ pub(crate) enum AdminRequest {
     ListRooms,
     /// One room in full.
     GetRoom { room: RoomId },
+    /// What the server measures of one room's media.
+    GetRoomStatistics { room: RoomId },
     /// Make a room ahead of its call.
     CreateRoom { room: RoomId, options: RoomOptions },
     /// End the call: every member is out, the room is gone.
@@ -65,6 +67,11 @@ pub(crate) enum AdminReply {
     Rooms(Vec<RoomSummary>),
     /// One room.
     Room(Box<RoomDetails>),
+    /// One room's media, with each member's media id (the shell fills in the tracks).
+    Statistics(
+        Box<crate::model::RoomStatistics>,
+        Vec<(super::io::MediaId, crate::model::UserId)>,
+    ),
     /// Done; a group message's room sequence number.
     Done { seq: Option<u64> },
 }
@@ -115,6 +122,10 @@ impl Hub {
             AdminRequest::GetRoom { room } => Ok(AdminReply::Room(Box::new(
                 self.named_room(&room)?.details(),
             ))),
+            AdminRequest::GetRoomStatistics { room } => {
+                let (statistics, media) = self.named_room(&room)?.statistics();
+                Ok(AdminReply::Statistics(Box::new(statistics), media))
+            }
             AdminRequest::CreateRoom { room, options } => {
                 super::room::check_room_id(&room)?;
                 if let Err(message) = options.validate() {

@@ -145,6 +145,8 @@ pub(crate) struct NetQuality {
     heard_once: bool,
     /// The member's signaling connection is lost.
     lost: bool,
+    /// The latest sample (what the server API shows).
+    latest: Option<LinkSample>,
 }
 
 impl NetQuality {
@@ -152,6 +154,11 @@ impl NetQuality {
     #[cfg(test)]
     pub(crate) fn shown(&self) -> NetStatus {
         self.shown
+    }
+
+    /// The latest sample, if any came.
+    pub(crate) fn latest(&self) -> Option<&LinkSample> {
+        self.latest.as_ref()
     }
 
     /// A sample measured at `now`; `live` says whether the member has a published, unmuted
@@ -162,6 +169,7 @@ impl NetQuality {
         sample: &LinkSample,
         live: bool,
     ) -> Option<NetStatus> {
+        self.latest = Some(*sample);
         if self.lost {
             // Signaling decides until the member is back.
             return None;

@@ -111,6 +111,8 @@ struct Leg {
     budget: Option<Budget>,
     /// Which packets it forwards, and their numbers on it.
     selector: LegSelector,
+    /// Packets forwarded on it.
+    forwarded: u64,
 }
 
 impl Forward {
@@ -194,6 +196,7 @@ impl Forward {
             layer: 0,
             budget: None,
             selector: LegSelector::new(self.codec.clock_rate, Some(0)),
+            forwarded: 0,
         });
     }
 
@@ -250,6 +253,14 @@ impl Forward {
         self.with_leg(subscriber, |leg| leg.layer)
     }
 
+    /// Each leg's subscriber, the layer it forwards now, and the packets it forwarded.
+    pub(crate) fn legs_view(&self) -> Vec<(MediaId, Option<Layer>, u64)> {
+        lock(&self.legs)
+            .iter()
+            .map(|leg| (leg.subscriber, leg.selector.forwarding(), leg.forwarded))
+            .collect()
+    }
+
     /// Packets of the track expected and received since it started (muted ones not counted).
     pub(crate) fn packets(&self) -> (u64, u64) {
         self.packets.read()
@@ -273,6 +284,11 @@ impl Forward {
             .iter()
             .find(|(l, _)| *l == layer)
             .map(|(_, ssrc)| *ssrc)
+    }
+
+    /// How many simulcast layers the track has (0 without simulcast).
+    pub(crate) fn layers(&self) -> usize {
+        self.rids.len().min(super::rates::LAYERS)
     }
 
     /// Whether the track is sent with simulcast.
@@ -577,6 +593,7 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
             && let Some((j, seq, timestamp)) = pending.replace((i, seq, timestamp))
         {
             if send(&legs[j], packet.clone(), seq, timestamp) {
+                legs[j].forwarded += 1;
                 written += 1;
             } else {
                 full += 1;
@@ -585,6 +602,7 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
     }
     if let Some((j, seq, timestamp)) = pending {
         if send(&legs[j], packet, seq, timestamp) {
+            legs[j].forwarded += 1;
             written += 1;
         } else {
             full += 1;

@@ -130,6 +130,46 @@ impl Sfu {
         }
     }
 
+    /// Fills in what the SFU counts of each of `statistics`' tracks (its members' media ids in
+    /// `media`): packets in and lost, each layer's rate, each receiver's layer and packets.
+    pub(crate) fn fill_statistics(
+        &self,
+        statistics: &mut crate::model::RoomStatistics,
+        media: &[(MediaId, crate::model::UserId)],
+    ) {
+        let media_of = |user: &crate::model::UserId| media.iter().find(|(_, u)| u == user);
+        let now = std::time::Instant::now();
+        for track in &mut statistics.tracks {
+            let Some((from, _)) = media_of(&track.participant) else {
+                continue;
+            };
+            let Some(forward) = self.shared.forward(&statistics.room, *from, track.source) else {
+                continue;
+            };
+            let (expected, received) = forward.packets();
+            track.packets = received;
+            track.packets_lost = expected.saturating_sub(received);
+            let layers = if forward.simulcast() {
+                forward.layers()
+            } else {
+                1
+            };
+            track.layer_bitrates_bps = forward.rates(now)[..layers].to_vec();
+            track.receivers = forward
+                .legs_view()
+                .into_iter()
+                .filter_map(|(to, layer, packets)| {
+                    let user = media.iter().find(|(m, _)| *m == to)?.1.clone();
+                    Some(crate::model::TrackReceiver {
+                        user_id: user,
+                        layer,
+                        packets,
+                    })
+                })
+                .collect();
+        }
+    }
+
     /// Memberships whose media the SFU handles now (for tests and the load tool).
     pub(crate) fn actor_count(&self) -> usize {
         lock(&self.actors).len()

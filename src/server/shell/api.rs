@@ -27,6 +27,7 @@ pub(super) async fn route(state: Arc<State>, request: axum::http::Request<Body>)
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{room}", get(get_room).delete(end_room))
+        .route("/api/rooms/{room}/statistics", get(get_statistics))
         .route(
             "/api/rooms/{room}/participants/{user}/remove",
             post(remove_participant),
@@ -116,6 +117,15 @@ struct CreateRoom {
     room: RoomId,
     #[serde(flatten)]
     options: RoomOptions,
+}
+
+async fn get_statistics(
+    Shared(state): Shared<Arc<State>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let room = RoomId::from(room);
+    call(&state, &headers, AdminRequest::GetRoomStatistics { room })
 }
 
 async fn create_room(
@@ -310,6 +320,10 @@ fn call(state: &State, headers: &HeaderMap, request: AdminRequest) -> Response {
             axum::Json(serde_json::json!({ "rooms": rooms })).into_response()
         }
         Ok(AdminReply::Room(room)) => axum::Json(room).into_response(),
+        Ok(AdminReply::Statistics(mut statistics, media)) => {
+            state.sfu().fill_statistics(&mut statistics, &media);
+            axum::Json(statistics).into_response()
+        }
         Ok(AdminReply::Done { seq }) => {
             let body = match seq {
                 Some(seq) => serde_json::json!({ "done": true, "seq": seq }),

@@ -59,6 +59,10 @@ pub(crate) struct Metrics {
     pub(crate) slow_consumers: Counter,
     pub(crate) join_latency: Histogram,
     pub(crate) request_latency: Histogram,
+    /// Each member's link, each second: its level's bars (0 disconnected … 5 very good).
+    pub(crate) link_quality: Histogram,
+    /// Each member's link, each second: the worse direction's loss, as a ratio.
+    pub(crate) link_loss: Histogram,
     pub(crate) invitations: Family<Kind, Counter>,
     pub(crate) messages: Counter,
     pub(crate) resumes: Counter,
@@ -112,6 +116,8 @@ impl Metrics {
             slow_consumers: Counter::default(),
             join_latency: latency(),
             request_latency: latency(),
+            link_quality: Histogram::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0].into_iter()),
+            link_loss: Histogram::new([0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.3, 1.0].into_iter()),
             invitations: Family::default(),
             messages: Counter::default(),
             resumes: Counter::default(),
@@ -201,6 +207,18 @@ impl Metrics {
             "request_latency_seconds",
             "Time the core takes to handle a client frame",
             self.request_latency.clone(),
+        );
+        r.register(
+            "link_quality",
+            "Members' links, one observation per member per second: the second's net status as \
+             signal bars (0 disconnected, 1 very bad, 2 bad, 3 normal, 4 good, 5 very good)",
+            self.link_quality.clone(),
+        );
+        r.register(
+            "link_loss_ratio",
+            "Members' links, one observation per member per second with packets enough to \
+             tell: the share lost of the worse direction",
+            self.link_loss.clone(),
         );
         r.register(
             "invitations",

@@ -501,6 +501,13 @@ async fn media_reports(state: Arc<State>, mut reports: mpsc::UnboundedReceiver<M
             MediaFact::PeerFailed { .. } => {
                 Metrics::count(&state.metrics.peer_connections, "failed")
             }
+            MediaFact::LinkMeasured(sample) => {
+                let m = &state.metrics;
+                m.link_quality.observe(f64::from(sample.level().bars()));
+                if let Some(permille) = sample.up.permille().max(sample.down.permille()) {
+                    m.link_loss.observe(permille as f64 / 1_000.0);
+                }
+            }
             _ => {}
         }
         state.handle(Input::Media(report));
