@@ -13,6 +13,42 @@ export type Reason = string;
 /** The seed's six net status levels, worst first (docs/events.md has the thresholds). */
 export type NetStatus = "disconnected" | "very_bad" | "bad" | "normal" | "good" | "very_good";
 
+/** One published or received track's counters (`call.statistics()`). */
+export interface TrackStatistics {
+  publication: string;
+  participant: string;
+  source: Source;
+  kind: "audio" | "video";
+  packets: number;
+  bytes: number;
+  /** Since the previous `statistics()` (0 the first time). */
+  bitrate_bps: number;
+  packets_lost: number;
+  loss_percent: number;
+  jitter_ms: number | null;
+  rtt_ms: number | null;
+  /** Video frames sent or received; null for audio. */
+  frames: number | null;
+  keyframe_requests: number;
+  nacks: number;
+  /** Simulcast layers sent now (published with simulcast), else null. */
+  layers: number | null;
+  bandwidth_estimate_bps: number | null;
+}
+
+export interface CallStatistics {
+  published: TrackStatistics[];
+  received: TrackStatistics[];
+  participants: {
+    user_id: string; net: NetStatus; volume: NonNullable<Participant["volume"]>;
+    tracks: number; bitrate_bps: number; packets_lost: number;
+  }[];
+  connections: {
+    connection: "publish" | "subscribe"; rtt_ms: number | null;
+    packets_sent: number; packets_received: number; bytes_sent: number; bytes_received: number;
+  }[];
+}
+
 export interface Participant {
   user_id: string;
   display_name: string;
@@ -286,6 +322,8 @@ export declare class Call {
   remote(publication: string): RemoteMedia | null;
   remotes(): RemoteMedia[];
   mediaStats(): Promise<MediaStats>;
+  /** What the call's media did, from its peer connections' counters (docs/events.md). */
+  statistics(): Promise<CallStatistics>;
   peerConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null };
 
   close(): void;

@@ -24,6 +24,7 @@ import { CallError } from "./jrtc/errors.js";
 import { Subscription } from "./jrtc/events.js";
 import { Media } from "./jrtc/media.js";
 import { PROTOCOL_VERSION, SOURCES, Session } from "./jrtc/session.js";
+import { statistics } from "./jrtc/statistics.js";
 
 export { CallError, PROTOCOL_VERSION, SOURCES };
 export { renameTracks } from "./jrtc/sdp.js";
@@ -458,6 +459,17 @@ export class Call {
    * bytes, framesDecoded}], outbound: [{source, kind, packets, bytes, framesEncoded}]}`.
    */
   mediaStats() { return this._media.stats(); }
+  /**
+   * What the call's media did, from its peer connections' own counters (the shape of the Rust
+   * client's `CallStatistics`, docs/events.md): each published and received track's packets,
+   * bytes, bitrate since the previous call of this, loss, jitter, round trip, frames, key-frame
+   * and retransmission requests, simulcast layers sent; each member's net and volume status
+   * with what this call receives of it; each connection.
+   */
+  statistics() {
+    this._lastBytes ??= new Map();
+    return statistics(this._media, this.userId, this.room(), this._lastBytes);
+  }
   /** The peer connections (`publish`, `subscribe`; null until made), for `getStats` and debugging. */
   peerConnections() { return { publish: this._media.pub?.pc ?? null, subscribe: this._media.sub?.pc ?? null }; }
 

@@ -19,3 +19,4 @@ mod rooms;
 mod shaped;
 mod simulcast;
 mod speakers;
+mod statistics;

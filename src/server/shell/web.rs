@@ -75,6 +75,12 @@ pub(super) const ASSETS: &[Asset] = &[
         false
     ),
     asset!(
+        "/jrtc/statistics.js",
+        "jrtc/statistics.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
         "/jrtc/errors.js",
         "jrtc/errors.js",
         "text/javascript; charset=utf-8",

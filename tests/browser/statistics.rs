@@ -1,0 +1,143 @@
+//! `call.statistics()` in Chromium (jrtc.js) against what really went over the wire: a Rust
+//! member writes a known number of packets, and Chromium's statistics count exactly that many
+//! received, as do the Rust publisher's and the server's; Chromium's own camera, as it counts
+//! it sent, is what the server and the Rust receiver count of it, give or take what was in
+//! flight; every member and both connections are there.
+
+use std::time::Duration;
+
+use jrtc::TrackSource;
+use serde_json::Value;
+
+use crate::support::{Browser, Member, Page, in_namespace, server};
+
+/// Chromium's statistics.
+async fn browser_statistics(browser: &Browser, page: Page) -> Value {
+    browser
+        .eval(page, "return await T.calls.web.statistics();")
+        .await
+}
+
+/// One track of `list` (`published` or `received`) in Chromium's statistics `stats`.
+fn web_track<'a>(stats: &'a Value, list: &str, id: &str) -> &'a Value {
+    stats[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["publication"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {list}: {stats}"))
+}
+
+/// Chromium's count of packets received of the Rust camera, once it no longer changes
+/// (polled every 300 ms: the browser's counters are read, no event says the stream stopped).
+async fn quiet_count(browser: &Browser, page: Page) -> u64 {
+    let mut clock = tokio::time::interval(Duration::from_millis(300));
+    let mut last = None;
+    for _ in 0..100 {
+        clock.tick().await;
+        let stats = browser_statistics(browser, page).await;
+        let now = web_track(&stats, "received", "rust/camera")["packets"]
+            .as_u64()
+            .unwrap();
+        if last == Some(now) {
+            return now;
+        }
+        last = Some(now);
+    }
+    panic!("the stream never went quiet")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_statistics_count_what_was_sent_and_received() {
+    if !in_namespace("statistics::chromium_statistics_count_what_was_sent_and_received") {
+        return;
+    }
+    let server = server().await;
+    let mut rust = Member::join(&server, "rust", "r").await;
+    let browser = Browser::launch().await;
+    let page = browser.open_harness(&server.http_url()).await;
+    browser.join_call(page, &server, "web", "r", true).await;
+    let camera = rust.call.publish_track(TrackSource::Camera).await.unwrap();
+    // Primers until Chromium receives them, then quiet.
+    let primer = camera.clone();
+    let priming = tokio::spawn(async move {
+        let mut clock = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            clock.tick().await;
+            primer.write(vec![0x10, 0, 0, 0, 0], 0, true).await.unwrap();
+        }
+    });
+    browser
+        .eval(
+            page,
+            "await T.poll(async () => {
+               const s = await T.calls.web.statistics();
+               const t = s.received.find((t) => t.publication === 'rust/camera');
+               return t && t.packets > 0 ? { ok: true } : { s };
+             });",
+        )
+        .await;
+    priming.abort();
+    let _ = priming.await;
+    let before = quiet_count(&browser, page).await;
+    let rust_before = rust.call.statistics().await;
+    let rust_before = rust_before.published[0].packets;
+
+    // 300 packets, on the media's pace.
+    let mut clock = tokio::time::interval(Duration::from_millis(5));
+    for i in 0..300u32 {
+        clock.tick().await;
+        camera
+            .write(vec![0x10, 0, 0, 0, 0xab], i * 1_500, true)
+            .await
+            .unwrap();
+    }
+    let after = quiet_count(&browser, page).await;
+    assert_eq!(after - before, 300, "Chromium's count of the 300 packets");
+    let rust_after = rust.call.statistics().await;
+    assert_eq!(rust_after.published[0].packets - rust_before, 300);
+
+    // Chromium's camera: what it counts sent, the server's count of it and the Rust
+    // receiver's, in the order they were read, each no more than the one before plus what
+    // half a second of it is in flight.
+    let web_camera = rust.remote("web/camera").await;
+    let reading = tokio::spawn(async move { while web_camera.next_packet().await.is_some() {} });
+    let stats = browser_statistics(&browser, page).await;
+    let sent = web_track(&stats, "published", "web/camera");
+    let sent_packets = sent["packets"].as_u64().unwrap();
+    assert_eq!(sent["kind"], "video");
+    assert!(sent["frames"].as_u64().unwrap() > 0, "{sent}");
+    let token = server
+        .mint(&jrtc::AccessToken::new("backend").grants(jrtc::Grants::none().admin(true)))
+        .unwrap();
+    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let room = api.room_statistics("r").await.unwrap();
+    let at_server = room
+        .tracks
+        .iter()
+        .find(|t| t.publication == "web/camera")
+        .expect("the server's view of Chromium's camera")
+        .packets;
+    let at_rust = rust.call.statistics().await;
+    let at_rust = at_rust
+        .received
+        .iter()
+        .find(|t| t.publication == "web/camera")
+        .expect("the Rust member receives Chromium's camera")
+        .packets;
+    eprintln!(
+        "Chromium's camera: {sent_packets} sent, {at_server} at the server, {at_rust} at the Rust member"
+    );
+    assert!(at_server + 100 >= sent_packets && at_server <= sent_packets + 100);
+    assert!(at_rust <= at_server + 100);
+    let participants: Vec<&str> = stats["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(participants, ["rust", "web"]);
+    assert_eq!(stats["connections"].as_array().unwrap().len(), 2, "{stats}");
+    reading.abort();
+    browser.quit().await;
+}
