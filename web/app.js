@@ -462,7 +462,7 @@ function renderPeople(room, host) {
       el("span", { class: "avatar small" }, initials(p.display_name)),
       el("span", { class: "person" },
         el("span", { class: "name" }, p.display_name, p.user_id === page.userId ? " (you)" : ""),
-        el("span", { class: "meta" }, [p.role, p.audio ? "mic on" : "mic off", p.video ? "camera on" : "camera off", p.connection === "reconnecting" ? "reconnecting" : null].filter(Boolean).join(" · "))),
+        el("span", { class: "meta" }, [p.role, p.connection === "reconnecting" ? "reconnecting" : null, ["normal", "bad", "very_bad"].includes(p.net) ? `connection ${p.net.replace("_", " ")}` : null, p.audio ? "mic on" : "mic off", p.video ? "camera on" : "camera off"].filter(Boolean).join(" · "))),
       el("span", { class: "actions" }, ...actions));
   }));
 }

@@ -41,6 +41,14 @@ pub fn token(server: &ServerHandle, id: &str) -> String {
         .expect("a valid token")
 }
 
+/// A server API client acting as user `backend` (an admin token).
+pub fn server_api(server: &ServerHandle) -> jrtc::ServerApi {
+    let token = server
+        .mint(&AccessToken::new("backend").grants(Grants::none().admin(true)))
+        .expect("a valid token");
+    jrtc::ServerApi::new(&server.http_url(), token).expect("the server's URL")
+}
+
 /// A logged-in user with a stream subscribed from the start.
 pub struct User {
     pub call: Call,

@@ -63,14 +63,14 @@ impl VolumeStatus {
 pub enum NetStatus {
     /// Nothing gets through: the connection is lost, or the media stopped arriving.
     Disconnected,
-    /// Barely usable (15 % loss or more).
+    /// Barely usable (20 % loss or more).
     VeryBad,
-    /// Poor (5 % loss or more, a round trip of 700 ms, or too little bandwidth even for the
+    /// Poor (8 % loss or more, a round trip of 700 ms, or too little bandwidth even for the
     /// smallest video).
     Bad,
-    /// Usable, with some loss (2 % or more) or delay.
+    /// Usable, with some loss (4 % or more) or delay.
     Normal,
-    /// Good (a little loss, or too little bandwidth for every size asked).
+    /// Good (a little loss, 2 % or more, or too little bandwidth for every size asked).
     Good,
     /// No trouble seen (also a member not measured yet).
     #[default]

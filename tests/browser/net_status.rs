@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jrtc::{CallEvent, NetStatus, ParticipantEvent, TrackSource};
 use tokio::sync::watch;
 
-use crate::shaped::{SERVER, in_netns, receiver_namespace, run};
+use crate::shaped::{SERVER, in_netns, receiver_namespace, run, veth_server};
 use crate::support::{Browser, Member, in_namespace, token};
 
 /// Carol: joins through `url`, publishes a speaking microphone and a camera (100 packets a
@@ -90,7 +90,7 @@ async fn browser_sees(browser: &Browser, page: crate::support::Page, statuses: &
             &format!(
                 "await T.poll(async () => {{
                    const nets = T.find('web', (e) => e.type === 'participant' && e.kind === 'updated'
-                     && e.changes.net && e.participant.user_id === 'carol').map((e) => e.participant.net);
+                     && e.changes.net && e.participant.user_id === 'carol').map((e) => e.participant.net ?? 'very_good');
                    return nets.slice({after}).some((n) => {statuses}.includes(n)) ? {{ ok: true }} : {{ nets }};
                  }});"
             ),
@@ -126,16 +126,7 @@ async fn a_lossy_member_is_bad_everywhere_then_good_and_a_black_holed_one_discon
     }
     let netns = format!("jrtc-lossy-{}", std::process::id());
     receiver_namespace(&netns);
-    // Signaling on every address (the watchers come from 127.0.0.1, carol from the veth); media
-    // on the veth.
-    let server = jrtc::Server::builder()
-        .development()
-        .bind("0.0.0.0:0")
-        .media_addresses(format!("{SERVER}:0").parse().unwrap(), Vec::new())
-        .start()
-        .await
-        .unwrap();
-    let port = server.http_url().rsplit(':').next().unwrap().to_owned();
+    let (server, port) = veth_server().await;
     let local = format!("127.0.0.1:{port}");
     let mut watcher =
         Member::join_at(&format!("ws://{local}"), token(&server, "watcher"), "r").await;
@@ -151,6 +142,8 @@ async fn a_lossy_member_is_bad_everywhere_then_good_and_a_black_holed_one_discon
             false,
         )
         .await;
+    // The call page too, as a person would see the call.
+    let app = crate::page::join_page(&browser, &format!("http://{local}/?room=r"), "Viewer").await;
     let (own_tx, mut own) = watch::channel(NetStatus::VeryGood);
     let carol_url = format!("ws://{SERVER}:{port}");
     let carol_token = token(&server, "carol");
@@ -171,6 +164,23 @@ async fn a_lossy_member_is_bad_everywhere_then_good_and_a_black_holed_one_discon
     lossy(&netns, "-A", "0.1");
     let took_down = carol_until(&mut watcher, &mut seen, |n| n <= NetStatus::Bad).await;
     browser_sees(&browser, page, "['bad', 'very_bad']", 0).await;
+    // The call page shows it: two bars or fewer on carol's tile, the speaking ring (her
+    // microphone is loud), full bars on the others'.
+    browser
+        .wait_for(
+            app,
+            "['bad', 'very_bad'].includes(document.querySelector('.tile[data-user=\"carol\"] .bars')?.dataset.net)
+             && document.querySelector('.tile[data-user=\"carol\"]').classList.contains('speaking')
+             && document.querySelector('.tile[data-user=\"watcher\"] .bars').dataset.net === 'very_good'",
+        )
+        .await;
+    if let Ok(dir) = std::env::var("JRTC_SCREENSHOTS") {
+        let path = std::path::Path::new(&dir).join("call-page-net-status.png");
+        browser
+            .eval(app, "document.querySelector('#toasts').replaceChildren();")
+            .await;
+        browser.screenshot(app, &path, 1280, 800).await;
+    }
     tokio::time::timeout(
         Duration::from_secs(20),
         own.wait_for(|n| *n <= NetStatus::Bad),
@@ -186,6 +196,22 @@ async fn a_lossy_member_is_bad_everywhere_then_good_and_a_black_holed_one_discon
     eprintln!("net status: bad in {took_down:?}, good again in {took_up:?}, went {seen:?}");
     // No flapping: down, perhaps a level further, and back up in a step or two.
     assert!(seen.len() <= 4, "it flapped: {seen:?}");
+    // The others' links were fine all along: what carol's link lost before the server is not
+    // theirs (their loss is read from their transport-wide feedback, not from the sequence
+    // numbers of what they get).
+    let others = browser
+        .eval(
+            page,
+            "return T.find('web', (e) => e.type === 'participant' && e.kind === 'updated'
+               && e.changes.net && e.participant.user_id !== 'carol')
+               .map((e) => [e.participant.user_id, e.participant.net ?? 'very_good']);",
+        )
+        .await;
+    assert_eq!(
+        others,
+        serde_json::json!([]),
+        "the others' net status moved"
+    );
 
     black_hole(&netns, "-A");
     let took_dark = carol_until(&mut watcher, &mut seen, |n| n == NetStatus::Disconnected).await;

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::media::publish_fixture;
 use crate::support::{Browser, Member, Page, in_namespace, server};
 
-async fn join_page(browser: &Browser, url: &str, name: &str) -> Page {
+pub(crate) async fn join_page(browser: &Browser, url: &str, name: &str) -> Page {
     let page = browser.open(url).await;
     let lobby = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("call-page-lobby.png");
     browser.screenshot(page, &lobby, 1280, 800).await;

@@ -38,6 +38,21 @@ pub(crate) fn receiver_namespace(name: &str) {
     ));
 }
 
+/// A development server for a namespace behind the veth: signaling on every address (pages
+/// that open a camera or microphone come from 127.0.0.1, a secure origin; the namespace's
+/// members from the veth), media on the veth. The server and its port.
+pub(crate) async fn veth_server() -> (jrtc::ServerHandle, String) {
+    let server = jrtc::Server::builder()
+        .development()
+        .bind("0.0.0.0:0")
+        .media_addresses(format!("{SERVER}:0").parse().unwrap(), Vec::new())
+        .start()
+        .await
+        .unwrap();
+    let port = server.http_url().rsplit(':').next().unwrap().to_owned();
+    (server, port)
+}
+
 /// Limits what goes from the server to the receiver to `rate` (a token bucket on the server's
 /// end of the veth; `add` the first time, `change` after).
 fn shape(verb: &str, rate: &str) {
@@ -125,17 +140,7 @@ impl Stage {
         let netns = format!("{name}-{}", std::process::id());
         receiver_namespace(&netns);
         shape("add", "2500kbit");
-        // Signaling on every address: the publisher's page comes from 127.0.0.1 (a secure
-        // origin, where a page may open the camera), the receiver's from the veth. Media on
-        // the veth.
-        let server = jrtc::Server::builder()
-            .development()
-            .bind("0.0.0.0:0")
-            .media_addresses(format!("{SERVER}:0").parse().unwrap(), Vec::new())
-            .start()
-            .await
-            .unwrap();
-        let port = server.http_url().rsplit(':').next().unwrap().to_owned();
+        let (server, port) = veth_server().await;
         let local = format!("127.0.0.1:{port}");
         let publisher = Browser::launch_with_camera(&camera_720p()).await;
         let page = publisher.open_harness(&format!("http://{local}")).await;

@@ -107,10 +107,7 @@ async fn chromium_statistics_count_what_was_sent_and_received() {
     let sent_packets = sent["packets"].as_u64().unwrap();
     assert_eq!(sent["kind"], "video");
     assert!(sent["frames"].as_u64().unwrap() > 0, "{sent}");
-    let token = server
-        .mint(&jrtc::AccessToken::new("backend").grants(jrtc::Grants::none().admin(true)))
-        .unwrap();
-    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let api = jrtc_testkit::support::server_api(&server);
     let room = api.room_statistics("r").await.unwrap();
     let at_server = room
         .tracks

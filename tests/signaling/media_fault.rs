@@ -53,7 +53,8 @@ fn send_forever(track: jrtc::LocalTrack) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn subscribed(user: &mut User) -> jrtc::RemoteTrack {
+/// Takes `user`'s events until a track of another member reaches it; that track.
+pub(crate) async fn subscribed(user: &mut User) -> jrtc::RemoteTrack {
     loop {
         if let CallEvent::Media(MediaEvent::Subscribed { publication }) = user.next().await {
             return user.call.remote_track(&publication.id).unwrap();
@@ -292,7 +293,7 @@ async fn lost_packets_are_sent_again() {
     at_bob.next_packet().await.unwrap();
     sender.abort();
 
-    lossy_loopback("-A");
+    lossy_loopback("-A", "0.05");
     let bob_reads = tokio::spawn(async move {
         // Bob's packets of the lossy span (by their offset from its first), and how many came
         // late (sent again); he stops when the span has no hole left, or once END_MARKS end
@@ -330,7 +331,7 @@ async fn lost_packets_are_sent_again() {
         payload.extend_from_slice(&i.to_be_bytes());
         camera.write(payload, i * 450, true).await.unwrap();
     }
-    lossy_loopback("-D");
+    lossy_loopback("-D", "0.05");
     let marks = send_forever_marked(camera);
     let (span, holes, late) = tokio::time::timeout(Duration::from_secs(20), bob_reads)
         .await
@@ -346,8 +347,9 @@ async fn lost_packets_are_sent_again() {
 /// per 10 ms, 1.5 s of them) when holes remain.
 const END_MARKS: usize = 150;
 
-/// Adds (`-A`) or deletes (`-D`) the rule that drops 5 % of the UDP packets sent on loopback.
-fn lossy_loopback(verb: &str) {
+/// Adds (`-A`) or deletes (`-D`) the rule that drops a share (`probability`, 0 to 1) of the UDP
+/// packets sent on loopback, at random.
+pub(crate) fn lossy_loopback(verb: &str, probability: &str) {
     let status = Command::new("iptables")
         .args([verb, "OUTPUT", "-o", "lo", "-p", "udp"])
         .args([
@@ -356,10 +358,9 @@ fn lossy_loopback(verb: &str) {
             "--mode",
             "random",
             "--probability",
-            "0.05",
-            "-j",
-            "DROP",
+            probability,
         ])
+        .args(["-j", "DROP"])
         .status()
         .expect("iptables runs (Debian package iptables; scripts/test installs it)");
     assert!(status.success(), "iptables {verb}");

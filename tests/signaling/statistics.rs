@@ -3,20 +3,12 @@
 //! count; behind a lossy loopback (iptables drops 10 % of UDP at random, in a namespace of
 //! the test's own) the loss each side reports is the drop's, within what chance allows.
 
-use std::process::Command;
 use std::time::Duration;
 
-use jrtc::{CallEvent, CallStatistics, MediaEvent, MediaKind, TrackSource, TrackStatistics};
+use jrtc::{CallStatistics, MediaKind, TrackSource, TrackStatistics};
 
-use crate::support::{User, builder};
-
-async fn subscribed(user: &mut User) -> jrtc::RemoteTrack {
-    loop {
-        if let CallEvent::Media(MediaEvent::Subscribed { publication }) = user.next().await {
-            return user.call.remote_track(&publication.id).unwrap();
-        }
-    }
-}
+use crate::media_fault::{lossy_loopback, subscribed};
+use crate::support::{User, builder, server_api};
 
 fn track<'a>(tracks: &'a [TrackStatistics], id: &str) -> &'a TrackStatistics {
     tracks
@@ -82,10 +74,7 @@ async fn statistics_count_exactly_the_packets_and_frames_written_and_read() {
     }
     let before = alice.call.statistics().await;
     let before = track(&before.published, "alice/camera").clone();
-    let token = server
-        .mint(&jrtc::AccessToken::new("backend").grants(jrtc::Grants::none().admin(true)))
-        .unwrap();
-    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let api = server_api(&server);
     let server_before = api.room_statistics("r").await.unwrap();
 
     // 300 counted packets, two a frame; bob reads as they come until he has them all (a
@@ -158,24 +147,6 @@ fn inside_namespace(test: &str) -> bool {
     crate::support::in_namespace(&format!("statistics::{test}"), "ip link set lo up")
 }
 
-/// Adds (`-A`) or deletes (`-D`) the rule that drops 10 % of the UDP sent on loopback.
-fn lossy_loopback(verb: &str) {
-    let status = Command::new("iptables")
-        .args([verb, "OUTPUT", "-o", "lo", "-p", "udp"])
-        .args([
-            "-m",
-            "statistic",
-            "--mode",
-            "random",
-            "--probability",
-            "0.1",
-        ])
-        .args(["-j", "DROP"])
-        .status()
-        .expect("iptables runs (Debian package iptables; scripts/test installs it)");
-    assert!(status.success(), "iptables {verb}");
-}
-
 /// Polls `user`'s statistics (every 100 ms, up to 15 s) until `done` holds for them (a
 /// receiver report comes once a second: no event says the counters moved).
 async fn statistics_until(user: &User, done: impl Fn(&CallStatistics) -> bool) -> CallStatistics {
@@ -220,12 +191,12 @@ async fn statistics_report_the_loss_of_a_lossy_link() {
     let before_out = track(&before_out.published, "alice/microphone").clone();
     let before_in = bob.call.statistics().await;
     let before_in = track(&before_in.received, "alice/microphone").clone();
-    lossy_loopback("-A");
+    lossy_loopback("-A", "0.1");
     let mut clock = tokio::time::interval(Duration::from_millis(5));
     for i in 0..1_050u32 {
         clock.tick().await;
         if i == 1_000 {
-            lossy_loopback("-D");
+            lossy_loopback("-D", "0.1");
         }
         mic.write(vec![0xf8, 0xff, 0xfe], i * 960, false)
             .await
@@ -259,10 +230,7 @@ async fn statistics_report_the_loss_of_a_lossy_link() {
 
     // The server counts the same loss by sequence numbers (the 10 % drop between alice and
     // it), and its metrics saw lossy seconds.
-    let token = server
-        .mint(&jrtc::AccessToken::new("backend").grants(jrtc::Grants::none().admin(true)))
-        .unwrap();
-    let api = jrtc::ServerApi::new(&server.http_url(), token).unwrap();
+    let api = server_api(&server);
     let room = api.room_statistics("r").await.unwrap();
     let mic = room
         .tracks

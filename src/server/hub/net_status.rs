@@ -90,7 +90,7 @@ impl LinkSample {
     ///
     /// | measure | `Good` at most | `Normal` at most | `Bad` at most | `VeryBad` |
     /// |---|---|---|---|---|
-    /// | loss, either direction | ≥ 1 % | ≥ 2 % | ≥ 5 % | ≥ 15 % |
+    /// | loss, either direction | ≥ 2 % | ≥ 4 % | ≥ 8 % | ≥ 20 % |
     /// | audio jitter | ≥ 50 ms | ≥ 100 ms | ≥ 200 ms | |
     /// | round trip | ≥ 250 ms | ≥ 400 ms | ≥ 700 ms | |
     /// | bandwidth estimate | below the sizes asked | | below the smallest sizes | |
@@ -101,10 +101,10 @@ impl LinkSample {
         use NetStatus::*;
         let loss = self.up.permille().max(self.down.permille()).unwrap_or(0);
         let by_loss = match loss {
-            150.. => VeryBad,
-            50.. => Bad,
-            20.. => Normal,
-            10.. => Good,
+            200.. => VeryBad,
+            80.. => Bad,
+            40.. => Normal,
+            20.. => Good,
             _ => VeryGood,
         };
         let by_jitter = match self.jitter_ms.unwrap_or(0) {
@@ -289,14 +289,15 @@ mod tests {
     #[test]
     fn each_measure_caps_the_level_by_its_table() {
         assert_eq!(lossy(0).level(), VeryGood);
-        assert_eq!(lossy(10).level(), Good);
-        assert_eq!(lossy(20).level(), Normal);
+        assert_eq!(lossy(19).level(), VeryGood);
+        assert_eq!(lossy(20).level(), Good);
+        assert_eq!(lossy(40).level(), Normal);
         assert_eq!(lossy(100).level(), Bad);
-        assert_eq!(lossy(150).level(), VeryBad);
+        assert_eq!(lossy(200).level(), VeryBad);
         let down = LinkSample {
             down: Loss {
                 expected: 100,
-                lost: 6,
+                lost: 9,
             },
             ..LinkSample::default()
         };
@@ -338,19 +339,17 @@ mod tests {
         assert_eq!(q.measured(1_000, &lossy(100), true), None);
         assert_eq!(q.measured(2_000, &lossy(200), true), None);
         assert_eq!(q.measured(3_000, &lossy(100), true), Some(Bad));
-        // 5 % (with the one before), then 0 %, 0.5 %, 1 %, 1 %: four better ones in a row, to
-        // the worst of them.
+        // 5 % (with the one before), then 0 %, 1 %, 2 %: four better ones in a row, to the
+        // worst of them.
         assert_eq!(q.measured(4_000, &lossy(0), true), None);
-        for t in 5..8 {
-            let permille = if t == 5 { 0 } else { 10 };
-            assert_eq!(q.measured(t * 1_000, &lossy(permille), true), None);
-        }
-        assert_eq!(q.measured(8_000, &lossy(10), true), Some(Good));
+        assert_eq!(q.measured(5_000, &lossy(0), true), None);
+        assert_eq!(q.measured(6_000, &lossy(20), true), None);
+        assert_eq!(q.measured(7_000, &lossy(20), true), Some(Normal));
         // Worse again within 2 s of that change: not yet.
-        for t in 9..11 {
+        for t in 8..10 {
             assert_eq!(q.measured(t * 1_000, &lossy(300), true), None);
         }
-        assert_eq!(q.measured(11_000, &lossy(300), true), Some(VeryBad));
+        assert_eq!(q.measured(10_000, &lossy(300), true), Some(Bad));
     }
 
     #[test]
@@ -360,7 +359,7 @@ mod tests {
             let permille = if t % 3 == 0 { 120 } else { 0 };
             assert_eq!(q.measured(t * 1_000, &lossy(permille), true), None);
         }
-        // 4 % alone, then 5 % over two samples twice: the best of the three is 4 %'s.
+        // 4 % alone, then 5 % over two samples twice: all three are normal.
         let mut q = NetQuality::default();
         assert_eq!(q.measured(1_000, &lossy(40), true), None);
         assert_eq!(q.measured(2_000, &lossy(60), true), None);

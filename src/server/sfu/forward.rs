@@ -48,6 +48,9 @@ pub(crate) struct ForwardCounters {
     pub(crate) dropped_not_negotiated: AtomicU64,
     /// Packets of muted tracks, forwarded to nobody (the core muted them).
     pub(crate) dropped_muted: AtomicU64,
+    /// Packets a leg had already carried (a publisher's resend of a packet that had arrived),
+    /// not sent again: the receiver would drop them as replays (one per leg).
+    pub(crate) dropped_duplicate: AtomicU64,
 }
 
 /// A published track, as subscribers find it.
@@ -113,6 +116,8 @@ struct Leg {
     selector: LegSelector,
     /// Packets forwarded on it.
     forwarded: u64,
+    /// The numbers it carried and never carried (what its publisher lost before the server).
+    gaps: super::gap_log::GapLog,
 }
 
 impl Forward {
@@ -197,6 +202,7 @@ impl Forward {
             budget: None,
             selector: LegSelector::new(self.codec.clock_rate, Some(0)),
             forwarded: 0,
+            gaps: Default::default(),
         });
     }
 
@@ -251,6 +257,15 @@ impl Forward {
     /// The layer the core chose for `subscriber`'s leg.
     pub(crate) fn layer_of(&self, subscriber: MediaId) -> Option<Layer> {
         self.with_leg(subscriber, |leg| leg.layer)
+    }
+
+    /// Of `subscriber`'s leg, if its SSRC is `ssrc`: how many numbers up to `seq` it never
+    /// carried (see `gap_log.rs`).
+    pub(crate) fn skipped_through(&self, subscriber: MediaId, ssrc: u32, seq: u16) -> Option<u64> {
+        lock(&self.legs)
+            .iter()
+            .find(|leg| leg.subscriber == subscriber && leg.ssrc == ssrc)
+            .map(|leg| leg.gaps.skipped_through(seq))
     }
 
     /// Each leg's subscriber, the layer it forwards now, and the packets it forwarded.
@@ -574,7 +589,7 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
     let counters = &forward.counters;
     let mut legs = lock(&forward.legs);
     let size = packet.payload.len() as u64 + 12;
-    let (mut written, mut full) = (0u64, 0u64);
+    let (mut written, mut full, mut duplicates) = (0u64, 0u64, 0u64);
     let waiting = legs.iter().filter(|leg| leg.payload_type.is_none()).count() as u64;
     let mut asks = 0u8;
     // A leg's send waits until the next one is known, so the last leg sent to gets the packet
@@ -589,9 +604,14 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
         if let Some(layer) = leg.selector.keyframe_wanted(incoming.at_ms, ASSUMED_RTT_MS) {
             asks |= 1u8.checked_shl(u32::from(layer)).unwrap_or(0);
         }
-        if let Verdict::Forward { seq, timestamp } = verdict
-            && let Some((j, seq, timestamp)) = pending.replace((i, seq, timestamp))
-        {
+        let Verdict::Forward { seq, timestamp } = verdict else {
+            continue;
+        };
+        if !leg.gaps.admit(seq) {
+            duplicates += 1;
+            continue;
+        }
+        if let Some((j, seq, timestamp)) = pending.replace((i, seq, timestamp)) {
             if send(&legs[j], packet.clone(), seq, timestamp) {
                 legs[j].forwarded += 1;
                 written += 1;
@@ -607,6 +627,11 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
         } else {
             full += 1;
         }
+    }
+    if duplicates > 0 {
+        counters
+            .dropped_duplicate
+            .fetch_add(duplicates, Ordering::Relaxed);
     }
     drop(legs);
     if written > 0 {

@@ -13,6 +13,7 @@ pub(crate) mod allocator;
 pub(crate) mod audio_level;
 mod extensions;
 mod forward;
+mod gap_log;
 pub(crate) mod layers;
 mod link_meter;
 mod packet_count;
@@ -489,7 +490,20 @@ impl Actor {
                 reading.least_bps += rates.iter().copied().find(|r| *r > 0).unwrap_or(0);
             }
             let link = peer.link_stats().await;
-            reading.reports = link.reports.clone();
+            // What the member reports lost, but for the numbers its legs never carried (its
+            // publishers' own loss before the server); a stream no leg carries any more (its
+            // publisher gone) is not judged.
+            reading.reports = link
+                .reports
+                .iter()
+                .filter_map(|&(ssrc, highest, lost)| {
+                    let skipped = self.legs.values().find_map(|leg| {
+                        leg.forward
+                            .skipped_through(self.key.media, ssrc, highest as u16)
+                    })?;
+                    Some((ssrc, highest, lost.saturating_sub(skipped)))
+                })
+                .collect();
             stats.push(link);
         }
         reading.jitter_ms = stats.iter().filter_map(|s| s.audio_jitter_ms).max();

@@ -159,7 +159,7 @@ impl Metrics {
             (&self.webhooks, &["delivered", "retried", "dropped"]),
             (
                 &self.dropped_packets,
-                &["queue_full", "not_negotiated", "muted"],
+                &["queue_full", "not_negotiated", "muted", "duplicate"],
             ),
         ];
         for (family, kinds) in known {
@@ -368,6 +368,10 @@ impl Metrics {
         catch_up(
             &self.dropped_packets.get_or_create(&Kind::of("muted")),
             f.dropped_muted.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.dropped_packets.get_or_create(&Kind::of("duplicate")),
+            f.dropped_duplicate.load(Ordering::Relaxed),
         );
         catch_up(
             &self.media_stack_warnings,
