@@ -557,7 +557,7 @@ impl Reader {
             return;
         }
         let remote = self.forward.remote.clone();
-        tokio::spawn(async move { super::request_keyframe(&remote, ssrc).await });
+        tokio::spawn(async move { super::actor::request_keyframe(&remote, ssrc).await });
     }
 }
 
