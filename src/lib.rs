@@ -121,8 +121,8 @@ pub use model::{
     ParticipantStatistics, ParticipantUpdate, PropertyChanges, PropertyUpdate, Publication, Reason,
     RecordedFile, RecordingId, RecordingJob, RecordingOptions, RecordingPolicy, RecordingState,
     Rejection, Role, RoomDetails, RoomId, RoomOptions, RoomStatistics, RoomSummary, ScreenShare,
-    ServerEvent, ServerTrackStatistics, StopReason, TrackReceiver, TrackSource, TrackStatistics,
-    UserId, VideoSize, VolumeStatus, Webhook,
+    ServerEvent, ServerTrackStatistics, StopReason, StreamName, TrackReceiver, TrackSource,
+    TrackStatistics, UserId, VideoSize, VolumeStatus, Webhook,
 };
 pub use protocol::{ErrorCode, PROTOCOL_VERSION};
 pub use server::{

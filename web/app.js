@@ -305,7 +305,7 @@ function el(tag, attrs = {}, ...children) {
 /** Marks the camera tiles of those who speak now (a ring), without rebuilding the grid. */
 function showSpeakers() {
   for (const tile of page.tiles.values()) {
-    tile.classList.toggle("speaking", tile.dataset.source !== "screen" && page.speaking.has(tile.dataset.user));
+    tile.classList.toggle("speaking", tile.dataset.source === "camera" && page.speaking.has(tile.dataset.user));
   }
 }
 
@@ -373,6 +373,10 @@ function renderGrid(room) {
     if (p.role === "recorder") continue;
     if (share && share.user_id === p.user_id && publicationOf(room, p.user_id, "screen")) wanted.set(`${p.user_id}@screen`, { p, source: "screen" });
     wanted.set(p.user_id, { p, source: "camera" });
+    // Extra cameras and screens: a tile each.
+    for (const extra of p.streams ?? []) {
+      if (publicationOf(room, p.user_id, extra)) wanted.set(`${p.user_id}@${extra}`, { p, source: extra });
+    }
   }
   for (const [key, tile] of page.tiles) {
     if (!wanted.has(key)) { tile.remove(); page.tiles.delete(key); }
@@ -380,7 +384,7 @@ function renderGrid(room) {
   for (const [key, { p, source }] of wanted) {
     let tile = page.tiles.get(key);
     if (!tile) {
-      tile = el("figure", { class: `tile${source === "screen" ? " screen" : ""}`, "data-user": p.user_id, "data-source": source },
+      tile = el("figure", { class: `tile${source === "screen" ? " screen" : ""}${source.includes(".") ? " extra" : ""}`, "data-user": p.user_id, "data-source": source },
         el("video", { autoplay: true, playsinline: true, muted: p.user_id === page.userId }),
         el("div", { class: "avatar" }),
         el("figcaption", {}, el("span", { class: "who" }, el("span", { class: "bars" }, ...[1, 2, 3, 4, 5].map(() => el("i"))), el("span", { class: "name" })), el("span", { class: "flags" })));
@@ -401,9 +405,10 @@ function renderGrid(room) {
     tile.classList.toggle("no-video", !showing);
     tile.classList.toggle("self", p.user_id === page.userId);
     tile.classList.toggle("reconnecting", p.connection === "reconnecting");
-    tile.classList.toggle("speaking", source !== "screen" && page.speaking.has(p.user_id));
+    tile.classList.toggle("speaking", source === "camera" && page.speaking.has(p.user_id));
     tile.querySelector(".avatar").textContent = initials(p.display_name);
-    tile.querySelector(".who .name").textContent = source === "screen" ? `${p.display_name}'s screen` : `${p.display_name}${p.user_id === page.userId ? " (you)" : ""}`;
+    const extra = source.includes(".") ? ` · ${source.split(".")[0]} ${source.slice(source.indexOf(".") + 1)}` : "";
+    tile.querySelector(".who .name").textContent = source === "screen" ? `${p.display_name}'s screen` : `${p.display_name}${p.user_id === page.userId ? " (you)" : ""}${extra}`;
     showNet(tile.querySelector(".bars"), p.net ?? "very_good");
     const flags = [];
     if (source === "camera") {
@@ -462,7 +467,7 @@ function renderPeople(room, host) {
       el("span", { class: "avatar small" }, initials(p.display_name)),
       el("span", { class: "person" },
         el("span", { class: "name" }, p.display_name, p.user_id === page.userId ? " (you)" : ""),
-        el("span", { class: "meta" }, [p.role, p.connection === "reconnecting" ? "reconnecting" : null, ["normal", "bad", "very_bad"].includes(p.net) ? `connection ${p.net.replace("_", " ")}` : null, p.audio ? "mic on" : "mic off", p.video ? "camera on" : "camera off"].filter(Boolean).join(" · "))),
+        el("span", { class: "meta" }, [p.role, p.connection === "reconnecting" ? "reconnecting" : null, ["normal", "bad", "very_bad"].includes(p.net) ? `connection ${p.net.replace("_", " ")}` : null, p.audio ? "mic on" : "mic off", p.video ? "camera on" : "camera off", p.streams?.length ? `${p.streams.length} more video${p.streams.length > 1 ? "s" : ""}` : null].filter(Boolean).join(" · "))),
       el("span", { class: "actions" }, ...actions));
   }));
 }

@@ -5,7 +5,8 @@ export declare const SOURCES: Readonly<{ microphone: "audio"; camera: "video"; s
 
 /** A request id, chosen by the client (1, 2, 3, … per call). */
 export type OperationId = number;
-export type Source = "microphone" | "camera" | "screen";
+/** A source: the microphone, the camera, the screen share, or an extra camera or screen (`camera.NAME`, `screen.NAME`). */
+export type Source = "microphone" | "camera" | "screen" | `camera.${string}` | `screen.${string}`;
 export type Role = "host" | "guest" | "recorder";
 /** A reason from docs/protocol.md ("quit", "kicked", "network", …); new ones may come. */
 export type Reason = string;
@@ -61,6 +62,8 @@ export interface Participant {
   volume?: "none" | "very_low" | "low" | "mid" | "high" | "very_high";
   /** How well its media gets through (the seed's net status), as the server measures it; absent means "very_good". */
   net?: NetStatus;
+  /** The extra cameras and screens it publishes now (`camera.NAME`, `screen.NAME`); absent means none. */
+  streams?: Source[];
 }
 
 export interface Publication {
@@ -170,7 +173,7 @@ export type ParticipantEvent =
   | { type: "participant"; kind: "left"; room: string; seq: number; participant: Participant; reason: Reason }
   | {
       type: "participant"; kind: "updated"; room: string; seq: number; participant: Participant;
-      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection" | "volume" | "net", boolean>>;
+      changes: Partial<Record<"audio" | "video" | "display_name" | "role" | "state" | "connection" | "volume" | "net" | "streams", boolean>>;
     };
 
 export type PropertyEvent = {

@@ -183,12 +183,8 @@ pub(crate) async fn participants(
             user,
             source,
         } => {
-            let source = match source.as_str() {
-                "microphone" => TrackSource::Microphone,
-                "camera" => TrackSource::Camera,
-                "screen" => TrackSource::Screen,
-                other => return Err(format!("unknown source `{other}`").into()),
-            };
+            let source = TrackSource::from_track_id(&source)
+                .ok_or_else(|| format!("unknown source `{source}`"))?;
             api.client()?
                 .mute_track(&room, &user, source)
                 .await

@@ -437,7 +437,7 @@ impl Connections {
                         .as_ref()
                         .map(|p| p.rtp_parameters.header_extensions.clone())
                         .unwrap_or_default();
-                    let mid = peer.local_mid_of(source.as_str()).await;
+                    let mid = peer.local_mid_of(&source.as_str()).await;
                     Some(simulcast_stamps(&extensions, mid).ok_or_else(|| {
                         CallError::media_message(
                             "the server did not take the header extensions simulcast needs",
@@ -508,8 +508,8 @@ fn new_track(
         .collect();
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         me.to_string(),
-        source.as_str().to_owned(),
-        source.as_str().to_owned(),
+        source.as_str().into_owned(),
+        source.as_str().into_owned(),
         rtp_kind(kind),
         encodings,
     )));

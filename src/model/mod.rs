@@ -206,9 +206,13 @@ impl Rejection {
     }
 }
 
-/// What a published track carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// What a published track carries: a member's microphone, camera and screen, and extra
+/// cameras and screens it names (several cameras, a second screen: see [`StreamName`]).
+///
+/// On the wire (and as the track id a client publishes it under) a source is its name:
+/// `"microphone"`, `"camera"`, `"screen"`, or `"camera.NAME"` / `"screen.NAME"` for an extra
+/// stream (a `.`: SDP's `a=msid` takes no `:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum TrackSource {
     /// Audio from a microphone.
@@ -217,6 +221,59 @@ pub enum TrackSource {
     Camera,
     /// Video of a shared screen (one sharer per room).
     Screen,
+    /// Video from another camera, by its name.
+    ExtraCamera(StreamName),
+    /// Video of another screen, by its name (not the room's screen share: any number of
+    /// members may publish extra screens).
+    ExtraScreen(StreamName),
+}
+
+/// The name of an extra stream: 1 to 16 bytes of `[a-z0-9_-]` (a member's extra streams are
+/// told apart by it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamName {
+    len: u8,
+    bytes: [u8; StreamName::MAX_LEN],
+}
+
+impl StreamName {
+    /// Longest name, in bytes.
+    pub const MAX_LEN: usize = 16;
+
+    /// `name` as a stream name, if it is one.
+    pub fn new(name: &str) -> Option<StreamName> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        ok.then(|| {
+            let mut bytes = [0; Self::MAX_LEN];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            StreamName {
+                len: name.len() as u8,
+                bytes,
+            }
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl TrackSource {
@@ -224,27 +281,70 @@ impl TrackSource {
     pub fn kind(self) -> MediaKind {
         match self {
             TrackSource::Microphone => MediaKind::Audio,
-            TrackSource::Camera | TrackSource::Screen => MediaKind::Video,
+            _ => MediaKind::Video,
         }
     }
 
-    /// The source's name on the wire, also the track id a client publishes it under.
-    pub fn as_str(self) -> &'static str {
+    /// The source's name on the wire, also the track id a client publishes it under
+    /// (`"camera"`, `"camera.slides"`).
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
         match self {
-            TrackSource::Microphone => "microphone",
-            TrackSource::Camera => "camera",
-            TrackSource::Screen => "screen",
+            TrackSource::Microphone => "microphone".into(),
+            TrackSource::Camera => "camera".into(),
+            TrackSource::Screen => "screen".into(),
+            TrackSource::ExtraCamera(name) => format!("camera.{name}").into(),
+            TrackSource::ExtraScreen(name) => format!("screen.{name}").into(),
         }
     }
 
-    /// The source a track id names.
+    /// The source a track id (a source's name) names.
     pub fn from_track_id(id: &str) -> Option<TrackSource> {
         match id {
             "microphone" => Some(TrackSource::Microphone),
             "camera" => Some(TrackSource::Camera),
             "screen" => Some(TrackSource::Screen),
-            _ => None,
+            _ => match id.split_once('.')? {
+                ("camera", name) => Some(TrackSource::ExtraCamera(StreamName::new(name)?)),
+                ("screen", name) => Some(TrackSource::ExtraScreen(StreamName::new(name)?)),
+                _ => None,
+            },
         }
+    }
+
+    /// Whether it is an extra camera or screen.
+    pub fn is_extra(self) -> bool {
+        matches!(
+            self,
+            TrackSource::ExtraCamera(_) | TrackSource::ExtraScreen(_)
+        )
+    }
+
+    /// Whether it shows a screen (the room's screen share or an extra screen).
+    pub fn is_screen(self) -> bool {
+        matches!(self, TrackSource::Screen | TrackSource::ExtraScreen(_))
+    }
+}
+
+impl fmt::Display for TrackSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+impl Serialize for TrackSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        TrackSource::from_track_id(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown source `{name}` (microphone, camera, screen, camera.NAME or screen.NAME, NAME 1 to 16 of [a-z0-9_-])"
+            ))
+        })
     }
 }
 
@@ -358,6 +458,10 @@ pub struct Participant {
     /// `Disconnected` while its connection is lost. Absent on the wire when `very_good`.
     #[serde(default, skip_serializing_if = "NetStatus::is_very_good")]
     pub net: NetStatus,
+    /// The extra cameras and screens it publishes now, in the order their media reached the
+    /// server (absent on the wire when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<TrackSource>,
 }
 
 /// A member's connection to the server, as the others see it.
@@ -395,6 +499,10 @@ pub struct ParticipantChanges {
     /// `net` changed (absent on the wire when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub net: bool,
+    /// `streams` changed: an extra camera or screen was published or unpublished (absent on
+    /// the wire when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub streams: bool,
 }
 
 impl ParticipantChanges {

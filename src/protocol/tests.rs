@@ -136,6 +136,7 @@ fn every_server_frame_decodes_as_it_was_encoded() {
         connection: Default::default(),
         volume: Default::default(),
         net: Default::default(),
+        streams: Vec::new(),
     };
     let frames = [
         ServerFrame::Welcome {

@@ -61,12 +61,15 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The file a source goes to: camera and microphone share one, a screen share has its own.
+/// The file a source goes to: camera and microphone share one, a screen share and each extra
+/// camera or screen have their own (`alice@screen`, `alice@camera-slides`).
 fn file_of(user: &UserId, source: TrackSource) -> (String, RecordTrack) {
     match source {
         // `@` is not in the user id alphabet: no user's file name is another's.
         TrackSource::Screen => (format!("{user}@screen"), RecordTrack::Video),
         TrackSource::Camera => (user.to_string(), RecordTrack::Video),
+        TrackSource::ExtraCamera(name) => (format!("{user}@camera-{name}"), RecordTrack::Video),
+        TrackSource::ExtraScreen(name) => (format!("{user}@screen-{name}"), RecordTrack::Video),
         _ => (user.to_string(), RecordTrack::Audio),
     }
 }

@@ -215,6 +215,7 @@ impl ClientFeed {
                 connection: Default::default(),
                 volume: Default::default(),
                 net: Default::default(),
+                streams: Vec::new(),
             }],
             properties: Default::default(),
             publications: Vec::new(),

@@ -232,7 +232,7 @@ pub(crate) fn publish_offer(sources: &BTreeSet<TrackSource>) -> String {
             mid,
             source.kind(),
             "me",
-            source.as_str(),
+            &source.as_str(),
             "sendonly",
         );
     }

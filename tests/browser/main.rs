@@ -7,6 +7,7 @@
 /// The browser tests' tools (`jrtc_testkit::browser`), under their old name.
 pub use jrtc_testkit::browser as support;
 
+mod extra_streams;
 mod firefox;
 mod media;
 mod mute;

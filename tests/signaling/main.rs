@@ -6,6 +6,7 @@ pub use jrtc_testkit::support;
 
 mod bans;
 mod clean_call;
+mod extra_streams;
 mod floods;
 mod hostile;
 mod invites;

@@ -2,7 +2,7 @@
 // The call (jrtc.js) hands it the server's media frames and tells it when the member leaves its
 // room; it sends through the call and emits `media` events. Part of jrtc.js (docs/browser.md).
 
-import { SOURCES } from "./session.js";
+import { kindOf } from "./session.js";
 import { candidateFrame, candidateInit, renameTracks, sections } from "./sdp.js";
 
 // A camera's simulcast layers, smallest first as the server numbers them (docs/protocol.md):
@@ -131,8 +131,9 @@ export class Media {
       if (captured && track) track.stop(); // a device opened for nothing is closed again
       call._fail(op, code, message);
     };
-    if (!SOURCES[source]) return refuse("unknown_source", `no source ${source}`);
-    if (!track || track.kind !== SOURCES[source]) return refuse("unknown_source", `${source} takes a ${SOURCES[source]} track`);
+    const kind = kindOf(source);
+    if (!kind) return refuse("unknown_source", `no source ${source}`);
+    if (!track || track.kind !== kind) return refuse("unknown_source", `${source} takes a ${kind} track`);
     if (!call._core.inRoom() || !call._isPending(op)) return refuse("not_in_room", "publish needs a room");
     let pub;
     try {

@@ -22,6 +22,15 @@ export const PROTOCOL_VERSION = 1;
 /** The sources a participant publishes, and their kinds. */
 export const SOURCES = Object.freeze({ microphone: "audio", camera: "video", screen: "video" });
 
+/**
+ * The kind of a source: one of SOURCES, or an extra camera or screen (`camera.NAME`,
+ * `screen.NAME`, NAME 1 to 16 of [a-z0-9_-]), which is video; undefined for anything else.
+ */
+export function kindOf(source) {
+  if (Object.hasOwn(SOURCES, source)) return SOURCES[source];
+  return /^(camera|screen)\.[a-z0-9_-]{1,16}$/.test(source) ? "video" : undefined;
+}
+
 /** Room events: frames that carry the room's `seq` and no personal number `n`. */
 export const ROOM_EVENTS = new Set([
   "participant_joined", "participant_left", "participant_updated", "properties_changed",

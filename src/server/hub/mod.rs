@@ -103,6 +103,7 @@ impl Login {
             connection: Default::default(),
             volume: Default::default(),
             net: Default::default(),
+            streams: Vec::new(),
         }
     }
 }

@@ -17,6 +17,8 @@ use super::io::{
 };
 use super::sdp::{Description, MAX_RIDS};
 
+/// Most extra cameras and screens (`camera.NAME`, `screen.NAME`) one member publishes.
+pub(crate) const MAX_EXTRA_STREAMS: usize = 4;
 /// Most media lines a publishing offer may carry: one per source, and room for a client that
 /// also opens a data channel or keeps stopped lines. Bounds what one offer costs the server.
 pub(crate) const MAX_MEDIA_LINES: usize = 8;
@@ -138,7 +140,7 @@ impl Publishing {
                     ErrorCode::UnknownSource,
                     format!(
                         "a sending {} line's track id (a=msid) must be a source name \
-                         (microphone, camera, screen), not `{track}`",
+                         (microphone, camera, screen, camera.NAME, screen.NAME), not `{track}`",
                         kind_name(kind)
                     ),
                 );
@@ -181,6 +183,16 @@ impl Publishing {
             {
                 levels.insert(source, *id);
             }
+        }
+        let extras = sending.iter().filter(|s| s.is_extra()).count();
+        if extras > MAX_EXTRA_STREAMS {
+            return refuse(
+                ErrorCode::InvalidParam,
+                format!(
+                    "the offer sends {extras} extra cameras and screens; a member publishes at most \
+                     {MAX_EXTRA_STREAMS}"
+                ),
+            );
         }
         let sources = match source {
             Some(source) if !sending.contains(&source) => {

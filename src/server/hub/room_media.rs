@@ -577,7 +577,8 @@ impl Room {
         }
     }
 
-    /// Microphone → audio flag, camera → video flag, announced when it changes.
+    /// Microphone → audio flag, camera → video flag, an extra camera or screen → the
+    /// participant's list of extra streams; announced when it changes.
     pub(super) fn set_flag(
         &mut self,
         i: usize,
@@ -595,6 +596,15 @@ impl Room {
                 changes.video = std::mem::replace(&mut p.video, on) != on;
             }
             TrackSource::Screen => {}
+            extra => {
+                let had = p.streams.contains(&extra);
+                if on && !had {
+                    p.streams.push(extra);
+                } else if !on && had {
+                    p.streams.retain(|s| *s != extra);
+                }
+                changes.streams = on != had;
+            }
         }
         if !changes.is_empty() {
             self.emit_updated(i, changes, out);

@@ -80,7 +80,11 @@ impl Room {
             request_keyframe(&publisher, &self.publications[at].1, out);
         }
         if let Some(i) = self.index_of_conn(conn) {
-            self.set_flag(i, source, !muted, out);
+            // A muted microphone or camera is off in the participant's flags; a muted extra
+            // stream stays among its streams (published, muted).
+            if !source.is_extra() {
+                self.set_flag(i, source, !muted, out);
+            }
             if muted && source == TrackSource::Microphone {
                 let user = self.members[i].participant.user_id.clone();
                 self.speaker_silenced(&user, out);

@@ -271,9 +271,10 @@ impl Actor {
                 fixed += rates[0];
                 continue;
             }
-            let priority = match leg.source {
-                TrackSource::Screen => allocator::Priority::Screen,
-                _ => allocator::Priority::Camera,
+            let priority = if leg.source.is_screen() {
+                allocator::Priority::Screen
+            } else {
+                allocator::Priority::Camera
             };
             let Some(wanted) = leg.forward.layer_of(self.key.media) else {
                 continue;
