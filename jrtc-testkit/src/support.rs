@@ -41,6 +41,26 @@ pub fn token(server: &ServerHandle, id: &str) -> String {
         .expect("a valid token")
 }
 
+/// Adds (`-A`) or deletes (`-D`) an iptables rule that drops a share (`probability`, 0 to 1)
+/// of the UDP packets sent on loopback, at random: a lossy link for a test that runs in a
+/// network namespace of its own (this kernel has no netem; the drop is the same loss).
+pub fn lossy_loopback(verb: &str, probability: &str) {
+    let status = std::process::Command::new("iptables")
+        .args([verb, "OUTPUT", "-o", "lo", "-p", "udp"])
+        .args([
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            probability,
+        ])
+        .args(["-j", "DROP"])
+        .status()
+        .expect("iptables runs (Debian package iptables; scripts/test installs it)");
+    assert!(status.success(), "iptables {verb}");
+}
+
 /// A server API client acting as user `backend` (an admin token).
 pub fn server_api(server: &ServerHandle) -> jrtc::ServerApi {
     let token = server

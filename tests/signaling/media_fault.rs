@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use jrtc::{CallEvent, CallOptions, MediaConnection, MediaEvent, Reason, TrackSource};
 
-use crate::support::{User, builder, token};
+use crate::support::{User, builder, lossy_loopback, token};
 
 const ADDRESS: &str = "10.77.0.1";
 
@@ -346,25 +346,6 @@ async fn lost_packets_are_sent_again() {
 /// End marks [`lost_packets_are_sent_again`]'s receiver waits for after the lossy span (at one
 /// per 10 ms, 1.5 s of them) when holes remain.
 const END_MARKS: usize = 150;
-
-/// Adds (`-A`) or deletes (`-D`) the rule that drops a share (`probability`, 0 to 1) of the UDP
-/// packets sent on loopback, at random.
-pub(crate) fn lossy_loopback(verb: &str, probability: &str) {
-    let status = Command::new("iptables")
-        .args([verb, "OUTPUT", "-o", "lo", "-p", "udp"])
-        .args([
-            "-m",
-            "statistic",
-            "--mode",
-            "random",
-            "--probability",
-            probability,
-        ])
-        .args(["-j", "DROP"])
-        .status()
-        .expect("iptables runs (Debian package iptables; scripts/test installs it)");
-    assert!(status.success(), "iptables {verb}");
-}
 
 /// Writes an end mark (a packet whose fifth byte is [`END_MARK`]) on a 10 ms clock until
 /// aborted (the media's pace).

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jrtc::{CallStatistics, MediaKind, TrackSource, TrackStatistics};
 
-use crate::media_fault::{lossy_loopback, subscribed};
-use crate::support::{User, builder, server_api};
+use crate::media_fault::subscribed;
+use crate::support::{User, builder, lossy_loopback, server_api};
 
 fn track<'a>(tracks: &'a [TrackStatistics], id: &str) -> &'a TrackStatistics {
     tracks
