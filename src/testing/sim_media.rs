@@ -159,7 +159,9 @@ impl FakeSfu {
                     self.muted.remove(&(to.media, source));
                 }
             }
-            MediaAction::RequestKeyframe { .. } | MediaAction::AddCandidate { .. } => {}
+            MediaAction::RequestKeyframe { .. }
+            | MediaAction::AddCandidate { .. }
+            | MediaAction::FavourCamera { .. } => {}
             MediaAction::ClosePublishing => self.tracks.retain(|(m, _)| *m != to.media),
             MediaAction::CloseReceiving => {
                 self.legs.remove(&to.media);

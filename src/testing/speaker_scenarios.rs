@@ -144,3 +144,39 @@ fn the_audio_level_extensions_id_goes_to_the_shell_with_the_offer() {
         }]
     );
 }
+
+/// The `FavourCamera` actions among `out` for `key`'s media.
+fn favoured_for(out: &[Output], key: &MediaKey) -> Vec<Option<String>> {
+    actions_for(out, key)
+        .into_iter()
+        .filter_map(|a| match a {
+            MediaAction::FavourCamera { publication } => Some(publication),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_loudest_speakers_camera_is_favoured_by_every_receiver_until_nobody_speaks() {
+    let mut h = Harness::new();
+    let [alice, bob, carol] = h.members("r", ["alice", "bob", "carol"]);
+    let (alice_key, bob_key, carol_key) = (h.key(alice), h.key(bob), h.key(carol));
+    h.publish(alice, TrackSource::Microphone);
+    h.publish(alice, TrackSource::Camera);
+    h.publish(bob, TrackSource::Microphone);
+    // Alice speaks: bob and carol receive her camera and favour it; she receives bob's
+    // microphone, so she is told too (her allocation has no leg of her own camera).
+    window(&mut h, &alice_key, 30);
+    let out = window(&mut h, &alice_key, 30);
+    let camera = Some("alice/camera".to_owned());
+    assert_eq!(favoured_for(&out, &alice_key), [camera.clone()]);
+    assert_eq!(favoured_for(&out, &bob_key), [camera.clone()]);
+    assert_eq!(favoured_for(&out, &carol_key), [camera]);
+    // Bob, who has no camera, speaks louder: nobody's camera is favoured.
+    window(&mut h, &bob_key, 10);
+    window(&mut h, &bob_key, 10);
+    let out = window(&mut h, &alice_key, 25);
+    assert_eq!(favoured_for(&out, &carol_key), [None]);
+    // The same speakers again: nothing new to tell.
+    assert!(favoured_for(&window(&mut h, &bob_key, 10), &carol_key).is_empty());
+}

@@ -131,6 +131,9 @@ pub(crate) enum MediaAction {
     Forward { source: TrackSource, muted: bool },
     /// Ask this member's track of `source` for a key frame (a new or resumed video receiver).
     RequestKeyframe { source: TrackSource },
+    /// The room's loudest speaker's camera (publication id), if it has one: this member's
+    /// bandwidth goes to it before the other cameras.
+    FavourCamera { publication: Option<String> },
     /// An ICE candidate from the member's side of one of its connections.
     AddCandidate {
         connection: MediaConnection,

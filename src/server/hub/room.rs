@@ -50,6 +50,8 @@ pub(crate) struct Room {
     pub(super) video: super::video_layers::VideoLayers,
     /// Who speaks.
     pub(super) speakers: super::speakers::Speakers,
+    /// The camera of the loudest speaker, as last told to the receivers' bandwidth allocation.
+    pub(super) favoured_camera: Option<String>,
 }
 
 impl Room {
@@ -70,6 +72,7 @@ impl Room {
             empty_since: None,
             video: Default::default(),
             speakers: super::speakers::Speakers::new(speakers),
+            favoured_camera: None,
         }
     }
 

@@ -8,7 +8,7 @@
 use crate::model::{ParticipantChanges, TrackSource, UserId};
 use crate::protocol::ServerFrame;
 
-use super::io::{MediaId, Millis, Output};
+use super::io::{MediaAction, MediaId, Millis, Output};
 use super::room::Room;
 use super::speakers::{Heard, Speaker};
 
@@ -70,7 +70,8 @@ impl Room {
         }
     }
 
-    fn tell_speakers(&self, speakers: Vec<Speaker>, out: &mut Vec<Output>) {
+    fn tell_speakers(&mut self, speakers: Vec<Speaker>, out: &mut Vec<Output>) {
+        self.favour_camera_of(speakers.first(), out);
         for to in self.conns() {
             out.push(Output::Send {
                 to,
@@ -79,6 +80,35 @@ impl Room {
                     speakers: speakers.clone(),
                 },
             });
+        }
+    }
+
+    /// The loudest speaker's camera (if it publishes one) goes first in every receiver's
+    /// bandwidth allocation: told to each member that receives anything, when it changes.
+    fn favour_camera_of(&mut self, speaker: Option<&Speaker>, out: &mut Vec<Output>) {
+        let camera = speaker.and_then(|s| {
+            self.publications
+                .iter()
+                .find(|(_, p)| p.participant == s.user_id && p.source == TrackSource::Camera)
+                .map(|(_, p)| p.id.clone())
+        });
+        if camera == self.favoured_camera {
+            return;
+        }
+        self.favoured_camera = camera.clone();
+        for member in &self.members {
+            if self
+                .subscriptions
+                .iter()
+                .any(|(conn, _)| *conn == member.conn)
+            {
+                out.push(super::negotiation::command(
+                    &member.key,
+                    MediaAction::FavourCamera {
+                        publication: camera.clone(),
+                    },
+                ));
+            }
         }
     }
 }

@@ -62,6 +62,8 @@ pub(super) struct Actor {
     started: std::time::Instant,
     /// Turns what is read of the member's media into samples for the core.
     meter: link_meter::LinkMeter,
+    /// The loudest speaker's camera, which the allocation serves before other cameras.
+    favoured: Option<String>,
 }
 
 impl Actor {
@@ -79,6 +81,7 @@ impl Actor {
             allocator: allocator::Allocator::default(),
             started: std::time::Instant::now(),
             meter: Default::default(),
+            favoured: None,
         }
     }
 
@@ -207,6 +210,7 @@ impl Actor {
                     forward.set_muted(muted);
                 }
             }
+            MediaAction::FavourCamera { publication } => self.favoured = publication,
             MediaAction::RequestKeyframe { source } => {
                 // With simulcast, each leg's selector asks for the layer it waits for.
                 if let Some(forward) = self.shared.forward(&self.key.room, self.key.media, source)
@@ -273,6 +277,8 @@ impl Actor {
             }
             let priority = if leg.source.is_screen() {
                 allocator::Priority::Screen
+            } else if self.favoured.as_ref() == Some(id) {
+                allocator::Priority::Speaker
             } else {
                 allocator::Priority::Camera
             };

@@ -8,13 +8,13 @@
 //! - Audio is never touched: its rate comes off the estimate first, with videos sent without
 //!   simulcast (there is nothing to choose for them; the SFU does not pass them in).
 //! - Every video gets its smallest layer being sent before any gets more, screen shares before
-//!   cameras; a video whose smallest layer does not fit is paused (it resumes at a key frame
+//!   the speaker's camera before other cameras; a video whose smallest layer does not fit is paused (it resumes at a key frame
 //!   when it fits again), but for the first one: it keeps its smallest layer whatever the
 //!   estimate, as its packets carry the feedback the estimate recovers from (measured: with
 //!   every video paused on a 300 kbit/s link, the estimate sat at its 100 kbit/s floor for
 //!   13 s).
-//! - The rest is spent by priority (screen shares, then cameras), one layer at a time, up to
-//!   each leg's wanted layer.
+//! - The rest is spent by priority (screen shares, then the loudest speaker's camera, then the
+//!   other cameras), one layer at a time, up to each leg's wanted layer.
 //! - Hysteresis: stepping down uses 90 % of the estimate, stepping up only what fits in 75 % of
 //!   it, and a leg moved down for bandwidth does not step up again for [`HOLD_AFTER_DOWN_MS`]
 //!   (at most one layer per round). A drop is answered in the next round.
@@ -95,6 +95,8 @@ impl Estimate {
 pub(crate) enum Priority {
     /// A screen share: text must stay readable.
     Screen,
+    /// The camera of the room's loudest speaker: the face people look at.
+    Speaker,
     /// A camera.
     Camera,
 }
@@ -440,6 +442,26 @@ mod tests {
         assert_eq!(
             a.allocate(1_000, own(10_000 * KBPS), 0, &[camera("a/camera", 2)]),
             [("a/camera".to_owned(), Budget::UpTo(2))]
+        );
+    }
+
+    #[test]
+    fn the_speakers_camera_goes_up_before_the_other_cameras() {
+        let mut a = Allocator::default();
+        let speaker = Demand {
+            priority: Priority::Speaker,
+            ..camera("z/camera", 2)
+        };
+        let legs = [camera("a/camera", 2), speaker];
+        // 1 Mbit/s, no audio: both smallest layers (300 kbit/s), then one more layer (+350),
+        // which goes to the speaker's camera though it sorts last by id.
+        let got = budgets(a.allocate(0, own(1_000 * KBPS), 0, &legs));
+        assert_eq!(
+            got,
+            [
+                ("a/camera".to_owned(), Budget::UpTo(0)),
+                ("z/camera".to_owned(), Budget::UpTo(1)),
+            ]
         );
     }
 
