@@ -60,7 +60,7 @@ impl Call {
                         {
                             let received = &s.received_rtp_stream_stats;
                             t.packets_lost += received.packets_reported_as_lost;
-                            t.jitter_ms = max(t.jitter_ms, jitter_ms(t.kind, received.jitter));
+                            raise(&mut t.jitter_ms, jitter_ms(t.kind, received.jitter));
                         }
                         _ => {}
                     }
@@ -98,7 +98,7 @@ impl Call {
                 t.packets += r.packets_received;
                 t.bytes += s.bytes_received;
                 t.packets_lost += r.packets_lost.max(0) as u64;
-                t.jitter_ms = max(t.jitter_ms, jitter_ms(t.kind, r.jitter));
+                raise(&mut t.jitter_ms, jitter_ms(t.kind, r.jitter));
                 t.nacks += u64::from(s.nack_count);
                 t.keyframe_requests += u64::from(s.pli_count + s.fir_count);
                 if t.kind == crate::model::MediaKind::Video {
@@ -211,19 +211,16 @@ fn bitrates(media: &super::media::ClientMedia, stats: &mut CallStatistics) {
 }
 
 /// Jitter in RTP timestamp units as milliseconds (Opus's clock is 48 kHz, VP8's 90 kHz).
-fn jitter_ms(kind: crate::model::MediaKind, units: f64) -> Option<f64> {
-    let per_ms = match kind {
-        crate::model::MediaKind::Audio => 48.0,
-        crate::model::MediaKind::Video => 90.0,
-    };
-    Some(units / per_ms)
+fn jitter_ms(kind: crate::model::MediaKind, units: f64) -> f64 {
+    match kind {
+        crate::model::MediaKind::Audio => units / 48.0,
+        crate::model::MediaKind::Video => units / 90.0,
+    }
 }
 
-fn max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+/// Keeps the larger of a track's streams' jitters.
+fn raise(jitter: &mut Option<f64>, ms: f64) {
+    *jitter = Some(jitter.map_or(ms, |j| j.max(ms)));
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -165,6 +165,9 @@ pub(crate) struct LinkStats {
     pub(crate) audio_jitter_ms: Option<u32>,
     /// The round trip of its candidate pair (ICE checks), in milliseconds.
     pub(crate) rtt_ms: Option<u32>,
+    /// The connection's own bandwidth estimate in bits per second (GCC over transport-wide
+    /// feedback; a connection made with [`Peer::new_estimating`], once feedback came).
+    pub(crate) send_side_bps: Option<u64>,
 }
 
 /// A peer connection and the channel its events arrive on.
@@ -191,7 +194,7 @@ impl Peer {
     /// [`Peer::new`], for a connection that sends media and estimates its bandwidth: its
     /// packets carry transport-wide sequence numbers, the receiver's feedback on them drives a
     /// delay- and loss-based estimator (GCC, the `rtc` crate's), and the estimate is read with
-    /// [`Peer::send_side_estimate`] (and a REMB-sending receiver's own with [`Peer::receiver_estimate`]). Nothing is paced: the SFU forwards packets as the
+    /// [`Peer::link_stats`] (and a REMB-sending receiver's own with [`Peer::receiver_estimate`]). Nothing is paced: the SFU forwards packets as the
     /// publishers' own pacers sent them, and keeps within the estimate by choosing layers.
     pub(crate) async fn new_estimating(
         settings: &PeerSettings,
@@ -340,27 +343,6 @@ impl Peer {
         self.receiver_estimate.as_ref().and_then(|e| e.get())
     }
 
-    /// The connection's own bandwidth estimate in bits per second (GCC over transport-wide
-    /// feedback; a connection made with [`Peer::new_estimating`], once feedback came), else
-    /// `None`.
-    pub(crate) async fn send_side_estimate(&self) -> Option<u64> {
-        use rtc::statistics::StatsSelector;
-        use rtc::statistics::report::RTCStatsReportEntry;
-        let report = self
-            .pc
-            .get_stats(std::time::Instant::now(), StatsSelector::None)
-            .await;
-        report
-            .iter()
-            .filter_map(|entry| match entry {
-                RTCStatsReportEntry::OutboundRtp(s) if s.target_bitrate > 0.0 => {
-                    Some(s.target_bitrate as u64)
-                }
-                _ => None,
-            })
-            .max()
-    }
-
     /// What the connection's statistics say of its link now (see [`LinkStats`]).
     pub(crate) async fn link_stats(&self) -> LinkStats {
         use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -396,6 +378,10 @@ impl Peer {
                     stats.audio_jitter_ms = stats
                         .audio_jitter_ms
                         .max(audio_ms(received.rtp_stream_stats.kind, received.jitter));
+                }
+                RTCStatsReportEntry::OutboundRtp(s) if s.target_bitrate > 0.0 => {
+                    let bps = s.target_bitrate as u64;
+                    stats.send_side_bps = stats.send_side_bps.max(Some(bps));
                 }
                 RTCStatsReportEntry::IceCandidatePair(s) if s.current_round_trip_time > 0.0 => {
                     let ms = (s.current_round_trip_time * 1_000.0).round() as u32;

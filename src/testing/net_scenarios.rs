@@ -10,25 +10,14 @@ use crate::server::hub::io::{MediaFact, MediaKey};
 use crate::server::hub::net_status::{LinkSample, Loss};
 use crate::server::hub::{ConnId, Output};
 
-use super::scenarios::{Harness, frames_to};
+use super::scenarios::{Harness, frames_to, updates_to};
 
 /// The net statuses told to `conn` among `out`: whose, what, and whether the connection
 /// changed with it.
 fn nets_to(out: &[Output], conn: ConnId) -> Vec<(String, NetStatus, bool)> {
-    frames_to(out, conn)
+    updates_to(out, conn, |c| c.net)
         .into_iter()
-        .filter_map(|f| match f {
-            ServerFrame::ParticipantUpdated {
-                participant,
-                changes,
-                ..
-            } if changes.net => Some((
-                participant.user_id.to_string(),
-                participant.net,
-                changes.connection,
-            )),
-            _ => None,
-        })
+        .map(|(p, c)| (p.user_id.to_string(), p.net, c.connection))
         .collect()
 }
 

@@ -175,6 +175,25 @@ pub(super) fn only_refusal(outputs: &[Output], conn: ConnId, op: OperationId) ->
     }
 }
 
+/// The participant updates `conn` receives whose changes `flagged` picks, in order.
+pub(super) fn updates_to(
+    outputs: &[Output],
+    conn: ConnId,
+    flagged: impl Fn(&crate::model::ParticipantChanges) -> bool,
+) -> Vec<(crate::model::Participant, crate::model::ParticipantChanges)> {
+    frames_to(outputs, conn)
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::ParticipantUpdated {
+                participant,
+                changes,
+                ..
+            } if flagged(&changes) => Some((participant, changes)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The frames `conn` receives, in order.
 pub(super) fn frames_to(outputs: &[Output], conn: ConnId) -> Vec<ServerFrame> {
     outputs

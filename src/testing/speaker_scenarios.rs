@@ -9,7 +9,7 @@ use crate::protocol::{ClientFrame, ServerFrame};
 use crate::server::hub::io::{MediaAction, MediaFact, MediaKey};
 use crate::server::hub::{ConnId, Output};
 
-use super::scenarios::{Harness, actions_for, frames_to};
+use super::scenarios::{Harness, actions_for, frames_to, updates_to};
 
 /// The `speakers` frames among `out` to `conn`.
 fn speakers_to(out: &[Output], conn: ConnId) -> Vec<Vec<ActiveSpeaker>> {
@@ -27,16 +27,9 @@ fn speakers_to(out: &[Output], conn: ConnId) -> Vec<Vec<ActiveSpeaker>> {
 
 /// The volume statuses told to `conn` among `out` (participant updates with the volume flag).
 fn volumes_to(out: &[Output], conn: ConnId) -> Vec<(String, VolumeStatus)> {
-    frames_to(out, conn)
+    updates_to(out, conn, |c| c.volume)
         .into_iter()
-        .filter_map(|f| match f {
-            ServerFrame::ParticipantUpdated {
-                participant,
-                changes,
-                ..
-            } if changes.volume => Some((participant.user_id.to_string(), participant.volume)),
-            _ => None,
-        })
+        .map(|(p, _)| (p.user_id.to_string(), p.volume))
         .collect()
 }
 

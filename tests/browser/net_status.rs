@@ -56,29 +56,32 @@ async fn carol(url: String, token: String, own: watch::Sender<NetStatus>) {
     member.call.close().await;
 }
 
-/// Waits until `watcher` sees carol's net status satisfy `condition` (at most 20 s); every
-/// status it saw her change to on the way is added to `seen`.
+/// Waits until `watcher` sees carol's net status satisfy `condition` (each change within
+/// `Member::until`'s wait); every status it saw her change to on the way is added to `seen`.
 async fn carol_until(
     watcher: &mut Member,
     seen: &mut Vec<NetStatus>,
     condition: impl Fn(NetStatus) -> bool,
 ) -> Duration {
     let start = Instant::now();
-    let net = watcher
-        .until(|e| match e {
-            CallEvent::Participant(ParticipantEvent::Updated {
-                participant,
-                changes,
-                ..
-            }) if changes.net && participant.user_id.as_str() == "carol" => Some(participant.net),
-            _ => None,
-        })
-        .await;
-    seen.push(net);
-    if condition(net) {
-        return start.elapsed();
+    loop {
+        let net = watcher
+            .until(|e| match e {
+                CallEvent::Participant(ParticipantEvent::Updated {
+                    participant,
+                    changes,
+                    ..
+                }) if changes.net && participant.user_id.as_str() == "carol" => {
+                    Some(participant.net)
+                }
+                _ => None,
+            })
+            .await;
+        seen.push(net);
+        if condition(net) {
+            return start.elapsed();
+        }
     }
-    start.elapsed() + Box::pin(carol_until(watcher, seen, condition)).await
 }
 
 /// Waits until the Chromium member has seen an update of carol's net status to one of

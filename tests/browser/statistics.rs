@@ -30,6 +30,18 @@ fn web_track<'a>(stats: &'a Value, list: &str, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {id} in {list}: {stats}"))
 }
 
+/// Waits until Chromium's statistics count packets received of publication `id`.
+async fn until_received(browser: &Browser, page: Page, id: &str) {
+    let code = format!(
+        "await T.poll(async () => {{
+           const s = await T.calls.web.statistics();
+           const t = s.received.find((t) => t.publication === '{id}');
+           return t && t.packets > 0 ? {{ ok: true }} : {{ s }};
+         }});"
+    );
+    browser.eval(page, &code).await;
+}
+
 /// Chromium's count of packets received of the Rust camera, once it no longer changes
 /// (polled every 300 ms: the browser's counters are read, no event says the stream stopped).
 async fn quiet_count(browser: &Browser, page: Page) -> u64 {
@@ -69,16 +81,7 @@ async fn chromium_statistics_count_what_was_sent_and_received() {
             primer.write(vec![0x10, 0, 0, 0, 0], 0, true).await.unwrap();
         }
     });
-    browser
-        .eval(
-            page,
-            "await T.poll(async () => {
-               const s = await T.calls.web.statistics();
-               const t = s.received.find((t) => t.publication === 'rust/camera');
-               return t && t.packets > 0 ? { ok: true } : { s };
-             });",
-        )
-        .await;
+    until_received(&browser, page, "rust/camera").await;
     priming.abort();
     let _ = priming.await;
     let before = quiet_count(&browser, page).await;
@@ -164,16 +167,7 @@ async fn chromium_statistics_report_the_loss_of_a_lossy_link() {
             t["packets_lost"].as_u64().unwrap(),
         )
     };
-    browser
-        .eval(
-            page,
-            "await T.poll(async () => {
-               const s = await T.calls.web.statistics();
-               const t = s.received.find((t) => t.publication === 'rust/microphone');
-               return t && t.packets > 0 ? { ok: true } : { s };
-             });",
-        )
-        .await;
+    until_received(&browser, page, "rust/microphone").await;
     speaking.abort();
     let _ = speaking.await;
     let before = audio(&browser_statistics(&browser, page).await);

@@ -52,7 +52,6 @@ export async function statistics(media, me, room, last) {
       if (!t) {
         t = emptyTrack(`${me}/${source}`, me, source, s.kind, connection.rtt_ms);
         t.bandwidth_estimate_bps = pair?.availableOutgoingBitrate ?? null;
-        t.streams = 0;
         tracks.set(source, t);
       }
       t.packets += s.packetsSent ?? 0;
@@ -68,7 +67,6 @@ export async function statistics(media, me, room, last) {
       }
     }
     for (const t of tracks.values()) {
-      delete t.streams;
       t.loss_percent = percent(t.packets_lost, t.packets);
       out.published.push(t);
     }

@@ -51,7 +51,7 @@ pub(crate) struct Loss {
 
 impl Loss {
     /// Both together.
-    fn plus(self, other: Loss) -> Loss {
+    pub(crate) fn plus(self, other: Loss) -> Loss {
         Loss {
             expected: self.expected + other.expected,
             lost: self.lost + other.lost,

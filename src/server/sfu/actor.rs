@@ -263,8 +263,10 @@ impl Actor {
         let Some(peer) = self.subscriber.as_ref() else {
             return;
         };
-        let estimate =
-            allocator::Estimate::lower(peer.send_side_estimate().await, peer.receiver_estimate());
+        let estimate = allocator::Estimate::lower(
+            peer.link_stats().await.send_side_bps,
+            peer.receiver_estimate(),
+        );
         let now = std::time::Instant::now();
         // Audio, and videos sent without simulcast (nothing to choose), come off first.
         let mut fixed = 0;
@@ -319,10 +321,9 @@ impl Actor {
             stats.push(peer.link_stats().await);
         }
         if let Some(peer) = &self.subscriber {
-            let estimate = allocator::Estimate::lower(
-                peer.send_side_estimate().await,
-                peer.receiver_estimate(),
-            );
+            // One read of the connection's statistics: its estimate, reports, jitter, RTT.
+            let link = peer.link_stats().await;
+            let estimate = allocator::Estimate::lower(link.send_side_bps, peer.receiver_estimate());
             reading.estimate_bps = estimate.map(|e| e.bps);
             let now = std::time::Instant::now();
             for leg in self.legs.values() {
@@ -331,7 +332,6 @@ impl Actor {
                 reading.wanted_bps += rates.get(usize::from(wanted)).copied().unwrap_or(0);
                 reading.least_bps += rates.iter().copied().find(|r| *r > 0).unwrap_or(0);
             }
-            let link = peer.link_stats().await;
             // What the member reports lost, but for the numbers its legs never carried (its
             // publishers' own loss before the server); a stream no leg carries any more (its
             // publisher gone) is not judged.

@@ -52,6 +52,14 @@ impl GapLog {
     /// Whether the leg is to send a packet numbered `seq`: yes, and it is counted as carried,
     /// unless the leg carried that number already (or it is too old to tell).
     pub(crate) fn admit(&mut self, seq: u16) -> bool {
+        // Almost every packet: the next number, no gap to prune.
+        if let Some(highest) = self.highest
+            && self.missing.is_empty()
+            && seq == (highest as u16).wrapping_add(1)
+        {
+            self.highest = Some(highest + 1);
+            return true;
+        }
         let Some(ext) = self.extend(seq) else {
             self.highest = Some(0x1_0000 + u64::from(seq));
             return true;

@@ -129,12 +129,7 @@ fn worst(losses: impl IntoIterator<Item = Loss>) -> Loss {
         .filter(|l| l.permille().is_some())
         .max_by_key(|l| l.permille())
         .copied()
-        .unwrap_or_else(|| {
-            losses.iter().fold(Loss::default(), |sum, l| Loss {
-                expected: sum.expected + l.expected,
-                lost: sum.lost + l.lost,
-            })
-        })
+        .unwrap_or_else(|| losses.iter().fold(Loss::default(), |sum, l| sum.plus(*l)))
 }
 
 #[cfg(test)]
