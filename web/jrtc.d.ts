@@ -47,6 +47,10 @@ export interface CallStatistics {
   connections: {
     connection: "publish" | "subscribe"; rtt_ms: number | null;
     packets_sent: number; packets_received: number; bytes_sent: number; bytes_received: number;
+    /** The server's address in use ("ip:port"), once connected. */
+    remote_address: string | null;
+    /** "udp", or "tcp" (ICE over TCP where UDP is blocked), once connected. */
+    protocol: string | null;
   }[];
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct ServeConfig {
     no_reconnect_hint: Option<bool>,
     dev: Option<bool>,
     media_bind: Option<std::net::SocketAddr>,
+    media_tcp_bind: Option<std::net::SocketAddr>,
+    no_media_tcp: Option<bool>,
     media_public_ip: Option<Vec<String>>,
     media_workers: Option<usize>,
     recording_dir: Option<PathBuf>,
@@ -132,6 +134,8 @@ impl ServeConfig {
             no_reconnect_hint,
             dev,
             media_bind,
+            media_tcp_bind,
+            no_media_tcp,
             media_public_ip,
             media_workers,
             recording_dir,
@@ -190,9 +194,12 @@ no_reconnect_hint = false
 # A development server: without a secret, a random one is made. Never in production.
 dev = false
 
-# Where the SFU's peer connections bind (port 0: a free port per connection), the addresses to
-# announce instead (behind NAT), and the media worker threads (0: one per core).
+# The one UDP port all media goes through (port 0: a free port), the TCP port for ICE over TCP
+# (clients whose network blocks UDP; no_media_tcp = true: UDP only), the addresses to announce
+# instead (behind NAT), and the media worker threads (0: one per core).
 media_bind = "127.0.0.1:0"
+media_tcp_bind = "127.0.0.1:0"
+no_media_tcp = false
 media_public_ip = []
 media_workers = 0
 

@@ -142,9 +142,16 @@ struct Serve {
     /// can log in then). Never for production.
     #[arg(long, env = "JRTC_DEV")]
     dev: bool,
-    /// Address the SFU's peer connections bind (port 0: a free port per connection).
+    /// The one UDP port all media goes through (port 0: a free port).
     #[arg(long, default_value = "127.0.0.1:0", env = "JRTC_MEDIA_BIND")]
     media_bind: std::net::SocketAddr,
+    /// The TCP port for ICE over TCP, for clients whose network blocks UDP (port 0: a free
+    /// port).
+    #[arg(long, default_value = "127.0.0.1:0", env = "JRTC_MEDIA_TCP_BIND")]
+    media_tcp_bind: std::net::SocketAddr,
+    /// No ICE over TCP: media over UDP only.
+    #[arg(long, env = "JRTC_NO_MEDIA_TCP")]
+    no_media_tcp: bool,
     /// An address to announce in ICE candidates instead of the bound one (repeat for more).
     #[arg(long, env = "JRTC_MEDIA_PUBLIC_IP")]
     media_public_ip: Vec<String>,
@@ -537,6 +544,7 @@ async fn serve(args: Serve) -> Result<(), Box<dyn std::error::Error>> {
         .bind(args.bind)
         .limits(limits)
         .media_addresses(args.media_bind, args.media_public_ip)
+        .media_tcp_bind((!args.no_media_tcp).then_some(args.media_tcp_bind))
         .media_workers(args.media_workers)
         .recording_dir(args.recording_dir)
         .embedded_recorder(!args.no_embedded_recorder)

@@ -110,6 +110,9 @@ impl Call {
                 .media_bind
                 .unwrap_or_else(|| default_media_bind(url)),
             public_ips: Vec::new(),
+            shared: None,
+            // Active ICE-over-TCP candidates: media still flows where UDP is blocked.
+            tcp: true,
         };
         let media = Arc::new(media::ClientMedia::new(
             media_settings,

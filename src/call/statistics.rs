@@ -170,6 +170,18 @@ fn connection_of(connection: MediaConnection, report: &RTCStatsReport) -> Connec
             _ => None,
         })
         .max_by_key(|p| p.bytes_received + p.bytes_sent);
+    let remote = pair.and_then(|pair| {
+        report.iter().find_map(|entry| match entry {
+            // The crate names a pair's candidate by the candidate's id, and the candidate's
+            // statistics by that id with a prefix.
+            RTCStatsReportEntry::RemoteCandidate(c)
+                if c.stats.id.ends_with(pair.remote_candidate_id.as_str()) =>
+            {
+                Some(c)
+            }
+            _ => None,
+        })
+    });
     ConnectionStatistics {
         connection,
         rtt_ms: pair
@@ -179,6 +191,11 @@ fn connection_of(connection: MediaConnection, report: &RTCStatsReport) -> Connec
         packets_received: pair.map_or(0, |p| p.packets_received),
         bytes_sent: pair.map_or(0, |p| p.bytes_sent),
         bytes_received: pair.map_or(0, |p| p.bytes_received),
+        remote_address: remote.and_then(|c| {
+            let ip = c.address.as_deref()?;
+            Some(std::net::SocketAddr::new(ip.parse().ok()?, c.port).to_string())
+        }),
+        protocol: remote.map(|c| c.protocol.to_ascii_lowercase()),
     }
 }
 

@@ -17,7 +17,7 @@ mod track;
 pub use rtc;
 
 pub(crate) use keyframes::{asks_for_keyframe, keyframe_asked_of};
-pub(crate) use peer::{Peer, PeerEvent, PeerSettings, codec_for};
+pub(crate) use peer::{Peer, PeerEvent, PeerSettings, SharedConnection, SharedPort, codec_for};
 pub use track::{LocalTrack, RemoteTrack, RtpPacket};
 pub(crate) use track::{Stamps, Stream, rand_u32};
 

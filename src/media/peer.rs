@@ -28,10 +28,17 @@ use crate::protocol::IceCandidate;
 /// Where a peer connection binds its UDP socket, and what it announces.
 #[derive(Clone, Debug)]
 pub(crate) struct PeerSettings {
-    /// The local address for media (port 0: any free port).
+    /// The local address for media (port 0: any free port). With a [`shared`](Self::shared)
+    /// port, only its address counts: the connection uses the shared port.
     pub bind: SocketAddr,
     /// Addresses to announce instead of the bound one (a server behind NAT), if any.
     pub public_ips: Vec<String>,
+    /// Sockets shared by every connection (the server's media port): the connection is
+    /// ICE-lite, with the credentials and sockets the port gives it.
+    pub shared: Option<Arc<dyn SharedPort>>,
+    /// Whether a connection of its own also tries ICE over TCP (active candidates, for a
+    /// network that blocks UDP).
+    pub tcp: bool,
 }
 
 impl Default for PeerSettings {
@@ -39,8 +46,29 @@ impl Default for PeerSettings {
         PeerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_ips: Vec::new(),
+            shared: None,
+            tcp: false,
         }
     }
+}
+
+/// Sockets many peer connections share (the server's media port, `server/sfu/port`).
+pub(crate) trait SharedPort: Send + Sync + std::fmt::Debug {
+    /// What a new connection on the port is built with.
+    fn connection(&self) -> SharedConnection;
+}
+
+/// A connection's place on a [`SharedPort`].
+pub(crate) struct SharedConnection {
+    /// Its ICE username fragment, which routes the client's checks to it.
+    pub ufrag: String,
+    /// Its ICE password.
+    pub password: String,
+    /// The runtime whose sockets are the port's.
+    pub runtime: Arc<dyn webrtc::runtime::Runtime>,
+    /// Whether the port takes ICE over TCP (the connection then announces a passive TCP
+    /// candidate).
+    pub tcp: bool,
 }
 
 /// What a peer connection tells its owner.
@@ -263,6 +291,25 @@ impl Peer {
         if !settings.public_ips.is_empty() {
             setting = setting.with_nat_1to1_ips(settings.public_ips.clone(), Default::default());
         }
+        // The driver binds its own sockets on these; on a shared port it keeps only their
+        // addresses (its runtime hands back the port's sockets), so any free port will do.
+        let own = SocketAddr::new(settings.bind.ip(), 0);
+        let mut udp = vec![settings.bind.to_string()];
+        let mut tcp = Vec::new();
+        let mut runtime = None;
+        if let Some(port) = &settings.shared {
+            let connection = port.connection();
+            setting = setting
+                .with_lite(true)
+                .with_ice_credentials(connection.ufrag, connection.password);
+            udp = vec![own.to_string()];
+            if connection.tcp {
+                tcp.push(own.to_string());
+            }
+            runtime = Some(connection.runtime);
+        } else if settings.tcp {
+            tcp.push(own.to_string());
+        }
         let (events, events_rx) = mpsc::unbounded_channel();
         let (gathered_tx, gathered) = mpsc::unbounded_channel();
         let pc = PeerConnectionBuilder::new()
@@ -274,9 +321,14 @@ impl Peer {
                 events,
                 gathered: gathered_tx,
             }))
-            .with_udp_addrs(vec![settings.bind.to_string()])
-            .build()
-            .await?;
+            .with_udp_addrs(udp)
+            .with_tcp_addrs(tcp);
+        let pc = match runtime {
+            Some(runtime) => pc.with_runtime(runtime),
+            None => pc,
+        }
+        .build()
+        .await?;
         Ok((
             Peer {
                 pc: Arc::new(pc),

@@ -99,6 +99,11 @@ pub struct ConnectionStatistics {
     pub bytes_sent: u64,
     /// Bytes it received.
     pub bytes_received: u64,
+    /// The server's address the connection reaches (its candidate in use), once connected.
+    pub remote_address: Option<String>,
+    /// Whether the media goes over `"udp"` or `"tcp"` (ICE over TCP, where UDP is blocked),
+    /// once connected.
+    pub protocol: Option<String>,
 }
 
 /// What the server measures of a room's media (`GET /api/rooms/{room}/statistics`): each

@@ -133,11 +133,19 @@ impl ServerBuilder {
         self
     }
 
-    /// Where the SFU's peer connections bind (default `127.0.0.1:0`), and the addresses to
-    /// announce in ICE candidates instead of the bound one (for a server behind NAT).
+    /// The one UDP port the SFU's peer connections share (default `127.0.0.1:0`: a free port),
+    /// and the addresses to announce in ICE candidates instead of the bound one (for a server
+    /// behind NAT).
     pub fn media_addresses(mut self, bind: std::net::SocketAddr, public_ips: Vec<String>) -> Self {
         self.options.media_bind = bind;
         self.options.media_public_ips = public_ips;
+        self
+    }
+
+    /// Sets [`ServerOptions::media_tcp_bind`]: the TCP port for ICE over TCP (`None`: UDP
+    /// only).
+    pub fn media_tcp_bind(mut self, bind: Option<std::net::SocketAddr>) -> Self {
+        self.options.media_tcp_bind = bind;
         self
     }
 
@@ -329,9 +337,25 @@ impl ServerBuilder {
                 interval_ms: millis(self.options.speaker_interval),
             },
         };
+        let media_port = sfu::port::MediaPort::bind(
+            self.options.media_bind,
+            self.options.media_tcp_bind,
+        )
+        .map(Arc::new)
+        .map_err(|source| ServerError::Bind {
+            addr: self.options.media_bind.to_string(),
+            source,
+        })?;
+        tracing::info!(
+            udp = %media_port.udp_addr(),
+            tcp = ?media_port.tcp_addr(),
+            "media port bound"
+        );
         let peer_settings = crate::media::PeerSettings {
-            bind: self.options.media_bind,
+            bind: media_port.udp_addr(),
             public_ips: self.options.media_public_ips.clone(),
+            shared: Some(media_port.clone()),
+            tcp: false,
         };
         let workers = match self.options.media_workers {
             0 => sfu::workers::default_count(),
@@ -363,6 +387,7 @@ impl ServerBuilder {
         tracing::info!(%addr, tls = tls.is_some(), "jrtc server listening");
         Ok(ServerHandle {
             addr,
+            media_port,
             tls: tls.is_some(),
             secret,
             stop: stop_tx,
@@ -376,6 +401,7 @@ impl ServerBuilder {
 /// stops it in order and waits.
 pub struct ServerHandle {
     addr: SocketAddr,
+    media_port: Arc<sfu::port::MediaPort>,
     tls: bool,
     secret: Vec<u8>,
     stop: watch::Sender<bool>,
@@ -388,6 +414,16 @@ impl ServerHandle {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "wss" } else { "ws" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The UDP port all media goes through ([`ServerOptions::media_bind`]).
+    pub fn media_udp_addr(&self) -> SocketAddr {
+        self.media_port.udp_addr()
+    }
+
+    /// The TCP port for ICE over TCP ([`ServerOptions::media_tcp_bind`]), if there is one.
+    pub fn media_tcp_addr(&self) -> Option<SocketAddr> {
+        self.media_port.tcp_addr()
     }
 
     /// The base URL of the server's HTTP routes on the same port: `http://` (or `https://`

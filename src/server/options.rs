@@ -262,9 +262,14 @@ pub struct ServerOptions {
     /// Keep invitations to users who are not connected until they time out, delivering them if
     /// the user logs in meanwhile, instead of failing them with reason `offline`.
     pub hold_offline_invitations: bool,
-    /// Where peer connections bind their UDP sockets (`127.0.0.1:0` by default; each peer
-    /// connection gets its own port).
+    /// The one UDP port every peer connection shares (`127.0.0.1:0` by default: a free port
+    /// on loopback; a server for other machines binds e.g. `0.0.0.0:7882` and opens that port
+    /// alone in its firewall).
     pub media_bind: std::net::SocketAddr,
+    /// The TCP port for ICE over TCP, which reaches clients whose network blocks UDP
+    /// (`127.0.0.1:0` by default; `None`: UDP only). Connections announce it as a passive
+    /// candidate; UDP is preferred whenever it works.
+    pub media_tcp_bind: Option<std::net::SocketAddr>,
     /// Addresses to announce in ICE candidates instead of the bound one (behind NAT).
     pub media_public_ips: Vec<String>,
     /// Threads that forward media (0, the default: one per core), each started when a room
@@ -369,6 +374,7 @@ impl Default for ServerOptions {
             auto_reject_busy: false,
             hold_offline_invitations: false,
             media_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_tcp_bind: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             media_public_ips: Vec::new(),
             media_workers: 0,
             grace_period: Duration::from_secs(20),

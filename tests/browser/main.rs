@@ -21,3 +21,4 @@ mod shaped;
 mod simulcast;
 mod speakers;
 mod statistics;
+mod udp_blocked;

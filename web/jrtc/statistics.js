@@ -16,7 +16,9 @@ function selectedPair(report) {
   return pair;
 }
 
-function connectionOf(connection, pair) {
+function connectionOf(connection, pair, report) {
+  const remote = pair ? report.get(pair.remoteCandidateId) : undefined;
+  const host = remote?.address?.includes(":") ? `[${remote.address}]` : remote?.address;
   return {
     connection,
     rtt_ms: ms(pair?.currentRoundTripTime) ?? null,
@@ -24,6 +26,8 @@ function connectionOf(connection, pair) {
     packets_received: pair?.packetsReceived ?? 0,
     bytes_sent: pair?.bytesSent ?? 0,
     bytes_received: pair?.bytesReceived ?? 0,
+    remote_address: host != null ? `${host}:${remote.port}` : null,
+    protocol: remote?.protocol ?? null,
   };
 }
 
@@ -41,7 +45,7 @@ export async function statistics(media, me, room, last) {
   if (media.pub) {
     const report = await media.pub.pc.getStats();
     const pair = selectedPair(report);
-    const connection = connectionOf("publish", pair);
+    const connection = connectionOf("publish", pair, report);
     const sourceOf = new Map([...media.pub.transceivers].map(([source, t]) => [t.mid, source]));
     const tracks = new Map();
     for (const s of report.values()) {
@@ -74,7 +78,7 @@ export async function statistics(media, me, room, last) {
   }
   if (media.sub) {
     const report = await media.sub.pc.getStats();
-    const connection = connectionOf("subscribe", selectedPair(report));
+    const connection = connectionOf("subscribe", selectedPair(report), report);
     const tracks = new Map();
     for (const s of report.values()) {
       if (s.type !== "inbound-rtp") continue;

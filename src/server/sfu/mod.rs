@@ -18,6 +18,7 @@ mod gap_log;
 pub(crate) mod layers;
 mod link_meter;
 mod packet_count;
+pub(crate) mod port;
 mod rates;
 mod sdp_fixes;
 pub(crate) mod vp8;

@@ -1262,10 +1262,17 @@ impl RTCPeerConnection {
     /// The gathering state does move here, because SDP generation reads it and a restart offer
     /// must not claim end-of-candidates.
     pub(super) fn stage_ice_restart(&mut self) -> Result<()> {
-        let (local_ufrag, local_pwd) = (
+        let (mut local_ufrag, mut local_pwd) = (
             self.setting_engine.candidates.username_fragment.clone(),
             self.setting_engine.candidates.password.clone(),
         );
+        // jrtc (vendor/rtc/PATCHES.md): a restart with static credentials gets new ones that
+        // begin with the static username fragment, so the other side sees a restart and a
+        // server routing by that fragment's start still finds the connection.
+        if !local_ufrag.is_empty() {
+            local_ufrag.push_str(&ice::rand::generate_ufrag());
+            local_pwd = ice::rand::generate_pwd();
+        }
         self.ice_transport_mut()
             .generate_restart_credentials(local_ufrag, local_pwd)?;
         self.ice_transport_mut().ice_gathering_state = RTCIceGatheringState::Gathering;
@@ -1362,18 +1369,21 @@ impl RTCPeerConnection {
 
     pub(super) fn add_ice_remote_candidate(&mut self, candidate_value: &str) -> Result<()> {
         let candidate: Candidate = unmarshal_candidate(candidate_value)?;
+        self.register_remote_candidate_stats(&candidate);
+        self.ice_transport_mut().add_remote_candidate(candidate)?;
+        Ok(())
+    }
 
-        // Register remote candidate with stats accumulator
+    /// Registers a remote candidate with the stats accumulator (jrtc: also called for the
+    /// candidates of a remote description, vendor/rtc/PATCHES.md).
+    pub(super) fn register_remote_candidate_stats(&mut self, candidate: &Candidate) {
         // Per W3C spec, URL must NOT be present for remote candidates
-        let rtc_candidate: RTCIceCandidate = (&candidate).into();
+        let rtc_candidate: RTCIceCandidate = candidate.into();
         let candidate_id = format!("RTCRemoteIceCandidate_{}", rtc_candidate.id);
         let (ufrag, _) = self.ice_transport().get_remote_user_credentials();
         let accumulator = self.candidate_to_accumulator(&rtc_candidate, ufrag, None);
         self.stats_mut()
             .register_remote_candidate(candidate_id, accumulator);
-
-        self.ice_transport_mut().add_remote_candidate(candidate)?;
-        Ok(())
     }
 
     pub(super) fn add_ice_local_candidate(
