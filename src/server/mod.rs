@@ -337,15 +337,13 @@ impl ServerBuilder {
                 interval_ms: millis(self.options.speaker_interval),
             },
         };
-        let media_port = sfu::port::MediaPort::bind(
-            self.options.media_bind,
-            self.options.media_tcp_bind,
-        )
-        .map(Arc::new)
-        .map_err(|source| ServerError::Bind {
-            addr: self.options.media_bind.to_string(),
-            source,
-        })?;
+        let media_port =
+            sfu::port::MediaPort::bind(self.options.media_bind, self.options.media_tcp_bind)
+                .map(Arc::new)
+                .map_err(|source| ServerError::Bind {
+                    addr: self.options.media_bind.to_string(),
+                    source,
+                })?;
         tracing::info!(
             udp = %media_port.udp_addr(),
             tcp = ?media_port.tcp_addr(),
@@ -376,6 +374,7 @@ impl ServerBuilder {
             shell::Media {
                 peers: peer_settings,
                 workers,
+                port: media_port.clone(),
             },
             shell::Access {
                 tls: tls.clone(),
@@ -482,6 +481,11 @@ impl ServerHandle {
     /// Members whose media the SFU handles now.
     pub fn media_peer_count(&self) -> usize {
         self.state.sfu().actor_count()
+    }
+
+    /// Peer connections on the media port now; 0 once no member has media.
+    pub fn media_port_connections(&self) -> usize {
+        self.media_port.connections()
     }
 
     /// Tasks alive on the SFU's worker threads (member actors, peer-connection drivers, track

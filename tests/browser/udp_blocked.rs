@@ -60,11 +60,7 @@ async fn members_behind_a_udp_block_get_media_over_tcp() {
     let remote = format!("{SERVER}:{port}");
 
     let mut alice = Member::join_at(&format!("ws://{remote}"), token(&server, "alice"), "r").await;
-    let camera = alice
-        .call
-        .publish_track(TrackSource::Camera)
-        .await
-        .unwrap();
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
     let filming = tokio::spawn(async move {
         // The media's pace, not a wait for anything.
         let mut clock = tokio::time::interval(Duration::from_millis(10));
@@ -87,7 +83,11 @@ async fn members_behind_a_udp_block_get_media_over_tcp() {
         .unwrap();
     assert_eq!(statistics.connections.len(), 2, "{statistics:?}");
     for connection in &statistics.connections {
-        assert_eq!(connection.protocol.as_deref(), Some("tcp"), "{connection:?}");
+        assert_eq!(
+            connection.protocol.as_deref(),
+            Some("tcp"),
+            "{connection:?}"
+        );
         assert_eq!(
             connection.remote_address,
             Some(tcp.to_string()),
@@ -96,7 +96,11 @@ async fn members_behind_a_udp_block_get_media_over_tcp() {
     }
     let alice_statistics = alice.call.statistics().await;
     for connection in &alice_statistics.connections {
-        assert_eq!(connection.protocol.as_deref(), Some("udp"), "{connection:?}");
+        assert_eq!(
+            connection.protocol.as_deref(),
+            Some("udp"),
+            "{connection:?}"
+        );
         assert_eq!(
             connection.remote_address,
             Some(udp.to_string()),
@@ -135,7 +139,11 @@ async fn members_behind_a_udp_block_get_media_over_tcp() {
         .unwrap_or_else(|| panic!("no subscribe connection: {stats}"))
         .clone();
     assert_eq!(connection["protocol"], "tcp", "{connection}");
-    assert_eq!(connection["remote_address"], tcp.to_string(), "{connection}");
+    assert_eq!(
+        connection["remote_address"],
+        tcp.to_string(),
+        "{connection}"
+    );
 
     filming.abort();
     browser.quit().await;

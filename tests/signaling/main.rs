@@ -15,6 +15,7 @@ mod kick_roles;
 mod lifetime;
 mod media;
 mod media_fault;
+mod media_port;
 mod messages;
 mod mute;
 mod operations;

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use crate::protocol::ErrorCode;
 use crate::server::hub::HubStats;
 use crate::server::sfu::ForwardCounters;
+use crate::server::sfu::port::PortCounts;
 
 /// WARN lines of the WebRTC stack in this process (see [`count_media_stack_warning`]).
 static MEDIA_STACK_WARNINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -83,6 +84,8 @@ pub(crate) struct Metrics {
     forwarded_packets: Counter,
     forwarded_bytes: Counter,
     dropped_packets: Family<Kind, Counter>,
+    port_datagrams: Family<Kind, Counter>,
+    port_streams: Family<Kind, Counter>,
     webhook_queue: Gauge,
     media_stack_warnings: Counter,
 }
@@ -99,6 +102,7 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) hub: HubStats,
     pub(crate) media_members: usize,
     pub(crate) forwarding: &'a ForwardCounters,
+    pub(crate) port: PortCounts,
     pub(crate) webhook_queue: usize,
 }
 
@@ -137,6 +141,8 @@ impl Metrics {
             forwarded_packets: Counter::default(),
             forwarded_bytes: Counter::default(),
             dropped_packets: Family::default(),
+            port_datagrams: Family::default(),
+            port_streams: Family::default(),
             webhook_queue: Gauge::default(),
             media_stack_warnings: Counter::default(),
         };
@@ -304,6 +310,17 @@ impl Metrics {
             self.dropped_packets.clone(),
         );
         r.register(
+            "media_port_datagrams",
+            "Datagrams the media port read (received), claimed by no connection (unrouted) or \
+             dropped for a connection not reading fast enough (overflowed)",
+            self.port_datagrams.clone(),
+        );
+        r.register(
+            "media_port_tcp_streams",
+            "ICE-over-TCP streams handed to a connection (accepted) or closed before (refused)",
+            self.port_streams.clone(),
+        );
+        r.register(
             "webhook_queue",
             "Webhook deliveries waiting",
             self.webhook_queue.clone(),
@@ -373,6 +390,20 @@ impl Metrics {
             &self.dropped_packets.get_or_create(&Kind::of("duplicate")),
             f.dropped_duplicate.load(Ordering::Relaxed),
         );
+        let port = now.port;
+        for (kind, total) in [
+            ("received", port.received),
+            ("unrouted", port.unrouted),
+            ("overflowed", port.overflowed),
+        ] {
+            catch_up(&self.port_datagrams.get_or_create(&Kind::of(kind)), total);
+        }
+        for (kind, total) in [
+            ("accepted", port.tcp_accepted),
+            ("refused", port.tcp_refused),
+        ] {
+            catch_up(&self.port_streams.get_or_create(&Kind::of(kind)), total);
+        }
         catch_up(
             &self.media_stack_warnings,
             MEDIA_STACK_WARNINGS.load(Ordering::Relaxed),

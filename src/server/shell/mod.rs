@@ -57,7 +57,11 @@ pub(super) fn start(
             metrics: metrics.clone(),
         },
     );
-    let Media { peers, workers } = media;
+    let Media {
+        peers,
+        workers,
+        port,
+    } = media;
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let descriptors = descriptor_limit();
@@ -88,6 +92,7 @@ pub(super) fn start(
         embedded,
         deadline: deadline_tx,
         sfu: Sfu::new(peers, MediaWorkers::new(workers), reports_tx),
+        media_port: port,
     });
     let background = vec![
         tokio::spawn(timer(state.clone(), deadline_rx)),
@@ -101,6 +106,8 @@ pub(super) fn start(
 pub(super) struct Media {
     pub(super) peers: PeerSettings,
     pub(super) workers: usize,
+    /// The port the peer connections share (its counters go to the metrics).
+    pub(super) port: Arc<crate::server::sfu::port::MediaPort>,
 }
 
 /// How clients get in: TLS when the server has a certificate, and the secret their tokens are
@@ -168,6 +175,8 @@ pub(crate) struct State {
     deadline: watch::Sender<Option<Millis>>,
     /// The media shell.
     sfu: Sfu,
+    /// The media port (for its counters).
+    media_port: Arc<crate::server::sfu::port::MediaPort>,
 }
 
 struct Core {
@@ -340,6 +349,7 @@ impl State {
             hub,
             media_members: self.sfu.actor_count(),
             forwarding: self.sfu.counters(),
+            port: self.media_port.counts(),
             webhook_queue,
         })
     }

@@ -140,11 +140,6 @@ impl<T> Routes<T> {
         self.by_ufrag.len()
     }
 
-    /// Addresses known (for tests and the bound on the table).
-    pub(crate) fn addresses(&self) -> usize {
-        self.by_address.len()
-    }
-
     fn learn(&mut self, ufrag: &str, from: SocketAddr) {
         match self.by_address.get(&from) {
             Some(owner) if owner == ufrag => {
@@ -209,7 +204,11 @@ mod tests {
         let mut response = check("srv1:cli");
         response[1] = 0x01;
         response[0] = 0x01;
-        assert_eq!(binding_request_ufrag(&response), None, "a response is not a check");
+        assert_eq!(
+            binding_request_ufrag(&response),
+            None,
+            "a response is not a check"
+        );
         // An RTP packet (version 2) and DTLS are no STUN.
         assert_eq!(binding_request_ufrag(&[0x80; 40]), None);
         assert_eq!(binding_request_ufrag(&[22, 254, 253, 0, 0]), None);
@@ -224,14 +223,18 @@ mod tests {
         assert_eq!(routes.route(&media, addr(1)), None, "unknown address");
         assert_eq!(routes.route(&check("aaaa:x"), addr(1)), Some(&1));
         assert_eq!(routes.route(&media, addr(1)), Some(&1));
-        assert_eq!(routes.route(&check("cccc:x"), addr(2)), None, "unknown ufrag");
+        assert_eq!(
+            routes.route(&check("cccc:x"), addr(2)),
+            None,
+            "unknown ufrag"
+        );
         assert_eq!(routes.route(&media, addr(2)), None);
         // The address moves to the connection that checks from it now.
         assert_eq!(routes.route(&check("bbbb:x"), addr(1)), Some(&2));
         assert_eq!(routes.route(&media, addr(1)), Some(&2));
         routes.remove("bbbb", |t| *t == 2);
         assert_eq!(routes.route(&media, addr(1)), None);
-        assert_eq!(routes.addresses(), 0);
+        assert_eq!(routes.by_address.len(), 0);
         assert_eq!(routes.len(), 1);
     }
 
@@ -253,7 +256,11 @@ mod tests {
         routes.route(&check("aaaa:x"), addr(1));
         routes.insert("aaaa", 2);
         routes.remove("aaaa", |t| *t == 1);
-        assert_eq!(routes.route(&[0x80; 20], addr(1)), Some(&2), "addresses kept");
+        assert_eq!(
+            routes.route(&[0x80; 20], addr(1)),
+            Some(&2),
+            "addresses kept"
+        );
         routes.remove("aaaa", |t| *t == 2);
         assert_eq!(routes.len(), 0);
     }

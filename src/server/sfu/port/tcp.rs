@@ -42,12 +42,15 @@ pub(crate) struct TcpCounters {
 
 type Accepted = (tokio::net::TcpStream, Vec<u8>);
 
+/// A connection's listeners, one per local address: where its streams go.
+type Listeners = Vec<(SocketAddr, mpsc::Sender<Accepted>)>;
+
 /// The shared TCP listener and the connections on it.
 #[derive(Debug)]
 pub(crate) struct SharedTcp {
     listener: tokio::net::TcpListener,
     local: SocketAddr,
-    routes: Mutex<Routes<Vec<(SocketAddr, mpsc::Sender<Accepted>)>>>,
+    routes: Mutex<Routes<Listeners>>,
     handshakes: AtomicUsize,
     pub(crate) counters: TcpCounters,
 }

@@ -77,6 +77,7 @@ impl SharedUdp {
     pub(crate) fn bind(address: SocketAddr) -> io::Result<Arc<SharedUdp>> {
         let socket = std::net::UdpSocket::bind(address)?;
         socket.set_nonblocking(true)?;
+        grow_buffers(&socket);
         let io = tokio::net::UdpSocket::from_std(socket)?;
         let state = UdpSocketState::new(UdpSockRef::from(&io))?;
         let local = io.local_addr()?;
@@ -169,6 +170,12 @@ impl SharedUdp {
             } else {
                 meta.stride
             };
+            if meta.len == 0 {
+                // An empty datagram: nobody's.
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                self.counters.unrouted.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             for data in buffer[..meta.len].chunks(stride.max(1)) {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
                 let Some(inboxes) = routes.route(data, meta.addr) else {
@@ -191,6 +198,31 @@ impl SharedUdp {
                     self.counters.overflowed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+}
+
+/// The socket buffers asked for: every connection's media goes through this one socket, so the
+/// kernel's default (about 200 KB, a few milliseconds of a busy server's traffic) would drop
+/// bursts. The kernel caps the request at `net.core.rmem_max` / `wmem_max`; a busy server
+/// raises those (docs/architecture.md, "The media port").
+const SOCKET_BUFFER: libc::c_int = 8 << 20;
+
+/// Asks for [`SOCKET_BUFFER`] bytes of receive and send buffer (best effort: the kernel takes
+/// what its limits allow).
+fn grow_buffers(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    for option in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt on a descriptor `socket` owns and keeps open for the call, with a
+        // pointer to a c_int and that size.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&SOCKET_BUFFER as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
         }
     }
 }

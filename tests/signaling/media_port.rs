@@ -1,0 +1,198 @@
+//! The server's one media port: every connection of every member uses it, bytes from anyone
+//! else on it (random datagrams, checks naming no connection, TCP streams that say nothing or
+//! nonsense, more of them than the port waits for) are counted and dropped while the members'
+//! media goes on, and a member who joins meanwhile gets media; once everyone left, no
+//! connection is left on the port.
+
+use std::time::Duration;
+
+use jrtc::TrackSource;
+use tokio::io::AsyncWriteExt;
+
+use crate::media::{VP8_KEY, remote};
+use crate::operations::{scrape, value};
+use crate::support::{User, server};
+
+/// Packets of `track` that arrive until `want` did (each within 10 s).
+async fn receive(track: &jrtc::RemoteTrack, want: usize) {
+    for _ in 0..want {
+        tokio::time::timeout(Duration::from_secs(10), track.next_packet())
+            .await
+            .expect("a packet in time")
+            .expect("the track is live");
+    }
+}
+
+/// A STUN binding request whose USERNAME is `username`.
+fn check(username: &str) -> Vec<u8> {
+    let mut attributes = vec![0x00, 0x06];
+    attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attributes.extend_from_slice(username.as_bytes());
+    while attributes.len() % 4 != 0 {
+        attributes.push(0);
+    }
+    let mut packet = vec![0x00, 0x01];
+    packet.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    packet.extend_from_slice(&[9; 12]);
+    packet.extend_from_slice(&attributes);
+    packet
+}
+
+/// `n` datagrams nobody should claim: random bytes of random sizes, checks naming no
+/// connection, truncated checks.
+fn garbage(n: usize) -> Vec<Vec<u8>> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..n)
+        .map(|i| match i % 3 {
+            0 => (0..next() % 1400 + 1).map(|_| next() as u8).collect(),
+            1 => check(&format!("nobody{:02}:x", i % 100)),
+            _ => check("nobodyyy:x")[..(next() % 30) as usize].to_vec(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_port_for_everyone_and_garbage_on_it_harms_nobody() {
+    let server = server().await;
+    let udp = server.media_udp_addr();
+    let tcp = server.media_tcp_addr().expect("a TCP port by default");
+    let mut alice = User::connect(&server, "alice").await;
+    alice.join("r").await;
+    let mut bob = User::connect(&server, "bob").await;
+    bob.join("r").await;
+    let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
+    let filming = tokio::spawn(async move {
+        // The media's pace, not a wait for anything.
+        let mut clock = tokio::time::interval(Duration::from_millis(10));
+        for i in 0u32.. {
+            clock.tick().await;
+            if camera.write(VP8_KEY.to_vec(), i * 900, true).await.is_err() {
+                return;
+            }
+        }
+    });
+    let at_bob = remote(&mut bob, "alice/camera").await;
+    receive(&at_bob, 50).await;
+    let mic = bob
+        .call
+        .publish_track(TrackSource::Microphone)
+        .await
+        .unwrap();
+    let speaking = jrtc_testkit::media::speak(mic, 30);
+    let at_alice = remote(&mut alice, "bob/microphone").await;
+    receive(&at_alice, 20).await;
+    for user in [&alice, &bob] {
+        let statistics = user.call.statistics().await;
+        assert_eq!(statistics.connections.len(), 2);
+        for connection in &statistics.connections {
+            assert_eq!(connection.remote_address, Some(udp.to_string()));
+            assert_eq!(connection.protocol.as_deref(), Some("udp"));
+        }
+    }
+    let before = scrape(&server).await;
+
+    // TCP: more silent streams than the port waits for, streams announcing a frame too large
+    // for a check, and streams whose check names no connection.
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(tokio::net::TcpStream::connect(tcp).await.unwrap());
+    }
+    let mut talkers = Vec::new();
+    for i in 0..40 {
+        let mut stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
+        let frame = if i % 2 == 0 {
+            vec![0xff, 0xff, 1, 2, 3]
+        } else {
+            let check = check("nobody00:x");
+            let mut frame = (check.len() as u16).to_be_bytes().to_vec();
+            frame.extend_from_slice(&check);
+            frame
+        };
+        let _ = stream.write_all(&frame).await;
+        talkers.push(stream);
+    }
+    // UDP: 3,000 datagrams nobody claims, 30 every millisecond.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let datagrams = garbage(3_000);
+    let mut clock = tokio::time::interval(Duration::from_millis(1));
+    for burst in datagrams.chunks(30) {
+        clock.tick().await;
+        for datagram in burst {
+            socket.send_to(datagram, udp).await.unwrap();
+        }
+    }
+    // Meanwhile and after, the media goes on both ways, and a newcomer gets it.
+    receive(&at_bob, 100).await;
+    receive(&at_alice, 50).await;
+    let mut carol = User::connect(&server, "carol").await;
+    carol.join("r").await;
+    let at_carol = remote(&mut carol, "alice/camera").await;
+    receive(&at_carol, 50).await;
+
+    // Every datagram was counted as nobody's (after those the members sent, the port read all
+    // of them), and the streams past the waiting limit and the bad ones were closed at once
+    // (the members' own ICE-over-TCP checks, which they try beside UDP, may be refused too
+    // while the port is full).
+    let waiting_over = 300 - 256 + 40;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let page = scrape(&server).await;
+        let unrouted = value(&page, "jrtc_media_port_datagrams_total{kind=\"unrouted\"}")
+            - value(
+                &before,
+                "jrtc_media_port_datagrams_total{kind=\"unrouted\"}",
+            );
+        let refused = value(&page, "jrtc_media_port_tcp_streams_total{kind=\"refused\"}");
+        if unrouted >= 3_000.0 && refused >= f64::from(waiting_over) {
+            break page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unrouted {unrouted}, refused {refused}"
+        );
+        // Scraped again until the port has read the last datagrams and closed the streams:
+        // nothing signals that but the counters.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        value(&after, "jrtc_media_port_datagrams_total{kind=\"unrouted\"}")
+            - value(
+                &before,
+                "jrtc_media_port_datagrams_total{kind=\"unrouted\"}"
+            ),
+        3_000.0,
+        "only the garbage is unrouted"
+    );
+    assert_eq!(
+        value(
+            &after,
+            "jrtc_media_port_datagrams_total{kind=\"overflowed\"}"
+        ),
+        0.0
+    );
+    drop(silent);
+    drop(talkers);
+
+    filming.abort();
+    speaking.abort();
+    for user in [alice, bob, carol] {
+        user.call.close().await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.media_port_connections() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} connections left on the port",
+            server.media_port_connections()
+        );
+        // The connections' drivers stop on their own tasks; the count is all there is to see.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
