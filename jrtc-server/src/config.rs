@@ -194,7 +194,8 @@ no_reconnect_hint = false
 # A development server: without a secret, a random one is made. Never in production.
 dev = false
 
-# The one UDP port all media goes through (port 0: a free port), the TCP port for ICE over TCP
+# The UDP port media goes through, one per media worker from this one on (port 0: free ports;
+# media_workers = 1 for a single port), the TCP port for ICE over TCP
 # (clients whose network blocks UDP; no_media_tcp = true: UDP only), the addresses to announce
 # instead (behind NAT), and the media worker threads (0: one per core).
 media_bind = "127.0.0.1:0"

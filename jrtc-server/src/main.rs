@@ -142,7 +142,8 @@ struct Serve {
     /// can log in then). Never for production.
     #[arg(long, env = "JRTC_DEV")]
     dev: bool,
-    /// The one UDP port all media goes through (port 0: a free port).
+    /// The first UDP port media goes through: each media worker has one, this one and the
+    /// ports after it (port 0: free ports).
     #[arg(long, default_value = "127.0.0.1:0", env = "JRTC_MEDIA_BIND")]
     media_bind: std::net::SocketAddr,
     /// The TCP port for ICE over TCP, for clients whose network blocks UDP (port 0: a free

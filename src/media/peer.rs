@@ -55,7 +55,7 @@ impl Default for PeerSettings {
 /// Sockets many peer connections share (the server's media port, `server/sfu/port`).
 pub(crate) trait SharedPort: Send + Sync + std::fmt::Debug {
     /// What a new connection on the port is built with.
-    fn connection(&self) -> SharedConnection;
+    fn connection(&self) -> std::io::Result<SharedConnection>;
 }
 
 /// A connection's place on a [`SharedPort`].
@@ -298,7 +298,9 @@ impl Peer {
         let mut tcp = Vec::new();
         let mut runtime = None;
         if let Some(port) = &settings.shared {
-            let connection = port.connection();
+            let connection = port
+                .connection()
+                .map_err(|e| MediaError::WebRtc(e.into()))?;
             setting = setting
                 .with_lite(true)
                 .with_ice_credentials(connection.ufrag, connection.password);

@@ -337,27 +337,30 @@ impl ServerBuilder {
                 interval_ms: millis(self.options.speaker_interval),
             },
         };
-        let media_port =
-            sfu::port::MediaPort::bind(self.options.media_bind, self.options.media_tcp_bind)
-                .map(Arc::new)
-                .map_err(|source| ServerError::Bind {
-                    addr: self.options.media_bind.to_string(),
-                    source,
-                })?;
+        let workers = match self.options.media_workers {
+            0 => sfu::workers::default_count(),
+            n => n,
+        };
+        let media_port = sfu::port::MediaPort::bind(
+            self.options.media_bind,
+            workers,
+            self.options.media_tcp_bind,
+        )
+        .map(Arc::new)
+        .map_err(|source| ServerError::Bind {
+            addr: self.options.media_bind.to_string(),
+            source,
+        })?;
         tracing::info!(
-            udp = %media_port.udp_addr(),
+            udp = ?media_port.udp_addrs(),
             tcp = ?media_port.tcp_addr(),
             "media port bound"
         );
         let peer_settings = crate::media::PeerSettings {
-            bind: media_port.udp_addr(),
+            bind: media_port.udp_addrs()[0],
             public_ips: self.options.media_public_ips.clone(),
             shared: Some(media_port.clone()),
             tcp: false,
-        };
-        let workers = match self.options.media_workers {
-            0 => sfu::workers::default_count(),
-            n => n,
         };
         let embedded = match &self.recorder {
             Some(run) if self.options.embedded_recorder => Some(shell::EmbeddedRecorder {
@@ -415,9 +418,10 @@ impl ServerHandle {
         format!("{scheme}://{}", self.addr)
     }
 
-    /// The UDP port all media goes through ([`ServerOptions::media_bind`]).
-    pub fn media_udp_addr(&self) -> SocketAddr {
-        self.media_port.udp_addr()
+    /// The UDP ports media goes through, one per media worker ([`ServerOptions::media_bind`],
+    /// [`ServerOptions::media_workers`]): all of a room's connections use its worker's.
+    pub fn media_udp_addrs(&self) -> Vec<SocketAddr> {
+        self.media_port.udp_addrs().to_vec()
     }
 
     /// The TCP port for ICE over TCP ([`ServerOptions::media_tcp_bind`]), if there is one.
@@ -489,9 +493,10 @@ impl ServerHandle {
     }
 
     /// Tasks alive on the SFU's worker threads (member actors, peer-connection drivers, track
-    /// readers); 0 once no member has media.
+    /// readers; not the media port's readers, which stay); 0 once no member has media.
     pub fn media_task_count(&self) -> usize {
-        self.state.sfu().task_count()
+        let readers = self.media_port.readers();
+        self.state.sfu().task_count().saturating_sub(readers)
     }
 
     /// Recorders connected and taking jobs (recorder processes, and the embedded one once it

@@ -262,9 +262,11 @@ pub struct ServerOptions {
     /// Keep invitations to users who are not connected until they time out, delivering them if
     /// the user logs in meanwhile, instead of failing them with reason `offline`.
     pub hold_offline_invitations: bool,
-    /// The one UDP port every peer connection shares (`127.0.0.1:0` by default: a free port
-    /// on loopback; a server for other machines binds e.g. `0.0.0.0:7882` and opens that port
-    /// alone in its firewall).
+    /// The UDP port media goes through (`127.0.0.1:0` by default: free ports on loopback).
+    /// Each media worker ([`media_workers`](Self::media_workers)) has one socket, which all
+    /// the peer connections of its rooms share: the port given and the ones after it (port
+    /// `P`: `P` to `P + workers - 1`; `media_workers = 1` for a single port). A server for
+    /// other machines binds e.g. `0.0.0.0:7882` and opens those ports in its firewall.
     pub media_bind: std::net::SocketAddr,
     /// The TCP port for ICE over TCP, which reaches clients whose network blocks UDP
     /// (`127.0.0.1:0` by default; `None`: UDP only). Connections announce it as a passive

@@ -38,6 +38,7 @@ impl Worker {
         std::thread::Builder::new()
             .name(format!("jrtc-media-{i}"))
             .spawn(move || {
+                CURRENT.set(Some(i));
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
@@ -90,6 +91,16 @@ impl MediaWorkers {
     }
 }
 
+thread_local! {
+    /// The index of the media worker this thread is, if it is one.
+    static CURRENT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The index of the media worker the calling thread is (`None` off the workers).
+pub(crate) fn current() -> Option<usize> {
+    CURRENT.get()
+}
+
 /// One worker per available core.
 pub(crate) fn default_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -137,6 +148,12 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["jrtc-media-0", "jrtc-media-1", "jrtc-media-2"]);
+        let (index_tx, index) = mpsc::channel();
+        workers.worker(2).unwrap().handle.spawn(async move {
+            let _ = index_tx.send(current());
+        });
+        assert_eq!(index.recv_timeout(Duration::from_secs(5)).unwrap(), Some(2));
+        assert_eq!(current(), None);
         assert_eq!(workers.alive_tasks(), 3);
         drop(workers);
         for _ in 0..3 {

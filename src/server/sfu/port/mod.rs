@@ -1,6 +1,6 @@
-//! The media port: one UDP socket every peer connection of the server shares (and, for clients
-//! whose network blocks UDP, one TCP port for ICE over TCP), instead of a socket per
-//! connection.
+//! The media port: a UDP socket per media worker that the peer connections on that worker
+//! share (and, for clients whose network blocks UDP, one TCP port for ICE over TCP), instead of
+//! a socket per connection.
 //!
 //! The `webrtc` crate drives each connection through a [`Runtime`], which makes its sockets.
 //! A server connection gets a [`PortRuntime`]: the tokio runtime, except that its sockets are
@@ -16,8 +16,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use webrtc::runtime::{
@@ -26,22 +26,35 @@ use webrtc::runtime::{
 };
 
 use crate::media::{SharedConnection, SharedPort};
+use crate::server::sfu::forward::lock;
 use tcp::SharedTcp;
 use udp::SharedUdp;
 
-/// The server's media port(s), read by tasks on the runtime that bound them; dropping the port
-/// stops them.
+/// The server's media ports: a UDP socket per media worker (read on that worker, where the
+/// connections it carries run) and the TCP port. Dropping it stops their readers.
 #[derive(Debug)]
 pub(crate) struct MediaPort {
-    udp: Arc<SharedUdp>,
+    udp: Vec<Mutex<UdpSlot>>,
+    /// The UDP sockets' addresses, by worker.
+    udp_addrs: Vec<SocketAddr>,
     tcp: Option<Arc<SharedTcp>>,
-    tasks: Vec<tokio::task::AbortHandle>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// A worker's UDP socket: bound at the start (so its port is known and taken), read from its
+/// first connection on (on the worker's runtime).
+#[derive(Debug)]
+enum UdpSlot {
+    Bound(std::net::UdpSocket),
+    Reading(Arc<SharedUdp>),
+    /// Could not be put on its runtime (the error was returned to that connection).
+    Failed,
 }
 
 /// What the media port counted since it was bound (the metrics read it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PortCounts {
-    /// Datagrams read on the UDP port.
+    /// Datagrams read on the UDP ports.
     pub(crate) received: u64,
     /// Datagrams no connection claimed.
     pub(crate) unrouted: u64,
@@ -54,21 +67,43 @@ pub(crate) struct PortCounts {
 }
 
 impl MediaPort {
-    /// Binds the UDP port at `udp` and, if asked, the TCP port at `tcp`, and starts reading
-    /// them on the current tokio runtime.
-    pub(crate) fn bind(udp: SocketAddr, tcp: Option<SocketAddr>) -> io::Result<MediaPort> {
-        let udp = SharedUdp::bind(udp)?;
+    /// Binds `workers` UDP sockets (at `udp`'s port and the ones after it, or free ports when
+    /// it is 0) and, if asked, the TCP port at `tcp`, whose streams are then accepted on the
+    /// current tokio runtime.
+    pub(crate) fn bind(
+        udp: SocketAddr,
+        workers: usize,
+        tcp: Option<SocketAddr>,
+    ) -> io::Result<MediaPort> {
+        let mut sockets = Vec::new();
+        let mut udp_addrs = Vec::new();
+        for i in 0..workers.max(1) {
+            let mut address = udp;
+            if udp.port() != 0 {
+                let port = u16::try_from(usize::from(udp.port()) + i)
+                    .map_err(|_| io::Error::other("the media ports run past 65535"))?;
+                address.set_port(port);
+            }
+            let socket = SharedUdp::bind(address)?;
+            udp_addrs.push(socket.local_addr()?);
+            sockets.push(Mutex::new(UdpSlot::Bound(socket)));
+        }
         let tcp = tcp.map(SharedTcp::bind).transpose()?;
-        let mut tasks = vec![tokio::spawn(udp.clone().run()).abort_handle()];
+        let mut tasks = Vec::new();
         if let Some(tcp) = &tcp {
             tasks.push(tokio::spawn(tcp.clone().run()).abort_handle());
         }
-        Ok(MediaPort { udp, tcp, tasks })
+        Ok(MediaPort {
+            udp: sockets,
+            udp_addrs,
+            tcp,
+            tasks: Mutex::new(tasks),
+        })
     }
 
-    /// The UDP port's address.
-    pub(crate) fn udp_addr(&self) -> SocketAddr {
-        self.udp.local_addr()
+    /// The UDP ports' addresses, one per media worker.
+    pub(crate) fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
     }
 
     /// The TCP port's address, if there is one.
@@ -76,51 +111,85 @@ impl MediaPort {
         self.tcp.as_ref().map(|t| t.local_addr())
     }
 
+    /// The UDP socket of the worker the caller runs on (of the first, off the workers),
+    /// started on the caller's runtime if it is not read yet.
+    fn udp_here(&self) -> io::Result<Arc<SharedUdp>> {
+        let i = super::workers::current().unwrap_or(0) % self.udp.len();
+        let mut slot = lock(&self.udp[i]);
+        match &*slot {
+            UdpSlot::Reading(shared) => return Ok(shared.clone()),
+            UdpSlot::Failed => return Err(io::Error::other("the media port could not start")),
+            UdpSlot::Bound(_) => {}
+        }
+        let UdpSlot::Bound(socket) = std::mem::replace(&mut *slot, UdpSlot::Failed) else {
+            unreachable!("matched above");
+        };
+        let shared = SharedUdp::from_std(socket)?;
+        lock(&self.tasks).push(tokio::spawn(shared.clone().run()).abort_handle());
+        *slot = UdpSlot::Reading(shared.clone());
+        Ok(shared)
+    }
+
+    /// The UDP sockets being read.
+    fn reading(&self) -> Vec<Arc<SharedUdp>> {
+        self.udp
+            .iter()
+            .filter_map(|slot| match &*lock(slot) {
+                UdpSlot::Reading(shared) => Some(shared.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The UDP sockets being read, each by a task on its worker.
+    pub(crate) fn readers(&self) -> usize {
+        self.reading().len()
+    }
+
     /// Connections using the port now.
     pub(crate) fn connections(&self) -> usize {
-        self.udp.connections()
+        self.reading().iter().map(|u| u.connections()).sum()
     }
 
     /// What the port counted.
     pub(crate) fn counts(&self) -> PortCounts {
-        let udp = &self.udp.counters;
-        let (tcp_accepted, tcp_refused) = self.tcp.as_ref().map_or((0, 0), |t| {
-            (
-                t.counters.accepted.load(Ordering::Relaxed),
-                t.counters.refused.load(Ordering::Relaxed),
-            )
-        });
-        PortCounts {
-            received: udp.received.load(Ordering::Relaxed),
-            unrouted: udp.unrouted.load(Ordering::Relaxed),
-            overflowed: udp.overflowed.load(Ordering::Relaxed),
-            tcp_accepted,
-            tcp_refused,
+        let mut counts = PortCounts::default();
+        for udp in self.reading() {
+            let c = &udp.counters;
+            counts.received += c.received.load(Ordering::Relaxed);
+            counts.unrouted += c.unrouted.load(Ordering::Relaxed);
+            counts.overflowed += c.overflowed.load(Ordering::Relaxed);
         }
+        if let Some(tcp) = &self.tcp {
+            counts.tcp_accepted = tcp.counters.accepted.load(Ordering::Relaxed);
+            counts.tcp_refused = tcp.counters.refused.load(Ordering::Relaxed);
+        }
+        counts
     }
 }
 
 impl Drop for MediaPort {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in lock(&self.tasks).iter() {
             task.abort();
         }
     }
 }
 
 impl SharedPort for MediaPort {
-    fn connection(&self) -> SharedConnection {
+    fn connection(&self) -> io::Result<SharedConnection> {
+        let udp = self.udp_here()?;
         let ufrag = random_ice_string(routes::UFRAG_LEN);
-        SharedConnection {
+        Ok(SharedConnection {
             password: random_ice_string(24),
             runtime: Arc::new(PortRuntime {
-                udp: self.udp.clone(),
+                udp,
                 tcp: self.tcp.clone(),
                 ufrag: ufrag.clone(),
             }),
             ufrag,
             tcp: self.tcp.is_some(),
-        }
+        })
     }
 }
 

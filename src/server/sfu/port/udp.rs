@@ -73,11 +73,17 @@ struct Datagram {
 }
 
 impl SharedUdp {
-    /// Binds the port (within a tokio runtime: the socket is registered with its reactor).
-    pub(crate) fn bind(address: SocketAddr) -> io::Result<Arc<SharedUdp>> {
+    /// Binds a socket for a port (not yet read: see [`SharedUdp::from_std`]).
+    pub(crate) fn bind(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
         let socket = std::net::UdpSocket::bind(address)?;
         socket.set_nonblocking(true)?;
         grow_buffers(&socket);
+        Ok(socket)
+    }
+
+    /// The port on `socket` (from [`SharedUdp::bind`]), registered with the current tokio
+    /// runtime's reactor: its reader and its connections' drivers belong on that runtime.
+    pub(crate) fn from_std(socket: std::net::UdpSocket) -> io::Result<Arc<SharedUdp>> {
         let io = tokio::net::UdpSocket::from_std(socket)?;
         let state = UdpSocketState::new(UdpSockRef::from(&io))?;
         let local = io.local_addr()?;
@@ -88,11 +94,6 @@ impl SharedUdp {
             routes: Mutex::default(),
             counters: UdpCounters::default(),
         }))
-    }
-
-    /// The port's address.
-    pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.local
     }
 
     /// Connections on the port.
