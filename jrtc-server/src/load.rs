@@ -27,6 +27,13 @@ pub struct LoadTest {
     /// Group messages each user sends in the storm.
     #[arg(long, default_value_t = 20)]
     messages: usize,
+    /// Offer the storm at this many messages per second in all (each user sending at its
+    /// share, the users' sends spread evenly), to jrtc and the raw baseline alike; default: as
+    /// fast as each client can send. Deliveries per server CPU-second depend on the offered
+    /// rate (a denser storm batches more frames per write), so comparing two servers' CPU per
+    /// delivery takes the same rate for both.
+    #[arg(long)]
+    storm_rate: Option<f64>,
     /// A running server's URL (its secret in JRTC_SECRET); default: an embedded server.
     #[arg(long)]
     url: Option<String>,
@@ -480,11 +487,14 @@ async fn run_once(
     let started = Instant::now();
     let senders: Vec<_> = calls
         .iter()
-        .map(|call| {
+        .enumerate()
+        .map(|(index, call)| {
             let call = call.clone();
             let n = args.messages;
+            let pace = Pace::new(args.storm_rate, calls.len(), index);
             tokio::spawn(async move {
                 for i in 0..n {
+                    pace.before(i).await;
                     call.send_message(None, "text/plain", format!("storm {i}"))
                         .await?;
                 }
@@ -543,6 +553,7 @@ async fn run_once(
             args.rooms,
             args.users,
             args.messages,
+            args.storm_rate,
         )
         .await?;
         Some(RawReport {
@@ -799,4 +810,31 @@ async fn raw_udp(time: Duration) -> Result<f64, Box<dyn std::error::Error>> {
     .await?;
     let _ = send.join();
     Ok(counted)
+}
+
+/// When one storm client sends its messages: at once (no rate), or its share of a rate for
+/// all, the clients' sends spread evenly over each period.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pace {
+    /// When its first message goes, and the time between its messages.
+    schedule: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Pace {
+    /// Client `index` of `clients` sending at its share of `rate` messages per second.
+    pub(crate) fn new(rate: Option<f64>, clients: usize, index: usize) -> Pace {
+        let schedule = rate.filter(|r| *r > 0.0).map(|rate| {
+            let period = Duration::from_secs_f64(clients.max(1) as f64 / rate);
+            let offset = period.mul_f64(index as f64 / clients.max(1) as f64);
+            (tokio::time::Instant::now() + offset, period)
+        });
+        Pace { schedule }
+    }
+
+    /// Waits until message `i` is due.
+    pub(crate) async fn before(&self, i: usize) {
+        if let Some((first, period)) = self.schedule {
+            tokio::time::sleep_until(first + period * i as u32).await;
+        }
+    }
 }

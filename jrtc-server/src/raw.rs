@@ -103,6 +103,7 @@ pub async fn run(
     rooms: usize,
     users: usize,
     messages: usize,
+    rate: Option<f64>,
 ) -> Result<RawRun, Box<dyn std::error::Error>> {
     if users * messages > ROOM_BUFFER {
         return Err(format!(
@@ -161,13 +162,17 @@ pub async fn run(
     // Only a separate raw server's own CPU counts (in this process it would include the clients).
     let cpu_before = pid.and_then(|pid| crate::load::cpu_seconds(Some(pid)));
     let started = Instant::now();
+    let clients = joined.len();
     let tasks: Vec<_> = joined
         .into_iter()
-        .map(|ws| {
+        .enumerate()
+        .map(|(index, ws)| {
+            let pace = crate::load::Pace::new(rate, clients, index);
             tokio::spawn(async move {
                 let (mut sink, mut stream) = ws.split();
                 let send = async {
                     for i in 0..messages {
+                        pace.before(i).await;
                         let frame = format!(r#"{{"type":"message","content":"storm {i}"}}"#);
                         if sink.send(Message::text(frame)).await.is_err() {
                             break;
