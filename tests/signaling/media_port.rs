@@ -187,7 +187,10 @@ async fn one_port_for_everyone_and_garbage_on_it_harms_nobody() {
 
     filming.abort();
     speaking.abort();
+    // Each leaves (the server tears its media down at once; a connection that merely closes
+    // would keep its seat, and its media, for the grace period), then closes.
     for user in [alice, bob, carol] {
+        crate::support::done(&user.call, user.call.leave().await.unwrap()).await;
         user.call.close().await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
