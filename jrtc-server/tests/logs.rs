@@ -1,7 +1,8 @@
-//! An operator's log at the default level: a call with media, and hostile publishers whose
-//! connections never get a candidate (each one's ICE agent complains on every check), write
-//! none of the WebRTC stack's WARN lines (most follow from what clients send, so any client
-//! could flood the log with them); `jrtc_media_stack_warnings_total` counts them instead.
+//! An operator's log at the default level: a call with media, and hostile publishers that send
+//! the server's connections forged ICE checks (the right username, a wrong MESSAGE-INTEGRITY:
+//! each one's ICE agent complains of every one), write none of the WebRTC stack's WARN lines
+//! (most follow from what clients send, so any client could flood the log with them);
+//! `jrtc_media_stack_warnings_total` counts them instead.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -40,12 +41,57 @@ fn candidateless_offer() -> String {
     .join("\r\n")
 }
 
+/// A STUN binding request to the server's connection `server_ufrag` from the hostile offer's
+/// ufrag, with a MESSAGE-INTEGRITY that cannot be right.
+fn forged_check(server_ufrag: &str) -> Vec<u8> {
+    let username = format!("{server_ufrag}:hostileufrag");
+    let mut attributes = vec![0x00, 0x06];
+    attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attributes.extend_from_slice(username.as_bytes());
+    while attributes.len() % 4 != 0 {
+        attributes.push(0);
+    }
+    attributes.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
+    attributes.extend_from_slice(&[0; 20]);
+    let mut packet = vec![0x00, 0x01];
+    packet.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    packet.extend_from_slice(&[3; 12]);
+    packet.extend_from_slice(&attributes);
+    packet
+}
+
+/// The ICE username fragment and the UDP host candidate's address of an answer's SDP.
+fn ufrag_and_address(sdp: &str) -> (String, std::net::SocketAddr) {
+    let ufrag = sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .expect("an ice-ufrag")
+        .to_owned();
+    let address = sdp
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .find_map(|c| {
+            // foundation component transport priority address port typ host
+            let fields: Vec<&str> = c.split_whitespace().collect();
+            (fields.get(2)?.eq_ignore_ascii_case("udp"))
+                .then(|| format!("{}:{}", fields[4], fields[5]).parse().ok())?
+        })
+        .expect("a UDP candidate");
+    (ufrag, address)
+}
+
 /// A raw client that logs in as `user`, joins, offers its camera and sends no candidate; the
-/// server's answer is waited for. The connection stays open while it is held.
+/// server's answer is waited for. The connection stays open while it is held; the server's
+/// ufrag and media address come with it.
 async fn hostile_publisher(
     url: &str,
     user: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+    std::net::SocketAddr,
+) {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let token = AccessToken::new(user)
@@ -73,7 +119,8 @@ async fn hostile_publisher(
         let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_ne!(frame["type"], "error", "{frame}");
         if frame["type"] == "publish_answer" {
-            return ws;
+            let (ufrag, address) = ufrag_and_address(frame["sdp"].as_str().unwrap());
+            return (ws, ufrag, address);
         }
     }
 }
@@ -163,18 +210,27 @@ async fn a_call_leaves_the_webrtc_stacks_warnings_out_of_the_log_and_counts_them
         .expect("a packet of alice's camera")
         .expect("the track is live");
 
-    // Hostile publishers: their connections can never connect.
+    // Hostile publishers: their connections can never connect, and they send forged checks.
     let mut hostile = Vec::new();
     for i in 0..4 {
         hostile.push(hostile_publisher(&url, &format!("mallory{i}")).await);
     }
-    // Their agents check the dead connections, each check a stack warning: wait until they
-    // have made a score of them.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Each forged check their agents discard is a stack warning: forge until a score of them
+    // is counted.
     let http = url.replacen("ws://", "http://", 1);
     let before = media_stack_warnings(&http).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while media_stack_warnings(&http).await < before + 20.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the forged checks made no stack warnings"
+        );
+        for (_, ufrag, address) in &hostile {
+            socket.send_to(&forged_check(ufrag), address).await.unwrap();
+        }
         // Polled: the server is another process, and this counter is the only sign from
-        // outside that a check ran (nothing is sent to the client for it).
+        // outside that a check was discarded (nothing is sent to the client for it).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(hostile);

@@ -300,3 +300,17 @@ pub fn speak(track: LocalTrack, level_dbov: u8) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// Writes a 604-byte VP8-like key-frame packet every 10 ms until aborted (a camera's pace, not
+/// a wait for anything); the SFU starts a leg at a key frame, so every packet is one.
+pub fn film(track: LocalTrack) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut clock = tokio::time::interval(Duration::from_millis(10));
+        for i in 0u32.. {
+            clock.tick().await;
+            let mut payload = vec![0x10, 0, 0, 0];
+            payload.extend_from_slice(&[0x5a; 600]);
+            let _ = track.write(payload, i.wrapping_mul(900), true).await;
+        }
+    })
+}

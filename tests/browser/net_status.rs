@@ -28,16 +28,7 @@ async fn carol(url: String, token: String, own: watch::Sender<NetStatus>) {
         .publish_track(TrackSource::Camera)
         .await
         .unwrap();
-    let filming = tokio::spawn(async move {
-        // The media's pace, not a wait for anything.
-        let mut clock = tokio::time::interval(Duration::from_millis(10));
-        for i in 0u32.. {
-            clock.tick().await;
-            let mut payload = vec![0x10, 0, 0, 0];
-            payload.extend_from_slice(&[0x5a; 600]);
-            let _ = camera.write(payload, i.wrapping_mul(900), true).await;
-        }
-    });
+    let filming = jrtc_testkit::media::film(camera);
     loop {
         tokio::select! {
             () = own.closed() => break,

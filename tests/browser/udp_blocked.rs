@@ -4,7 +4,6 @@
 //! member on the server's side ("alice") publishes and receives over UDP meanwhile, through the
 //! server's UDP media port. Each side's statistics name the port and the protocol it used.
 
-use std::time::Duration;
 
 use jrtc::TrackSource;
 use jrtc_testkit::media::speak;
@@ -61,16 +60,7 @@ async fn members_behind_a_udp_block_get_media_over_tcp() {
 
     let mut alice = Member::join_at(&format!("ws://{remote}"), token(&server, "alice"), "r").await;
     let camera = alice.call.publish_track(TrackSource::Camera).await.unwrap();
-    let filming = tokio::spawn(async move {
-        // The media's pace, not a wait for anything.
-        let mut clock = tokio::time::interval(Duration::from_millis(10));
-        for i in 0u32.. {
-            clock.tick().await;
-            let mut payload = vec![0x10, 0, 0, 0];
-            payload.extend_from_slice(&[0x5a; 600]);
-            let _ = camera.write(payload, i.wrapping_mul(900), true).await;
-        }
-    });
+    let filming = jrtc_testkit::media::film(camera);
 
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let (url, carol_token) = (format!("ws://{remote}"), token(&server, "carol"));

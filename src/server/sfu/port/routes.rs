@@ -117,6 +117,38 @@ impl<T> Routes<T> {
         }
     }
 
+    /// Adds `entry` to the list of connection `ufrag` (adding the connection), in place of
+    /// the entries `same` says it replaces.
+    pub(crate) fn add_to<E>(&mut self, ufrag: &str, entry: E, same: impl Fn(&E) -> bool)
+    where
+        T: AsMut<Vec<E>> + From<Vec<E>>,
+    {
+        match self.by_ufrag.get_mut(ufrag) {
+            Some(e) => {
+                let list = e.target.as_mut();
+                list.retain(|x| !same(x));
+                list.push(entry);
+            }
+            None => self.insert(ufrag, T::from(vec![entry])),
+        }
+    }
+
+    /// Takes the entries `gone` names off the list of connection `ufrag`; the connection goes
+    /// with its last entry.
+    pub(crate) fn take_from<E>(&mut self, ufrag: &str, gone: impl Fn(&E) -> bool)
+    where
+        T: AsMut<Vec<E>>,
+    {
+        let Some(e) = self.by_ufrag.get_mut(ufrag) else {
+            return;
+        };
+        let list = e.target.as_mut();
+        list.retain(|x| !gone(x));
+        if list.is_empty() {
+            self.remove(ufrag, |_| true);
+        }
+    }
+
     /// The target of the connection `ufrag`.
     pub(crate) fn get(&self, ufrag: &str) -> Option<&T> {
         self.by_ufrag.get(ufrag).map(|e| &e.target)

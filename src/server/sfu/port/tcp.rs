@@ -85,11 +85,7 @@ impl SharedTcp {
         };
         let local = SocketAddr::new(ip, self.local.port());
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
-        let mut routes = lock(&self.routes);
-        let mut listeners = routes.get(ufrag).cloned().unwrap_or_default();
-        listeners.retain(|(l, _)| *l != local);
-        listeners.push((local, tx));
-        routes.insert(ufrag, listeners);
+        lock(&self.routes).add_to(ufrag, (local, tx), |(l, _)| *l == local);
         ConnectionTcp {
             shared: self.clone(),
             ufrag: ufrag.to_owned(),
@@ -169,20 +165,8 @@ pub(crate) struct ConnectionTcp {
 
 impl Drop for ConnectionTcp {
     fn drop(&mut self) {
-        let mut routes = lock(&self.shared.routes);
-        let Some(listeners) = routes.get(&self.ufrag) else {
-            return;
-        };
-        let left: Vec<_> = listeners
-            .iter()
-            .filter(|(l, _)| *l != self.local)
-            .cloned()
-            .collect();
-        if left.is_empty() {
-            routes.remove(&self.ufrag, |_| true);
-        } else {
-            routes.insert(&self.ufrag, left);
-        }
+        lock(&self.shared.routes)
+            .take_from(&self.ufrag, |(l, _): &(SocketAddr, _)| *l == self.local);
     }
 }
 

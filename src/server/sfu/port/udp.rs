@@ -114,11 +114,8 @@ impl SharedUdp {
             queue: Mutex::default(),
             waker: AtomicWaker::new(),
         });
-        let mut routes = lock(&self.routes);
-        let mut inboxes = routes.get(ufrag).cloned().unwrap_or_default();
-        inboxes.retain(|i| i.local != inbox.local);
-        inboxes.push(inbox.clone());
-        routes.insert(ufrag, inboxes);
+        let local = inbox.local;
+        lock(&self.routes).add_to(ufrag, inbox.clone(), |i: &Arc<Inbox>| i.local == local);
         ConnectionUdp {
             shared: self.clone(),
             ufrag: ufrag.to_owned(),
@@ -266,20 +263,8 @@ pub(crate) struct ConnectionUdp {
 
 impl Drop for ConnectionUdp {
     fn drop(&mut self) {
-        let mut routes = lock(&self.shared.routes);
-        let Some(inboxes) = routes.get(&self.ufrag) else {
-            return;
-        };
-        let left: Vec<_> = inboxes
-            .iter()
-            .filter(|i| !Arc::ptr_eq(i, &self.inbox))
-            .cloned()
-            .collect();
-        if left.is_empty() {
-            routes.remove(&self.ufrag, |_| true);
-        } else {
-            routes.insert(&self.ufrag, left);
-        }
+        lock(&self.shared.routes)
+            .take_from(&self.ufrag, |i: &Arc<Inbox>| Arc::ptr_eq(i, &self.inbox));
     }
 }
 
