@@ -51,6 +51,8 @@ pub(crate) struct ForwardCounters {
     /// Packets a leg had already carried (a publisher's resend of a packet that had arrived),
     /// not sent again: the receiver would drop them as replays (one per leg).
     pub(crate) dropped_duplicate: AtomicU64,
+    /// Packets of a leg's layer from before its switch to that layer (or too late to send).
+    pub(crate) dropped_late: AtomicU64,
 }
 
 /// A published track, as subscribers find it.
@@ -589,7 +591,7 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
     let counters = &forward.counters;
     let mut legs = lock(&forward.legs);
     let size = packet.payload.len() as u64 + 12;
-    let (mut written, mut full, mut duplicates) = (0u64, 0u64, 0u64);
+    let (mut written, mut full, mut duplicates, mut late) = (0u64, 0u64, 0u64, 0u64);
     let waiting = legs.iter().filter(|leg| leg.payload_type.is_none()).count() as u64;
     let mut asks = 0u8;
     // A leg's send waits until the next one is known, so the last leg sent to gets the packet
@@ -605,6 +607,9 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
             asks |= 1u8.checked_shl(u32::from(layer)).unwrap_or(0);
         }
         let Verdict::Forward { seq, timestamp } = verdict else {
+            if verdict == Verdict::Drop(super::layers::Dropped::BeforeSwitch) {
+                late += 1;
+            }
             continue;
         };
         if !leg.gaps.admit(seq) {
@@ -627,6 +632,9 @@ fn write_legs(forward: &Forward, packet: RtpPacket, incoming: &Incoming) -> u8 {
         } else {
             full += 1;
         }
+    }
+    if late > 0 {
+        counters.dropped_late.fetch_add(late, Ordering::Relaxed);
     }
     if duplicates > 0 {
         counters

@@ -57,7 +57,8 @@ struct Mapping {
     layer: Layer,
     seq_offset: u16,
     ts_offset: u32,
-    /// The first packet of the layer forwarded since the switch (older ones are dropped).
+    /// Packets of the layer numbered before this are dropped: the first one forwarded since
+    /// the switch, later [`FLOOR_TRAIL`] behind the newest.
     floor: u16,
 }
 
@@ -79,6 +80,12 @@ pub(crate) struct LegSelector {
     /// When a key frame was last asked for.
     asked_at_ms: Option<u64>,
 }
+
+/// How far behind the newest packet of its layer a leg's floor trails: a packet that late is
+/// turned away anyway. Moving the floor on keeps it within half the number space of the packets
+/// coming in; a floor left where the switch put it would, 32,768 packets later, make every new
+/// number look older than it and stop the leg until the numbers came round again.
+const FLOOR_TRAIL: u16 = 0x4000;
 
 /// Whether `a` comes before `b` in sequence-number order (with wrap-around).
 fn before(a: u16, b: u16) -> bool {
@@ -145,6 +152,12 @@ impl LegSelector {
         {
             if before(packet.seq, m.floor) {
                 return Verdict::Drop(Dropped::BeforeSwitch);
+            }
+            let trail = packet.seq.wrapping_sub(FLOOR_TRAIL);
+            if before(m.floor, trail)
+                && let Some(current) = &mut self.current
+            {
+                current.floor = trail;
             }
             // The current layer goes on until the target's key frame (or is the target).
             return self.forward(packet, m);
@@ -232,6 +245,39 @@ mod tests {
 
     fn fwd(seq: u16, timestamp: u32) -> Verdict {
         Verdict::Forward { seq, timestamp }
+    }
+
+    #[test]
+    fn a_stream_flows_on_past_the_number_space_and_late_packets_stay_out() {
+        let mut leg = LegSelector::new(90_000, Some(0));
+        let start = 65_000u16;
+        let mut next = None;
+        // 200,000 packets: the numbers wrap three times.
+        for i in 0..200_000u32 {
+            let seq = start.wrapping_add(i as u16);
+            let verdict = leg.packet(&p(0, seq, i * 90, i == 0, u64::from(i)));
+            let Verdict::Forward { seq: out, .. } = verdict else {
+                panic!("packet {i} not forwarded: {verdict:?}");
+            };
+            assert_eq!(next.unwrap_or(out), out, "packet {i}");
+            next = Some(out.wrapping_add(1));
+        }
+        let newest = start.wrapping_add(199_999u32 as u16);
+        // A resend a little late is forwarded; one from further back than the trail is not.
+        assert!(matches!(
+            leg.packet(&p(0, newest.wrapping_sub(100), 0, false, 200_000)),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(
+            leg.packet(&p(
+                0,
+                newest.wrapping_sub(FLOOR_TRAIL + 10),
+                0,
+                false,
+                200_000
+            )),
+            Verdict::Drop(Dropped::BeforeSwitch)
+        );
     }
 
     #[test]

@@ -390,6 +390,10 @@ impl Metrics {
             &self.dropped_packets.get_or_create(&Kind::of("duplicate")),
             f.dropped_duplicate.load(Ordering::Relaxed),
         );
+        catch_up(
+            &self.dropped_packets.get_or_create(&Kind::of("late")),
+            f.dropped_late.load(Ordering::Relaxed),
+        );
         let port = now.port;
         for (kind, total) in [
             ("received", port.received),
