@@ -122,6 +122,17 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_thread_knows_its_index() {
+        let workers = MediaWorkers::new(3);
+        let (index_tx, index) = mpsc::channel();
+        workers.worker(2).unwrap().handle.spawn(async move {
+            let _ = index_tx.send(current());
+        });
+        assert_eq!(index.recv_timeout(Duration::from_secs(5)).unwrap(), Some(2));
+        assert_eq!(current(), None);
+    }
+
+    #[test]
     fn a_room_stays_on_one_worker_and_dropping_the_workers_ends_their_tasks() {
         let workers = MediaWorkers::new(3);
         let room = RoomId::from("standup");
@@ -148,12 +159,6 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["jrtc-media-0", "jrtc-media-1", "jrtc-media-2"]);
-        let (index_tx, index) = mpsc::channel();
-        workers.worker(2).unwrap().handle.spawn(async move {
-            let _ = index_tx.send(current());
-        });
-        assert_eq!(index.recv_timeout(Duration::from_secs(5)).unwrap(), Some(2));
-        assert_eq!(current(), None);
         assert_eq!(workers.alive_tasks(), 3);
         drop(workers);
         for _ in 0..3 {
