@@ -4,7 +4,6 @@
 //! member on the server's side ("alice") publishes and receives over UDP meanwhile, through the
 //! server's UDP media port. Each side's statistics name the port and the protocol it used.
 
-
 use jrtc::TrackSource;
 use jrtc_testkit::media::speak;
 
