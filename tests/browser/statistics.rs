@@ -170,7 +170,19 @@ async fn chromium_statistics_report_the_loss_of_a_lossy_link() {
     until_received(&browser, page, "rust/microphone").await;
     speaking.abort();
     let _ = speaking.await;
-    let before = audio(&browser_statistics(&browser, page).await);
+    // The count before, once the speaker's last packets have arrived: two readings 300 ms
+    // apart that agree (the browser's counters are read; nothing signals the last arrival).
+    let mut clock = tokio::time::interval(Duration::from_millis(300));
+    let mut before = None;
+    loop {
+        clock.tick().await;
+        let now = audio(&browser_statistics(&browser, page).await);
+        if before == Some(now) {
+            break;
+        }
+        before = Some(now);
+    }
+    let before = before.unwrap();
 
     // 1,000 audio packets over two lossy hops (Rust → server → Chromium, 10 % each: about
     // 19 % lost; audio is not sent again), then 50 clean ones so the last lost ones are known.
