@@ -162,8 +162,9 @@ async fn one_port_for_everyone_and_garbage_on_it_harms_nobody() {
             tokio::time::Instant::now() < deadline,
             "unrouted {unrouted}, refused {refused}"
         );
-        // Scraped again until the port has read the last datagrams and closed the streams:
-        // nothing signals that but the counters.
+        // A sleep, because nothing else works: the stranger's datagrams and streams get no
+        // answer by design, and the server tells no one when its port has read the last of
+        // them; its counters, scraped again, are the only sign.
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
@@ -200,7 +201,9 @@ async fn one_port_for_everyone_and_garbage_on_it_harms_nobody() {
             "{} connections left on the port",
             server.media_port_connections()
         );
-        // The connections' drivers stop on their own tasks; the count is all there is to see.
+        // A sleep, because nothing else works: each connection leaves the port when its driver
+        // task ends, after the `leave` outcome the members got, and no event reports that;
+        // the count, read again, is the only sign.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
