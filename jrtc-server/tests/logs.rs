@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jrtc::{AccessToken, Call, CallEvent, Grants, JoinOptions, MediaEvent, TrackSource};
-use jrtc_testkit::media::MediaSender;
+use jrtc_testkit::media::{MediaSender, stun_check};
 
 const SECRET: &str = "the log test's secret, long enough to be accepted";
 
@@ -39,26 +39,6 @@ fn candidateless_offer() -> String {
         "",
     ]
     .join("\r\n")
-}
-
-/// A STUN binding request to the server's connection `server_ufrag` from the hostile offer's
-/// ufrag, with a MESSAGE-INTEGRITY that cannot be right.
-fn forged_check(server_ufrag: &str) -> Vec<u8> {
-    let username = format!("{server_ufrag}:hostileufrag");
-    let mut attributes = vec![0x00, 0x06];
-    attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    attributes.extend_from_slice(username.as_bytes());
-    while attributes.len() % 4 != 0 {
-        attributes.push(0);
-    }
-    attributes.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
-    attributes.extend_from_slice(&[0; 20]);
-    let mut packet = vec![0x00, 0x01];
-    packet.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-    packet.extend_from_slice(&[3; 12]);
-    packet.extend_from_slice(&attributes);
-    packet
 }
 
 /// The ICE username fragment and the UDP host candidate's address of an answer's SDP.
@@ -227,7 +207,10 @@ async fn a_call_leaves_the_webrtc_stacks_warnings_out_of_the_log_and_counts_them
             "the forged checks made no stack warnings"
         );
         for (_, ufrag, address) in &hostile {
-            socket.send_to(&forged_check(ufrag), address).await.unwrap();
+            socket
+                .send_to(&stun_check(&format!("{ufrag}:hostileufrag"), true), address)
+                .await
+                .unwrap();
         }
         // Polled: the server is another process, and this counter is the only sign from
         // outside that a check was discarded (nothing is sent to the client for it).

@@ -314,3 +314,25 @@ pub fn film(track: LocalTrack) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// A STUN binding request (an ICE check) whose USERNAME is `username`, with a
+/// MESSAGE-INTEGRITY of zeros when `integrity` is set (one that cannot be right). What a
+/// stranger sends a media port: the tests of the port's routing and of forged checks use it.
+pub fn stun_check(username: &str, integrity: bool) -> Vec<u8> {
+    let mut attributes = vec![0x00, 0x06];
+    attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attributes.extend_from_slice(username.as_bytes());
+    while attributes.len() % 4 != 0 {
+        attributes.push(0);
+    }
+    if integrity {
+        attributes.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
+        attributes.extend_from_slice(&[0; 20]);
+    }
+    let mut packet = vec![0x00, 0x01];
+    packet.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    packet.extend_from_slice(&[9; 12]);
+    packet.extend_from_slice(&attributes);
+    packet
+}

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::media::{VP8_KEY, remote};
 use crate::operations::{scrape, value};
 use crate::support::{User, server};
+use jrtc_testkit::media::stun_check;
 
 /// Packets of `track` that arrive until `want` did (each within 10 s).
 async fn receive(track: &jrtc::RemoteTrack, want: usize) {
@@ -21,22 +22,6 @@ async fn receive(track: &jrtc::RemoteTrack, want: usize) {
             .expect("a packet in time")
             .expect("the track is live");
     }
-}
-
-/// A STUN binding request whose USERNAME is `username`.
-fn check(username: &str) -> Vec<u8> {
-    let mut attributes = vec![0x00, 0x06];
-    attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    attributes.extend_from_slice(username.as_bytes());
-    while attributes.len() % 4 != 0 {
-        attributes.push(0);
-    }
-    let mut packet = vec![0x00, 0x01];
-    packet.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-    packet.extend_from_slice(&[9; 12]);
-    packet.extend_from_slice(&attributes);
-    packet
 }
 
 /// `n` datagrams nobody should claim: random bytes of random sizes, checks naming no
@@ -52,8 +37,8 @@ fn garbage(n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| match i % 3 {
             0 => (0..next() % 1400 + 1).map(|_| next() as u8).collect(),
-            1 => check(&format!("nobody{:02}:x", i % 100)),
-            _ => check("nobodyyy:x")[..(next() % 30) as usize].to_vec(),
+            1 => stun_check(&format!("nobody{:02}:x", i % 100), false),
+            _ => stun_check("nobodyyy:x", false)[..(next() % 30) as usize].to_vec(),
         })
         .collect()
 }
@@ -115,7 +100,7 @@ async fn one_port_for_everyone_and_garbage_on_it_harms_nobody() {
         let frame = if i % 2 == 0 {
             vec![0xff, 0xff, 1, 2, 3]
         } else {
-            let check = check("nobody00:x");
+            let check = stun_check("nobody00:x", false);
             let mut frame = (check.len() as u16).to_be_bytes().to_vec();
             frame.extend_from_slice(&check);
             frame
