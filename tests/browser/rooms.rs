@@ -207,8 +207,11 @@ async fn a_browser_in_a_call_accepts_an_invitation_to_another() {
              // The log's reader takes the events in turn: up to the acceptance's own.
              await T.until('web', (e) => e.type === 'invite' && e.kind === 'accept_result');
              // (Dynacast's layers_wanted may come at any time after the camera's publish.)
-             const seen = T.find('web', () => true).slice(start - T.logs.web.length)
-               .filter((e) => !(e.type === 'media' && e.kind === 'layers_wanted'))
+             // Events of the first call (a net status, a statistic) may come before it is left.
+             const after = T.find('web', () => true).slice(start - T.logs.web.length)
+               .filter((e) => !(e.type === 'media' && e.kind === 'layers_wanted'));
+             const left = after.findIndex((e) => e.type === 'left');
+             const seen = after.slice(left === -1 ? 0 : left)
                .map((e) => [e.type, e.room ?? e.snapshot?.room ?? e.kind]);
              return { room: room.room, seen, camera: camera.readyState, pcs: call.peerConnections() };",
         )

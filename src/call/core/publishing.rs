@@ -152,12 +152,17 @@ impl Publishing {
     /// The publishing connection is over (the call left its room, or the server gave it up):
     /// its tracks end. A publish waiting its turn still goes to the server (which answers it).
     pub(super) fn reset(&mut self, ctx: &mut Ctx<'_>) {
-        // A publish whose answer is being applied lands on a connection that is closing: it
-        // fails (the shell's close comes after the answer, and ends the track it made).
+        // The publish under way was offered on the connection that is closing: it fails, and
+        // its request is not sent again (a resend after a resume would publish, in whatever
+        // room the call is in by then, a track whose connection is gone).
         if let Some(f) = &self.in_flight
             && matches!(f.job, OfferJob::Publish(_))
-            && f.stage == Stage::Applying
         {
+            if matches!(f.stage, Stage::Answering(_)) {
+                // The shell lets go of the track it added for the offer.
+                ctx.out
+                    .push(Output::Peer(PeerAction::CancelOffer { op: f.op }));
+            }
             self.finish(ctx, Err("the publishing connection closed".into()));
         }
         self.drop_negotiations(ctx.session);

@@ -428,7 +428,14 @@ fn peer_model(d: &mut Device, action: PeerAction) -> Option<PeerInput> {
                     d.published.insert(source);
                 }
                 Some(OfferJob::Republish(sources)) => d.sending = sources.into_iter().collect(),
-                _ => {}
+                Some(OfferJob::Restart) => {}
+                None => {
+                    // As the shell: the connection the offer was made on is closed.
+                    return Some(PeerInput::Applied {
+                        op,
+                        result: Err("the publishing connection is gone".into()),
+                    });
+                }
             }
             Some(PeerInput::Applied { op, result: Ok(()) })
         }
