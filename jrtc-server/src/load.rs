@@ -678,6 +678,10 @@ async fn media(
     };
     let mut calls = Vec::new();
     let mut pumps = Vec::new();
+    // Every packet carries, in its last 8 bytes, when its publisher wrote it (nanoseconds
+    // since `epoch`; publishers and subscribers are in this process): a subscriber's reading
+    // minus it is the packet's trip through both clients and the server.
+    let epoch = Instant::now();
     for p in 0..publishers {
         let call = member(format!("pub{p}")).await?;
         let kind = match source {
@@ -688,13 +692,14 @@ async fn media(
         pumps.push(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(pps.max(1))));
-            let payload = if source == MediaSource::Camera {
+            let mut payload = if source == MediaSource::Camera {
                 vec![0x90u8; 1200]
             } else {
                 vec![0xfcu8; 160]
             };
             for i in 0u32.. {
                 tick.tick().await;
+                stamp(&mut payload, epoch);
                 let sent = match source {
                     MediaSource::Speaking => {
                         // Loud for a second, quiet for a second.
@@ -736,18 +741,26 @@ async fn media(
         .map(|track| {
             tokio::spawn(async move {
                 let mut n = 0u64;
+                let mut trips = Histogram::<u64>::new(3).expect("3 significant figures");
                 let end = tokio::time::Instant::now() + Duration::from_secs(SECONDS);
-                while let Ok(Some(_)) = tokio::time::timeout_at(end, track.next_packet()).await {
+                while let Ok(Some(packet)) = tokio::time::timeout_at(end, track.next_packet()).await
+                {
                     n += 1;
+                    if let Some(trip) = trip_us(&packet.payload, epoch) {
+                        trips.saturating_record(trip);
+                    }
                 }
-                n
+                (n, trips)
             })
         })
         .collect();
     let cpu_before = cpu_seconds(pid);
     let mut forwarded = 0;
+    let mut trips = Histogram::<u64>::new(3)?;
     for c in counters {
-        forwarded += c.await?;
+        let (n, h) = c.await?;
+        forwarded += n;
+        trips.add(h)?;
     }
     let cpu = cpu_seconds(pid).zip(cpu_before).map(|(b, a)| b - a);
     let offered = f64::from(publishers * subscribers * pps) * SECONDS as f64;
@@ -770,6 +783,13 @@ async fn media(
             forwarded as f64 / cpu.max(1e-9)
         );
     }
+    if !trips.is_empty() {
+        let trip = Latency::of(&trips);
+        println!(
+            "  trip         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (publisher's write to subscriber's read: both clients' stacks and the server)",
+            trip.p50_ms, trip.p99_ms, trip.max_ms
+        );
+    }
     for p in pumps {
         p.abort();
     }
@@ -781,6 +801,20 @@ async fn media(
         "  raw UDP      {udp:.0} packets/s (1,200-byte datagrams over loopback, one sender, one receiver: the physical limit)"
     );
     Ok(())
+}
+
+/// Writes when the packet is written, in nanoseconds since `epoch`, over its last 8 bytes.
+fn stamp(payload: &mut [u8], epoch: Instant) {
+    let at = epoch.elapsed().as_nanos() as u64;
+    let len = payload.len();
+    payload[len - 8..].copy_from_slice(&at.to_be_bytes());
+}
+
+/// A received packet's trip in microseconds, from the stamp over its last 8 bytes.
+fn trip_us(payload: &[u8], epoch: Instant) -> Option<u64> {
+    let at = u64::from_be_bytes(payload.get(payload.len().checked_sub(8)?..)?.try_into().ok()?);
+    let now = epoch.elapsed().as_nanos() as u64;
+    Some(now.saturating_sub(at) / 1_000)
 }
 
 /// Plain loopback UDP on two threads with blocking sockets (as BASELINES.md measured it): one
