@@ -812,7 +812,12 @@ fn stamp(payload: &mut [u8], epoch: Instant) {
 
 /// A received packet's trip in microseconds, from the stamp over its last 8 bytes.
 fn trip_us(payload: &[u8], epoch: Instant) -> Option<u64> {
-    let at = u64::from_be_bytes(payload.get(payload.len().checked_sub(8)?..)?.try_into().ok()?);
+    let at = u64::from_be_bytes(
+        payload
+            .get(payload.len().checked_sub(8)?..)?
+            .try_into()
+            .ok()?,
+    );
     let now = epoch.elapsed().as_nanos() as u64;
     Some(now.saturating_sub(at) / 1_000)
 }

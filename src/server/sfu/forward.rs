@@ -3,9 +3,11 @@
 //! the payload type and the header-extension ids negotiated on it (the crate drops packets
 //! that carry anything else), so the reader rewrites all three per leg.
 //!
-//! A write never waits: it hands the packet to the leg's peer-connection driver if the driver's
-//! queue has room and drops it for that leg otherwise, so one slow subscriber cannot hold up the
-//! others (a receiver recovers with NACKs and key-frame requests, as after any loss).
+//! A write never waits: the reader itself runs the packet through the leg's connection and sends
+//! it when that connection is free (`write_rtp_direct`, a `vendor/webrtc` patch); otherwise it
+//! hands the packet to the connection's driver if the driver's queue has room and drops it for
+//! that leg if not, so one slow subscriber cannot hold up the others (a receiver recovers with
+//! NACKs and key-frame requests, as after any loss).
 //!
 //! Each leg numbers its packets itself ([`LegSelector`], `layers.rs`): a leg starts, resumes
 //! after a pause or a mute, and goes on after the publisher's new track at a key frame, one
@@ -574,6 +576,11 @@ fn send(leg: &Leg, mut packet: RtpPacket, seq: u16, timestamp: u32) -> bool {
     packet.header.sequence_number = seq;
     packet.header.timestamp = timestamp;
     super::extensions::rewrite(&mut packet.header, &leg.extensions);
+    // Written, encrypted and sent from this task when the leg's connection is free (no hop to
+    // its driver); through the driver's queue otherwise.
+    let Err(packet) = leg.track.write_rtp_direct(packet) else {
+        return true;
+    };
     if leg.track.write_rtp(packet).now_or_never().is_none() {
         tracing::trace!(
             subscriber = leg.subscriber,

@@ -638,6 +638,11 @@ where
         // Drop before binding — see above. Also drops every accepted TCP stream, which is
         // correct: they belong to the generation being replaced.
         self.udp_sockets.clear();
+        self.inner
+            .direct_udp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.mdns_socket = None;
         self.tcp_transport = RTCTcpTransport::new(HashMap::new());
 
@@ -693,6 +698,12 @@ where
         }
 
         self.tcp_transport = RTCTcpTransport::new(tcp_listeners);
+        // jrtc: direct RTP writes send on these too (PeerConnectionRef::write_rtp_direct).
+        *self
+            .inner
+            .direct_udp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.udp_sockets.clone();
 
         // Rebuilt, not updated: a gatherer's STUN clients and TURN allocations are keyed by
         // 5-tuples that no longer exist, so there is nothing in the old ones worth carrying over.
@@ -727,6 +738,12 @@ where
     /// on its next re-check; the wake makes that immediate. Idempotent on the clean path.
     pub(crate) fn signal_stopped(&self) {
         self.inner.closing.store(true, Ordering::Release);
+        // jrtc: the sockets go with the driver (a shared port's view leaves the port).
+        self.inner
+            .direct_udp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.inner.data_channel_backpressure.notify_waiters();
     }
 
@@ -1810,8 +1827,14 @@ where
     }
 
     async fn drain_core_writes(inner: Arc<PeerConnectionRef>) -> Vec<TaggedBytesMut> {
-        let mut writes = Vec::new();
         let mut core = inner.core.lock().await;
+        // jrtc: what direct writes left to the driver came out of the core first.
+        let mut writes = std::mem::take(
+            &mut *inner
+                .deferred_writes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         while let Some(msg) = core.poll_write() {
             writes.push(msg);
         }

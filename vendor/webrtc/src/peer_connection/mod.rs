@@ -55,7 +55,10 @@ pub mod transport;
 use crate::peer_connection::transport::{SctpTransport, SctpTransportImpl};
 use log::error;
 use std::collections::{HashMap, HashSet};
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
+// jrtc: for the direct RTP writes (vendor/webrtc/PATCHES.md).
+use crate::runtime::AsyncUdpSocket;
+use rtc::shared::{TaggedBytesMut, TransportProtocol};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -776,6 +779,16 @@ pub(crate) struct PeerConnectionRef {
     /// that closes the reactor-thread leak window; the `Close` event is only the
     /// fast wake.
     pub(crate) closing: AtomicBool,
+    /// jrtc: the driver's UDP sockets by local address, for RTP written and sent from the
+    /// writer's own task ([`PeerConnectionRef::write_rtp_direct`]); empty while the driver has
+    /// none or has stopped (vendor/webrtc/PATCHES.md).
+    pub(crate) direct_udp: std::sync::Mutex<HashMap<SocketAddr, Arc<dyn AsyncUdpSocket>>>,
+    /// jrtc: what a direct write made that it could not send itself (TCP, a full socket, a
+    /// socket it does not know): the driver sends these first, in order.
+    pub(crate) deferred_writes: std::sync::Mutex<Vec<TaggedBytesMut>>,
+    /// jrtc: direct writes since the driver last ran (it is woken every
+    /// [`DIRECT_WAKE_INTERVAL`]-th, so timers the writes set are seen).
+    pub(crate) direct_writes: std::sync::atomic::AtomicUsize,
     /// Per-channel data-channel send-buffer limit in bytes (`usize::MAX` = unbounded,
     /// the default). When a limit is configured, [`DataChannel::send`]/[`send_text`](DataChannel::send_text)
     /// block until a channel's `outstanding_bytes` drops below it, and
@@ -906,6 +919,11 @@ fn will_restart_ice(core: &RTCPeerConnection, desc: &RTCSessionDescription) -> b
 /// the send buffer run far ahead of the ~1 MB SCTP window.
 const WRITE_YIELD_INTERVAL: usize = 128;
 
+/// jrtc: the driver is woken on every this many direct writes of a connection (see
+/// [`PeerConnectionRef::write_rtp_direct`]): what the writes changed in the core's timers (a
+/// sender report due) is seen within a few packets rather than at the driver's next event.
+const DIRECT_WAKE_INTERVAL: usize = 32;
+
 impl PeerConnectionRef {
     /// Whether `close()`, `Drop` or a driver exit has begun shutting the connection down.
     #[inline]
@@ -960,6 +978,74 @@ impl PeerConnectionRef {
     /// 1:1 wake per message (yield every time) on cooperatively-scheduled
     /// runtimes such as smol — both collapse throughput.
     #[inline]
+    /// jrtc: writes `packet` on sender `sender_id` and sends what the connection makes of it
+    /// from the caller's task, without a hop to the driver; gives the packet back when that
+    /// cannot be done now (the core busy, no UDP socket, closing), for the caller to send the
+    /// usual way. Datagrams it cannot send itself go to the driver, in order.
+    pub(crate) fn write_rtp_direct(
+        &self,
+        sender_id: rtc::rtp_transceiver::RTCRtpSenderId,
+        packet: rtc::rtp::Packet,
+    ) -> std::result::Result<(), rtc::rtp::Packet> {
+        if self.is_closing() {
+            return Err(packet);
+        }
+        let sockets = self.direct_udp.lock().unwrap_or_else(|e| e.into_inner());
+        if sockets.is_empty() {
+            return Err(packet);
+        }
+        let Some(mut core) = self.core.try_lock() else {
+            return Err(packet);
+        };
+        match core.rtp_sender(sender_id) {
+            Some(mut sender) => {
+                if let Err(err) = sender.write_rtp(Instant::now(), packet) {
+                    log::trace!("Failed to send RTP: {}", err);
+                }
+            }
+            None => log::trace!("RTP for an unknown sender {:?} dropped", sender_id),
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut deferred = Vec::new();
+        while let Some(msg) = core.poll_write() {
+            let socket = (msg.transport.transport_protocol == TransportProtocol::UDP
+                && deferred.is_empty())
+            .then(|| sockets.get(&msg.transport.local_addr))
+            .flatten();
+            let sent = socket.is_some_and(|socket| {
+                let transmit = crate::runtime::Transmit {
+                    destination: msg.transport.peer_addr,
+                    ecn: None,
+                    contents: &msg.message,
+                    segment_size: None,
+                    src_ip: None,
+                };
+                matches!(socket.poll_send(&mut cx, &transmit), std::task::Poll::Ready(_))
+            });
+            if !sent {
+                deferred.push(msg);
+            }
+        }
+        drop(core);
+        drop(sockets);
+        let wake = !deferred.is_empty()
+            || self.direct_writes.fetch_add(1, Ordering::Relaxed) % DIRECT_WAKE_INTERVAL
+                == DIRECT_WAKE_INTERVAL - 1;
+        if !deferred.is_empty() {
+            self.deferred_writes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(deferred);
+        }
+        if wake && !self.write_pending.swap(true, Ordering::AcqRel) {
+            let _ = self
+                .driver_event_tx
+                .try_send(PeerConnectionDriverEvent::WriteNotify);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn wake_writes(&self) {
         if !self.write_pending.swap(true, Ordering::AcqRel) {
             // overflow: nudge — `write_pending` is the durable signal and the driver clears
@@ -1011,6 +1097,9 @@ impl PeerConnectionImpl {
                 write_pending: AtomicBool::new(false),
                 write_backpressure: std::sync::atomic::AtomicUsize::new(0),
                 closing: AtomicBool::new(false),
+                direct_udp: Default::default(),
+                deferred_writes: Default::default(),
+                direct_writes: Default::default(),
                 data_channel_send_buffer_limit,
                 data_channel_backpressure: crate::runtime::Notify::new(),
                 data_channel_delivery_blocked: AtomicBool::new(false),
@@ -1618,6 +1707,9 @@ mod tests {
             write_pending: AtomicBool::new(false),
             write_backpressure: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            direct_udp: Default::default(),
+            deferred_writes: Default::default(),
+            direct_writes: Default::default(),
             data_channel_send_buffer_limit: usize::MAX,
             data_channel_backpressure: crate::runtime::Notify::new(),
             data_channel_delivery_blocked: AtomicBool::new(false),

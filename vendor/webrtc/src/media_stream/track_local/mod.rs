@@ -78,6 +78,8 @@ pub struct TrackLocalContext {
     pub(crate) rtp_sender_id: RTCRtpSenderId,
     pub(crate) rtp_parameters: RTCRtpParameters,
     pub(crate) driver_event_tx: Sender<PeerConnectionDriverEvent>,
+    /// jrtc: the connection, for direct writes (`TrackLocalStaticRTP::write_rtp_direct`).
+    pub(crate) peer_connection: std::sync::Weak<crate::peer_connection::PeerConnectionRef>,
 }
 
 /// A local media track that can be sent to a remote peer.

@@ -75,6 +75,23 @@ impl TrackLocalStaticRTP {
         }
     }
 
+    /// jrtc: writes `packet` and sends it from the caller's task when that can be done now,
+    /// without a hop to the connection's driver (see `PATCHES.md`); otherwise gives it back,
+    /// for [`TrackLocal::write_rtp`].
+    pub fn write_rtp_direct(&self, packet: rtp::Packet) -> std::result::Result<(), rtp::Packet> {
+        let Some(ctx) = self.ctx.try_lock() else {
+            return Err(packet);
+        };
+        let Some((sender_id, inner)) = ctx
+            .as_ref()
+            .and_then(|ctx| Some((ctx.rtp_sender_id, ctx.peer_connection.upgrade()?)))
+        else {
+            return Err(packet);
+        };
+        drop(ctx);
+        inner.write_rtp_direct(sender_id, packet)
+    }
+
     /// Writes an RTP packet to the track with the specified header extensions.
     pub async fn write_rtp_with_extensions(
         &self,
