@@ -60,7 +60,8 @@ pub struct LoadTest {
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
     /// Media mode: PUBLISHERS,SUBSCRIBERS,PPS — one room where each publisher sends 1,200-byte
-    /// RTP at PPS packets/s for 4 s; reports forwarded packets/s and per server CPU-second.
+    /// RTP at PPS packets/s for 4 s; reports forwarded packets/s, per server CPU-second, and the
+    /// packets' trip times (publisher's write to subscriber's read: p50, p99, max).
     #[arg(long, value_delimiter = ',')]
     media: Vec<u32>,
     /// With `--media`: what the publishers send — `camera` (1,200-byte packets), `microphone`
