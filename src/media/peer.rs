@@ -154,8 +154,15 @@ const NACKS_PER_PACKET: u16 = 10;
 /// The `rtc` crate's default interceptors (NACK generator and responder, RTCP reports,
 /// transport-wide feedback, the simulcast header extensions), with a receiver's requests per
 /// missing packet bounded ([`NACKS_PER_PACKET`]).
-fn default_interceptors(media: &mut MediaEngine) -> Result<Registry, MediaError> {
-    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+///
+/// `send_only`: a connection that only sends media (the SFU's to each subscriber) gets only the
+/// sending side's: the NACK responder and sender reports. The receiving side's (NACK generator,
+/// receiver reports, transport-wide feedback) would see no RTP there, yet every packet it sends
+/// passes through each of them (the chain moves the packet by value through every interceptor;
+/// docs/benchmarks.md, "Where a forwarded packet's time goes now"). The feedback formats and
+/// header extensions are registered alike, so both kinds of connection negotiate the same.
+fn default_interceptors(media: &mut MediaEngine, send_only: bool) -> Result<Registry, MediaError> {
+    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, SenderReportBuilder, Slot};
     use rtc::peer_connection::configuration::interceptor_registry::{
         configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
     };
@@ -169,15 +176,20 @@ fn default_interceptors(media: &mut MediaEngine) -> Result<Registry, MediaError>
             RtpCodecKind::Video,
         );
     }
-    let registry = Registry::new()
-        .with(Slot::NackResponder, NackResponderBuilder::new().build())
-        .with(
-            Slot::NackGenerator,
-            NackGeneratorBuilder::new()
-                .with_max_nacks_per_packet(NACKS_PER_PACKET)
-                .build(),
-        );
+    let registry = Registry::new().with(Slot::NackResponder, NackResponderBuilder::new().build());
     configure_simulcast_extension_headers(media)?;
+    if send_only {
+        // The transport-wide feedback and header extension, registered; its receiving
+        // interceptor left out.
+        configure_twcc_receiver_only(Registry::new(), media)?;
+        return Ok(registry.with(Slot::SenderReport, SenderReportBuilder::new().build()));
+    }
+    let registry = registry.with(
+        Slot::NackGenerator,
+        NackGeneratorBuilder::new()
+            .with_max_nacks_per_packet(NACKS_PER_PACKET)
+            .build(),
+    );
     let registry = configure_twcc_receiver_only(registry, media)?;
     Ok(configure_rtcp_reports(registry))
 }
@@ -219,7 +231,8 @@ impl Peer {
         Self::build(settings, false).await
     }
 
-    /// [`Peer::new`], for a connection that sends media and estimates its bandwidth: its
+    /// [`Peer::new`], for a connection that only sends media and estimates its bandwidth (it
+    /// gets only the sending side's interceptors, see `default_interceptors`): its
     /// packets carry transport-wide sequence numbers, the receiver's feedback on them drives a
     /// delay- and loss-based estimator (GCC, the `rtc` crate's), and the estimate is read with
     /// [`Peer::link_stats`] (and a REMB-sending receiver's own with [`Peer::receiver_estimate`]). Nothing is paced: the SFU forwards packets as the
@@ -238,7 +251,8 @@ impl Peer {
         let mut media = MediaEngine::default();
         register_codecs(&mut media)?;
         // Key-frame requests reach the tracks (the SFU relays them; a publisher answers them).
-        let mut registry = default_interceptors(&mut media)?.with(
+        // An estimating connection is the SFU's to a subscriber: it only sends media.
+        let mut registry = default_interceptors(&mut media, estimate)?.with(
             Slot::from(super::keyframes::SLOT),
             super::keyframes::KeyframeRequests::default(),
         );
