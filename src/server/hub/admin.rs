@@ -348,9 +348,9 @@ impl Hub {
             ("failed", 0),
         ];
         let mut stats = HubStats {
-            sessions: self.logins.len(),
-            lost_sessions: self.lost.len(),
-            logged_in: self.transports.len(),
+            sessions: self.sessions.counts().0,
+            lost_sessions: self.sessions.counts().1,
+            logged_in: self.sessions.counts().2,
             rooms: self.rooms.len(),
             recorders: self.recorders.agents(),
             ..Default::default()

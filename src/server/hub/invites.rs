@@ -136,7 +136,7 @@ impl Hub {
         timeout_ms: Option<u64>,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let login = &self.logins[&conn];
+        let login = &self.sessions[&conn];
         if login.room.is_none() {
             // Starting a call makes a server-named room.
             login.may_enter(None)?;
@@ -191,8 +191,8 @@ impl Hub {
         let mut failed = Vec::new();
         let mut reachable = Vec::new();
         for callee in callees {
-            let conns = self.users.get(&callee).map(Vec::as_slice).unwrap_or(&[]);
-            let busy = conns.iter().any(|c| self.logins[c].room.is_some());
+            let conns = self.sessions.of_user(&callee);
+            let busy = conns.iter().any(|c| self.sessions[c].room.is_some());
             if conns.is_empty() && !self.config.hold_offline_invitations {
                 failed.push(InviteFailure {
                     user_id: callee,
@@ -206,29 +206,29 @@ impl Hub {
             } else {
                 let name = conns
                     .first()
-                    .map(|c| self.logins[c].identity.name.clone())
+                    .map(|c| self.sessions[c].identity.name.clone())
                     .unwrap_or_else(|| callee.to_string());
                 reachable.push((callee, name));
             }
         }
 
         // Outside a room, an invite that reaches someone starts a call: the caller joins a new room.
-        let room = match self.logins[&conn].room.clone() {
+        let room = match self.sessions[&conn].room.clone() {
             Some(room) => Some(room),
             None if reachable.is_empty() => None,
             None => {
                 let caller = Participant {
                     video,
-                    ..self.logins[&conn].participant(None)
+                    ..self.sessions[&conn].participant(None)
                 };
                 self.join(conn, op, None, caller, true, out)?;
-                self.logins[&conn].room.clone()
+                self.sessions[&conn].room.clone()
             }
         };
 
         let mut invitations = Vec::new();
         if let Some(room) = &room {
-            let login = &self.logins[&conn];
+            let login = &self.sessions[&conn];
             let (caller, caller_name) = (login.user().clone(), login.identity.name.clone());
             for (callee, callee_name) in reachable {
                 let invitation = self.invitations.add(
@@ -295,7 +295,7 @@ impl Hub {
     /// Checks that `conn` may answer invitation `id`, and takes it out of the book.
     fn answer(&mut self, conn: ConnId, id: InvitationId) -> Result<Open, Refusal> {
         let open = self.invitations.get(id)?;
-        if &open.invitation.callee != self.logins[&conn].user() {
+        if &open.invitation.callee != self.sessions[&conn].user() {
             return refuse(ErrorCode::NotInvited, format!("{id} is for someone else"));
         }
         Ok(self.invitations.remove(id).expect("checked above"))
@@ -303,7 +303,9 @@ impl Hub {
 
     /// Tells the callee's other devices that this one answered.
     fn tell_other_devices(&self, conn: ConnId, open: &Open, reason: Reason, out: &mut Vec<Output>) {
-        let others: Vec<ConnId> = self.users[&open.invitation.callee]
+        let others: Vec<ConnId> = self
+            .sessions
+            .of_user(&open.invitation.callee)
             .iter()
             .copied()
             .filter(|c| *c != conn)
@@ -329,7 +331,7 @@ impl Hub {
     ) -> Result<(), Refusal> {
         let open = self.invitations.get(id)?;
         let room = open.invitation.room.clone();
-        let login = &self.logins[&conn];
+        let login = &self.sessions[&conn];
         let user = login.user().clone();
         if open.invitation.callee == user {
             login.may_enter(Some(&room))?;
@@ -347,7 +349,7 @@ impl Hub {
         self.leave_room(conn, Reason::Quit, out);
         let participant = Participant {
             video,
-            ..self.logins[&conn].participant(None)
+            ..self.sessions[&conn].participant(None)
         };
         self.join(conn, op, Some(room), participant, true, out)?;
         out.push(Output::Send {

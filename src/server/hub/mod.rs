@@ -27,6 +27,7 @@ mod room_net;
 mod room_speakers;
 mod room_talk;
 pub(crate) mod sdp;
+mod session_book;
 mod sessions;
 pub(crate) mod speakers;
 mod tokens;
@@ -37,89 +38,18 @@ use bans::BanBook;
 use invites::InvitationBook;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
-use outbox::Outbox;
 use recording::RecorderBook;
 use room::{Room, check_display_name, check_room_id, check_state};
+use session_book::Login;
+use session_book::SessionBook;
 use tokens::TokenBook;
-
-/// A logged-in session: it outlives its connection for the grace period (see `sessions.rs`).
-pub(super) struct Login {
-    pub(super) identity: Identity,
-    pub(super) room: Option<RoomId>,
-    /// The connection carrying the session now; `None` while it is lost.
-    pub(super) transport: Option<ConnId>,
-    /// When the connection was lost: the grace period runs from here.
-    pub(super) lost_at: Option<Millis>,
-    /// What the session was sent and has not acknowledged, and its recent requests.
-    pub(super) outbox: Outbox,
-}
-
-impl Login {
-    pub(super) fn user(&self) -> &UserId {
-        &self.identity.user
-    }
-
-    /// Refuses a request whose grant the token lacks.
-    pub(super) fn require(&self, granted: bool, what: &str) -> Result<(), Refusal> {
-        if granted {
-            Ok(())
-        } else {
-            refuse(
-                ErrorCode::MissingGrant,
-                format!("the access token does not allow {what}"),
-            )
-        }
-    }
-
-    /// Refuses a room the token does not allow.
-    pub(super) fn may_enter(&self, room: Option<&RoomId>) -> Result<(), Refusal> {
-        let allowed = match room {
-            Some(room) => self.identity.may_enter(room),
-            None => self.identity.rooms.is_none(),
-        };
-        if allowed {
-            Ok(())
-        } else {
-            refuse(
-                ErrorCode::WrongRoom,
-                match room {
-                    Some(room) => format!("the access token does not allow room `{room}`"),
-                    None => "the access token allows named rooms only".to_owned(),
-                },
-            )
-        }
-    }
-
-    /// The participant this login joins a room as (a guest: `Hub::join` decides the role, from
-    /// the token's claims for that room and the room's first member).
-    pub(super) fn participant(&self, display_name: Option<String>) -> Participant {
-        Participant {
-            user_id: self.identity.user.clone(),
-            display_name: display_name.unwrap_or_else(|| self.identity.name.clone()),
-            role: Role::Guest,
-            audio: false,
-            video: false,
-            state: String::new(),
-            connection: Default::default(),
-            volume: Default::default(),
-            net: Default::default(),
-            streams: Vec::new(),
-        }
-    }
-}
 
 /// Logins, rooms and invitations.
 pub(crate) struct Hub {
     pub(super) config: HubConfig,
     pub(super) now: Millis,
-    /// Sessions by id (the id of the connection that said `hello`).
-    pub(super) logins: HashMap<ConnId, Login>,
-    /// Each logged-in connection's session.
-    pub(super) transports: HashMap<ConnId, ConnId>,
-    /// Sessions whose connection is lost, by the end of their grace period.
-    pub(super) lost: std::collections::BTreeSet<(Millis, ConnId)>,
-    /// Each logged-in user's connections, in login order.
-    pub(super) users: HashMap<UserId, Vec<ConnId>>,
+    /// The sessions, their connections and their users.
+    sessions: SessionBook,
     pub(super) rooms: HashMap<RoomId, Room>,
     pub(super) invitations: InvitationBook,
     /// Interrupted peer connections, by the end of their grace period.
@@ -141,12 +71,9 @@ pub(crate) struct Hub {
 impl Hub {
     pub(crate) fn new(config: HubConfig) -> Self {
         Hub {
+            sessions: SessionBook::new(config.grace_ms),
             config,
             now: 0,
-            logins: HashMap::new(),
-            transports: HashMap::new(),
-            lost: Default::default(),
-            users: HashMap::new(),
             rooms: HashMap::new(),
             invitations: InvitationBook::default(),
             media_deadlines: Default::default(),
@@ -161,7 +88,7 @@ impl Hub {
 
     /// Whether connection `conn` carries a session (it logged in with `hello` or `resume`).
     pub(crate) fn is_logged_in(&self, conn: ConnId) -> bool {
-        self.transports.contains_key(&conn)
+        self.sessions.carries(conn)
     }
 
     /// Number of rooms alive.
@@ -171,7 +98,7 @@ impl Hub {
 
     /// When the core next needs a [`Input::Tick`], if ever.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
-        let grace = self.lost.first().map(|(at, _)| *at);
+        let grace = self.sessions.next_grace_end();
         [
             self.invitations.next_deadline(),
             grace,
@@ -189,7 +116,7 @@ impl Hub {
     /// The media id of `conn`'s membership, if it is in a room.
     #[cfg(any(test, feature = "internals"))]
     pub(crate) fn media_of(&self, conn: ConnId) -> Option<io::MediaId> {
-        let room = self.rooms.get(self.logins.get(&conn)?.room.as_ref()?)?;
+        let room = self.rooms.get(self.sessions.get(conn)?.room.as_ref()?)?;
         Some(room.member(conn).key.media)
     }
 
@@ -221,13 +148,13 @@ impl Hub {
 
     /// The user and room of the session connection `conn` carries (for log fields).
     pub(crate) fn whereabouts(&self, conn: ConnId) -> Option<(UserId, Option<RoomId>)> {
-        let login = self.logins.get(self.transports.get(&conn)?)?;
+        let login = self.sessions.get(self.sessions.carried_by(conn)?)?;
         Some((login.user().clone(), login.room.clone()))
     }
 
     #[cfg(any(test, feature = "internals"))]
     pub(crate) fn room_of(&self, conn: ConnId) -> Option<RoomId> {
-        self.logins.get(&conn).and_then(|l| l.room.clone())
+        self.sessions.get(conn).and_then(|l| l.room.clone())
     }
 
     /// Takes one input at time `now`; returns what to send, in order.
@@ -239,7 +166,7 @@ impl Hub {
             Input::Disconnected { conn, reason } => self.connection_lost(conn, reason, &mut out),
             Input::HandshakeTimeout { conn } => {
                 // Logged in by `hello` or by `resume`: either way it has a session.
-                if !self.transports.contains_key(&conn) {
+                if !self.sessions.carries(conn) {
                     out.push(Output::Close {
                         conn,
                         reason: Reason::Timeout,
@@ -301,23 +228,11 @@ impl Hub {
 
     /// Ends session `conn`: it leaves its room, its invitations end.
     pub(super) fn end_session(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
-        let Some(login) = self.logins.remove(&conn) else {
+        let Some(login) = self.sessions.close(conn) else {
             return;
         };
-        if let Some(transport) = login.transport {
-            self.transports.remove(&transport);
-        }
-        if let Some(at) = login.lost_at {
-            self.lost.remove(&(at + self.config.grace_ms, conn));
-        }
         self.tokens
             .session_ended(conn, login.identity.expires_at_ms());
-        if let Some(conns) = self.users.get_mut(login.user()) {
-            conns.retain(|c| *c != conn);
-            if conns.is_empty() {
-                self.users.remove(login.user());
-            }
-        }
         if let Some(room) = &login.room {
             self.with_room(room, |r, out| r.remove(conn, reason, out), out);
         }
@@ -398,7 +313,7 @@ impl Hub {
 
     /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).
     pub(super) fn leave_room(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
-        let Some(room) = self.logins.get(&conn).and_then(|l| l.room.clone()) else {
+        let Some(room) = self.sessions.get(conn).and_then(|l| l.room.clone()) else {
             return;
         };
         self.with_room(&room, |r, out| r.remove(conn, reason, out), out);
@@ -409,7 +324,7 @@ impl Hub {
     }
 
     pub(super) fn set_room(&mut self, conn: ConnId, room: Option<RoomId>) {
-        if let Some(login) = self.logins.get_mut(&conn) {
+        if let Some(login) = self.sessions.get_mut(conn) {
             login.room = room;
         }
     }
@@ -424,15 +339,13 @@ impl Hub {
         user: &UserId,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let Some(sessions) = self.users.get(user) else {
-            return Ok(());
-        };
+        let sessions = self.sessions.of_user(user);
         if sessions.len() < self.config.max_connections_per_user {
             return Ok(());
         }
         let oldest_lost = sessions
             .iter()
-            .filter_map(|s| Some((self.logins.get(s)?.lost_at?, *s)))
+            .filter_map(|s| Some((self.sessions.get(*s)?.lost_at()?, *s)))
             .min();
         let Some((_, session)) = oldest_lost else {
             return refuse(
@@ -473,7 +386,6 @@ impl Hub {
         });
         self.tokens
             .session_expires(conn, None, identity.expires_at_ms());
-        self.users.entry(user.clone()).or_default().push(conn);
         // Invitations still open for this user reach this device too.
         for invitation in self.invitations.for_callee(&user) {
             out.push(Output::Send {
@@ -481,17 +393,7 @@ impl Hub {
                 frame: ServerFrame::InviteReceived { invitation },
             });
         }
-        self.logins.insert(
-            conn,
-            Login {
-                identity,
-                room: None,
-                transport: Some(conn),
-                lost_at: None,
-                outbox: Outbox::default(),
-            },
-        );
-        self.transports.insert(conn, conn);
+        self.sessions.open(conn, identity);
         Ok(())
     }
 
@@ -503,7 +405,7 @@ impl Hub {
         version: u32,
         token: &str,
     ) -> Result<Identity, Refusal> {
-        if self.transports.contains_key(&conn) || self.logins.contains_key(&conn) {
+        if self.sessions.carries(conn) || self.sessions.contains(conn) {
             return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
         }
         if version != PROTOCOL_VERSION {
@@ -529,7 +431,7 @@ impl Hub {
     /// What stops session `conn` from joining room `id` (or making it, if it does not exist):
     /// a ban, no `create` grant, the limits. The same checks for `join` and `accept_invite`.
     pub(super) fn may_join(&self, conn: ConnId, id: &RoomId) -> Result<(), Refusal> {
-        let identity = &self.logins.get(&conn).expect("a joining session").identity;
+        let identity = &self.sessions.get(conn).expect("a joining session").identity;
         self.bans.check(id, &identity.user, self.now)?;
         match self.rooms.get(id) {
             Some(room) if room.people() >= room.max_people(self.config.max_participants) => refuse(
@@ -565,7 +467,7 @@ impl Hub {
     ) -> Result<(), Refusal> {
         check_display_name(&participant.display_name)?;
         check_state(&participant.state)?;
-        let identity = &self.logins.get(&conn).expect("a joining session").identity;
+        let identity = &self.sessions.get(conn).expect("a joining session").identity;
         let id = match room {
             Some(id) => {
                 check_room_id(&id)?;
@@ -583,7 +485,7 @@ impl Hub {
         let ghost = self
             .rooms
             .get(&id)
-            .and_then(|room| room.lost_seat_of(&participant.user_id, &self.logins));
+            .and_then(|room| room.lost_seat_of(&participant.user_id, &self.sessions));
         if ghost.is_none() {
             self.may_join(conn, &id)?;
         } else {
@@ -591,7 +493,7 @@ impl Hub {
             // seat is freed for it below).
             self.bans.check(&id, &participant.user_id, self.now)?;
         }
-        let identity = &self.logins[&conn].identity;
+        let identity = &self.sessions[&conn].identity;
         if identity.hosts(&id) {
             participant.role = Role::Host;
         }
@@ -630,11 +532,10 @@ impl Hub {
 
     /// Sends `frame` to every connection of `user`.
     pub(super) fn to_user(&self, user: &UserId, frame: ServerFrame, out: &mut Vec<Output>) {
-        if let Some(conns) = self.users.get(user)
-            && !conns.is_empty()
-        {
+        let conns = self.sessions.of_user(user);
+        if !conns.is_empty() {
             out.push(Output::Broadcast {
-                to: conns.clone(),
+                to: conns.to_vec(),
                 frame: std::sync::Arc::new(frame),
             });
         }

@@ -165,7 +165,7 @@ impl Hub {
     /// says so, or the creator's token (with the `record` grant). If no recorder can take it,
     /// the state says `failed` (`no_recorder`) so that the members see it is not recorded.
     pub(super) fn record_from_start(&mut self, conn: ConnId, room: &RoomId, out: &mut Vec<Output>) {
-        let identity = &self.logins[&conn].identity;
+        let identity = &self.sessions[&conn].identity;
         let by = identity.user.clone();
         let options = self.rooms[room]
             .options
@@ -209,7 +209,7 @@ impl Hub {
             return;
         };
         job.agent = Some(agent);
-        job.owner = self.logins.get(&agent).map(|l| l.user().clone());
+        job.owner = self.sessions.get(agent).map(|l| l.user().clone());
         *self.recorders.agents.entry(agent).or_default() += 1;
         out.push(Output::Send {
             to: agent,
@@ -239,7 +239,7 @@ impl Hub {
         recording: &RecordingId,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let login = &self.logins[&conn];
+        let login = &self.sessions[&conn];
         if let Some(current) = &login.room {
             return refuse(
                 ErrorCode::AlreadyJoined,
@@ -265,7 +265,7 @@ impl Hub {
         }
         let participant = crate::model::Participant {
             role: Role::Recorder,
-            ..self.logins[&conn].participant(Some("Recorder".into()))
+            ..self.sessions[&conn].participant(Some("Recorder".into()))
         };
         self.next_media += 1;
         room.join(conn, self.next_media, op, participant, true, out);
@@ -286,7 +286,7 @@ impl Hub {
         report: RecorderReport,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
-        let user = self.logins[&conn].user().clone();
+        let user = self.sessions[&conn].user().clone();
         let Some(job) = self
             .recorders
             .jobs
@@ -435,7 +435,7 @@ impl Hub {
             return;
         };
         let recorder = job.recorder();
-        if let Some(agent) = job.agent.filter(|a| self.logins.contains_key(a)) {
+        if let Some(agent) = job.agent.filter(|a| self.sessions.contains(*a)) {
             out.push(Output::Send {
                 to: agent,
                 frame: ServerFrame::RecordStop {

@@ -125,10 +125,10 @@ impl Hub {
                 };
                 // The answer goes first: the revocation may end the sender's own session, and
                 // then straight to its connection (the session is gone when frames are routed).
-                let transport = login.transport;
+                let transport = login.transport();
                 let mut ended = Vec::new();
                 self.revoke(revocation, &mut ended)?;
-                match (self.logins.contains_key(&conn), transport) {
+                match (self.sessions.contains(conn), transport) {
                     (true, _) => out.push(done(op, None)),
                     (false, Some(transport)) => out.push(Output::Deliver {
                         to: transport,
@@ -151,7 +151,7 @@ impl Hub {
             ClientFrame::End { op } => {
                 let room = self.room_of_member(conn, Some(MODERATE))?;
                 self.rooms[&room].require_host(conn, "end the call")?;
-                let by = self.logins[&conn].user().clone();
+                let by = self.sessions[&conn].user().clone();
                 self.end_room(&room, by, out);
                 out.push(done(op, None));
                 Ok(())
@@ -168,7 +168,7 @@ impl Hub {
                     );
                 }
                 if let Some(term) = ban {
-                    let by = self.logins[&conn].user().clone();
+                    let by = self.sessions[&conn].user().clone();
                     if by == user_id {
                         return refuse(ErrorCode::InvalidParam, "a host cannot ban itself");
                     }
@@ -297,7 +297,7 @@ impl Hub {
                 user_id: Some(user),
             } => {
                 // Muting someone else is moderation; one's own track needs no grant.
-                let own = self.logins.get(&conn).is_some_and(|l| *l.user() == user);
+                let own = self.sessions.get(conn).is_some_and(|l| *l.user() == user);
                 let room = self.room_of_member(conn, (!own).then_some(MODERATE))?;
                 self.with_room(
                     &room,
@@ -337,7 +337,7 @@ impl Hub {
             ClientFrame::StartRecording { op, options } => {
                 let room = self.room_of_member(conn, Some(RECORD))?;
                 self.rooms[&room].require_host(conn, "record")?;
-                let by = self.logins[&conn].user().clone();
+                let by = self.sessions[&conn].user().clone();
                 self.start_recording(by, room, options, out)?;
                 out.push(done(op, None));
                 Ok(())
@@ -345,7 +345,7 @@ impl Hub {
             ClientFrame::StopRecording { op } => {
                 let room = self.room_of_member(conn, Some(RECORD))?;
                 self.rooms[&room].require_host(conn, "record")?;
-                let by = self.logins[&conn].user().clone();
+                let by = self.sessions[&conn].user().clone();
                 self.stop_recording(by, &room, out)?;
                 out.push(done(op, None));
                 Ok(())
@@ -400,8 +400,8 @@ impl Hub {
 
     /// `conn`'s login, or a refusal.
     fn login(&self, conn: ConnId) -> Result<&Login, Refusal> {
-        self.logins
-            .get(&conn)
+        self.sessions
+            .get(conn)
             .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "send hello first"))
     }
 

@@ -187,15 +187,15 @@ impl Room {
     pub(super) fn lost_seat_of(
         &self,
         user: &UserId,
-        logins: &std::collections::HashMap<ConnId, super::Login>,
+        sessions: &super::session_book::SessionBook,
     ) -> Option<ConnId> {
         let member = self
             .members
             .iter()
             .find(|m| &m.participant.user_id == user)?;
-        logins
-            .get(&member.conn)
-            .is_some_and(|l| l.transport.is_none())
+        sessions
+            .get(member.conn)
+            .is_some_and(|l| l.transport().is_none())
             .then_some(member.conn)
     }
 

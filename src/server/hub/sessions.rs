@@ -35,8 +35,8 @@ impl Hub {
                 room,
                 seq,
             } => {
-                if let Some(session) = self.transports.get(&conn).copied()
-                    && let Some(login) = self.logins.get_mut(&session)
+                if let Some(session) = self.sessions.carried_by(conn)
+                    && let Some(login) = self.sessions.get_mut(session)
                 {
                     login.outbox.acknowledge(Taken {
                         received,
@@ -51,12 +51,12 @@ impl Hub {
             frame => {
                 // A connection without a session (never logged in, or one whose session
                 // another connection took over) may not act as one.
-                let Some(session) = self.transports.get(&conn).copied() else {
+                let Some(session) = self.sessions.carried_by(conn) else {
                     let refusal = Refusal::new(ErrorCode::NotLoggedIn, "log in with hello first");
                     out.push(direct(conn, refusal.into_frame(op)));
                     return;
                 };
-                let repeat = match (op, self.logins.get_mut(&session)) {
+                let repeat = match (op, self.sessions.get_mut(session)) {
                     (Some(op), Some(login)) => login.outbox.request(op),
                     _ => Repeat::New,
                 };
@@ -146,10 +146,9 @@ impl Hub {
         let Some(session) = self.session_of_key(key) else {
             return unknown();
         };
-        let grace = self.config.grace_ms;
         if self
-            .logins
-            .get(&session)
+            .sessions
+            .get(session)
             .is_none_or(|login| login.identity.user != identity.user)
         {
             return unknown();
@@ -157,26 +156,20 @@ impl Hub {
         // The new token is the session's from now on (a refreshed one, or one with other
         // rights).
         self.replace_identity(session, identity)?;
-        let login = self.logins.get_mut(&session).expect("looked up above");
         // The new connection takes over (an old one the server still holds is a ghost: the
         // client would not resume otherwise).
-        if let Some(old) = login.transport.replace(conn) {
-            self.transports.remove(&old);
+        if let Some(old) = self.sessions.reconnect(session, conn) {
             out.push(Output::Close {
                 conn: old,
                 reason: Reason::Replaced,
             });
         }
-        if let Some(at) = login.lost_at.take() {
-            self.lost.remove(&(at + grace, session));
-        }
-        self.transports.insert(conn, session);
         let taken = Taken {
             received,
             room: room.as_ref(),
             seq,
         };
-        let login = self.logins.get_mut(&session).expect("looked up above");
+        let login = self.sessions.get_mut(session).expect("looked up above");
         match login.outbox.replay(taken) {
             Some(replay) => {
                 out.push(direct(
@@ -220,7 +213,7 @@ impl Hub {
                 }
             }
         }
-        let login = &self.logins[&session];
+        let login = &self.sessions[&session];
         if let Some(room) = login.room.clone() {
             let now = self.now;
             self.with_room(
@@ -235,27 +228,18 @@ impl Hub {
     /// Connection `conn` is gone. An orderly close ends its session; a lost one starts the
     /// session's grace period.
     pub(super) fn connection_lost(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
-        let Some(session) = self.transports.remove(&conn) else {
+        let Some(session) = self.sessions.disconnect(conn) else {
             return;
         };
-        let Some(login) = self.logins.get_mut(&session) else {
-            return;
-        };
-        if login.transport != Some(conn) {
-            return;
-        }
         // A recorder's session is not held for a resume: its job fails over at once
         // (`recorder_lost`), so members learn of it within the time the loss is seen.
         let recorder = self.is_recorder(session);
-        let login = self.logins.get_mut(&session).expect("looked up above");
         match reason {
             Reason::Quit | Reason::ServerShutdown => self.end_session(session, reason, out),
             _ if recorder => self.end_session(session, Reason::Network, out),
             _ => {
-                login.transport = None;
-                login.lost_at = Some(self.now);
-                self.lost.insert((self.now + self.config.grace_ms, session));
-                if let Some(room) = login.room.clone() {
+                self.sessions.hold(session, self.now);
+                if let Some(room) = self.sessions[&session].room.clone() {
                     let now = self.now;
                     self.with_room(
                         &room,
@@ -269,11 +253,7 @@ impl Hub {
 
     /// Ends the sessions whose grace period ran out: they leave with reason `network`.
     pub(super) fn expire_sessions(&mut self, out: &mut Vec<Output>) {
-        while let Some(&(at, session)) = self.lost.first() {
-            if at > self.now {
-                break;
-            }
-            self.lost.pop_first();
+        while let Some(session) = self.sessions.pop_expired(self.now) {
             self.end_session(session, Reason::Network, out);
         }
     }
@@ -287,11 +267,11 @@ impl Hub {
         let mut out = Vec::with_capacity(raw.len());
         for output in raw {
             match output {
-                Output::Send { to, frame } => match self.logins.get_mut(&to) {
+                Output::Send { to, frame } => match self.sessions.get_mut(to) {
                     Some(login) if frame.is_personal() => {
                         let frame = Arc::new(frame);
                         let n = login.outbox.personal(frame.clone(), capacity);
-                        if let Some(to) = login.transport {
+                        if let Some(to) = login.transport() {
                             out.push(Output::Deliver {
                                 to,
                                 n: Some(n),
@@ -300,7 +280,7 @@ impl Hub {
                         }
                     }
                     Some(login) => {
-                        if let Some(to) = login.transport {
+                        if let Some(to) = login.transport() {
                             out.push(Output::Send { to, frame });
                         }
                     }
@@ -310,9 +290,9 @@ impl Hub {
                     Some((_, seq)) => {
                         let mut transports = Vec::with_capacity(to.len());
                         for session in to {
-                            if let Some(login) = self.logins.get_mut(&session) {
+                            if let Some(login) = self.sessions.get_mut(session) {
                                 login.outbox.room_event(seq, frame.clone(), capacity);
-                                transports.extend(login.transport);
+                                transports.extend(login.transport());
                             }
                         }
                         if !transports.is_empty() {
@@ -324,9 +304,9 @@ impl Hub {
                     }
                     None => {
                         for session in to {
-                            if let Some(login) = self.logins.get_mut(&session) {
+                            if let Some(login) = self.sessions.get_mut(session) {
                                 let n = login.outbox.personal(frame.clone(), capacity);
-                                if let Some(to) = login.transport {
+                                if let Some(to) = login.transport() {
                                     out.push(Output::Deliver {
                                         to,
                                         n: Some(n),
@@ -348,7 +328,7 @@ impl Hub {
     /// Every session acknowledges everything it was sent (for the benchmarks).
     #[cfg(feature = "internals")]
     pub(crate) fn acknowledge_all(&mut self) {
-        for login in self.logins.values_mut() {
+        for login in self.sessions.logins_mut() {
             login.outbox.acknowledge_all();
         }
     }

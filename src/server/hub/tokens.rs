@@ -167,7 +167,7 @@ impl Hub {
     /// Ends session `session` for good: its connection (if it has one) gets a goodbye with
     /// `reason` and no reconnecting; its room sees it leave with `reason`.
     pub(super) fn close_session(&mut self, session: ConnId, reason: Reason, out: &mut Vec<Output>) {
-        if let Some(transport) = self.logins.get(&session).and_then(|l| l.transport) {
+        if let Some(transport) = self.sessions.get(session).and_then(|l| l.transport()) {
             self.end_session(session, reason, out);
             out.push(Output::Close {
                 conn: transport,
@@ -199,10 +199,9 @@ impl Hub {
             self.config.max_token_lifetime_ms,
         )?;
         let mut ended: Vec<ConnId> = self
-            .logins
-            .iter()
-            .filter(|(_, login)| revocation.covers(&login.identity))
-            .map(|(session, _)| *session)
+            .sessions
+            .ids()
+            .filter(|session| revocation.covers(&self.sessions[session].identity))
             .collect();
         ended.sort_unstable();
         for session in &ended {
@@ -239,8 +238,8 @@ impl Hub {
         identity: Identity,
     ) -> Result<(), Refusal> {
         let login = self
-            .logins
-            .get_mut(&session)
+            .sessions
+            .get_mut(session)
             .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "send hello first"))?;
         if identity.user != login.identity.user {
             return refuse(
