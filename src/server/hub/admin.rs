@@ -131,7 +131,7 @@ impl Hub {
                 if let Err(message) = options.validate() {
                     return refuse(ErrorCode::InvalidParam, message);
                 }
-                if self.rooms.contains_key(&room) {
+                if self.rooms.contains(&room) {
                     return refuse(ErrorCode::RoomExists, format!("room `{room}` exists"));
                 }
                 if self.rooms.len() >= self.config.max_rooms {
@@ -142,7 +142,7 @@ impl Hub {
                 }
                 let made = Room::managed(room.clone(), options, self.now, self.config.speakers);
                 if let Some(at) = made.empty_deadline() {
-                    self.empty_rooms.insert((at, room.clone()));
+                    self.rooms.gone_at(at, &room);
                 }
                 let details = made.details();
                 self.rooms.insert(room.clone(), made);
@@ -240,11 +240,7 @@ impl Hub {
 
     /// Managed rooms whose empty timeout passed are gone.
     pub(super) fn expire_empty_rooms(&mut self, out: &mut Vec<Output>) {
-        while let Some((at, id)) = self.empty_rooms.first().cloned() {
-            if at > self.now {
-                break;
-            }
-            self.empty_rooms.pop_first();
+        while let Some((at, id)) = self.rooms.pop_empty_due(self.now) {
             let due = self
                 .rooms
                 .get(&id)

@@ -2,8 +2,6 @@
 //! the async shell feeds it [`Input`]s with the current time and delivers the [`Output`]s;
 //! nothing here touches a socket or reads a clock.
 
-use std::collections::HashMap;
-
 use crate::auth::Identity;
 use crate::model::{OperationId, Participant, Reason, Role, RoomId, UserId};
 use crate::protocol::{ErrorCode, PROTOCOL_VERSION, ServerFrame};
@@ -20,6 +18,7 @@ mod outbox;
 mod recording;
 mod requests;
 pub(crate) mod room;
+mod room_book;
 mod room_layers;
 mod room_media;
 mod room_mute;
@@ -40,6 +39,7 @@ pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
 use io::{MediaFact, MediaReport};
 use recording::RecorderBook;
 use room::{Room, check_display_name, check_room_id, check_state};
+use room_book::RoomBook;
 use session_book::Login;
 use session_book::SessionBook;
 use tokens::TokenBook;
@@ -50,7 +50,8 @@ pub(crate) struct Hub {
     pub(super) now: Millis,
     /// The sessions, their connections and their users.
     sessions: SessionBook,
-    pub(super) rooms: HashMap<RoomId, Room>,
+    /// The rooms, and what names new rooms and memberships.
+    rooms: RoomBook,
     pub(super) invitations: InvitationBook,
     /// Interrupted peer connections, by the end of their grace period.
     pub(super) media_deadlines: interruptions::Deadlines,
@@ -60,12 +61,6 @@ pub(crate) struct Hub {
     tokens: TokenBook,
     /// Recorders and recording jobs.
     recorders: RecorderBook,
-    /// When managed rooms with no member are gone (entries of rooms that have members again,
-    /// or are gone, are dropped when due).
-    empty_rooms: std::collections::BTreeSet<(Millis, RoomId)>,
-    next_room: u64,
-    /// The last membership's media id (see [`MediaId`](io::MediaId)).
-    next_media: u64,
 }
 
 impl Hub {
@@ -74,15 +69,12 @@ impl Hub {
             sessions: SessionBook::new(config.grace_ms),
             config,
             now: 0,
-            rooms: HashMap::new(),
+            rooms: RoomBook::default(),
             invitations: InvitationBook::default(),
             media_deadlines: Default::default(),
             bans: BanBook::default(),
             tokens: TokenBook::default(),
             recorders: RecorderBook::default(),
-            empty_rooms: Default::default(),
-            next_room: 0,
-            next_media: 0,
         }
     }
 
@@ -106,7 +98,7 @@ impl Hub {
             self.bans.next_deadline(),
             self.tokens.next_deadline(),
             self.recorders.next_deadline(),
-            self.empty_rooms.first().map(|(at, _)| *at),
+            self.rooms.next_empty_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -264,7 +256,7 @@ impl Hub {
                 if room.empty_since.is_none() {
                     room.empty_since = Some(self.now);
                     if let Some(at) = room.empty_deadline() {
-                        self.empty_rooms.insert((at, id.clone()));
+                        self.rooms.gone_at(at, id);
                     }
                 }
             } else {
@@ -277,11 +269,11 @@ impl Hub {
     /// Room `id` is gone: its recordings are over, its bans for the room end, the backend
     /// hears it.
     pub(super) fn drop_room(&mut self, id: &RoomId, out: &mut Vec<Output>) {
-        if !self.rooms.contains_key(id) {
+        if !self.rooms.contains(id) {
             return;
         }
         self.room_recordings_over(id, out);
-        self.occupied(id);
+        self.rooms.occupied(id);
         if self.rooms.remove(id).is_some() {
             self.bans.room_ended(id);
             out.push(Output::Notice(crate::model::ServerEvent::RoomFinished {
@@ -299,16 +291,6 @@ impl Hub {
             self.caller_left(member, Reason::Over, true, out);
         }
         self.drop_room(room, out);
-    }
-
-    /// Someone is in managed room `id` again: it no longer waits for its empty timeout.
-    pub(super) fn occupied(&mut self, id: &RoomId) {
-        if let Some(room) = self.rooms.get_mut(id) {
-            if let Some(at) = room.empty_deadline() {
-                self.empty_rooms.remove(&(at, id.clone()));
-            }
-            room.empty_since = None;
-        }
     }
 
     /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).
@@ -419,13 +401,7 @@ impl Hub {
 
     /// A fresh server-made room id.
     pub(super) fn new_room_id(&mut self) -> RoomId {
-        loop {
-            self.next_room += 1;
-            let id = RoomId::from(format!("{}{}", self.config.room_prefix, self.next_room));
-            if !self.rooms.contains_key(&id) {
-                break id;
-            }
-        }
+        self.rooms.new_id(&self.config.room_prefix)
     }
 
     /// What stops session `conn` from joining room `id` (or making it, if it does not exist):
@@ -502,17 +478,17 @@ impl Hub {
             // the seat at once (if the ghost was alone, the room is made again for it).
             self.end_session(ghost, Reason::Replaced, out);
         }
-        let created = !self.rooms.contains_key(&id);
+        let created = !self.rooms.contains(&id);
         if created {
             out.push(Output::Notice(crate::model::ServerEvent::RoomStarted {
                 room: id.clone(),
             }));
         }
-        self.occupied(&id);
+        self.rooms.occupied(&id);
+        let speakers = self.config.speakers;
         let room = self
             .rooms
-            .entry(id.clone())
-            .or_insert_with(|| Room::new(id.clone(), self.config.speakers));
+            .get_or_make(&id, || Room::new(id.clone(), speakers));
         let first = room.is_empty();
         if room.has_user(&participant.user_id) {
             return refuse(
@@ -520,8 +496,9 @@ impl Hub {
                 format!("`{}` is already in room `{id}`", participant.user_id),
             );
         }
-        self.next_media += 1;
-        room.join(conn, self.next_media, op, participant, auto_subscribe, out);
+        let media = self.rooms.new_media_id();
+        let room = self.rooms.get_mut(&id).expect("made above");
+        room.join(conn, media, op, participant, auto_subscribe, out);
         room.flush_offers(out);
         self.set_room(conn, Some(id.clone()));
         if first {

@@ -254,7 +254,7 @@ impl Hub {
             .filter(|job| job.member.is_none() && job.owner.as_ref() == Some(&user))
             .ok_or_else(|| Refusal::new(ErrorCode::NoSuchRecording, "not a job of yours"))?;
         let room_id = job.room.clone();
-        let Some(room) = self.rooms.get_mut(&room_id) else {
+        let Some(room) = self.rooms.get(&room_id) else {
             return refuse(ErrorCode::NoSuchRecording, "the room is gone");
         };
         if room.has_user(&user) {
@@ -267,10 +267,11 @@ impl Hub {
             role: Role::Recorder,
             ..self.sessions[&conn].participant(Some("Recorder".into()))
         };
-        self.next_media += 1;
-        room.join(conn, self.next_media, op, participant, true, out);
+        let media = self.rooms.new_media_id();
+        let room = self.rooms.get_mut(&room_id).expect("looked up above");
+        room.join(conn, media, op, participant, true, out);
         room.flush_offers(out);
-        self.occupied(&room_id);
+        self.rooms.occupied(&room_id);
         self.set_room(conn, Some(room_id));
         if let Some(job) = self.recorders.jobs.get_mut(recording) {
             job.member = Some(conn);
@@ -444,7 +445,7 @@ impl Hub {
                 },
             });
         }
-        if !self.rooms.contains_key(&job.room) {
+        if !self.rooms.contains(&job.room) {
             return;
         }
         let shut_down = job.options.policy == RecordingPolicy::Required;
