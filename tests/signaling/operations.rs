@@ -182,6 +182,37 @@ async fn metrics_follow_the_calls() {
     assert_eq!(value(&page, "jrtc_frames_out_total{kind=\"message\"}"), 2.0);
     assert!(value(&page, "jrtc_request_latency_seconds_count") >= 5.0);
 
+    // Refused requests count as refusals, not as what they asked for: an answer to an
+    // invitation that does not exist, and a message to someone who is not in the room.
+    let op = users[1]
+        .call
+        .accept_invite(jrtc::InvitationId(99), false)
+        .await
+        .unwrap();
+    refused(&users[1].call, op).await;
+    let op = users[0]
+        .call
+        .send_message(Some("nobody"), "text/plain", "hello?")
+        .await
+        .unwrap();
+    refused(&users[0].call, op).await;
+    let page = scrape(&server).await;
+    // Both reached the server...
+    assert_eq!(
+        value(&page, "jrtc_frames_in_total{kind=\"send_message\"}"),
+        2.0
+    );
+    assert_eq!(
+        value(&page, "jrtc_frames_in_total{kind=\"accept_invite\"}"),
+        1.0
+    );
+    // ... and neither counts as done.
+    assert_eq!(value(&page, "jrtc_messages_total"), 1.0);
+    assert_eq!(
+        value(&page, "jrtc_invitations_total{kind=\"accepted\"}"),
+        0.0
+    );
+
     // One leaves: the gauges follow.
     let c = users.pop().unwrap();
     c.call.close().await;

@@ -331,6 +331,27 @@ pub(crate) struct HubStats {
     /// Rooms by recording state (`starting`, `recording`, `stopping`, `failed`).
     pub(crate) recordings: Vec<(&'static str, usize)>,
     pub(crate) recorders: usize,
+    /// What the core counted since it started.
+    pub(crate) counted: HubCounters,
+}
+
+/// Outcomes the core counts as they happen (totals since it started): the metrics show them,
+/// so a refused request counts under its refusal only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HubCounters {
+    /// Sessions logged in (`hello`).
+    pub(crate) logins: u64,
+    /// Sessions resumed, and the frames replayed to them.
+    pub(crate) resumes: u64,
+    pub(crate) replayed: u64,
+    /// Invitations made (one per callee reached).
+    pub(crate) invitations_sent: u64,
+    /// Invitations accepted, rejected and canceled by a request.
+    pub(crate) invitations_accepted: u64,
+    pub(crate) invitations_rejected: u64,
+    pub(crate) invitations_canceled: u64,
+    /// Members' in-call messages sent.
+    pub(crate) messages: u64,
 }
 
 impl Hub {
@@ -349,6 +370,7 @@ impl Hub {
             logged_in: self.sessions.counts().2,
             rooms: self.rooms.len(),
             recorders: self.recorders.agents(),
+            counted: self.counted,
             ..Default::default()
         };
         for room in self.rooms.values() {

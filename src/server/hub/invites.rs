@@ -256,6 +256,7 @@ impl Hub {
                 invitations.push(invitation);
             }
         }
+        self.counted.invitations_sent += invitations.len() as u64;
         out.push(Output::Send {
             to: conn,
             frame: ServerFrame::Invited {

@@ -32,7 +32,7 @@ pub(crate) mod speakers;
 mod tokens;
 mod video_layers;
 
-pub(crate) use admin::{AdminReply, AdminRequest, HubStats};
+pub(crate) use admin::{AdminReply, AdminRequest, HubCounters, HubStats};
 use bans::BanBook;
 use invites::InvitationBook;
 pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
@@ -52,6 +52,8 @@ pub(crate) struct Hub {
     sessions: SessionBook,
     /// The rooms, and what names new rooms and memberships.
     rooms: RoomBook,
+    /// Outcomes counted for the metrics.
+    counted: HubCounters,
     pub(super) invitations: InvitationBook,
     /// Interrupted peer connections, by the end of their grace period.
     pub(super) media_deadlines: interruptions::Deadlines,
@@ -70,6 +72,7 @@ impl Hub {
             config,
             now: 0,
             rooms: RoomBook::default(),
+            counted: HubCounters::default(),
             invitations: InvitationBook::default(),
             media_deadlines: Default::default(),
             bans: BanBook::default(),
@@ -376,6 +379,7 @@ impl Hub {
             });
         }
         self.sessions.open(conn, identity);
+        self.counted.logins += 1;
         Ok(())
     }
 

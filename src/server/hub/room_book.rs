@@ -44,10 +44,12 @@ impl RoomBook {
         self.rooms.values()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub(super) fn iter(&self) -> impl Iterator<Item = (&RoomId, &Room)> {
         self.rooms.iter()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub(super) fn keys(&self) -> impl Iterator<Item = &RoomId> {
         self.rooms.keys()
     }

@@ -170,8 +170,10 @@ impl Hub {
             seq,
         };
         let login = self.sessions.get_mut(session).expect("looked up above");
+        self.counted.resumes += 1;
         match login.outbox.replay(taken) {
             Some(replay) => {
+                self.counted.replayed += replay.len() as u64;
                 out.push(direct(
                     conn,
                     ServerFrame::Resumed {
@@ -187,6 +189,7 @@ impl Hub {
             None => {
                 let n = login.outbox.last_n();
                 let (missed, answers) = login.outbox.resync(taken, self.config.outbox_capacity);
+                self.counted.replayed += answers.len() as u64;
                 let user = login.identity.user.clone();
                 let room = login.room.as_ref().and_then(|r| self.rooms.get(r));
                 let resync = Resync {

@@ -369,6 +369,19 @@ impl Metrics {
                 counter.inc_by(total - seen);
             }
         };
+        let counted = hub.counted;
+        catch_up(&self.logins, counted.logins);
+        catch_up(&self.resumes, counted.resumes);
+        catch_up(&self.replayed, counted.replayed);
+        catch_up(&self.messages, counted.messages);
+        for (kind, total) in [
+            ("sent", counted.invitations_sent),
+            ("accepted", counted.invitations_accepted),
+            ("rejected", counted.invitations_rejected),
+            ("canceled", counted.invitations_canceled),
+        ] {
+            catch_up(&self.invitations.get_or_create(&Kind::of(kind)), total);
+        }
         let f = now.forwarding;
         catch_up(&self.forwarded_packets, f.packets.load(Ordering::Relaxed));
         catch_up(&self.forwarded_bytes, f.bytes.load(Ordering::Relaxed));

@@ -357,20 +357,6 @@ impl State {
     fn count_frame_in(&self, frame: &ClientFrame) {
         let m = &self.metrics;
         Metrics::count(&m.frames_in, frame.type_name());
-        match frame {
-            ClientFrame::Invite { callees, .. } => {
-                m.invitations
-                    .get_or_create(&metrics::Kind::of("sent"))
-                    .inc_by(callees.len() as u64);
-            }
-            ClientFrame::AcceptInvite { .. } => Metrics::count(&m.invitations, "accepted"),
-            ClientFrame::RejectInvite { .. } => Metrics::count(&m.invitations, "rejected"),
-            ClientFrame::CancelInvite { .. } => Metrics::count(&m.invitations, "canceled"),
-            ClientFrame::SendMessage { .. } => {
-                m.messages.inc();
-            }
-            _ => {}
-        }
     }
 
     /// Counts a frame sent to `receivers` connections.
@@ -379,21 +365,11 @@ impl State {
         m.frames_out
             .get_or_create(&metrics::Kind::of(frame.type_name()))
             .inc_by(receivers as u64);
-        match frame {
-            ServerFrame::Welcome { .. } => {
-                m.logins.inc();
+        if let ServerFrame::Error { code, .. } = frame {
+            if *code == ErrorCode::RateLimited {
+                m.rate_limited.inc();
             }
-            ServerFrame::Resumed { replayed, .. } => {
-                m.resumes.inc();
-                m.replayed.inc_by(*replayed);
-            }
-            ServerFrame::Error { code, .. } => {
-                if *code == ErrorCode::RateLimited {
-                    m.rate_limited.inc();
-                }
-                Metrics::count(&m.refusals, &code.wire_name());
-            }
-            _ => {}
+            Metrics::count(&m.refusals, &code.wire_name());
         }
     }
 

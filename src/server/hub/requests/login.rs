@@ -67,6 +67,7 @@ impl Hub {
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.cancel_invite(conn, invitation, out)?;
+        self.counted.invitations_canceled += 1;
         out.push(done(conn, op, None));
         Ok(())
     }
@@ -81,7 +82,9 @@ impl Hub {
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
         self.login(conn)?;
-        self.accept_invite(conn, op, invitation, video, out)
+        self.accept_invite(conn, op, invitation, video, out)?;
+        self.counted.invitations_accepted += 1;
+        Ok(())
     }
 
     /// `reject_invite`: see [`ClientFrame::RejectInvite`](crate::protocol::ClientFrame::RejectInvite).
@@ -95,6 +98,7 @@ impl Hub {
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.reject_invite(conn, invitation, reason, out)?;
+        self.counted.invitations_rejected += 1;
         out.push(done(conn, op, None));
         Ok(())
     }

@@ -194,6 +194,7 @@ impl Hub {
             |r, out| r.message(conn, to.as_ref(), content_type, content, out),
             out,
         )?;
+        self.counted.messages += 1;
         out.push(done(conn, op, seq));
         Ok(())
     }
