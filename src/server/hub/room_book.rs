@@ -124,3 +124,49 @@ impl std::ops::Index<&RoomId> for RoomBook {
         &self.rooms[id]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::hub::speakers::SpeakerConfig;
+
+    fn room(id: &RoomId) -> Room {
+        Room::new(id.clone(), SpeakerConfig::default())
+    }
+
+    #[test]
+    fn new_ids_skip_rooms_that_exist_and_media_ids_are_never_reused() {
+        let mut book = RoomBook::default();
+        let taken = RoomId::from("r2");
+        book.insert(taken.clone(), room(&taken));
+        assert_eq!(book.new_id("r"), RoomId::from("r1"));
+        assert_eq!(book.new_id("r"), RoomId::from("r3"), "r2 is taken");
+        let (a, b) = (book.new_media_id(), book.new_media_id());
+        assert!(a < b);
+        book.remove(&taken);
+        assert!(book.new_media_id() > b);
+    }
+
+    #[test]
+    fn empty_rooms_go_in_deadline_order_unless_occupied_again() {
+        let mut book = RoomBook::default();
+        let (a, b) = (RoomId::from("a"), RoomId::from("b"));
+        for id in [&a, &b] {
+            let mut r = room(id);
+            r.managed = true;
+            r.options = crate::model::RoomOptions::default().empty_timeout_secs(1);
+            book.insert(id.clone(), r);
+        }
+        book.get_mut(&b).unwrap().empty_since = Some(0);
+        book.gone_at(book[&b].empty_deadline().unwrap(), &b);
+        book.get_mut(&a).unwrap().empty_since = Some(500);
+        book.gone_at(book[&a].empty_deadline().unwrap(), &a);
+        assert_eq!(book.next_empty_deadline(), Some(1_000));
+        // Someone came back to b: it no longer waits.
+        book.occupied(&b);
+        assert_eq!(book.get(&b).unwrap().empty_since, None);
+        assert_eq!(book.pop_empty_due(1_000), None);
+        assert_eq!(book.pop_empty_due(1_500), Some((1_500, a)));
+        assert_eq!(book.pop_empty_due(10_000), None);
+    }
+}

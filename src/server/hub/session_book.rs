@@ -251,3 +251,132 @@ impl std::ops::Index<&ConnId> for SessionBook {
         &self.logins[session]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::Grants;
+
+    const GRACE: Millis = 1_000;
+
+    fn identity(user: u8) -> Identity {
+        Identity {
+            user: UserId::from(format!("u{user}")),
+            name: format!("u{user}"),
+            rooms: None,
+            role: None,
+            hosts: Vec::new(),
+            grants: Grants::none(),
+            jti: None,
+            issued_at: 0,
+            expires_at: u64::MAX,
+            record: None,
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A new connection logs in as this user.
+        Open(u8),
+        /// The n-th session ends.
+        Close(usize),
+        /// A new connection resumes the n-th session.
+        Reconnect(usize),
+        /// The n-th connection ever made is gone (orderly or not: `hold` when it carried one).
+        Disconnect(usize),
+        /// Time passes; expired sessions end.
+        Wait(Millis),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0..3u8).prop_map(Step::Open),
+            (0..8usize).prop_map(Step::Close),
+            (0..8usize).prop_map(Step::Reconnect),
+            (0..12usize).prop_map(Step::Disconnect),
+            (0..1_500u64).prop_map(Step::Wait),
+        ]
+    }
+
+    /// Every index agrees with the logins.
+    fn check(book: &SessionBook, now: Millis) {
+        for (conn, session) in &book.transports {
+            assert_eq!(
+                book.logins[session].transport,
+                Some(*conn),
+                "{conn} carries {session}"
+            );
+        }
+        let mut lost = 0;
+        for (session, login) in &book.logins {
+            match (login.transport, login.lost_at) {
+                (Some(conn), None) => assert_eq!(book.carried_by(conn), Some(*session)),
+                (None, Some(at)) => {
+                    assert!(book.lost.contains(&(at + GRACE, *session)));
+                    assert!(at + GRACE > now, "an expired session was not ended");
+                    lost += 1;
+                }
+                other => panic!("session {session}: {other:?}"),
+            }
+            assert!(book.of_user(login.user()).contains(session));
+        }
+        assert_eq!(book.lost.len(), lost);
+        let indexed: usize = book.users.values().map(Vec::len).sum();
+        assert_eq!(indexed, book.logins.len());
+        assert!(book.users.values().all(|s| !s.is_empty()));
+    }
+
+    proptest! {
+        #[test]
+        fn the_indexes_agree_whatever_happens(steps in proptest::collection::vec(step(), 1..80)) {
+            let mut book = SessionBook::new(GRACE);
+            let mut now = 0;
+            let mut next_conn: ConnId = 0;
+            let mut sessions: Vec<ConnId> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Open(user) => {
+                        next_conn += 1;
+                        book.open(next_conn, identity(user));
+                        sessions.push(next_conn);
+                    }
+                    Step::Close(n) => {
+                        if let Some(&session) = sessions.get(n) {
+                            let was = book.contains(session);
+                            prop_assert_eq!(book.close(session).is_some(), was);
+                            prop_assert!(!book.contains(session));
+                        }
+                    }
+                    Step::Reconnect(n) => {
+                        if let Some(&session) = sessions.get(n) && book.contains(session) {
+                            let before = book.get(session).and_then(Login::transport);
+                            next_conn += 1;
+                            let old = book.reconnect(session, next_conn);
+                            prop_assert_eq!(old, before);
+                            prop_assert_eq!(book.carried_by(next_conn), Some(session));
+                            if let Some(old) = old {
+                                prop_assert!(!book.carries(old));
+                            }
+                        }
+                    }
+                    Step::Disconnect(n) => {
+                        let conn = n as ConnId + 1;
+                        if let Some(session) = book.disconnect(conn) {
+                            book.hold(session, now);
+                        }
+                        prop_assert!(!book.carries(conn));
+                    }
+                    Step::Wait(ms) => {
+                        now += ms;
+                        while let Some(session) = book.pop_expired(now) {
+                            prop_assert!(book.close(session).is_some());
+                        }
+                    }
+                }
+                check(&book, now);
+            }
+        }
+    }
+}
