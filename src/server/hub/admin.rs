@@ -11,7 +11,7 @@ use crate::model::{
 use crate::protocol::ErrorCode;
 
 use super::Hub;
-use super::io::{Millis, Output, Refusal, refuse};
+use super::io::{Emit, Millis, Output, Refusal, refuse};
 use super::room::Room;
 
 /// A server API request.
@@ -110,7 +110,7 @@ impl Hub {
         &mut self,
         by: UserId,
         request: AdminRequest,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<AdminReply, Refusal> {
         let done = |seq| Ok(AdminReply::Done { seq });
         match request {
@@ -146,7 +146,7 @@ impl Hub {
                 }
                 let details = made.details();
                 self.rooms.insert(room.clone(), made);
-                out.push(Output::Notice(ServerEvent::RoomStarted { room }));
+                out.push(Emit::Notice(ServerEvent::RoomStarted { room }));
                 Ok(AdminReply::Room(Box::new(details)))
             }
             AdminRequest::EndRoom { room } => {
@@ -239,7 +239,7 @@ impl Hub {
     }
 
     /// Managed rooms whose empty timeout passed are gone.
-    pub(super) fn expire_empty_rooms(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn expire_empty_rooms(&mut self, out: &mut Vec<Emit>) {
         while let Some((at, id)) = self.rooms.pop_empty_due(self.now) {
             let due = self
                 .rooms

@@ -8,7 +8,7 @@ use crate::model::RoomId;
 use crate::protocol::MediaConnection;
 
 use super::Hub;
-use super::io::{MediaId, Millis, Output, Refusal};
+use super::io::{Emit, MediaId, Millis, Refusal};
 
 /// Interruptions by the end of their grace period.
 pub(super) type Deadlines = std::collections::BTreeSet<(Millis, RoomId, MediaId, MediaConnection)>;
@@ -21,7 +21,7 @@ impl Hub {
         room: &RoomId,
         media: MediaId,
         connection: MediaConnection,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
@@ -38,9 +38,9 @@ impl Hub {
     /// The member on `conn` says its side of `connection` failed.
     pub(super) fn media_interrupted_by(
         &mut self,
-        conn: super::io::ConnId,
+        conn: super::io::SessionId,
         connection: MediaConnection,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         let media = match self.rooms.get(&room) {
@@ -52,7 +52,7 @@ impl Hub {
     }
 
     /// Ends the interruptions whose grace period is over.
-    pub(super) fn expire_media(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn expire_media(&mut self, out: &mut Vec<Emit>) {
         while let Some((at, ..)) = self.media_deadlines.first() {
             if *at > self.now {
                 break;

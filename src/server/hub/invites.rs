@@ -14,11 +14,11 @@ use crate::model::{
 use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::Hub;
-use super::io::{ConnId, Millis, Output, Refusal, refuse};
+use super::io::{Emit, Millis, Refusal, SessionId, refuse};
 
 struct Open {
     invitation: Invitation,
-    caller_conn: ConnId,
+    caller_conn: SessionId,
     deadline: Millis,
 }
 
@@ -49,7 +49,7 @@ impl InvitationBook {
 
     /// Every open invitation with its caller's connection.
     #[cfg(any(test, feature = "internals"))]
-    pub(crate) fn list(&self) -> Vec<(Invitation, ConnId)> {
+    pub(crate) fn list(&self) -> Vec<(Invitation, SessionId)> {
         self.open
             .values()
             .map(|o| (o.invitation.clone(), o.caller_conn))
@@ -62,7 +62,12 @@ impl InvitationBook {
             .any(|o| &o.invitation.room == room && &o.invitation.callee == callee)
     }
 
-    fn add(&mut self, mut invitation: Invitation, caller_conn: ConnId, now: Millis) -> Invitation {
+    fn add(
+        &mut self,
+        mut invitation: Invitation,
+        caller_conn: SessionId,
+        now: Millis,
+    ) -> Invitation {
         self.next_id += 1;
         invitation.id = InvitationId(self.next_id);
         let deadline = now.saturating_add(invitation.timeout_ms);
@@ -93,7 +98,7 @@ impl InvitationBook {
         Some(open)
     }
 
-    fn of_caller(&self, conn: ConnId) -> Vec<InvitationId> {
+    fn of_caller(&self, conn: SessionId) -> Vec<InvitationId> {
         let mut ids: Vec<_> = self
             .open
             .values()
@@ -105,7 +110,7 @@ impl InvitationBook {
     }
 
     /// Open invitations made by `conn`, oldest first.
-    pub(crate) fn sent_by(&self, conn: ConnId) -> Vec<Invitation> {
+    pub(crate) fn sent_by(&self, conn: SessionId) -> Vec<Invitation> {
         self.of_caller(conn)
             .into_iter()
             .filter_map(|id| self.open.get(&id).map(|o| o.invitation.clone()))
@@ -128,13 +133,13 @@ impl Hub {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn invite(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         callees: Vec<UserId>,
         video: bool,
         extra: String,
         timeout_ms: Option<u64>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = &self.sessions[&conn];
         if login.room.is_none() {
@@ -257,7 +262,7 @@ impl Hub {
             }
         }
         self.counted.invitations_sent += invitations.len() as u64;
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: conn,
             frame: ServerFrame::Invited {
                 op,
@@ -271,9 +276,9 @@ impl Hub {
 
     pub(super) fn cancel_invite(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         id: InvitationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         if self.invitations.get(id)?.caller_conn != conn {
             return refuse(
@@ -294,7 +299,7 @@ impl Hub {
     }
 
     /// Checks that `conn` may answer invitation `id`, and takes it out of the book.
-    fn answer(&mut self, conn: ConnId, id: InvitationId) -> Result<Open, Refusal> {
+    fn answer(&mut self, conn: SessionId, id: InvitationId) -> Result<Open, Refusal> {
         let open = self.invitations.get(id)?;
         if &open.invitation.callee != self.sessions[&conn].user() {
             return refuse(ErrorCode::NotInvited, format!("{id} is for someone else"));
@@ -303,8 +308,14 @@ impl Hub {
     }
 
     /// Tells the callee's other devices that this one answered.
-    fn tell_other_devices(&self, conn: ConnId, open: &Open, reason: Reason, out: &mut Vec<Output>) {
-        let others: Vec<ConnId> = self
+    fn tell_other_devices(
+        &self,
+        conn: SessionId,
+        open: &Open,
+        reason: Reason,
+        out: &mut Vec<Emit>,
+    ) {
+        let others: Vec<SessionId> = self
             .sessions
             .of_user(&open.invitation.callee)
             .iter()
@@ -312,7 +323,7 @@ impl Hub {
             .filter(|c| *c != conn)
             .collect();
         if !others.is_empty() {
-            out.push(Output::Broadcast {
+            out.push(Emit::Broadcast {
                 to: others,
                 frame: std::sync::Arc::new(ServerFrame::InviteCanceled {
                     invitation: open.invitation.clone(),
@@ -324,11 +335,11 @@ impl Hub {
 
     pub(super) fn accept_invite(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         id: InvitationId,
         video: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let open = self.invitations.get(id)?;
         let room = open.invitation.room.clone();
@@ -353,7 +364,7 @@ impl Hub {
             ..self.sessions[&conn].participant(None)
         };
         self.join(conn, op, Some(room), participant, true, out)?;
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: open.caller_conn,
             frame: ServerFrame::InviteAccepted {
                 invitation: open.invitation.clone(),
@@ -365,13 +376,13 @@ impl Hub {
 
     pub(super) fn reject_invite(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         id: InvitationId,
         rejection: Rejection,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let open = self.answer(conn, id)?;
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: open.caller_conn,
             frame: ServerFrame::InviteRejected {
                 invitation: open.invitation.clone(),
@@ -386,10 +397,10 @@ impl Hub {
     /// why; so is the caller, when it is still connected to hear it.
     pub(super) fn caller_left(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         reason: Reason,
         tell_caller: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         for id in self.invitations.of_caller(conn) {
             let open = self.invitations.remove(id).expect("listed just now");
@@ -399,7 +410,7 @@ impl Hub {
                 reason,
             };
             if tell_caller {
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: conn,
                     frame: frame.clone(),
                 });
@@ -409,9 +420,9 @@ impl Hub {
     }
 
     /// Ends the invitations whose time ran out: `no_response` on both sides.
-    pub(super) fn expire_invitations(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn expire_invitations(&mut self, out: &mut Vec<Emit>) {
         for open in self.invitations.due(self.now) {
-            out.push(Output::Send {
+            out.push(Emit::Send {
                 to: open.caller_conn,
                 frame: ServerFrame::InviteRejected {
                     invitation: open.invitation.clone(),
@@ -433,7 +444,7 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Input, testing};
+    use super::super::{ConnId, Input, Output, testing};
     use super::*;
     use crate::protocol::ClientFrame;
 

@@ -10,6 +10,27 @@ use crate::protocol::{ClientFrame, IceCandidate, MediaConnection, ServerFrame};
 /// A connection's id, chosen by the shell.
 pub(crate) type ConnId = u64;
 
+/// A session's id: the id of the connection that said `hello` (a session outlives its
+/// connection for the grace period, and a later connection may carry it: `sessions.rs`). The
+/// core addresses sessions ([`Emit`]); its last step, `Hub::route`, turns that into frames for
+/// connections ([`Output`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct SessionId(pub(crate) u64);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(SessionId)
+    }
+}
+
 /// Time as the shell tells it: milliseconds since the Unix epoch.
 pub(crate) type Millis = u64;
 
@@ -55,6 +76,35 @@ pub(crate) enum Output {
     StartRecorder,
     /// Tell the application's backend (webhooks): a room, participant, track or recording
     /// event.
+    Notice(crate::model::ServerEvent),
+}
+
+/// What the core's steps say, before `Hub::route` (`sessions.rs`) addresses it: frames for
+/// sessions, which become frames for the connections carrying them (and are kept in their
+/// outboxes), and the rest as [`Output`] has it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Emit {
+    /// Send a frame to one session.
+    Send { to: SessionId, frame: ServerFrame },
+    /// Send one frame to several sessions (encoded once).
+    Broadcast {
+        to: Vec<SessionId>,
+        frame: std::sync::Arc<ServerFrame>,
+    },
+    /// A frame for a connection itself, whatever session it may carry (a login's refusal, a
+    /// resume's replay): see [`Output::Deliver`].
+    Deliver {
+        to: ConnId,
+        n: Option<u64>,
+        frame: std::sync::Arc<ServerFrame>,
+    },
+    /// See [`Output::Close`].
+    Close { conn: ConnId, reason: Reason },
+    /// See [`Output::Media`].
+    Media(MediaCommand),
+    /// See [`Output::StartRecorder`].
+    StartRecorder,
+    /// See [`Output::Notice`].
     Notice(crate::model::ServerEvent),
 }
 

@@ -35,7 +35,7 @@ mod video_layers;
 pub(crate) use admin::{AdminReply, AdminRequest, HubCounters, HubStats};
 use bans::BanBook;
 use invites::InvitationBook;
-pub(crate) use io::{ConnId, HubConfig, Input, Millis, Output, Refusal, refuse};
+pub(crate) use io::{ConnId, Emit, HubConfig, Input, Millis, Output, Refusal, SessionId, refuse};
 use io::{MediaFact, MediaReport};
 use recording::RecorderBook;
 use room::{Room, check_display_name, check_room_id, check_state};
@@ -110,9 +110,10 @@ impl Hub {
 
     /// The media id of `conn`'s membership, if it is in a room.
     #[cfg(any(test, feature = "internals"))]
-    pub(crate) fn media_of(&self, conn: ConnId) -> Option<io::MediaId> {
-        let room = self.rooms.get(self.sessions.get(conn)?.room.as_ref()?)?;
-        Some(room.member(conn).key.media)
+    pub(crate) fn media_of(&self, session: u64) -> Option<io::MediaId> {
+        let session = SessionId(session);
+        let room = self.rooms.get(self.sessions.get(session)?.room.as_ref()?)?;
+        Some(room.member(session).key.media)
     }
 
     /// Members who are banned from the room they are in (an invariant: none).
@@ -137,8 +138,12 @@ impl Hub {
     }
 
     #[cfg(any(test, feature = "internals"))]
-    pub(crate) fn open_invitations(&self) -> Vec<(crate::model::Invitation, ConnId)> {
-        self.invitations.list()
+    pub(crate) fn open_invitations(&self) -> Vec<(crate::model::Invitation, u64)> {
+        self.invitations
+            .list()
+            .into_iter()
+            .map(|(invitation, caller)| (invitation, caller.0))
+            .collect()
     }
 
     /// The user and room of the session connection `conn` carries (for log fields).
@@ -148,8 +153,10 @@ impl Hub {
     }
 
     #[cfg(any(test, feature = "internals"))]
-    pub(crate) fn room_of(&self, conn: ConnId) -> Option<RoomId> {
-        self.sessions.get(conn).and_then(|l| l.room.clone())
+    pub(crate) fn room_of(&self, session: u64) -> Option<RoomId> {
+        self.sessions
+            .get(SessionId(session))
+            .and_then(|l| l.room.clone())
     }
 
     /// Takes one input at time `now`; returns what to send, in order.
@@ -162,7 +169,7 @@ impl Hub {
             Input::HandshakeTimeout { conn } => {
                 // Logged in by `hello` or by `resume`: either way it has a session.
                 if !self.sessions.carries(conn) {
-                    out.push(Output::Close {
+                    out.push(Emit::Close {
                         conn,
                         reason: Reason::Timeout,
                     });
@@ -222,7 +229,7 @@ impl Hub {
     }
 
     /// Ends session `conn`: it leaves its room, its invitations end.
-    pub(super) fn end_session(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+    pub(super) fn end_session(&mut self, conn: SessionId, reason: Reason, out: &mut Vec<Emit>) {
         let Some(login) = self.sessions.close(conn) else {
             return;
         };
@@ -248,8 +255,8 @@ impl Hub {
     pub(super) fn with_room<T>(
         &mut self,
         id: &RoomId,
-        f: impl FnOnce(&mut Room, &mut Vec<Output>) -> T,
-        out: &mut Vec<Output>,
+        f: impl FnOnce(&mut Room, &mut Vec<Emit>) -> T,
+        out: &mut Vec<Emit>,
     ) -> T {
         let room = self.rooms.get_mut(id).expect("a login's room exists");
         let result = f(room, out);
@@ -271,7 +278,7 @@ impl Hub {
 
     /// Room `id` is gone: its recordings are over, its bans for the room end, the backend
     /// hears it.
-    pub(super) fn drop_room(&mut self, id: &RoomId, out: &mut Vec<Output>) {
+    pub(super) fn drop_room(&mut self, id: &RoomId, out: &mut Vec<Emit>) {
         if !self.rooms.contains(id) {
             return;
         }
@@ -279,7 +286,7 @@ impl Hub {
         self.rooms.occupied(id);
         if self.rooms.remove(id).is_some() {
             self.bans.room_ended(id);
-            out.push(Output::Notice(crate::model::ServerEvent::RoomFinished {
+            out.push(Emit::Notice(crate::model::ServerEvent::RoomFinished {
                 room: id.clone(),
             }));
         }
@@ -287,7 +294,7 @@ impl Hub {
 
     /// Ends the call in `room` (checked: a host's request, or the server API's): every member
     /// is out, the room is gone.
-    pub(super) fn end_room(&mut self, room: &RoomId, by: UserId, out: &mut Vec<Output>) {
+    pub(super) fn end_room(&mut self, room: &RoomId, by: UserId, out: &mut Vec<Emit>) {
         let members = self.with_room(room, |r, out| r.end_by(by, out), out);
         for member in members {
             self.set_room(member, None);
@@ -297,7 +304,7 @@ impl Hub {
     }
 
     /// Takes `conn` out of its room (it asked to, or it answers an invitation elsewhere).
-    pub(super) fn leave_room(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+    pub(super) fn leave_room(&mut self, conn: SessionId, reason: Reason, out: &mut Vec<Emit>) {
         let Some(room) = self.sessions.get(conn).and_then(|l| l.room.clone()) else {
             return;
         };
@@ -308,7 +315,7 @@ impl Hub {
         self.caller_left(conn, reason, true, out);
     }
 
-    pub(super) fn set_room(&mut self, conn: ConnId, room: Option<RoomId>) {
+    pub(super) fn set_room(&mut self, conn: SessionId, room: Option<RoomId>) {
         if let Some(login) = self.sessions.get_mut(conn) {
             login.room = room;
         }
@@ -322,7 +329,7 @@ impl Hub {
     fn make_room_for_a_session(
         &mut self,
         user: &UserId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let sessions = self.sessions.of_user(user);
         if sessions.len() < self.config.max_connections_per_user {
@@ -346,35 +353,37 @@ impl Hub {
         Ok(())
     }
 
-    fn hello(
+    pub(super) fn hello(
         &mut self,
         conn: ConnId,
         version: u32,
         token: &str,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let identity = self.logging_in(conn, version, token)?;
+        // The session's id is the connection's.
+        let session = SessionId(conn);
         // A recorder has a session per job it runs (and one taking jobs): not capped.
         if !identity.grants.recorder {
             self.make_room_for_a_session(&identity.user, out)?;
         }
         let user = identity.user.clone();
-        out.push(Output::Send {
-            to: conn,
+        out.push(Emit::Send {
+            to: session,
             frame: ServerFrame::Welcome {
                 version: PROTOCOL_VERSION,
                 user_id: user.clone(),
                 session: conn,
-                resume_key: self.resume_key(conn),
+                resume_key: self.resume_key(session),
                 expires_at: identity.expires_at,
             },
         });
         self.tokens
-            .session_expires(conn, None, identity.expires_at_ms());
+            .session_expires(session, None, identity.expires_at_ms());
         // Invitations still open for this user reach this device too.
         for invitation in self.invitations.for_callee(&user) {
-            out.push(Output::Send {
-                to: conn,
+            out.push(Emit::Send {
+                to: session,
                 frame: ServerFrame::InviteReceived { invitation },
             });
         }
@@ -391,7 +400,7 @@ impl Hub {
         version: u32,
         token: &str,
     ) -> Result<Identity, Refusal> {
-        if self.sessions.carries(conn) || self.sessions.contains(conn) {
+        if self.sessions.carries(conn) || self.sessions.contains(SessionId(conn)) {
             return refuse(ErrorCode::AlreadyLoggedIn, "this connection is logged in");
         }
         if version != PROTOCOL_VERSION {
@@ -410,7 +419,7 @@ impl Hub {
 
     /// What stops session `conn` from joining room `id` (or making it, if it does not exist):
     /// a ban, no `create` grant, the limits. The same checks for `join` and `accept_invite`.
-    pub(super) fn may_join(&self, conn: ConnId, id: &RoomId) -> Result<(), Refusal> {
+    pub(super) fn may_join(&self, conn: SessionId, id: &RoomId) -> Result<(), Refusal> {
         let identity = &self.sessions.get(conn).expect("a joining session").identity;
         self.bans.check(id, &identity.user, self.now)?;
         match self.rooms.get(id) {
@@ -438,12 +447,12 @@ impl Hub {
 
     pub(super) fn join(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         room: Option<RoomId>,
         mut participant: Participant,
         auto_subscribe: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         check_display_name(&participant.display_name)?;
         check_state(&participant.state)?;
@@ -484,7 +493,7 @@ impl Hub {
         }
         let created = !self.rooms.contains(&id);
         if created {
-            out.push(Output::Notice(crate::model::ServerEvent::RoomStarted {
+            out.push(Emit::Notice(crate::model::ServerEvent::RoomStarted {
                 room: id.clone(),
             }));
         }
@@ -512,10 +521,10 @@ impl Hub {
     }
 
     /// Sends `frame` to every connection of `user`.
-    pub(super) fn to_user(&self, user: &UserId, frame: ServerFrame, out: &mut Vec<Output>) {
+    pub(super) fn to_user(&self, user: &UserId, frame: ServerFrame, out: &mut Vec<Emit>) {
         let conns = self.sessions.of_user(user);
         if !conns.is_empty() {
-            out.push(Output::Broadcast {
+            out.push(Emit::Broadcast {
                 to: conns.to_vec(),
                 frame: std::sync::Arc::new(frame),
             });

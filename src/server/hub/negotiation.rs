@@ -13,7 +13,7 @@ use crate::model::{MediaKind, OperationId, Publication, TrackSource};
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 use super::io::{
-    ConnId, MediaAction, MediaCommand, MediaId, MediaKey, Millis, Output, Refusal, refuse,
+    Emit, MediaAction, MediaCommand, MediaId, MediaKey, Millis, Refusal, SessionId, refuse,
 };
 use super::sdp::{Description, MAX_RIDS};
 
@@ -425,7 +425,7 @@ impl Receiving {
         key: &MediaKey,
         publication: &Publication,
         from: MediaId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         self.added += 1;
         let track_id = format!("{}#{}", publication.id, self.added);
@@ -450,7 +450,7 @@ impl Receiving {
     }
 
     /// Removes a leg (if there is one).
-    pub(crate) fn remove_leg(&mut self, key: &MediaKey, id: &str, out: &mut Vec<Output>) -> bool {
+    pub(crate) fn remove_leg(&mut self, key: &MediaKey, id: &str, out: &mut Vec<Emit>) -> bool {
         if self.legs.remove(id).is_none() {
             return false;
         }
@@ -477,7 +477,7 @@ impl Receiving {
 
     /// Makes an offer if legs changed since the last one and none is open. The room calls it
     /// once after each input, so legs added together (a newcomer's) go in one offer.
-    pub(crate) fn flush(&mut self, key: &MediaKey, out: &mut Vec<Output>) {
+    pub(crate) fn flush(&mut self, key: &MediaKey, out: &mut Vec<Emit>) {
         if !self.dirty || self.open.is_some() {
             return;
         }
@@ -513,10 +513,10 @@ impl Receiving {
     /// The shell made offer `negotiation` (or could not).
     pub(crate) fn offer_ready(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         negotiation: u64,
         result: Result<String, String>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         if negotiation != self.number || self.open != Some(OfferState::Making) {
             return;
@@ -535,7 +535,7 @@ impl Receiving {
                     }
                     sdp
                 };
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: conn,
                     frame: ServerFrame::SubscribeOffer { negotiation, sdp },
                 });
@@ -563,7 +563,7 @@ impl Receiving {
         op: OperationId,
         negotiation: u64,
         sdp: String,
-    ) -> Result<Output, Refusal> {
+    ) -> Result<Emit, Refusal> {
         if negotiation != self.number || self.open != Some(OfferState::Sent) {
             return refuse(
                 ErrorCode::NoSuchOffer,
@@ -610,11 +610,11 @@ impl Receiving {
     /// for key frames.
     pub(crate) fn answer_applied(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         negotiation: u64,
         result: Result<(), String>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Vec<Started> {
         let Some(OfferState::Applying { op: open_op, .. }) = &self.open else {
             return Vec::new();
@@ -628,14 +628,14 @@ impl Receiving {
         let mut started = Vec::new();
         match result {
             Ok(()) => {
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: conn,
                     frame: ServerFrame::Done { op, seq: None },
                 });
                 if !std::mem::replace(&mut self.answered, true) {
                     let mid = self.offer.first_mid().map(str::to_owned);
                     for candidate in std::mem::take(&mut self.held) {
-                        out.push(Output::Send {
+                        out.push(Emit::Send {
                             to: conn,
                             frame: ServerFrame::IceCandidate {
                                 connection: MediaConnection::Subscribe,
@@ -724,8 +724,8 @@ fn kind_name(kind: MediaKind) -> &'static str {
     }
 }
 
-pub(crate) fn command(key: &MediaKey, action: MediaAction) -> Output {
-    Output::Media(MediaCommand {
+pub(crate) fn command(key: &MediaKey, action: MediaAction) -> Emit {
+    Emit::Media(MediaCommand {
         to: key.clone(),
         action,
     })
@@ -733,12 +733,12 @@ pub(crate) fn command(key: &MediaKey, action: MediaAction) -> Output {
 
 /// Refuses (or fails) request `op` of `conn`.
 pub(crate) fn op_failed(
-    conn: ConnId,
+    conn: SessionId,
     op: OperationId,
     code: ErrorCode,
     message: impl Into<String>,
-) -> Output {
-    Output::Send {
+) -> Emit {
+    Emit::Send {
         to: conn,
         frame: Refusal::new(code, message).into_frame(Some(op)),
     }
@@ -746,12 +746,12 @@ pub(crate) fn op_failed(
 
 /// A media failure no request is waiting for, told to the member.
 pub(crate) fn media_failed(
-    conn: ConnId,
+    conn: SessionId,
     connection: MediaConnection,
     publication: Option<String>,
     message: String,
-) -> Output {
-    Output::Send {
+) -> Emit {
+    Emit::Send {
         to: conn,
         frame: ServerFrame::MediaFailed {
             connection,

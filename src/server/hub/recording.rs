@@ -17,13 +17,13 @@ use crate::model::{
 use crate::protocol::{ErrorCode, RecorderReport, ServerFrame};
 
 use super::Hub;
-use super::io::{ConnId, Millis, Output, Refusal, refuse};
+use super::io::{Emit, Millis, Refusal, SessionId, refuse};
 
 /// The core's recording jobs and recorders.
 #[derive(Default)]
 pub(super) struct RecorderBook {
     /// Sessions that take jobs, with how many they hold.
-    agents: BTreeMap<ConnId, usize>,
+    agents: BTreeMap<SessionId, usize>,
     jobs: HashMap<RecordingId, Job>,
     /// Jobs no recorder has taken yet, oldest first.
     waiting: VecDeque<RecordingId>,
@@ -39,10 +39,10 @@ struct Job {
     options: RecordingOptions,
     by: UserId,
     /// The recorder session that took it, and its user (whose sessions may join and report).
-    agent: Option<ConnId>,
+    agent: Option<SessionId>,
     owner: Option<UserId>,
     /// The recorder's member session in the room, once it joined.
-    member: Option<ConnId>,
+    member: Option<SessionId>,
     deadline: Millis,
 }
 
@@ -64,7 +64,7 @@ impl RecorderBook {
         self.agents.len()
     }
 
-    fn least_busy(&self) -> Option<ConnId> {
+    fn least_busy(&self) -> Option<SessionId> {
         self.agents
             .iter()
             .min_by_key(|(conn, jobs)| (**jobs, **conn))
@@ -81,12 +81,12 @@ impl RecorderBook {
     }
 
     /// Whether session `conn` takes jobs or records one.
-    pub(super) fn is_recorder(&self, conn: ConnId) -> bool {
+    pub(super) fn is_recorder(&self, conn: SessionId) -> bool {
         self.agents.contains_key(&conn) || self.job_of_member(conn).is_some()
     }
 
     /// The job recorded by member session `conn`, if any.
-    fn job_of_member(&self, conn: ConnId) -> Option<RecordingId> {
+    fn job_of_member(&self, conn: SessionId) -> Option<RecordingId> {
         self.jobs
             .iter()
             .find(|(_, job)| job.member == Some(conn))
@@ -96,7 +96,7 @@ impl RecorderBook {
 
 impl Hub {
     /// Whether session `conn` is a recorder's (it is not held for a resume).
-    pub(super) fn is_recorder(&self, conn: ConnId) -> bool {
+    pub(super) fn is_recorder(&self, conn: SessionId) -> bool {
         self.recorders.is_recorder(conn)
     }
 
@@ -107,7 +107,7 @@ impl Hub {
         by: UserId,
         room: RoomId,
         options: RecordingOptions,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         if let Err(message) = options.validate() {
             return refuse(ErrorCode::InvalidParam, message);
@@ -145,7 +145,7 @@ impl Hub {
                 self.recorders.waiting.push_back(id.clone());
                 if !self.recorders.embedded_asked {
                     self.recorders.embedded_asked = true;
-                    out.push(Output::StartRecorder);
+                    out.push(Emit::StartRecorder);
                 }
             }
         }
@@ -164,7 +164,12 @@ impl Hub {
     /// Room `room` was just made by `conn`'s join: it records from its start if the server
     /// says so, or the creator's token (with the `record` grant). If no recorder can take it,
     /// the state says `failed` (`no_recorder`) so that the members see it is not recorded.
-    pub(super) fn record_from_start(&mut self, conn: ConnId, room: &RoomId, out: &mut Vec<Output>) {
+    pub(super) fn record_from_start(
+        &mut self,
+        conn: SessionId,
+        room: &RoomId,
+        out: &mut Vec<Emit>,
+    ) {
         let identity = &self.sessions[&conn].identity;
         let by = identity.user.clone();
         let options = self.rooms[room]
@@ -204,14 +209,14 @@ impl Hub {
         self.abort_recording(&id, reason, out);
     }
 
-    fn assign(&mut self, id: &RecordingId, agent: ConnId, out: &mut Vec<Output>) {
+    fn assign(&mut self, id: &RecordingId, agent: SessionId, out: &mut Vec<Emit>) {
         let Some(job) = self.recorders.jobs.get_mut(id) else {
             return;
         };
         job.agent = Some(agent);
         job.owner = self.sessions.get(agent).map(|l| l.user().clone());
         *self.recorders.agents.entry(agent).or_default() += 1;
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: agent,
             frame: ServerFrame::RecordJob {
                 job: RecordingJob {
@@ -224,7 +229,7 @@ impl Hub {
     }
 
     /// `recorder_ready` from `conn`: it takes jobs, the waiting ones first.
-    pub(super) fn recorder_ready(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+    pub(super) fn recorder_ready(&mut self, conn: SessionId, out: &mut Vec<Emit>) {
         self.recorders.agents.entry(conn).or_default();
         while let Some(id) = self.recorders.waiting.pop_front() {
             self.assign(&id, conn, out);
@@ -234,10 +239,10 @@ impl Hub {
     /// `recorder_join` from `conn`: a recorder session joins the room of its job.
     pub(super) fn recorder_join(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         recording: &RecordingId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = &self.sessions[&conn];
         if let Some(current) = &login.room {
@@ -282,10 +287,10 @@ impl Hub {
     /// `recording_report` from `conn`, a session of the job's recorder.
     pub(super) fn recording_report(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         recording: RecordingId,
         report: RecorderReport,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let user = self.sessions[&conn].user().clone();
         let Some(job) = self
@@ -362,7 +367,7 @@ impl Hub {
         &mut self,
         host: UserId,
         room: &RoomId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let state = self.rooms[room].properties.recording.clone();
         let (recording, by) = match state {
@@ -382,7 +387,7 @@ impl Hub {
                 // The recorder has as long to close its files as it had to begin.
                 let by_then = self.now + self.config.recorder_start_timeout_ms;
                 self.recorders.postpone(&recording, by_then);
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: agent,
                     frame: ServerFrame::RecordStop {
                         recording: recording.clone(),
@@ -399,7 +404,7 @@ impl Hub {
             _ => {
                 // Nothing recorded yet: the job ends here, with no files.
                 if let Some(agent) = self.finish_job(&recording).and_then(|job| job.agent) {
-                    out.push(Output::Send {
+                    out.push(Emit::Send {
                         to: agent,
                         frame: ServerFrame::RecordStop {
                             recording: recording.clone(),
@@ -430,14 +435,14 @@ impl Hub {
         &mut self,
         recording: &RecordingId,
         reason: AbortReason,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(job) = self.finish_job(recording) else {
             return;
         };
         let recorder = job.recorder();
         if let Some(agent) = job.agent.filter(|a| self.sessions.contains(*a)) {
-            out.push(Output::Send {
+            out.push(Emit::Send {
                 to: agent,
                 frame: ServerFrame::RecordStop {
                     recording: recording.clone(),
@@ -494,7 +499,7 @@ impl Hub {
 
     /// Session `conn` ended: a recorder's jobs are lost with it; a recorder member that left
     /// its room lost its job.
-    pub(super) fn recording_session_ended(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+    pub(super) fn recording_session_ended(&mut self, conn: SessionId, out: &mut Vec<Emit>) {
         if self.recorders.agents.remove(&conn).is_some() {
             // The next recording with no recorder connected asks for the embedded one again.
             self.recorders.embedded_asked = false;
@@ -513,7 +518,7 @@ impl Hub {
     }
 
     /// Member session `conn` left its room: if it was recording it, the job is lost.
-    pub(super) fn recording_member_left(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+    pub(super) fn recording_member_left(&mut self, conn: SessionId, out: &mut Vec<Emit>) {
         if let Some(id) = self.recorders.job_of_member(conn) {
             self.abort_recording(&id, AbortReason::RecorderLost, out);
         }
@@ -521,7 +526,7 @@ impl Hub {
 
     /// Someone left `room`: when only recorders are left, the call is over and so are its
     /// recordings.
-    pub(super) fn recording_after_departure(&mut self, room: &RoomId, out: &mut Vec<Output>) {
+    pub(super) fn recording_after_departure(&mut self, room: &RoomId, out: &mut Vec<Emit>) {
         let only_recorders = self.rooms.get(room).is_none_or(|r| {
             r.members
                 .iter()
@@ -534,7 +539,7 @@ impl Hub {
 
     /// The call in `room` is over (ended, or everyone left): its recordings stop, reason
     /// `room_ended`.
-    pub(super) fn room_recordings_over(&mut self, room: &RoomId, out: &mut Vec<Output>) {
+    pub(super) fn room_recordings_over(&mut self, room: &RoomId, out: &mut Vec<Emit>) {
         let over: Vec<RecordingId> = self
             .recorders
             .jobs
@@ -563,16 +568,14 @@ impl Hub {
             };
             // The members are gone or going; the backend hears the recording is over (its
             // files are in the recorder's manifest: the job is over before it reports them).
-            out.push(Output::Notice(
-                crate::model::ServerEvent::RecordingStopped {
-                    room: room.clone(),
-                    recording: id.clone(),
-                    reason: StopReason::RoomEnded,
-                    files: Vec::new(),
-                },
-            ));
+            out.push(Emit::Notice(crate::model::ServerEvent::RecordingStopped {
+                room: room.clone(),
+                recording: id.clone(),
+                reason: StopReason::RoomEnded,
+                files: Vec::new(),
+            }));
             if let Some(agent) = job.agent {
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: agent,
                     frame: ServerFrame::RecordStop {
                         recording: id,
@@ -584,7 +587,7 @@ impl Hub {
     }
 
     /// Jobs not recording by their start deadline end, reason `no_recorder`.
-    pub(super) fn expire_recordings(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn expire_recordings(&mut self, out: &mut Vec<Emit>) {
         while let Some((at, id)) = self.recorders.deadlines.first().cloned() {
             if at > self.now {
                 break;
@@ -608,7 +611,7 @@ impl Hub {
         &mut self,
         room: &RoomId,
         make: impl FnOnce(RoomId, u64) -> ServerFrame,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         if let Some(r) = self.rooms.get_mut(room) {
             let seq = r.next_seq();
@@ -622,7 +625,7 @@ impl Hub {
         room: &RoomId,
         state: RecordingState,
         by: UserId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;

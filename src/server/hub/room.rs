@@ -10,11 +10,11 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::io::{ConnId, MediaId, MediaKey, Millis, Output, Refusal, refuse};
+use super::io::{Emit, MediaId, MediaKey, Millis, Refusal, SessionId, refuse};
 use super::negotiation::{Publishing, Receiving};
 
 pub(super) struct Member {
-    pub(super) conn: ConnId,
+    pub(super) conn: SessionId,
     pub(super) participant: Participant,
     /// This membership's media: its id, and its two negotiations.
     pub(super) key: MediaKey,
@@ -31,13 +31,13 @@ pub(crate) struct Room {
     pub(super) members: Vec<Member>,
     pub(super) properties: CallProperties,
     /// Published tracks, with the publisher's connection, in publishing order.
-    pub(super) publications: Vec<(ConnId, Publication)>,
+    pub(super) publications: Vec<(SessionId, Publication)>,
     /// Who receives which publication (connection, publication id).
-    pub(super) subscriptions: std::collections::BTreeSet<(ConnId, String)>,
+    pub(super) subscriptions: std::collections::BTreeSet<(SessionId, String)>,
     /// Subscriptions their member paused (still negotiated on its connection).
-    pub(super) paused: std::collections::BTreeSet<(ConnId, String)>,
+    pub(super) paused: std::collections::BTreeSet<(SessionId, String)>,
     /// Members who receive only the tracks they ask for.
-    pub(super) manual: std::collections::BTreeSet<ConnId>,
+    pub(super) manual: std::collections::BTreeSet<SessionId>,
     /// Some member's legs (or offer) changed since the last `flush_offers`.
     pub(super) offers_due: bool,
     /// What the server API made it with (nothing for a room a `join` made).
@@ -114,7 +114,7 @@ impl Room {
         self.members.iter().any(|m| &m.participant.user_id == user)
     }
 
-    pub(super) fn index_of_conn(&self, conn: ConnId) -> Option<usize> {
+    pub(super) fn index_of_conn(&self, conn: SessionId) -> Option<usize> {
         self.members.iter().position(|m| m.conn == conn)
     }
 
@@ -131,17 +131,17 @@ impl Room {
     }
 
     /// Where `conn` is among the members, or a refusal.
-    pub(super) fn member_index(&self, conn: ConnId) -> Result<usize, Refusal> {
+    pub(super) fn member_index(&self, conn: SessionId) -> Result<usize, Refusal> {
         self.index_of_conn(conn)
             .ok_or_else(|| Refusal::new(ErrorCode::NotInRoom, "not a member"))
     }
 
-    pub(super) fn member(&self, conn: ConnId) -> &Member {
+    pub(super) fn member(&self, conn: SessionId) -> &Member {
         // The hub only routes a connection to the room it is a member of.
         &self.members[self.index_of_conn(conn).expect("connection is a member")]
     }
 
-    pub(crate) fn require_host(&self, conn: ConnId, what: &str) -> Result<(), Refusal> {
+    pub(crate) fn require_host(&self, conn: SessionId, what: &str) -> Result<(), Refusal> {
         if self.member(conn).participant.role == Role::Host {
             Ok(())
         } else {
@@ -157,11 +157,11 @@ impl Room {
         self.seq
     }
 
-    pub(super) fn conns(&self) -> Vec<ConnId> {
+    pub(super) fn conns(&self) -> Vec<SessionId> {
         self.members.iter().map(|m| m.conn).collect()
     }
 
-    pub(super) fn conns_except(&self, conn: ConnId) -> Vec<ConnId> {
+    pub(super) fn conns_except(&self, conn: SessionId) -> Vec<SessionId> {
         self.members
             .iter()
             .map(|m| m.conn)
@@ -171,12 +171,12 @@ impl Room {
 
     /// Sends a room event to `to`; what the application's backend hears of it (a webhook) goes
     /// out whoever receives it (the first member's `participant_joined` reaches no member).
-    pub(super) fn broadcast(&self, to: Vec<ConnId>, frame: ServerFrame, out: &mut Vec<Output>) {
+    pub(super) fn broadcast(&self, to: Vec<SessionId>, frame: ServerFrame, out: &mut Vec<Emit>) {
         if let Some(event) = super::notices::event_of(&frame) {
-            out.push(Output::Notice(event));
+            out.push(Emit::Notice(event));
         }
         if !to.is_empty() {
-            out.push(Output::Broadcast {
+            out.push(Emit::Broadcast {
                 to,
                 frame: std::sync::Arc::new(frame),
             });
@@ -188,7 +188,7 @@ impl Room {
         &self,
         user: &UserId,
         sessions: &super::session_book::SessionBook,
-    ) -> Option<ConnId> {
+    ) -> Option<SessionId> {
         let member = self
             .members
             .iter()
@@ -202,10 +202,10 @@ impl Room {
     /// Tells the room that member `conn`'s connection was lost or is back.
     pub(super) fn set_connection(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         state: crate::model::ConnectionState,
         now: Millis,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(i) = self.index_of_conn(conn) else {
             return;
@@ -241,12 +241,12 @@ impl Room {
     /// with the host role (from its access token).
     pub(crate) fn join(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         media: MediaId,
         op: OperationId,
         mut participant: Participant,
         auto_subscribe: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         if !auto_subscribe {
             self.manual.insert(conn);
@@ -278,7 +278,7 @@ impl Room {
             receiving: Receiving::default(),
             net: Default::default(),
         });
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: conn,
             frame: ServerFrame::Joined {
                 op,
@@ -300,7 +300,7 @@ impl Room {
     }
 
     /// Removes a member who left on its own (`Quit`) or lost its connection (`Network`).
-    pub(crate) fn remove(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+    pub(crate) fn remove(&mut self, conn: SessionId, reason: Reason, out: &mut Vec<Emit>) {
         let Some(i) = self.index_of_conn(conn) else {
             return;
         };
@@ -319,7 +319,7 @@ impl Room {
 
     /// Keeps the room's invariants after someone left: a screen share of theirs stops, and a room
     /// with members keeps a host (the longest-present member is promoted).
-    fn after_departure(&mut self, user: &UserId, out: &mut Vec<Output>) {
+    fn after_departure(&mut self, user: &UserId, out: &mut Vec<Emit>) {
         if self.members.is_empty() {
             return;
         }
@@ -359,7 +359,7 @@ impl Room {
         &mut self,
         i: usize,
         changes: ParticipantChanges,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let seq = self.next_seq();
         let frame = ServerFrame::ParticipantUpdated {
@@ -375,7 +375,7 @@ impl Room {
         &mut self,
         changes: PropertyChanges,
         by: UserId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let seq = self.next_seq();
         let frame = ServerFrame::PropertiesChanged {
@@ -390,17 +390,17 @@ impl Room {
 
     /// Ends the call (a host's or the server API's request, `by`): every member is out.
     /// Returns the members' connections.
-    pub(super) fn end_by(&mut self, by: UserId, out: &mut Vec<Output>) -> Vec<ConnId> {
+    pub(super) fn end_by(&mut self, by: UserId, out: &mut Vec<Emit>) -> Vec<SessionId> {
         self.close(by, Reason::Over, out)
     }
 
     /// Ends the call because its required recording failed (recording `by`'s): every member
     /// is out. Returns the members' connections.
-    pub(crate) fn shut_down(&mut self, by: UserId, out: &mut Vec<Output>) -> Vec<ConnId> {
+    pub(crate) fn shut_down(&mut self, by: UserId, out: &mut Vec<Emit>) -> Vec<SessionId> {
         self.close(by, Reason::RecordingFailed, out)
     }
 
-    fn close(&mut self, by: UserId, reason: Reason, out: &mut Vec<Output>) -> Vec<ConnId> {
+    fn close(&mut self, by: UserId, reason: Reason, out: &mut Vec<Emit>) -> Vec<SessionId> {
         let seq = self.next_seq();
         let frame = ServerFrame::CallEnded {
             room: self.id.clone(),
@@ -413,19 +413,17 @@ impl Room {
         // The backend hears each member leave, and its tracks end, as when members go one by
         // one (the members themselves only need `call_ended`).
         for member in &self.members {
-            out.push(Output::Notice(crate::model::ServerEvent::ParticipantLeft {
+            out.push(Emit::Notice(crate::model::ServerEvent::ParticipantLeft {
                 room: self.id.clone(),
                 participant: member.participant.clone(),
                 reason,
             }));
             for (_, publication) in self.publications.iter().filter(|(c, _)| *c == member.conn) {
-                out.push(Output::Notice(
-                    crate::model::ServerEvent::TrackUnpublished {
-                        room: self.id.clone(),
-                        publication: publication.clone(),
-                        reason,
-                    },
-                ));
+                out.push(Emit::Notice(crate::model::ServerEvent::TrackUnpublished {
+                    room: self.id.clone(),
+                    publication: publication.clone(),
+                    reason,
+                }));
             }
         }
         for member in std::mem::take(&mut self.members) {
@@ -441,10 +439,10 @@ impl Room {
     /// Removes `target` on a host's request. Returns the kicked member's connection.
     pub(crate) fn kick(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         target: &UserId,
-        out: &mut Vec<Output>,
-    ) -> Result<ConnId, Refusal> {
+        out: &mut Vec<Emit>,
+    ) -> Result<SessionId, Refusal> {
         self.require_host(conn, "kick")?;
         let i = self.index_of_user(target)?;
         if self.members[i].conn == conn {
@@ -460,8 +458,8 @@ impl Room {
     pub(super) fn kick_user(
         &mut self,
         target: &UserId,
-        out: &mut Vec<Output>,
-    ) -> Result<ConnId, Refusal> {
+        out: &mut Vec<Emit>,
+    ) -> Result<SessionId, Refusal> {
         let i = self.index_of_user(target)?;
         let seq = self.next_seq();
         let frame = ServerFrame::ParticipantLeft {
@@ -480,10 +478,10 @@ impl Room {
     /// Changes a member's role on a host's request.
     pub(crate) fn set_role(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         target: &UserId,
         role: Role,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.require_host(conn, "change roles")?;
         let i = self.index_of_user(target)?;
@@ -519,9 +517,9 @@ impl Room {
     /// Changes the sender's own participant fields.
     pub(crate) fn update(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         update: ParticipantUpdate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         if let Some(name) = &update.display_name {
             check_display_name(name)?;

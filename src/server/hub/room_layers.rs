@@ -5,7 +5,7 @@
 use crate::model::{MediaKind, TrackSource, VideoSize};
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::io::{ConnId, Layer, MediaAction, MediaId, Output, Refusal, refuse};
+use super::io::{Emit, Layer, MediaAction, MediaId, Refusal, SessionId, refuse};
 use super::negotiation::command;
 use super::room::Room;
 
@@ -13,10 +13,10 @@ impl Room {
     /// `conn` asks for publication `id` at most `size`.
     pub(crate) fn request_video(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         id: &str,
         size: VideoSize,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let (publisher, publication) = self.find_publication(id)?;
         if publisher == conn {
@@ -47,7 +47,7 @@ impl Room {
         source: TrackSource,
         layer: Layer,
         size: Option<VideoSize>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(member) = self.members.iter().find(|m| m.key.media == media) else {
             return;
@@ -56,7 +56,7 @@ impl Room {
         if !self.video.measured(&id, layer, size) {
             return;
         }
-        let receivers: Vec<ConnId> = self
+        let receivers: Vec<SessionId> = self
             .subscriptions
             .iter()
             .chain(&self.paused)
@@ -71,7 +71,7 @@ impl Room {
 
     /// Tells `conn`'s leg of video publication `id` its layer, if that changed (a leg of a
     /// video without simulcast forwards its only layer, and is told nothing).
-    pub(super) fn tell_layer(&mut self, conn: ConnId, id: &str, out: &mut Vec<Output>) {
+    pub(super) fn tell_layer(&mut self, conn: SessionId, id: &str, out: &mut Vec<Emit>) {
         if self.video.count(id) <= 1 {
             return;
         }
@@ -98,7 +98,7 @@ impl Room {
 
     /// Tells the publisher of video `id` which of its simulcast streams somebody wants, if that
     /// changed (see [`VideoLayers::dynacast`](super::video_layers::VideoLayers::dynacast)).
-    pub(super) fn dynacast(&mut self, id: &str, out: &mut Vec<Output>) {
+    pub(super) fn dynacast(&mut self, id: &str, out: &mut Vec<Emit>) {
         let receivers = self
             .subscriptions
             .iter()
@@ -114,7 +114,7 @@ impl Room {
             return;
         };
         let rids = self.members[i].publishing.rids(publication.source);
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: publisher,
             frame: ServerFrame::PublishLayers {
                 source: publication.source,

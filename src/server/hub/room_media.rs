@@ -13,7 +13,7 @@ use crate::model::{
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection, ServerFrame};
 
 use super::io::{
-    ConnId, ExtensionMap, LegStart, MediaAction, MediaFact, MediaId, MediaKey, Output, Refusal,
+    Emit, ExtensionMap, LegStart, MediaAction, MediaFact, MediaId, MediaKey, Refusal, SessionId,
     refuse,
 };
 use super::negotiation::{Started, command, media_failed, op_failed};
@@ -23,11 +23,11 @@ impl Room {
     /// `conn` offers to publish (`source`, or every new source its offer sends).
     pub(crate) fn publish_offer(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         sdp: String,
         source: Option<TrackSource>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let i = self.member_index(conn)?;
         let request = self.members[i].publishing.check_offer(&sdp, source)?;
@@ -65,11 +65,11 @@ impl Room {
     /// `conn` answers the server's offer `negotiation`.
     pub(crate) fn subscribe_answer(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         negotiation: u64,
         sdp: String,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let i = self.member_index(conn)?;
         let member = &mut self.members[i];
@@ -83,10 +83,10 @@ impl Room {
     /// refusal) for a connection that was never negotiated.
     pub(crate) fn remote_candidate(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         connection: MediaConnection,
         candidate: IceCandidate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let i = self.member_index(conn)?;
         let member = &self.members[i];
@@ -113,7 +113,7 @@ impl Room {
 
     /// What the media shell reports about membership `media` of this room. Reports about a
     /// membership that is over are dropped.
-    pub(crate) fn media_report(&mut self, media: MediaId, fact: MediaFact, out: &mut Vec<Output>) {
+    pub(crate) fn media_report(&mut self, media: MediaId, fact: MediaFact, out: &mut Vec<Emit>) {
         let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
             return;
         };
@@ -134,7 +134,7 @@ impl Room {
                         message,
                     },
                 };
-                out.push(Output::Send { to: conn, frame });
+                out.push(Emit::Send { to: conn, frame });
                 for source in ready {
                     self.publish(conn, source, out);
                 }
@@ -197,7 +197,7 @@ impl Room {
                     candidate.sdp_mid = mid;
                     candidate.sdp_mline_index = Some(0);
                 }
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: conn,
                     frame: ServerFrame::IceCandidate {
                         connection,
@@ -220,14 +220,14 @@ impl Room {
     }
 
     /// The media id of `conn`'s membership.
-    pub(crate) fn media_id_of(&self, conn: ConnId) -> Result<MediaId, Refusal> {
+    pub(crate) fn media_id_of(&self, conn: SessionId) -> Result<MediaId, Refusal> {
         Ok(self.members[self.member_index(conn)?].key.media)
     }
 
     /// Starts legs on membership `key`'s receiving connection, each with its payload type and
     /// the header extensions its publisher's track and its own line both carry, and asks
     /// their publishers for key frames.
-    fn start_legs(&self, key: &MediaKey, started: Vec<Started>, out: &mut Vec<Output>) {
+    fn start_legs(&self, key: &MediaKey, started: Vec<Started>, out: &mut Vec<Emit>) {
         if started.is_empty() {
             return;
         }
@@ -259,7 +259,7 @@ impl Room {
 
     /// Publishes `conn`'s track of `source`: announce it, update the publisher's flags (and
     /// the screen sharer), and have every other member receive it.
-    fn publish(&mut self, conn: ConnId, source: TrackSource, out: &mut Vec<Output>) {
+    fn publish(&mut self, conn: SessionId, source: TrackSource, out: &mut Vec<Emit>) {
         let Some(i) = self.index_of_conn(conn) else {
             return;
         };
@@ -328,7 +328,7 @@ impl Room {
 
     /// Makes the offers that changed legs call for: one per member and input, with every leg
     /// the input added (the hub calls it after each input that touched the room).
-    pub(crate) fn flush_offers(&mut self, out: &mut Vec<Output>) {
+    pub(crate) fn flush_offers(&mut self, out: &mut Vec<Emit>) {
         // Most inputs (messages, properties) touch no leg: nothing to look at.
         if !std::mem::take(&mut self.offers_due) {
             return;
@@ -341,9 +341,9 @@ impl Room {
     /// Has `conn` receive `publication` (or resumes it, if `conn` paused it).
     pub(super) fn start_subscription(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         publication: Publication,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let key = (conn, publication.id.clone());
         let Some(publisher) = self.publisher_key(&publication.id) else {
@@ -381,10 +381,10 @@ impl Room {
     /// Stops `conn` receiving `publication`: for good, or paused (kept negotiated).
     fn end_subscription(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         publication: &Publication,
         pause: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let key = (conn, publication.id.clone());
         let Some(i) = self.index_of_conn(conn) else {
@@ -420,9 +420,9 @@ impl Room {
     /// `conn` asks to receive publication `id`.
     pub(crate) fn subscribe(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         id: &str,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let (publisher, publication) = self.find_publication(id)?;
         if publisher == conn {
@@ -435,9 +435,9 @@ impl Room {
     /// `conn` stops receiving publication `id` (paused: `subscribe` resumes it).
     pub(crate) fn unsubscribe(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         id: &str,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let (_, publication) = self.find_publication(id)?;
         self.end_subscription(conn, &publication, true, out);
@@ -447,7 +447,7 @@ impl Room {
     /// Where `conn`'s publication of `source` is.
     pub(super) fn own_publication(
         &self,
-        conn: ConnId,
+        conn: SessionId,
         source: TrackSource,
     ) -> Result<usize, Refusal> {
         self.publications
@@ -462,7 +462,7 @@ impl Room {
     }
 
     /// The publication named `id`, with its publisher.
-    pub(super) fn publication_by_id(&self, id: &str) -> Option<(ConnId, Publication)> {
+    pub(super) fn publication_by_id(&self, id: &str) -> Option<(SessionId, Publication)> {
         self.publications.iter().find(|(_, p)| p.id == id).cloned()
     }
 
@@ -473,7 +473,7 @@ impl Room {
     }
 
     /// The publication named `id`, with its publisher, or a refusal.
-    pub(super) fn find_publication(&self, id: &str) -> Result<(ConnId, Publication), Refusal> {
+    pub(super) fn find_publication(&self, id: &str) -> Result<(SessionId, Publication), Refusal> {
         self.publication_by_id(id).ok_or_else(|| {
             Refusal::new(
                 ErrorCode::NoSuchTrack,
@@ -485,9 +485,9 @@ impl Room {
     /// `conn` stops publishing `source`.
     pub(crate) fn unpublish(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         source: TrackSource,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.end_publication(conn, source, Reason::Quit, out)
     }
@@ -495,10 +495,10 @@ impl Room {
     /// `conn`'s publication of `source` ends, for `reason`.
     fn end_publication(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         source: TrackSource,
         reason: Reason,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let i = self.member_index(conn)?;
         self.members[i].publishing.unpublished(source);
@@ -531,7 +531,7 @@ impl Room {
 
     /// Ends everything of a member who left (its flags leave with it): its publications, what
     /// it received, and its peer connections. A negotiation of its still open is answered.
-    pub(super) fn drop_media(&mut self, member: &Member, reason: Reason, out: &mut Vec<Output>) {
+    pub(super) fn drop_media(&mut self, member: &Member, reason: Reason, out: &mut Vec<Emit>) {
         let conn = member.conn;
         self.speaker_silenced(&member.participant.user_id, out);
         self.subscriptions.retain(|(c, _)| *c != conn);
@@ -562,7 +562,7 @@ impl Room {
         &mut self,
         publication: &Publication,
         reason: Reason,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let seq = self.next_seq();
         let frame = ServerFrame::TrackUnpublished {
@@ -584,7 +584,7 @@ impl Room {
         i: usize,
         source: TrackSource,
         on: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let p = &mut self.members[i].participant;
         let mut changes = ParticipantChanges::default();
@@ -616,7 +616,7 @@ impl Room {
 pub(super) fn request_keyframe(
     publisher: &MediaKey,
     publication: &Publication,
-    out: &mut Vec<Output>,
+    out: &mut Vec<Emit>,
 ) {
     if publication.kind == MediaKind::Video {
         out.push(command(
@@ -630,7 +630,7 @@ pub(super) fn request_keyframe(
 
 /// A departing member's membership is over: the ops of its open negotiations are answered
 /// (they will not finish), and the shell closes its connections.
-pub(super) fn end_media(member: &Member, out: &mut Vec<Output>) {
+pub(super) fn end_media(member: &Member, out: &mut Vec<Emit>) {
     for op in [member.publishing.open_op(), member.receiving.open_op()]
         .into_iter()
         .flatten()
@@ -648,7 +648,7 @@ pub(super) fn end_media(member: &Member, out: &mut Vec<Output>) {
 #[cfg(any(test, feature = "internals"))]
 impl Room {
     /// A member's media id and the publication ids of its legs.
-    pub(crate) fn legs_of(&self, conn: ConnId) -> (MediaId, std::collections::BTreeSet<String>) {
+    pub(crate) fn legs_of(&self, conn: SessionId) -> (MediaId, std::collections::BTreeSet<String>) {
         let member = self.member(conn);
         (
             member.key.media,

@@ -6,7 +6,7 @@
 use crate::model::{Role, TrackSource, UserId};
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::io::{ConnId, MediaAction, Output, Refusal, refuse};
+use super::io::{Emit, MediaAction, Refusal, SessionId, refuse};
 use super::negotiation::command;
 use super::room::Room;
 use super::room_media::request_keyframe;
@@ -16,10 +16,10 @@ impl Room {
     /// forwarding: a muted track's packets reach nobody (see [`Room::set_muted`]).
     pub(crate) fn mute(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         source: TrackSource,
         muted: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.set_muted(conn, source, muted, None, out)
     }
@@ -28,11 +28,11 @@ impl Room {
     /// track's publisher does). Muting one's own track this way is a plain mute.
     pub(crate) fn mute_member(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         target: &UserId,
         source: TrackSource,
         muted: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let i = self.index_of_user(target)?;
         let target_conn = self.members[i].conn;
@@ -63,11 +63,11 @@ impl Room {
     /// key frame.
     pub(crate) fn set_muted(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         source: TrackSource,
         muted: bool,
         by: Option<UserId>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let at = self.own_publication(conn, source)?;
         if self.publications[at].1.muted == muted {

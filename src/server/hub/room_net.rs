@@ -7,7 +7,7 @@ use crate::model::{
     MemberLink, NetStatus, ParticipantChanges, RoomStatistics, ServerTrackStatistics, UserId,
 };
 
-use super::io::{MediaId, Millis, Output};
+use super::io::{Emit, MediaId, Millis};
 use super::net_status::LinkSample;
 use super::room::Room;
 
@@ -18,7 +18,7 @@ impl Room {
         media: MediaId,
         sample: &LinkSample,
         now: Millis,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
             return;
@@ -34,7 +34,7 @@ impl Room {
         }
     }
 
-    fn set_net(&mut self, i: usize, net: NetStatus, out: &mut Vec<Output>) {
+    fn set_net(&mut self, i: usize, net: NetStatus, out: &mut Vec<Emit>) {
         self.members[i].participant.net = net;
         let changes = ParticipantChanges {
             net: true,

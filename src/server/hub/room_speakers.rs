@@ -8,7 +8,7 @@
 use crate::model::{ParticipantChanges, TrackSource, UserId};
 use crate::protocol::ServerFrame;
 
-use super::io::{MediaAction, MediaId, Millis, Output};
+use super::io::{Emit, MediaAction, MediaId, Millis};
 use super::room::Room;
 use super::speakers::{Heard, Speaker};
 
@@ -21,7 +21,7 @@ impl Room {
         source: TrackSource,
         level_dbov: u8,
         now: Millis,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         if source != TrackSource::Microphone {
             return;
@@ -44,14 +44,14 @@ impl Room {
 
     /// `user`'s microphone fell silent (muted, unpublished, or its member left): if it was a
     /// speaker, the room hears so at once.
-    pub(super) fn speaker_silenced(&mut self, user: &UserId, out: &mut Vec<Output>) {
+    pub(super) fn speaker_silenced(&mut self, user: &UserId, out: &mut Vec<Emit>) {
         let heard = self.speakers.silenced(user);
         self.tell(user, heard, out);
     }
 
     /// Tells the room what `heard` changed: `user`'s volume status (if it is still a member),
     /// then the speakers.
-    fn tell(&mut self, user: &UserId, heard: Heard, out: &mut Vec<Output>) {
+    fn tell(&mut self, user: &UserId, heard: Heard, out: &mut Vec<Emit>) {
         if let Some(volume) = heard.volume
             && let Some(i) = self
                 .members
@@ -70,10 +70,10 @@ impl Room {
         }
     }
 
-    fn tell_speakers(&mut self, speakers: Vec<Speaker>, out: &mut Vec<Output>) {
+    fn tell_speakers(&mut self, speakers: Vec<Speaker>, out: &mut Vec<Emit>) {
         self.favour_camera_of(speakers.first(), out);
         for to in self.conns() {
-            out.push(Output::Send {
+            out.push(Emit::Send {
                 to,
                 frame: ServerFrame::Speakers {
                     room: self.id.clone(),
@@ -85,7 +85,7 @@ impl Room {
 
     /// The loudest speaker's camera (if it publishes one) goes first in every receiver's
     /// bandwidth allocation: told to each member that receives anything, when it changes.
-    fn favour_camera_of(&mut self, speaker: Option<&Speaker>, out: &mut Vec<Output>) {
+    fn favour_camera_of(&mut self, speaker: Option<&Speaker>, out: &mut Vec<Emit>) {
         let camera = speaker.and_then(|s| {
             self.publications
                 .iter()

@@ -7,7 +7,7 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::io::{ConnId, Output, Refusal, refuse};
+use super::io::{Emit, Refusal, SessionId, refuse};
 use super::room::Room;
 
 /// Longest screen-share stream id, in bytes.
@@ -17,9 +17,9 @@ impl Room {
     /// Changes call properties, all or nothing.
     pub(crate) fn set_properties(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         update: PropertyUpdate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let sender = &self.member(conn).participant;
         let is_host = sender.role == Role::Host;
@@ -33,7 +33,7 @@ impl Room {
         by: UserId,
         is_host: bool,
         update: PropertyUpdate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let mut next = self.properties.clone();
         match update.screen_share {
@@ -118,11 +118,11 @@ impl Room {
     /// Sends a message; returns the room sequence number a group message used.
     pub(crate) fn message(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         to: Option<&UserId>,
         content_type: Text,
         content: Text,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<Option<u64>, Refusal> {
         let from = self.member(conn).participant.user_id.clone();
         self.message_from(from, Some(conn), to, content_type, content, out)
@@ -133,11 +133,11 @@ impl Room {
     pub(super) fn message_from(
         &mut self,
         from: UserId,
-        sender: Option<ConnId>,
+        sender: Option<SessionId>,
         to: Option<&UserId>,
         content_type: Text,
         content: Text,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<Option<u64>, Refusal> {
         if content.len() > MAX_MESSAGE_LEN {
             return refuse(
@@ -157,7 +157,7 @@ impl Room {
                 if Some(self.members[i].conn) == sender {
                     return refuse(ErrorCode::InvalidParam, "a message to oneself");
                 }
-                out.push(Output::Send {
+                out.push(Emit::Send {
                     to: self.members[i].conn,
                     frame: ServerFrame::Message {
                         room: self.id.clone(),

@@ -9,7 +9,7 @@ use crate::model::{Participant, Role, RoomId, UserId};
 use crate::protocol::ErrorCode;
 
 use super::outbox::Outbox;
-use super::{ConnId, Millis, Refusal, refuse};
+use super::{ConnId, Millis, Refusal, SessionId, refuse};
 
 /// A logged-in session: it outlives its connection for the grace period (see `sessions.rs`).
 pub(super) struct Login {
@@ -91,13 +91,13 @@ impl Login {
 /// Every session, indexed by the connection carrying it and by its user. A session's id is the
 /// id of the connection that said `hello`.
 pub(super) struct SessionBook {
-    logins: HashMap<ConnId, Login>,
+    logins: HashMap<SessionId, Login>,
     /// Each carrying connection's session.
-    transports: HashMap<ConnId, ConnId>,
+    transports: HashMap<ConnId, SessionId>,
     /// Sessions whose connection is lost, by the end of their grace period.
-    lost: BTreeSet<(Millis, ConnId)>,
+    lost: BTreeSet<(Millis, SessionId)>,
     /// Each user's sessions, in login order.
-    users: HashMap<UserId, Vec<ConnId>>,
+    users: HashMap<UserId, Vec<SessionId>>,
     /// How long a lost session waits for its resume.
     grace_ms: Millis,
 }
@@ -114,20 +114,20 @@ impl SessionBook {
         }
     }
 
-    pub(super) fn get(&self, session: ConnId) -> Option<&Login> {
+    pub(super) fn get(&self, session: SessionId) -> Option<&Login> {
         self.logins.get(&session)
     }
 
-    pub(super) fn get_mut(&mut self, session: ConnId) -> Option<&mut Login> {
+    pub(super) fn get_mut(&mut self, session: SessionId) -> Option<&mut Login> {
         self.logins.get_mut(&session)
     }
 
-    pub(super) fn contains(&self, session: ConnId) -> bool {
+    pub(super) fn contains(&self, session: SessionId) -> bool {
         self.logins.contains_key(&session)
     }
 
     /// The session connection `conn` carries.
-    pub(super) fn carried_by(&self, conn: ConnId) -> Option<ConnId> {
+    pub(super) fn carried_by(&self, conn: ConnId) -> Option<SessionId> {
         self.transports.get(&conn).copied()
     }
 
@@ -137,7 +137,7 @@ impl SessionBook {
     }
 
     /// `user`'s sessions, in login order.
-    pub(super) fn of_user(&self, user: &UserId) -> &[ConnId] {
+    pub(super) fn of_user(&self, user: &UserId) -> &[SessionId] {
         self.users.get(user).map_or(&[], Vec::as_slice)
     }
 
@@ -152,7 +152,7 @@ impl SessionBook {
     }
 
     /// Every session's id.
-    pub(super) fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+    pub(super) fn ids(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.logins.keys().copied()
     }
 
@@ -162,14 +162,15 @@ impl SessionBook {
         self.logins.values_mut()
     }
 
-    /// A session logs in on connection `conn` (its id from now on).
-    pub(super) fn open(&mut self, conn: ConnId, identity: Identity) {
+    /// A session logs in on connection `conn`; its id is the connection's.
+    pub(super) fn open(&mut self, conn: ConnId, identity: Identity) -> SessionId {
+        let session = SessionId(conn);
         self.users
             .entry(identity.user.clone())
             .or_default()
-            .push(conn);
+            .push(session);
         self.logins.insert(
-            conn,
+            session,
             Login {
                 identity,
                 room: None,
@@ -178,11 +179,12 @@ impl SessionBook {
                 outbox: Outbox::default(),
             },
         );
-        self.transports.insert(conn, conn);
+        self.transports.insert(conn, session);
+        session
     }
 
     /// Session `session` ends: it is taken out of every index, and returned.
-    pub(super) fn close(&mut self, session: ConnId) -> Option<Login> {
+    pub(super) fn close(&mut self, session: SessionId) -> Option<Login> {
         let login = self.logins.remove(&session)?;
         if let Some(transport) = login.transport {
             self.transports.remove(&transport);
@@ -201,7 +203,7 @@ impl SessionBook {
 
     /// Connection `conn` takes session `session` over (a resume); returns the connection that
     /// carried it until now, if the server still held one (a ghost, to be closed).
-    pub(super) fn reconnect(&mut self, session: ConnId, conn: ConnId) -> Option<ConnId> {
+    pub(super) fn reconnect(&mut self, session: SessionId, conn: ConnId) -> Option<ConnId> {
         let login = self.logins.get_mut(&session)?;
         let old = login.transport.replace(conn);
         if let Some(old) = old {
@@ -216,7 +218,7 @@ impl SessionBook {
 
     /// Connection `conn` is gone: it carries nothing any more. Returns the session it was
     /// carrying, if it was that session's connection.
-    pub(super) fn disconnect(&mut self, conn: ConnId) -> Option<ConnId> {
+    pub(super) fn disconnect(&mut self, conn: ConnId) -> Option<SessionId> {
         let session = self.transports.remove(&conn)?;
         let login = self.logins.get(&session)?;
         (login.transport == Some(conn)).then_some(session)
@@ -224,7 +226,7 @@ impl SessionBook {
 
     /// Session `session`, whose connection was lost at `now`, waits for a resume until its
     /// grace period ends.
-    pub(super) fn hold(&mut self, session: ConnId, now: Millis) {
+    pub(super) fn hold(&mut self, session: SessionId, now: Millis) {
         if let Some(login) = self.logins.get_mut(&session) {
             login.transport = None;
             login.lost_at = Some(now);
@@ -233,7 +235,7 @@ impl SessionBook {
     }
 
     /// The first lost session whose grace period has ended by `now`, taken off the lost list.
-    pub(super) fn pop_expired(&mut self, now: Millis) -> Option<ConnId> {
+    pub(super) fn pop_expired(&mut self, now: Millis) -> Option<SessionId> {
         let &(at, session) = self.lost.first()?;
         if at > now {
             return None;
@@ -243,11 +245,11 @@ impl SessionBook {
     }
 }
 
-impl std::ops::Index<&ConnId> for SessionBook {
+impl std::ops::Index<&SessionId> for SessionBook {
     type Output = Login;
 
     /// Session `session`'s login; it must exist.
-    fn index(&self, session: &ConnId) -> &Login {
+    fn index(&self, session: &SessionId) -> &Login {
         &self.logins[session]
     }
 }
@@ -334,13 +336,12 @@ mod tests {
             let mut book = SessionBook::new(GRACE);
             let mut now = 0;
             let mut next_conn: ConnId = 0;
-            let mut sessions: Vec<ConnId> = Vec::new();
+            let mut sessions: Vec<SessionId> = Vec::new();
             for step in steps {
                 match step {
                     Step::Open(user) => {
                         next_conn += 1;
-                        book.open(next_conn, identity(user));
-                        sessions.push(next_conn);
+                        sessions.push(book.open(next_conn, identity(user)));
                     }
                     Step::Close(n) => {
                         if let Some(&session) = sessions.get(n) {

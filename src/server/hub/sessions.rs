@@ -11,12 +11,12 @@ use crate::model::{ConnectionState, Reason, RoomId};
 use crate::protocol::{ClientFrame, ErrorCode, Resync, ServerFrame};
 
 use super::outbox::{Repeat, Taken};
-use super::{ConnId, Hub, Output, Refusal, refuse};
+use super::{ConnId, Emit, Hub, Output, Refusal, SessionId, refuse};
 
 impl Hub {
     /// A frame from connection `conn`: a login (`hello`, `resume`) is the connection's own;
     /// anything else is its session's.
-    pub(super) fn frame_from(&mut self, conn: ConnId, frame: ClientFrame, out: &mut Vec<Output>) {
+    pub(super) fn frame_from(&mut self, conn: ConnId, frame: ClientFrame, out: &mut Vec<Emit>) {
         let op = frame.op();
         let result = match frame {
             ClientFrame::Resume {
@@ -47,7 +47,7 @@ impl Hub {
                 out.push(direct(conn, ServerFrame::Pong {}));
                 Ok(())
             }
-            ClientFrame::Hello { .. } => self.frame(conn, frame, out),
+            ClientFrame::Hello { version, token } => self.hello(conn, version, &token, out),
             frame => {
                 // A connection without a session (never logged in, or one whose session
                 // another connection took over) may not act as one.
@@ -66,7 +66,7 @@ impl Hub {
                     Repeat::Pending => Ok(()),
                     Repeat::Answered(answers) => {
                         for (n, frame) in answers {
-                            out.push(Output::Deliver {
+                            out.push(Emit::Deliver {
                                 to: conn,
                                 n: Some(n),
                                 frame,
@@ -84,7 +84,7 @@ impl Hub {
                 }
                 .map_or_else(
                     |(to, refusal)| {
-                        out.push(Output::Send {
+                        out.push(Emit::Send {
                             to,
                             frame: refusal.into_frame(op),
                         })
@@ -104,15 +104,15 @@ impl Hub {
     /// HMAC of it under this run's secret, so it cannot be guessed, and a key from another run
     /// (before a restart) names no session of this one. A `resume` needs a valid token of the
     /// session's user too.
-    pub(super) fn resume_key(&self, session: ConnId) -> String {
+    pub(super) fn resume_key(&self, session: SessionId) -> String {
         let tag = crate::auth::hex(&key_tag(&self.config.resume_secret, session));
         format!("{session}.{tag}")
     }
 
-    fn session_of_key(&self, key: &str) -> Option<ConnId> {
+    fn session_of_key(&self, key: &str) -> Option<SessionId> {
         use hmac::Mac;
         let (session, tag) = key.split_once('.')?;
-        let session: ConnId = session.parse().ok()?;
+        let session: SessionId = session.parse().ok()?;
         if tag.len() != 2 * KEY_TAG_LEN || !tag.is_ascii() {
             return None;
         }
@@ -134,7 +134,7 @@ impl Hub {
         token: &str,
         key: &str,
         (received, room, seq): (u64, Option<RoomId>, Option<u64>),
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let identity = self.logging_in(conn, version, token)?;
         let unknown = || {
@@ -159,7 +159,7 @@ impl Hub {
         // The new connection takes over (an old one the server still holds is a ghost: the
         // client would not resume otherwise).
         if let Some(old) = self.sessions.reconnect(session, conn) {
-            out.push(Output::Close {
+            out.push(Emit::Close {
                 conn: old,
                 reason: Reason::Replaced,
             });
@@ -177,13 +177,13 @@ impl Hub {
                 out.push(direct(
                     conn,
                     ServerFrame::Resumed {
-                        session,
+                        session: session.0,
                         replayed: replay.len() as u64,
                         resync: None,
                     },
                 ));
                 for (n, frame) in replay {
-                    out.push(Output::Deliver { to: conn, n, frame });
+                    out.push(Emit::Deliver { to: conn, n, frame });
                 }
             }
             None => {
@@ -202,13 +202,13 @@ impl Hub {
                 out.push(direct(
                     conn,
                     ServerFrame::Resumed {
-                        session,
+                        session: session.0,
                         replayed: answers.len() as u64,
                         resync: Some(Box::new(resync)),
                     },
                 ));
                 for (n, frame) in answers {
-                    out.push(Output::Deliver {
+                    out.push(Emit::Deliver {
                         to: conn,
                         n: Some(n),
                         frame,
@@ -230,7 +230,7 @@ impl Hub {
 
     /// Connection `conn` is gone. An orderly close ends its session; a lost one starts the
     /// session's grace period.
-    pub(super) fn connection_lost(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Output>) {
+    pub(super) fn connection_lost(&mut self, conn: ConnId, reason: Reason, out: &mut Vec<Emit>) {
         let Some(session) = self.sessions.disconnect(conn) else {
             return;
         };
@@ -255,7 +255,7 @@ impl Hub {
     }
 
     /// Ends the sessions whose grace period ran out: they leave with reason `network`.
-    pub(super) fn expire_sessions(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn expire_sessions(&mut self, out: &mut Vec<Emit>) {
         while let Some(session) = self.sessions.pop_expired(self.now) {
             self.end_session(session, Reason::Network, out);
         }
@@ -265,12 +265,12 @@ impl Hub {
     /// and each is kept in the session's outbox (personal frames numbered) until acknowledged.
     /// A lost session's frames are only kept. Frames to a connection without a session go
     /// straight to it.
-    pub(super) fn route(&mut self, raw: Vec<Output>) -> Vec<Output> {
+    pub(super) fn route(&mut self, raw: Vec<Emit>) -> Vec<Output> {
         let capacity = self.config.outbox_capacity;
         let mut out = Vec::with_capacity(raw.len());
         for output in raw {
             match output {
-                Output::Send { to, frame } => match self.sessions.get_mut(to) {
+                Emit::Send { to, frame } => match self.sessions.get_mut(to) {
                     Some(login) if frame.is_personal() => {
                         let frame = Arc::new(frame);
                         let n = login.outbox.personal(frame.clone(), capacity);
@@ -287,9 +287,10 @@ impl Hub {
                             out.push(Output::Send { to, frame });
                         }
                     }
-                    None => out.push(Output::Send { to, frame }),
+                    // A session that is gone (its id is the connection that said `hello`).
+                    None => out.push(Output::Send { to: to.0, frame }),
                 },
-                Output::Broadcast { to, frame } => match frame.room_event() {
+                Emit::Broadcast { to, frame } => match frame.room_event() {
                     Some((_, seq)) => {
                         let mut transports = Vec::with_capacity(to.len());
                         for session in to {
@@ -320,7 +321,11 @@ impl Hub {
                         }
                     }
                 },
-                other => out.push(other),
+                Emit::Deliver { to, n, frame } => out.push(Output::Deliver { to, n, frame }),
+                Emit::Close { conn, reason } => out.push(Output::Close { conn, reason }),
+                Emit::Media(command) => out.push(Output::Media(command)),
+                Emit::StartRecorder => out.push(Output::StartRecorder),
+                Emit::Notice(event) => out.push(Output::Notice(event)),
             }
         }
         out
@@ -340,16 +345,16 @@ impl Hub {
 /// Bytes of the HMAC in a resume key (128 bits).
 const KEY_TAG_LEN: usize = 16;
 
-fn key_mac(secret: &[u8], session: ConnId) -> hmac::Hmac<sha2::Sha256> {
+fn key_mac(secret: &[u8], session: SessionId) -> hmac::Hmac<sha2::Sha256> {
     use hmac::Mac;
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(b"jrtc resume key ");
-    mac.update(&session.to_be_bytes());
+    mac.update(&session.0.to_be_bytes());
     mac
 }
 
-fn key_tag(secret: &[u8], session: ConnId) -> [u8; KEY_TAG_LEN] {
+fn key_tag(secret: &[u8], session: SessionId) -> [u8; KEY_TAG_LEN] {
     use hmac::Mac;
     let full = key_mac(secret, session).finalize().into_bytes();
     let mut tag = [0u8; KEY_TAG_LEN];
@@ -358,8 +363,8 @@ fn key_tag(secret: &[u8], session: ConnId) -> [u8; KEY_TAG_LEN] {
 }
 
 /// A frame for connection `conn` itself (not for a session its id might name), kept nowhere.
-fn direct(conn: ConnId, frame: ServerFrame) -> Output {
-    Output::Deliver {
+fn direct(conn: ConnId, frame: ServerFrame) -> Emit {
+    Emit::Deliver {
         to: conn,
         n: None,
         frame: Arc::new(frame),

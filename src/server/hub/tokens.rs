@@ -10,8 +10,8 @@ use crate::auth::{Identity, MAX_TOKEN_ID_LEN, Revocation, valid_token_id};
 use crate::model::{OperationId, Reason, UserId, valid_id};
 use crate::protocol::{ErrorCode, ServerFrame};
 
-use super::io::{ConnId, Millis, Refusal, refuse};
-use super::{Hub, Output};
+use super::io::{Millis, Refusal, SessionId, refuse};
+use super::{Emit, Hub};
 
 /// Revocations the server keeps at most (each is forgotten after the maximum token lifetime).
 pub(super) const MAX_REVOCATIONS: usize = 100_000;
@@ -19,7 +19,7 @@ pub(super) const MAX_REVOCATIONS: usize = 100_000;
 #[derive(Debug, Default)]
 pub(super) struct TokenBook {
     /// Sessions by when their token expires.
-    expiries: BTreeSet<(Millis, ConnId)>,
+    expiries: BTreeSet<(Millis, SessionId)>,
     /// Revoked token ids, with when they may be forgotten.
     jtis: HashMap<String, Millis>,
     /// Per user: tokens issued before this (seconds) are refused; with when it may be forgotten.
@@ -112,7 +112,7 @@ impl TokenBook {
     }
 
     /// Session `session`'s token expires at `at` (replacing what it had).
-    pub(super) fn session_expires(&mut self, session: ConnId, old: Option<Millis>, at: Millis) {
+    pub(super) fn session_expires(&mut self, session: SessionId, old: Option<Millis>, at: Millis) {
         if let Some(old) = old {
             self.expiries.remove(&(old, session));
         }
@@ -120,12 +120,12 @@ impl TokenBook {
     }
 
     /// Session `session` (whose token expired at `at`) is over.
-    pub(super) fn session_ended(&mut self, session: ConnId, at: Millis) {
+    pub(super) fn session_ended(&mut self, session: SessionId, at: Millis) {
         self.expiries.remove(&(at, session));
     }
 
     /// The sessions whose token expired by `now`, taken out of the book.
-    pub(super) fn expired(&mut self, now: Millis) -> Vec<ConnId> {
+    pub(super) fn expired(&mut self, now: Millis) -> Vec<SessionId> {
         let mut expired = Vec::new();
         while let Some(&(at, session)) = self.expiries.first() {
             if at > now {
@@ -166,10 +166,15 @@ impl TokenBook {
 impl Hub {
     /// Ends session `session` for good: its connection (if it has one) gets a goodbye with
     /// `reason` and no reconnecting; its room sees it leave with `reason`.
-    pub(super) fn close_session(&mut self, session: ConnId, reason: Reason, out: &mut Vec<Output>) {
+    pub(super) fn close_session(
+        &mut self,
+        session: SessionId,
+        reason: Reason,
+        out: &mut Vec<Emit>,
+    ) {
         if let Some(transport) = self.sessions.get(session).and_then(|l| l.transport()) {
             self.end_session(session, reason, out);
-            out.push(Output::Close {
+            out.push(Emit::Close {
                 conn: transport,
                 reason,
             });
@@ -179,7 +184,7 @@ impl Hub {
     }
 
     /// Ends the sessions whose token expired (they were not refreshed in time).
-    pub(super) fn expire_tokens(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn expire_tokens(&mut self, out: &mut Vec<Emit>) {
         for session in self.tokens.expired(self.now) {
             self.close_session(session, Reason::TokenExpired, out);
         }
@@ -191,14 +196,14 @@ impl Hub {
     pub(super) fn revoke(
         &mut self,
         revocation: Revocation,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<usize, Refusal> {
         self.tokens.revoke(
             revocation.clone(),
             self.now,
             self.config.max_token_lifetime_ms,
         )?;
-        let mut ended: Vec<ConnId> = self
+        let mut ended: Vec<SessionId> = self
             .sessions
             .ids()
             .filter(|session| revocation.covers(&self.sessions[session].identity))
@@ -214,15 +219,15 @@ impl Hub {
     /// expiry and rights from now on.
     pub(super) fn refresh(
         &mut self,
-        session: ConnId,
+        session: SessionId,
         op: OperationId,
         token: &str,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let identity = self.verify_token(token)?;
         let expires_at = identity.expires_at;
         self.replace_identity(session, identity)?;
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: session,
             frame: ServerFrame::Refreshed { op, expires_at },
         });
@@ -234,7 +239,7 @@ impl Hub {
     /// is in. Changes nothing when refused.
     pub(super) fn replace_identity(
         &mut self,
-        session: ConnId,
+        session: SessionId,
         identity: Identity,
     ) -> Result<(), Refusal> {
         let login = self

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::model::VideoSize;
 
-use super::io::{ConnId, Layer};
+use super::io::{Layer, SessionId};
 
 /// What the server knows of one layer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,9 +40,9 @@ pub(crate) struct VideoLayers {
     /// Per publication id: its layers, in the publisher's order.
     published: BTreeMap<String, Vec<LayerInfo>>,
     /// Per (receiver, publication id): the size the receiver asked for.
-    requests: BTreeMap<(ConnId, String), VideoSize>,
+    requests: BTreeMap<(SessionId, String), VideoSize>,
     /// Per (receiver, publication id): the layer its leg was told to forward last.
-    told: BTreeMap<(ConnId, String), Layer>,
+    told: BTreeMap<(SessionId, String), Layer>,
     /// Per publication id: how many layers (from the smallest) its publisher was last told to
     /// send (dynacast); none told yet: it sends them all.
     sending: BTreeMap<String, usize>,
@@ -66,14 +66,14 @@ impl VideoLayers {
     }
 
     /// Receiver `conn` left the room (or stopped receiving `id` for good, with `Some(id)`).
-    pub(crate) fn forget(&mut self, conn: ConnId, id: Option<&str>) {
-        let keep = |c: &ConnId, p: &String| *c != conn || id.is_some_and(|id| id != p);
+    pub(crate) fn forget(&mut self, conn: SessionId, id: Option<&str>) {
+        let keep = |c: &SessionId, p: &String| *c != conn || id.is_some_and(|id| id != p);
         self.requests.retain(|(c, p), _| keep(c, p));
         self.told.retain(|(c, p), _| keep(c, p));
     }
 
     /// Receiver `conn` asks for publication `id` at most `size`.
-    pub(crate) fn request(&mut self, conn: ConnId, id: &str, size: VideoSize) {
+    pub(crate) fn request(&mut self, conn: SessionId, id: &str, size: VideoSize) {
         self.requests.insert((conn, id.to_owned()), size);
     }
 
@@ -95,7 +95,7 @@ impl VideoLayers {
     }
 
     /// The layer receiver `conn` would ideally get of publication `id`, sent or not.
-    pub(crate) fn ideal(&self, conn: ConnId, id: &str) -> Layer {
+    pub(crate) fn ideal(&self, conn: SessionId, id: &str) -> Layer {
         let Some(layers) = self.published.get(id) else {
             return 0;
         };
@@ -113,7 +113,7 @@ impl VideoLayers {
 
     /// The layer receiver `conn` should get of publication `id` now: the largest being sent no
     /// larger than its ideal, else the smallest being sent (else the ideal).
-    pub(crate) fn choice(&self, conn: ConnId, id: &str) -> Layer {
+    pub(crate) fn choice(&self, conn: SessionId, id: &str) -> Layer {
         let ideal = self.ideal(conn, id);
         let Some(layers) = self.published.get(id) else {
             return ideal;
@@ -129,7 +129,7 @@ impl VideoLayers {
 
     /// What receiver `conn`'s leg of publication `id` should be told now: its layer, if it
     /// differs from what it was told last (a new leg is told its first layer).
-    pub(crate) fn update(&mut self, conn: ConnId, id: &str) -> Option<Layer> {
+    pub(crate) fn update(&mut self, conn: SessionId, id: &str) -> Option<Layer> {
         let layer = self.choice(conn, id);
         let told = self.told.insert((conn, id.to_owned()), layer);
         (told != Some(layer)).then_some(layer)
@@ -142,7 +142,7 @@ impl VideoLayers {
     pub(crate) fn dynacast(
         &mut self,
         id: &str,
-        receivers: impl Iterator<Item = ConnId>,
+        receivers: impl Iterator<Item = SessionId>,
     ) -> Option<usize> {
         let count = self.count(id);
         if count <= 1 {
@@ -187,54 +187,60 @@ mod tests {
         assert!(!v.measured("a/camera", 3, Some(F)));
         assert!(!v.measured("b/camera", 0, Some(F)));
         // Nothing asked: the largest.
-        assert_eq!(v.update(1, "a/camera"), Some(2));
-        assert_eq!(v.update(1, "a/camera"), None);
-        v.request(1, "a/camera", VideoSize::MEDIUM);
-        assert_eq!(v.update(1, "a/camera"), Some(1));
-        v.request(1, "a/camera", VideoSize::new(700, 400));
-        assert_eq!(v.choice(1, "a/camera"), 1);
-        v.request(1, "a/camera", VideoSize::new(100, 100));
-        assert_eq!(v.choice(1, "a/camera"), 0);
-        v.request(1, "a/camera", VideoSize::FULL);
-        assert_eq!(v.choice(1, "a/camera"), 2);
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(2));
+        assert_eq!(v.update(SessionId(1), "a/camera"), None);
+        v.request(SessionId(1), "a/camera", VideoSize::MEDIUM);
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(1));
+        v.request(SessionId(1), "a/camera", VideoSize::new(700, 400));
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 1);
+        v.request(SessionId(1), "a/camera", VideoSize::new(100, 100));
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 0);
+        v.request(SessionId(1), "a/camera", VideoSize::FULL);
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 2);
         // Another receiver is unaffected.
-        assert_eq!(v.choice(2, "a/camera"), 2);
+        assert_eq!(v.choice(SessionId(2), "a/camera"), 2);
     }
 
     #[test]
     fn a_layer_counts_once_its_size_is_known() {
         let mut v = VideoLayers::default();
         v.published("a/camera", 3);
-        v.request(1, "a/camera", VideoSize::MEDIUM);
+        v.request(SessionId(1), "a/camera", VideoSize::MEDIUM);
         // Nothing measured: the top layer, for want of anything better.
-        assert_eq!(v.choice(1, "a/camera"), 2);
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 2);
         v.measured("a/camera", 2, Some(F));
         // Only the largest is known (and too large): the smallest known.
-        assert_eq!(v.choice(1, "a/camera"), 2);
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 2);
         v.measured("a/camera", 1, Some(H));
-        assert_eq!(v.choice(1, "a/camera"), 1);
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 1);
         // A new track of the publication: measured again.
         v.published("a/camera", 3);
-        assert_eq!(v.choice(1, "a/camera"), 2);
+        assert_eq!(v.choice(SessionId(1), "a/camera"), 2);
     }
 
     #[test]
     fn a_stopped_layer_is_replaced_by_the_next_one_sent_but_stays_the_ideal() {
         let mut v = three_measured();
-        v.request(1, "a/camera", VideoSize::LARGE);
-        assert_eq!(v.update(1, "a/camera"), Some(2));
+        v.request(SessionId(1), "a/camera", VideoSize::LARGE);
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(2));
         // The encoder drops the top layer: the middle one, until it comes back.
         assert!(v.measured("a/camera", 2, None));
         assert!(!v.measured("a/camera", 2, None));
-        assert_eq!(v.update(1, "a/camera"), Some(1));
-        assert_eq!(v.ideal(1, "a/camera"), 2);
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(1));
+        assert_eq!(v.ideal(SessionId(1), "a/camera"), 2);
         // Only the top is left: a thumbnail receiver gets it rather than nothing.
         v.measured("a/camera", 0, None);
         v.measured("a/camera", 1, None);
         v.measured("a/camera", 2, Some(F));
-        v.request(2, "a/camera", VideoSize::SMALL);
-        assert_eq!((v.ideal(2, "a/camera"), v.choice(2, "a/camera")), (0, 2));
-        assert_eq!(v.update(1, "a/camera"), Some(2));
+        v.request(SessionId(2), "a/camera", VideoSize::SMALL);
+        assert_eq!(
+            (
+                v.ideal(SessionId(2), "a/camera"),
+                v.choice(SessionId(2), "a/camera")
+            ),
+            (0, 2)
+        );
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(2));
     }
 
     #[test]
@@ -244,30 +250,36 @@ mod tests {
         assert_eq!(v.dynacast("a/camera", [].into_iter()), Some(1));
         assert_eq!(v.dynacast("a/camera", [].into_iter()), None);
         // A receiver that asked nothing wants the largest.
-        assert_eq!(v.dynacast("a/camera", [1].into_iter()), Some(3));
-        v.request(1, "a/camera", VideoSize::MEDIUM);
-        v.request(2, "a/camera", VideoSize::SMALL);
-        assert_eq!(v.dynacast("a/camera", [1, 2].into_iter()), Some(2));
+        assert_eq!(v.dynacast("a/camera", [SessionId(1)].into_iter()), Some(3));
+        v.request(SessionId(1), "a/camera", VideoSize::MEDIUM);
+        v.request(SessionId(2), "a/camera", VideoSize::SMALL);
+        assert_eq!(
+            v.dynacast("a/camera", [SessionId(1), SessionId(2)].into_iter()),
+            Some(2)
+        );
         // A layer the encoder stopped is still wanted (so it comes back).
         v.measured("a/camera", 1, None);
-        assert_eq!(v.dynacast("a/camera", [1, 2].into_iter()), None);
-        assert_eq!(v.dynacast("a/camera", [2].into_iter()), Some(1));
+        assert_eq!(
+            v.dynacast("a/camera", [SessionId(1), SessionId(2)].into_iter()),
+            None
+        );
+        assert_eq!(v.dynacast("a/camera", [SessionId(2)].into_iter()), Some(1));
         // A new track: sizes unknown, every layer is asked for until they are measured.
         v.published("a/camera", 3);
-        assert_eq!(v.dynacast("a/camera", [2].into_iter()), Some(3));
+        assert_eq!(v.dynacast("a/camera", [SessionId(2)].into_iter()), Some(3));
         v.measured("a/camera", 1, Some(H));
-        assert_eq!(v.dynacast("a/camera", [2].into_iter()), Some(1));
+        assert_eq!(v.dynacast("a/camera", [SessionId(2)].into_iter()), Some(1));
     }
 
     #[test]
     fn a_video_without_simulcast_has_one_layer_for_every_request() {
         let mut v = VideoLayers::default();
         v.published("a/camera", 1);
-        v.request(1, "a/camera", VideoSize::SMALL);
-        assert_eq!(v.update(1, "a/camera"), Some(0));
+        v.request(SessionId(1), "a/camera", VideoSize::SMALL);
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(0));
         assert_eq!(v.count("a/camera"), 1);
-        v.forget(1, None);
-        assert_eq!(v.update(1, "a/camera"), Some(0));
+        v.forget(SessionId(1), None);
+        assert_eq!(v.update(SessionId(1), "a/camera"), Some(0));
         v.unpublished("a/camera");
         assert_eq!(v.count("a/camera"), 0);
     }

@@ -72,7 +72,7 @@ impl World {
                             publication.muted
                         );
                     }
-                    let (media, legs) = room.legs_of(*conn);
+                    let (media, legs) = room.legs_of(crate::server::hub::SessionId(*conn));
                     assert!(
                         !settled || self.sfu.legs_of(media) == legs,
                         "device {dev}: the media shell's legs are the core's"

@@ -8,14 +8,14 @@ use crate::model::{InvitationId, OperationId, Participant, Rejection, RoomId, Us
 use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::super::Hub;
-use super::super::io::{ConnId, Output, Refusal, refuse};
+use super::super::io::{Emit, Refusal, SessionId, refuse};
 use super::done;
 
 impl Hub {
     /// `join`: see [`ClientFrame::Join`](crate::protocol::ClientFrame::Join).
     pub(super) fn join_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         room: Option<RoomId>,
         display_name: Option<String>,
@@ -23,7 +23,7 @@ impl Hub {
         video: bool,
         state: String,
         auto_subscribe: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = self.login(conn)?;
         if let Some(current) = &login.room {
@@ -45,13 +45,13 @@ impl Hub {
     /// `invite`: see [`ClientFrame::Invite`](crate::protocol::ClientFrame::Invite).
     pub(super) fn invite_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         callees: Vec<UserId>,
         video: bool,
         extra: String,
         timeout_ms: Option<u64>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.invite(conn, op, callees, video, extra, timeout_ms, out)
@@ -60,10 +60,10 @@ impl Hub {
     /// `cancel_invite`: see [`ClientFrame::CancelInvite`](crate::protocol::ClientFrame::CancelInvite).
     pub(super) fn cancel_invite_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         invitation: InvitationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.cancel_invite(conn, invitation, out)?;
@@ -75,11 +75,11 @@ impl Hub {
     /// `accept_invite`: see [`ClientFrame::AcceptInvite`](crate::protocol::ClientFrame::AcceptInvite).
     pub(super) fn accept_invite_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         invitation: InvitationId,
         video: bool,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.accept_invite(conn, op, invitation, video, out)?;
@@ -90,11 +90,11 @@ impl Hub {
     /// `reject_invite`: see [`ClientFrame::RejectInvite`](crate::protocol::ClientFrame::RejectInvite).
     pub(super) fn reject_invite_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         invitation: InvitationId,
         reason: Rejection,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.reject_invite(conn, invitation, reason, out)?;
@@ -106,10 +106,10 @@ impl Hub {
     /// `refresh`: see [`ClientFrame::Refresh`](crate::protocol::ClientFrame::Refresh).
     pub(super) fn refresh_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         token: String,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.login(conn)?;
         self.refresh(conn, op, &token, out)
@@ -118,12 +118,12 @@ impl Hub {
     /// `revoke`: see [`ClientFrame::Revoke`](crate::protocol::ClientFrame::Revoke).
     pub(super) fn revoke_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         jti: Option<String>,
         user_id: Option<UserId>,
         issued_before: Option<u64>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = self.login(conn)?;
         login.require(login.identity.grants.admin, "revoking tokens")?;
@@ -147,7 +147,7 @@ impl Hub {
         self.revoke(revocation, &mut ended)?;
         match (self.sessions.contains(conn), transport) {
             (true, _) => out.push(done(conn, op, None)),
-            (false, Some(transport)) => out.push(Output::Deliver {
+            (false, Some(transport)) => out.push(Emit::Deliver {
                 to: transport,
                 n: None,
                 frame: std::sync::Arc::new(ServerFrame::Done { op, seq: None }),

@@ -6,18 +6,18 @@ use crate::model::{OperationId, Role, TrackSource, UserId};
 use crate::protocol::{ErrorCode, IceCandidate, MediaConnection};
 
 use super::super::Hub;
-use super::super::io::{ConnId, Output, Refusal, refuse};
+use super::super::io::{Emit, Refusal, SessionId, refuse};
 use super::{MODERATE, PUBLISH, done};
 
 impl Hub {
     /// `publish_offer`: see [`ClientFrame::PublishOffer`](crate::protocol::ClientFrame::PublishOffer).
     pub(super) fn publish_offer_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         sdp: String,
         source: Option<TrackSource>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, Some(PUBLISH))?;
         if self.rooms[&room].member(conn).participant.role == Role::Recorder {
@@ -33,10 +33,10 @@ impl Hub {
     /// `unpublish`: see [`ClientFrame::Unpublish`](crate::protocol::ClientFrame::Unpublish).
     pub(super) fn unpublish_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         source: TrackSource,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         self.with_room(&room, |r, out| r.unpublish(conn, source, out), out)?;
@@ -48,12 +48,12 @@ impl Hub {
     /// (`user_id`) is moderation.
     pub(super) fn mute_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         source: TrackSource,
         muted: bool,
         user_id: Option<UserId>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         match user_id {
             None => {
@@ -77,11 +77,11 @@ impl Hub {
     /// `subscribe_answer`: see [`ClientFrame::SubscribeAnswer`](crate::protocol::ClientFrame::SubscribeAnswer).
     pub(super) fn subscribe_answer_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         negotiation: u64,
         sdp: String,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         self.with_room(
@@ -94,10 +94,10 @@ impl Hub {
     /// `ice_candidate`: see [`ClientFrame::IceCandidate`](crate::protocol::ClientFrame::IceCandidate).
     pub(super) fn ice_candidate_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         connection: MediaConnection,
         candidate: IceCandidate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         self.with_room(
@@ -110,9 +110,9 @@ impl Hub {
     /// `media_interrupted`: see [`ClientFrame::MediaInterrupted`](crate::protocol::ClientFrame::MediaInterrupted).
     pub(super) fn media_interrupted_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         connection: MediaConnection,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.media_interrupted_by(conn, connection, out)
     }
@@ -120,10 +120,10 @@ impl Hub {
     /// `subscribe`: see [`ClientFrame::Subscribe`](crate::protocol::ClientFrame::Subscribe).
     pub(super) fn subscribe_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         publication: String,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         self.with_room(&room, |r, out| r.subscribe(conn, &publication, out), out)?;
@@ -134,10 +134,10 @@ impl Hub {
     /// `unsubscribe`: see [`ClientFrame::Unsubscribe`](crate::protocol::ClientFrame::Unsubscribe).
     pub(super) fn unsubscribe_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         publication: String,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         self.with_room(&room, |r, out| r.unsubscribe(conn, &publication, out), out)?;
@@ -148,12 +148,12 @@ impl Hub {
     /// `request_video`: see [`ClientFrame::RequestVideo`](crate::protocol::ClientFrame::RequestVideo).
     pub(super) fn request_video_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         publication: String,
         width: u32,
         height: u32,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         let size = crate::model::VideoSize::new(width, height);

@@ -12,7 +12,7 @@ mod media;
 mod recording;
 mod room;
 
-use super::io::{ConnId, Output, Refusal, refuse};
+use super::io::{Emit, Refusal, SessionId, refuse};
 use super::{Hub, Login};
 
 /// A token grant a request needs, and how a refusal names it.
@@ -30,14 +30,15 @@ impl Hub {
     /// Handles one decoded frame from `conn`.
     pub(super) fn frame(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         frame: ClientFrame,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         match frame {
-            ClientFrame::Hello { version, token } => self.hello(conn, version, &token, out),
             // The session layer's own (`sessions.rs`), handled before a frame gets here.
-            ClientFrame::Resume { .. } | ClientFrame::Ping { .. } => Ok(()),
+            ClientFrame::Hello { .. } | ClientFrame::Resume { .. } | ClientFrame::Ping { .. } => {
+                Ok(())
+            }
 
             // A login is enough.
             ClientFrame::Join {
@@ -161,14 +162,14 @@ impl Hub {
     }
 
     /// `conn`'s login, or a refusal.
-    fn login(&self, conn: ConnId) -> Result<&Login, Refusal> {
+    fn login(&self, conn: SessionId) -> Result<&Login, Refusal> {
         self.sessions
             .get(conn)
             .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "send hello first"))
     }
 
     /// The room `conn` hosts with the `moderate` grant (bans), or a refusal.
-    fn host_room(&self, conn: ConnId, what: &str) -> Result<RoomId, Refusal> {
+    fn host_room(&self, conn: SessionId, what: &str) -> Result<RoomId, Refusal> {
         let room = self.room_of_member(conn, Some(MODERATE))?;
         self.rooms[&room].require_host(conn, what)?;
         Ok(room)
@@ -177,7 +178,7 @@ impl Hub {
     /// The room `conn` is in, checking `grant` if the request needs one.
     pub(super) fn room_of_member(
         &self,
-        conn: ConnId,
+        conn: SessionId,
         grant: Option<Grant>,
     ) -> Result<RoomId, Refusal> {
         let login = self.login(conn)?;
@@ -192,8 +193,8 @@ impl Hub {
 }
 
 /// The `done` answer to request `op` of `conn` (with the room event's `seq` it made, if any).
-fn done(conn: ConnId, op: OperationId, seq: Option<u64>) -> Output {
-    Output::Send {
+fn done(conn: SessionId, op: OperationId, seq: Option<u64>) -> Emit {
+    Emit::Send {
         to: conn,
         frame: ServerFrame::Done { op, seq },
     }

@@ -5,17 +5,17 @@ use crate::model::{OperationId, RecordingId, RecordingOptions};
 use crate::protocol::RecorderReport;
 
 use super::super::Hub;
-use super::super::io::{ConnId, Output, Refusal};
+use super::super::io::{Emit, Refusal, SessionId};
 use super::{RECORD, done};
 
 impl Hub {
     /// `start_recording`: see [`ClientFrame::StartRecording`](crate::protocol::ClientFrame::StartRecording).
     pub(super) fn start_recording_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         options: RecordingOptions,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, Some(RECORD))?;
         self.rooms[&room].require_host(conn, "record")?;
@@ -28,9 +28,9 @@ impl Hub {
     /// `stop_recording`: see [`ClientFrame::StopRecording`](crate::protocol::ClientFrame::StopRecording).
     pub(super) fn stop_recording_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, Some(RECORD))?;
         self.rooms[&room].require_host(conn, "record")?;
@@ -43,9 +43,9 @@ impl Hub {
     /// `recorder_ready`: see [`ClientFrame::RecorderReady`](crate::protocol::ClientFrame::RecorderReady).
     pub(super) fn recorder_ready_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = self.login(conn)?;
         login.require(login.identity.grants.recorder, "recording jobs")?;
@@ -57,10 +57,10 @@ impl Hub {
     /// `recorder_join`: see [`ClientFrame::RecorderJoin`](crate::protocol::ClientFrame::RecorderJoin).
     pub(super) fn recorder_join_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         recording: RecordingId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = self.login(conn)?;
         login.require(login.identity.grants.recorder, "recording jobs")?;
@@ -70,10 +70,10 @@ impl Hub {
     /// `recording_report`: see [`ClientFrame::RecordingReport`](crate::protocol::ClientFrame::RecordingReport).
     pub(super) fn recording_report_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         recording: RecordingId,
         report: RecorderReport,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let login = self.login(conn)?;
         login.require(login.identity.grants.recorder, "recording jobs")?;

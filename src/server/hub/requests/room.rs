@@ -8,16 +8,16 @@ use crate::model::{
 use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::super::Hub;
-use super::super::io::{ConnId, Output, Refusal, refuse};
+use super::super::io::{Emit, Refusal, SessionId, refuse};
 use super::{MESSAGE, MODERATE, done};
 
 impl Hub {
     /// `leave`: see [`ClientFrame::Leave`](crate::protocol::ClientFrame::Leave).
     pub(super) fn leave_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         self.room_of_member(conn, None)?;
         self.leave_room(conn, Reason::Quit, out);
@@ -28,9 +28,9 @@ impl Hub {
     /// `end`: see [`ClientFrame::End`](crate::protocol::ClientFrame::End).
     pub(super) fn end_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, Some(MODERATE))?;
         self.rooms[&room].require_host(conn, "end the call")?;
@@ -43,11 +43,11 @@ impl Hub {
     /// `kick`: see [`ClientFrame::Kick`](crate::protocol::ClientFrame::Kick).
     pub(super) fn kick_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         user_id: UserId,
         ban: Option<BanTerm>,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = match ban {
             Some(_) => self.host_room(conn, "ban")?,
@@ -82,10 +82,10 @@ impl Hub {
     /// `unban`: see [`ClientFrame::Unban`](crate::protocol::ClientFrame::Unban).
     pub(super) fn unban_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         user_id: UserId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.host_room(conn, "unban")?;
         if !self.bans.remove(&room, &user_id) {
@@ -101,13 +101,13 @@ impl Hub {
     /// `list_bans`: see [`ClientFrame::ListBans`](crate::protocol::ClientFrame::ListBans).
     pub(super) fn list_bans_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.host_room(conn, "list bans")?;
         let bans = self.bans.list(&room, self.now);
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: conn,
             frame: ServerFrame::Bans { op, room, bans },
         });
@@ -117,11 +117,11 @@ impl Hub {
     /// `set_role`: see [`ClientFrame::SetRole`](crate::protocol::ClientFrame::SetRole).
     pub(super) fn set_role_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         user_id: UserId,
         role: Role,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, Some(MODERATE))?;
         self.with_room(&room, |r, out| r.set_role(conn, &user_id, role, out), out)?;
@@ -132,10 +132,10 @@ impl Hub {
     /// `update`: see [`ClientFrame::Update`](crate::protocol::ClientFrame::Update).
     pub(super) fn update_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         update: ParticipantUpdate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         self.with_room(&room, |r, out| r.update(conn, update, out), out)?;
@@ -146,10 +146,10 @@ impl Hub {
     /// `set_properties`: see [`ClientFrame::SetProperties`](crate::protocol::ClientFrame::SetProperties).
     pub(super) fn set_properties_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         update: PropertyUpdate,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, None)?;
         let login = self.login(conn)?;
@@ -181,12 +181,12 @@ impl Hub {
     /// `send_message`: see [`ClientFrame::SendMessage`](crate::protocol::ClientFrame::SendMessage).
     pub(super) fn send_message_request(
         &mut self,
-        conn: ConnId,
+        conn: SessionId,
         op: OperationId,
         to: Option<UserId>,
         content_type: Text,
         content: Text,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), Refusal> {
         let room = self.room_of_member(conn, Some(MESSAGE))?;
         let seq = self.with_room(

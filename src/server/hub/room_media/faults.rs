@@ -6,7 +6,7 @@
 use crate::model::{Reason, TrackSource};
 use crate::protocol::{ErrorCode, MediaConnection, ServerFrame};
 
-use super::super::io::{ConnId, MediaAction, MediaId, Millis, Output};
+use super::super::io::{Emit, MediaAction, MediaId, Millis, SessionId};
 use super::super::negotiation::{command, op_failed};
 use super::super::room::Room;
 use super::request_keyframe;
@@ -24,7 +24,7 @@ impl Room {
         connection: MediaConnection,
         until: Millis,
         grace_ms: Millis,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) -> bool {
         let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
             return false;
@@ -43,7 +43,7 @@ impl Room {
             }
         };
         if fresh {
-            out.push(Output::Send {
+            out.push(Emit::Send {
                 to: member.conn,
                 frame: ServerFrame::MediaInterrupted {
                     connection,
@@ -62,7 +62,7 @@ impl Room {
         &mut self,
         i: usize,
         connection: MediaConnection,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let conn = self.members[i].conn;
         match connection {
@@ -106,7 +106,7 @@ impl Room {
         media: MediaId,
         connection: MediaConnection,
         until: Millis,
-        out: &mut Vec<Output>,
+        out: &mut Vec<Emit>,
     ) {
         let Some(i) = self.members.iter().position(|m| m.key.media == media) else {
             return;
@@ -149,7 +149,7 @@ impl Room {
                         "the receiving connection failed",
                     ));
                 }
-                let take = |set: &mut std::collections::BTreeSet<(ConnId, String)>| {
+                let take = |set: &mut std::collections::BTreeSet<(SessionId, String)>| {
                     let (mine, others) = std::mem::take(set)
                         .into_iter()
                         .partition::<std::collections::BTreeSet<_>, _>(|(c, _)| *c == conn);
@@ -172,7 +172,7 @@ impl Room {
                 }
             }
         }
-        out.push(Output::Send {
+        out.push(Emit::Send {
             to: conn,
             frame: ServerFrame::MediaLost {
                 connection,
