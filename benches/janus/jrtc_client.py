@@ -90,7 +90,17 @@ async def add_candidate(pc, frame):
     await pc.addIceCandidate(candidate)
 
 
-class Publisher:
+class Member:
+    """What both members share: a peer connection, a signaling socket, a task reading it."""
+
+    async def close(self):
+        if self.task:
+            self.task.cancel()
+        await self.pc.close()
+        await self.signaling.close()
+
+
+class Publisher(Member):
     """The publishing member: one camera track of pre-encoded VP8."""
 
     def __init__(self, url, token, track, counter):
@@ -130,14 +140,8 @@ class Publisher:
             elif frame["type"] == "error":
                 common.log(f"server error: {frame}")
 
-    async def close(self):
-        if self.task:
-            self.task.cancel()
-        await self.pc.close()
-        await self.signaling.close()
 
-
-class Subscriber:
+class Subscriber(Member):
     """A receiving member whose RTP is counted, not decoded."""
 
     def __init__(self, url, token):
@@ -171,9 +175,3 @@ class Subscriber:
                 await add_candidate(self.pc, frame)
             elif kind == "error":
                 common.log(f"server error: {frame}")
-
-    async def close(self):
-        if self.task:
-            self.task.cancel()
-        await self.pc.close()
-        await self.signaling.close()

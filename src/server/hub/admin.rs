@@ -364,10 +364,11 @@ impl Hub {
             ("stopping", 0),
             ("failed", 0),
         ];
+        let (sessions, lost_sessions, logged_in) = self.sessions.counts();
         let mut stats = HubStats {
-            sessions: self.sessions.counts().0,
-            lost_sessions: self.sessions.counts().1,
-            logged_in: self.sessions.counts().2,
+            sessions,
+            lost_sessions,
+            logged_in,
             rooms: self.rooms.len(),
             recorders: self.recorders.agents(),
             counted: self.counted,

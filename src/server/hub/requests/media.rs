@@ -30,20 +30,6 @@ impl Hub {
         )
     }
 
-    /// `unpublish`: see [`ClientFrame::Unpublish`](crate::protocol::ClientFrame::Unpublish).
-    pub(super) fn unpublish_request(
-        &mut self,
-        conn: SessionId,
-        op: OperationId,
-        source: TrackSource,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        let room = self.room_of_member(conn, None)?;
-        self.with_room(&room, |r, out| r.unpublish(conn, source, out), out)?;
-        out.push(done(conn, op, None));
-        Ok(())
-    }
-
     /// `mute`: see [`ClientFrame::Mute`](crate::protocol::ClientFrame::Mute). One's own track needs no grant; someone else's
     /// (`user_id`) is moderation.
     pub(super) fn mute_request(
@@ -105,64 +91,5 @@ impl Hub {
             |r, out| r.remote_candidate(conn, connection, candidate, out),
             out,
         )
-    }
-
-    /// `media_interrupted`: see [`ClientFrame::MediaInterrupted`](crate::protocol::ClientFrame::MediaInterrupted).
-    pub(super) fn media_interrupted_request(
-        &mut self,
-        conn: SessionId,
-        connection: MediaConnection,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        self.media_interrupted_by(conn, connection, out)
-    }
-
-    /// `subscribe`: see [`ClientFrame::Subscribe`](crate::protocol::ClientFrame::Subscribe).
-    pub(super) fn subscribe_request(
-        &mut self,
-        conn: SessionId,
-        op: OperationId,
-        publication: String,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        let room = self.room_of_member(conn, None)?;
-        self.with_room(&room, |r, out| r.subscribe(conn, &publication, out), out)?;
-        out.push(done(conn, op, None));
-        Ok(())
-    }
-
-    /// `unsubscribe`: see [`ClientFrame::Unsubscribe`](crate::protocol::ClientFrame::Unsubscribe).
-    pub(super) fn unsubscribe_request(
-        &mut self,
-        conn: SessionId,
-        op: OperationId,
-        publication: String,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        let room = self.room_of_member(conn, None)?;
-        self.with_room(&room, |r, out| r.unsubscribe(conn, &publication, out), out)?;
-        out.push(done(conn, op, None));
-        Ok(())
-    }
-
-    /// `request_video`: see [`ClientFrame::RequestVideo`](crate::protocol::ClientFrame::RequestVideo).
-    pub(super) fn request_video_request(
-        &mut self,
-        conn: SessionId,
-        op: OperationId,
-        publication: String,
-        width: u32,
-        height: u32,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        let room = self.room_of_member(conn, None)?;
-        let size = crate::model::VideoSize::new(width, height);
-        self.with_room(
-            &room,
-            |r, out| r.request_video(conn, &publication, size, out),
-            out,
-        )?;
-        out.push(done(conn, op, None));
-        Ok(())
     }
 }

@@ -13,6 +13,7 @@ mod recording;
 mod room;
 
 use super::io::{Emit, Refusal, SessionId, refuse};
+use super::room::Room;
 use super::{Hub, Login};
 
 /// A token grant a request needs, and how a refusal names it.
@@ -98,9 +99,12 @@ impl Hub {
             ClientFrame::Unban { op, user_id } => self.unban_request(conn, op, user_id, out),
             ClientFrame::ListBans { op } => self.list_bans_request(conn, op, out),
             ClientFrame::SetRole { op, user_id, role } => {
-                self.set_role_request(conn, op, user_id, role, out)
+                let f = |r: &mut Room, out: &mut Vec<Emit>| r.set_role(conn, &user_id, role, out);
+                self.in_room(conn, op, Some(MODERATE), f, out)
             }
-            ClientFrame::Update { op, update } => self.update_request(conn, op, update, out),
+            ClientFrame::Update { op, update } => {
+                self.in_room(conn, op, None, |r, out| r.update(conn, update, out), out)
+            }
             ClientFrame::SetProperties { op, update } => {
                 self.set_properties_request(conn, op, update, out)
             }
@@ -115,7 +119,9 @@ impl Hub {
             ClientFrame::PublishOffer { op, sdp, source } => {
                 self.publish_offer_request(conn, op, sdp, source, out)
             }
-            ClientFrame::Unpublish { op, source } => self.unpublish_request(conn, op, source, out),
+            ClientFrame::Unpublish { op, source } => {
+                self.in_room(conn, op, None, |r, out| r.unpublish(conn, source, out), out)
+            }
             ClientFrame::Mute {
                 op,
                 source,
@@ -132,20 +138,31 @@ impl Hub {
                 candidate,
             } => self.ice_candidate_request(conn, connection, candidate, out),
             ClientFrame::MediaInterrupted { connection } => {
-                self.media_interrupted_request(conn, connection, out)
+                self.media_interrupted_by(conn, connection, out)
             }
-            ClientFrame::Subscribe { op, publication } => {
-                self.subscribe_request(conn, op, publication, out)
-            }
+            ClientFrame::Subscribe { op, publication } => self.in_room(
+                conn,
+                op,
+                None,
+                |r, out| r.subscribe(conn, &publication, out),
+                out,
+            ),
             ClientFrame::Unsubscribe { op, publication } => {
-                self.unsubscribe_request(conn, op, publication, out)
+                let f = |r: &mut Room, out: &mut Vec<Emit>| r.unsubscribe(conn, &publication, out);
+                self.in_room(conn, op, None, f, out)
             }
             ClientFrame::RequestVideo {
                 op,
                 publication,
                 width,
                 height,
-            } => self.request_video_request(conn, op, publication, width, height, out),
+            } => {
+                let size = crate::model::VideoSize::new(width, height);
+                let f = |r: &mut Room, out: &mut Vec<Emit>| {
+                    r.request_video(conn, &publication, size, out)
+                };
+                self.in_room(conn, op, None, f, out)
+            }
             // Recording.
             ClientFrame::StartRecording { op, options } => {
                 self.start_recording_request(conn, op, options, out)
@@ -159,6 +176,22 @@ impl Hub {
                 self.recording_report_request(conn, recording, report, out)
             }
         }
+    }
+
+    /// A request the member's room carries out with nothing else to check: the member is in a
+    /// room (with `grant`, if one is needed), the room does `f`, and the answer is `done`.
+    fn in_room(
+        &mut self,
+        conn: SessionId,
+        op: OperationId,
+        grant: Option<Grant>,
+        f: impl FnOnce(&mut Room, &mut Vec<Emit>) -> Result<(), Refusal>,
+        out: &mut Vec<Emit>,
+    ) -> Result<(), Refusal> {
+        let room = self.room_of_member(conn, grant)?;
+        self.with_room(&room, f, out)?;
+        out.push(done(conn, op, None));
+        Ok(())
     }
 
     /// `conn`'s login, or a refusal.

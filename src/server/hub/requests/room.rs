@@ -2,9 +2,7 @@
 //! own state, properties, messages.
 //! Each handler checks what its request needs and carries it out; `mod.rs` dispatches.
 
-use crate::model::{
-    BanTerm, OperationId, ParticipantUpdate, PropertyUpdate, Reason, Role, Text, UserId,
-};
+use crate::model::{BanTerm, OperationId, PropertyUpdate, Reason, Text, UserId};
 use crate::protocol::{ErrorCode, ServerFrame};
 
 use super::super::Hub;
@@ -111,35 +109,6 @@ impl Hub {
             to: conn,
             frame: ServerFrame::Bans { op, room, bans },
         });
-        Ok(())
-    }
-
-    /// `set_role`: see [`ClientFrame::SetRole`](crate::protocol::ClientFrame::SetRole).
-    pub(super) fn set_role_request(
-        &mut self,
-        conn: SessionId,
-        op: OperationId,
-        user_id: UserId,
-        role: Role,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        let room = self.room_of_member(conn, Some(MODERATE))?;
-        self.with_room(&room, |r, out| r.set_role(conn, &user_id, role, out), out)?;
-        out.push(done(conn, op, None));
-        Ok(())
-    }
-
-    /// `update`: see [`ClientFrame::Update`](crate::protocol::ClientFrame::Update).
-    pub(super) fn update_request(
-        &mut self,
-        conn: SessionId,
-        op: OperationId,
-        update: ParticipantUpdate,
-        out: &mut Vec<Emit>,
-    ) -> Result<(), Refusal> {
-        let room = self.room_of_member(conn, None)?;
-        self.with_room(&room, |r, out| r.update(conn, update, out), out)?;
-        out.push(done(conn, op, None));
         Ok(())
     }
 
