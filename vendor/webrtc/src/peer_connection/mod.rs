@@ -1009,7 +1009,9 @@ impl PeerConnectionRef {
         let mut cx = std::task::Context::from_waker(waker);
         let mut deferred = Vec::new();
         while let Some(msg) = core.poll_write() {
+            // What needs the driver's handling (TCP framing, an ECN mark to set) is left to it.
             let socket = (msg.transport.transport_protocol == TransportProtocol::UDP
+                && msg.transport.ecn.is_none()
                 && deferred.is_empty())
             .then(|| sockets.get(&msg.transport.local_addr))
             .flatten();
